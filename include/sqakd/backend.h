@@ -1,0 +1,158 @@
+/* backend.h: the op table. The graph, training loops, metrics and checkpoints are written once
+   against this table; the CPU backend (kernels/cpu) and the CUDA backend (kernels/cuda) fill it.
+
+   Conventions for every op:
+   - All float/int pointers are in the backend's memory (host memory for the CPU backend, device
+     memory for CUDA). Layout is NCHW, row-major, float32.
+   - Forward ops OVERWRITE their outputs.
+   - Backward ops ACCUMULATE (+=) into every gradient output (input gradients and parameter
+     gradients alike). A NULL gradient pointer means "not needed": skip it. Callers zero gradient
+     buffers once per step, so fan-out (residual connections) needs no special handling.
+   - Scalars that the training step produces (loss, correct counts) are written to backend memory
+     and read back by the host only every N steps (no host sync inside a step). */
+#ifndef SQAKD_BACKEND_H
+#define SQAKD_BACKEND_H
+
+#include "sqakd/common.h"
+#include "sqakd/quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct sq_conv_shape {
+    int n, c, h, w;    /* input (N, C, H, W) */
+    int k;             /* output channels */
+    int r, s;          /* kernel height, width */
+    int stride, pad;   /* same in both dimensions; dilation is 1 */
+    int groups;        /* 1 = dense, c = depthwise (c == groups, k multiple of groups) */
+    int oh, ow;        /* derived by sq_conv_shape_init */
+} sq_conv_shape;
+
+/* Fills derived fields; returns SQ_EARG (with message) on an impossible shape. */
+sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int k, int r, int s,
+                             int stride, int pad, int groups);
+
+typedef enum { SQ_ACT_RELU = 0, SQ_ACT_RELU6 = 1 } sq_act_kind;
+typedef enum { SQ_POOL_MAX = 0, SQ_POOL_AVG = 1 } sq_pool_kind;
+
+typedef struct sq_backend {
+    const char *name;   /* "cpu" or "cuda" */
+    int is_device;      /* 1 when pointers are not host-addressable */
+
+    /* ---- memory ---- */
+    void *(*alloc)(size_t bytes);                 /* zeroed; NULL on failure */
+    void (*free)(void *p);
+    void (*memset0)(void *p, size_t bytes);
+    void (*copy_h2d)(void *dst, const void *src, size_t bytes);
+    void (*copy_d2h)(void *dst, const void *src, size_t bytes);
+    void (*copy_d2d)(void *dst, const void *src, size_t bytes);
+    void (*sync)(void);
+    void (*set_threads)(int threads);             /* CPU: OpenMP/BLAS threads; CUDA: no-op */
+
+    /* ---- convolution ---- (workspace: ws of conv_ws_bytes(cs) bytes, owned by the caller) */
+    size_t (*conv_ws_bytes)(const sq_conv_shape *cs);
+    void (*conv2d_fwd)(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                       float *y, void *ws);
+    /* x (N,C,H,W), w (K,C/groups,R,S), gy (N,K,OH,OW); gx, gw, gb accumulate; any may be NULL */
+    void (*conv2d_bwd)(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
+                       float *gx, float *gw, float *gb, void *ws);
+
+    /* ---- batch norm ---- (x viewed as (N, C, HW); HW = 1 for BatchNorm1d)
+       train: batch mean/biased var normalise; running stats updated with momentum and the
+       UNBIASED variance (PyTorch semantics); save_mean/save_invstd (C) kept for backward. */
+    void (*bn_fwd_train)(int n, int c, int hw, const float *x, const float *gamma,
+                         const float *beta, float *run_mean, float *run_var, float momentum,
+                         float eps, float *y, float *save_mean, float *save_invstd);
+    void (*bn_fwd_eval)(int n, int c, int hw, const float *x, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var, float eps,
+                        float *y);
+    void (*bn_bwd)(int n, int c, int hw, const float *x, const float *gy, const float *gamma,
+                   const float *save_mean, const float *save_invstd, float *gx, float *ggamma,
+                   float *gbeta);
+
+    /* ---- elementwise ---- */
+    void (*act_fwd)(sq_act_kind kind, size_t n, const float *x, float *y);
+    void (*act_bwd)(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
+    void (*add_fwd)(size_t n, const float *a, const float *b, float *y);      /* y = a + b */
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);            /* y += alpha*x */
+    void (*scale)(size_t n, float alpha, float *x);                           /* x *= alpha */
+    void (*fill)(size_t n, float v, float *x);
+
+    /* ---- pooling ----  max: argmax (int32, same size as y) saved for backward.
+       avg: count_include_pad = true (PyTorch default). */
+    void (*pool_fwd)(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                     const float *x, float *y, int32_t *argmax);
+    void (*pool_bwd)(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                     const float *gy, const int32_t *argmax, float *gx);
+    void (*gap_fwd)(int n, int c, int hw, const float *x, float *y);          /* y (N, C) */
+    void (*gap_bwd)(int n, int c, int hw, const float *gy, float *gx);
+
+    /* ---- linear ---- x (N, IN), w (OUT, IN) as PyTorch, b (OUT) may be NULL, y (N, OUT) */
+    void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b,
+                       float *y);
+    void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *gy,
+                       float *gx, float *gw, float *gb);
+
+    /* ---- structural ---- */
+    /* option-A shortcut: y (N, K, ceil(H/2), ceil(W/2)) = x[:, :, ::2, ::2] zero-padded with
+       (K - C)/2 channels on each side */
+    void (*shortcut_a_fwd)(int n, int c, int h, int w, int k, const float *x, float *y);
+    void (*shortcut_a_bwd)(int n, int c, int h, int w, int k, const float *gy, float *gx);
+    /* y (N, C1 + C2, HW) = cat(a (N, C1, HW), b (N, C2, HW)) */
+    void (*concat_fwd)(int n, int c1, int c2, int hw, const float *a, const float *b, float *y);
+    void (*concat_bwd)(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb);
+    /* ShuffleNet channel shuffle: view (N, G, C/G, HW) -> transpose(1, 2) */
+    void (*shuffle_fwd)(int n, int c, int hw, int groups, const float *x, float *y);
+    void (*shuffle_bwd)(int n, int c, int hw, int groups, const float *gy, float *gx);
+    /* inverted dropout; mask (uint8) written by fwd from (seed, element index) */
+    void (*dropout_fwd)(size_t n, float p, uint64_t seed, const float *x, float *y,
+                        uint8_t *mask);
+    void (*dropout_bwd)(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
+
+    /* ---- losses ---- (loss written to *loss, a backend-memory float; glogits OVERWRITTEN) */
+    /* mean softmax cross-entropy over the batch; glogits = scale * (softmax - onehot) / n */
+    void (*softmax_ce)(int n, int k, const float *logits, const int32_t *labels, float scale,
+                       float *loss, float *glogits);
+    /* method.md section 2: L = alpha T^2 / n * sum KL(P_T || P_S); gzs = alpha T/n (P_S - P_T).
+       gzs may be NULL (evaluation: loss only). */
+    void (*kl_fwd_bwd)(int n, int k, const float *zt, const float *zs, float T, float alpha,
+                       float *loss, float *gzs);
+    /* argmax over k per row -> out (N) int32 */
+    void (*argmax)(int n, int k, const float *z, int32_t *out);
+
+    /* ---- fake quantization ---- (math: sqakd/quant_math.h; cfg is host memory)
+       qp: this tensor's quantizer parameters (sq_quant_nparams(cfg) floats, backend memory).
+       scratch: SQ_QUANT_SCRATCH floats of backend memory for reductions (e.g. DoReFa max|tanh|),
+       written by fwd and read by bwd. y may equal x only if bwd is not needed.
+       bwd: gy is the gradient w.r.t. y; gx and gqp accumulate. */
+    void (*fakequant_fwd)(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                          float *y, float *scratch);
+    void (*fakequant_bwd)(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                          const float *gy, float *gx, float *gqp, float *scratch);
+    /* output scale (ewgs): y = |s| z;  bwd: gz += |s| gy; gs += sign(s) sum(gy z)  (s: 1 float) */
+    void (*absscale_fwd)(size_t n, const float *s, const float *z, float *y);
+    void (*absscale_bwd)(size_t n, const float *s, const float *z, const float *gy, float *gz,
+                         float *gs);
+
+    /* ---- optimizers ---- one fused pass over a whole buffer ----
+       sgd (PyTorch): d = g + wd p; m = mom m + d; p -= lr m
+       adam (L2): d = g + wd p; m = b1 m + (1-b1) d; v = b2 v + (1-b2) d^2;
+                  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)          t >= 1 */
+    void (*sgd_step)(size_t n, float *p, const float *g, float *m, float lr, float momentum,
+                     float wd);
+    void (*adam_step)(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                      float b2, float eps, float wd, int t);
+} sq_backend;
+
+/* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error
+   set) when built without CUDA or when no GPU is present. */
+const sq_backend *sq_backend_cpu(void);
+const sq_backend *sq_backend_cuda(void);
+/* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
+const sq_backend *sq_backend_get(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

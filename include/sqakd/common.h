@@ -1,0 +1,40 @@
+/* common.h: status codes, error reporting and small portability macros shared by every module. */
+#ifndef SQAKD_COMMON_H
+#define SQAKD_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sq_status {
+    SQ_OK = 0,
+    SQ_EIO,       /* file missing, unreadable, unwritable */
+    SQ_EFORMAT,   /* file present but corrupt, truncated or of the wrong kind */
+    SQ_EARG,      /* bad argument: flag value, shape mismatch, unknown name */
+    SQ_ENOMEM,    /* host or device allocation failed */
+    SQ_EDEVICE,   /* no device, or a device/library call failed */
+    SQ_ENUMERIC   /* non-finite loss or value */
+} sq_status;
+
+/* Thread-local last error message; library functions that fail set it and return a status.
+   The CLI prints it as one line. */
+void sq_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *sq_last_error(void);
+const char *sq_status_str(sq_status s);
+
+/* Allocation helpers that abort only on genuine out-of-memory of tiny host structures. */
+void *sq_xmalloc(size_t n);
+void *sq_xcalloc(size_t n, size_t sz);
+
+/* Round up to a multiple of 256 bytes-worth of floats (64 floats). */
+static inline size_t sq_pad64(size_t nfloats) { return (nfloats + 63) & ~(size_t)63; }
+
+double sq_now(void); /* monotonic seconds */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages sqakd needs, only those missing; silent when all are present.
+set -euo pipefail
+need=(build-essential libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev libjpeg-dev
+      dataset-fashion-mnist)
+[ "${SQAKD_WITH_TORCH:-0}" = 1 ] && need+=(python3-torch python3-numpy)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "sqakd: installing missing packages: ${missing[*]}"
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
