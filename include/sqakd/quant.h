@@ -10,6 +10,9 @@
 #ifndef SQAKD_QUANT_H
 #define SQAKD_QUANT_H
 
+#include <stddef.h>
+#include "sqakd/common.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -49,6 +52,24 @@ static inline int sq_quant_nparams(const sq_quant_cfg *c)
 /* "ewgs" | "pact" | "lsq" | "dorefa" | "none" -> kind; returns -1 if unknown */
 int sq_quant_kind_parse(const char *name);
 const char *sq_quant_kind_name(sq_quant_kind k);
+
+/* Validates a configuration: known kind and role, bits 1..8 (unless kind is none), delta finite and
+   >= 0, grad_numel >= 0. SQ_EARG with a message otherwise. */
+sq_status sq_quant_cfg_check(const sq_quant_cfg *cfg);
+
+/* Number of distinct output levels, 2^bits (0 for SQ_QUANT_NONE: not quantized). */
+int sq_quant_levels(const sq_quant_cfg *cfg);
+
+/* Initial quantizer parameters from HOST data (method.md 3.2-3.5); writes sq_quant_nparams(cfg)
+   floats to qp (nothing for kinds without parameters).
+   weight: EWGS uW = 3 std(w), lW = -3 std(w) (unbiased std); LSQ s = 2 mean|w| / sqrt(Qp).
+   act:    EWGS uA = 3 std(x)/sqrt(1 - 2/pi), lA = min(x); PACT alpha = 3 std(x)/sqrt(1 - 2/pi)
+           (the EWGS upper bound, lower bound fixed at 0; 6 when std(x) is 0);
+           LSQ s = 2 mean|x| / sqrt(Qp).
+   Degenerate data (zero std, or zero mean|.|) falls back to [lW, uW] = [-1, 1],
+   uA = lA + 1, alpha = 6, s = 1, so the first step never divides by zero. */
+void sq_quant_init_weight(const sq_quant_cfg *cfg, const float *w, size_t n, float *qp);
+void sq_quant_init_act(const sq_quant_cfg *cfg, const float *x, size_t n, float *qp);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,122 @@
-/* fakequant.c: CPU fake-quantization ops (placeholder until the quantizer work lands). */
+/* fakequant.c: CPU fake-quantization ops (forward, backward) for every quantizer kind and role, and
+   the EWGS output scale y = |s| z. The per-element math is in sqakd/quant_math.h (shared with CUDA).
+   Parameter-gradient sums are deterministic: the tensor is cut into a fixed number of static
+   chunks (independent of the thread count), each chunk is summed in order in double, and the
+   chunk partials are added in chunk order. */
+#include <string.h>
 #include "cpu_ops.h"
+#include "sqakd/quant_math.h"
+
+#define SQ_FQ_CHUNKS 64     /* fixed reduction chunks: results do not depend on the thread count */
+#define SQ_FQ_SERIAL 16384  /* below this many elements, stay on one thread */
+
+static void fq_chunk(size_t n, int k, size_t *b, size_t *e)
+{
+    *b = n * (size_t)k / SQ_FQ_CHUNKS;
+    *e = n * (size_t)(k + 1) / SQ_FQ_CHUNKS;
+}
+
+/* max |tanh(x)| over the tensor (order-independent, hence deterministic) */
+static float fq_maxabs_tanh(size_t n, const float *x)
+{
+    float m = 0.0f;
+#pragma omp parallel for schedule(static) reduction(max : m) if (n > SQ_FQ_SERIAL)
+    for (size_t i = 0; i < n; i++) {
+        float t = fabsf(tanhf(x[i]));
+        if (t > m) m = t;
+    }
+    return m;
+}
+
+static void fq_load_params(sq_qm_ctx *k, const float *qp)
+{
+    int np = sq_qm_nparams(k);
+    if (np > 0) k->p0 = qp[0];
+    if (np > 1) k->p1 = qp[1];
+}
 
 void sq_cpu_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
-                          float *y, float *scratch) { (void)cfg; (void)qp; (void)scratch; for (size_t i = 0; i < n; i++) y[i] = x[i]; }
+                          float *y, float *scratch)
+{
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    if (k.op == SQ_QM_IDENTITY) {
+        if (y != x) memcpy(y, x, n * sizeof *y);
+        return;
+    }
+    fq_load_params(&k, qp);
+    if (sq_qm_needs_maxabs(&k)) {
+        k.maxabs = fq_maxabs_tanh(n, x);
+        if (scratch) scratch[0] = k.maxabs;
+    }
+#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+    for (size_t i = 0; i < n; i++) y[i] = sq_qm_fwd(&k, x[i]);
+}
+
 void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
-                          const float *gy, float *gx, float *gqp, float *scratch) { (void)cfg; (void)x; (void)qp; (void)gqp; (void)scratch; if (gx) for (size_t i = 0; i < n; i++) gx[i] += gy[i]; }
-void sq_cpu_absscale_fwd(size_t n, const float *s, const float *z, float *y) { for (size_t i = 0; i < n; i++) y[i] = z[i] * (s[0] < 0 ? -s[0] : s[0]); }
+                          const float *gy, float *gx, float *gqp, float *scratch)
+{
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    if (k.op == SQ_QM_IDENTITY) {
+        if (gx)
+            for (size_t i = 0; i < n; i++) gx[i] += gy[i];
+        return;
+    }
+    fq_load_params(&k, qp);
+    if (sq_qm_needs_maxabs(&k)) k.maxabs = scratch ? scratch[0] : fq_maxabs_tanh(n, x);
+    double part[SQ_FQ_CHUNKS][2];
+#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+    for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
+        size_t b, e;
+        fq_chunk(n, c, &b, &e);
+        double s0 = 0.0, s1 = 0.0;
+        for (size_t i = b; i < e; i++) {
+            sq_qm_grad g = sq_qm_bwd(&k, x[i], gy[i]);
+            if (gx) gx[i] += g.gx;
+            s0 += g.gp0;
+            s1 += g.gp1;
+        }
+        part[c][0] = s0;
+        part[c][1] = s1;
+    }
+    int np = sq_qm_nparams(&k);
+    if (!gqp || np == 0) return;
+    double t0 = 0.0, t1 = 0.0;
+    for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
+        t0 += part[c][0];
+        t1 += part[c][1];
+    }
+    gqp[0] += (float)t0;
+    if (np > 1) gqp[1] += (float)t1;
+}
+
+void sq_cpu_absscale_fwd(size_t n, const float *s, const float *z, float *y)
+{
+    float a = fabsf(s[0]);
+#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+    for (size_t i = 0; i < n; i++) y[i] = a * z[i];
+}
+
 void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
-                         float *gs) { (void)n; (void)s; (void)z; (void)gy; (void)gz; (void)gs; }
+                         float *gs)
+{
+    float a = fabsf(s[0]);
+    double part[SQ_FQ_CHUNKS];
+#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+    for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
+        size_t b, e;
+        fq_chunk(n, c, &b, &e);
+        double acc = 0.0;
+        for (size_t i = b; i < e; i++) {
+            if (gz) gz[i] += a * gy[i];
+            acc += (double)gy[i] * (double)z[i];
+        }
+        part[c] = acc;
+    }
+    if (!gs) return;
+    double t = 0.0;
+    for (int c = 0; c < SQ_FQ_CHUNKS; c++) t += part[c];
+    float sg = s[0] > 0.0f ? 1.0f : (s[0] < 0.0f ? -1.0f : 0.0f);
+    gs[0] += sg * (float)t;
+}
