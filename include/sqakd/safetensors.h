@@ -39,7 +39,7 @@ typedef struct sq_st_file {
 sq_status sq_st_write(const char *path, const sq_st_file *f);
 
 /* Reader: validates header length, JSON, dtypes, shapes vs. offsets and file size; errors name
-   the file and the byte offset. */
+   the file and the byte offset. Each tensor's data is 64-byte aligned inside f->blob. */
 sq_status sq_st_read(const char *path, sq_st_file *out);
 void sq_st_free(sq_st_file *f);   /* for files returned by sq_st_read */
 
@@ -48,6 +48,16 @@ const char *sq_st_meta(const sq_st_file *f, const char *key);   /* NULL if absen
 
 /* Atomically write an arbitrary byte buffer (used for JSON results, too). */
 sq_status sq_write_file_atomic(const char *path, const void *data, size_t n);
+
+/* Bytes per element and header name ("F32", ...) of a dtype; 0 / NULL for an invalid value. */
+size_t sq_st_dtype_size(sq_st_dtype d);
+const char *sq_st_dtype_name(sq_st_dtype d);
+
+/* Test hook: when the environment variable SQAKD_TEST_FAIL_WRITE_AT=<bytes> is set, every atomic
+   write (sq_st_write, sq_write_file_atomic) writes only that many bytes to its temporary file and
+   then fails as if the disk were full (ENOSPC), so tests can check that no torn or temporary file
+   is left and that an existing file under the final name is unchanged. Writes of at most <bytes>
+   bytes succeed. Temporary files are named "<path>.tmp.<pid>". */
 
 #ifdef __cplusplus
 }
