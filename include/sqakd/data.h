@@ -73,6 +73,10 @@ void sq_loader_start_epoch(sq_loader *l, int epoch);
    floats, y: batch int32 (left untouched / may be NULL when the dataset has no labels).
    The pointers stay valid until the next call. */
 int sq_loader_next(sq_loader *l, const float **x, const int32_t **y);
+/* Skips the first nbatches of the current epoch without preparing them (resuming mid-epoch): the
+   next sq_loader_next returns batch nbatches of that epoch. Call after sq_loader_start_epoch;
+   SQ_EARG when no epoch is started or nbatches is outside 0..sq_loader_batches(). */
+sq_status sq_loader_skip(sq_loader *l, int nbatches);
 
 #ifdef __cplusplus
 }

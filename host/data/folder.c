@@ -1,0 +1,275 @@
+/* folder.c: the folder:DIR dataset. Collects *.png / *.jpg / *.jpeg files (case-insensitive,
+   hidden entries skipped) recursively. If DIR/train is a directory, DIR/train and DIR/test are the
+   splits; otherwise DIR is the train split and there is no test split. If a split directory holds
+   no image files directly but has subdirectories, each subdirectory is a class (classes = the
+   sorted subdirectory names of the train split) and its images, at any depth, get that label;
+   otherwise the data is unlabeled. Samples are ordered by (class, path) with strcmp, so the order
+   never depends on the file system. All images must share one size and channel count. */
+#include "data/data_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+typedef struct entry {
+    char *path;
+    int label;
+} entry;
+
+typedef struct list {
+    entry *v;
+    int n, cap;
+} list;
+
+typedef struct names {
+    char **v;
+    int n, cap;
+} names;
+
+/* realloc that exits like sq_xmalloc on a genuine out-of-memory of the small path tables. */
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "sqakd: out of host memory (%zu bytes)\n", n);
+        exit(3);
+    }
+    return q;
+}
+
+static void list_push(list *l, char *path, int label)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->v = xrealloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    l->v[l->n].path = path;
+    l->v[l->n].label = label;
+    l->n++;
+}
+
+static void names_push(names *s, const char *name)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->v = xrealloc(s->v, (size_t)s->cap * sizeof *s->v);
+    }
+    size_t len = strlen(name) + 1;
+    s->v[s->n] = sq_xmalloc(len);
+    memcpy(s->v[s->n++], name, len);
+}
+
+static void names_free(names *s)
+{
+    for (int i = 0; i < s->n; i++) free(s->v[i]);
+    free(s->v);
+}
+
+static void list_free(list *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->v[i].path);
+    free(l->v);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const entry *x = a, *y = b;
+    if (x->label != y->label) return x->label < y->label ? -1 : 1;
+    return strcmp(x->path, y->path);
+}
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") ||
+                   !strcasecmp(dot, ".jpeg"));
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *p = sq_xmalloc(la + lb + 2);
+    memcpy(p, a, la);
+    p[la] = '/';
+    memcpy(p + la + 1, b, lb + 1);
+    return p;
+}
+
+static int is_dir(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* Subdirectory names (sorted) and count of image files directly in dir. */
+static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        sq_set_error("folder: cannot open directory '%s': %s", dir, strerror(errno));
+        return SQ_EIO;
+    }
+    struct dirent *e;
+    *nimages = 0;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = join(dir, e->d_name);
+        if (is_dir(p)) names_push(subdirs, e->d_name);
+        else if (is_image_name(e->d_name)) (*nimages)++;
+        free(p);
+    }
+    closedir(d);
+    qsort(subdirs->v, (size_t)subdirs->n, sizeof *subdirs->v, cmp_str);
+    return SQ_OK;
+}
+
+static sq_status walk(const char *dir, int label, int depth, list *out)
+{
+    if (depth > 64) {
+        sq_set_error("folder: directories nested deeper than 64 under '%s' (a symlink loop?)", dir);
+        return SQ_EFORMAT;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        sq_set_error("folder: cannot open directory '%s': %s", dir, strerror(errno));
+        return SQ_EIO;
+    }
+    struct dirent *e;
+    sq_status st = SQ_OK;
+    while (st == SQ_OK && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char *p = join(dir, e->d_name);
+        if (is_dir(p)) {
+            st = walk(p, label, depth + 1, out);
+            free(p);
+        } else if (is_image_name(e->d_name)) {
+            list_push(out, p, label);
+        } else {
+            free(p);
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+/* Fills files (and classes) for one split directory. classes: names from the train split. */
+static sq_status collect(const char *splitdir, const names *classes, int labeled, list *files)
+{
+    if (!labeled) return walk(splitdir, -1, 0, files);
+    names sub = {0};
+    int nimg = 0;
+    sq_status st = scan_top(splitdir, &sub, &nimg);
+    for (int i = 0; st == SQ_OK && i < sub.n; i++) {
+        int lab = -1;
+        for (int k = 0; k < classes->n; k++)
+            if (strcmp(classes->v[k], sub.v[i]) == 0) lab = k;
+        if (lab < 0) {
+            sq_set_error("folder: class folder '%s/%s' has no counterpart in the train split; "
+                         "test classes must be a subset of train classes", splitdir, sub.v[i]);
+            st = SQ_EFORMAT;
+            break;
+        }
+        char *p = join(splitdir, sub.v[i]);
+        st = walk(p, lab, 1, files);
+        free(p);
+    }
+    names_free(&sub);
+    return st;
+}
+
+static sq_status load_images(const list *files, sq_dataset *out)
+{
+    uint8_t *pix = NULL;
+    int h0 = 0, w0 = 0, c0 = 0;
+    for (int i = 0; i < files->n; i++) {
+        int h, w, c;
+        sq_status st = sq_image_decode(files->v[i].path, &pix, &h, &w, &c);
+        if (st) return st;
+        if (i == 0) {
+            h0 = h, w0 = w, c0 = c;
+            size_t total = (size_t)files->n * c * h * w;
+            out->images = malloc(total);
+            if (!out->images) {
+                free(pix);
+                sq_set_error("folder: out of memory for %d images of %dx%dx%d", files->n, h, w, c);
+                return SQ_ENOMEM;
+            }
+            out->n = files->n, out->c = c, out->h = h, out->w = w;
+        } else if (h != h0 || w != w0 || c != c0) {
+            sq_set_error("folder: image '%s' is %dx%dx%d (HxWxC) but the first image '%s' is "
+                         "%dx%dx%d; all images must share one size (resize them first)",
+                         files->v[i].path, h, w, c, files->v[0].path, h0, w0, c0);
+            free(pix);
+            return SQ_EFORMAT;
+        }
+        uint8_t *dst = out->images + (size_t)i * c * h * w;
+        for (int ch = 0; ch < c; ch++) /* (H, W, C) -> (C, H, W) */
+            for (int p = 0; p < h * w; p++) dst[(size_t)ch * h * w + p] = pix[(size_t)p * c + ch];
+        free(pix);
+    }
+    return SQ_OK;
+}
+
+sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_dataset *out)
+{
+    if (!dir || !*dir) {
+        sq_set_error("data spec 'folder:' needs a directory: folder:DIR");
+        return SQ_EARG;
+    }
+    if (!is_dir(dir)) {
+        sq_set_error("folder: '%s' is not a directory", dir);
+        return SQ_EIO;
+    }
+    char *train = join(dir, "train"), *test = join(dir, "test");
+    int has_split = is_dir(train);
+    const char *traindir = has_split ? train : dir;
+    const char *splitdir = split == SQ_SPLIT_TRAIN ? traindir : test;
+    names classes = {0};
+    list files = {0};
+    int nimg = 0;
+    sq_status st = SQ_OK;
+    if (split == SQ_SPLIT_TEST && (!has_split || !is_dir(test))) {
+        sq_set_error("folder '%s' has no test split (no %s/train and %s/test subfolders); hold "
+                     "out part of the train split instead (sq_dataset_holdout)", dir, dir, dir);
+        st = SQ_EARG;
+    }
+    if (!st) st = scan_top(traindir, &classes, &nimg);
+    int labeled = !st && nimg == 0 && classes.n > 0;
+    if (!st && labeled && classes.n > SQ_MAX_CLASSES) {
+        sq_set_error("folder '%s' has %d class subfolders, more than %d", traindir, classes.n,
+                     SQ_MAX_CLASSES);
+        st = SQ_EFORMAT;
+    }
+    if (!st) st = collect(splitdir, &classes, labeled, &files);
+    if (!st && files.n == 0) {
+        sq_set_error("folder: no .png/.jpg/.jpeg images under '%s'", splitdir);
+        st = SQ_EFORMAT;
+    }
+    if (!st) {
+        qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_entry);
+        st = load_images(&files, out);
+    }
+    if (!st) {
+        sq_data_strlcpy(out->name, "folder", sizeof out->name);
+        sq_data_strlcpy(out->source, splitdir, sizeof out->source);
+        out->classes = labeled ? classes.n : 0;
+        if (labeled && with_labels) {
+            out->labels = sq_xmalloc((size_t)files.n * sizeof(int32_t));
+            for (int i = 0; i < files.n; i++) out->labels[i] = files.v[i].label;
+        }
+    }
+    list_free(&files);
+    names_free(&classes);
+    free(train);
+    free(test);
+    return st;
+}
