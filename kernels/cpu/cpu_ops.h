@@ -13,6 +13,96 @@ void sq_cpu_absscale_fwd(size_t n, const float *s, const float *z, float *y);
 void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
                          float *gs);
 
-/* the remaining families (conv.c, bn.c, act.c, pool.c, linear.c, struct.c, loss.c, optim.c,
-   mem.c) are declared below by the CPU-kernel work */
+/* elementwise loops below this many elements run on one thread (fork/join costs more) */
+#define SQ_CPU_PAR_MIN 32768
+
+/* ---- mem.c: memory, threads ---- */
+void *sq_cpu_alloc(size_t bytes);
+void sq_cpu_free(void *p);
+void sq_cpu_memset0(void *p, size_t bytes);
+void sq_cpu_copy(void *dst, const void *src, size_t bytes);
+void sq_cpu_sync(void);
+void sq_cpu_set_threads(int threads);
+/* threads a parallel op uses now: min(omp_get_max_threads(), omp_get_num_procs()) */
+int sq_cpu_threads(void);
+/* first sq_backend_cpu() call: pins BLAS to one thread (ops parallelise with OpenMP) */
+void sq_cpu_init_threads(void);
+
+/* ---- linear.c: GEMM wrapper (OpenBLAS when SQ_HAVE_BLAS, plain loops otherwise), row-major
+   C (M,N) = alpha op(A) op(B) + beta C, single-threaded (callers parallelise) ---- */
+void sq_cpu_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                  int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void sq_cpu_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b,
+                       float *y);
+void sq_cpu_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *gy,
+                       float *gx, float *gw, float *gb);
+
+/* ---- conv.c ---- */
+size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs);
+void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                       float *y, void *ws);
+void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
+                       float *gx, float *gw, float *gb, void *ws);
+/* conv_dw.c: depthwise (groups == c, k = mult * c) direct loops, no workspace */
+void sq_cpu_conv_dw_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                        float *y);
+void sq_cpu_conv_dw_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
+                        float *gx, float *gw, float *gb);
+/* plain 7-loop reference (tests and bench only; slow) */
+void sq_cpu_conv2d_fwd_ref(const sq_conv_shape *cs, const float *x, const float *w,
+                           const float *b, float *y);
+
+/* ---- bn.c ---- */
+void sq_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma,
+                         const float *beta, float *run_mean, float *run_var, float momentum,
+                         float eps, float *y, float *save_mean, float *save_invstd);
+void sq_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma,
+                        const float *beta, const float *run_mean, const float *run_var, float eps,
+                        float *y);
+void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const float *gamma,
+                   const float *save_mean, const float *save_invstd, float *gx, float *ggamma,
+                   float *gbeta);
+
+/* ---- act.c: activations and elementwise ---- */
+void sq_cpu_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y);
+void sq_cpu_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
+void sq_cpu_add_fwd(size_t n, const float *a, const float *b, float *y);
+void sq_cpu_axpy(size_t n, float alpha, const float *x, float *y);
+void sq_cpu_scale(size_t n, float alpha, float *x);
+void sq_cpu_fill(size_t n, float v, float *x);
+
+/* ---- pool.c ---- */
+void sq_cpu_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                     const float *x, float *y, int32_t *argmax);
+void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                     const float *gy, const int32_t *argmax, float *gx);
+void sq_cpu_gap_fwd(int n, int c, int hw, const float *x, float *y);
+void sq_cpu_gap_bwd(int n, int c, int hw, const float *gy, float *gx);
+
+/* ---- struct.c: shortcut, concat, shuffle, dropout ---- */
+void sq_cpu_shortcut_a_fwd(int n, int c, int h, int w, int k, const float *x, float *y);
+void sq_cpu_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, float *gx);
+void sq_cpu_concat_fwd(int n, int c1, int c2, int hw, const float *a, const float *b, float *y);
+void sq_cpu_concat_bwd(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb);
+void sq_cpu_shuffle_fwd(int n, int c, int hw, int groups, const float *x, float *y);
+void sq_cpu_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, float *gx);
+void sq_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y,
+                        uint8_t *mask);
+void sq_cpu_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
+/* dropout keep decision of element i: splitmix64(seed + (i + 1) * 0x9E3779B97F4A7C15), top 24
+   bits as u in [0, 1); kept iff u >= p */
+int sq_cpu_dropout_keep(uint64_t seed, size_t i, float p);
+
+/* ---- loss.c ---- */
+void sq_cpu_softmax_ce(int n, int k, const float *logits, const int32_t *labels, float scale,
+                       float *loss, float *glogits);
+void sq_cpu_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T, float alpha,
+                       float *loss, float *gzs);
+void sq_cpu_argmax(int n, int k, const float *z, int32_t *out);
+
+/* ---- optim.c ---- */
+void sq_cpu_sgd_step(size_t n, float *p, const float *g, float *m, float lr, float momentum,
+                     float wd);
+void sq_cpu_adam_step(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                      float b2, float eps, float wd, int t);
 #endif

@@ -1,0 +1,61 @@
+/* backend_cpu.c: assembles the CPU op table (sqakd/backend.h) from the per-family kernels in
+   kernels/cpu. Host memory throughout; copies are memcpy; sync is a no-op. */
+#include "cpu_ops.h"
+
+static const sq_backend g_cpu = {
+    .name = "cpu",
+    .is_device = 0,
+    .alloc = sq_cpu_alloc,
+    .free = sq_cpu_free,
+    .memset0 = sq_cpu_memset0,
+    .copy_h2d = sq_cpu_copy,
+    .copy_d2h = sq_cpu_copy,
+    .copy_d2d = sq_cpu_copy,
+    .sync = sq_cpu_sync,
+    .set_threads = sq_cpu_set_threads,
+    .conv_ws_bytes = sq_cpu_conv_ws_bytes,
+    .conv2d_fwd = sq_cpu_conv2d_fwd,
+    .conv2d_bwd = sq_cpu_conv2d_bwd,
+    .bn_fwd_train = sq_cpu_bn_fwd_train,
+    .bn_fwd_eval = sq_cpu_bn_fwd_eval,
+    .bn_bwd = sq_cpu_bn_bwd,
+    .act_fwd = sq_cpu_act_fwd,
+    .act_bwd = sq_cpu_act_bwd,
+    .add_fwd = sq_cpu_add_fwd,
+    .axpy = sq_cpu_axpy,
+    .scale = sq_cpu_scale,
+    .fill = sq_cpu_fill,
+    .pool_fwd = sq_cpu_pool_fwd,
+    .pool_bwd = sq_cpu_pool_bwd,
+    .gap_fwd = sq_cpu_gap_fwd,
+    .gap_bwd = sq_cpu_gap_bwd,
+    .linear_fwd = sq_cpu_linear_fwd,
+    .linear_bwd = sq_cpu_linear_bwd,
+    .shortcut_a_fwd = sq_cpu_shortcut_a_fwd,
+    .shortcut_a_bwd = sq_cpu_shortcut_a_bwd,
+    .concat_fwd = sq_cpu_concat_fwd,
+    .concat_bwd = sq_cpu_concat_bwd,
+    .shuffle_fwd = sq_cpu_shuffle_fwd,
+    .shuffle_bwd = sq_cpu_shuffle_bwd,
+    .dropout_fwd = sq_cpu_dropout_fwd,
+    .dropout_bwd = sq_cpu_dropout_bwd,
+    .softmax_ce = sq_cpu_softmax_ce,
+    .kl_fwd_bwd = sq_cpu_kl_fwd_bwd,
+    .argmax = sq_cpu_argmax,
+    .fakequant_fwd = sq_cpu_fakequant_fwd,
+    .fakequant_bwd = sq_cpu_fakequant_bwd,
+    .absscale_fwd = sq_cpu_absscale_fwd,
+    .absscale_bwd = sq_cpu_absscale_bwd,
+    .sgd_step = sq_cpu_sgd_step,
+    .adam_step = sq_cpu_adam_step,
+};
+
+const sq_backend *sq_backend_cpu(void)
+{
+    static int initialised;
+    if (!initialised) {
+        sq_cpu_init_threads();
+        initialised = 1;
+    }
+    return &g_cpu;
+}
