@@ -135,7 +135,7 @@ static inline SQ_HD sq_qm_grad sq_qm_pact_a_bwd(float x, float alpha, int levels
    v = clip(x/s, -Qn, Qp); y = round(v) s. Template: c = (v + Qn)/K, K = Qn + Qp, L = K + 1, so
    c - q = (v - round(v))/K; round is done on v directly (exact in integers; identical to the
    template for even Qn, i.e. every grid except signed 1-bit, where Qn = 1, Qp = 0: grid {-s, 0}).
-   Backward (template, g_q = gy s K): G_x = m g_c/(s K) = m (gy + delta |gy| sgn(s) (v - round v)),
+   Backward (template, g_q = gy s K): G_x = m g_c/(s K) = m (gy + delta |gy| sgn(s) (c - q)),
    G_s = gs (gy round(v) - (x/s) G_x)  -> delta = 0: gs gy (round(x/s) - x/s) inside, gs gy (-Qn)
    below, gs gy Qp above. gs = 1/sqrt(grad_numel * max(Qp, 1)). */
 static inline SQ_HD void sq_qm_lsq_bounds(int bits, int is_signed, float *qn, float *qp)
@@ -172,7 +172,7 @@ static inline SQ_HD sq_qm_grad sq_qm_lsq_bwd(float x, float s, float qn, float q
     if (v > qp) return sq_qm_grad_make(0.0f, gscale * gy * qp, 0.0f);
     float vq = rintf(v);
     float sgn = s > 0.0f ? 1.0f : (s < 0.0f ? -1.0f : 0.0f);
-    float gx = gy + delta * fabsf(gy) * sgn * (v - vq);
+    float gx = gy + delta * fabsf(gy) * sgn * (v - vq) / (qn + qp);
     return sq_qm_grad_make(gx, gscale * (gy * vq - v * gx), 0.0f);
 }
 
