@@ -1,0 +1,36 @@
+/* cli.h: subcommands (one file each) and the small declarative flag parser they share. */
+#ifndef SQAKD_CLI_H
+#define SQAKD_CLI_H
+#include "sqakd/common.h"
+
+typedef enum { SQ_ARG_INT, SQ_ARG_FLOAT, SQ_ARG_STR, SQ_ARG_FLAG, SQ_ARG_U64 } sq_arg_type;
+
+typedef struct sq_arg {
+    const char *name;     /* "--epochs" */
+    sq_arg_type type;
+    void *dst;            /* int*, float*, const char**, int* (flag), uint64_t* */
+    double lo, hi;        /* inclusive range for numbers */
+    const char *help;
+} sq_arg;
+
+/* Parses argv[1..]; positional arguments are returned in pos (at most maxpos).
+   Returns 0 on success, 1 if --help was printed (exit 0), 2 on an error (one line printed). */
+int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, const sq_arg *spec, int nspec,
+                  const char **pos, int maxpos, int *npos);
+void sq_args_help(const char *cmd, const char *usage, const sq_arg *spec, int nspec);
+/* prints "sqakd CMD: <msg>" to stderr and returns 2 */
+int sq_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* writes "<out>/command.txt" holding the exact command line and seed */
+int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed);
+/* creates DIR (and parents); 0 on success */
+int sq_cli_mkdirs(const char *dir);
+
+int sq_cmd_train(int argc, char **argv);
+int sq_cmd_distill(int argc, char **argv);
+int sq_cmd_eval(int argc, char **argv);
+int sq_cmd_info(int argc, char **argv);
+int sq_cmd_models(int argc, char **argv);
+int sq_cmd_bench(int argc, char **argv);
+int sq_cmd_bench_kernels(int argc, char **argv);
+int sq_cmd_bench_step(int argc, char **argv);
+#endif

@@ -1,0 +1,126 @@
+/* cmd_bench.c: 'sqakd bench step' — images/s of one training step (SQAKD: teacher forward +
+   student forward/backward + both optimizers; or --fp: a full-precision CE step) on synthetic data;
+   'sqakd bench kernels' lives in cmd_bench_kernels.c. */
+#include "cli.h"
+#include "sqakd/json.h"
+#include "sqakd/train.h"
+#include "util/rng.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+static const char *USAGE = "--model NAME --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N --json]";
+
+int sq_cmd_bench_step(int argc, char **argv)
+{
+    const char *cmd = "bench step";
+    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto";
+    int wbits = 4, abits = 4, batch = 128, threads = 2, steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
+    sq_arg a[] = {
+        {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
+        {"--quantizer", SQ_ARG_STR, &quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"},
+        {"--wbits", SQ_ARG_INT, &wbits, 1, 8, "weight bits (default 4)"},
+        {"--abits", SQ_ARG_INT, &abits, 1, 8, "activation bits (default 4)"},
+        {"--batch", SQ_ARG_INT, &batch, 1, 65536, "batch size (default 128)"},
+        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads (default 2)"},
+        {"--steps", SQ_ARG_INT, &steps, 1, 100000, "timed steps (default 10)"},
+        {"--warmup", SQ_ARG_INT, &warmup, 0, 100000, "untimed steps first (default 2)"},
+        {"--input", SQ_ARG_STR, &input, 0, 0, "input CxHxW (default 3x32x32)"},
+        {"--classes", SQ_ARG_INT, &classes, 2, 100000, "classes (default 10)"},
+        {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
+        {"--fp", SQ_ARG_FLAG, &fp, 0, 0, "time a full-precision CE training step (SGD) instead"},
+        {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object"},
+    };
+    const char *pos[1];
+    int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, (int)(sizeof a / sizeof a[0]), pos, 0, &npos);
+    if (r) return r == 1 ? 0 : 2;
+    int c, h, w;
+    char tail;
+    if (sscanf(input, "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c <= 0 || h <= 0 || w <= 0)
+        return sq_cli_fail(cmd, "--input must look like 3x32x32, got '%s'", input);
+    int kind = sq_quant_kind_parse(quantizer);
+    if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s'", quantizer);
+    const sq_backend *be = sq_backend_get(device);
+    if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
+    be->set_threads(threads);
+    sq_model *s = NULL, *t = NULL;
+    sq_quant_opts q = {.kind = fp ? SQ_QUANT_NONE : (sq_quant_kind)kind, .wbits = wbits, .abits = abits};
+    if (sq_model_create(model, c, h, w, classes, &s) || sq_model_set_quant(s, &q) || sq_model_setup(s, be, batch, 1))
+        return sq_cli_fail(cmd, "%s", sq_last_error());
+    if (!fp && (sq_model_create(model, c, h, w, classes, &t) || sq_model_setup(t, be, batch, 0))) {
+        sq_model_free(s);
+        return sq_cli_fail(cmd, "%s", sq_last_error());
+    }
+    sq_model_init_weights(s, 1);
+    size_t nx = (size_t)batch * c * h * w;
+    float *x = sq_xmalloc(nx * sizeof(float));
+    int32_t *y = sq_xmalloc(batch * sizeof(int32_t));
+    uint64_t rng = 7;
+    for (size_t i = 0; i < nx; i++) x[i] = sq_rand_normal(&rng);
+    for (int i = 0; i < batch; i++) y[i] = i % classes;
+    if (t) {
+        sq_model_init_weights(t, 1);
+        sq_model_quant_init(s, x, batch);
+    }
+    sq_train_cfg cfg;
+    sq_train_cfg_defaults(&cfg);
+    cfg.batch = batch;
+    cfg.loss = fp ? SQ_LOSS_CE : SQ_LOSS_KL;
+    cfg.opt = fp ? SQ_OPT_SGD : SQ_OPT_ADAM;
+    cfg.lr = fp ? 0.01f : 1e-3f;
+    sq_step_bufs *b = sq_step_bufs_new(s);
+    if (!b) { sq_model_free(s); sq_model_free(t); return sq_cli_fail(cmd, "%s", sq_last_error()); }
+    double t0 = 0;
+    for (int i = 0; i < warmup + steps; i++) {
+        if (i == warmup) { be->sync(); t0 = sq_now(); }
+        sq_train_step(&cfg, s, t, b, x, y, batch, cfg.lr, cfg.lr_quant, i + 1);
+    }
+    be->sync();
+    double dt = sq_now() - t0;
+    double ips = (double)steps * batch / dt;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    if (json) {
+        sq_jbuf jb;
+        sq_jbuf_init(&jb);
+        sq_jbuf_begin_obj(&jb);
+        sq_jbuf_kv_str(&jb, "mode", fp ? "fp" : "sqakd");
+        sq_jbuf_kv_str(&jb, "model", model);
+        sq_jbuf_kv_str(&jb, "quantizer", fp ? "none" : quantizer);
+        sq_jbuf_kv_int(&jb, "wbits", fp ? 32 : wbits);
+        sq_jbuf_kv_int(&jb, "abits", fp ? 32 : abits);
+        sq_jbuf_kv_int(&jb, "batch", batch);
+        sq_jbuf_kv_int(&jb, "threads", threads);
+        sq_jbuf_kv_str(&jb, "device", be->name);
+        sq_jbuf_kv_int(&jb, "steps", steps);
+        sq_jbuf_kv_num(&jb, "ms_per_step", 1000.0 * dt / steps);
+        sq_jbuf_kv_num(&jb, "img_per_s", ips);
+        sq_jbuf_kv_num(&jb, "peak_rss_mb", rss_mb);
+        sq_jbuf_end_obj(&jb);
+        printf("%s\n", sq_jbuf_cstr(&jb));
+        sq_jbuf_free(&jb);
+    } else {
+        printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
+               fp ? "full-precision" : "SQAKD", model, fp ? "none" : quantizer, fp ? 32 : wbits, fp ? 32 : abits,
+               batch, threads, be->name, 1000.0 * dt / steps, ips, rss_mb);
+    }
+    sq_step_bufs_free(s, b);
+    free(x);
+    free(y);
+    sq_model_free(s);
+    sq_model_free(t);
+    return 0;
+}
+
+int sq_cmd_bench(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "step")) return sq_cmd_bench_step(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "kernels")) return sq_cmd_bench_kernels(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: sqakd bench step|kernels [options]   (sqakd bench step --help)\n");
+        return 0;
+    }
+    return sq_cli_fail("bench", "expected 'step' or 'kernels' (see 'sqakd bench --help')");
+}

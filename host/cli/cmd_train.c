@@ -1,0 +1,95 @@
+/* cmd_train.c: 'sqakd train' — full-precision training with labels (how a user makes a teacher). */
+#include "cli_data.h"
+#include "train_common.h"
+#include <stdio.h>
+#include <string.h>
+
+static const char *USAGE = "--model NAME --data SPEC [--epochs N --batch B --lr X --seed S --threads T --out DIR]";
+
+int sq_cmd_train(int argc, char **argv)
+{
+    const char *cmd = "train";
+    sq_cli_common c;
+    sq_cli_common_defaults(&c);
+    const char *model = NULL, *optim = "sgd";
+    sq_arg a[40];
+    int n = 0;
+    a[n++] = (sq_arg){"--model", SQ_ARG_STR, &model, 0, 0, "architecture (see 'sqakd models')"};
+    n += sq_cli_common_args(&c, a + n);
+    a[n++] = (sq_arg){"--optim", SQ_ARG_STR, &optim, 0, 0, "sgd | adam"};
+    a[n++] = (sq_arg){"--lr", SQ_ARG_FLOAT, &c.cfg.lr, 0, 100, "initial learning rate (default 0.1)"};
+    a[n++] = (sq_arg){"--momentum", SQ_ARG_FLOAT, &c.cfg.momentum, 0, 0.9999, "SGD momentum (default 0.9)"};
+    a[n++] = (sq_arg){"--wd", SQ_ARG_FLOAT, &c.cfg.wd, 0, 1, "weight decay on all parameters (default 1e-4)"};
+    const char *pos[1];
+    int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, n, pos, 0, &npos);
+    if (r) return r == 1 ? 0 : 2;
+    if (!strcmp(optim, "sgd")) c.cfg.opt = SQ_OPT_SGD;
+    else if (!strcmp(optim, "adam")) c.cfg.opt = SQ_OPT_ADAM;
+    else return sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim);
+
+    char last[4096], state[4096];
+    sq_ckpt_meta rmeta;
+    if (c.resume) {
+        snprintf(last, sizeof last, "%s/last.safetensors", c.resume);
+        snprintf(state, sizeof state, "%s/last.state.safetensors", c.resume);
+        if (sq_ckpt_read_meta(last, &rmeta)) return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
+        if (model && strcmp(model, rmeta.arch))
+            return sq_cli_fail(cmd, "--model %s but %s holds a %s", model, last, rmeta.arch);
+        if (rmeta.q.kind != SQ_QUANT_NONE)
+            return sq_cli_fail(cmd, "%s is a quantized student: resume it with 'sqakd distill --resume'", last);
+        model = rmeta.arch;
+    }
+    if (!model) return sq_cli_fail(cmd, "--model is required (see 'sqakd models')");
+    const sq_backend *be = sq_cli_backend(cmd, &c);
+    if (!be) return 2;
+    sq_dataset train, test;
+    int have_test;
+    if (sq_cli_open_data(cmd, c.data, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) return 2;
+    int rc = 2;
+    sq_model *m = NULL;
+    if (sq_cli_common_finish(cmd, &c, &train)) goto done;
+    if (sq_model_create(model, train.c, train.h, train.w, train.classes, &m) ||
+        sq_model_setup(m, be, c.cfg.batch, 1)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        goto done;
+    }
+    if (c.resume) {
+        if (sq_ckpt_load_into(m, last, 1)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+    } else {
+        sq_model_init_weights(m, c.cfg.seed);
+    }
+    if (sq_cli_prepare_out(cmd, &c, argc, argv)) goto done;
+    sq_train_io io;
+    memset(&io, 0, sizeof io);
+    io.train = &train;
+    io.test = have_test ? &test : NULL;
+    io.model = m;
+    io.resume_state = c.resume ? state : NULL;
+    snprintf(io.meta.arch, sizeof io.meta.arch, "%s", model);
+    io.meta.in_c = train.c; io.meta.in_h = train.h; io.meta.in_w = train.w;
+    io.meta.classes = train.classes;
+    memcpy(io.meta.mean, train.mean, sizeof io.meta.mean);
+    memcpy(io.meta.std, train.std, sizeof io.meta.std);
+    snprintf(io.meta.dataset, sizeof io.meta.dataset, "%s", train.name);
+    snprintf(io.meta.role, sizeof io.meta.role, "teacher");
+    if (!c.cfg.quiet)
+        fprintf(stderr, "sqakd train: %s (%zu params) on %s: %d train / %d eval images %dx%dx%d, %d classes; "
+                "%s backend, %d threads; %s lr %g wd %g, %d epochs, batch %d, seed %llu\n",
+                model, sq_model_param_count(m), train.name, train.n, have_test ? test.n : 0, train.c, train.h,
+                train.w, train.classes, be->name, c.cfg.threads, optim, c.cfg.lr, c.cfg.wd, c.cfg.epochs,
+                c.cfg.batch, (unsigned long long)c.cfg.seed);
+    if (sq_train_run(&c.cfg, &io)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        sq_cli_cleanup_out(&c);
+        rc = 1;
+        goto done;
+    }
+    if (c.cfg.out_dir && !c.cfg.quiet)
+        fprintf(stderr, "sqakd train: done; checkpoints in %s/ (best.safetensors, last.safetensors)\n", c.cfg.out_dir);
+    rc = 0;
+done:
+    sq_model_free(m);
+    sq_dataset_free(&train);
+    sq_dataset_free(&test);
+    return rc;
+}

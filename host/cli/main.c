@@ -1,0 +1,34 @@
+/* main.c: the sqakd command-line entry point; dispatches to one file per subcommand. */
+#include "cli.h"
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "sqakd: label-free quantization-aware distillation (SQAKD) of image classifiers\n\n"
+            "usage: sqakd COMMAND [options]   (sqakd COMMAND --help for each)\n\n"
+            "  train     train a full-precision model with labels (a teacher)\n"
+            "  distill   train a low-bit student from a teacher without labels (SQAKD)\n"
+            "  eval      accuracy / teacher agreement of a checkpoint\n"
+            "  info      metadata and tensors of a checkpoint\n"
+            "  models    the built-in architectures and their parameter counts\n"
+            "  bench     'bench step' (images/s of one training step) or 'bench kernels'\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "train")) return sq_cmd_train(argc - 1, argv + 1);
+    if (!strcmp(c, "distill")) return sq_cmd_distill(argc - 1, argv + 1);
+    if (!strcmp(c, "eval")) return sq_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(c, "info")) return sq_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(c, "models")) return sq_cmd_models(argc - 1, argv + 1);
+    if (!strcmp(c, "bench")) return sq_cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "sqakd: unknown command '%s' (run 'sqakd --help')\n", c);
+    return 2;
+}

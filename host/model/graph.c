@@ -1,0 +1,350 @@
+/* graph.c: memory planning, forward and backward of a model over the backend op table. */
+#include "model_internal.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static float *qparam(const sq_model *m, int id) { return id < 0 ? NULL : m->qp + m->params[id].off; }
+static float *qgrad(const sq_model *m, int id) { return id < 0 || !m->qg ? NULL : m->qg + m->params[id].off; }
+static float *tparam(const sq_model *m, int id)
+{
+    if (id < 0) return NULL;
+    const sq_param *p = &m->params[id];
+    return (p->kind == SQ_PT_BUFFER ? m->buf : m->p) + p->off;
+}
+static float *tgrad(const sq_model *m, int id)
+{
+    if (id < 0 || !m->g) return NULL;
+    return m->g + m->params[id].off;
+}
+
+float *sq_model_param_ptr(const sq_model *m, int id)
+{
+    const sq_param *p = &m->params[id];
+    return (p->kind == SQ_PT_QUANT ? m->qp : p->kind == SQ_PT_BUFFER ? m->buf : m->p) + p->off;
+}
+
+static size_t node_numel(const sq_node *n) { return (size_t)n->c * n->h * n->w; }
+
+/* ---- planning ---- */
+
+typedef struct { size_t used; float *base; } arena;
+
+static float *take(arena *a, size_t nfloats)
+{
+    float *p = a->base ? a->base + a->used : NULL;
+    a->used += sq_pad64(nfloats);
+    return p;
+}
+
+/* Two passes: first with base NULL to size the arenas, then for real. */
+static void plan(sq_model *m, arena *act, arena *grad)
+{
+    size_t B = (size_t)m->batch;
+    for (int i = 0; i < m->nnodes; i++) {
+        sq_node *n = &m->nodes[i];
+        if (n->op == SQ_NODE_FLATTEN) {
+            n->out = m->nodes[n->in0].out;
+            n->gout = m->nodes[n->in0].gout;
+            continue;
+        }
+        n->out = take(act, B * node_numel(n));
+        if (m->with_grad) n->gout = take(grad, B * node_numel(n));
+        if (n->op == SQ_NODE_BN) {
+            n->save_mean = take(act, n->c);
+            n->save_invstd = take(act, n->c);
+        } else if (n->op == SQ_NODE_POOL && n->pool == SQ_POOL_MAX) {
+            n->argmax = (int32_t *)take(act, B * node_numel(n));
+        } else if (n->op == SQ_NODE_DROPOUT) {
+            n->mask = (uint8_t *)take(act, (B * node_numel(n) + 3) / 4);
+        }
+        if (n->quant) {
+            const sq_node *in = &m->nodes[n->in0];
+            size_t nin = B * node_numel(in);
+            size_t nw = m->params[n->pw].numel;
+            n->xq = take(act, nin);
+            n->wq = take(act, nw);
+            n->scratch_w = take(act, SQ_QUANT_SCRATCH);
+            n->scratch_a = take(act, SQ_QUANT_SCRATCH);
+            if (n->qps >= 0) n->z = take(act, B * node_numel(n));
+            if (m->with_grad) {
+                n->gxq = take(grad, nin);
+                n->gwq = take(grad, nw);
+                if (n->qps >= 0) n->gz = take(grad, B * node_numel(n));
+            }
+        }
+    }
+}
+
+static void conv_shape(const sq_model *m, const sq_node *n, int batch, sq_conv_shape *cs)
+{
+    const sq_node *in = &m->nodes[n->in0];
+    sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->k, n->k, n->stride, n->pad, n->groups);
+}
+
+sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_grad)
+{
+    if (batch <= 0 || batch > 65536) {
+        sq_set_error("batch size must be 1..65536 (got %d)", batch);
+        return SQ_EARG;
+    }
+    m->be = be;
+    m->batch = batch;
+    m->with_grad = with_grad;
+    size_t bytes_p = m->n_train * sizeof(float), bytes_b = m->n_buf * sizeof(float);
+    size_t bytes_q = sq_pad64(m->n_quant) * sizeof(float);
+    m->p = be->alloc(bytes_p ? bytes_p : 256);
+    m->buf = be->alloc(bytes_b ? bytes_b : 256);
+    m->qp = be->alloc(bytes_q ? bytes_q : 256);
+    if (with_grad) {
+        m->g = be->alloc(bytes_p ? bytes_p : 256);
+        m->qg = be->alloc(bytes_q ? bytes_q : 256);
+    }
+    arena act = {0, NULL}, grad = {0, NULL};
+    plan(m, &act, &grad);
+    m->act_floats = act.used;
+    m->grad_floats = grad.used;
+    m->act_arena = be->alloc(act.used * sizeof(float));
+    if (with_grad) m->grad_arena = be->alloc(grad.used * sizeof(float) + 256);
+    size_t ws = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        if (n->op != SQ_NODE_CONV) continue;
+        sq_conv_shape cs;
+        conv_shape(m, n, batch, &cs);
+        size_t b = be->conv_ws_bytes(&cs);
+        if (b > ws) ws = b;
+    }
+    m->ws_bytes = ws;
+    m->ws = be->alloc(ws ? ws : 256);
+    if (!m->p || !m->buf || !m->qp || !m->act_arena || !m->ws ||
+        (with_grad && (!m->g || !m->qg || !m->grad_arena))) {
+        double mb = (bytes_p * (with_grad ? 2.0 : 1.0) + (act.used + grad.used) * 4.0 + ws) / 1048576.0;
+        sq_set_error("out of %s memory planning %s at batch %d (needs about %.0f MiB): use a smaller --batch",
+                     be->name, m->arch, batch, mb);
+        return SQ_ENOMEM;
+    }
+    act.base = m->act_arena; act.used = 0;
+    grad.base = m->grad_arena; grad.used = 0;
+    plan(m, &act, &grad);
+    /* BN defaults: gamma 1, running var 1 (weights are set by init or a checkpoint) */
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        if (n->op != SQ_NODE_BN) continue;
+        be->fill(n->c, 1.0f, tparam(m, n->pw));
+        be->fill(n->c, 1.0f, tparam(m, n->prv));
+    }
+    return SQ_OK;
+}
+
+void sq_model_free(sq_model *m)
+{
+    if (!m) return;
+    if (m->be) {
+        const sq_backend *be = m->be;
+        void *ptrs[] = {m->p, m->g, m->buf, m->qp, m->qg, m->act_arena, m->grad_arena, m->ws};
+        for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
+            if (ptrs[i]) be->free(ptrs[i]);
+    }
+    free(m->nodes);
+    free(m->params);
+    free(m);
+}
+
+void sq_model_set_input(sq_model *m, const float *x_host, int n)
+{
+    m->be->copy_h2d(m->nodes[0].out, x_host, (size_t)n * node_numel(&m->nodes[0]) * sizeof(float));
+}
+
+void sq_model_zero_grad(sq_model *m)
+{
+    const sq_backend *be = m->be;
+    be->memset0(m->g, m->n_train * sizeof(float));
+    be->memset0(m->qg, m->n_quant * sizeof(float));
+}
+
+/* ---- forward ---- */
+
+/* Quantized (or plain) conv / linear forward of node n over `batch` samples. */
+void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
+{
+    const sq_backend *be = m->be;
+    const sq_node *in = &m->nodes[n->in0];
+    const float *x = in->out, *w = tparam(m, n->pw), *b = tparam(m, n->pb);
+    float *y = n->out;
+    if (n->quant) {
+        be->fakequant_fwd(&n->qw, m->params[n->pw].numel, w, qparam(m, n->qpw), n->wq, n->scratch_w);
+        be->fakequant_fwd(&n->qa, (size_t)batch * node_numel(in), x, qparam(m, n->qpa), n->xq, n->scratch_a);
+        x = n->xq;
+        w = n->wq;
+        if (n->qps >= 0) y = n->z;
+    }
+    if (n->op == SQ_NODE_CONV) {
+        sq_conv_shape cs;
+        conv_shape(m, n, batch, &cs);
+        be->conv2d_fwd(&cs, x, w, b, y, m->ws);
+    } else {
+        be->linear_fwd(batch, (int)node_numel(in), n->c, x, w, b, y);
+    }
+    if (n->quant && n->qps >= 0)
+        be->absscale_fwd((size_t)batch * node_numel(n), qparam(m, n->qps), n->z, n->out);
+}
+
+void sq_node_fwd(sq_model *m, int i, int batch, int train)
+{
+    const sq_backend *be = m->be;
+    sq_node *n = &m->nodes[i];
+    const sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;
+    size_t numel = (size_t)batch * node_numel(n);
+    switch (n->op) {
+    case SQ_NODE_INPUT:
+    case SQ_NODE_FLATTEN:
+        break;
+    case SQ_NODE_CONV:
+    case SQ_NODE_LINEAR:
+        sq_node_fwd_qlayer(m, n, batch);
+        break;
+    case SQ_NODE_BN:
+        if (train) {
+            be->bn_fwd_train(batch, n->c, n->h * n->w, in->out, tparam(m, n->pw), tparam(m, n->pb),
+                             tparam(m, n->prm), tparam(m, n->prv), 0.1f, 1e-5f, n->out,
+                             n->save_mean, n->save_invstd);
+            n->bn_tracked++;
+        } else {
+            be->bn_fwd_eval(batch, n->c, n->h * n->w, in->out, tparam(m, n->pw), tparam(m, n->pb),
+                            tparam(m, n->prm), tparam(m, n->prv), 1e-5f, n->out);
+        }
+        break;
+    case SQ_NODE_ACT:
+        be->act_fwd((sq_act_kind)n->act, numel, in->out, n->out);
+        break;
+    case SQ_NODE_POOL:
+        be->pool_fwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
+                     in->out, n->out, n->argmax);
+        break;
+    case SQ_NODE_GAP:
+        be->gap_fwd(batch, in->c, in->h * in->w, in->out, n->out);
+        break;
+    case SQ_NODE_ADD:
+        be->add_fwd(numel, in->out, m->nodes[n->in1].out, n->out);
+        break;
+    case SQ_NODE_SHORTCUT_A:
+        be->shortcut_a_fwd(batch, in->c, in->h, in->w, n->c, in->out, n->out);
+        break;
+    case SQ_NODE_CONCAT:
+        be->concat_fwd(batch, in->c, m->nodes[n->in1].c, n->h * n->w, in->out, m->nodes[n->in1].out, n->out);
+        break;
+    case SQ_NODE_SHUFFLE:
+        be->shuffle_fwd(batch, n->c, n->h * n->w, n->groups, in->out, n->out);
+        break;
+    case SQ_NODE_DROPOUT:
+        if (train && n->p > 0) be->dropout_fwd(numel, n->p, m->dropout_seed++, in->out, n->out, n->mask);
+        else be->copy_d2d(n->out, in->out, numel * sizeof(float));
+        break;
+    }
+}
+
+float *sq_model_forward(sq_model *m, int n, int train)
+{
+    for (int i = 0; i < m->nnodes; i++) sq_node_fwd(m, i, n, train);
+    return m->nodes[m->nnodes - 1].out;
+}
+
+/* ---- backward ---- */
+
+static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
+{
+    const sq_backend *be = m->be;
+    const sq_node *in = &m->nodes[n->in0];
+    const float *x = in->out, *w = tparam(m, n->pw);
+    float *gw = tgrad(m, n->pw), *gb = tgrad(m, n->pb);
+    const float *gy = n->gout;
+    float *gx = gin;
+    if (n->quant) {
+        if (n->qps >= 0) {
+            be->absscale_bwd((size_t)batch * node_numel(n), qparam(m, n->qps), n->z, n->gout, n->gz,
+                             qgrad(m, n->qps));
+            gy = n->gz;
+        }
+        x = n->xq;
+        w = n->wq;
+        gx = gin ? n->gxq : NULL;
+        gw = n->gwq;
+    }
+    if (n->op == SQ_NODE_CONV) {
+        sq_conv_shape cs;
+        conv_shape(m, n, batch, &cs);
+        be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
+    } else {
+        be->linear_bwd(batch, (int)node_numel(in), n->c, x, w, gy, gx, gw, gb);
+    }
+    if (n->quant) {
+        if (gin)
+            be->fakequant_bwd(&n->qa, (size_t)batch * node_numel(in), in->out, qparam(m, n->qpa), n->gxq,
+                              gin, qgrad(m, n->qpa), n->scratch_a);
+        be->fakequant_bwd(&n->qw, m->params[n->pw].numel, tparam(m, n->pw), qparam(m, n->qpw), n->gwq,
+                          tgrad(m, n->pw), qgrad(m, n->qpw), n->scratch_w);
+    }
+}
+
+void sq_model_backward(sq_model *m, int batch, const float *glogits)
+{
+    const sq_backend *be = m->be;
+    be->memset0(m->grad_arena, m->grad_floats * sizeof(float));
+    sq_node *last = &m->nodes[m->nnodes - 1];
+    be->copy_d2d(last->gout, glogits, (size_t)batch * node_numel(last) * sizeof(float));
+    for (int i = m->nnodes - 1; i > 0; i--) {
+        sq_node *n = &m->nodes[i];
+        sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;
+        float *gin = (in && in->op != SQ_NODE_INPUT) ? in->gout : NULL;
+        size_t numel = (size_t)batch * node_numel(n);
+        switch (n->op) {
+        case SQ_NODE_INPUT:
+        case SQ_NODE_FLATTEN:
+            break;
+        case SQ_NODE_CONV:
+        case SQ_NODE_LINEAR:
+            qlayer_bwd(m, n, batch, gin);
+            break;
+        case SQ_NODE_BN:
+            be->bn_bwd(batch, n->c, n->h * n->w, in->out, n->gout, tparam(m, n->pw), n->save_mean,
+                       n->save_invstd, gin, tgrad(m, n->pw), tgrad(m, n->pb));
+            break;
+        case SQ_NODE_ACT:
+            if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);
+            break;
+        case SQ_NODE_POOL:
+            if (gin)
+                be->pool_bwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
+                             n->gout, n->argmax, gin);
+            break;
+        case SQ_NODE_GAP:
+            if (gin) be->gap_bwd(batch, in->c, in->h * in->w, n->gout, gin);
+            break;
+        case SQ_NODE_ADD: {
+            sq_node *b = &m->nodes[n->in1];
+            if (gin) be->axpy(numel, 1.0f, n->gout, gin);
+            if (b->op != SQ_NODE_INPUT) be->axpy(numel, 1.0f, n->gout, b->gout);
+            break;
+        }
+        case SQ_NODE_SHORTCUT_A:
+            if (gin) be->shortcut_a_bwd(batch, in->c, in->h, in->w, n->c, n->gout, gin);
+            break;
+        case SQ_NODE_CONCAT: {
+            sq_node *b = &m->nodes[n->in1];
+            be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin,
+                           b->op != SQ_NODE_INPUT ? b->gout : NULL);
+            break;
+        }
+        case SQ_NODE_SHUFFLE:
+            if (gin) be->shuffle_bwd(batch, n->c, n->h * n->w, n->groups, n->gout, gin);
+            break;
+        case SQ_NODE_DROPOUT:
+            if (gin) {
+                if (n->p > 0) be->dropout_bwd(numel, n->p, n->mask, n->gout, gin);
+                else be->axpy(numel, 1.0f, n->gout, gin);
+            }
+            break;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+/* model_internal.h: graph-building helpers shared by the zoo and the graph runtime. Each returns
+   the new node's id; parameters are registered under PyTorch names "<name>.<leaf>". */
+#ifndef SQAKD_MODEL_INTERNAL_H
+#define SQAKD_MODEL_INTERNAL_H
+#include "sqakd/model.h"
+
+int sq_param_add(sq_model *m, const char *prefix, const char *leaf, sq_param_kind kind, int ndim,
+                 const int *shape);
+int sq_b_input(sq_model *m, int c, int h, int w);
+int sq_b_conv(sq_model *m, int in, const char *name, int cout, int k, int stride, int pad,
+              int groups, int bias);
+int sq_b_bn(sq_model *m, int in, const char *name);
+int sq_b_act(sq_model *m, int in, int kind);
+int sq_b_pool(sq_model *m, int in, int kind, int k, int stride, int pad);
+int sq_b_gap(sq_model *m, int in);
+int sq_b_flatten(sq_model *m, int in);
+int sq_b_linear(sq_model *m, int in, const char *name, int out, int bias);
+int sq_b_add(sq_model *m, int a, int b);
+int sq_b_shortcut_a(sq_model *m, int in, int cout);
+int sq_b_concat(sq_model *m, int a, int b);
+int sq_b_shuffle(sq_model *m, int in, int groups);
+int sq_b_dropout(sq_model *m, int in, float p);
+
+
+/* graph.c internals used by quantizer initialisation */
+void sq_node_fwd(sq_model *m, int i, int batch, int train);
+void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch);
+#endif

@@ -1,0 +1,296 @@
+/* loop.c: the one training loop. Full-precision training with labels (CE), SQAKD distillation
+   from a frozen teacher without labels (KL), or label-supervised QAT (CE on a quantized model).
+   The step is device-resident: the loss is accumulated on the backend and read back every
+   log_every steps only. Checkpoints are written at the end of every epoch (last, best, state). */
+#include "sqakd/json.h"
+#include "sqakd/train.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sq_train_cfg_defaults(sq_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->loss = SQ_LOSS_CE;
+    c->epochs = 10;
+    c->batch = 128;
+    c->threads = 2;
+    c->seed = 1;
+    c->opt = SQ_OPT_SGD;
+    c->lr = 0.1f;
+    c->momentum = 0.9f;
+    c->wd = 1e-4f;
+    c->sched = SQ_SCHED_COSINE;
+    c->step_every = 30;
+    c->step_gamma = 0.1f;
+    c->lr_quant = 1e-5f;
+    c->wd_quant = 0;
+    c->alpha = 1;
+    c->T = 4;
+    c->log_every = 20;
+}
+
+float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
+{
+    switch (c->sched) {
+    case SQ_SCHED_COSINE: return lr0 * 0.5f * (1.0f + cosf(3.14159265358979f * epoch / c->epochs));
+    case SQ_SCHED_STEP: return lr0 * powf(c->step_gamma, (float)(epoch / (c->step_every > 0 ? c->step_every : 1)));
+    default: return lr0;
+    }
+}
+
+struct sq_step_bufs {
+    float *m, *v, *qm, *qv;      /* optimizer state (backend memory) */
+    float *glogits, *loss, *loss_sum;
+    int32_t *labels;
+};
+typedef sq_step_bufs step_bufs;
+
+sq_step_bufs *sq_step_bufs_new(const sq_model *m)
+{
+    const sq_backend *be = m->be;
+    sq_step_bufs *b = sq_xcalloc(1, sizeof *b);
+    b->m = be->alloc(m->n_train * sizeof(float) + 256);
+    b->v = be->alloc(m->n_train * sizeof(float) + 256);
+    b->qm = be->alloc(m->n_quant * sizeof(float) + 256);
+    b->qv = be->alloc(m->n_quant * sizeof(float) + 256);
+    b->glogits = be->alloc((size_t)m->batch * m->classes * sizeof(float));
+    b->loss = be->alloc(256);
+    b->loss_sum = be->alloc(256);
+    b->labels = be->alloc((size_t)m->batch * sizeof(int32_t) + 256);
+    if (!b->m || !b->v || !b->qm || !b->qv || !b->glogits || !b->loss || !b->loss_sum || !b->labels) {
+        sq_step_bufs_free(m, b);
+        sq_set_error("out of %s memory for optimizer state at batch %d: use a smaller --batch", be->name, m->batch);
+        return NULL;
+    }
+    return b;
+}
+
+void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
+{
+    if (!b) return;
+    void *bufs[] = {b->m, b->v, b->qm, b->qv, b->glogits, b->loss, b->loss_sum, b->labels};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) m->be->free(bufs[i]);
+    free(b);
+}
+
+void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
+                   const int32_t *y, int nb, float lr, float lrq, int t)
+{
+    const sq_backend *be = m->be;
+    sq_model_set_input(m, x, nb);
+    float *zs = sq_model_forward(m, nb, 1);
+    if (cfg->loss == SQ_LOSS_KL) {
+        sq_model_set_input(teacher, x, nb);
+        float *zt = sq_model_forward(teacher, nb, 0);
+        be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
+    } else {
+        be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
+        be->softmax_ce(nb, m->classes, zs, b->labels, 1.0f, b->loss, b->glogits);
+    }
+    sq_model_zero_grad(m);
+    sq_model_backward(m, nb, b->glogits);
+    if (cfg->opt == SQ_OPT_SGD) be->sgd_step(m->n_train, m->p, m->g, b->m, lr, cfg->momentum, cfg->wd);
+    else be->adam_step(m->n_train, m->p, m->g, b->m, b->v, lr, 0.9f, 0.999f, 1e-8f, cfg->wd, t);
+    if (m->n_quant)
+        be->adam_step(m->n_quant, m->qp, m->qg, b->qm, b->qv, lrq, 0.9f, 0.999f, 1e-8f, cfg->wd_quant, t);
+    be->axpy(1, 1.0f, b->loss, b->loss_sum);
+}
+
+static void path_join(char *dst, size_t n, const char *dir, const char *file)
+{
+    snprintf(dst, n, "%s/%s", dir, file);
+}
+
+static int state_items(const sq_model *m, const step_bufs *b, sq_state_item *it)
+{
+    int n = 0;
+    it[n++] = (sq_state_item){"optim.model.m", b->m, m->n_train};
+    it[n++] = (sq_state_item){"optim.model.v", b->v, m->n_train};
+    it[n++] = (sq_state_item){"optim.quant.m", b->qm, m->n_quant};
+    it[n++] = (sq_state_item){"optim.quant.v", b->qv, m->n_quant};
+    return n;
+}
+
+static void write_metrics(const char *dir, const char *json)
+{
+    char path[4096];
+    path_join(path, sizeof path, dir, "metrics.jsonl");
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s\n", json);
+    fclose(f);
+}
+
+static sq_status check_shapes(const sq_train_io *io)
+{
+    const sq_model *m = io->model;
+    const sq_dataset *d = io->train;
+    if (d->c != m->in_c || d->h != m->in_h || d->w != m->in_w) {
+        sq_set_error("data %s is %dx%dx%d but the model expects %dx%dx%d", d->name, d->c, d->h, d->w, m->in_c,
+                     m->in_h, m->in_w);
+        return SQ_EARG;
+    }
+    if (io->teacher && (io->teacher->classes != m->classes || io->teacher->in_c != m->in_c ||
+                        io->teacher->in_h != m->in_h || io->teacher->in_w != m->in_w)) {
+        sq_set_error("teacher (%s, %d classes, %dx%dx%d) and student (%s, %d classes, %dx%dx%d) do not match",
+                     io->teacher->arch, io->teacher->classes, io->teacher->in_c, io->teacher->in_h,
+                     io->teacher->in_w, m->arch, m->classes, m->in_c, m->in_h, m->in_w);
+        return SQ_EARG;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
+{
+    sq_model *m = io->model;
+    const sq_backend *be = m->be;
+    const int N = cfg->batch;
+    sq_status st = check_shapes(io);
+    if (st) return st;
+    if (cfg->loss == SQ_LOSS_CE && !io->train->labels) {
+        sq_set_error("--loss ce needs labels but %s has none (SQAKD --loss kl needs none)", io->train->name);
+        return SQ_EARG;
+    }
+    if (cfg->loss == SQ_LOSS_KL && !io->teacher) {
+        sq_set_error("--loss kl needs a teacher");
+        return SQ_EARG;
+    }
+    if (N != m->batch) {
+        sq_set_error("model planned for batch %d but the run asks for %d", m->batch, N);
+        return SQ_EARG;
+    }
+    step_bufs *bp = sq_step_bufs_new(m);
+    if (!bp) return SQ_ENOMEM;
+    step_bufs b = *bp;
+    sq_ckpt_meta meta = io->meta;
+    int start_epoch = 0, t = 0;
+    int64_t step = 0;
+    sq_state_item items[4];
+    int nitems = state_items(m, &b, items);
+    if (io->resume_state) {
+        sq_ckpt_meta sm;
+        uint64_t extra = 0;
+        if ((st = sq_state_load(io->resume_state, be, items, nitems, &sm, &extra))) return st;
+        start_epoch = sm.epoch;
+        step = sm.step;
+        t = (int)sm.step;
+        m->dropout_seed = extra;
+        meta.metric = sm.metric;
+    }
+    sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
+                         .drop_last = 1, .seed = cfg->seed};
+    sq_loader *loader;
+    if ((st = sq_loader_create(io->train, &lo, &loader))) return st;
+    int steps = sq_loader_batches(loader);
+    if (cfg->max_steps_per_epoch > 0 && cfg->max_steps_per_epoch < steps) steps = cfg->max_steps_per_epoch;
+    if (steps <= 0) {
+        sq_loader_free(loader);
+        sq_set_error("%s has %d images: fewer than one batch of %d (use a smaller --batch)", io->train->name,
+                     io->train->n, N);
+        return SQ_EARG;
+    }
+    sq_progress *pg = sq_progress_new(cfg->quiet);
+    double best = io->resume_state ? meta.metric : -1;
+    double t_start = sq_now();
+    long imgs_total = 0;
+    char path[4096], path2[4096];
+    sq_jbuf jb;
+    sq_jbuf_init(&jb);
+    for (int ep = start_epoch; ep < cfg->epochs && st == SQ_OK; ep++) {
+        float lr = sq_sched_lr(cfg, cfg->lr, ep), lrq = sq_sched_lr(cfg, cfg->lr_quant, ep);
+        sq_loader_start_epoch(loader, ep);
+        be->memset0(b.loss_sum, sizeof(float));
+        double t_ep = sq_now(), loss_ep = 0, last_loss = NAN;
+        int since = 0;
+        long imgs = 0;
+        for (int s = 0; s < steps; s++) {
+            const float *x;
+            const int32_t *y;
+            int nb = sq_loader_next(loader, &x, &y);
+            if (nb <= 0) break;
+            t++;
+            sq_train_step(cfg, m, io->teacher, &b, x, y, nb, lr, lrq, t);
+            step++;
+            imgs += nb;
+            since++;
+            if (since == cfg->log_every || s == steps - 1) {
+                float ls;
+                be->copy_d2h(&ls, b.loss_sum, sizeof ls);
+                be->memset0(b.loss_sum, sizeof(float));
+                if (!isfinite(ls)) {
+                    sq_progress_line(pg, "sqakd: non-finite loss at epoch %d step %lld; stopping (the last good "
+                                     "checkpoint is kept)", ep + 1, (long long)step);
+                    sq_set_error("non-finite loss at epoch %d step %lld (lower --lr?); the last good checkpoint "
+                                 "is kept", ep + 1, (long long)step);
+                    st = SQ_ENUMERIC;
+                    break;
+                }
+                loss_ep += ls;
+                last_loss = ls / since;
+                since = 0;
+                double el = sq_now() - t_ep, ips = imgs / (el > 0 ? el : 1e-9);
+                double left = (double)(steps - s - 1) * N + (double)(cfg->epochs - ep - 1) * steps * N;
+                sq_progress_update(pg, ep + 1, cfg->epochs, s + 1, steps, last_loss, ips, left / ips);
+            }
+        }
+        if (st) break;
+        double train_s = sq_now() - t_ep;
+        imgs_total += imgs;
+        sq_eval_result er;
+        int have_eval = 0;
+        if (io->test) {
+            if ((st = sq_evaluate(m, io->teacher, io->test, N, &er))) break;
+            have_eval = 1;
+        }
+        double metric = have_eval ? (er.top1 >= 0 ? er.top1 : er.agreement) : -1;
+        meta.epoch = ep + 1;
+        meta.step = step;
+        meta.metric = metric;
+        double mean_loss = loss_ep / (imgs / N > 0 ? (double)(imgs / N) : 1.0);
+        char line[512];
+        int len = snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  lr %.3g  %.0f img/s", ep + 1, cfg->epochs,
+                           mean_loss, lr, imgs / (train_s > 0 ? train_s : 1e-9));
+        if (have_eval && er.top1 >= 0) len += snprintf(line + len, sizeof line - len, "  test top1 %.2f%% top5 %.2f%%", er.top1, er.top5);
+        if (have_eval && er.agreement >= 0) len += snprintf(line + len, sizeof line - len, "  agreement %.2f%% KL %.4f", er.agreement, er.kl);
+        sq_progress_line(pg, "%s", line);
+        if (cfg->out_dir) {
+            sq_jbuf_reset(&jb);
+            sq_jbuf_begin_obj(&jb);
+            sq_jbuf_kv_int(&jb, "epoch", ep + 1);
+            sq_jbuf_kv_int(&jb, "step", step);
+            sq_jbuf_kv_num(&jb, "lr", lr);
+            sq_jbuf_kv_num(&jb, "train_loss", mean_loss);
+            sq_jbuf_kv_num(&jb, "img_per_s", imgs / (train_s > 0 ? train_s : 1e-9));
+            sq_jbuf_kv_num(&jb, "train_seconds", train_s);
+            if (have_eval) {
+                sq_jbuf_kv_int(&jb, "eval_n", er.n);
+                if (er.top1 >= 0) { sq_jbuf_kv_num(&jb, "top1", er.top1); sq_jbuf_kv_num(&jb, "top5", er.top5); }
+                if (er.agreement >= 0) { sq_jbuf_kv_num(&jb, "agreement", er.agreement); sq_jbuf_kv_num(&jb, "kl", er.kl); }
+            }
+            sq_jbuf_kv_num(&jb, "elapsed_seconds", sq_now() - t_start);
+            sq_jbuf_end_obj(&jb);
+            write_metrics(cfg->out_dir, sq_jbuf_cstr(&jb));
+            path_join(path, sizeof path, cfg->out_dir, "last.safetensors");
+            path_join(path2, sizeof path2, cfg->out_dir, "last.state.safetensors");
+            sq_ckpt_meta sm = meta; /* the state file remembers the best metric so far */
+            sm.metric = metric > best ? metric : best;
+            if ((st = sq_state_save(path2, be, items, nitems, &sm, m->dropout_seed))) break;
+            if ((st = sq_ckpt_save(m, &meta, path))) break;
+            if (metric > best || best < 0) {
+                best = metric;
+                path_join(path, sizeof path, cfg->out_dir, "best.safetensors");
+                if ((st = sq_ckpt_save(m, &meta, path))) break;
+            }
+        }
+    }
+    (void)imgs_total;
+    sq_jbuf_free(&jb);
+    sq_progress_free(pg);
+    sq_loader_free(loader);
+    sq_step_bufs_free(m, bp);
+    return st;
+}

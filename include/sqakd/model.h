@@ -1,0 +1,142 @@
+/* model.h: a model is a flat array of nodes (op, inputs, attrs, param slots, quantizer slot),
+   walked forward in order and backward in reverse, against any backend's op table.
+   Parameters, gradients, optimizer state and quantizer parameters each live in ONE contiguous
+   buffer per kind; activations and their gradients are planned once per batch size. */
+#ifndef SQAKD_MODEL_H
+#define SQAKD_MODEL_H
+
+#include "sqakd/backend.h"
+#include "sqakd/quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum sq_node_op {
+    SQ_NODE_INPUT = 0, SQ_NODE_CONV, SQ_NODE_BN, SQ_NODE_ACT, SQ_NODE_POOL, SQ_NODE_GAP,
+    SQ_NODE_LINEAR, SQ_NODE_ADD, SQ_NODE_SHORTCUT_A, SQ_NODE_CONCAT, SQ_NODE_SHUFFLE,
+    SQ_NODE_DROPOUT, SQ_NODE_FLATTEN
+} sq_node_op;
+
+/* kinds of entries in the parameter table */
+typedef enum { SQ_PT_TRAIN = 0, SQ_PT_BUFFER = 1, SQ_PT_QUANT = 2 } sq_param_kind;
+
+typedef struct sq_param {
+    char name[96];        /* PyTorch state_dict name, e.g. "layer1.0.conv1.weight" */
+    sq_param_kind kind;
+    int ndim;
+    int shape[4];
+    size_t numel;
+    size_t off;           /* offset (floats) in its buffer (params/buffers/quant) */
+} sq_param;
+
+typedef struct sq_node {
+    sq_node_op op;
+    int in0, in1;         /* input node ids (-1: none) */
+    int c, h, w;          /* output shape per sample */
+    /* attrs */
+    int k, stride, pad, groups, has_bias;     /* conv (k: kernel size), pool (k) */
+    int act;              /* sq_act_kind */
+    int pool;             /* sq_pool_kind */
+    float p;              /* dropout */
+    int quantizable;      /* conv/linear that the recipe quantizes (method.md 3.6) */
+    int first_or_last;    /* stem conv / classifier: quantized only with --quant-first-last */
+    int pw, pb;           /* param ids: conv/linear weight, bias; bn gamma, beta (-1 none) */
+    int prm, prv;         /* bn running mean/var (buffer ids) */
+    int64_t bn_tracked;   /* num_batches_tracked */
+    char name[80];        /* module name, e.g. "layer1.0.conv1" */
+    /* quantization (filled by sq_model_setup when quantized) */
+    int quant;            /* 1 if this conv/linear runs quantized */
+    sq_quant_cfg qw, qa;
+    int qpw, qpa, qps;    /* quant param ids: weight qp, act qp, output scale (-1 none) */
+    /* planned buffers (backend memory) */
+    float *out, *gout;    /* (N, c, h, w) */
+    float *save_mean, *save_invstd;
+    int32_t *argmax;
+    uint8_t *mask;
+    float *xq, *gxq;      /* quantized input and its gradient */
+    float *wq, *gwq;      /* quantized weight and its gradient */
+    float *z, *gz;        /* conv output before |s| (ewgs) and its gradient */
+    float *scratch_w, *scratch_a;
+    sq_conv_shape cs;
+} sq_node;
+
+typedef struct sq_quant_opts {
+    sq_quant_kind kind;   /* SQ_QUANT_NONE: full precision */
+    int wbits, abits;
+    float delta_w, delta_a;
+    int first_last;       /* also quantize the stem conv and the classifier */
+} sq_quant_opts;
+
+typedef struct sq_model {
+    char arch[32];
+    int in_c, in_h, in_w, classes;
+    int nnodes, cap_nodes;
+    sq_node *nodes;
+    int nparams, cap_params;
+    sq_param *params;
+    size_t n_train, n_buf, n_quant;   /* buffer sizes in floats (padded) */
+    sq_quant_opts qopts;
+
+    /* runtime (after sq_model_setup) */
+    const sq_backend *be;
+    int batch;                 /* planned batch size */
+    int with_grad;             /* 0: inference-only (teacher) */
+    float *p, *g;              /* trainable params and grads */
+    float *buf;                /* running stats */
+    float *qp, *qg;            /* quantizer params and grads */
+    float *act_arena, *grad_arena;
+    size_t act_floats, grad_floats;
+    void *ws;                  /* conv workspace */
+    size_t ws_bytes;
+    uint64_t dropout_seed;
+} sq_model;
+
+/* Builds the graph and parameter table of a zoo model (no memory yet). */
+sq_status sq_model_create(const char *arch, int c, int h, int w, int classes, sq_model **out);
+/* Names of the zoo and their description. */
+int sq_model_zoo_count(void);
+const char *sq_model_zoo_name(int i);
+const char *sq_model_zoo_desc(int i);
+size_t sq_model_param_count(const sq_model *m);   /* trainable parameters (PyTorch count) */
+
+/* Marks layers quantized per method.md 3.6 and adds quantizer parameters. Call before setup. */
+sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q);
+
+/* Allocates every buffer on the backend for `batch` samples. with_grad = 0 for a frozen model. */
+sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_grad);
+void sq_model_free(sq_model *m);
+
+/* Kaiming / VGG init as method.md section 5, BN gamma 1 beta 0, running var 1. */
+void sq_model_init_weights(sq_model *m, uint64_t seed);
+
+/* Input: copy n samples (host floats) into the input node. */
+void sq_model_set_input(sq_model *m, const float *x_host, int n);
+/* Forward over n <= batch samples (train: batch statistics, dropout). Returns logits node buffer
+   (backend memory, (n, classes)). */
+float *sq_model_forward(sq_model *m, int n, int train);
+/* Backward from glogits (backend memory (n, classes)); accumulates into m->g and m->qg, which the
+   caller zeroes (sq_model_zero_grad). */
+void sq_model_backward(sq_model *m, int n, const float *glogits);
+void sq_model_zero_grad(sq_model *m);
+
+/* Host access to a named tensor (copies). Returns SQ_EARG if the name is unknown. */
+int sq_model_find_param(const sq_model *m, const char *name);
+float *sq_model_param_ptr(const sq_model *m, int id);   /* backend pointer */
+sq_status sq_model_get(const sq_model *m, const char *name, float *host, size_t numel);
+sq_status sq_model_set(sq_model *m, const char *name, const float *host, size_t numel);
+
+/* Quantizer initialisation from one batch in train mode, layer by layer (method.md 3.2). */
+sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n);
+
+/* Copies every tensor with the same name and shape from src (teacher -> student). Returns the
+   number copied. */
+int sq_model_copy_matching(sq_model *dst, const sq_model *src);
+
+/* Bytes of the model at its bit-widths (quantized layers at wbits, the rest at 32 bits). */
+double sq_model_size_bytes(const sq_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

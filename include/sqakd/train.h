@@ -1,0 +1,85 @@
+/* train.h: the one training loop (full-precision with labels, SQAKD distillation without labels,
+   or label-supervised QAT), evaluation, and progress reporting. */
+#ifndef SQAKD_TRAIN_H
+#define SQAKD_TRAIN_H
+
+#include "sqakd/checkpoint.h"
+#include "sqakd/data.h"
+#include "sqakd/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { SQ_LOSS_CE = 0, SQ_LOSS_KL = 1 } sq_loss_kind;
+typedef enum { SQ_OPT_SGD = 0, SQ_OPT_ADAM = 1 } sq_opt_kind;
+typedef enum { SQ_SCHED_COSINE = 0, SQ_SCHED_STEP = 1, SQ_SCHED_CONST = 2 } sq_sched_kind;
+
+typedef struct sq_train_cfg {
+    sq_loss_kind loss;
+    int epochs, batch, threads;
+    uint64_t seed;
+    sq_opt_kind opt;
+    float lr, momentum, wd;
+    sq_sched_kind sched;
+    int step_every;          /* step schedule: epochs between decays */
+    float step_gamma;
+    float lr_quant, wd_quant;/* quantizer-parameter optimizer (Adam) */
+    float alpha, T;          /* distillation */
+    int log_every;           /* steps between loss read-backs */
+    int max_steps_per_epoch; /* 0: whole epoch (for quick runs and tests) */
+    int crop_pad, flip;
+    const char *out_dir;     /* NULL: write nothing */
+    int quiet;
+} sq_train_cfg;
+
+void sq_train_cfg_defaults(sq_train_cfg *c);
+
+float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch);
+
+typedef struct sq_eval_result {
+    int n;
+    double top1, top5;         /* percent; -1 without labels */
+    double per_class[SQ_MAX_CLASSES];
+    int per_class_n[SQ_MAX_CLASSES];
+    int classes;
+    double agreement;          /* percent top-1 agreement with the teacher; -1 without teacher */
+    double kl;                 /* mean KL(teacher || model) at T = 1; -1 without teacher */
+    double seconds;
+} sq_eval_result;
+
+/* Evaluates m (eval mode) on ds; teacher may be NULL. Labels are used only if ds has them. */
+sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch,
+                      sq_eval_result *r);
+
+typedef struct sq_train_io {
+    const sq_dataset *train, *test;   /* test may be NULL */
+    sq_model *model;
+    sq_model *teacher;                /* distillation only */
+    sq_ckpt_meta meta;                /* written into checkpoints */
+    const char *resume_state;         /* path of a last.state.safetensors to resume from */
+} sq_train_io;
+
+sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io);
+
+/* One training step on a batch (used by the loop and by 'sqakd bench step'): forward, loss (CE
+   with labels y, or KL against the teacher), backward, optimizer steps; the loss is added to a
+   backend-side running sum (no host synchronisation). t is the 1-based optimizer step. */
+typedef struct sq_step_bufs sq_step_bufs;
+sq_step_bufs *sq_step_bufs_new(const sq_model *m);
+void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b);
+void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
+                   const int32_t *y, int nb, float lr, float lrq, int t);
+
+/* progress.c */
+typedef struct sq_progress sq_progress;
+sq_progress *sq_progress_new(int quiet);
+void sq_progress_update(sq_progress *p, int epoch, int epochs, int step, int steps, double loss,
+                        double img_per_s, double eta_s);
+void sq_progress_line(sq_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sq_progress_free(sq_progress *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
