@@ -33,8 +33,11 @@ static conv_geo geometry(const sq_conv_shape *cs)
     return g;
 }
 
-static int conv_threads(int n)
+/* threads for a conv of this size: one below ~256k multiply-adds (fork/join would dominate) */
+static int conv_threads(const sq_conv_shape *cs, const conv_geo *g)
 {
+    const int n = cs->n;
+    if ((double)n * cs->k * g->ohw * g->crs < 262144.0) return 1;
     int t = sq_cpu_threads();
     if (g_ws_threads > 0 && t > g_ws_threads) t = g_ws_threads;
     if (g_ws_threads <= 0) t = 1;
@@ -133,7 +136,7 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
         return;
     }
     const conv_geo g = geometry(cs);
-    const int n = cs->n, nthr = conv_threads(n);
+    const int n = cs->n, nthr = conv_threads(cs, &g);
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -188,7 +191,7 @@ void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, 
     const conv_geo g = geometry(cs);
     if (gb) conv_bias_grad(cs->n, cs->k, g.ohw, gy, gb);
     if (!gx && !gw) return;
-    const int n = cs->n, nthr = conv_threads(n);
+    const int n = cs->n, nthr = conv_threads(cs, &g);
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();

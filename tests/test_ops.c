@@ -1,0 +1,458 @@
+/* test_ops.c: Criterion suite "ops": CPU op values that finite differences cannot check: the
+   fast conv paths (im2col+GEMM, 1x1, grouped, depthwise) against a plain loop, conv backward
+   against double loops and its determinism, BatchNorm running statistics, pooling argmax and
+   padding, exact data movement (shortcut, concat, shuffle), dropout statistics, the loss test
+   vectors, and two hand-computed optimizer steps. Backward-vs-finite-difference checks are in
+   test_ops_fd.c (suite "ops_fd"). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../kernels/cpu/cpu_ops.h"
+#include "util_check.h"
+
+static float *vec(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+typedef struct conv_case {
+    int n, c, h, w, k, r, s, stride, pad, groups, bias;
+} conv_case;
+
+static const conv_case k_cases[] = {
+    {2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1},      {2, 4, 7, 7, 6, 3, 3, 2, 1, 1, 0},
+    {2, 5, 5, 3, 7, 1, 1, 1, 0, 1, 1},      {1, 3, 5, 5, 4, 1, 1, 2, 0, 1, 0},
+    {2, 4, 6, 5, 6, 3, 3, 1, 1, 2, 1},      {2, 3, 6, 7, 3, 3, 3, 1, 1, 3, 1},
+    {1, 4, 7, 6, 8, 3, 3, 2, 1, 4, 0},      {1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1},
+    {1, 2, 3, 3, 3, 5, 5, 2, 2, 1, 1},      {3, 5, 11, 13, 7, 3, 3, 1, 1, 1, 0},
+    {3, 16, 16, 16, 32, 3, 3, 2, 1, 1, 0},  /* ResNet-20 stage transition */
+    {5, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1},  /* more images than threads */
+    {4, 8, 9, 9, 8, 3, 3, 1, 1, 8, 1},      /* depthwise */
+    {3, 24, 6, 6, 12, 1, 1, 1, 0, 3, 1},    /* grouped 1x1 */
+    {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 0},   /* ResNet stem */
+};
+#define NCASES (sizeof k_cases / sizeof *k_cases)
+
+typedef struct conv_data {
+    sq_conv_shape cs;
+    size_t nx, nw, ny;
+    float *x, *w, *b, *y;
+    void *ws;
+} conv_data;
+
+static conv_data conv_make(conv_case q, uint64_t seed)
+{
+    const sq_backend *be = sq_backend_cpu();
+    conv_data d;
+    cr_assert_eq(sq_conv_shape_init(&d.cs, q.n, q.c, q.h, q.w, q.k, q.r, q.s, q.stride, q.pad,
+                                    q.groups), SQ_OK);
+    d.nx = (size_t)q.n * q.c * q.h * q.w;
+    d.nw = (size_t)q.k * (q.c / q.groups) * q.r * q.s;
+    d.ny = (size_t)q.n * q.k * d.cs.oh * d.cs.ow;
+    d.x = vec(d.nx); d.w = vec(d.nw); d.b = q.bias ? vec(q.k) : NULL; d.y = vec(d.ny);
+    sqt_fill_uniform(d.x, d.nx, -1, 1, seed);
+    sqt_fill_uniform(d.w, d.nw, -1, 1, seed + 1);
+    if (d.b) sqt_fill_uniform(d.b, q.k, -1, 1, seed + 2);
+    d.ws = be->alloc(be->conv_ws_bytes(&d.cs));
+    return d;
+}
+
+static void conv_free(conv_data *d)
+{
+    free(d->x); free(d->w); free(d->b); free(d->y);
+    sq_backend_cpu()->free(d->ws);
+}
+
+Test(ops, conv_fwd_matches_loops)
+{
+    const sq_backend *be = sq_backend_cpu();
+    for (size_t i = 0; i < NCASES; i++) {
+        conv_data d = conv_make(k_cases[i], 500 + i);
+        float *ref = vec(d.ny);
+        sq_cpu_conv2d_fwd_ref(&d.cs, d.x, d.w, d.b, ref);
+        for (size_t j = 0; j < d.ny; j++) d.y[j] = NAN; /* forward must overwrite */
+        be->conv2d_fwd(&d.cs, d.x, d.w, d.b, d.y, d.ws);
+        /* float sums of up to 400 products of O(1) values vs a double loop */
+        size_t bad = sqt_check_close("conv y", d.y, ref, d.ny, 2e-4, 1e-4, 500 + i);
+        cr_expect_eq(bad, 0, "case %zu: %zu outputs differ from the plain loop", i, bad);
+        free(ref);
+        conv_free(&d);
+    }
+}
+
+/* gx, gw, gb of sum(y * gy) by double loops */
+static void conv_bwd_loops(const sq_conv_shape *cs, const float *x, const float *w,
+                           const float *gy, double *gx, double *gw, double *gb)
+{
+    const int cg = cs->c / cs->groups, kg = cs->k / cs->groups;
+    for (int i = 0; i < cs->n; i++)
+        for (int o = 0; o < cs->k; o++)
+            for (int oy = 0; oy < cs->oh; oy++)
+                for (int ox = 0; ox < cs->ow; ox++) {
+                    double g = gy[(((size_t)i * cs->k + o) * cs->oh + oy) * cs->ow + ox];
+                    gb[o] += g;
+                    for (int c = 0; c < cg; c++)
+                        for (int r = 0; r < cs->r; r++)
+                            for (int s = 0; s < cs->s; s++) {
+                                int ih = oy * cs->stride - cs->pad + r, iw = ox * cs->stride - cs->pad + s;
+                                if (ih < 0 || ih >= cs->h || iw < 0 || iw >= cs->w) continue;
+                                size_t xi = (((size_t)i * cs->c + o / kg * cg + c) * cs->h + ih) * cs->w + iw;
+                                size_t wi = (((size_t)o * cg + c) * cs->r + r) * cs->s + s;
+                                gx[xi] += g * w[wi];
+                                gw[wi] += g * x[xi];
+                            }
+                }
+}
+
+Test(ops, conv_bwd_matches_loops)
+{
+    const sq_backend *be = sq_backend_cpu();
+    for (size_t i = 10; i < NCASES; i++) {
+        conv_data d = conv_make(k_cases[i], 700 + i);
+        float *gy = vec(d.ny), *gx = vec(d.nx), *gw = vec(d.nw), *gb = vec(d.cs.k);
+        sqt_fill_uniform(gy, d.ny, -1, 1, 800 + i);
+        double *rx = calloc(d.nx, sizeof(double)), *rw = calloc(d.nw, sizeof(double)),
+               *rb = calloc(d.cs.k, sizeof(double));
+        conv_bwd_loops(&d.cs, d.x, d.w, gy, rx, rw, rb);
+        be->conv2d_bwd(&d.cs, d.x, d.w, gy, gx, gw, gb, d.ws);
+        /* gw sums n*oh*ow (up to 5*144) products in float: allow 1e-3 absolute */
+        cr_expect_eq(sqt_check_close_d("conv gx", gx, rx, d.nx, 2e-4, 1e-4, 700 + i), 0, "case %zu gx", i);
+        cr_expect_eq(sqt_check_close_d("conv gw", gw, rw, d.nw, 1e-3, 1e-4, 700 + i), 0, "case %zu gw", i);
+        cr_expect_eq(sqt_check_close_d("conv gb", gb, rb, d.cs.k, 1e-3, 1e-4, 700 + i), 0, "case %zu gb", i);
+        free(gy); free(gx); free(gw); free(gb); free(rx); free(rw); free(rb);
+        conv_free(&d);
+    }
+}
+
+Test(ops, conv_bwd_deterministic)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const conv_case cases[] = {{7, 16, 10, 10, 16, 3, 3, 1, 1, 1, 1}, {6, 8, 9, 9, 8, 3, 3, 2, 1, 8, 1}};
+    for (int ci = 0; ci < 2; ci++) {
+        conv_data d = conv_make(cases[ci], 900);
+        float *gy = vec(d.ny);
+        sqt_fill_normal(gy, d.ny, 0, 1, 901);
+        float *gw[2], *gx[2], *gb[2];
+        for (int rep = 0; rep < 2; rep++) {
+            gw[rep] = vec(d.nw); gx[rep] = vec(d.nx); gb[rep] = vec(d.cs.k);
+            be->conv2d_bwd(&d.cs, d.x, d.w, gy, gx[rep], gw[rep], gb[rep], d.ws);
+        }
+        cr_expect_eq(sqt_check_equal("gw run 2", gw[1], gw[0], d.nw), 0, "conv gw not bit-identical");
+        cr_expect_eq(sqt_check_equal("gx run 2", gx[1], gx[0], d.nx), 0, "conv gx not bit-identical");
+        cr_expect_eq(sqt_check_equal("gb run 2", gb[1], gb[0], d.cs.k), 0, "conv gb not bit-identical");
+        for (int rep = 0; rep < 2; rep++) { free(gw[rep]); free(gx[rep]); free(gb[rep]); }
+        free(gy);
+        conv_free(&d);
+    }
+}
+
+Test(ops, bn_running_stats)
+{
+    const sq_backend *be = sq_backend_cpu();
+    /* x (N=2, C=2, HW=3): channel 0 = {1..6}, channel 1 = {10,10,10,10,10,13} */
+    const float x[12] = {1, 2, 3, 10, 10, 10, 4, 5, 6, 10, 10, 13};
+    float rm[2] = {0.5f, 0.5f}, rv[2] = {2.0f, 2.0f}, sm[2], si[2], y[12];
+    const float gamma[2] = {2.0f, 0.5f}, beta[2] = {1.0f, -1.0f};
+    be->bn_fwd_train(2, 2, 3, x, gamma, beta, rm, rv, 0.1f, 1e-5f, y, sm, si);
+    /* mean 3.5 / 10.5; biased var 17.5/6 / 1.25; unbiased 3.5 / 1.5 */
+    cr_expect_float_eq(sm[0], 3.5f, 1e-6f);
+    cr_expect_float_eq(sm[1], 10.5f, 1e-6f);
+    cr_expect_float_eq(si[0], (float)(1.0 / sqrt(17.5 / 6 + 1e-5)), 1e-6f);
+    cr_expect_float_eq(si[1], (float)(1.0 / sqrt(1.25 + 1e-5)), 1e-6f);
+    cr_expect_float_eq(rm[0], 0.8f, 1e-6f, "running mean 0.9*0.5 + 0.1*3.5, got %g", rm[0]);
+    cr_expect_float_eq(rm[1], 1.5f, 1e-6f, "running mean 0.9*0.5 + 0.1*10.5, got %g", rm[1]);
+    cr_expect_float_eq(rv[0], 2.15f, 1e-6f, "running var uses unbiased 3.5, got %g", rv[0]);
+    cr_expect_float_eq(rv[1], 1.95f, 1e-6f, "running var uses unbiased 1.5, got %g", rv[1]);
+    const double var[2] = {17.5 / 6, 1.25}, mean[2] = {3.5, 10.5};
+    for (int i = 0; i < 12; i++) {
+        int c = (i / 3) % 2;
+        double ref = (x[i] - mean[c]) / sqrt(var[c] + 1e-5) * gamma[c] + beta[c];
+        cr_expect(fabs(y[i] - ref) <= 1e-5 + 1e-5 * fabs(ref), "y[%d]: got %g want %g", i, y[i], ref);
+    }
+    float ye[12];
+    be->bn_fwd_eval(2, 2, 3, x, gamma, beta, rm, rv, 1e-5f, ye);
+    for (int i = 0; i < 12; i++) {
+        int c = (i / 3) % 2;
+        double ref = (x[i] - rm[c]) / sqrt(rv[c] + 1e-5) * gamma[c] + beta[c];
+        cr_expect(fabs(ye[i] - ref) <= 1e-5 + 1e-5 * fabs(ref), "eval y[%d]: got %g want %g", i, ye[i], ref);
+    }
+}
+
+Test(ops, bn_large_mean_variance)
+{
+    /* mean 1000, std 0.01: naive E[x^2] - E[x]^2 in float would lose the variance entirely */
+    const int n = 16, c = 3, hw = 64;
+    const size_t nx = (size_t)n * c * hw;
+    float *x = vec(nx), *y = vec(nx), sm[3], si[3];
+    sqt_fill_normal(x, nx, 1000.0f, 0.01f, 31);
+    sq_backend_cpu()->bn_fwd_train(n, c, hw, x, NULL, NULL, NULL, NULL, 0.1f, 0.0f, y, sm, si);
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, v = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) s += x[((size_t)i * c + ch) * hw + j];
+        s /= n * hw;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < hw; j++) {
+                double d = x[((size_t)i * c + ch) * hw + j] - s;
+                v += d * d;
+            }
+        v /= n * hw;
+        double ref = 1.0 / sqrt(v);
+        cr_expect(fabs(si[ch] - ref) <= 1e-3 * ref, "invstd[%d]: got %g want %g", ch, si[ch], ref);
+    }
+    free(x); free(y);
+}
+
+Test(ops, pool_argmax_and_padding)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const float x[16] = {1, 5, 5, 2, 0, 3, 1, 2, 7, 7, 0, 0, 1, 2, 9, 9};
+    float y[4];
+    int32_t am[4];
+    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 2, 2, 0, x, y, am);
+    const int32_t am1[4] = {1, 2, 8, 14};
+    const float y1[4] = {5, 5, 7, 9};
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(am[i], am1[i], "k2s2 argmax[%d]: got %d want %d (first max wins)", i, am[i], am1[i]);
+        cr_expect_eq(y[i], y1[i], "k2s2 y[%d]", i);
+    }
+    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, am);
+    const int32_t am2[4] = {1, 1, 8, 14};
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(am[i], am2[i], "k3s2p1 argmax[%d]: got %d want %d", i, am[i], am2[i]);
+    float neg[16];
+    for (int i = 0; i < 16; i++) neg[i] = -5.0f;
+    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, neg, y, am);
+    for (int i = 0; i < 4; i++) cr_expect_eq(y[i], -5.0f, "padding must act as -inf, y[%d]=%g", i, y[i]);
+    float ones[16];
+    for (int i = 0; i < 16; i++) ones[i] = 1.0f;
+    be->pool_fwd(SQ_POOL_AVG, 1, 1, 4, 4, 3, 2, 1, ones, y, NULL);
+    const float ya[4] = {4.0f / 9, 6.0f / 9, 6.0f / 9, 1.0f};
+    for (int i = 0; i < 4; i++)
+        cr_expect_float_eq(y[i], ya[i], 1e-6f, "count_include_pad y[%d]: got %g want %g", i, y[i], ya[i]);
+    float g[16] = {0};
+    const float gy[4] = {1, 2, 3, 4};
+    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, am);
+    be->pool_bwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, gy, am, g);
+    cr_expect_eq(g[1], 3.0f, "two windows route to index 1");
+    cr_expect_eq(g[8], 3.0f);
+    cr_expect_eq(g[14], 4.0f);
+    float gp[6] = {0}, xg[6] = {1, 2, 3, 4, 5, 6};
+    be->gap_fwd(2, 1, 3, xg, gp);
+    cr_expect_float_eq(gp[0], 2.0f, 1e-6f);
+    cr_expect_float_eq(gp[1], 5.0f, 1e-6f);
+}
+
+Test(ops, shortcut_concat_shuffle_exact)
+{
+    const sq_backend *be = sq_backend_cpu();
+    float x[18], y[16], gx[18];
+    for (int i = 0; i < 18; i++) x[i] = (float)i;
+    be->shortcut_a_fwd(1, 2, 3, 3, 4, x, y);
+    const float ys[16] = {0, 0, 0, 0, 0, 2, 6, 8, 9, 11, 15, 17, 0, 0, 0, 0};
+    for (int i = 0; i < 16; i++) cr_expect_eq(y[i], ys[i], "shortcut y[%d]: got %g want %g", i, y[i], ys[i]);
+    for (int i = 0; i < 18; i++) gx[i] = 1.0f;
+    for (int i = 0; i < 16; i++) y[i] = (float)(i + 1);
+    be->shortcut_a_bwd(1, 2, 3, 3, 4, y, gx);
+    const float gxs[18] = {6, 1, 7, 1, 1, 1, 8, 1, 9, 10, 1, 11, 1, 1, 1, 12, 1, 13};
+    for (int i = 0; i < 18; i++) cr_expect_eq(gx[i], gxs[i], "shortcut gx[%d]: got %g want %g", i, gx[i], gxs[i]);
+
+    /* concat: a (2, 1, 2), b (2, 2, 2) */
+    const float a[4] = {1, 2, 3, 4}, b[8] = {10, 11, 12, 13, 14, 15, 16, 17};
+    float yc[12], ga[4] = {0}, gb[8] = {0};
+    be->concat_fwd(2, 1, 2, 2, a, b, yc);
+    const float ycs[12] = {1, 2, 10, 11, 12, 13, 3, 4, 14, 15, 16, 17};
+    for (int i = 0; i < 12; i++) cr_expect_eq(yc[i], ycs[i], "concat y[%d]", i);
+    be->concat_bwd(2, 1, 2, 2, yc, ga, gb);
+    be->concat_bwd(2, 1, 2, 2, yc, ga, NULL);
+    for (int i = 0; i < 4; i++) cr_expect_eq(ga[i], 2 * a[i], "concat ga[%d] accumulates", i);
+    for (int i = 0; i < 8; i++) cr_expect_eq(gb[i], b[i], "concat gb[%d]", i);
+
+    /* shuffle: n = 2, c = 6, groups = 2, hw = 2: channel order 0 3 1 4 2 5 */
+    float xs[24], ysh[24], back[24] = {0};
+    for (int i = 0; i < 24; i++) xs[i] = (float)i;
+    be->shuffle_fwd(2, 6, 2, 2, xs, ysh);
+    const int order[6] = {0, 3, 1, 4, 2, 5};
+    for (int i = 0; i < 2; i++)
+        for (int c = 0; c < 6; c++)
+            for (int e = 0; e < 2; e++)
+                cr_expect_eq(ysh[(i * 6 + c) * 2 + e], xs[(i * 6 + order[c]) * 2 + e], "shuffle %d %d %d", i, c, e);
+    be->shuffle_bwd(2, 6, 2, 2, ysh, back);
+    cr_expect_eq(sqt_check_equal("unshuffle", back, xs, 24), 0, "shuffle_bwd is not the inverse");
+}
+
+Test(ops, dropout_mask_statistics)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const size_t n = 200000;
+    const float p = 0.3f;
+    float *x = vec(n), *y = vec(n), *gx = vec(n), *y2 = vec(n);
+    uint8_t *m = malloc(n), *m2 = malloc(n);
+    sqt_fill_uniform(x, n, 0.5f, 1.5f, 3);
+    be->dropout_fwd(n, p, 1234, x, y, m);
+    size_t kept = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        kept += m[i];
+        float want = m[i] ? x[i] / (1.0f - p) : 0.0f;
+        if (fabsf(y[i] - want) > 1e-6f * fabsf(want)) bad++;
+    }
+    /* binomial std of the kept fraction: sqrt(0.21 / 2e5) = 0.001; allow 5 sigma */
+    double frac = (double)kept / n;
+    cr_expect(fabs(frac - 0.7) < 0.005, "kept fraction %g, want 0.7", frac);
+    cr_expect_eq(bad, 0, "%zu outputs are not x * mask / (1 - p)", bad);
+    be->dropout_fwd(n, p, 1234, x, y2, m2);
+    cr_expect_eq(memcmp(m, m2, n), 0, "same seed must give the same mask");
+    be->dropout_fwd(n, p, 1235, x, y2, m2);
+    size_t same = 0;
+    for (size_t i = 0; i < n; i++) same += m[i] == m2[i];
+    cr_expect(same < n * 0.7, "another seed must give another mask (agreement %zu of %zu)", same, n);
+    be->dropout_bwd(n, p, m, x, gx);
+    bad = 0;
+    for (size_t i = 0; i < n; i++)
+        if (gx[i] != (m[i] ? x[i] * (1.0f / (1.0f - p)) : 0.0f)) bad++;
+    cr_expect_eq(bad, 0, "dropout_bwd: %zu entries differ", bad);
+    be->dropout_fwd(n, 0.0f, 9, x, y, m);
+    cr_expect_eq(sqt_check_equal("p=0", y, x, n), 0, "p = 0 must be the identity");
+    free(x); free(y); free(gx); free(y2); free(m); free(m2);
+}
+
+Test(ops, loss_vectors)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const float zt[2] = {0, 0}, zs[2] = {4, 0};
+    float loss = 0, g[3];
+    be->kl_fwd_bwd(1, 2, zt, zs, 4.0f, 1.0f, &loss, g);
+    /* method.md section 2 test vector, 6 printed digits */
+    cr_expect(fabsf(loss - 1.921832f) < 2e-6f, "KL loss %.7f want 1.921832", loss);
+    cr_expect(fabsf(g[0] - 0.924234f) < 2e-6f, "dL/dzS[0] %.7f want 0.924234", g[0]);
+    cr_expect(fabsf(g[1] + 0.924234f) < 2e-6f, "dL/dzS[1] %.7f want -0.924234", g[1]);
+    g[0] = g[1] = 7.0f;
+    be->kl_fwd_bwd(1, 2, zt, zs, 4.0f, 1.0f, &loss, g);
+    cr_expect(fabsf(g[0] - 0.924234f) < 2e-6f, "gzs must be overwritten, got %g", g[0]);
+
+    const float z[3] = {1, 2, 3};
+    const int32_t lab[1] = {2};
+    be->softmax_ce(1, 3, z, lab, 1.0f, &loss, g);
+    cr_expect(fabsf(loss - 0.40760596f) < 1e-6f, "CE loss %.8f want 0.40760596", loss);
+    const float gref[3] = {0.09003057f, 0.24472847f, -0.33475904f};
+    for (int i = 0; i < 3; i++) cr_expect(fabsf(g[i] - gref[i]) < 1e-6f, "CE g[%d] %g want %g", i, g[i], gref[i]);
+    const float big[4] = {1000, 0, 0, 1000};
+    const int32_t lab2[2] = {1, 0};
+    be->softmax_ce(2, 2, big, lab2, 1.0f, &loss, g);
+    cr_expect(fabsf(loss - 1000.0f) < 1e-3f, "CE with large logits %g want 1000 (stable lse)", loss);
+    const int32_t lab3[2] = {-1, 0}; /* an unlabelled row adds nothing, still divides by n */
+    be->softmax_ce(2, 2, big, lab3, 1.0f, &loss, g);
+    cr_expect(fabsf(loss - 500.0f) < 1e-3f && g[0] == 0.0f && g[1] == 0.0f, "CE label -1: loss %g", loss);
+
+    const float rows[8] = {1, 3, 3, 2, -1, -5, -1, -2};
+    int32_t am[2];
+    be->argmax(2, 4, rows, am);
+    cr_expect_eq(am[0], 1, "argmax ties: first wins");
+    cr_expect_eq(am[1], 0);
+}
+
+Test(ops, optimizers_two_steps)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const size_t n = 40000; /* above the parallel threshold */
+    float *p = vec(n), *g = vec(n), *m = vec(n), *v = vec(n);
+    for (size_t i = 0; i < n; i++) { p[i] = 1.0f; g[i] = 0.5f; }
+    /* SGD lr 0.1, momentum 0.9, wd 0.01 (hand-computed in double):
+       d = 0.51, m = 0.51, p = 0.949; d = 0.50949, m = 0.96849, p = 0.852151 */
+    be->sgd_step(n, p, g, m, 0.1f, 0.9f, 0.01f);
+    cr_expect(fabsf(p[0] - 0.949f) < 1e-6f && fabsf(m[0] - 0.51f) < 1e-6f, "sgd step 1: p %g m %g", p[0], m[0]);
+    be->sgd_step(n, p, g, m, 0.1f, 0.9f, 0.01f);
+    cr_expect(fabsf(p[0] - 0.852151f) < 1e-6f, "sgd step 2: p %.7f want 0.852151", p[0]);
+    cr_expect(fabsf(m[0] - 0.96849f) < 1e-6f, "sgd step 2: m %.7f want 0.96849", m[0]);
+    cr_expect(p[n - 1] == p[0] && p[n / 2] == p[0], "sgd: all elements equal");
+    for (size_t i = 0; i < n; i++) { p[i] = 1.0f; m[i] = 0.0f; }
+    /* Adam lr 0.01, betas 0.9/0.999, eps 1e-8, wd 0.1: p1 = 0.99000000017, p2 = 0.98000043860,
+       m2 = 0.1139, v2 = 0.000718441 */
+    be->adam_step(n, p, g, m, v, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 1);
+    cr_expect(fabsf(p[0] - 0.99f) < 1e-6f, "adam step 1: p %.8f want 0.99", p[0]);
+    be->adam_step(n, p, g, m, v, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f, 2);
+    cr_expect(fabsf(p[0] - 0.9800004386f) < 1e-6f, "adam step 2: p %.8f want 0.98000044", p[0]);
+    cr_expect(fabsf(m[0] - 0.1139f) < 1e-6f, "adam step 2: m %.8f want 0.1139", m[0]);
+    /* 1 - 0.999f is 1.3e-5 (relative) off 0.001: allow 2e-8 on v */
+    cr_expect(fabsf(v[0] - 0.000718441f) < 2e-8f, "adam step 2: v %.9f want 0.000718441", v[0]);
+    cr_expect(p[n - 1] == p[0], "adam: all elements equal");
+    free(p); free(g); free(m); free(v);
+}
+
+Test(ops, linear_matches_loops)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const int n = 64, in = 128, out = 40; /* large enough for the row-block parallel path */
+    float *x = vec(n * in), *w = vec(out * in), *b = vec(out), *y = vec(n * out), *gy = vec(n * out);
+    float *gx = vec(n * in), *gw = vec(out * in), *gb = vec(out);
+    sqt_fill_uniform(x, n * in, -1, 1, 11);
+    sqt_fill_uniform(w, out * in, -1, 1, 12);
+    sqt_fill_uniform(b, out, -1, 1, 13);
+    sqt_fill_uniform(gy, n * out, -1, 1, 14);
+    be->linear_fwd(n, in, out, x, w, b, y);
+    be->linear_bwd(n, in, out, x, w, gy, gx, gw, gb);
+    double *ry = calloc(n * out, sizeof(double)), *rx = calloc(n * in, sizeof(double)),
+           *rw = calloc(out * in, sizeof(double)), *rb = calloc(out, sizeof(double));
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < out; o++) {
+            double s = b[o], g = gy[i * out + o];
+            for (int j = 0; j < in; j++) {
+                s += (double)x[i * in + j] * w[o * in + j];
+                rx[i * in + j] += g * w[o * in + j];
+                rw[o * in + j] += g * x[i * in + j];
+            }
+            ry[i * out + o] = s;
+            rb[o] += g;
+        }
+    /* float sums of 128 (or 64) O(1) products */
+    cr_expect_eq(sqt_check_close_d("linear y", y, ry, n * out, 1e-4, 1e-4, 11), 0, "linear y");
+    cr_expect_eq(sqt_check_close_d("linear gx", gx, rx, n * in, 1e-4, 1e-4, 11), 0, "linear gx");
+    cr_expect_eq(sqt_check_close_d("linear gw", gw, rw, out * in, 1e-4, 1e-4, 11), 0, "linear gw");
+    cr_expect_eq(sqt_check_close_d("linear gb", gb, rb, out, 1e-4, 1e-4, 11), 0, "linear gb");
+    free(x); free(w); free(b); free(y); free(gy); free(gx); free(gw); free(gb);
+    free(ry); free(rx); free(rw); free(rb);
+}
+
+Test(ops, elementwise_and_memory)
+{
+    const sq_backend *be = sq_backend_cpu();
+    cr_expect_str_eq(be->name, "cpu");
+    cr_expect_eq(be->is_device, 0);
+    const size_t n = 50000, bytes = n * sizeof(float);
+    float *a = be->alloc(bytes), *b = be->alloc(bytes), *y = be->alloc(bytes);
+    cr_assert(a && b && y, "alloc failed");
+    cr_expect_eq(((uintptr_t)a) % 64, 0, "alloc is 64-byte aligned");
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i++) nonzero += a[i] != 0.0f;
+    cr_expect_eq(nonzero, 0, "alloc must zero");
+    for (size_t i = 0; i < n; i++) { a[i] = (float)i - 25000.0f; b[i] = 0.5f * (float)i; }
+    be->add_fwd(n, a, b, y);
+    cr_expect(y[7] == a[7] + b[7] && y[n - 1] == a[n - 1] + b[n - 1], "add");
+    be->axpy(n, 2.0f, b, y);
+    cr_expect(y[9] == a[9] + b[9] + 2.0f * b[9], "axpy");
+    be->scale(n, -0.5f, y);
+    cr_expect(y[11] == -0.5f * (a[11] + b[11] + 2.0f * b[11]), "scale");
+    be->fill(n, 3.25f, y);
+    cr_expect(y[0] == 3.25f && y[n - 1] == 3.25f, "fill");
+    be->act_fwd(SQ_ACT_RELU, n, a, y);
+    cr_expect(y[0] == 0.0f && y[25000] == 0.0f && y[25003] == 3.0f, "relu");
+    float r6in[5] = {-1, 0, 3, 6, 7}, r6[5], g6[5] = {0};
+    const float one[5] = {1, 1, 1, 1, 1};
+    be->act_fwd(SQ_ACT_RELU6, 5, r6in, r6);
+    cr_expect(r6[0] == 0 && r6[2] == 3 && r6[3] == 6 && r6[4] == 6, "relu6");
+    be->act_bwd(SQ_ACT_RELU6, 5, r6in, one, g6);
+    cr_expect(g6[0] == 0 && g6[1] == 0 && g6[2] == 1 && g6[3] == 0 && g6[4] == 0,
+              "relu6 gradient only strictly inside (0, 6)");
+    be->copy_d2d(y, a, bytes);
+    cr_expect_eq(memcmp(y, a, bytes), 0, "copy");
+    be->memset0(y, bytes);
+    cr_expect(y[0] == 0.0f && y[n - 1] == 0.0f, "memset0");
+    be->sync();
+    be->free(a); be->free(b); be->free(y);
+    const size_t big = (size_t)6 << 20; /* the chunked parallel memset */
+    char *c = be->alloc(big);
+    memset(c, 1, big);
+    be->memset0(c, big);
+    size_t left = 0;
+    for (size_t i = 0; i < big; i += 4093) left += c[i] != 0;
+    cr_expect(left == 0 && c[big - 1] == 0, "large memset0");
+    be->free(c);
+}
