@@ -123,7 +123,7 @@ sq_status sq_st_write(const char *path, const sq_st_file *f)
 
 /* ---- reader ---- */
 
-typedef struct entry { u64 begin, end; int idx; } entry;
+typedef struct entry { u64 begin, end, at; int idx; } entry;   /* at: file offset of the entry */
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -133,9 +133,13 @@ static int cmp_entry(const void *a, const void *b)
     return x->idx - y->idx;
 }
 
+typedef struct named { const char *name; u64 at; } named;
+
 static int cmp_name(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->at > y->at) - (x->at < y->at);
 }
 
 /* Reads one non-negative integer array element; returns 0 when it is not one. */
@@ -179,11 +183,15 @@ static sq_status parse_tensor(const char *path, const char *name, size_t name_le
                               u64 data_start, u64 data_size, sq_st_tensor *t, entry *e)
 {
     u64 at = 8 + (u64)v->offset;
-    if (strlen(name) != name_len) FMT_ERR("%s: tensor name at file offset %llu holds a NUL character", path, at);
-    if (v->type != SQ_JSON_OBJ) FMT_ERR("%s: entry for tensor '%s' at file offset %llu is not an object", path, name, at);
-    for (int i = 0; i < v->n; i++)
-        if (strcmp(v->keys[i], "dtype") && strcmp(v->keys[i], "shape") && strcmp(v->keys[i], "data_offsets"))
-            FMT_ERR("%s: tensor '%s' at file offset %llu has unknown field \"%s\"", path, name, at, v->keys[i]);
+    if (strlen(name) != name_len)
+        FMT_ERR("%s: tensor name at file offset %llu holds a NUL character", path, at);
+    if (v->type != SQ_JSON_OBJ)
+        FMT_ERR("%s: entry for tensor '%s' at file offset %llu is not an object", path, name, at);
+    for (int i = 0; i < v->n; i++) {
+        const char *k = v->keys[i];
+        if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
+            FMT_ERR("%s: tensor '%s' at file offset %llu has unknown field \"%s\"", path, name, at, k);
+    }
     const sq_json *dt = sq_json_get(v, "dtype"), *sh = sq_json_get(v, "shape"),
                   *of = sq_json_get(v, "data_offsets");
     if (!dt || !sh || !of || v->n != 3)
@@ -252,12 +260,13 @@ static sq_status check_layout(const char *path, sq_st_file *out, entry *ents, u6
     if (pos != data_size)
         FMT_ERR("%s: %llu bytes of trailing data after the last tensor, from file offset %llu to"
                 " %llu", path, data_size - pos, data_start + pos, data_start + data_size);
-    const char **names = sq_xmalloc((size_t)n * sizeof *names + 1);
-    for (int i = 0; i < n; i++) names[i] = out->tensors[i].name;
+    named *names = sq_xmalloc((size_t)n * sizeof *names + 1);
+    for (int i = 0; i < n; i++) names[ents[i].idx] = (named){ out->tensors[ents[i].idx].name, ents[i].at };
     qsort(names, (size_t)n, sizeof *names, cmp_name);
     for (int i = 1; i < n; i++)
-        if (!strcmp(names[i], names[i - 1])) {
-            sq_set_error("%s: duplicate tensor name '%s' in the header", path, names[i]);
+        if (!strcmp(names[i].name, names[i - 1].name)) {
+            sq_set_error("%s: duplicate tensor name '%s' in the header, again at file offset %llu",
+                         path, names[i].name, names[i].at);
             free(names);
             return SQ_EFORMAT;
         }
@@ -360,6 +369,7 @@ static sq_status read_open(const char *path, FILE *fp, sq_st_file *out)
         } else {
             int k = out->ntensors;
             ents[k].idx = k;
+            ents[k].at = 8 + (u64)root->items[i].offset;
             st = parse_tensor(path, root->keys[i], root->key_lens[i], &root->items[i], data_start,
                               data_size, &out->tensors[k], &ents[k]);
             if (st == SQ_OK) out->ntensors++;
