@@ -128,7 +128,7 @@ static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
         free(p);
     }
     closedir(d);
-    qsort(subdirs->v, (size_t)subdirs->n, sizeof *subdirs->v, cmp_str);
+    if (subdirs->n > 1) qsort(subdirs->v, (size_t)subdirs->n, sizeof *subdirs->v, cmp_str);
     return SQ_OK;
 }
 

@@ -82,7 +82,9 @@ static size_t idx_read(idx_file *r, void *buf, size_t n, const char **why)
             const char *m = gzerror(r->gz, &zerr);
             if (k > 0) got += (size_t)k;
             if (k < (int)chunk) {
-                if (zerr != Z_OK) *why = m;
+                size_t pl = strlen(r->path); /* zlib prefixes its message with "PATH: " */
+                if (zerr != Z_OK)
+                    *why = !strncmp(m, r->path, pl) && !strncmp(m + pl, ": ", 2) ? m + pl + 2 : m;
                 break;
             }
         }
