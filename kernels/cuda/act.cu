@@ -1,0 +1,94 @@
+/* act.cu: activations (ReLU, ReLU6) and the elementwise helpers of the op table (add, axpy,
+   scale, fill). Grid-stride loops over size_t indices; memory-bound, one pass each.
+   Gradient masks as PyTorch: ReLU passes where x > 0, ReLU6 where 0 < x < 6. */
+#include "cuda_common.cuh"
+
+static __global__ void act_fwd_kernel(int kind, size_t n, const float *__restrict__ x,
+                                      float *__restrict__ y)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        float v = x[i];
+        v = v > 0.0f ? v : 0.0f;
+        if (kind == SQ_ACT_RELU6) v = v < 6.0f ? v : 6.0f;
+        y[i] = v;
+    }
+}
+
+static __global__ void act_bwd_kernel(int kind, size_t n, const float *__restrict__ x,
+                                      const float *__restrict__ gy, float *__restrict__ gx)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        float v = x[i];
+        bool pass = kind == SQ_ACT_RELU6 ? (v > 0.0f && v < 6.0f) : v > 0.0f;
+        if (pass) gx[i] += gy[i];
+    }
+}
+
+/* y may alias a or b (in-place residual add) */
+static __global__ void add_kernel(size_t n, const float *a, const float *b, float *y)
+{
+    SQ_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
+static __global__ void axpy_kernel(size_t n, float alpha, const float *__restrict__ x,
+                                   float *__restrict__ y)
+{
+    SQ_GRID_LOOP(i, n) y[i] += alpha * x[i];
+}
+
+static __global__ void scale_kernel(size_t n, float alpha, float *x)
+{
+    SQ_GRID_LOOP(i, n) x[i] *= alpha;
+}
+
+static __global__ void fill_kernel(size_t n, float v, float *x)
+{
+    SQ_GRID_LOOP(i, n) x[i] = v;
+}
+
+extern "C" void sq_cuda_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y)
+{
+    if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
+    if (!n) return;
+    act_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>((int)kind, n, x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy,
+                                float *gx)
+{
+    if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
+    if (!n || !gx) return;
+    act_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>((int)kind, n, x, gy, gx);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float *y)
+{
+    if (!n) return;
+    add_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, a, b, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_axpy(size_t n, float alpha, const float *x, float *y)
+{
+    if (!n) return;
+    axpy_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, alpha, x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_scale(size_t n, float alpha, float *x)
+{
+    if (!n) return;
+    scale_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, alpha, x);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_fill(size_t n, float v, float *x)
+{
+    if (!n) return;
+    fill_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, v, x);
+    SQ_CUDA_LAUNCHED();
+}

@@ -1,0 +1,152 @@
+/* cuda_backend.c: the CUDA backend's op table, its one-time initialisation (device check, cuBLAS
+   and cuDNN handles, reduction scratch) and the sticky error record behind CUDA_CHECK & co. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cuda_ops.h"
+
+/* ---- sticky error record ---- */
+
+static sq_status g_status = SQ_OK;
+static char g_status_msg[1024];
+static unsigned g_error_count;
+
+void sq_cuda_fail(sq_status st, const char *lib, int code, const char *msg, const char *stmt,
+                  const char *file, int line)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s error %d (%s) in `%s` at %s:%d", lib, code, msg ? msg : "?",
+             stmt, file, line);
+    sq_set_error("%s", buf);
+    g_error_count++;
+    if (g_status == SQ_OK) {
+        g_status = st;
+        snprintf(g_status_msg, sizeof g_status_msg, "%s", buf);
+    }
+}
+
+sq_status sq_cuda_last_status(void)
+{
+    if (g_status != SQ_OK) sq_set_error("%s", g_status_msg);
+    return g_status;
+}
+
+void sq_cuda_clear_status(void)
+{
+    g_status = SQ_OK;
+    g_status_msg[0] = 0;
+}
+
+unsigned sq_cuda_error_count(void) { return g_error_count; }
+
+void sq_cuda_bug(const char *msg, const char *file, int line)
+{
+    fprintf(stderr, "sqakd: internal error in the CUDA backend: %s (%s:%d)\n", msg, file, line);
+    abort();
+}
+
+/* ---- context ---- */
+
+static int g_sm_count = 1;
+static double *g_partials;
+static unsigned *g_counter;
+
+int sq_cuda_sm_count(void) { return g_sm_count; }
+double *sq_cuda_partials(void) { return g_partials; }
+unsigned *sq_cuda_counter(void) { return g_counter; }
+
+static const sq_backend g_cuda = {
+    .name = "cuda",
+    .is_device = 1,
+    .alloc = sq_cuda_alloc,
+    .free = sq_cuda_free,
+    .memset0 = sq_cuda_memset0,
+    .copy_h2d = sq_cuda_copy_h2d,
+    .copy_d2h = sq_cuda_copy_d2h,
+    .copy_d2d = sq_cuda_copy_d2d,
+    .sync = sq_cuda_sync,
+    .set_threads = sq_cuda_set_threads,
+    .conv_ws_bytes = sq_cuda_conv_ws_bytes,
+    .conv2d_fwd = sq_cuda_conv2d_fwd,
+    .conv2d_bwd = sq_cuda_conv2d_bwd,
+    .bn_fwd_train = sq_cuda_bn_fwd_train,
+    .bn_fwd_eval = sq_cuda_bn_fwd_eval,
+    .bn_bwd = sq_cuda_bn_bwd,
+    .act_fwd = sq_cuda_act_fwd,
+    .act_bwd = sq_cuda_act_bwd,
+    .add_fwd = sq_cuda_add_fwd,
+    .axpy = sq_cuda_axpy,
+    .scale = sq_cuda_scale,
+    .fill = sq_cuda_fill,
+    .pool_fwd = sq_cuda_pool_fwd,
+    .pool_bwd = sq_cuda_pool_bwd,
+    .gap_fwd = sq_cuda_gap_fwd,
+    .gap_bwd = sq_cuda_gap_bwd,
+    .linear_fwd = sq_cuda_linear_fwd,
+    .linear_bwd = sq_cuda_linear_bwd,
+    .shortcut_a_fwd = sq_cuda_shortcut_a_fwd,
+    .shortcut_a_bwd = sq_cuda_shortcut_a_bwd,
+    .concat_fwd = sq_cuda_concat_fwd,
+    .concat_bwd = sq_cuda_concat_bwd,
+    .shuffle_fwd = sq_cuda_shuffle_fwd,
+    .shuffle_bwd = sq_cuda_shuffle_bwd,
+    .dropout_fwd = sq_cuda_dropout_fwd,
+    .dropout_bwd = sq_cuda_dropout_bwd,
+    .softmax_ce = sq_cuda_softmax_ce,
+    .kl_fwd_bwd = sq_cuda_kl_fwd_bwd,
+    .argmax = sq_cuda_argmax,
+    .fakequant_fwd = sq_cuda_fakequant_fwd,
+    .fakequant_bwd = sq_cuda_fakequant_bwd,
+    .absscale_fwd = sq_cuda_absscale_fwd,
+    .absscale_bwd = sq_cuda_absscale_bwd,
+    .sgd_step = sq_cuda_sgd_step,
+    .adam_step = sq_cuda_adam_step,
+};
+
+/* 0 = not tried, 1 = ready, -1 = failed (message kept, returned again on every call) */
+static int g_state;
+static char g_init_msg[1024];
+
+static int cuda_init(void)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(g_init_msg, sizeof g_init_msg, "no CUDA device: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (count == 0) {
+        snprintf(g_init_msg, sizeof g_init_msg, "no CUDA device: cudaGetDeviceCount found 0 devices");
+        return -1;
+    }
+    int dev = 0;
+    if ((e = cudaGetDevice(&dev)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&g_sm_count, cudaDevAttrMultiProcessorCount, dev)) !=
+            cudaSuccess) {
+        snprintf(g_init_msg, sizeof g_init_msg, "no CUDA device: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (g_sm_count < 1) g_sm_count = 1;
+    size_t pbytes = (size_t)SQ_CUDA_PARTIAL_DOUBLES * sizeof(double);
+    if ((e = cudaMalloc((void **)&g_partials, pbytes)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&g_counter, sizeof(unsigned))) != cudaSuccess ||
+        (e = cudaMemset(g_counter, 0, sizeof(unsigned))) != cudaSuccess) {
+        snprintf(g_init_msg, sizeof g_init_msg, "CUDA device unusable: %s", cudaGetErrorString(e));
+        return -1;
+    }
+    if (sq_cuda_cublas_init() != SQ_OK || sq_cuda_cudnn_init() != SQ_OK) {
+        snprintf(g_init_msg, sizeof g_init_msg, "%s", sq_last_error());
+        return -1;
+    }
+    return 1;
+}
+
+const sq_backend *sq_backend_cuda(void)
+{
+    if (g_state == 0) g_state = cuda_init();
+    if (g_state < 0) {
+        sq_set_error("%s", g_init_msg);
+        return NULL;
+    }
+    return &g_cuda;
+}

@@ -1,0 +1,144 @@
+/* cuda_ops.h: internal prototypes of the CUDA backend (one .cu per op family; the table itself is
+   assembled in cuda_backend.c) and the shared device context: library handles, the conv plan
+   cache, the reduction scratch. Signatures of the ops mirror sq_backend in sqakd/backend.h.
+
+   Everything runs on the legacy default stream, in order; the reduction scratch below is shared
+   by all kernels that use it and relies on that ordering (one stream per backend). */
+#ifndef SQAKD_CUDA_OPS_H
+#define SQAKD_CUDA_OPS_H
+
+#include "cuda_check.h"
+#include "sqakd/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- context (cuda_backend.c) ---- */
+int sq_cuda_sm_count(void);
+/* Deterministic cross-block reductions: a kernel of at most SQ_CUDA_MAX_BLOCKS blocks writes one
+   partial per block (up to SQ_CUDA_PARTIAL_WIDTH doubles each) into sq_cuda_partials(), increments
+   *sq_cuda_counter() after a fence; the last block to arrive sums the partials in block order,
+   writes the result and resets the counter to 0. One launch, no float atomics, same result every
+   run for the same grid. */
+#define SQ_CUDA_MAX_BLOCKS 1024
+#define SQ_CUDA_PARTIAL_WIDTH 4
+/* the partial buffer holds SQ_CUDA_PARTIAL_DOUBLES doubles; kernels with per-channel two-pass
+   reductions (batch norm) use it as plain scratch between their two launches */
+#define SQ_CUDA_PARTIAL_DOUBLES 65536
+double *sq_cuda_partials(void);
+unsigned *sq_cuda_counter(void);
+
+/* ---- cublas.c ---- */
+sq_status sq_cuda_cublas_init(void);
+cublasHandle_t sq_cuda_cublas(void);
+
+/* ---- cudnn.c: handle, one plan per conv shape (descriptors + algorithms), internal workspace */
+typedef struct sq_cuda_conv_plan {
+    sq_conv_shape cs;
+    cudnnTensorDescriptor_t xd, yd, bd; /* input, output, bias (1, K, 1, 1) */
+    cudnnFilterDescriptor_t wd;
+    /* one convolution descriptor per direction: each carries its algorithm's math type */
+    cudnnConvolutionDescriptor_t cd_fwd, cd_bwd_data, cd_bwd_filter;
+    cudnnConvolutionFwdAlgo_t fwd_algo;
+    cudnnConvolutionBwdDataAlgo_t bwd_data_algo;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo;
+    size_t ws_bytes; /* max workspace of the three algorithms */
+} sq_cuda_conv_plan;
+
+sq_status sq_cuda_cudnn_init(void);
+cudnnHandle_t sq_cuda_cudnn(void);
+/* cached plan for this shape, built on first use (that is "plan time": algorithms are chosen
+   and the internal workspace grows there, never later); NULL if cuDNN failed (error recorded) */
+const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs);
+/* the internal workspace (at least the largest ws_bytes of any plan built so far); used when the
+   caller passes ws = NULL */
+void *sq_cuda_conv_internal_ws(void);
+
+/* ---- mem.cu ---- */
+void *sq_cuda_alloc(size_t bytes);
+void sq_cuda_free(void *p);
+void sq_cuda_memset0(void *p, size_t bytes);
+void sq_cuda_copy_h2d(void *dst, const void *src, size_t bytes);
+void sq_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
+void sq_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
+void sq_cuda_sync(void);
+void sq_cuda_set_threads(int threads);
+
+/* ---- conv.cu ---- */
+size_t sq_cuda_conv_ws_bytes(const sq_conv_shape *cs);
+void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                        float *y, void *ws);
+void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
+                        float *gx, float *gw, float *gb, void *ws);
+
+/* ---- bn.cu ---- */
+void sq_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma,
+                          const float *beta, float *run_mean, float *run_var, float momentum,
+                          float eps, float *y, float *save_mean, float *save_invstd);
+void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma,
+                         const float *beta, const float *run_mean, const float *run_var, float eps,
+                         float *y);
+void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const float *gamma,
+                    const float *save_mean, const float *save_invstd, float *gx, float *ggamma,
+                    float *gbeta);
+
+/* ---- act.cu: activations and elementwise ---- */
+void sq_cuda_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y);
+void sq_cuda_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
+void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float *y);
+void sq_cuda_axpy(size_t n, float alpha, const float *x, float *y);
+void sq_cuda_scale(size_t n, float alpha, float *x);
+void sq_cuda_fill(size_t n, float v, float *x);
+
+/* ---- pool.cu ---- */
+void sq_cuda_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                      const float *x, float *y, int32_t *argmax);
+void sq_cuda_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                      const float *gy, const int32_t *argmax, float *gx);
+void sq_cuda_gap_fwd(int n, int c, int hw, const float *x, float *y);
+void sq_cuda_gap_bwd(int n, int c, int hw, const float *gy, float *gx);
+
+/* ---- linear.cu (cuBLAS) ---- */
+void sq_cuda_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b,
+                        float *y);
+void sq_cuda_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *gy,
+                        float *gx, float *gw, float *gb);
+
+/* ---- struct.cu: shortcut, concat, shuffle, dropout ---- */
+void sq_cuda_shortcut_a_fwd(int n, int c, int h, int w, int k, const float *x, float *y);
+void sq_cuda_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, float *gx);
+void sq_cuda_concat_fwd(int n, int c1, int c2, int hw, const float *a, const float *b, float *y);
+void sq_cuda_concat_bwd(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb);
+void sq_cuda_shuffle_fwd(int n, int c, int hw, int groups, const float *x, float *y);
+void sq_cuda_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, float *gx);
+void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y,
+                         uint8_t *mask);
+void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
+
+/* ---- loss.cu ---- */
+void sq_cuda_softmax_ce(int n, int k, const float *logits, const int32_t *labels, float scale,
+                        float *loss, float *glogits);
+void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T, float alpha,
+                        float *loss, float *gzs);
+void sq_cuda_argmax(int n, int k, const float *z, int32_t *out);
+
+/* ---- fakequant.cu ---- */
+void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                           float *y, float *scratch);
+void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                           const float *gy, float *gx, float *gqp, float *scratch);
+void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y);
+void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
+                          float *gs);
+
+/* ---- optim.cu ---- */
+void sq_cuda_sgd_step(size_t n, float *p, const float *g, float *m, float lr, float momentum,
+                      float wd);
+void sq_cuda_adam_step(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                       float b2, float eps, float wd, int t);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

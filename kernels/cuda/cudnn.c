@@ -1,0 +1,236 @@
+/* cudnn.c: the backend's cuDNN handle, one cached plan per convolution shape and the internal
+   convolution workspace.
+
+   Plan time = the first conv_ws_bytes / conv2d_fwd / conv2d_bwd call for a shape: descriptors are
+   built, the forward, backward-data and backward-filter algorithms are chosen once with the cuDNN
+   heuristics (cudnnGet*Algorithm_v7: no trial runs, no memory needed), preferring deterministic
+   algorithms within a workspace cap, and the internal workspace grows to the largest plan's need.
+   After that a step never allocates.
+
+   Math: FP32 data; TF32 tensor cores are allowed on Ampere and newer (CUDNN_DEFAULT_MATH, as
+   PyTorch's default) unless the environment sets SQAKD_TF32=0, which restricts cuDNN to FMA
+   kernels (CUDNN_FMA_MATH; the CUDA tests do this to compare with the CPU reference). The variable
+   is read when a plan is built. */
+#include <stdlib.h>
+#include <string.h>
+#include "cuda_ops.h"
+
+#define SQ_CONV_WS_CAP ((size_t)1 << 30) /* never pick an algorithm needing more than 1 GiB */
+
+static cudnnHandle_t g_cudnn;
+static sq_cuda_conv_plan *g_plans;
+static int g_nplans, g_cap_plans;
+static void *g_ws;
+static size_t g_ws_bytes;
+
+sq_status sq_cuda_cudnn_init(void)
+{
+    if (g_cudnn) return SQ_OK;
+    cudnnStatus_t st = cudnnCreate(&g_cudnn);
+    if (st != CUDNN_STATUS_SUCCESS) {
+        g_cudnn = NULL;
+        sq_set_error("cuDNN unusable: cudnnCreate failed (%s); check that libcudnn 9 matches the "
+                     "CUDA driver", cudnnGetErrorString(st));
+        return SQ_EDEVICE;
+    }
+    return SQ_OK;
+}
+
+cudnnHandle_t sq_cuda_cudnn(void) { return g_cudnn; }
+
+void *sq_cuda_conv_internal_ws(void) { return g_ws; }
+
+static int same_shape(const sq_conv_shape *a, const sq_conv_shape *b)
+{
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->k == b->k &&
+           a->r == b->r && a->s == b->s && a->stride == b->stride && a->pad == b->pad &&
+           a->groups == b->groups;
+}
+
+static int tf32_allowed(void)
+{
+    const char *e = getenv("SQAKD_TF32");
+    return !(e && e[0] == '0');
+}
+
+/* one heuristic result, whatever the direction */
+typedef struct algo_choice {
+    int algo;
+    cudnnStatus_t status;
+    size_t memory;
+    cudnnDeterminism_t determinism;
+    cudnnMathType_t math;
+} algo_choice;
+
+/* index of the first usable result, deterministic ones first; -1 if none */
+static int pick(const algo_choice *c, int count)
+{
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < count; i++)
+            if (c[i].status == CUDNN_STATUS_SUCCESS && c[i].memory <= SQ_CONV_WS_CAP &&
+                (pass == 1 || c[i].determinism == CUDNN_DETERMINISTIC))
+                return i;
+    return -1;
+}
+
+static void plan_destroy(sq_cuda_conv_plan *p)
+{
+    if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
+    if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
+    if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
+    if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
+    if (p->cd_fwd) cudnnDestroyConvolutionDescriptor(p->cd_fwd);
+    if (p->cd_bwd_data) cudnnDestroyConvolutionDescriptor(p->cd_bwd_data);
+    if (p->cd_bwd_filter) cudnnDestroyConvolutionDescriptor(p->cd_bwd_filter);
+    memset(p, 0, sizeof *p);
+}
+
+static void conv_desc(cudnnConvolutionDescriptor_t *cd, const sq_conv_shape *cs,
+                      cudnnMathType_t math)
+{
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(cd));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(*cd, cs->pad, cs->pad, cs->stride, cs->stride, 1,
+                                                1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolutionGroupCount(*cd, cs->groups));
+    CUDNN_CHECK(cudnnSetConvolutionMathType(*cd, math));
+}
+
+/* with TF32 allowed, a direction adopts its chosen algorithm's math type (as PyTorch does); with
+   SQAKD_TF32=0 it stays on FMA whatever the heuristic reports */
+static void adopt_math(cudnnConvolutionDescriptor_t cd, cudnnMathType_t chosen, int tf32)
+{
+    if (tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(cd, chosen));
+}
+
+static int choose_algorithms(sq_cuda_conv_plan *p, int tf32)
+{
+    cudnnHandle_t h = g_cudnn;
+    algo_choice ch[16];
+    int got = 0, i;
+    size_t ws = 0, need;
+
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd_fwd, p->yd,
+                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, fp));
+    for (i = 0; i < got; i++)
+        ch[i] = (algo_choice){(int)fp[i].algo, fp[i].status, fp[i].memory, fp[i].determinism,
+                              fp[i].mathType};
+    if ((i = pick(ch, got)) < 0) return 0;
+    p->fwd_algo = (cudnnConvolutionFwdAlgo_t)ch[i].algo;
+    adopt_math(p->cd_fwd, ch[i].math, tf32);
+    need = 0;
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, p->xd, p->wd, p->cd_fwd, p->yd,
+                                                        p->fwd_algo, &need));
+    if (need > ws) ws = need;
+
+    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    got = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        h, p->wd, p->yd, p->cd_bwd_data, p->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, dp));
+    for (i = 0; i < got; i++)
+        ch[i] = (algo_choice){(int)dp[i].algo, dp[i].status, dp[i].memory, dp[i].determinism,
+                              dp[i].mathType};
+    if ((i = pick(ch, got)) < 0) return 0;
+    p->bwd_data_algo = (cudnnConvolutionBwdDataAlgo_t)ch[i].algo;
+    adopt_math(p->cd_bwd_data, ch[i].math, tf32);
+    need = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->wd, p->yd, p->cd_bwd_data,
+                                                             p->xd, p->bwd_data_algo, &need));
+    if (need > ws) ws = need;
+
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    got = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        h, p->xd, p->yd, p->cd_bwd_filter, p->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got,
+        wp));
+    for (i = 0; i < got; i++)
+        ch[i] = (algo_choice){(int)wp[i].algo, wp[i].status, wp[i].memory, wp[i].determinism,
+                              wp[i].mathType};
+    if ((i = pick(ch, got)) < 0) return 0;
+    p->bwd_filter_algo = (cudnnConvolutionBwdFilterAlgo_t)ch[i].algo;
+    adopt_math(p->cd_bwd_filter, ch[i].math, tf32);
+    need = 0;
+    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
+        h, p->xd, p->yd, p->cd_bwd_filter, p->wd, p->bwd_filter_algo, &need));
+    if (need > ws) ws = need;
+
+    p->ws_bytes = ws;
+    return 1;
+}
+
+static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
+{
+    unsigned before = sq_cuda_error_count();
+    int tf32 = tf32_allowed();
+    cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    memset(p, 0, sizeof *p);
+    p->cs = *cs;
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->xd));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->yd));
+    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bd));
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->wd));
+    if (sq_cuda_error_count() != before) return 0;
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cs->n,
+                                           cs->c, cs->h, cs->w));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cs->n,
+                                           cs->k, cs->oh, cs->ow));
+    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, cs->k,
+                                           1, 1));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, cs->k,
+                                           cs->c / cs->groups, cs->r, cs->s));
+    conv_desc(&p->cd_fwd, cs, math);
+    conv_desc(&p->cd_bwd_data, cs, math);
+    conv_desc(&p->cd_bwd_filter, cs, math);
+    if (sq_cuda_error_count() != before) return 0;
+
+    int on = 0, oc = 0, oh = 0, ow = 0;
+    CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(p->cd_fwd, p->xd, p->wd, &on, &oc, &oh, &ow));
+    if (sq_cuda_error_count() != before) return 0;
+    if (on != cs->n || oc != cs->k || oh != cs->oh || ow != cs->ow)
+        SQ_CUDA_BUG("cuDNN output shape differs from sq_conv_shape_init's");
+    if (!choose_algorithms(p, tf32)) {
+        if (sq_cuda_error_count() == before)
+            sq_cuda_fail(SQ_EDEVICE, "cuDNN", (int)CUDNN_STATUS_NOT_SUPPORTED,
+                         "no usable convolution algorithm within the workspace cap",
+                         "choose_algorithms", __FILE__, __LINE__);
+        return 0;
+    }
+    if (sq_cuda_error_count() != before) return 0;
+
+    if (p->ws_bytes > g_ws_bytes) {
+        void *nws = NULL;
+        if (g_ws) CUDA_CHECK(cudaFree(g_ws));
+        g_ws = NULL;
+        g_ws_bytes = 0;
+        CUDA_CHECK(cudaMalloc(&nws, p->ws_bytes));
+        if (sq_cuda_error_count() != before) return 0;
+        g_ws = nws;
+        g_ws_bytes = p->ws_bytes;
+    }
+    return 1;
+}
+
+const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs)
+{
+    for (int i = 0; i < g_nplans; i++)
+        if (same_shape(&g_plans[i].cs, cs)) return &g_plans[i];
+    if (!g_cudnn) SQ_CUDA_BUG("conv used before the CUDA backend was initialised");
+    if (g_nplans == g_cap_plans) {
+        int ncap = g_cap_plans ? 2 * g_cap_plans : 32;
+        sq_cuda_conv_plan *np = realloc(g_plans, (size_t)ncap * sizeof *np);
+        if (!np) {
+            sq_cuda_fail(SQ_ENOMEM, "host", 0, "out of host memory", "realloc(conv plans)",
+                         __FILE__, __LINE__);
+            return NULL;
+        }
+        g_plans = np;
+        g_cap_plans = ncap;
+    }
+    sq_cuda_conv_plan *p = &g_plans[g_nplans];
+    if (!plan_build(p, cs)) {
+        plan_destroy(p);
+        return NULL;
+    }
+    g_nplans++;
+    return p;
+}

@@ -1,0 +1,276 @@
+/* fakequant.cu: fused fake quantization for every quantizer kind and role, and the EWGS output
+   scale y = |s| z. The per-element math is NOT here: every kernel calls the shared functions of
+   sqakd/quant_math.h (sq_qm_fwd / sq_qm_bwd with a context built by sq_qm_ctx_init), so the CPU
+   and CUDA backends compute one formula from one source.
+
+   Kernels are templated on the quantizer op: the context's op field is overwritten with the
+   compile-time constant, so the dispatcher's switch folds away inside the loop.
+   - forward: one pass, reads x once, writes y once (float4 when x and y are 16-byte aligned).
+     DoReFa weights (and PACT weights, which are DoReFa) need M = max|tanh(w)| first: one extra
+     reduction pass over w, result stored in scratch[0] (or an internal slot when scratch is NULL)
+     and read by the quantizing pass on the device (no host round trip).
+   - backward: one pass reading x and gy, accumulating gx, and reducing the quantizer-parameter
+     gradients in the same pass: per-thread double sums, block tree, then the last block to
+     finish adds the block partials in block order and does gqp += total (no float atomics;
+     bit-identical run to run; the grid depends on n only).
+   Rounding: IEEE division (nvcc's default -prec-div=true) and rintf on both sides make forward
+   levels identical to the CPU's except DoReFa weights (device tanhf may differ from glibc's by an ulp, which can move an
+   element sitting exactly on a rounding boundary by one level); nvcc's FMA contraction changes
+   the backward's last bits. */
+#include "cuda_common.cuh"
+#include "sqakd/quant_math.h"
+
+static __device__ float g_fq_maxabs_slot; /* M when the caller passes scratch = NULL */
+
+static float *fq_internal_slot(void)
+{
+    static float *p;
+    if (!p) CUDA_CHECK(cudaGetSymbolAddress((void **)&p, g_fq_maxabs_slot));
+    return p;
+}
+
+/* loads qp and M into a private copy of the context, with op fixed to OP */
+template <int OP>
+static __device__ __forceinline__ sq_qm_ctx fq_ctx(const sq_qm_ctx &in, const float *qp,
+                                                   const float *maxabs)
+{
+    sq_qm_ctx k = in;
+    k.op = OP;
+    int np = sq_qm_nparams(&k);
+    if (np > 0) k.p0 = qp[0];
+    if (np > 1) k.p1 = qp[1];
+    if (sq_qm_needs_maxabs(&k)) k.maxabs = *maxabs;
+    return k;
+}
+
+template <int OP>
+static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, const float *qp,
+                                     const float *maxabs, float *y, bool vec)
+{
+    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    size_t start = 0;
+    if (vec) {
+        size_t n4 = n / 4;
+        const float4 *x4 = (const float4 *)x;
+        float4 *y4 = (float4 *)y;
+        SQ_GRID_LOOP(i, n4)
+        {
+            float4 v = x4[i];
+            v.x = sq_qm_fwd(&k, v.x);
+            v.y = sq_qm_fwd(&k, v.y);
+            v.z = sq_qm_fwd(&k, v.z);
+            v.w = sq_qm_fwd(&k, v.w);
+            y4[i] = v;
+        }
+        start = n4 * 4;
+    }
+    size_t tail = n - start;
+    SQ_GRID_LOOP(i, tail) y[start + i] = sq_qm_fwd(&k, x[start + i]);
+}
+
+/* M = max over the tensor of |tanh(x)|, written to *out by the last block */
+static __global__ void fq_maxabs_kernel(size_t n, const float *__restrict__ x, float *out,
+                                        double *partials, unsigned *counter)
+{
+    float m = 0.0f;
+    SQ_GRID_LOOP(i, n)
+    {
+        float t = fabsf(tanhf(x[i]));
+        m = t > m ? t : m;
+    }
+    double mine[1] = {(double)sq_block_max(m)};
+    double tot[1] = {0.0};
+    if (sq_grid_reduce_last<1, true>(mine, tot, partials, counter) && threadIdx.x == 0)
+        *out = (float)tot[0];
+}
+
+static __device__ __forceinline__ void fq_bwd_one(const sq_qm_ctx &k, float x, float gy, float *gx,
+                                                  double &s0, double &s1)
+{
+    sq_qm_grad g = sq_qm_bwd(&k, x, gy);
+    if (gx) *gx += g.gx;
+    s0 += (double)g.gp0;
+    s1 += (double)g.gp1;
+}
+
+/* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters) */
+template <int OP, bool REDUCE>
+static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__restrict__ x,
+                                     const float *qp, const float *maxabs,
+                                     const float *__restrict__ gy, float *__restrict__ gx,
+                                     float *gqp, bool vec, double *partials, unsigned *counter)
+{
+    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    double s0 = 0.0, s1 = 0.0;
+    size_t start = 0;
+    if (vec) {
+        size_t n4 = n / 4;
+        const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)gy;
+        float4 *gx4 = (float4 *)gx;
+        SQ_GRID_LOOP(i, n4)
+        {
+            float4 xv = x4[i], gv = g4[i], acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (gx) acc = gx4[i];
+            fq_bwd_one(k, xv.x, gv.x, &acc.x, s0, s1);
+            fq_bwd_one(k, xv.y, gv.y, &acc.y, s0, s1);
+            fq_bwd_one(k, xv.z, gv.z, &acc.z, s0, s1);
+            fq_bwd_one(k, xv.w, gv.w, &acc.w, s0, s1);
+            if (gx) gx4[i] = acc;
+        }
+        start = n4 * 4;
+    }
+    size_t tail = n - start;
+    SQ_GRID_LOOP(i, tail)
+    {
+        fq_bwd_one(k, x[start + i], gy[start + i], gx ? gx + start + i : NULL, s0, s1);
+    }
+    if (!REDUCE) return;
+    double mine[2];
+    mine[0] = sq_block_sum(s0);
+    mine[1] = sq_block_sum(s1);
+    double tot[2] = {0.0, 0.0};
+    if (sq_grid_reduce_last<2>(mine, tot, partials, counter) && threadIdx.x == 0) {
+        gqp[0] += (float)tot[0];
+        if (sq_qm_nparams(&k) > 1) gqp[1] += (float)tot[1];
+    }
+}
+
+static __global__ void absscale_fwd_kernel(size_t n, const float *s, const float *__restrict__ z,
+                                           float *__restrict__ y)
+{
+    float a = fabsf(s[0]);
+    SQ_GRID_LOOP(i, n) y[i] = a * z[i];
+}
+
+static __global__ void absscale_bwd_kernel(size_t n, const float *s, const float *__restrict__ z,
+                                           const float *__restrict__ gy, float *__restrict__ gz,
+                                           float *gs, double *partials, unsigned *counter)
+{
+    float sv = s[0], a = fabsf(sv);
+    double acc = 0.0;
+    SQ_GRID_LOOP(i, n)
+    {
+        if (gz) gz[i] += a * gy[i];
+        acc += (double)gy[i] * (double)z[i];
+    }
+    if (!gs) return;
+    double mine[1] = {sq_block_sum(acc)};
+    double tot[1] = {0.0};
+    if (sq_grid_reduce_last<1>(mine, tot, partials, counter) && threadIdx.x == 0) {
+        float sg = sv > 0.0f ? 1.0f : (sv < 0.0f ? -1.0f : 0.0f);
+        gs[0] += sg * (float)tot[0];
+    }
+}
+
+/* launches the fused forward for a compile-time op */
+template <int OP>
+static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const float *qp,
+                          const float *maxabs, float *y)
+{
+    bool vec = sq_aligned16(x) && sq_aligned16(y);
+    fq_fwd_kernel<OP><<<sq_grid_ew(vec ? (n + 3) / 4 : n), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, y,
+                                                                           vec);
+    SQ_CUDA_LAUNCHED();
+}
+
+template <int OP>
+static void fq_bwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const float *qp,
+                          const float *maxabs, const float *gy, float *gx, float *gqp)
+{
+    bool vec = sq_aligned16(x) && sq_aligned16(gy) && (!gx || sq_aligned16(gx));
+    bool reduce = gqp && sq_qm_nparams(&k) > 0;
+    double *part = sq_cuda_partials();
+    unsigned *cnt = sq_cuda_counter();
+    if (reduce)
+        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 8), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy,
+                                                                         gx, gqp, vec, part, cnt);
+    else
+        fq_bwd_kernel<OP, false><<<sq_grid_ew(vec ? (n + 3) / 4 : n), SQ_CUDA_BLOCK>>>(
+            k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt);
+    SQ_CUDA_LAUNCHED();
+}
+
+static void fq_maxabs(size_t n, const float *x, float *out)
+{
+    fq_maxabs_kernel<<<sq_grid_reduce(n, 8), SQ_CUDA_BLOCK>>>(n, x, out, sq_cuda_partials(),
+                                                             sq_cuda_counter());
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                      const float *qp, float *y, float *scratch)
+{
+    if (!n) return;
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    const float *m = NULL;
+    if (sq_qm_needs_maxabs(&k)) {
+        float *slot = scratch ? scratch : fq_internal_slot();
+        if (!slot) return;
+        fq_maxabs(n, x, slot);
+        m = slot;
+    }
+    switch (k.op) {
+    case SQ_QM_IDENTITY:
+        if (y != x) CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+        return;
+    case SQ_QM_EWGS_W: fq_fwd_launch<SQ_QM_EWGS_W>(k, n, x, qp, m, y); return;
+    case SQ_QM_EWGS_A: fq_fwd_launch<SQ_QM_EWGS_A>(k, n, x, qp, m, y); return;
+    case SQ_QM_PACT_A: fq_fwd_launch<SQ_QM_PACT_A>(k, n, x, qp, m, y); return;
+    case SQ_QM_LSQ: fq_fwd_launch<SQ_QM_LSQ>(k, n, x, qp, m, y); return;
+    case SQ_QM_DOREFA_W: fq_fwd_launch<SQ_QM_DOREFA_W>(k, n, x, qp, m, y); return;
+    case SQ_QM_DOREFA_A: fq_fwd_launch<SQ_QM_DOREFA_A>(k, n, x, qp, m, y); return;
+    default: SQ_CUDA_BUG("sq_qm_ctx_init returned an unknown op");
+    }
+}
+
+extern "C" void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                      const float *qp, const float *gy, float *gx, float *gqp,
+                                      float *scratch)
+{
+    if (!n) return;
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    if (k.op == SQ_QM_IDENTITY) {
+        if (gx) sq_cuda_axpy(n, 1.0f, gy, gx);
+        return;
+    }
+    if (!gx && !(gqp && sq_qm_nparams(&k) > 0)) return;
+    const float *m = NULL;
+    if (sq_qm_needs_maxabs(&k)) {
+        if (scratch) {
+            m = scratch;
+        } else {
+            float *slot = fq_internal_slot();
+            if (!slot) return;
+            fq_maxabs(n, x, slot);
+            m = slot;
+        }
+    }
+    switch (k.op) {
+    case SQ_QM_EWGS_W: fq_bwd_launch<SQ_QM_EWGS_W>(k, n, x, qp, m, gy, gx, gqp); return;
+    case SQ_QM_EWGS_A: fq_bwd_launch<SQ_QM_EWGS_A>(k, n, x, qp, m, gy, gx, gqp); return;
+    case SQ_QM_PACT_A: fq_bwd_launch<SQ_QM_PACT_A>(k, n, x, qp, m, gy, gx, gqp); return;
+    case SQ_QM_LSQ: fq_bwd_launch<SQ_QM_LSQ>(k, n, x, qp, m, gy, gx, gqp); return;
+    case SQ_QM_DOREFA_W: fq_bwd_launch<SQ_QM_DOREFA_W>(k, n, x, qp, m, gy, gx, gqp); return;
+    case SQ_QM_DOREFA_A: fq_bwd_launch<SQ_QM_DOREFA_A>(k, n, x, qp, m, gy, gx, gqp); return;
+    default: SQ_CUDA_BUG("sq_qm_ctx_init returned an unknown op");
+    }
+}
+
+extern "C" void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y)
+{
+    if (!n) return;
+    absscale_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, s, z, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, const float *gy,
+                                     float *gz, float *gs)
+{
+    if (!n || (!gz && !gs)) return;
+    unsigned grid = gs ? sq_grid_reduce(n, 8) : sq_grid_ew(n);
+    absscale_bwd_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, s, z, gy, gz, gs, sq_cuda_partials(),
+                                                 sq_cuda_counter());
+    SQ_CUDA_LAUNCHED();
+}
