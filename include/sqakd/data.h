@@ -64,7 +64,8 @@ typedef struct sq_loader sq_loader;
 
 /* A background thread prepares the next batch (normalized float NCHW + labels) while the caller
    trains on the current one. Augmentation randomness depends only on (seed, epoch, sample index),
-   so results do not depend on thread timing. */
+   so results do not depend on thread timing. The loader keeps a pointer to ds (no copy): ds must
+   outlive it. */
 sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_loader **out);
 void sq_loader_free(sq_loader *l);
 int sq_loader_batches(const sq_loader *l);        /* batches per epoch */
