@@ -32,13 +32,14 @@ ARCHS = ("smallcnn", "resnet20", "resnet32", "vgg8", "vgg13")
 # ---------------------------------------------------------------- quantizer (method.md 3.1-3.2)
 class Discretize(torch.autograd.Function):
     """q = round_half_even(c (L-1)) / (L-1); backward g_c = g_q + delta |g_q| (c - q)
-    (delta = 0 is the plain straight-through estimator)."""
+    (delta = 0 is the plain straight-through estimator). delta: float or 0-d tensor (a tensor on
+    the input's device keeps the GPU free of host syncs)."""
 
     @staticmethod
     def forward(ctx, c, levels, delta):
         q = torch.round(c * (levels - 1)) / (levels - 1)
         ctx.save_for_backward(c - q)
-        ctx.delta = float(delta)
+        ctx.delta = delta.detach() if torch.is_tensor(delta) else float(delta)
         return q
 
     @staticmethod
@@ -79,10 +80,10 @@ class QConv(nn.Conv2d):
         self.init_pending = False
 
     def qweight(self):
-        return ewgs_weight(self.weight, self.lW, self.uW, self.wbits, self.deltaW.item())
+        return ewgs_weight(self.weight, self.lW, self.uW, self.wbits, self.deltaW)
 
     def qact(self, x):
-        return ewgs_act(x, self.lA, self.uA, self.abits, self.deltaA.item())
+        return ewgs_act(x, self.lA, self.uA, self.abits, self.deltaA)
 
     def _conv(self, x, w):
         return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
