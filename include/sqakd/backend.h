@@ -152,6 +152,15 @@ const sq_backend *sq_backend_cuda(void);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
 
+#ifdef SQ_HAVE_CUDA
+/* CUDA builds only (kernels/cuda/cuda_backend.c). The ops return void, so a failing CUDA, cuBLAS
+   or cuDNN call is recorded instead: this returns the first failure since the last
+   sq_cuda_clear_status() (SQ_OK if none) and puts its message in sq_last_error(). Asynchronous
+   kernel faults surface at the next sync(), so call it after sync(). */
+sq_status sq_cuda_last_status(void);
+void sq_cuda_clear_status(void);
+#endif
+
 #ifdef __cplusplus
 }
 #endif
