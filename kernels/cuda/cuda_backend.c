@@ -19,6 +19,9 @@ void sq_cuda_fail(sq_status st, const char *lib, int code, const char *msg, cons
              stmt, file, line);
     sq_set_error("%s", buf);
     g_error_count++;
+    /* a failed runtime call also sets the runtime's last error, which the next launch check
+       (cudaGetLastError) would report again and blame on an innocent kernel: consume it */
+    if (!strcmp(lib, "CUDA")) (void)cudaGetLastError();
     if (g_status == SQ_OK) {
         g_status = st;
         snprintf(g_status_msg, sizeof g_status_msg, "%s", buf);
