@@ -62,12 +62,14 @@ typedef struct algo_choice {
     cudnnMathType_t math;
 } algo_choice;
 
-/* index of the first usable result, deterministic ones first; -1 if none */
+/* index of the first usable result, deterministic ones first; -1 if none. Results that would
+   down-convert FP32 data to FP16 are never used. */
 static int pick(const algo_choice *c, int count)
 {
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < count; i++)
             if (c[i].status == CUDNN_STATUS_SUCCESS && c[i].memory <= SQ_CONV_WS_CAP &&
+                c[i].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
                 (pass == 1 || c[i].determinism == CUDNN_DETERMINISTIC))
                 return i;
     return -1;
