@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """bench_conv_torch.py: PyTorch CPU reference timings for ResNet-20's conv shapes at batch 128
 (forward, backward (grad of input and weight, no bias), fwd+bwd), to compare with tools/bench_conv.c.
-Run:  OMP_NUM_THREADS=2 /usr/bin/python3 tools/bench_conv_torch.py [reps]
-Prints one line per shape: name, fwd ms, bwd ms, total ms (median over reps after 2 warm-ups)."""
+Run:  OMP_NUM_THREADS=2 /usr/bin/python3 tools/bench_conv_torch.py [reps] [cpu]
+"cpu" times process CPU seconds (use with OMP_NUM_THREADS=1, see tools/bench_conv.c).
+Prints one line per shape: name, fwd ms, bwd ms, total ms, each the best of reps after 2 warm-ups
+(the best, not the median: the 2 cores are shared, so slower samples measure the neighbours)."""
+import os
 import sys
 import time
 
@@ -19,17 +22,16 @@ SHAPES = [  # (name, c, h, k, stride)
 ]
 
 
-def median(v):
-    v = sorted(v)
-    return v[len(v) // 2]
-
-
 def main():
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    torch.set_num_threads(2)
+    cpu_clock = len(sys.argv) > 2 and sys.argv[2] == "cpu"
+    clock = time.process_time if cpu_clock else time.perf_counter
+    threads = int(os.environ.get("OMP_NUM_THREADS", "2"))
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     n = 128
-    print(f"torch {torch.__version__} threads={torch.get_num_threads()} batch={n} reps={reps}")
+    print(f"torch {torch.__version__} threads={torch.get_num_threads()} batch={n} reps={reps} "
+          f"clock={'process cpu' if cpu_clock else 'wall'}")
     tot_f = tot_b = 0.0
     for name, c, h, k, stride in SHAPES:
         x = torch.randn(n, c, h, h, requires_grad=True)
@@ -38,17 +40,17 @@ def main():
         gy = None
         tf, tb = [], []
         for it in range(reps + 2):
-            t0 = time.perf_counter()
+            t0 = clock()
             y = F.conv2d(x, w, None, stride, 1)
-            t1 = time.perf_counter()
+            t1 = clock()
             if gy is None:
                 gy = torch.randn_like(y)
             gx, gw = torch.autograd.grad(y, (x, w), gy)
-            t2 = time.perf_counter()
+            t2 = clock()
             if it >= 2:
                 tf.append((t1 - t0) * 1e3)
                 tb.append((t2 - t1) * 1e3)
-        f, b = median(tf), median(tb)
+        f, b = min(tf), min(tb)
         tot_f += f
         tot_b += b
         print(f"{name:16s} fwd {f:8.2f} ms  bwd {b:8.2f} ms  total {f + b:8.2f} ms")

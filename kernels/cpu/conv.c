@@ -1,9 +1,10 @@
-/* conv.c: CPU 2-D convolution. Dense and grouped convs: im2col per image and group, then one
-   GEMM (OpenBLAS, single-threaded) per image; 1x1 stride-1 unpadded convs skip im2col. Images
-   are split into contiguous blocks, one per OpenMP thread, each with its own slice of the
-   caller's workspace: [im2col buffer | partial weight gradient]. Weight gradients are summed
-   over the thread partials in thread order, so results are bit-identical for a given thread
-   count. Depthwise convs (groups == c) go to conv_dw.c. */
+/* conv.c: CPU 2-D convolution. Dense and grouped convs: per image and group, im2col on bands
+   of output rows sized to stay in L2, each band one GEMM (OpenBLAS, single-threaded); 1x1
+   stride-1 unpadded convs skip im2col. Images are split into contiguous blocks, one per OpenMP
+   thread, each with its own slice of the caller's workspace: [im2col block | partial weight
+   gradient, stored transposed (crs, k) because that GEMM runs faster for few channels].
+   Weight gradients are summed over the thread partials in thread order, so results are
+   bit-identical for a given thread count. Depthwise convs (groups == c) go to conv_dw.c. */
 #include "cpu_ops.h"
 #include <omp.h>
 #include <string.h>
@@ -11,10 +12,14 @@
 /* smallest thread count any workspace was sized for: ops never use more threads than that */
 static int g_ws_threads;
 
+/* im2col works on bands of output rows whose column block stays in L2 (about this many bytes) */
+#define COL_BLOCK_BYTES (128 * 1024)
+
 typedef struct conv_geo {
     int cg, kg, crs, hw, ohw;
     int pointwise;      /* 1x1, stride 1, no padding: x itself is the column matrix */
-    size_t col, part;   /* per-thread floats: im2col buffer, partial weight gradient */
+    int band;           /* output rows per im2col block */
+    size_t col, part;   /* per-thread floats: im2col block, partial weight gradient */
 } conv_geo;
 
 static int is_depthwise(const sq_conv_shape *cs) { return cs->groups > 1 && cs->groups == cs->c; }
@@ -28,7 +33,11 @@ static conv_geo geometry(const sq_conv_shape *cs)
     g.hw = cs->h * cs->w;
     g.ohw = cs->oh * cs->ow;
     g.pointwise = cs->r == 1 && cs->s == 1 && cs->stride == 1 && cs->pad == 0;
-    g.col = g.pointwise ? 0 : sq_pad64((size_t)g.crs * g.ohw);
+    size_t row_bytes = (size_t)g.crs * cs->ow * sizeof(float);
+    g.band = (int)(COL_BLOCK_BYTES / row_bytes);
+    if (g.band < 1) g.band = 1;
+    if (g.band > cs->oh) g.band = cs->oh;
+    g.col = g.pointwise ? 0 : sq_pad64((size_t)g.crs * g.band * cs->ow);
     g.part = sq_pad64((size_t)cs->k * g.crs);
     return g;
 }
@@ -50,6 +59,7 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
     if (is_depthwise(cs)) return 0;
     int t = sq_cpu_threads();
     if (g_ws_threads <= 0 || t < g_ws_threads) g_ws_threads = t;
+    if (sq_cpu_igemm_applies(cs)) return sq_cpu_igemm_ws_floats(cs, t) * sizeof(float);
     conv_geo g = geometry(cs);
     return (size_t)t * (g.col + g.part) * sizeof(float);
 }
@@ -66,26 +76,27 @@ static void valid_range(int w, int ow, int stride, int pad, int s, int *o0, int 
     *o1 = hi;
 }
 
-/* col (cg*R*S, OH*OW) from x (cg, H, W) */
-static void im2col(const sq_conv_shape *cs, int cg, const float *x, float *col)
+/* col (cg*R*S, (y1-y0)*OW) from x (cg, H, W), output rows [y0, y1) */
+static void im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, int y0, int y1)
 {
-    const int h = cs->h, w = cs->w, oh = cs->oh, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    const size_t ld = (size_t)(y1 - y0) * ow;
     for (int c = 0; c < cg; c++) {
         const float *xc = x + (size_t)c * h * w;
         for (int r = 0; r < cs->r; r++) {
             for (int s = 0; s < cs->s; s++) {
-                float *dst = col + ((size_t)(c * cs->r + r) * cs->s + s) * oh * ow;
+                float *dst = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
                 int o0, o1;
                 valid_range(w, ow, st, pad, s, &o0, &o1);
-                for (int y = 0; y < oh; y++) {
-                    float *d = dst + (size_t)y * ow;
+                const int off = s - pad;
+                for (int y = y0; y < y1; y++) {
+                    float *d = dst + (size_t)(y - y0) * ow;
                     int ih = y * st - pad + r;
                     if (ih < 0 || ih >= h || o1 <= o0) {
                         memset(d, 0, sizeof(float) * ow);
                         continue;
                     }
                     const float *xr = xc + (size_t)ih * w;
-                    const int off = s - pad;
                     for (int j = 0; j < o0; j++) d[j] = 0.0f;
                     if (st == 1) {
                         memcpy(d + o0, xr + o0 + off, sizeof(float) * (o1 - o0));
@@ -99,24 +110,26 @@ static void im2col(const sq_conv_shape *cs, int cg, const float *x, float *col)
     }
 }
 
-/* gx (cg, H, W) += col2im(col (cg*R*S, OH*OW)) */
-static void col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx)
+/* gx (cg, H, W) += col2im(col (cg*R*S, (y1-y0)*OW)) for output rows [y0, y1) */
+static void col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx, int y0,
+                       int y1)
 {
-    const int h = cs->h, w = cs->w, oh = cs->oh, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    const size_t ld = (size_t)(y1 - y0) * ow;
     for (int c = 0; c < cg; c++) {
         float *gc = gx + (size_t)c * h * w;
         for (int r = 0; r < cs->r; r++) {
             for (int s = 0; s < cs->s; s++) {
-                const float *src = col + ((size_t)(c * cs->r + r) * cs->s + s) * oh * ow;
+                const float *src = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
                 int o0, o1;
                 valid_range(w, ow, st, pad, s, &o0, &o1);
                 if (o1 <= o0) continue;
-                for (int y = 0; y < oh; y++) {
+                const int off = s - pad;
+                for (int y = y0; y < y1; y++) {
                     int ih = y * st - pad + r;
                     if (ih < 0 || ih >= h) continue;
-                    const float *sr = src + (size_t)y * ow;
+                    const float *sr = src + (size_t)(y - y0) * ow;
                     float *gr = gc + (size_t)ih * w;
-                    const int off = s - pad;
                     if (st == 1) {
                         for (int j = o0; j < o1; j++) gr[j + off] += sr[j];
                     } else {
@@ -136,7 +149,11 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
         return;
     }
     const conv_geo g = geometry(cs);
-    const int n = cs->n, nthr = conv_threads(cs, &g);
+    const int n = cs->n, nthr = conv_threads(cs, &g), ow = cs->ow;
+    if (sq_cpu_igemm_applies(cs)) {
+        sq_cpu_igemm_fwd(cs, x, w, b, y, ws, nthr);
+        return;
+    }
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -145,14 +162,20 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
         for (int i = i0; i < i1; i++) {
             for (int gi = 0; gi < cs->groups; gi++) {
                 const float *xg = x + ((size_t)i * cs->c + (size_t)gi * g.cg) * g.hw;
+                const float *wg = w + (size_t)gi * g.kg * g.crs;
                 float *yg = y + ((size_t)i * cs->k + (size_t)gi * g.kg) * g.ohw;
-                const float *src = xg;
-                if (!g.pointwise) {
-                    im2col(cs, g.cg, xg, col);
-                    src = col;
+                if (g.pointwise) {
+                    sq_cpu_sgemm(0, 0, g.kg, g.ohw, g.crs, 1.0f, wg, g.crs, xg, g.ohw, 0.0f, yg,
+                                 g.ohw);
+                } else {
+                    for (int y0 = 0; y0 < cs->oh; y0 += g.band) {
+                        int y1 = y0 + g.band < cs->oh ? y0 + g.band : cs->oh;
+                        int cols = (y1 - y0) * ow;
+                        im2col(cs, g.cg, xg, col, y0, y1);
+                        sq_cpu_sgemm(0, 0, g.kg, cols, g.crs, 1.0f, wg, g.crs, col, cols, 0.0f,
+                                     yg + (size_t)y0 * ow, g.ohw);
+                    }
                 }
-                sq_cpu_sgemm(0, 0, g.kg, g.ohw, g.crs, 1.0f, w + (size_t)gi * g.kg * g.crs, g.crs,
-                             src, g.ohw, 0.0f, yg, g.ohw);
                 if (b) {
                     for (int o = 0; o < g.kg; o++) {
                         float bv = b[gi * g.kg + o], *yr = yg + (size_t)o * g.ohw;
@@ -181,6 +204,48 @@ static void conv_bias_grad(int n, int k, int ohw, const float *gy, float *gb)
     }
 }
 
+/* one image and group of the backward: partT (crs, kg) accumulates the transposed weight
+   gradient (first = overwrite), gxg gets the input gradient */
+static void bwd_image(const sq_conv_shape *cs, const conv_geo *g, const float *xg,
+                      const float *wg, const float *gyg, float *gxg, float *partT, int first,
+                      float *col)
+{
+    const int ow = cs->ow;
+    if (g->pointwise) {
+        if (partT)
+            sq_cpu_sgemm(0, 1, g->crs, g->kg, g->ohw, 1.0f, xg, g->ohw, gyg, g->ohw,
+                         first ? 0.0f : 1.0f, partT, g->kg);
+        if (gxg)
+            sq_cpu_sgemm(1, 0, g->cg, g->hw, g->kg, 1.0f, wg, g->crs, gyg, g->ohw, 1.0f, gxg,
+                         g->hw);
+        return;
+    }
+    for (int y0 = 0; y0 < cs->oh; y0 += g->band) {
+        int y1 = y0 + g->band < cs->oh ? y0 + g->band : cs->oh;
+        int cols = (y1 - y0) * ow;
+        const float *gyb = gyg + (size_t)y0 * ow;
+        if (partT) {
+            im2col(cs, g->cg, xg, col, y0, y1);
+            sq_cpu_sgemm(0, 1, g->crs, g->kg, cols, 1.0f, col, cols, gyb, g->ohw,
+                         first && y0 == 0 ? 0.0f : 1.0f, partT, g->kg);
+        }
+        if (gxg) {
+            sq_cpu_sgemm(1, 0, g->crs, cols, g->kg, 1.0f, wg, g->crs, gyb, g->ohw, 0.0f, col,
+                         cols);
+            col2im_add(cs, g->cg, col, gxg, y0, y1);
+        }
+    }
+}
+
+void sq_cpu_conv_bwd_data_gemm(const sq_conv_shape *cs, const float *wg, const float *gyg,
+                               float *gxg, float *col)
+{
+    const int cg = cs->c / cs->groups, kg = cs->k / cs->groups, crs = cg * cs->r * cs->s;
+    const int ohw = cs->oh * cs->ow;
+    sq_cpu_sgemm(1, 0, crs, ohw, kg, 1.0f, wg, crs, gyg, ohw, 0.0f, col, ohw);
+    col2im_add(cs, cg, col, gxg, 0, cs->oh);
+}
+
 void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
                        float *gx, float *gw, float *gb, void *ws)
 {
@@ -192,49 +257,40 @@ void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, 
     if (gb) conv_bias_grad(cs->n, cs->k, g.ohw, gy, gb);
     if (!gx && !gw) return;
     const int n = cs->n, nthr = conv_threads(cs, &g);
+    if (sq_cpu_igemm_applies(cs)) {
+        sq_cpu_igemm_bwd(cs, x, w, gy, gx, gw, ws, nthr);
+        return;
+    }
+    const size_t stride = g.col + g.part, gsize = (size_t)g.kg * g.crs;
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        float *col = (float *)ws + (size_t)t * (g.col + g.part);
+        float *col = (float *)ws + (size_t)t * stride;
         float *part = col + g.col;
         int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
         for (int i = i0; i < i1; i++) {
             for (int gi = 0; gi < cs->groups; gi++) {
-                const float *xg = x + ((size_t)i * cs->c + (size_t)gi * g.cg) * g.hw;
-                const float *gyg = gy + ((size_t)i * cs->k + (size_t)gi * g.kg) * g.ohw;
-                const float *wg = w + (size_t)gi * g.kg * g.crs;
-                if (gw) {
-                    const float *src = xg;
-                    if (!g.pointwise) {
-                        im2col(cs, g.cg, xg, col);
-                        src = col;
-                    }
-                    sq_cpu_sgemm(0, 1, g.kg, g.crs, g.ohw, 1.0f, gyg, g.ohw, src, g.ohw,
-                                 i == i0 ? 0.0f : 1.0f, part + (size_t)gi * g.kg * g.crs, g.crs);
-                }
-                if (gx) {
-                    float *gxg = gx + ((size_t)i * cs->c + (size_t)gi * g.cg) * g.hw;
-                    if (g.pointwise) {
-                        sq_cpu_sgemm(1, 0, g.cg, g.hw, g.kg, 1.0f, wg, g.crs, gyg, g.ohw, 1.0f,
-                                     gxg, g.hw);
-                    } else {
-                        sq_cpu_sgemm(1, 0, g.crs, g.ohw, g.kg, 1.0f, wg, g.crs, gyg, g.ohw, 0.0f,
-                                     col, g.ohw);
-                        col2im_add(cs, g.cg, col, gxg);
-                    }
-                }
+                const size_t xo = ((size_t)i * cs->c + (size_t)gi * g.cg) * g.hw;
+                bwd_image(cs, &g, x + xo, w + (size_t)gi * gsize,
+                          gy + ((size_t)i * cs->k + (size_t)gi * g.kg) * g.ohw,
+                          gx ? gx + xo : NULL, gw ? part + (size_t)gi * gsize : NULL, i == i0,
+                          col);
             }
         }
         if (gw) {
-            const size_t nw = (size_t)cs->k * g.crs, stride = g.col + g.part;
+            /* gw[gi][o][j] += sum over threads u, in order, of partT_u[gi][j][o] */
             const float *parts = (const float *)ws + g.col;
+            const long nw = (long)cs->k * g.crs;
 #pragma omp barrier
 #pragma omp for schedule(static)
-            for (size_t j = 0; j < nw; j++) {
-                float acc = gw[j];
+            for (long e = 0; e < nw; e++) {
+                long gi = e / (long)gsize, rem = e % (long)gsize;
+                long o = rem / g.crs, j = rem % g.crs;
+                size_t src = (size_t)gi * gsize + (size_t)j * g.kg + o;
+                float acc = gw[e];
                 for (int u = 0; u < nt; u++)
-                    if ((long)n * u / nt < (long)n * (u + 1) / nt) acc += parts[u * stride + j];
-                gw[j] = acc;
+                    if ((long)n * u / nt < (long)n * (u + 1) / nt) acc += parts[u * stride + src];
+                gw[e] = acc;
             }
         }
     }
