@@ -115,9 +115,16 @@ int sq_cmd_distill(int argc, char **argv)
     } else {
         if (f.student) {
             if (sq_ckpt_load_into(s, f.student, 0)) { sq_cli_fail(cmd, "--student: %s", sq_last_error()); goto done; }
-        } else if (sq_model_copy_matching(s, t) == 0) {
-            sq_cli_fail(cmd, "no tensor of teacher %s matches student %s: pass --student CKPT", tm.arch, s->arch);
-            goto done;
+        } else {
+            int need = 0;
+            for (int i = 0; i < s->nparams; i++) need += s->params[i].kind != SQ_PT_QUANT;
+            int got = sq_model_copy_matching(s, t);
+            if (got != need) {
+                sq_cli_fail(cmd, "student %s does not match teacher %s (%d of %d tensors have the same name and "
+                            "shape): the student starts from the teacher's weights, so use the same architecture "
+                            "or pass --student CKPT", s->arch, tm.arch, got, need);
+                goto done;
+            }
         }
         if (first_batch_init(cmd, s, &train, &c.cfg)) goto done;
     }

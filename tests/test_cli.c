@@ -1,0 +1,181 @@
+/* test_cli.c: the sqakd executable end to end: bad arguments give one clear line, a non-zero exit
+   and no files; --help works everywhere; a label-free distillation runs on an IDX file without
+   labels; eval --json prints the promised fields. Uses $SQAKD_BIN (make test sets it). */
+#include "sqakd/checkpoint.h"
+#include "util_check.h"
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char g_dir[256];
+static char g_out[8192];
+
+static const char *bin(void)
+{
+    const char *b = getenv("SQAKD_BIN");
+    return b ? b : "build/sqakd";
+}
+
+static void setup(void)
+{
+    if (access(bin(), X_OK)) cr_skip("sqakd binary %s not built (make test builds it)", bin());
+    snprintf(g_dir, sizeof g_dir, "/tmp/sqakd_cli_XXXXXX");
+    cr_assert_not_null(mkdtemp(g_dir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* runs "sqakd ARGS" capturing stdout+stderr into g_out; returns the exit status */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+    g_out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int exists(const char *fmt, const char *a)
+{
+    char p[512];
+    snprintf(p, sizeof p, fmt, a);
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+static void expect_fails_cleanly(const char *needle, const char *args)
+{
+    int rc = run("%s --out %s/run", args, g_dir);
+    cr_expect_neq(rc, 0, "'%s' exited 0", args);
+    cr_expect(strstr(g_out, needle) != NULL, "'%s': wanted '%s' in: %s", args, needle, g_out);
+    cr_expect(strstr(g_out, "sqakd ") == g_out, "error line should start with 'sqakd ': %s", g_out);
+    cr_expect_eq(strchr(g_out, '\n') - g_out + 1, (long)strlen(g_out), "more than one line: %s", g_out);
+    cr_expect(!exists("%s/run", g_dir), "'%s' left %s/run behind", args, g_dir);
+}
+
+/* writes a random smallcnn teacher checkpoint for 1x28x28, 10 classes */
+static void write_teacher(const char *path)
+{
+    sq_model *m;
+    cr_assert_eq(sq_model_create("smallcnn", 1, 28, 28, 10, &m), SQ_OK);
+    cr_assert_eq(sq_model_setup(m, sq_backend_cpu(), 4, 0), SQ_OK);
+    sq_model_init_weights(m, 1);
+    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .mean = {0.5f}, .std = {0.25f, 1, 1, 1}};
+    snprintf(meta.arch, sizeof meta.arch, "smallcnn");
+    cr_assert_eq(sq_ckpt_save(m, &meta, path), SQ_OK, "%s", sq_last_error());
+    sq_model_free(m);
+}
+
+static void write_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    fwrite(b, 1, 4, f);
+}
+
+/* IDX images (and optionally labels) of n random 28x28 images */
+static void write_idx(const char *img, const char *lab, int n)
+{
+    FILE *f = fopen(img, "wb");
+    write_be32(f, 0x803); write_be32(f, n); write_be32(f, 28); write_be32(f, 28);
+    sqt_rng r;
+    sqt_rng_seed(&r, 5);
+    for (int i = 0; i < n * 784; i++) fputc((int)(sqt_rng_next(&r) & 255), f);
+    fclose(f);
+    if (!lab) return;
+    f = fopen(lab, "wb");
+    write_be32(f, 0x801); write_be32(f, n);
+    for (int i = 0; i < n; i++) fputc(i % 10, f);
+    fclose(f);
+}
+
+Test(cli, bad_arguments_fail_with_one_line_and_no_files, .init = setup, .fini = teardown)
+{
+    char t[300], args[1024];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    write_teacher(t);
+    expect_fails_cleanly("unknown model 'nope'", "train --model nope --data fashion-mnist");
+    expect_fails_cleanly("--epochs must be an integer", "train --model smallcnn --epochs abc");
+    expect_fails_cleanly("--lr must be a finite number", "train --model smallcnn --lr nan");
+    expect_fails_cleanly("unknown option '--bogus'", "train --model smallcnn --bogus 1");
+    expect_fails_cleanly("--model is required", "train --data fashion-mnist");
+    expect_fails_cleanly("/nonexistent/x.idx", "train --model smallcnn --data idx:/nonexistent/x.idx");
+    snprintf(args, sizeof args, "distill --teacher %s --wbits 9", t);
+    expect_fails_cleanly("--wbits must be an integer in 1..8, got '9'", args);
+    snprintf(args, sizeof args, "distill --teacher %s --abits 0", t);
+    expect_fails_cleanly("--abits must be an integer in 1..8, got '0'", args);
+    snprintf(args, sizeof args, "distill --teacher %s --quantizer foo", t);
+    expect_fails_cleanly("unknown --quantizer 'foo'", args);
+    expect_fails_cleanly("no-such-teacher", "distill --teacher /tmp/no-such-teacher.safetensors");
+    snprintf(args, sizeof args, "distill --teacher %s --data cifar10:/work/shared/data/cifar10 --epochs 1", t);
+    if (exists("%s", "/work/shared/data/cifar10/test_batch.bin") || exists("%s", "../shared/data/cifar10/test_batch.bin"))
+        expect_fails_cleanly("but teacher", args);
+    snprintf(args, sizeof args, "distill --teacher %s --model resnet20", t);
+    expect_fails_cleanly("does not match teacher", args);
+    cr_expect_neq(run("eval %s/none.safetensors --data fashion-mnist", g_dir), 0);
+    cr_expect(strstr(g_out, "none.safetensors") != NULL, "%s", g_out);
+    cr_expect_neq(run("frobnicate"), 0);
+}
+
+Test(cli, help_on_every_subcommand, .init = setup, .fini = teardown)
+{
+    const char *cmds[] = {"train", "distill", "eval", "info", "models", "bench step", "bench"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        cr_expect_eq(run("%s --help", cmds[i]), 0, "%s --help", cmds[i]);
+        cr_expect(strstr(g_out, "usage: sqakd") != NULL, "%s --help: %s", cmds[i], g_out);
+    }
+    cr_expect_eq(run("models --classes 10"), 0);
+    cr_expect(strstr(g_out, "269850") != NULL, "%s", g_out);
+}
+
+Test(cli, distill_runs_without_labels_and_eval_json, .init = setup, .fini = teardown)
+{
+    char t[300], img[300], lab[300];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    snprintf(lab, sizeof lab, "%s/lab.idx", g_dir);
+    write_teacher(t);
+    write_idx(img, lab, 96);
+    int rc = run("distill --teacher %s --data idx:%s --quantizer lsq --wbits 2 --abits 2 --epochs 1 --batch 16 "
+                 "--out %s/s", t, img, g_dir);
+    cr_assert_eq(rc, 0, "%s", g_out);
+    cr_expect(strstr(g_out, "no labels are used") != NULL, "%s", g_out);
+    cr_expect(strstr(g_out, "agreement") != NULL, "%s", g_out);
+    cr_expect(exists("%s/s/last.safetensors", g_dir));
+    cr_expect(exists("%s/s/metrics.jsonl", g_dir));
+    cr_expect(exists("%s/s/command.txt", g_dir));
+    /* a --loss ce baseline cannot run without labels */
+    rc = run("distill --teacher %s --data idx:%s --loss ce --epochs 1 --batch 16 --out %s/ce", t, img, g_dir);
+    cr_expect_neq(rc, 0);
+    cr_expect(strstr(g_out, "labels") != NULL, "%s", g_out);
+    cr_expect(!exists("%s/ce", g_dir));
+    /* eval of the quantized student on labelled data, JSON on stdout */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s eval %s/s/last.safetensors --data idx:%s,%s --split train --teacher %s --json 2>/dev/null",
+             bin(), g_dir, img, lab, t);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+    g_out[n] = 0;
+    cr_expect_eq(pclose(p), 0);
+    cr_expect(g_out[0] == '{' && strstr(g_out, "\"top1\":") && strstr(g_out, "\"top5\":") && strstr(g_out, "\"n\":96") &&
+              strstr(g_out, "\"agreement\":") && strstr(g_out, "\"wbits\":2"), "%s", g_out);
+    cr_expect_eq(run("info %s/s/last.safetensors --tensors", g_dir), 0);
+    cr_expect(strstr(g_out, "conv2.sW") != NULL && strstr(g_out, "lsq") != NULL, "%s", g_out);
+}
