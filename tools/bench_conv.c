@@ -3,7 +3,7 @@
    Build (after `make BUILD=build/cpu CUDA=0 build/cpu/libsqakd.a`):
      gcc -O2 -std=gnu11 -fopenmp -Iinclude -Ikernels/cpu tools/bench_conv.c build/cpu/libsqakd.a \
          -lopenblas -lpng -ljpeg -lz -lm -lpthread -o build/cpu/bench_conv
-   Run:  OMP_NUM_THREADS=2 build/cpu/bench_conv [reps] [cpu]
+   Run:  OMP_NUM_THREADS=2 build/cpu/bench_conv [reps] [cpu|wall] [shape index]
    "cpu" times process CPU seconds instead of wall seconds: with OMP_NUM_THREADS=1 that is a
    measure that neighbours on the shared cores do not disturb (tools/bench_conv_torch.py has the
    same switch).
@@ -62,7 +62,9 @@ int main(int argc, char **argv)
            g_cpu_clock ? "process cpu" : "wall");
     double tot_f = 0, tot_b = 0;
     double *tf = malloc(sizeof(double) * reps), *tb = malloc(sizeof(double) * reps);
+    const int only = argc > 3 ? atoi(argv[3]) : -1;
     for (size_t si = 0; si < sizeof k_shapes / sizeof *k_shapes; si++) {
+        if (only >= 0 && (int)si != only) continue;
         const shape *s = &k_shapes[si];
         sq_conv_shape cs;
         if (sq_conv_shape_init(&cs, n, s->c, s->h, s->h, s->k, 3, 3, s->stride, 1, 1) != SQ_OK)

@@ -237,15 +237,6 @@ static void bwd_image(const sq_conv_shape *cs, const conv_geo *g, const float *x
     }
 }
 
-void sq_cpu_conv_bwd_data_gemm(const sq_conv_shape *cs, const float *wg, const float *gyg,
-                               float *gxg, float *col)
-{
-    const int cg = cs->c / cs->groups, kg = cs->k / cs->groups, crs = cg * cs->r * cs->s;
-    const int ohw = cs->oh * cs->ow;
-    sq_cpu_sgemm(1, 0, crs, ohw, kg, 1.0f, wg, crs, gyg, ohw, 0.0f, col, ohw);
-    col2im_add(cs, cg, col, gxg, 0, cs->oh);
-}
-
 void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
                        float *gx, float *gw, float *gb, void *ws)
 {

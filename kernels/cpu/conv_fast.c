@@ -1,23 +1,14 @@
 /* conv_fast.c: AVX2/FMA micro-kernels of the implicit-GEMM convolution (conv_igemm.c), compiled
    with per-function target attributes and chosen at run time, so the build itself stays at
-   x86-64-v2. Both kernels read the "B" operand through a row-offset table: row k of B is
-   base + off[k], which lets them read shifted windows of a padded input plane directly instead
-   of an im2col copy. Sums run in a fixed order (deterministic). */
+   x86-64-v2. The "B" operand is read through a tap offset table (row k of B is base + off[k]:
+   a shifted window of a padded input plane, no im2col copy) and through a list of output
+   chunks: 8 consecutive positions of one output row, with their own input and output offsets,
+   so pad columns are never computed and results land directly in NCHW rows (a chunk shorter
+   than 8 is stored with a mask). Sums run in a fixed order (deterministic). */
 #include "cpu_ops.h"
-#include <immintrin.h>
+#include <string.h>
 
 #define MR SQ_FAST_MR
-#define NR SQ_FAST_NR
-
-int sq_cpu_fast_available(void)
-{
-    static int avail = -1;
-    if (avail < 0) {
-        __builtin_cpu_init();
-        avail = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avail;
-}
 
 /* apack: rows of A (m, kd) in panels of MR rows, panel-major then k then row; missing rows 0 */
 void sq_cpu_fast_pack_a(int m, int kd, const float *a, int lda, float *apack)
@@ -30,84 +21,164 @@ void sq_cpu_fast_pack_a(int m, int kd, const float *a, int lda, float *apack)
     }
 }
 
-__attribute__((target("avx2,fma"))) void sq_cpu_fast_igemm(int m, int np, int kd,
-                                                           const float *apack, const float *base,
-                                                           const int *off, float *c, int ldc)
+int sq_cpu_fast_chunks(int nrows, int ncols, int in_pitch, int out_pitch, int *in_pos,
+                       int *out_pos, int *len)
 {
-    const int nfull = np - np % NR;
-    for (int p0 = 0; p0 < nfull; p0 += NR) {
-        const float *bp = base + p0;
-        for (int i0 = 0; i0 < m; i0 += MR) {
-            const float *ap = apack + (size_t)(i0 / MR) * kd * MR;
-            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00,
-                   c12 = c00, c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-            for (int k = 0; k < kd; k++, ap += MR) {
-                const float *b = bp + off[k];
-                const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8),
-                             b2 = _mm256_loadu_ps(b + 16);
-                __m256 a = _mm256_broadcast_ss(ap);
-                c00 = _mm256_fmadd_ps(a, b0, c00);
-                c01 = _mm256_fmadd_ps(a, b1, c01);
-                c02 = _mm256_fmadd_ps(a, b2, c02);
-                a = _mm256_broadcast_ss(ap + 1);
-                c10 = _mm256_fmadd_ps(a, b0, c10);
-                c11 = _mm256_fmadd_ps(a, b1, c11);
-                c12 = _mm256_fmadd_ps(a, b2, c12);
-                a = _mm256_broadcast_ss(ap + 2);
-                c20 = _mm256_fmadd_ps(a, b0, c20);
-                c21 = _mm256_fmadd_ps(a, b1, c21);
-                c22 = _mm256_fmadd_ps(a, b2, c22);
-                a = _mm256_broadcast_ss(ap + 3);
-                c30 = _mm256_fmadd_ps(a, b0, c30);
-                c31 = _mm256_fmadd_ps(a, b1, c31);
-                c32 = _mm256_fmadd_ps(a, b2, c32);
-            }
-            float *cp = c + (size_t)i0 * ldc + p0;
-            _mm256_storeu_ps(cp, c00);
-            _mm256_storeu_ps(cp + 8, c01);
-            _mm256_storeu_ps(cp + 16, c02);
-            if (i0 + 1 >= m) continue;
-            cp += ldc;
-            _mm256_storeu_ps(cp, c10);
-            _mm256_storeu_ps(cp + 8, c11);
-            _mm256_storeu_ps(cp + 16, c12);
-            if (i0 + 2 >= m) continue;
-            cp += ldc;
-            _mm256_storeu_ps(cp, c20);
-            _mm256_storeu_ps(cp + 8, c21);
-            _mm256_storeu_ps(cp + 16, c22);
-            if (i0 + 3 >= m) continue;
-            cp += ldc;
-            _mm256_storeu_ps(cp, c30);
-            _mm256_storeu_ps(cp + 8, c31);
-            _mm256_storeu_ps(cp + 16, c32);
+    int n = 0;
+    for (int y = 0; y < nrows; y++)
+        for (int x = 0; x < ncols; x += 8) {
+            in_pos[n] = y * in_pitch + x;
+            out_pos[n] = y * out_pitch + x;
+            len[n] = ncols - x < 8 ? ncols - x : 8;
+            n++;
+        }
+    return n;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+int sq_cpu_fast_available(void)
+{
+    static int avail = -1;
+    if (avail < 0) {
+        __builtin_cpu_init();
+        avail = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return avail;
+}
+
+void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st)
+{
+    int v = 0;
+    if (st == 1) {
+        if (n >= 64) {
+            memcpy(d, s, sizeof(float) * n);
+            return;
+        }
+        for (; v + 4 <= n; v += 4) _mm_storeu_ps(d + v, _mm_loadu_ps(s + v));
+    } else if (st == 2) {
+        for (; v + 4 <= n; v += 4) {
+            __m128 lo = _mm_loadu_ps(s + 2 * v), hi = _mm_loadu_ps(s + 2 * v + 4);
+            _mm_storeu_ps(d + v, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
         }
     }
-    for (int p0 = nfull; p0 < np; p0 += 8) {
-        const float *bp = base + p0;
-        for (int i0 = 0; i0 < m; i0 += MR) {
-            const float *ap = apack + (size_t)(i0 / MR) * kd * MR;
-            __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
-            for (int k = 0; k < kd; k++, ap += MR) {
-                const __m256 b0 = _mm256_loadu_ps(bp + off[k]);
-                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap), b0, c0);
-                c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 1), b0, c1);
-                c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 2), b0, c2);
-                c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 3), b0, c3);
+    for (; v < n; v++) d[v] = s[(size_t)v * st];
+}
+
+__attribute__((target("avx2,fma"))) void sq_cpu_fast_transpose(int rows, int cols, const float *src,
+                                                               int lds, float *dst, int ldd)
+{
+    const int r8 = rows - rows % 8, c8 = cols - cols % 8;
+    for (int i = 0; i < r8; i += 8) {
+        for (int j = 0; j < c8; j += 8) {
+            const float *s = src + (size_t)i * lds + j;
+            __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds),
+                   r2 = _mm256_loadu_ps(s + 2 * (size_t)lds), r3 = _mm256_loadu_ps(s + 3 * (size_t)lds),
+                   r4 = _mm256_loadu_ps(s + 4 * (size_t)lds), r5 = _mm256_loadu_ps(s + 5 * (size_t)lds),
+                   r6 = _mm256_loadu_ps(s + 6 * (size_t)lds), r7 = _mm256_loadu_ps(s + 7 * (size_t)lds);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1),
+                   t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3),
+                   t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5),
+                   t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),
+                   u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),
+                   u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),
+                   u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)),
+                   u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)),
+                   u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2)),
+                   u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)),
+                   u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+            float *d = dst + (size_t)j * ldd + i;
+            _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * (size_t)ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * (size_t)ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * (size_t)ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * (size_t)ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * (size_t)ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * (size_t)ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+    for (int i = 0; i < rows; i++)
+        for (int j = i < r8 ? c8 : 0; j < cols; j++)
+            dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+}
+
+static const int k_mask_src[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* MR rows x NCH chunks of 8 positions; NCH is a compile-time constant at every call site */
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+igemm_tile(const int nch, int m, int i0, int kd, const float *ap, const float *base,
+           const int *off, const int *in_pos, const int *out_pos, const int *len, float *c,
+           size_t ldc, const float *bias, int accumulate)
+{
+    __m256 acc[MR][3];
+    const float *bp[3];
+#pragma GCC unroll 4
+    for (int r = 0; r < MR; r++) {
+        __m256 init = _mm256_set1_ps(bias && i0 + r < m ? bias[i0 + r] : 0.0f);
+#pragma GCC unroll 3
+        for (int j = 0; j < nch; j++) acc[r][j] = init;
+    }
+#pragma GCC unroll 3
+    for (int j = 0; j < nch; j++) bp[j] = base + in_pos[j];
+    for (int k = 0; k < kd; k++, ap += MR) {
+        __m256 b[3];
+        const int o = off[k];
+#pragma GCC unroll 3
+        for (int j = 0; j < nch; j++) b[j] = _mm256_loadu_ps(bp[j] + o);
+#pragma GCC unroll 4
+        for (int r = 0; r < MR; r++) {
+            const __m256 a = _mm256_broadcast_ss(ap + r);
+#pragma GCC unroll 3
+            for (int j = 0; j < nch; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        }
+    }
+#pragma GCC unroll 3
+    for (int j = 0; j < nch; j++) {
+        const __m256i mask = _mm256_loadu_si256((const __m256i *)(k_mask_src + 8 - len[j]));
+        for (int r = 0; r < MR && i0 + r < m; r++) {
+            float *cp = c + (size_t)(i0 + r) * ldc + out_pos[j];
+            __m256 v = acc[r][j];
+            if (len[j] == 8) {
+                if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(cp));
+                _mm256_storeu_ps(cp, v);
+            } else {
+                if (accumulate) v = _mm256_add_ps(v, _mm256_maskload_ps(cp, mask));
+                _mm256_maskstore_ps(cp, mask, v);
             }
-            float *cp = c + (size_t)i0 * ldc + p0;
-            _mm256_storeu_ps(cp, c0);
-            if (i0 + 1 < m) _mm256_storeu_ps(cp + ldc, c1);
-            if (i0 + 2 < m) _mm256_storeu_ps(cp + 2 * (size_t)ldc, c2);
-            if (i0 + 3 < m) _mm256_storeu_ps(cp + 3 * (size_t)ldc, c3);
         }
     }
 }
 
-__attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int np, int kd, const float *gt,
-                                                           int mp, const float *base,
-                                                           const int *off, const float *zrow,
-                                                           float *gw, int ldw, int accumulate)
+__attribute__((target("avx2,fma"))) void sq_cpu_fast_igemm(int m, int kd, const float *apack,
+                                                           const float *base, const int *off,
+                                                           int nchunk, const int *in_pos,
+                                                           const int *out_pos, const int *len,
+                                                           float *c, size_t ldc,
+                                                           const float *bias, int accumulate)
+{
+    int j0 = 0;
+    for (; j0 + 3 <= nchunk; j0 += 3)
+        for (int i0 = 0; i0 < m; i0 += MR)
+            igemm_tile(3, m, i0, kd, apack + (size_t)(i0 / MR) * kd * MR, base, off, in_pos + j0,
+                       out_pos + j0, len + j0, c, ldc, bias, accumulate);
+    if (nchunk - j0 == 2)
+        for (int i0 = 0; i0 < m; i0 += MR)
+            igemm_tile(2, m, i0, kd, apack + (size_t)(i0 / MR) * kd * MR, base, off, in_pos + j0,
+                       out_pos + j0, len + j0, c, ldc, bias, accumulate);
+    else if (nchunk - j0 == 1)
+        for (int i0 = 0; i0 < m; i0 += MR)
+            igemm_tile(1, m, i0, kd, apack + (size_t)(i0 / MR) * kd * MR, base, off, in_pos + j0,
+                       out_pos + j0, len + j0, c, ldc, bias, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp,
+                                                           const float *base, const int *off,
+                                                           const float *zrow, int nrows,
+                                                           int ncols, int in_pitch, float *gw,
+                                                           int ldw, int accumulate)
 {
     for (int k0 = 0; k0 < kd; k0 += 6) {
         const float *b[6];
@@ -116,26 +187,29 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int np, int kd
             __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
                    a21 = a00, a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
             const float *gp = gt + m0;
-            for (int p = 0; p < np; p++, gp += mp) {
-                const __m256 g0 = _mm256_loadu_ps(gp), g1 = _mm256_loadu_ps(gp + 8);
-                __m256 v = _mm256_broadcast_ss(b[0] + p);
-                a00 = _mm256_fmadd_ps(v, g0, a00);
-                a01 = _mm256_fmadd_ps(v, g1, a01);
-                v = _mm256_broadcast_ss(b[1] + p);
-                a10 = _mm256_fmadd_ps(v, g0, a10);
-                a11 = _mm256_fmadd_ps(v, g1, a11);
-                v = _mm256_broadcast_ss(b[2] + p);
-                a20 = _mm256_fmadd_ps(v, g0, a20);
-                a21 = _mm256_fmadd_ps(v, g1, a21);
-                v = _mm256_broadcast_ss(b[3] + p);
-                a30 = _mm256_fmadd_ps(v, g0, a30);
-                a31 = _mm256_fmadd_ps(v, g1, a31);
-                v = _mm256_broadcast_ss(b[4] + p);
-                a40 = _mm256_fmadd_ps(v, g0, a40);
-                a41 = _mm256_fmadd_ps(v, g1, a41);
-                v = _mm256_broadcast_ss(b[5] + p);
-                a50 = _mm256_fmadd_ps(v, g0, a50);
-                a51 = _mm256_fmadd_ps(v, g1, a51);
+            for (int y = 0; y < nrows; y++) {
+                const int p0 = y * in_pitch;
+                for (int p = p0; p < p0 + ncols; p++, gp += mp) {
+                    const __m256 g0 = _mm256_loadu_ps(gp), g1 = _mm256_loadu_ps(gp + 8);
+                    __m256 v = _mm256_broadcast_ss(b[0] + p);
+                    a00 = _mm256_fmadd_ps(v, g0, a00);
+                    a01 = _mm256_fmadd_ps(v, g1, a01);
+                    v = _mm256_broadcast_ss(b[1] + p);
+                    a10 = _mm256_fmadd_ps(v, g0, a10);
+                    a11 = _mm256_fmadd_ps(v, g1, a11);
+                    v = _mm256_broadcast_ss(b[2] + p);
+                    a20 = _mm256_fmadd_ps(v, g0, a20);
+                    a21 = _mm256_fmadd_ps(v, g1, a21);
+                    v = _mm256_broadcast_ss(b[3] + p);
+                    a30 = _mm256_fmadd_ps(v, g0, a30);
+                    a31 = _mm256_fmadd_ps(v, g1, a31);
+                    v = _mm256_broadcast_ss(b[4] + p);
+                    a40 = _mm256_fmadd_ps(v, g0, a40);
+                    a41 = _mm256_fmadd_ps(v, g1, a41);
+                    v = _mm256_broadcast_ss(b[5] + p);
+                    a50 = _mm256_fmadd_ps(v, g0, a50);
+                    a51 = _mm256_fmadd_ps(v, g1, a51);
+                }
             }
             float t[6][16];
             _mm256_storeu_ps(t[0], a00);
@@ -158,3 +232,30 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int np, int kd
         }
     }
 }
+
+#else /* not x86: the implicit-GEMM path is never selected */
+int sq_cpu_fast_available(void) { return 0; }
+void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st)
+{
+    for (int v = 0; v < n; v++) d[v] = s[(size_t)v * st];
+}
+void sq_cpu_fast_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd)
+{
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) dst[(size_t)j * ldd + i] = src[(size_t)i * lds + j];
+}
+void sq_cpu_fast_igemm(int m, int kd, const float *apack, const float *base, const int *off,
+                       int nchunk, const int *in_pos, const int *out_pos, const int *len,
+                       float *c, size_t ldc, const float *bias, int accumulate)
+{
+    (void)m; (void)kd; (void)apack; (void)base; (void)off; (void)nchunk; (void)in_pos;
+    (void)out_pos; (void)len; (void)c; (void)ldc; (void)bias; (void)accumulate;
+}
+void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base, const int *off,
+                       const float *zrow, int nrows, int ncols, int in_pitch, float *gw, int ldw,
+                       int accumulate)
+{
+    (void)m; (void)kd; (void)gt; (void)mp; (void)base; (void)off; (void)zrow; (void)nrows;
+    (void)ncols; (void)in_pitch; (void)gw; (void)ldw; (void)accumulate;
+}
+#endif

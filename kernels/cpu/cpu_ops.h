@@ -48,19 +48,31 @@ void sq_cpu_conv_dw_fwd(const sq_conv_shape *cs, const float *x, const float *w,
                         float *y);
 void sq_cpu_conv_dw_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
                         float *gx, float *gw, float *gb);
-/* conv_fast.c: AVX2/FMA micro-kernels of the implicit GEMM (conv_igemm.c); B row k = base + off[k] */
+/* conv_fast.c: AVX2/FMA micro-kernels of the implicit GEMM (conv_igemm.c). B row k of the
+   product is base + off[k]; output positions come in chunks of up to 8 (one output row piece)
+   with an input offset, an output offset and a length. */
 #define SQ_FAST_MR 4
-#define SQ_FAST_NR 24
 int sq_cpu_fast_available(void); /* CPU has AVX2 and FMA */
 void sq_cpu_fast_pack_a(int m, int kd, const float *a, int lda, float *apack);
-/* c (m, np) = A (m, kd) B, np a multiple of 8 (B rows readable that far) */
-void sq_cpu_fast_igemm(int m, int np, int kd, const float *apack, const float *base,
-                       const int *off, float *c, int ldc);
-/* gw (m, kd) (+)= g (m, np) B^T with g given transposed: gt (np, mp), mp = m rounded up to 16,
-   padding columns zero; zrow: np zeros (stands in for B rows past kd) */
-void sq_cpu_fast_wgrad(int m, int np, int kd, const float *gt, int mp, const float *base,
-                       const int *off, const float *zrow, float *gw, int ldw, int accumulate);
-/* conv_igemm.c: implicit-GEMM conv (dense/grouped, AVX2 CPUs); nthr threads, ws from
+/* chunks of a (nrows, ncols) output grid: in = y*in_pitch + x, out = y*out_pitch + x; returns
+   the count, nrows * ceil(ncols / 8) */
+int sq_cpu_fast_chunks(int nrows, int ncols, int in_pitch, int out_pitch, int *in_pos,
+                       int *out_pos, int *len);
+void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st); /* d[v] = s[v*st] */
+/* dst[j*ldd + i] = src[i*lds + j], i < rows, j < cols */
+void sq_cpu_fast_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
+/* c[i*ldc + out_pos[j] + e] (+)= bias[i] + sum_k A[i][k] * base[off[k] + in_pos[j] + e] for
+   i < m and e < len[j]; B is read for all 8 lanes of every chunk */
+void sq_cpu_fast_igemm(int m, int kd, const float *apack, const float *base, const int *off,
+                       int nchunk, const int *in_pos, const int *out_pos, const int *len,
+                       float *c, size_t ldc, const float *bias, int accumulate);
+/* gw[i*ldw + k] (+)= sum_q gt[q*mp + i] * base[off[k] + p(q)] over the (nrows, ncols) grid,
+   p = y*in_pitch + x, q = y*ncols + x; gt: the output gradient transposed, mp = m rounded up to
+   16 with zero columns; zrow: zeros readable wherever B is (stands in for rows past kd) */
+void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base, const int *off,
+                       const float *zrow, int nrows, int ncols, int in_pitch, float *gw, int ldw,
+                       int accumulate);
+/* conv_igemm.c: implicit-GEMM conv (dense/grouped, stride <= 4, AVX2 CPUs); nthr threads, ws from
    sq_cpu_igemm_ws_floats(cs, nthr) floats */
 int sq_cpu_igemm_applies(const sq_conv_shape *cs);
 size_t sq_cpu_igemm_ws_floats(const sq_conv_shape *cs, int threads);
@@ -68,10 +80,6 @@ void sq_cpu_igemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, c
                       float *y, void *ws, int nthr);
 void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
                       float *gx, float *gw, void *ws, int nthr);
-/* conv.c: one image and group's input gradient by GEMM + col2im; col holds
-   (c/groups)*r*s*oh*ow floats */
-void sq_cpu_conv_bwd_data_gemm(const sq_conv_shape *cs, const float *wg, const float *gyg,
-                               float *gxg, float *col);
 /* plain 7-loop reference (tests and bench only; slow) */
 void sq_cpu_conv2d_fwd_ref(const sq_conv_shape *cs, const float *x, const float *w,
                            const float *b, float *y);
