@@ -28,6 +28,12 @@ static const conv_case k_cases[] = {
     {4, 8, 9, 9, 8, 3, 3, 1, 1, 8, 1},      /* depthwise */
     {3, 24, 6, 6, 12, 1, 1, 1, 0, 3, 1},    /* grouped 1x1 */
     {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 0},   /* ResNet stem */
+    {2, 4, 5, 6, 3, 1, 1, 1, 1, 1, 1},      /* 1x1 with padding (pad > r - 1) */
+    {2, 3, 11, 10, 5, 3, 3, 3, 1, 1, 1},    /* stride 3 */
+    {1, 2, 13, 12, 3, 5, 5, 4, 2, 1, 0},    /* stride 4, 5x5 */
+    {1, 2, 12, 11, 3, 3, 3, 5, 1, 1, 1},    /* stride 5: im2col path everywhere */
+    {2, 5, 9, 9, 4, 3, 3, 2, 0, 1, 1},      /* stride 2 without padding */
+    {3, 20, 10, 10, 40, 3, 3, 1, 1, 1, 0},  /* output channels not a multiple of 16 */
 };
 #define NCASES (sizeof k_cases / sizeof *k_cases)
 
@@ -61,7 +67,17 @@ static void conv_free(conv_data *d)
     sq_backend_cpu()->free(d->ws);
 }
 
-Test(ops, conv_fwd_matches_loops)
+/* each conv test runs on both CPU paths: the implicit GEMM (AVX2 CPUs) and im2col + GEMM */
+static void conv_paths(void (*check)(void))
+{
+    sq_cpu_conv_force_gemm(0);
+    check();
+    sq_cpu_conv_force_gemm(1);
+    check();
+    sq_cpu_conv_force_gemm(0);
+}
+
+static void check_conv_fwd(void)
 {
     const sq_backend *be = sq_backend_cpu();
     for (size_t i = 0; i < NCASES; i++) {
@@ -77,6 +93,8 @@ Test(ops, conv_fwd_matches_loops)
         conv_free(&d);
     }
 }
+
+Test(ops, conv_fwd_matches_loops) { conv_paths(check_conv_fwd); }
 
 /* gx, gw, gb of sum(y * gy) by double loops */
 static void conv_bwd_loops(const sq_conv_shape *cs, const float *x, const float *w,
@@ -102,7 +120,7 @@ static void conv_bwd_loops(const sq_conv_shape *cs, const float *x, const float 
                 }
 }
 
-Test(ops, conv_bwd_matches_loops)
+static void check_conv_bwd(void)
 {
     const sq_backend *be = sq_backend_cpu();
     for (size_t i = 10; i < NCASES; i++) {
@@ -122,7 +140,9 @@ Test(ops, conv_bwd_matches_loops)
     }
 }
 
-Test(ops, conv_bwd_deterministic)
+Test(ops, conv_bwd_matches_loops) { conv_paths(check_conv_bwd); }
+
+static void check_conv_deterministic(void)
 {
     const sq_backend *be = sq_backend_cpu();
     const conv_case cases[] = {{7, 16, 10, 10, 16, 3, 3, 1, 1, 1, 1}, {6, 8, 9, 9, 8, 3, 3, 2, 1, 8, 1}};
@@ -143,6 +163,8 @@ Test(ops, conv_bwd_deterministic)
         conv_free(&d);
     }
 }
+
+Test(ops, conv_bwd_deterministic) { conv_paths(check_conv_deterministic); }
 
 Test(ops, bn_running_stats)
 {

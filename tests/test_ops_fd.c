@@ -102,12 +102,20 @@ static const conv_case k_conv_cases[] = {
     {1, 2, 3, 3, 3, 5, 5, 2, 2, 1, 1},     /* kernel larger than input, padding 2 */
     {3, 5, 11, 13, 7, 3, 3, 1, 1, 1, 0},   /* primes */
     {2, 3, 6, 6, 2, 3, 2, 1, 0, 1, 1},     /* non-square kernel, no padding */
+    {2, 2, 5, 6, 3, 1, 1, 1, 1, 1, 1},     /* 1x1 with padding */
+    {1, 2, 11, 10, 3, 3, 3, 3, 1, 1, 1},   /* stride 3 */
+    {1, 2, 9, 9, 2, 3, 3, 5, 1, 1, 0},     /* stride 5 (im2col path) */
 };
 
+/* both CPU conv paths: implicit GEMM (AVX2 CPUs) and im2col + GEMM */
 Test(ops_fd, conv_bwd)
 {
-    for (size_t i = 0; i < sizeof k_conv_cases / sizeof *k_conv_cases; i++)
-        check_conv_case(k_conv_cases[i], 100 + 10 * i);
+    for (int force = 0; force < 2; force++) {
+        sq_cpu_conv_force_gemm(force);
+        for (size_t i = 0; i < sizeof k_conv_cases / sizeof *k_conv_cases; i++)
+            check_conv_case(k_conv_cases[i], 100 + 10 * i);
+    }
+    sq_cpu_conv_force_gemm(0);
 }
 
 /* ---------------- batch norm (training mode) ---------------- */

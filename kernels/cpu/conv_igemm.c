@@ -127,9 +127,13 @@ static ig_geo ig_geometry(const sq_conv_shape *cs)
     return g;
 }
 
+static int g_force_gemm;
+
+void sq_cpu_conv_force_gemm(int on) { g_force_gemm = on; }
+
 int sq_cpu_igemm_applies(const sq_conv_shape *cs)
 {
-    return sq_cpu_fast_available() && cs->stride <= MAX_ST &&
+    return !g_force_gemm && sq_cpu_fast_available() && cs->stride <= MAX_ST &&
            !(cs->groups > 1 && cs->groups == cs->c);
 }
 

@@ -75,6 +75,8 @@ void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base
 /* conv_igemm.c: implicit-GEMM conv (dense/grouped, stride <= 4, AVX2 CPUs); nthr threads, ws from
    sq_cpu_igemm_ws_floats(cs, nthr) floats */
 int sq_cpu_igemm_applies(const sq_conv_shape *cs);
+/* tests: 1 routes dense/grouped convs to the im2col + GEMM path (set before sizing workspaces) */
+void sq_cpu_conv_force_gemm(int on);
 size_t sq_cpu_igemm_ws_floats(const sq_conv_shape *cs, int threads);
 void sq_cpu_igemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
                       float *y, void *ws, int nthr);
