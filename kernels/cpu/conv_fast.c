@@ -177,8 +177,8 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_igemm(int m, int kd, const 
 __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp,
                                                            const float *base, const int *off,
                                                            const float *zrow, int nrows,
-                                                           int ncols, int in_pitch, float *gw,
-                                                           int ldw, int accumulate)
+                                                           int ncols, int in_pitch, float *gwt,
+                                                           int accumulate)
 {
     for (int k0 = 0; k0 < kd; k0 += 6) {
         const float *b[6];
@@ -211,24 +211,17 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int kd, const 
                     a51 = _mm256_fmadd_ps(v, g1, a51);
                 }
             }
-            float t[6][16];
-            _mm256_storeu_ps(t[0], a00);
-            _mm256_storeu_ps(t[0] + 8, a01);
-            _mm256_storeu_ps(t[1], a10);
-            _mm256_storeu_ps(t[1] + 8, a11);
-            _mm256_storeu_ps(t[2], a20);
-            _mm256_storeu_ps(t[2] + 8, a21);
-            _mm256_storeu_ps(t[3], a30);
-            _mm256_storeu_ps(t[3] + 8, a31);
-            _mm256_storeu_ps(t[4], a40);
-            _mm256_storeu_ps(t[4] + 8, a41);
-            _mm256_storeu_ps(t[5], a50);
-            _mm256_storeu_ps(t[5] + 8, a51);
-            for (int j = 0; j < 6 && k0 + j < kd; j++)
-                for (int i = 0; i < 16 && m0 + i < m; i++) {
-                    float *d = gw + (size_t)(m0 + i) * ldw + k0 + j;
-                    *d = accumulate ? *d + t[j][i] : t[j][i];
+            float *d = gwt + (size_t)k0 * mp + m0;
+            const __m256 acc[12] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51};
+            for (int j = 0; j < 6 && k0 + j < kd; j++, d += mp) {
+                __m256 v0 = acc[2 * j], v1 = acc[2 * j + 1];
+                if (accumulate) {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(d));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(d + 8));
                 }
+                _mm256_storeu_ps(d, v0);
+                _mm256_storeu_ps(d + 8, v1);
+            }
         }
     }
 }
@@ -252,10 +245,10 @@ void sq_cpu_fast_igemm(int m, int kd, const float *apack, const float *base, con
     (void)out_pos; (void)len; (void)c; (void)ldc; (void)bias; (void)accumulate;
 }
 void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base, const int *off,
-                       const float *zrow, int nrows, int ncols, int in_pitch, float *gw, int ldw,
+                       const float *zrow, int nrows, int ncols, int in_pitch, float *gwt,
                        int accumulate)
 {
     (void)m; (void)kd; (void)gt; (void)mp; (void)base; (void)off; (void)zrow; (void)nrows;
-    (void)ncols; (void)in_pitch; (void)gw; (void)ldw; (void)accumulate;
+    (void)ncols; (void)in_pitch; (void)gwt; (void)accumulate;
 }
 #endif

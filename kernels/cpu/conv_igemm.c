@@ -3,7 +3,7 @@
    once into zero-padded "phase planes" (stride st splits the padded image into st*st
    sub-sampled planes), so every kernel tap (c, r, s) reads a plain shifted window of one plane.
      forward      y = W * B_x                  (conv_fast.c igemm, written straight into y)
-     weight grad  gW += gy * B_x^T             (conv_fast.c wgrad; per-thread partials)
+     weight grad  gW^T += B_x * gy^T           (conv_fast.c wgrad; per-thread partials)
      input grad   per phase (a, b) of gx (ih + pad = a mod st, iw + pad = b mod st): a stride-1
                   correlation of zero-padded gy with the flipped taps r = a + st*j, s = b + st*l
                   (the same igemm; added straight into gx for stride 1, through a buffer
@@ -120,7 +120,7 @@ static ig_geo ig_geometry(const sq_conv_shape *cs)
     }
     if ((size_t)g.kg * g.bph * g.bpw > g.gplanes) g.gplanes = (size_t)g.kg * g.bph * g.bpw;
     g.apack = round_up(g.kg, MR) * g.crs;
-    g.part = (size_t)cs->k * g.crs;
+    g.part = (size_t)cs->groups * g.crs * g.mp;
     g.shared = sq_pad64(cs->groups * (g.apack + g.apack_b)) + g.ints;
     g.per_thread = sq_pad64(g.xplanes) + sq_pad64(g.gplanes) + sq_pad64(g.out) + sq_pad64(g.gt) +
                    sq_pad64(g.part) + sq_pad64(g.zrow);
@@ -314,7 +314,7 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
     const float *apack_b = wsf + cs->groups * g.apack;
     const int *ints = (const int *)(wsf + sq_pad64(cs->groups * (g.apack + g.apack_b)));
     const int n = cs->n, oh = cs->oh, ow = cs->ow, h = cs->h, w_ = cs->w;
-    const size_t gsize = (size_t)g.kg * g.crs;
+    const size_t gsize = (size_t)g.crs * g.mp;
 #pragma omp parallel num_threads(nthr)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
@@ -334,7 +334,7 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
                     fill_planes(x + xo, g.cg, h, w_, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
                     sq_cpu_fast_transpose(g.kg, oh * ow, gyg, oh * ow, tw.gt, g.mp);
                     sq_cpu_fast_wgrad(g.kg, g.crs, tw.gt, g.mp, tw.xpl, ints, tw.zrow, oh, ow,
-                                      g.pw2, tw.part + gi * gsize, g.crs, i != i0);
+                                      g.pw2, tw.part + gi * gsize, i != i0);
                 }
                 if (gx)
                     bwd_data_image(cs, &g, apack_b + gi * g.apack_b, ints, gyg, gx + xo, &tw);
@@ -346,10 +346,13 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
 #pragma omp barrier
 #pragma omp for schedule(static)
             for (long e = 0; e < nw; e++) {
+                /* gw (K, crs) from the transposed partials (groups, crs, mp) */
+                const long o = e / g.crs, j = e % g.crs;
+                const size_t src = (size_t)(o / g.kg) * gsize + (size_t)j * g.mp + o % g.kg;
                 float acc = gw[e];
                 for (int u = 0; u < nt; u++)
                     if ((long)n * u / nt < (long)n * (u + 1) / nt)
-                        acc += part0[(size_t)u * g.per_thread + e];
+                        acc += part0[(size_t)u * g.per_thread + src];
                 gw[e] = acc;
             }
         }

@@ -66,11 +66,12 @@ void sq_cpu_fast_transpose(int rows, int cols, const float *src, int lds, float 
 void sq_cpu_fast_igemm(int m, int kd, const float *apack, const float *base, const int *off,
                        int nchunk, const int *in_pos, const int *out_pos, const int *len,
                        float *c, size_t ldc, const float *bias, int accumulate);
-/* gw[i*ldw + k] (+)= sum_q gt[q*mp + i] * base[off[k] + p(q)] over the (nrows, ncols) grid,
-   p = y*in_pitch + x, q = y*ncols + x; gt: the output gradient transposed, mp = m rounded up to
-   16 with zero columns; zrow: zeros readable wherever B is (stands in for rows past kd) */
+/* gwt[k*mp + i] (+)= sum_q gt[q*mp + i] * base[off[k] + p(q)] over the (nrows, ncols) grid,
+   p = y*in_pitch + x, q = y*ncols + x, for i < mp: the weight gradient transposed; gt: the
+   output gradient transposed, mp = m rounded up to 16 with zero columns; zrow: zeros readable
+   wherever B is (stands in for rows past kd) */
 void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base, const int *off,
-                       const float *zrow, int nrows, int ncols, int in_pitch, float *gw, int ldw,
+                       const float *zrow, int nrows, int ncols, int in_pitch, float *gwt,
                        int accumulate);
 /* conv_igemm.c: implicit-GEMM conv (dense/grouped, stride <= 4, AVX2 CPUs); nthr threads, ws from
    sq_cpu_igemm_ws_floats(cs, nthr) floats */
