@@ -37,20 +37,16 @@ int sq_cpu_fast_chunks(int nrows, int ncols, int in_pitch, int out_pitch, int *i
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
-int sq_cpu_fast_available(void)
-{
-    static int avail = -1;
-    if (avail < 0) {
-        __builtin_cpu_init();
-        avail = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return avail;
-}
+static int ceil_div(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+static int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st)
+/* d[v] = s[v * st] for v < n (short rows: inline SSE instead of library calls) */
+static inline void copy_strided(float *d, const float *s, int n, int st)
 {
     int v = 0;
+#if defined(__SSE2__)
     if (st == 1) {
         if (n >= 64) {
             memcpy(d, s, sizeof(float) * n);
@@ -63,7 +59,45 @@ void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st)
             _mm_storeu_ps(d + v, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
         }
     }
+#endif
     for (; v < n; v++) d[v] = s[(size_t)v * st];
+}
+
+void sq_cpu_fast_fill_planes(const float *x, int nc, int h, int w, int st, int padh, int padw,
+                             int ph2, int pw2, float *planes)
+{
+    const size_t plane = (size_t)nc * ph2 * pw2;
+    for (int a = 0; a < st; a++) {
+        const int u0 = ceil_div(padh - a, st) > 0 ? ceil_div(padh - a, st) : 0;
+        int u1 = floor_div(h - 1 + padh - a, st) + 1;
+        if (u1 > ph2) u1 = ph2;
+        for (int b = 0; b < st; b++) {
+            int v0 = ceil_div(padw - b, st), v1 = floor_div(w - 1 + padw - b, st) + 1;
+            if (v0 < 0) v0 = 0;
+            if (v1 > pw2) v1 = pw2;
+            if (v0 >= v1) continue;
+            for (int c = 0; c < nc; c++) {
+                float *dst = planes + (size_t)(a * st + b) * plane + (size_t)c * ph2 * pw2;
+                const float *xc = x + (size_t)c * h * w;
+                for (int u = u0; u < u1; u++) {
+                    const float *xr = xc + (size_t)(u * st + a - padh) * w + (b - padw);
+                    copy_strided(dst + (size_t)u * pw2 + v0, xr + (size_t)v0 * st, v1 - v0, st);
+                }
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+
+int sq_cpu_fast_available(void)
+{
+    static int avail = -1;
+    if (avail < 0) {
+        __builtin_cpu_init();
+        avail = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return avail;
 }
 
 __attribute__((target("avx2,fma"))) void sq_cpu_fast_transpose(int rows, int cols, const float *src,
@@ -228,10 +262,6 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int kd, const 
 
 #else /* not x86: the implicit-GEMM path is never selected */
 int sq_cpu_fast_available(void) { return 0; }
-void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st)
-{
-    for (int v = 0; v < n; v++) d[v] = s[(size_t)v * st];
-}
 void sq_cpu_fast_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd)
 {
     for (int i = 0; i < rows; i++)

@@ -143,34 +143,6 @@ size_t sq_cpu_igemm_ws_floats(const sq_conv_shape *cs, int threads)
     return g.shared + (size_t)threads * g.per_thread;
 }
 
-/* planes[(a*st + b)][c][u][v] = x[c][u*st + a - padh][v*st + b - padw] where that lies inside
-   x; other positions keep the zeros the caller wrote once */
-static void fill_planes(const float *x, int nc, int h, int w, int st, int padh, int padw, int ph2,
-                        int pw2, float *planes)
-{
-    const size_t plane = (size_t)nc * ph2 * pw2;
-    for (int a = 0; a < st; a++) {
-        const int u0 = ceil_div(padh - a, st) > 0 ? ceil_div(padh - a, st) : 0;
-        int u1 = floor_div(h - 1 + padh - a, st) + 1;
-        if (u1 > ph2) u1 = ph2;
-        for (int b = 0; b < st; b++) {
-            int v0 = ceil_div(padw - b, st), v1 = floor_div(w - 1 + padw - b, st) + 1;
-            if (v0 < 0) v0 = 0;
-            if (v1 > pw2) v1 = pw2;
-            if (v0 >= v1) continue;
-            for (int c = 0; c < nc; c++) {
-                float *dst = planes + (size_t)(a * st + b) * plane + (size_t)c * ph2 * pw2;
-                const float *xc = x + (size_t)c * h * w;
-                for (int u = u0; u < u1; u++) {
-                    const float *xr = xc + (size_t)(u * st + a - padh) * w + (b - padw);
-                    sq_cpu_fast_copy_strided(dst + (size_t)u * pw2 + v0, xr + (size_t)v0 * st,
-                                             v1 - v0, st);
-                }
-            }
-        }
-    }
-}
-
 /* shared head of the workspace: packed weights of every group (forward, and per phase the
    flipped transposed taps for the input gradient), tap offsets and output chunk tables */
 static void pack_shared(const sq_conv_shape *cs, const ig_geo *g, const float *w, float *ws,
@@ -262,7 +234,7 @@ void sq_cpu_igemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, c
         int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
         for (int i = i0; i < i1; i++) {
             for (int gi = 0; gi < cs->groups; gi++) {
-                fill_planes(x + ((size_t)i * cs->c + (size_t)gi * g.cg) * cs->h * cs->w, g.cg,
+                sq_cpu_fast_fill_planes(x + ((size_t)i * cs->c + (size_t)gi * g.cg) * cs->h * cs->w, g.cg,
                             cs->h, cs->w, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
                 sq_cpu_fast_igemm(g.kg, g.crs, wsf + gi * g.apack, tw.xpl, off, g.ncf, cf,
                                   cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf),
@@ -278,7 +250,7 @@ static void bwd_data_image(const sq_conv_shape *cs, const ig_geo *g, const float
                            const int *ints, const float *gyg, float *gxg, const thread_ws *tw)
 {
     const int st = g->st, h = cs->h, w = cs->w;
-    fill_planes(gyg, g->kg, cs->oh, cs->ow, 1, g->ptop, g->pleft, g->bph, g->bpw, tw->gpl);
+    sq_cpu_fast_fill_planes(gyg, g->kg, cs->oh, cs->ow, 1, g->ptop, g->pleft, g->bph, g->bpw, tw->gpl);
     for (int ph = 0; ph < g->nph; ph++) {
         const bd_phase *p = &g->ph[ph];
         if (p->kd == 0) continue;
@@ -331,7 +303,7 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
                 const size_t xo = ((size_t)i * cs->c + (size_t)gi * g.cg) * h * w_;
                 const float *gyg = gy + ((size_t)i * cs->k + (size_t)gi * g.kg) * oh * ow;
                 if (gw) {
-                    fill_planes(x + xo, g.cg, h, w_, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
+                    sq_cpu_fast_fill_planes(x + xo, g.cg, h, w_, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
                     sq_cpu_fast_transpose(g.kg, oh * ow, gyg, oh * ow, tw.gt, g.mp);
                     sq_cpu_fast_wgrad(g.kg, g.crs, tw.gt, g.mp, tw.xpl, ints, tw.zrow, oh, ow,
                                       g.pw2, tw.part + gi * gsize, i != i0);

@@ -58,7 +58,11 @@ void sq_cpu_fast_pack_a(int m, int kd, const float *a, int lda, float *apack);
    the count, nrows * ceil(ncols / 8) */
 int sq_cpu_fast_chunks(int nrows, int ncols, int in_pitch, int out_pitch, int *in_pos,
                        int *out_pos, int *len);
-void sq_cpu_fast_copy_strided(float *d, const float *s, int n, int st); /* d[v] = s[v*st] */
+/* planes[(a*st + b)][c][u][v] = x[c][u*st + a - padh][v*st + b - padw] (nc channels of
+   (h, w); st*st blocks of (nc, ph2, pw2)) where that lies inside x; other positions are left
+   as they are (the caller zeroes the planes once) */
+void sq_cpu_fast_fill_planes(const float *x, int nc, int h, int w, int st, int padh, int padw,
+                             int ph2, int pw2, float *planes);
 /* dst[j*ldd + i] = src[i*lds + j], i < rows, j < cols */
 void sq_cpu_fast_transpose(int rows, int cols, const float *src, int lds, float *dst, int ldd);
 /* c[i*ldc + out_pos[j] + e] (+)= bias[i] + sum_k A[i][k] * base[off[k] + in_pos[j] + e] for
