@@ -208,55 +208,64 @@ __attribute__((target("avx2,fma"))) void sq_cpu_fast_igemm(int m, int kd, const 
                        out_pos + j0, len + j0, c, ldc, bias, accumulate);
 }
 
+/* TK taps x TV*8 channels of the transposed weight gradient; TK, TV compile-time constants */
+__attribute__((always_inline, target("avx2,fma"))) static inline void
+wgrad_tile(const int tk, const int tv, int k0, int m0, int kd, const float *gt, int mp,
+           const float *base, const int *off, const float *zrow, int nrows, int ncols,
+           int in_pitch, float *gwt, int accumulate)
+{
+    __m256 acc[6][4];
+    const float *b[6];
+#pragma GCC unroll 6
+    for (int j = 0; j < tk; j++) {
+        b[j] = k0 + j < kd ? base + off[k0 + j] : zrow;
+#pragma GCC unroll 4
+        for (int v = 0; v < tv; v++) acc[j][v] = _mm256_setzero_ps();
+    }
+    const float *gp = gt + m0;
+    for (int y = 0; y < nrows; y++) {
+        const int p0 = y * in_pitch;
+        for (int p = p0; p < p0 + ncols; p++, gp += mp) {
+            __m256 g[4];
+#pragma GCC unroll 4
+            for (int v = 0; v < tv; v++) g[v] = _mm256_loadu_ps(gp + 8 * v);
+#pragma GCC unroll 6
+            for (int j = 0; j < tk; j++) {
+                const __m256 bv = _mm256_broadcast_ss(b[j] + p);
+#pragma GCC unroll 4
+                for (int v = 0; v < tv; v++) acc[j][v] = _mm256_fmadd_ps(bv, g[v], acc[j][v]);
+            }
+        }
+    }
+    float *d = gwt + (size_t)k0 * mp + m0;
+#pragma GCC unroll 6
+    for (int j = 0; j < tk; j++, d += mp) {
+        if (k0 + j >= kd) break;
+#pragma GCC unroll 4
+        for (int v = 0; v < tv; v++) {
+            __m256 r = acc[j][v];
+            if (accumulate) r = _mm256_add_ps(r, _mm256_loadu_ps(d + 8 * v));
+            _mm256_storeu_ps(d + 8 * v, r);
+        }
+    }
+}
+
 __attribute__((target("avx2,fma"))) void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp,
                                                            const float *base, const int *off,
                                                            const float *zrow, int nrows,
                                                            int ncols, int in_pitch, float *gwt,
                                                            int accumulate)
 {
-    for (int k0 = 0; k0 < kd; k0 += 6) {
-        const float *b[6];
-        for (int j = 0; j < 6; j++) b[j] = k0 + j < kd ? base + off[k0 + j] : zrow;
-        for (int m0 = 0; m0 < m; m0 += 16) {
-            __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00,
-                   a21 = a00, a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-            const float *gp = gt + m0;
-            for (int y = 0; y < nrows; y++) {
-                const int p0 = y * in_pitch;
-                for (int p = p0; p < p0 + ncols; p++, gp += mp) {
-                    const __m256 g0 = _mm256_loadu_ps(gp), g1 = _mm256_loadu_ps(gp + 8);
-                    __m256 v = _mm256_broadcast_ss(b[0] + p);
-                    a00 = _mm256_fmadd_ps(v, g0, a00);
-                    a01 = _mm256_fmadd_ps(v, g1, a01);
-                    v = _mm256_broadcast_ss(b[1] + p);
-                    a10 = _mm256_fmadd_ps(v, g0, a10);
-                    a11 = _mm256_fmadd_ps(v, g1, a11);
-                    v = _mm256_broadcast_ss(b[2] + p);
-                    a20 = _mm256_fmadd_ps(v, g0, a20);
-                    a21 = _mm256_fmadd_ps(v, g1, a21);
-                    v = _mm256_broadcast_ss(b[3] + p);
-                    a30 = _mm256_fmadd_ps(v, g0, a30);
-                    a31 = _mm256_fmadd_ps(v, g1, a31);
-                    v = _mm256_broadcast_ss(b[4] + p);
-                    a40 = _mm256_fmadd_ps(v, g0, a40);
-                    a41 = _mm256_fmadd_ps(v, g1, a41);
-                    v = _mm256_broadcast_ss(b[5] + p);
-                    a50 = _mm256_fmadd_ps(v, g0, a50);
-                    a51 = _mm256_fmadd_ps(v, g1, a51);
-                }
-            }
-            float *d = gwt + (size_t)k0 * mp + m0;
-            const __m256 acc[12] = {a00, a01, a10, a11, a20, a21, a30, a31, a40, a41, a50, a51};
-            for (int j = 0; j < 6 && k0 + j < kd; j++, d += mp) {
-                __m256 v0 = acc[2 * j], v1 = acc[2 * j + 1];
-                if (accumulate) {
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(d));
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(d + 8));
-                }
-                _mm256_storeu_ps(d, v0);
-                _mm256_storeu_ps(d + 8, v1);
-            }
-        }
+    if (mp % 32 == 0) {
+        for (int k0 = 0; k0 < kd; k0 += 3)
+            for (int m0 = 0; m0 < m; m0 += 32)
+                wgrad_tile(3, 4, k0, m0, kd, gt, mp, base, off, zrow, nrows, ncols, in_pitch,
+                           gwt, accumulate);
+    } else {
+        for (int k0 = 0; k0 < kd; k0 += 6)
+            for (int m0 = 0; m0 < m; m0 += 16)
+                wgrad_tile(6, 2, k0, m0, kd, gt, mp, base, off, zrow, nrows, ncols, in_pitch,
+                           gwt, accumulate);
     }
 }
 
