@@ -1,10 +1,14 @@
-/* conv.c: CPU 2-D convolution. Dense and grouped convs: per image and group, im2col on bands
-   of output rows sized to stay in L2, each band one GEMM (OpenBLAS, single-threaded); 1x1
-   stride-1 unpadded convs skip im2col. Images are split into contiguous blocks, one per OpenMP
-   thread, each with its own slice of the caller's workspace: [im2col block | partial weight
-   gradient, stored transposed (crs, k) because that GEMM runs faster for few channels].
-   Weight gradients are summed over the thread partials in thread order, so results are
-   bit-identical for a given thread count. Depthwise convs (groups == c) go to conv_dw.c. */
+/* conv.c: CPU 2-D convolution entry points and dispatch. Dense and grouped convs run the
+   implicit GEMM of conv_igemm.c on CPUs with AVX2/FMA (stride <= 4); depthwise convs (groups ==
+   c) run the direct loops of conv_dw.c; everything else (older CPUs, larger strides, builds
+   without x86) runs the path in this file: per image and group, im2col on bands of output rows
+   sized to stay in L2, one GEMM per band (OpenBLAS single-threaded, or plain loops without
+   BLAS); 1x1 stride-1 unpadded convs skip im2col. Images are split into contiguous blocks, one
+   per OpenMP thread, each with its own slice of the caller's workspace ([im2col block | partial
+   weight gradient, transposed (crs, k): that GEMM runs faster for few channels]); weight
+   gradients are summed over the thread partials in thread order, so results are bit-identical
+   for a given thread count. Workspaces are sized for the thread count at sizing time; ops never
+   use more threads than the smallest count any workspace was sized for. */
 #include "cpu_ops.h"
 #include <omp.h>
 #include <string.h>
