@@ -53,6 +53,11 @@ TEST_UTIL := $(wildcard tests/util_*.c)
 TEST_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SRC) $(TEST_UTIL))
 TEST_CUDA_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_CUDA_SRC) $(TEST_UTIL))
 
+# objects depend on the configuration: switching CUDA=0/1 or CFLAGS rebuilds them
+CONFIG_STAMP := $(BUILD)/config.stamp
+CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
+$(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
+
 .PHONY: all deps test test-cpu test-cuda demo bench clean info fixtures
 all: info $(BUILD)/sqakd
 
@@ -62,11 +67,11 @@ info:
 deps:
 	@bash tools/install_deps.sh
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/%.cu.o: %.cu
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 

@@ -286,3 +286,53 @@ Test(model, resume_equals_uninterrupted_run, .init = mk_tmp, .fini = rm_tmp)
     /* the loss went down on this easy task: training is doing something */
     sq_dataset_free(&ds);
 }
+
+Test(model, hessian_delta_update_and_checkpoint, .init = mk_tmp, .fini = rm_tmp)
+{
+    float x[16 * 784];
+    fill_input(x, 16 * 784, 21);
+    sq_model *t = make("smallcnn", 1, 28, 28, 10, 16, 0, NULL);
+    sq_model_init_weights(t, 1);
+    sq_quant_opts q = {.kind = SQ_QUANT_EWGS, .wbits = 2, .abits = 2};
+    sq_model *s = make("smallcnn", 1, 28, 28, 10, 16, 1, &q);
+    sq_model_copy_matching(s, t);
+    cr_assert_eq(sq_model_quant_init(s, x, 16), SQ_OK);
+    float *before = malloc(s->n_buf * sizeof(float));
+    memcpy(before, s->buf, s->n_buf * sizeof(float));
+    const float *xs[2] = {x, x};
+    cr_assert_eq(sq_model_update_delta(s, t, xs, NULL, 2, 16, 4.0f, 1.0f, 3), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(memcmp(before, s->buf, s->n_buf * sizeof(float)), 0, "BN running statistics changed");
+    int positive = 0;
+    for (int i = 0; i < s->nnodes; i++) {
+        const sq_node *n = &s->nodes[i];
+        if (!n->quant) continue;
+        cr_expect(isfinite(n->qw.delta) && n->qw.delta >= 0, "%s delta_w %g", n->name, n->qw.delta);
+        cr_expect(isfinite(n->qa.delta) && n->qa.delta >= 0, "%s delta_a %g", n->name, n->qa.delta);
+        positive += (n->qw.delta > 0) + (n->qa.delta > 0);
+        cr_expect_null(n->pert_w);
+        cr_expect_null(n->pert_a);
+    }
+    /* a loss that is convex-ish near the teacher gives some positive curvature */
+    cr_expect_gt(positive, 0);
+    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .q = q};
+    snprintf(meta.arch, sizeof meta.arch, "smallcnn");
+    char path[400];
+    snprintf(path, sizeof path, "%s/d.safetensors", g_tmp);
+    cr_assert_eq(sq_ckpt_save(s, &meta, path), SQ_OK);
+    sq_model *r;
+    sq_ckpt_meta mr;
+    cr_assert_eq(sq_ckpt_open_model(path, sq_backend_cpu(), 16, 0, &r, &mr), SQ_OK, "%s", sq_last_error());
+    for (int i = 0; i < s->nnodes; i++) {
+        cr_expect_eq(r->nodes[i].qw.delta, s->nodes[i].qw.delta);
+        cr_expect_eq(r->nodes[i].qa.delta, s->nodes[i].qa.delta);
+    }
+    sq_model_free(r);
+    /* other quantizers refuse */
+    sq_quant_opts ql = {.kind = SQ_QUANT_LSQ, .wbits = 2, .abits = 2};
+    sq_model *l = make("smallcnn", 1, 28, 28, 10, 16, 1, &ql);
+    cr_expect_eq(sq_model_update_delta(l, t, xs, NULL, 1, 16, 4.0f, 1.0f, 3), SQ_EARG);
+    sq_model_free(l);
+    free(before);
+    sq_model_free(s);
+    sq_model_free(t);
+}

@@ -51,6 +51,8 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--quant-first-last", SQ_ARG_FLAG, &f.q.first_last, 0, 0, "also quantize the first conv and the classifier"};
     a[n++] = (sq_arg){"--delta-w", SQ_ARG_FLOAT, &delta_w, 0, 1e6, "EWGS backward delta for weights (default 0 = STE)"};
     a[n++] = (sq_arg){"--delta-a", SQ_ARG_FLOAT, &delta_a, 0, 1e6, "EWGS backward delta for activations (default 0)"};
+    a[n++] = (sq_arg){"--delta-every", SQ_ARG_INT, &c.cfg.delta_every, 0, 100000, "ewgs: update delta from the Hessian trace every N epochs (0 = fixed; default 0)"};
+    a[n++] = (sq_arg){"--delta-batches", SQ_ARG_INT, &c.cfg.delta_batches, 1, 1000, "batches per Hessian delta update (default 2)"};
     a[n++] = (sq_arg){"--loss", SQ_ARG_STR, &f.loss, 0, 0, "kl (SQAKD, no labels; default) | ce (label-supervised QAT baseline)"};
     a[n++] = (sq_arg){"--alpha", SQ_ARG_FLOAT, &c.cfg.alpha, 0, 1e6, "loss weight alpha (default 1)"};
     a[n++] = (sq_arg){"--temperature", SQ_ARG_FLOAT, &c.cfg.T, 0.01, 1000, "distillation temperature T (default 4)"};
@@ -70,6 +72,8 @@ int sq_cmd_distill(int argc, char **argv)
     if (!strcmp(f.loss, "kl")) c.cfg.loss = SQ_LOSS_KL;
     else if (!strcmp(f.loss, "ce")) c.cfg.loss = SQ_LOSS_CE;
     else return sq_cli_fail(cmd, "--loss must be kl or ce, got '%s'", f.loss);
+    if (c.cfg.delta_every > 0 && f.q.kind != SQ_QUANT_EWGS)
+        return sq_cli_fail(cmd, "--delta-every needs --quantizer ewgs (delta is the EWGS backward's scale)");
     if (!f.teacher) return sq_cli_fail(cmd, "--teacher CKPT is required (make one with 'sqakd train')");
 
     char last[4096], state[4096];

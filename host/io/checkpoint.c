@@ -88,7 +88,11 @@ sq_status sq_ckpt_save(const sq_model *m, const sq_ckpt_meta *meta, const char *
 {
     int nbn = 0;
     for (int i = 0; i < m->nnodes; i++) nbn += m->nodes[i].op == SQ_NODE_BN;
-    int nt = m->nparams + nbn;
+    int nq = 0;
+    for (int i = 0; i < m->nnodes; i++) nq += m->nodes[i].quant;
+    int nt = m->nparams + nbn + 2 * nq;
+    char (*dnames)[112] = sq_xcalloc(nq ? 2 * nq : 1, sizeof *dnames);
+    float *deltas = sq_xcalloc(nq ? 2 * nq : 1, sizeof *deltas);
     sq_st_tensor *t = sq_xcalloc(nt, sizeof *t);
     char (*names)[112] = sq_xcalloc(nbn ? nbn : 1, sizeof *names);
     int64_t *tracked = sq_xcalloc(nbn ? nbn : 1, sizeof *tracked);
@@ -125,13 +129,28 @@ sq_status sq_ckpt_save(const sq_model *m, const sq_ckpt_meta *meta, const char *
             }
         }
     }
+    /* per-layer EWGS deltas under the reference's buffer names */
+    for (int j = 0, d = 0; j < m->nnodes; j++) {
+        const sq_node *nd = &m->nodes[j];
+        if (!nd->quant) continue;
+        for (int r = 0; r < 2; r++, d++) {
+            snprintf(dnames[d], sizeof dnames[d], "%s.bkwd_scaling_factor%s", nd->name, r ? "A" : "W");
+            deltas[d] = r ? nd->qa.delta : nd->qw.delta;
+            sq_st_tensor *y = &t[k++];
+            y->name = dnames[d];
+            y->dtype = SQ_ST_F32;
+            y->ndim = 0;
+            y->data = &deltas[d];
+            y->nbytes = sizeof(float);
+        }
+    }
     kv meta_kv[META_MAX];
     int nm = meta_to_kv(meta, meta_kv);
     sq_st_kv mk[META_MAX];
     for (int i = 0; i < nm; i++) { mk[i].key = meta_kv[i].key; mk[i].value = meta_kv[i].val; }
     sq_st_file f = {.ntensors = k, .tensors = t, .nmeta = nm, .meta = mk, .blob = NULL};
     sq_status st = sq_st_write(path, &f);
-    free(t); free(names); free(tracked); free(host);
+    free(t); free(names); free(tracked); free(host); free(dnames); free(deltas);
     return st;
 }
 
@@ -185,6 +204,24 @@ sq_status sq_ckpt_load_into(sq_model *m, const char *path, int strict)
         snprintf(name, sizeof name, "%s.num_batches_tracked", nd->name);
         const sq_st_tensor *x = sq_st_find(&f, name);
         if (x && x->dtype == SQ_ST_I64 && x->nbytes == 8) memcpy(&nd->bn_tracked, x->data, 8);
+    }
+    for (int j = 0; j < m->nnodes && st == SQ_OK; j++) {
+        sq_node *nd = &m->nodes[j];
+        if (!nd->quant) continue;
+        for (int r = 0; r < 2; r++) {
+            char name[112];
+            snprintf(name, sizeof name, "%s.bkwd_scaling_factor%s", nd->name, r ? "A" : "W");
+            const sq_st_tensor *x = sq_st_find(&f, name);
+            float d;
+            if (!x || x->dtype != SQ_ST_F32 || x->nbytes != 4) continue;
+            memcpy(&d, x->data, 4);
+            if (!(d >= 0 && d < 1e30f)) {
+                sq_set_error("%s: %s = %g is not a valid delta (finite, >= 0)", path, name, d);
+                st = SQ_EFORMAT;
+                break;
+            }
+            if (r) nd->qa.delta = d; else nd->qw.delta = d;
+        }
     }
     sq_st_free(&f);
     return st;

@@ -175,6 +175,9 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
     if (n->quant) {
         be->fakequant_fwd(&n->qw, m->params[n->pw].numel, w, qparam(m, n->qpw), n->wq, n->scratch_w);
         be->fakequant_fwd(&n->qa, (size_t)batch * node_numel(in), x, qparam(m, n->qpa), n->xq, n->scratch_a);
+        /* Hessian-trace probes (hessian.c) shift the quantized tensors by +-eps v */
+        if (n->pert_w) be->axpy(m->params[n->pw].numel, 1.0f, n->pert_w, n->wq);
+        if (n->pert_a) be->axpy((size_t)batch * node_numel(in), 1.0f, n->pert_a, n->xq);
         x = n->xq;
         w = n->wq;
         if (n->qps >= 0) y = n->z;

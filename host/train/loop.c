@@ -30,6 +30,7 @@ void sq_train_cfg_defaults(sq_train_cfg *c)
     c->alpha = 1;
     c->T = 4;
     c->log_every = 20;
+    c->delta_batches = 2;
 }
 
 float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
@@ -125,6 +126,50 @@ static void write_metrics(const char *dir, const char *json)
     fclose(f);
 }
 
+/* EWGS delta from the Hessian trace on a few batches of this epoch's data */
+static sq_status update_delta(const sq_train_cfg *cfg, sq_train_io *io, int ep, sq_progress *pg)
+{
+    sq_model *m = io->model;
+    int nb = cfg->delta_batches > 0 ? cfg->delta_batches : 1, N = cfg->batch;
+    sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip, .drop_last = 1,
+                         .seed = cfg->seed ^ 0xD317A5ull};
+    sq_loader *l;
+    sq_status st = sq_loader_create(io->train, &lo, &l);
+    if (st) return st;
+    sq_loader_start_epoch(l, ep);
+    size_t nx = (size_t)N * m->in_c * m->in_h * m->in_w;
+    float **xs = sq_xcalloc(nb, sizeof *xs);
+    int32_t **ys = sq_xcalloc(nb, sizeof *ys);
+    int got = 0;
+    for (; got < nb; got++) {
+        const float *x;
+        const int32_t *y;
+        if (sq_loader_next(l, &x, &y) != N) break;
+        xs[got] = sq_xmalloc(nx * sizeof(float));
+        memcpy(xs[got], x, nx * sizeof(float));
+        if (cfg->loss == SQ_LOSS_CE) {
+            ys[got] = sq_xmalloc(N * sizeof(int32_t));
+            memcpy(ys[got], y, N * sizeof(int32_t));
+        }
+    }
+    sq_loader_free(l);
+    if (got)
+        st = sq_model_update_delta(m, io->teacher, (const float *const *)xs,
+                                   cfg->loss == SQ_LOSS_CE ? (const int32_t *const *)ys : NULL, got, N, cfg->T,
+                                   cfg->alpha, cfg->seed + ep);
+    double dw = 0, da = 0;
+    int q = 0;
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].quant) { dw += m->nodes[i].qw.delta; da += m->nodes[i].qa.delta; q++; }
+    if (st == SQ_OK && q)
+        sq_progress_line(pg, "epoch %d: EWGS delta from the Hessian trace (%d batches): mean delta_w %.4g, delta_a %.4g",
+                         ep + 1, got, dw / q, da / q);
+    for (int i = 0; i < got; i++) { free(xs[i]); free(ys[i]); }
+    free(xs);
+    free(ys);
+    return st;
+}
+
 static sq_status check_shapes(const sq_train_io *io)
 {
     const sq_model *m = io->model;
@@ -202,6 +247,7 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
     sq_jbuf_init(&jb);
     for (int ep = start_epoch; ep < cfg->epochs && st == SQ_OK; ep++) {
         float lr = sq_sched_lr(cfg, cfg->lr, ep), lrq = sq_sched_lr(cfg, cfg->lr_quant, ep);
+        if (cfg->delta_every > 0 && ep % cfg->delta_every == 0 && (st = update_delta(cfg, io, ep, pg))) break;
         sq_loader_start_epoch(loader, ep);
         be->memset0(b.loss_sum, sizeof(float));
         double t_ep = sq_now(), loss_ep = 0, last_loss = NAN;

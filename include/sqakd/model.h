@@ -58,6 +58,7 @@ typedef struct sq_node {
     float *wq, *gwq;      /* quantized weight and its gradient */
     float *z, *gz;        /* conv output before |s| (ewgs) and its gradient */
     float *scratch_w, *scratch_a;
+    float *pert_w, *pert_a;   /* Hessian-trace probes (NULL in normal training) */
     sq_conv_shape cs;
 } sq_node;
 
@@ -132,6 +133,15 @@ sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n);
 /* Copies every tensor with the same name and shape from src (teacher -> student). Returns the
    number copied. */
 int sq_model_copy_matching(sq_model *dst, const sq_model *src);
+
+/* EWGS delta from the Hessian trace (method.md 3.1, Lee et al. 2021): for every quantized tensor,
+   Hutchinson's estimate of Tr(H) w.r.t. the discretizer output q (Rademacher v, Hv by central
+   finite differences of gradients), delta = max(0, (Tr(H)/numel) / (3 std(g_q))), averaged over
+   the n_batches batches in xs (each of n samples). The loss is the training loss: KL against the
+   teacher (labels NULL) or CE. BN running statistics are left as they were. */
+sq_status sq_model_update_delta(sq_model *m, sq_model *teacher, const float *const *xs,
+                                const int32_t *const *labels, int n_batches, int n, float T, float alpha,
+                                uint64_t seed);
 
 /* Bytes of the model at its bit-widths (quantized layers at wbits, the rest at 32 bits). */
 double sq_model_size_bytes(const sq_model *m);

@@ -26,6 +26,8 @@ typedef struct sq_train_cfg {
     float step_gamma;
     float lr_quant, wd_quant;/* quantizer-parameter optimizer (Adam) */
     float alpha, T;          /* distillation */
+    int delta_every;         /* EWGS: update delta from the Hessian trace every N epochs (0 = fixed) */
+    int delta_batches;       /* batches per delta update */
     int log_every;           /* steps between loss read-backs */
     int max_steps_per_epoch; /* 0: whole epoch (for quick runs and tests) */
     int crop_pad, flip;
