@@ -1,9 +1,10 @@
 /* loop.c: the one training loop. Full-precision training with labels (CE), SQAKD distillation
    from a frozen teacher without labels (KL), or label-supervised QAT (CE on a quantized model).
    The step is device-resident: the loss is accumulated on the backend and read back every
-   log_every steps only. Checkpoints are written at the end of every epoch (last, best, state). */
+   log_every steps only. Checkpoints are written at the end of every epoch (last, best, state).
+   The helpers declared in train_internal.h are shared with the multi-student driver (multi.c). */
 #include "sqakd/json.h"
-#include "sqakd/train.h"
+#include "train_internal.h"
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -78,15 +79,13 @@ void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
     free(b);
 }
 
-void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
-                   const int32_t *y, int nb, float lr, float lrq, int t)
+void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
+                               const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
 {
     const sq_backend *be = m->be;
     sq_model_set_input(m, x, nb);
     float *zs = sq_model_forward(m, nb, 1);
     if (cfg->loss == SQ_LOSS_KL) {
-        sq_model_set_input(teacher, x, nb);
-        float *zt = sq_model_forward(teacher, nb, 0);
         be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
     } else {
         be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
@@ -101,12 +100,25 @@ void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_s
     be->axpy(1, 1.0f, b->loss, b->loss_sum);
 }
 
+void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
+                   const int32_t *y, int nb, float lr, float lrq, int t)
+{
+    const float *zt = NULL;
+    if (cfg->loss == SQ_LOSS_KL) {
+        sq_model_set_input(teacher, x, nb);
+        zt = sq_model_forward(teacher, nb, 0);
+    }
+    sq_train_step_from_logits(cfg, m, b, x, y, nb, zt, lr, lrq, t);
+}
+
+float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }
+
 static void path_join(char *dst, size_t n, const char *dir, const char *file)
 {
     snprintf(dst, n, "%s/%s", dir, file);
 }
 
-static int state_items(const sq_model *m, const step_bufs *b, sq_state_item *it)
+int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item *it)
 {
     int n = 0;
     it[n++] = (sq_state_item){"optim.model.m", b->m, m->n_train};
@@ -126,8 +138,8 @@ static void write_metrics(const char *dir, const char *json)
     fclose(f);
 }
 
-/* EWGS delta from the Hessian trace on a few batches of this epoch's data */
-static sq_status update_delta(const sq_train_cfg *cfg, sq_train_io *io, int ep, sq_progress *pg)
+sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
+                                sq_progress *pg)
 {
     sq_model *m = io->model;
     int nb = cfg->delta_batches > 0 ? cfg->delta_batches : 1, N = cfg->batch;
@@ -162,15 +174,15 @@ static sq_status update_delta(const sq_train_cfg *cfg, sq_train_io *io, int ep, 
     for (int i = 0; i < m->nnodes; i++)
         if (m->nodes[i].quant) { dw += m->nodes[i].qw.delta; da += m->nodes[i].qa.delta; q++; }
     if (st == SQ_OK && q)
-        sq_progress_line(pg, "epoch %d: EWGS delta from the Hessian trace (%d batches): mean delta_w %.4g, delta_a %.4g",
-                         ep + 1, got, dw / q, da / q);
+        sq_progress_line(pg, "%s%sepoch %d: EWGS delta from the Hessian trace (%d batches): mean delta_w %.4g, "
+                         "delta_a %.4g", label ? label : "", label ? ": " : "", ep + 1, got, dw / q, da / q);
     for (int i = 0; i < got; i++) { free(xs[i]); free(ys[i]); }
     free(xs);
     free(ys);
     return st;
 }
 
-static sq_status check_shapes(const sq_train_io *io)
+sq_status sq_train_check_io(const sq_train_cfg *cfg, const sq_train_io *io)
 {
     const sq_model *m = io->model;
     const sq_dataset *d = io->train;
@@ -186,6 +198,94 @@ static sq_status check_shapes(const sq_train_io *io)
                      io->teacher->in_w, m->arch, m->classes, m->in_c, m->in_h, m->in_w);
         return SQ_EARG;
     }
+    if (cfg->loss == SQ_LOSS_CE && !d->labels) {
+        sq_set_error("--loss ce needs labels but %s has none (SQAKD --loss kl needs none)", d->name);
+        return SQ_EARG;
+    }
+    if (cfg->loss == SQ_LOSS_KL && !io->teacher) {
+        sq_set_error("--loss kl needs a teacher");
+        return SQ_EARG;
+    }
+    if (cfg->batch != m->batch) {
+        sq_set_error("model planned for batch %d but the run asks for %d", m->batch, cfg->batch);
+        return SQ_EARG;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items, int n, sq_ckpt_meta *meta,
+                              int *start_epoch, int64_t *step)
+{
+    sq_ckpt_meta sm;
+    uint64_t extra = 0;
+    sq_status st = sq_state_load(io->resume_state, io->model->be, items, n, &sm, &extra);
+    if (st) return st;
+    *start_epoch = sm.epoch;
+    *step = sm.step;
+    io->model->dropout_seed = extra;
+    meta->metric = sm.metric;
+    return SQ_OK;
+}
+
+sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
+                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, double *best,
+                             const char *label, sq_progress *pg, sq_eval_result *er)
+{
+    sq_model *m = io->model;
+    const int N = cfg->batch;
+    sq_status st = SQ_OK;
+    memset(er, 0, sizeof *er);
+    int have_eval = 0;
+    if (io->test) {
+        if ((st = sq_evaluate(m, io->teacher, io->test, N, er))) return st;
+        have_eval = 1;
+    }
+    double metric = have_eval ? (er->top1 >= 0 ? er->top1 : er->agreement) : -1;
+    double ips = es->imgs / (es->train_s > 0 ? es->train_s : 1e-9);
+    meta->epoch = es->epoch + 1;
+    meta->step = es->step;
+    meta->metric = metric;
+    double mean_loss = es->loss_sum / (es->imgs / N > 0 ? (double)(es->imgs / N) : 1.0);
+    char line[640];
+    int len = snprintf(line, sizeof line, "%s%sepoch %d/%d  loss %.4f  lr %.3g  %.0f img/s", label ? label : "",
+                       label ? ": " : "", es->epoch + 1, cfg->epochs, mean_loss, es->lr, ips);
+    if (have_eval && er->top1 >= 0) len += snprintf(line + len, sizeof line - len, "  test top1 %.2f%% top5 %.2f%%", er->top1, er->top5);
+    if (have_eval && er->agreement >= 0) len += snprintf(line + len, sizeof line - len, "  agreement %.2f%% KL %.4f", er->agreement, er->kl);
+    sq_progress_line(pg, "%s", line);
+    if (!cfg->out_dir) {
+        if (metric > *best || *best < 0) *best = metric;
+        return SQ_OK;
+    }
+    sq_jbuf jb;
+    sq_jbuf_init(&jb);
+    sq_jbuf_begin_obj(&jb);
+    sq_jbuf_kv_int(&jb, "epoch", es->epoch + 1);
+    sq_jbuf_kv_int(&jb, "step", es->step);
+    sq_jbuf_kv_num(&jb, "lr", es->lr);
+    sq_jbuf_kv_num(&jb, "train_loss", mean_loss);
+    sq_jbuf_kv_num(&jb, "img_per_s", ips);
+    sq_jbuf_kv_num(&jb, "train_seconds", es->train_s);
+    if (have_eval) {
+        sq_jbuf_kv_int(&jb, "eval_n", er->n);
+        if (er->top1 >= 0) { sq_jbuf_kv_num(&jb, "top1", er->top1); sq_jbuf_kv_num(&jb, "top5", er->top5); }
+        if (er->agreement >= 0) { sq_jbuf_kv_num(&jb, "agreement", er->agreement); sq_jbuf_kv_num(&jb, "kl", er->kl); }
+    }
+    sq_jbuf_kv_num(&jb, "elapsed_seconds", sq_now() - es->t_start);
+    sq_jbuf_end_obj(&jb);
+    write_metrics(cfg->out_dir, sq_jbuf_cstr(&jb));
+    sq_jbuf_free(&jb);
+    char path[4096], path2[4096];
+    path_join(path, sizeof path, cfg->out_dir, "last.safetensors");
+    path_join(path2, sizeof path2, cfg->out_dir, "last.state.safetensors");
+    sq_ckpt_meta sm = *meta; /* the state file remembers the best metric so far */
+    sm.metric = metric > *best ? metric : *best;
+    if ((st = sq_state_save(path2, m->be, items, nitems, &sm, m->dropout_seed))) return st;
+    if ((st = sq_ckpt_save(m, meta, path))) return st;
+    if (metric > *best || *best < 0) {
+        *best = metric;
+        path_join(path, sizeof path, cfg->out_dir, "best.safetensors");
+        if ((st = sq_ckpt_save(m, meta, path))) return st;
+    }
     return SQ_OK;
 }
 
@@ -194,46 +294,32 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
     sq_model *m = io->model;
     const sq_backend *be = m->be;
     const int N = cfg->batch;
-    sq_status st = check_shapes(io);
+    sq_status st = sq_train_check_io(cfg, io);
     if (st) return st;
-    if (cfg->loss == SQ_LOSS_CE && !io->train->labels) {
-        sq_set_error("--loss ce needs labels but %s has none (SQAKD --loss kl needs none)", io->train->name);
-        return SQ_EARG;
-    }
-    if (cfg->loss == SQ_LOSS_KL && !io->teacher) {
-        sq_set_error("--loss kl needs a teacher");
-        return SQ_EARG;
-    }
-    if (N != m->batch) {
-        sq_set_error("model planned for batch %d but the run asks for %d", m->batch, N);
-        return SQ_EARG;
-    }
     step_bufs *bp = sq_step_bufs_new(m);
     if (!bp) return SQ_ENOMEM;
-    step_bufs b = *bp;
     sq_ckpt_meta meta = io->meta;
     int start_epoch = 0, t = 0;
     int64_t step = 0;
     sq_state_item items[4];
-    int nitems = state_items(m, &b, items);
-    if (io->resume_state) {
-        sq_ckpt_meta sm;
-        uint64_t extra = 0;
-        if ((st = sq_state_load(io->resume_state, be, items, nitems, &sm, &extra))) return st;
-        start_epoch = sm.epoch;
-        step = sm.step;
-        t = (int)sm.step;
-        m->dropout_seed = extra;
-        meta.metric = sm.metric;
+    int nitems = sq_train_state_items(m, bp, items);
+    if (io->resume_state && (st = sq_train_load_state(io, items, nitems, &meta, &start_epoch, &step))) {
+        sq_step_bufs_free(m, bp);
+        return st;
     }
+    t = (int)step;
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
                          .drop_last = 1, .seed = cfg->seed};
     sq_loader *loader;
-    if ((st = sq_loader_create(io->train, &lo, &loader))) return st;
+    if ((st = sq_loader_create(io->train, &lo, &loader))) {
+        sq_step_bufs_free(m, bp);
+        return st;
+    }
     int steps = sq_loader_batches(loader);
     if (cfg->max_steps_per_epoch > 0 && cfg->max_steps_per_epoch < steps) steps = cfg->max_steps_per_epoch;
     if (steps <= 0) {
         sq_loader_free(loader);
+        sq_step_bufs_free(m, bp);
         sq_set_error("%s has %d images: fewer than one batch of %d (use a smaller --batch)", io->train->name,
                      io->train->n, N);
         return SQ_EARG;
@@ -241,15 +327,12 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
     sq_progress *pg = sq_progress_new(cfg->quiet);
     double best = io->resume_state ? meta.metric : -1;
     double t_start = sq_now();
-    long imgs_total = 0;
-    char path[4096], path2[4096];
-    sq_jbuf jb;
-    sq_jbuf_init(&jb);
     for (int ep = start_epoch; ep < cfg->epochs && st == SQ_OK; ep++) {
         float lr = sq_sched_lr(cfg, cfg->lr, ep), lrq = sq_sched_lr(cfg, cfg->lr_quant, ep);
-        if (cfg->delta_every > 0 && ep % cfg->delta_every == 0 && (st = update_delta(cfg, io, ep, pg))) break;
+        if (cfg->delta_every > 0 && ep % cfg->delta_every == 0 && (st = sq_train_update_delta(cfg, io, ep, NULL, pg)))
+            break;
         sq_loader_start_epoch(loader, ep);
-        be->memset0(b.loss_sum, sizeof(float));
+        be->memset0(bp->loss_sum, sizeof(float));
         double t_ep = sq_now(), loss_ep = 0, last_loss = NAN;
         int since = 0;
         long imgs = 0;
@@ -259,14 +342,14 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
             int nb = sq_loader_next(loader, &x, &y);
             if (nb <= 0) break;
             t++;
-            sq_train_step(cfg, m, io->teacher, &b, x, y, nb, lr, lrq, t);
+            sq_train_step(cfg, m, io->teacher, bp, x, y, nb, lr, lrq, t);
             step++;
             imgs += nb;
             since++;
             if (since == cfg->log_every || s == steps - 1) {
                 float ls;
-                be->copy_d2h(&ls, b.loss_sum, sizeof ls);
-                be->memset0(b.loss_sum, sizeof(float));
+                be->copy_d2h(&ls, bp->loss_sum, sizeof ls);
+                be->memset0(bp->loss_sum, sizeof(float));
                 if (!isfinite(ls)) {
                     sq_progress_line(pg, "sqakd: non-finite loss at epoch %d step %lld; stopping (the last good "
                                      "checkpoint is kept)", ep + 1, (long long)step);
@@ -284,57 +367,11 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
             }
         }
         if (st) break;
-        double train_s = sq_now() - t_ep;
-        imgs_total += imgs;
+        sq_epoch_stats es = {.epoch = ep, .step = step, .lr = lr, .loss_sum = loss_ep, .imgs = imgs,
+                             .train_s = sq_now() - t_ep, .t_start = t_start};
         sq_eval_result er;
-        int have_eval = 0;
-        if (io->test) {
-            if ((st = sq_evaluate(m, io->teacher, io->test, N, &er))) break;
-            have_eval = 1;
-        }
-        double metric = have_eval ? (er.top1 >= 0 ? er.top1 : er.agreement) : -1;
-        meta.epoch = ep + 1;
-        meta.step = step;
-        meta.metric = metric;
-        double mean_loss = loss_ep / (imgs / N > 0 ? (double)(imgs / N) : 1.0);
-        char line[512];
-        int len = snprintf(line, sizeof line, "epoch %d/%d  loss %.4f  lr %.3g  %.0f img/s", ep + 1, cfg->epochs,
-                           mean_loss, lr, imgs / (train_s > 0 ? train_s : 1e-9));
-        if (have_eval && er.top1 >= 0) len += snprintf(line + len, sizeof line - len, "  test top1 %.2f%% top5 %.2f%%", er.top1, er.top5);
-        if (have_eval && er.agreement >= 0) len += snprintf(line + len, sizeof line - len, "  agreement %.2f%% KL %.4f", er.agreement, er.kl);
-        sq_progress_line(pg, "%s", line);
-        if (cfg->out_dir) {
-            sq_jbuf_reset(&jb);
-            sq_jbuf_begin_obj(&jb);
-            sq_jbuf_kv_int(&jb, "epoch", ep + 1);
-            sq_jbuf_kv_int(&jb, "step", step);
-            sq_jbuf_kv_num(&jb, "lr", lr);
-            sq_jbuf_kv_num(&jb, "train_loss", mean_loss);
-            sq_jbuf_kv_num(&jb, "img_per_s", imgs / (train_s > 0 ? train_s : 1e-9));
-            sq_jbuf_kv_num(&jb, "train_seconds", train_s);
-            if (have_eval) {
-                sq_jbuf_kv_int(&jb, "eval_n", er.n);
-                if (er.top1 >= 0) { sq_jbuf_kv_num(&jb, "top1", er.top1); sq_jbuf_kv_num(&jb, "top5", er.top5); }
-                if (er.agreement >= 0) { sq_jbuf_kv_num(&jb, "agreement", er.agreement); sq_jbuf_kv_num(&jb, "kl", er.kl); }
-            }
-            sq_jbuf_kv_num(&jb, "elapsed_seconds", sq_now() - t_start);
-            sq_jbuf_end_obj(&jb);
-            write_metrics(cfg->out_dir, sq_jbuf_cstr(&jb));
-            path_join(path, sizeof path, cfg->out_dir, "last.safetensors");
-            path_join(path2, sizeof path2, cfg->out_dir, "last.state.safetensors");
-            sq_ckpt_meta sm = meta; /* the state file remembers the best metric so far */
-            sm.metric = metric > best ? metric : best;
-            if ((st = sq_state_save(path2, be, items, nitems, &sm, m->dropout_seed))) break;
-            if ((st = sq_ckpt_save(m, &meta, path))) break;
-            if (metric > best || best < 0) {
-                best = metric;
-                path_join(path, sizeof path, cfg->out_dir, "best.safetensors");
-                if ((st = sq_ckpt_save(m, &meta, path))) break;
-            }
-        }
+        st = sq_train_end_epoch(cfg, io, &es, items, nitems, &meta, &best, NULL, pg, &er);
     }
-    (void)imgs_total;
-    sq_jbuf_free(&jb);
     sq_progress_free(pg);
     sq_loader_free(loader);
     sq_step_bufs_free(m, bp);

@@ -72,6 +72,10 @@ sq_step_bufs *sq_step_bufs_new(const sq_model *m);
 void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b);
 void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
                    const int32_t *y, int nb, float lr, float lrq, int t);
+/* The same step given the teacher's logits zt for this batch (backend memory (nb, classes); unused
+   with SQ_LOSS_CE): several students can step from one teacher forward (sq_train_step calls it). */
+void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
+                               const int32_t *y, int nb, const float *zt, float lr, float lrq, int t);
 
 /* progress.c */
 typedef struct sq_progress sq_progress;

@@ -1,0 +1,40 @@
+/* train_internal.h: the pieces of the training loop shared by the single-model loop (loop.c) and
+   the multi-student driver (multi.c): run checks, resume state, EWGS delta updates and the
+   end-of-epoch bookkeeping (evaluation, progress line, metrics line, checkpoints). */
+#ifndef SQAKD_TRAIN_INTERNAL_H
+#define SQAKD_TRAIN_INTERNAL_H
+#include "sqakd/train.h"
+
+/* Shapes of data, model and teacher agree; CE has labels; KL has a teacher; batch as planned. */
+sq_status sq_train_check_io(const sq_train_cfg *cfg, const sq_train_io *io);
+/* Names the optimizer buffers of b for the training-state side file; returns how many (4). */
+int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item *it);
+/* Loads io->resume_state into items and the model's dropout seed; meta gets the saved best metric,
+   start_epoch and step the counters. */
+sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items, int n, sq_ckpt_meta *meta,
+                              int *start_epoch, int64_t *step);
+/* EWGS delta from the Hessian trace on a few batches of epoch ep (cfg->delta_batches); the progress
+   line is prefixed by "label: " when label is not NULL. */
+sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
+                                sq_progress *pg);
+/* The backend-side running loss sum that every step adds its loss to (one float). */
+float *sq_step_bufs_loss_sum(sq_step_bufs *b);
+
+typedef struct sq_epoch_stats {
+    int epoch;          /* 0-based epoch just finished */
+    int64_t step;       /* optimizer steps so far */
+    float lr;
+    double loss_sum;    /* sum of the per-batch mean losses of this epoch */
+    long imgs;          /* images trained on this epoch */
+    double train_s;     /* seconds spent training this epoch */
+    double t_start;     /* sq_now() at the start of the run */
+} sq_epoch_stats;
+
+/* Evaluates on io->test (when not NULL), prints the epoch line (prefixed by "label: " when label is
+   not NULL) and, with cfg->out_dir, appends to metrics.jsonl and writes last.safetensors,
+   last.state.safetensors and best.safetensors when the metric improved. meta gets epoch, step and
+   metric; *best the best metric so far; er the evaluation (er->n == 0 without a test split). */
+sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
+                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, double *best,
+                             const char *label, sq_progress *pg, sq_eval_result *er);
+#endif
