@@ -2,6 +2,11 @@
    OpenMP-parallel with static schedules above SQ_CPU_PAR_MIN elements. ReLU/ReLU6 backward pass
    the gradient only strictly inside the linear region (PyTorch: zero at 0 and at 6). */
 #include "cpu_ops.h"
+#include <math.h>
+#include <omp.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)")
 
@@ -19,16 +24,32 @@ void sq_cpu_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y)
     }
 }
 
+/* gx += mask(x) * gy with explicit SSE: gcc turns the scalar form into a data-dependent branch
+   (ReLU masks are near random, so it mispredicted about half the time: 4-7x slower than the
+   forward). Each thread takes a contiguous static chunk, as the forward does. */
+static void mask_acc(size_t n, const float *restrict x, const float *restrict gy, float *restrict gx, float hi)
+{
+#pragma omp parallel if (n >= SQ_CPU_PAR_MIN)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        size_t b = n * t / nt, e = n * (t + 1) / nt, i = b;
+#ifdef __SSE2__
+        const __m128 z = _mm_setzero_ps(), h = _mm_set1_ps(hi);
+        for (; i + 4 <= e; i += 4) {
+            __m128 xv = _mm_loadu_ps(x + i);
+            __m128 m = _mm_cmpgt_ps(xv, z);
+            if (hi < INFINITY) m = _mm_and_ps(m, _mm_cmplt_ps(xv, h));
+            _mm_storeu_ps(gx + i, _mm_add_ps(_mm_loadu_ps(gx + i), _mm_and_ps(m, _mm_loadu_ps(gy + i))));
+        }
+#endif
+        for (; i < e; i++) gx[i] += (x[i] > 0.0f && (hi == INFINITY || x[i] < hi)) ? gy[i] : 0.0f;
+    }
+}
+
 void sq_cpu_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx)
 {
     if (!gx) return;
-    if (kind == SQ_ACT_RELU6) {
-        PAR_FOR
-        for (size_t i = 0; i < n; i++) gx[i] += (x[i] > 0.0f && x[i] < 6.0f) ? gy[i] : 0.0f;
-    } else {
-        PAR_FOR
-        for (size_t i = 0; i < n; i++) gx[i] += x[i] > 0.0f ? gy[i] : 0.0f;
-    }
+    mask_acc(n, x, gy, gx, kind == SQ_ACT_RELU6 ? 6.0f : INFINITY);
 }
 
 void sq_cpu_add_fwd(size_t n, const float *a, const float *b, float *y)
