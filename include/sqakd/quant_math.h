@@ -88,12 +88,14 @@ static inline SQ_HD float sq_qm_ewgs_a_fwd(float x, float l, float u, int levels
 static inline SQ_HD sq_qm_grad sq_qm_ewgs_bwd_gq(float x, float l, float u, int levels, float delta,
                                                  float gq)
 {
+    /* branch-free (computed, then selected) so CPU loops vectorise; same values as an early
+       return for every input, NaN and inf included */
     float d = u - l;
     float ux = (x - l) / d;
-    if (!(ux >= 0.0f && ux <= 1.0f)) return sq_qm_grad_make(0.0f, 0.0f, 0.0f);
+    int in = ux >= 0.0f && ux <= 1.0f;
     float q = sq_qm_disc_fwd(ux, levels);
     float gc = sq_qm_disc_bwd(gq, ux, q, delta) / d;
-    return sq_qm_grad_make(gc, gc * (ux - 1.0f), -gc * ux);
+    return sq_qm_grad_make(in ? gc : 0.0f, in ? gc * (ux - 1.0f) : 0.0f, in ? -gc * ux : 0.0f);
 }
 
 /* weights: g_q = 2 gy */

@@ -10,6 +10,42 @@
 #define SQ_FQ_CHUNKS 64     /* fixed reduction chunks: results do not depend on the thread count */
 #define SQ_FQ_SERIAL 16384  /* below this many elements, stay on one thread */
 
+/* y[i] = EXPR for every i, OpenMP + SIMD */
+#define FQ_FWD(EXPR)                                                                              \
+    do {                                                                                          \
+        _Pragma("omp parallel for simd schedule(static) if (n > SQ_FQ_SERIAL)")                   \
+        for (size_t i = 0; i < n; i++) yr[i] = (EXPR);                                           \
+    } while (0)
+
+/* per fixed chunk: gx[i] += EXPR.gx, and double partial sums of the parameter gradients */
+#define FQ_BWD(EXPR)                                                                              \
+    do {                                                                                          \
+        _Pragma("omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)")                        \
+        for (int c = 0; c < SQ_FQ_CHUNKS; c++) {                                                  \
+            size_t b, e;                                                                          \
+            fq_chunk(n, c, &b, &e);                                                               \
+            double s0 = 0.0, s1 = 0.0;                                                            \
+            if (gxr) {                                                                            \
+                _Pragma("omp simd reduction(+ : s0, s1)")                                         \
+                for (size_t i = b; i < e; i++) {                                                  \
+                    sq_qm_grad g = (EXPR);                                                        \
+                    gxr[i] += g.gx;                                                               \
+                    s0 += g.gp0;                                                                  \
+                    s1 += g.gp1;                                                                  \
+                }                                                                                 \
+            } else {                                                                              \
+                _Pragma("omp simd reduction(+ : s0, s1)")                                         \
+                for (size_t i = b; i < e; i++) {                                                  \
+                    sq_qm_grad g = (EXPR);                                                        \
+                    s0 += g.gp0;                                                                  \
+                    s1 += g.gp1;                                                                  \
+                }                                                                                 \
+            }                                                                                     \
+            part[c][0] = s0;                                                                      \
+            part[c][1] = s1;                                                                      \
+        }                                                                                         \
+    } while (0)
+
 static void fq_chunk(size_t n, int k, size_t *b, size_t *e)
 {
     *b = n * (size_t)k / SQ_FQ_CHUNKS;
@@ -49,8 +85,21 @@ void sq_cpu_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
         k.maxabs = fq_maxabs_tanh(n, x);
         if (scratch) scratch[0] = k.maxabs;
     }
-#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
-    for (size_t i = 0; i < n; i++) y[i] = sq_qm_fwd(&k, x[i]);
+    const float *restrict xr = x;
+    float *restrict yr = y;
+    const float p0 = k.p0, p1 = k.p1, qn = k.qn, qpos = k.qp, mx = k.maxabs;
+    const int lv = k.levels;
+    /* one loop per op so the element function inlines without the dispatcher's switch and the
+       loop vectorises */
+    switch (k.op) {
+    case SQ_QM_EWGS_W: FQ_FWD(sq_qm_ewgs_w_fwd(xr[i], p0, p1, lv)); break;
+    case SQ_QM_EWGS_A: FQ_FWD(sq_qm_ewgs_a_fwd(xr[i], p0, p1, lv)); break;
+    case SQ_QM_PACT_A: FQ_FWD(sq_qm_pact_a_fwd(xr[i], p0, lv)); break;
+    case SQ_QM_LSQ: FQ_FWD(sq_qm_lsq_fwd(xr[i], p0, qn, qpos)); break;
+    case SQ_QM_DOREFA_W: FQ_FWD(sq_qm_dorefa_w_fwd(xr[i], mx, lv)); break;
+    case SQ_QM_DOREFA_A: FQ_FWD(sq_qm_dorefa_a_fwd(xr[i], lv)); break;
+    default: FQ_FWD(sq_qm_fwd(&k, xr[i])); break;
+    }
 }
 
 void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
@@ -66,19 +115,20 @@ void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
     fq_load_params(&k, qp);
     if (sq_qm_needs_maxabs(&k)) k.maxabs = scratch ? scratch[0] : fq_maxabs_tanh(n, x);
     double part[SQ_FQ_CHUNKS][2];
-#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
-    for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
-        size_t b, e;
-        fq_chunk(n, c, &b, &e);
-        double s0 = 0.0, s1 = 0.0;
-        for (size_t i = b; i < e; i++) {
-            sq_qm_grad g = sq_qm_bwd(&k, x[i], gy[i]);
-            if (gx) gx[i] += g.gx;
-            s0 += g.gp0;
-            s1 += g.gp1;
-        }
-        part[c][0] = s0;
-        part[c][1] = s1;
+    const float *restrict xr = x, *restrict gr = gy;
+    float *restrict gxr = gx;
+    const float p0 = k.p0, p1 = k.p1, qn = k.qn, qpos = k.qp, mx = k.maxabs, dl = k.delta, gsc = k.gscale;
+    const int lv = k.levels;
+    switch (k.op) {
+    case SQ_QM_EWGS_W: FQ_BWD(sq_qm_ewgs_w_bwd(xr[i], p0, p1, lv, dl, gr[i])); break;
+    case SQ_QM_EWGS_A: FQ_BWD(sq_qm_ewgs_a_bwd(xr[i], p0, p1, lv, dl, gr[i])); break;
+    case SQ_QM_PACT_A: FQ_BWD(sq_qm_pact_a_bwd(xr[i], p0, lv, dl, gr[i])); break;
+    case SQ_QM_LSQ: FQ_BWD(sq_qm_lsq_bwd(xr[i], p0, qn, qpos, dl, gsc, gr[i])); break;
+    case SQ_QM_DOREFA_W:
+        FQ_BWD(sq_qm_grad_make(sq_qm_dorefa_w_bwd(xr[i], mx, lv, dl, gr[i]), 0.0f, 0.0f));
+        break;
+    case SQ_QM_DOREFA_A: FQ_BWD(sq_qm_grad_make(sq_qm_dorefa_a_bwd(xr[i], lv, dl, gr[i]), 0.0f, 0.0f)); break;
+    default: FQ_BWD(sq_qm_bwd(&k, xr[i], gr[i])); break;
     }
     int np = sq_qm_nparams(&k);
     if (!gqp || np == 0) return;
