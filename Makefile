@@ -89,15 +89,16 @@ $(BUILD)/sqakd_tests: $(TEST_OBJ) $(BUILD)/libsqakd.a
 $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
 
+# The CUDA suite runs first (each test SKIPS, visibly, without a GPU), the CPU suite last.
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cpu test-cuda
+	@$(MAKE) --no-print-directory test-cuda test-cpu
 
 test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(BUILD)/sqakd_tests --jobs 1
 
 test-cuda: $(BUILD)/sqakd_cuda_tests
-	$(BUILD)/sqakd_cuda_tests --jobs 1
+	@set -o pipefail; $(BUILD)/sqakd_cuda_tests --jobs 1 --verbose 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v'
 
 demo: deps
 	@$(MAKE) --no-print-directory all
