@@ -1,33 +1,29 @@
 /* cmd_distill.c: 'sqakd distill' — SQAKD: a low-bit student learns from a frozen full-precision
    teacher's temperature-softened outputs, without labels (--loss ce: label-supervised QAT of the
-   same student, for comparison). */
-#include "cli_data.h"
-#include "train_common.h"
+   same student, for comparison). With --students, several students train in one process from one
+   teacher pass, each under OUT/<quantizer>_w<W>a<A>/. */
+#include "distill_common.h"
 #include <stdio.h>
 #include <string.h>
 
 static const char *USAGE =
     "--teacher CKPT --data SPEC --quantizer ewgs|pact|lsq|dorefa --wbits N --abits N "
-    "[--alpha A --temperature T --epochs N --batch B --lr-model X --lr-quant Y --out DIR]";
+    "[--alpha A --temperature T --epochs N --batch B --lr-model X --lr-quant Y --out DIR]\n"
+    "       sqakd distill --teacher CKPT --data SPEC --students ewgs:w4a4,ewgs:w2a2,lsq:4 --out DIR [...]";
 
 typedef struct {
-    const char *teacher, *student, *model, *quantizer, *loss;
+    const char *teacher, *student, *model, *quantizer, *loss, *students;
     sq_quant_opts q;
 } distill_flags;
 
-static int first_batch_init(const char *cmd, sq_model *s, const sq_dataset *train, const sq_train_cfg *cfg)
+static void print_loss_note(const sq_train_cfg *cfg)
 {
-    sq_loader_opts lo = {.batch = cfg->batch, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
-                         .drop_last = 0, .seed = cfg->seed ^ 0x1417ull};
-    sq_loader *l;
-    if (sq_loader_create(train, &lo, &l)) return sq_cli_fail(cmd, "%s", sq_last_error());
-    sq_loader_start_epoch(l, 0);
-    const float *x;
-    const int32_t *y;
-    int nb = sq_loader_next(l, &x, &y);
-    int rc = nb > 0 && sq_model_quant_init(s, x, nb) == SQ_OK ? 0 : sq_cli_fail(cmd, "quantizer initialisation failed: %s", sq_last_error());
-    sq_loader_free(l);
-    return rc;
+    if (cfg->quiet) return;
+    if (cfg->loss == SQ_LOSS_CE)
+        fprintf(stderr, "sqakd distill: --loss ce: label-supervised QAT baseline (labels are used for training)\n");
+    else
+        fprintf(stderr, "sqakd distill: loss alpha*T^2*KL(teacher||student), alpha %g, T %g; no labels are used "
+                "for training (labels, if any, only for reporting accuracy)\n", cfg->alpha, cfg->T);
 }
 
 int sq_cmd_distill(int argc, char **argv)
@@ -38,7 +34,7 @@ int sq_cmd_distill(int argc, char **argv)
     c.cfg.opt = SQ_OPT_ADAM;
     c.cfg.lr = 1e-3f;
     c.cfg.wd = 1e-4f;
-    distill_flags f = {.quantizer = "ewgs", .loss = "kl", .q = {.wbits = 4, .abits = 4}};
+    distill_flags f = {.loss = "kl", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
     sq_arg a[48];
     int n = 0;
@@ -46,6 +42,7 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--student", SQ_ARG_STR, &f.student, 0, 0, "start the student from this checkpoint instead of the teacher"};
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's)"};
     a[n++] = (sq_arg){"--quantizer", SQ_ARG_STR, &f.quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"};
+    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y],... (BITS wWaA or B), each in OUT/<quantizer>_w<W>a<A>/"};
     a[n++] = (sq_arg){"--wbits", SQ_ARG_INT, &f.q.wbits, 1, 8, "weight bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--abits", SQ_ARG_INT, &f.q.abits, 1, 8, "activation bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--quant-first-last", SQ_ARG_FLAG, &f.q.first_last, 0, 0, "also quantize the first conv and the classifier"};
@@ -66,15 +63,35 @@ int sq_cmd_distill(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     f.q.delta_w = delta_w;
     f.q.delta_a = delta_a;
+    if (f.students) {
+        if (f.quantizer || f.q.wbits || f.q.abits)
+            return sq_cli_fail(cmd, "--students replaces --quantizer, --wbits and --abits: give one or the other");
+        if (c.resume && c.out && strcmp(c.resume, c.out))
+            return sq_cli_fail(cmd, "--students: --resume DIR continues the students in DIR/<name>/: drop --out");
+    }
+    if (!f.quantizer) f.quantizer = "ewgs";
+    if (!f.q.wbits) f.q.wbits = 4;
+    if (!f.q.abits) f.q.abits = 4;
     int kind = sq_quant_kind_parse(f.quantizer);
     if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s' (expected ewgs, pact, lsq or dorefa)", f.quantizer);
     f.q.kind = (sq_quant_kind)kind;
     if (!strcmp(f.loss, "kl")) c.cfg.loss = SQ_LOSS_KL;
     else if (!strcmp(f.loss, "ce")) c.cfg.loss = SQ_LOSS_CE;
     else return sq_cli_fail(cmd, "--loss must be kl or ce, got '%s'", f.loss);
-    if (c.cfg.delta_every > 0 && f.q.kind != SQ_QUANT_EWGS)
+    if (c.cfg.delta_every > 0 && f.q.kind != SQ_QUANT_EWGS && !f.students)
         return sq_cli_fail(cmd, "--delta-every needs --quantizer ewgs (delta is the EWGS backward's scale)");
     if (!f.teacher) return sq_cli_fail(cmd, "--teacher CKPT is required (make one with 'sqakd train')");
+    if (f.students) {
+        sq_student_spec specs[SQ_MAX_STUDENTS];
+        int ns;
+        if (sq_students_parse(cmd, f.students, &f.q, specs, SQ_MAX_STUDENTS, &ns)) return 2;
+        sq_distill_ctx d;
+        if (sq_distill_open(cmd, &c, f.teacher, &d)) return 2;
+        print_loss_note(&c.cfg);
+        int rc = sq_distill_students(cmd, &c, &d, f.model, f.student, specs, ns, argc, argv, NULL, NULL);
+        sq_distill_close(&d);
+        return rc;
+    }
 
     char last[4096], state[4096];
     if (c.resume) {
@@ -86,76 +103,30 @@ int sq_cmd_distill(int argc, char **argv)
         f.q = rm.q;
         f.model = rm.arch;
     }
-    const sq_backend *be = sq_cli_backend(cmd, &c);
-    if (!be) return 2;
-    sq_model *t = NULL, *s = NULL;
-    sq_ckpt_meta tm;
-    if (sq_ckpt_open_model(f.teacher, be, c.cfg.batch, 0, &t, &tm)) return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
-    int rc = 2, have_test = 0;
-    sq_dataset train, test;
-    memset(&train, 0, sizeof train);
-    memset(&test, 0, sizeof test);
-    int use_labels = c.cfg.loss == SQ_LOSS_CE;
-    if (sq_cli_open_data(cmd, c.data, use_labels, c.holdout, c.cfg.seed, &train, &test, &have_test)) goto done;
-    sq_cli_apply_norm(&train, tm.mean, tm.std);   /* the student sees what the teacher saw */
-    sq_cli_apply_norm(&test, tm.mean, tm.std);
-    if (train.c != tm.in_c || train.h != tm.in_h || train.w != tm.in_w) {
-        sq_cli_fail(cmd, "data %s is %dx%dx%d but teacher %s expects %dx%dx%d", train.name, train.c, train.h, train.w,
-                    f.teacher, tm.in_c, tm.in_h, tm.in_w);
-        goto done;
-    }
-    if (use_labels && train.classes > tm.classes) {
-        sq_cli_fail(cmd, "data %s has %d classes but the teacher has %d outputs", train.name, train.classes, tm.classes);
-        goto done;
-    }
-    if (sq_cli_common_finish(cmd, &c, &train)) goto done;
-    if (sq_model_create(f.model ? f.model : tm.arch, tm.in_c, tm.in_h, tm.in_w, tm.classes, &s) ||
-        sq_model_set_quant(s, &f.q) || sq_model_setup(s, be, c.cfg.batch, 1)) {
-        sq_cli_fail(cmd, "%s", sq_last_error());
-        goto done;
-    }
-    if (c.resume) {
-        if (sq_ckpt_load_into(s, last, 2)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
-    } else {
-        if (f.student) {
-            if (sq_ckpt_load_into(s, f.student, 0)) { sq_cli_fail(cmd, "--student: %s", sq_last_error()); goto done; }
-        } else {
-            int need = 0;
-            for (int i = 0; i < s->nparams; i++) need += s->params[i].kind != SQ_PT_QUANT;
-            int got = sq_model_copy_matching(s, t);
-            if (got != need) {
-                sq_cli_fail(cmd, "student %s does not match teacher %s (%d of %d tensors have the same name and "
-                            "shape): the student starts from the teacher's weights, so use the same architecture "
-                            "or pass --student CKPT", s->arch, tm.arch, got, need);
-                goto done;
-            }
-        }
-        if (first_batch_init(cmd, s, &train, &c.cfg)) goto done;
-    }
+    sq_distill_ctx d;
+    if (sq_distill_open(cmd, &c, f.teacher, &d)) return 2;
+    int rc = 2, use_labels = c.cfg.loss == SQ_LOSS_CE;
+    sq_model *s = NULL;
+    if (sq_distill_new_student(cmd, &d, &c.cfg, f.model, f.student, c.resume ? last : NULL, &f.q, &s)) goto done;
     if (sq_cli_prepare_out(cmd, &c, argc, argv)) goto done;
     sq_train_io io;
     memset(&io, 0, sizeof io);
-    io.train = &train;
-    io.test = have_test ? &test : NULL;
+    io.train = &d.train;
+    io.test = d.have_test ? &d.test : NULL;
     io.model = s;
-    io.teacher = t;
+    io.teacher = d.teacher;
     io.resume_state = c.resume ? state : NULL;
-    io.meta = tm;
+    io.meta = d.tm;
     snprintf(io.meta.arch, sizeof io.meta.arch, "%s", s->arch);
     io.meta.q = f.q;
     io.meta.epoch = 0;
     io.meta.step = 0;
     snprintf(io.meta.role, sizeof io.meta.role, "%s", use_labels ? "qat" : "student");
-    if (!c.cfg.quiet) {
+    if (!c.cfg.quiet)
         fprintf(stderr, "sqakd distill: %s %s W%dA%d student of %s on %s (%d images, %dx%dx%d); %s backend, %d threads\n",
-                s->arch, sq_quant_kind_name(f.q.kind), f.q.wbits, f.q.abits, f.teacher, train.name, train.n, train.c,
-                train.h, train.w, be->name, c.cfg.threads);
-        if (use_labels)
-            fprintf(stderr, "sqakd distill: --loss ce: label-supervised QAT baseline (labels are used for training)\n");
-        else
-            fprintf(stderr, "sqakd distill: loss alpha*T^2*KL(teacher||student), alpha %g, T %g; no labels are used "
-                    "for training (labels, if any, only for reporting accuracy)\n", c.cfg.alpha, c.cfg.T);
-    }
+                s->arch, sq_quant_kind_name(f.q.kind), f.q.wbits, f.q.abits, f.teacher, d.train.name, d.train.n,
+                d.train.c, d.train.h, d.train.w, d.be->name, c.cfg.threads);
+    print_loss_note(&c.cfg);
     if (sq_train_run(&c.cfg, &io)) {
         sq_cli_fail(cmd, "%s", sq_last_error());
         sq_cli_cleanup_out(&c);
@@ -167,8 +138,6 @@ int sq_cmd_distill(int argc, char **argv)
     rc = 0;
 done:
     sq_model_free(s);
-    sq_model_free(t);
-    sq_dataset_free(&train);
-    sq_dataset_free(&test);
+    sq_distill_close(&d);
     return rc;
 }

@@ -1,0 +1,143 @@
+/* distill_multi.c: 'sqakd distill --students ...' and the groups of 'sqakd sweep': several
+   students trained in one process from one teacher pass (sq_train_multi), each under
+   OUT/<name>/ with the files of a single run, with a summary of how each one ended. */
+#include "distill_common.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+/* removes what a student that never reached its first checkpoint left behind */
+static void cleanup_student(const char *dir)
+{
+    sq_cli_common c;
+    sq_cli_common_defaults(&c);
+    c.cfg.out_dir = dir;
+    sq_cli_cleanup_out(&c);
+}
+
+/* the student's checkpoint to resume from, when c->resume is set and its directory has one */
+static int resume_paths(const sq_cli_common *c, const char *dir, char *last, char *state, size_t n)
+{
+    snprintf(last, n, "%s/last.safetensors", dir);
+    snprintf(state, n, "%s/last.state.safetensors", dir);
+    return c->resume && file_exists(last) && file_exists(state);
+}
+
+static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx *d, const char *arch,
+                         const char *init_ckpt, const sq_student_spec *sp, const char *dir, char *state,
+                         int argc, char **argv, sq_student *s)
+{
+    char last[4096];
+    int resume = resume_paths(c, dir, last, state, 4096);
+    if (resume) {
+        sq_ckpt_meta rm;
+        if (sq_ckpt_read_meta(last, &rm)) return sq_cli_fail(cmd, "%s", sq_last_error());
+        if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits)
+            return sq_cli_fail(cmd, "%s holds a %s W%dA%d student, not %s: use another --out", last,
+                               sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits, sp->name);
+    }
+    snprintf(s->name, sizeof s->name, "%s", sp->name);
+    s->cfg = c->cfg;
+    s->cfg.out_dir = dir;
+    if (sp->lr >= 0) s->cfg.lr = sp->lr;
+    if (sp->lr_quant >= 0) s->cfg.lr_quant = sp->lr_quant;
+    if (sp->q.kind != SQ_QUANT_EWGS) s->cfg.delta_every = 0;   /* delta is the EWGS backward's scale */
+    if (sq_distill_new_student(cmd, d, &s->cfg, arch, init_ckpt, resume ? last : NULL, &sp->q, &s->model))
+        return 2;
+    s->resume_state = resume ? state : NULL;
+    s->meta = d->tm;
+    snprintf(s->meta.arch, sizeof s->meta.arch, "%s", s->model->arch);
+    s->meta.q = sp->q;
+    s->meta.epoch = 0;
+    s->meta.step = 0;
+    snprintf(s->meta.role, sizeof s->meta.role, "%s", c->cfg.loss == SQ_LOSS_CE ? "qat" : "student");
+    if (sq_cli_mkdirs(dir)) return sq_cli_fail(cmd, "cannot create output directory '%s'", dir);
+    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed))
+        return sq_cli_fail(cmd, "cannot write %s/command.txt", dir);
+    return 0;
+}
+
+static void print_summary(const char *cmd, const sq_student *st, int n)
+{
+    fprintf(stderr, "sqakd %s: %-18s %6s %9s %11s %8s  %s\n", cmd, "student", "epochs", "top-1 %", "agreement %",
+            "KL", "status");
+    for (int i = 0; i < n; i++) {
+        const sq_student *s = &st[i];
+        char top1[32] = "-", agr[32] = "-", kl[32] = "-";
+        if (s->eval.n > 0 && s->eval.top1 >= 0) snprintf(top1, sizeof top1, "%.2f", s->eval.top1);
+        if (s->eval.n > 0 && s->eval.agreement >= 0) {
+            snprintf(agr, sizeof agr, "%.2f", s->eval.agreement);
+            snprintf(kl, sizeof kl, "%.4f", s->eval.kl);
+        }
+        fprintf(stderr, "sqakd %s: %-18s %6d %9s %11s %8s  %s\n", cmd, s->name, s->epochs_done, top1, agr, kl,
+                s->status == SQ_OK ? "done" : s->status == SQ_ENUMERIC ? "stopped: non-finite loss" : "stopped");
+    }
+}
+
+int sq_distill_students(const char *cmd, sq_cli_common *c, const sq_distill_ctx *d, const char *arch,
+                        const char *init_ckpt, const sq_student_spec *specs, int n, int argc, char **argv,
+                        sq_student_done_fn done, void *ctx)
+{
+    if (!c->out) c->out = c->resume;
+    if (!c->out) return sq_cli_fail(cmd, "several students need --out DIR (each one writes DIR/<name>/)");
+    if (sq_cli_mkdirs(c->out)) return sq_cli_fail(cmd, "cannot create output directory '%s'", c->out);
+    sq_student *st = sq_xcalloc(n, sizeof *st);
+    char (*dirs)[4096] = sq_xcalloc(n, sizeof *dirs);
+    char (*states)[4096] = sq_xcalloc(n, sizeof *states);
+    int rc = 2, made = 0;
+    for (; made < n; made++) {
+        snprintf(dirs[made], sizeof dirs[made], "%s/%s", c->out, specs[made].name);
+        if (setup_student(cmd, c, d, arch, init_ckpt, &specs[made], dirs[made], states[made], argc, argv,
+                          &st[made])) {
+            made++;
+            goto done;
+        }
+    }
+    if (!c->cfg.quiet) {
+        fprintf(stderr, "sqakd %s: %d students from one teacher pass on %s (%d images, %dx%dx%d); %s backend, %d "
+                "threads; each in %s/<name>/:", cmd, n, d->train.name, d->train.n, d->train.c, d->train.h,
+                d->train.w, d->be->name, c->cfg.threads, c->out);
+        for (int i = 0; i < n; i++)
+            fprintf(stderr, " %s%s", st[i].name, st[i].resume_state ? " (resumed)" : "");
+        fputc('\n', stderr);
+    }
+    sq_status s = sq_train_multi(&c->cfg, &d->train, d->have_test ? &d->test : NULL, d->teacher, st, n);
+    int stopped = 0;
+    for (int i = 0; i < n; i++) stopped += st[i].status != SQ_OK;
+    if (s != SQ_OK && !stopped) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        /* resumed after its last epoch: nothing was trained, evaluate what is there */
+        if (st[i].status == SQ_OK && st[i].eval.n == 0 && d->have_test &&
+            sq_evaluate(st[i].model, d->teacher, &d->test, c->cfg.batch, &st[i].eval)) {
+            st[i].status = SQ_EIO;
+            snprintf(st[i].error, sizeof st[i].error, "evaluation failed: %s", sq_last_error());
+            stopped++;
+        }
+        if (st[i].status != SQ_OK)
+            fprintf(stderr, "sqakd %s: student %s stopped: %s\n", cmd, st[i].name, st[i].error);
+        if (done) done(ctx, d, &specs[i], &st[i]);
+    }
+    if (!c->cfg.quiet) print_summary(cmd, st, n);
+    rc = stopped ? 1 : 0;
+done:
+    for (int i = 0; i < made; i++) {
+        if (rc != 0 && !st[i].resume_state && (rc == 2 || st[i].status != SQ_OK)) cleanup_student(dirs[i]);
+        sq_model_free(st[i].model);
+    }
+    if (rc == 2) rmdir(c->out);   /* only when empty: nothing of an earlier run is touched */
+    free(st);
+    free(dirs);
+    free(states);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/* test_multi.c: several students from one teacher pass (sq_train_multi) equal separate
+   single-student runs bit for bit (weights, quantizer parameters, optimizer state), an EWGS
+   delta update included; a student whose loss turns non-finite is stopped and reported while the
+   other finishes; 'distill --students' writes OUT/<name>/ like single runs. */
+#include "sqakd/checkpoint.h"
+#include "sqakd/multi.h"
+#include "sqakd/safetensors.h"
+#include "util_check.h"
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char g_tmp[256];
+static void mk_tmp(void)
+{
+    snprintf(g_tmp, sizeof g_tmp, "/tmp/sqakd_multi_XXXXXX");
+    cr_assert_not_null(mkdtemp(g_tmp));
+    /* one thread: these models are tiny, and spinning OpenMP threads crawl on a busy machine */
+    sq_backend_cpu()->set_threads(1);
+}
+static void rm_tmp(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
+    cr_expect_eq(system(cmd), 0);
+}
+
+/* 96 labelled 1x8x8 images of 3 classes */
+static void tiny_dataset(sq_dataset *ds)
+{
+    int n = 96;
+    memset(ds, 0, sizeof *ds);
+    ds->n = n; ds->c = 1; ds->h = 8; ds->w = 8; ds->classes = 3;
+    ds->images = malloc((size_t)n * 64);
+    ds->labels = malloc(n * sizeof(int32_t));
+    sqt_rng r;
+    sqt_rng_seed(&r, 99);
+    for (int i = 0; i < n; i++) {
+        ds->labels[i] = i % 3;
+        for (int j = 0; j < 64; j++)
+            ds->images[i * 64 + j] = (uint8_t)((sqt_rng_next(&r) & 63) + 60 * ds->labels[i] * (j % 2));
+    }
+    ds->mean[0] = 0.3f; ds->std[0] = 0.3f;
+    snprintf(ds->name, sizeof ds->name, "tiny");
+}
+
+static sq_model *teacher_model(void)
+{
+    sq_model *t;
+    cr_assert_eq(sq_model_create("smallcnn", 1, 8, 8, 3, &t), SQ_OK);
+    cr_assert_eq(sq_model_setup(t, sq_backend_cpu(), 16, 0), SQ_OK, "%s", sq_last_error());
+    sq_model_init_weights(t, 7);
+    return t;
+}
+
+static void base_cfg(sq_train_cfg *cfg)
+{
+    sq_train_cfg_defaults(cfg);
+    cfg->loss = SQ_LOSS_KL;
+    cfg->opt = SQ_OPT_ADAM;
+    cfg->lr = 1e-3f;
+    cfg->lr_quant = 1e-4f;
+    cfg->epochs = 2;
+    cfg->batch = 16;
+    cfg->threads = 1;
+    cfg->seed = 3;
+    cfg->crop_pad = 1;
+    cfg->flip = 1;
+    cfg->log_every = 2;
+    cfg->quiet = 1;
+}
+
+/* a student as 'sqakd distill' makes it: the teacher's weights, quantizers from the first batch */
+static sq_model *student_model(sq_model *t, const sq_dataset *ds, const sq_train_cfg *cfg, sq_quant_kind k,
+                               int bits)
+{
+    sq_quant_opts q = {.kind = k, .wbits = bits, .abits = bits};
+    sq_model *s;
+    cr_assert_eq(sq_model_create("smallcnn", 1, 8, 8, 3, &s), SQ_OK);
+    cr_assert_eq(sq_model_set_quant(s, &q), SQ_OK);
+    cr_assert_eq(sq_model_setup(s, sq_backend_cpu(), cfg->batch, 1), SQ_OK, "%s", sq_last_error());
+    cr_assert_gt(sq_model_copy_matching(s, t), 0);
+    cr_assert_eq(sq_train_quant_init_first_batch(s, ds, cfg), SQ_OK, "%s", sq_last_error());
+    return s;
+}
+
+static void meta_for(sq_ckpt_meta *m, sq_quant_kind k, int bits)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->arch, sizeof m->arch, "smallcnn");
+    m->in_c = 1; m->in_h = 8; m->in_w = 8; m->classes = 3;
+    m->q = (sq_quant_opts){.kind = k, .wbits = bits, .abits = bits};
+}
+
+static void single_run(sq_model *t, const sq_dataset *ds, const sq_train_cfg *base, sq_quant_kind k, int bits,
+                       const char *dir)
+{
+    sq_train_cfg cfg = *base;
+    cfg.out_dir = dir;
+    if (k != SQ_QUANT_EWGS) cfg.delta_every = 0;
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    sq_model *s = student_model(t, ds, &cfg, k, bits);
+    sq_train_io io = {.train = ds, .test = ds, .model = s, .teacher = t};
+    meta_for(&io.meta, k, bits);
+    cr_assert_eq(sq_train_run(&cfg, &io), SQ_OK, "%s", sq_last_error());
+    sq_model_free(s);
+}
+
+static void setup_student(sq_student *st, sq_model *t, const sq_dataset *ds, const sq_train_cfg *base,
+                          sq_quant_kind k, int bits, const char *dir)
+{
+    memset(st, 0, sizeof *st);
+    snprintf(st->name, sizeof st->name, "%s_w%da%d", sq_quant_kind_name(k), bits, bits);
+    st->cfg = *base;
+    st->cfg.out_dir = dir;
+    if (k != SQ_QUANT_EWGS) st->cfg.delta_every = 0;
+    cr_assert_eq(mkdir(dir, 0755), 0);
+    st->model = student_model(t, ds, &st->cfg, k, bits);
+    meta_for(&st->meta, k, bits);
+}
+
+/* every tensor of two safetensors files is byte-identical */
+static void expect_same_file(const char *a, const char *b)
+{
+    sq_st_file fa, fb;
+    cr_assert_eq(sq_st_read(a, &fa), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_st_read(b, &fb), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(fa.ntensors, fb.ntensors, "%s: %d tensors, %s: %d", a, fa.ntensors, b, fb.ntensors);
+    int checked = 0;
+    for (int i = 0; i < fa.ntensors; i++) {
+        const sq_st_tensor *tb = sq_st_find(&fb, fa.tensors[i].name);
+        cr_assert_not_null(tb, "%s lacks %s", b, fa.tensors[i].name);
+        cr_assert_eq(fa.tensors[i].nbytes, tb->nbytes);
+        cr_expect_eq(memcmp(fa.tensors[i].data, tb->data, tb->nbytes), 0, "%s differs between %s and %s",
+                     fa.tensors[i].name, a, b);
+        checked++;
+    }
+    cr_expect_gt(checked, 3);
+    cr_expect_str_eq(sq_st_meta(&fa, "step"), sq_st_meta(&fb, "step"));
+    sq_st_free(&fa);
+    sq_st_free(&fb);
+}
+
+static void expect_same_run(const char *da, const char *db)
+{
+    const char *files[] = {"last.safetensors", "last.state.safetensors", "best.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        char a[1100], b[1100];
+        snprintf(a, sizeof a, "%s/%s", da, files[i]);
+        snprintf(b, sizeof b, "%s/%s", db, files[i]);
+        expect_same_file(a, b);
+    }
+}
+
+Test(multi, two_students_equal_two_single_runs, .init = mk_tmp, .fini = rm_tmp)
+{
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    cfg.delta_every = 1;   /* the EWGS student also updates its delta from the Hessian trace */
+    cfg.delta_batches = 1;
+    char d[4][400];
+    const char *names[] = {"single_ewgs", "single_lsq", "multi_ewgs", "multi_lsq"};
+    for (int i = 0; i < 4; i++) snprintf(d[i], sizeof d[i], "%s/%s", g_tmp, names[i]);
+    single_run(t, &ds, &cfg, SQ_QUANT_EWGS, 4, d[0]);
+    single_run(t, &ds, &cfg, SQ_QUANT_LSQ, 2, d[1]);
+    sq_student st[2];
+    setup_student(&st[0], t, &ds, &cfg, SQ_QUANT_EWGS, 4, d[2]);
+    setup_student(&st[1], t, &ds, &cfg, SQ_QUANT_LSQ, 2, d[3]);
+    cr_assert_eq(sq_train_multi(&cfg, &ds, &ds, t, st, 2), SQ_OK, "%s", sq_last_error());
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(st[i].status, SQ_OK, "%s: %s", st[i].name, st[i].error);
+        cr_expect_eq(st[i].epochs_done, 2);
+        cr_expect_eq(st[i].steps, 2 * (96 / 16));
+        cr_expect_gt(st[i].eval.n, 0);
+        cr_expect(st[i].eval.agreement >= 0 && st[i].eval.agreement <= 100, "agreement %g", st[i].eval.agreement);
+        cr_expect(st[i].eval.top1 >= 0, "top1 %g", st[i].eval.top1);
+        cr_expect(st[i].train_seconds > 0);
+        sq_model_free(st[i].model);
+    }
+    expect_same_run(d[0], d[2]);
+    expect_same_run(d[1], d[3]);
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+Test(multi, diverging_student_is_stopped_and_the_other_finishes, .init = mk_tmp, .fini = rm_tmp)
+{
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    char single[400], good[400], bad[400];
+    snprintf(single, sizeof single, "%s/single", g_tmp);
+    snprintf(good, sizeof good, "%s/good", g_tmp);
+    snprintf(bad, sizeof bad, "%s/bad", g_tmp);
+    single_run(t, &ds, &cfg, SQ_QUANT_LSQ, 4, single);
+    sq_student st[2];
+    setup_student(&st[0], t, &ds, &cfg, SQ_QUANT_EWGS, 2, bad);
+    setup_student(&st[1], t, &ds, &cfg, SQ_QUANT_LSQ, 4, good);
+    /* an injected NaN in the diverging student's classifier weight: its first loss is NaN */
+    float w[3 * 256];
+    cr_assert_eq(sq_model_get(st[0].model, "fc.weight", w, 3 * 256), SQ_OK, "%s", sq_last_error());
+    w[5] = NAN;
+    cr_assert_eq(sq_model_set(st[0].model, "fc.weight", w, 3 * 256), SQ_OK);
+    sq_status s = sq_train_multi(&cfg, &ds, &ds, t, st, 2);
+    cr_expect_eq(s, SQ_ENUMERIC, "status %d: %s", s, sq_last_error());
+    cr_expect(strstr(sq_last_error(), "1 of 2 students stopped") && strstr(sq_last_error(), "ewgs_w2a2"), "%s",
+              sq_last_error());
+    cr_expect_eq(st[0].status, SQ_ENUMERIC);
+    cr_expect(strstr(st[0].error, "non-finite loss at epoch 1 step 2") != NULL, "%s", st[0].error);
+    cr_expect_eq(st[0].epochs_done, 0);
+    cr_expect_eq(st[1].status, SQ_OK, "%s", st[1].error);
+    cr_expect_eq(st[1].epochs_done, 2);
+    char p[500];
+    snprintf(p, sizeof p, "%s/last.safetensors", bad);
+    cr_expect_neq(access(p, F_OK), 0, "the stopped student wrote a checkpoint");
+    expect_same_run(single, good);   /* the survivor is unaffected */
+    for (int i = 0; i < 2; i++) sq_model_free(st[i].model);
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+Test(multi, mismatched_student_configuration_is_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    sq_student st[1];
+    memset(st, 0, sizeof st);
+    snprintf(st[0].name, sizeof st[0].name, "x");
+    st[0].cfg = cfg;
+    st[0].cfg.seed = 4;
+    st[0].model = student_model(t, &ds, &cfg, SQ_QUANT_LSQ, 4);
+    cr_expect_eq(sq_train_multi(&cfg, &ds, &ds, t, st, 1), SQ_EARG);
+    cr_expect(strstr(sq_last_error(), "student x") != NULL, "%s", sq_last_error());
+    cr_expect_eq(sq_train_multi(&cfg, &ds, &ds, t, st, 0), SQ_EARG);
+    sq_model_free(st[0].model);
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+/* ---- the command line: 'sqakd distill --students' ---- */
+
+static const char *bin(void)
+{
+    const char *b = getenv("SQAKD_BIN");
+    return b ? b : "build/sqakd";
+}
+
+static char g_out[8192];
+
+/* runs "sqakd ARGS" capturing stdout+stderr into g_out; returns the exit status */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...)
+{
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+    g_out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static void write_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+    fwrite(b, 1, 4, f);
+}
+
+/* a random smallcnn teacher for 1x28x28 and 64 unlabelled IDX images */
+static void write_teacher_and_images(const char *teacher, const char *img)
+{
+    sq_model *m;
+    cr_assert_eq(sq_model_create("smallcnn", 1, 28, 28, 10, &m), SQ_OK);
+    cr_assert_eq(sq_model_setup(m, sq_backend_cpu(), 4, 0), SQ_OK);
+    sq_model_init_weights(m, 1);
+    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .mean = {0.5f}, .std = {0.25f, 1, 1, 1}};
+    snprintf(meta.arch, sizeof meta.arch, "smallcnn");
+    cr_assert_eq(sq_ckpt_save(m, &meta, teacher), SQ_OK, "%s", sq_last_error());
+    sq_model_free(m);
+    FILE *f = fopen(img, "wb");
+    cr_assert_not_null(f);
+    write_be32(f, 0x803); write_be32(f, 64); write_be32(f, 28); write_be32(f, 28);
+    sqt_rng r;
+    sqt_rng_seed(&r, 5);
+    for (int i = 0; i < 64 * 784; i++) fputc((int)(sqt_rng_next(&r) & 255), f);
+    fclose(f);
+}
+
+Test(multi, distill_students_cli_matches_single_runs_and_reports_a_diverged_one, .init = mk_tmp, .fini = rm_tmp)
+{
+    if (access(bin(), X_OK)) cr_skip("sqakd binary %s not built (set SQAKD_BIN)", bin());
+    char t[400], img[400];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_tmp);
+    snprintf(img, sizeof img, "%s/img.idx", g_tmp);
+    write_teacher_and_images(t, img);
+    const char *common = "--epochs 2 --batch 16 --threads 1 --seed 2 --quiet";
+    int rc = run("distill --teacher %s --data idx:%s --students lsq:w2a2,pact:2:lr=1e30 %s --out %s/m", t, img,
+                 common, g_tmp);
+    cr_expect_eq(rc, 1, "a stopped student gives exit 1, got %d: %s", rc, g_out);
+    cr_expect(strstr(g_out, "student pact_w2a2 stopped: non-finite loss") != NULL, "%s", g_out);
+    rc = run("distill --teacher %s --data idx:%s --quantizer lsq --wbits 2 --abits 2 %s --out %s/s", t, img, common,
+             g_tmp);
+    cr_assert_eq(rc, 0, "%s", g_out);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/m/lsq_w2a2", g_tmp);
+    snprintf(b, sizeof b, "%s/s", g_tmp);
+    expect_same_run(a, b);
+    snprintf(a, sizeof a, "%s/m/lsq_w2a2/metrics.jsonl", g_tmp);
+    cr_expect_eq(access(a, F_OK), 0, "no %s", a);
+    snprintf(a, sizeof a, "%s/m/pact_w2a2", g_tmp);
+    cr_expect_neq(access(a, F_OK), 0, "the diverged student left %s behind", a);
+    /* bad lists fail with one line naming the problem */
+    cr_expect_eq(run("distill --teacher %s --data idx:%s --students ewgs:w9a4 --out %s/x", t, img, g_tmp), 2);
+    cr_expect(strstr(g_out, "needs bits as wWaA or B") != NULL, "%s", g_out);
+    cr_expect_eq(run("distill --teacher %s --data idx:%s --students ewgs:4 --wbits 2 --out %s/x", t, img, g_tmp), 2);
+    cr_expect(strstr(g_out, "--students replaces --quantizer") != NULL, "%s", g_out);
+    cr_expect_eq(run("distill --teacher %s --data idx:%s --students ewgs:4,ewgs:w4a4 --out %s/x", t, img, g_tmp), 2);
+    cr_expect(strstr(g_out, "ewgs_w4a4 is listed twice") != NULL, "%s", g_out);
+    snprintf(a, sizeof a, "%s/x", g_tmp);
+    cr_expect_neq(access(a, F_OK), 0, "a refused run left %s behind", a);
+}
