@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sqakd needs, only those missing; silent when all are present.
 set -euo pipefail
-need=(build-essential libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev libjpeg-dev
+need=(build-essential python3 libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev libjpeg-dev
       dataset-fashion-mnist)
 [ "${SQAKD_WITH_TORCH:-0}" = 1 ] && need+=(python3-torch python3-numpy)
 missing=()
