@@ -30,10 +30,7 @@ int sq_cmd_distill(int argc, char **argv)
 {
     const char *cmd = "distill";
     sq_cli_common c;
-    sq_cli_common_defaults(&c);
-    c.cfg.opt = SQ_OPT_ADAM;
-    c.cfg.lr = 1e-3f;
-    c.cfg.wd = 1e-4f;
+    sq_distill_defaults(&c);
     distill_flags f = {.loss = "kl", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
     sq_arg a[48];

@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+void sq_distill_defaults(sq_cli_common *c)
+{
+    sq_cli_common_defaults(c);
+    c->cfg.opt = SQ_OPT_ADAM;
+    c->cfg.lr = 1e-3f;
+    c->cfg.wd = 1e-4f;
+    c->cfg.loss = SQ_LOSS_KL;
+}
+
 int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path, sq_distill_ctx *d)
 {
     memset(d, 0, sizeof *d);

@@ -14,6 +14,9 @@ typedef struct sq_distill_ctx {
     int have_test;
 } sq_distill_ctx;
 
+/* The shared flags' defaults for distillation: Adam, lr 1e-3, wd 1e-4, KL loss. */
+void sq_distill_defaults(sq_cli_common *c);
+
 /* Opens the teacher and the data (labels for training only with --loss ce), checks that they fit
    and resolves the shared flags (schedule, augmentation). 0, or 2 with the error printed; on
    failure d holds nothing to close. */

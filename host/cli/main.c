@@ -10,6 +10,8 @@ static void usage(FILE *f)
             "usage: sqakd COMMAND [options]   (sqakd COMMAND --help for each)\n\n"
             "  train     train a full-precision model with labels (a teacher)\n"
             "  distill   train a low-bit student from a teacher without labels (SQAKD)\n"
+            "  sweep     many students (quantizers x bit-widths x seeds) from one teacher, locally or on Slurm\n"
+            "  report    a sweep's results as a Markdown table, a CSV and a PNG plot\n"
             "  eval      accuracy / teacher agreement of a checkpoint\n"
             "  info      metadata and tensors of a checkpoint\n"
             "  models    the built-in architectures and their parameter counts\n"
@@ -25,6 +27,8 @@ int main(int argc, char **argv)
     const char *c = argv[1];
     if (!strcmp(c, "train")) return sq_cmd_train(argc - 1, argv + 1);
     if (!strcmp(c, "distill")) return sq_cmd_distill(argc - 1, argv + 1);
+    if (!strcmp(c, "sweep")) return sq_cmd_sweep(argc - 1, argv + 1);
+    if (!strcmp(c, "report")) return sq_cmd_report(argc - 1, argv + 1);
     if (!strcmp(c, "eval")) return sq_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(c, "info")) return sq_cmd_info(argc - 1, argv + 1);
     if (!strcmp(c, "models")) return sq_cmd_models(argc - 1, argv + 1);
