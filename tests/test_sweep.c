@@ -199,7 +199,7 @@ Test(sweep, sbatch_script_lists_pending_groups_and_passes_bash_n, .init = mk_tmp
     for (int i = 0; i < n; i++) {
         if (tasks[i].group != 1) continue;
         char d[1400];
-        snprintf(d, sizeof d, "mkdir -p %s/tasks/%s && echo '{\"id\":\"%s\"}' > %s/tasks/%s/result.json", dir,
+        snprintf(d, sizeof d, "mkdir -p %s/tasks/%.63s && echo '{\"id\":\"%.63s\"}' > %s/tasks/%.63s/result.json", dir,
                  tasks[i].id, tasks[i].id, dir, tasks[i].id);
         cr_assert_eq(system(d), 0);
     }
