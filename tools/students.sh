@@ -7,6 +7,7 @@
 set -euo pipefail
 BIN=${SQAKD_BIN:-build/sqakd}; THREADS=${THREADS:-2}; BATCH=${BATCH:-128}
 T=$1 DATA=$2 EPOCHS=$3 OUT=$4; shift 4
+mkdir -p "$OUT"
 echo "| bits | quantizer | training | test acc % | agreement % | KL | time s |"
 echo "|---|---|---|---|---|---|---|"
 for cfg in "$@"; do
