@@ -336,6 +336,7 @@ static void write_student_result(void *vctx, const sq_distill_ctx *d, const sq_s
     }
     sq_jbuf_kv_num(&jb, "model_bytes", sq_model_size_bytes(s->model));
     sq_jbuf_kv_num(&jb, "train_seconds", s->train_seconds);
+    sq_jbuf_kv_num(&jb, "eval_seconds", s->eval_seconds);
     sq_jbuf_end_obj(&jb);
     char dir[4096], path[4096];
     sq_sweep_task_path(ctx->sw, sp->name, NULL, dir, sizeof dir);

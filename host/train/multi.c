@@ -98,6 +98,7 @@ static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_m
         s->epochs_done = 0;
         s->steps = 0;
         s->train_seconds = 0;
+        s->eval_seconds = 0;
         memset(&s->eval, 0, sizeof s->eval);
         r->io = (sq_train_io){.train = train, .test = test, .model = s->model, .teacher = teacher,
                               .meta = s->meta, .resume_state = s->resume_state};
@@ -234,7 +235,8 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
             sq_eval_result er;
             sq_status se = sq_train_end_epoch(&r->s->cfg, &r->io, &es, r->items, r->nitems, &r->io.meta, &r->best,
                                               r->s->name, pg, &er);
-            r->s->train_seconds += r->t_ep_own + (sq_now() - t0);
+            r->s->train_seconds += r->t_ep_own;
+            r->s->eval_seconds += sq_now() - t0;
             if (se) {
                 stop_student(r, se, pg);
                 continue;

@@ -29,8 +29,9 @@ typedef struct sq_student {
     int epochs_done;            /* epochs completed (including resumed ones) */
     int64_t steps;              /* optimizer steps taken */
     sq_eval_result eval;        /* evaluation after its last completed epoch (eval.n == 0: none) */
-    double train_seconds;       /* its own steps and evaluations plus its share of batch loading
-                                   and teacher forwards, this run */
+    double train_seconds;       /* this run's training: its own steps plus its share of batch
+                                   loading and teacher forwards */
+    double eval_seconds;        /* this run's end-of-epoch evaluations and checkpoints */
 } sq_student;
 
 /* Trains n students on train (evaluating on test when not NULL) from one frozen teacher (NULL
