@@ -25,7 +25,7 @@ ifeq ($(HAVE_CUDA),1)
 endif
 
 WERROR := $(if $(CI),-Werror,)
-CFLAGS_BASE := -std=gnu11 -O3 -march=x86-64-v2 -mtune=native -fopenmp -Wall -Wextra -Wno-unused-parameter \
+CFLAGS_BASE := -std=gnu11 -O3 -march=x86-64-v2 -mtune=native -fno-trapping-math -fopenmp -Wall -Wextra -Wno-unused-parameter \
   -Wshadow -Wno-sign-compare $(WERROR) -Iinclude -Ihost -MMD -MP
 ifeq ($(HAVE_BLAS),1)
   CFLAGS_BASE += -DSQ_HAVE_BLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread

@@ -17,34 +17,48 @@
         for (size_t i = 0; i < n; i++) yr[i] = (EXPR);                                           \
     } while (0)
 
-/* per fixed chunk: gx[i] += EXPR.gx, and double partial sums of the parameter gradients */
-#define FQ_BWD(EXPR)                                                                              \
-    do {                                                                                          \
-        _Pragma("omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)")                        \
-        for (int c = 0; c < SQ_FQ_CHUNKS; c++) {                                                  \
-            size_t b, e;                                                                          \
-            fq_chunk(n, c, &b, &e);                                                               \
-            double s0 = 0.0, s1 = 0.0;                                                            \
-            if (gxr) {                                                                            \
-                _Pragma("omp simd reduction(+ : s0, s1)")                                         \
-                for (size_t i = b; i < e; i++) {                                                  \
-                    sq_qm_grad g = (EXPR);                                                        \
-                    gxr[i] += g.gx;                                                               \
-                    s0 += g.gp0;                                                                  \
-                    s1 += g.gp1;                                                                  \
-                }                                                                                 \
-            } else {                                                                              \
-                _Pragma("omp simd reduction(+ : s0, s1)")                                         \
-                for (size_t i = b; i < e; i++) {                                                  \
-                    sq_qm_grad g = (EXPR);                                                        \
-                    s0 += g.gp0;                                                                  \
-                    s1 += g.gp1;                                                                  \
-                }                                                                                 \
-            }                                                                                     \
-            part[c][0] = s0;                                                                      \
-            part[c][1] = s1;                                                                      \
-        }                                                                                         \
-    } while (0)
+/* One backward chunk function per op: gx[i] += EXPR.gx over [b, e) and double sums of the
+   parameter-gradient terms. A plain function with restrict parameters (not a loop inside the
+   OpenMP region, where the pointers lose restrict) so that the loop vectorises. */
+#define FQ_BWD_FN(NAME, EXPR)                                                                      \
+    static void NAME(const sq_qm_ctx *k, size_t b, size_t e, const float *restrict xr,             \
+                     const float *restrict gr, float *restrict gxr, double *o0, double *o1)        \
+    {                                                                                              \
+        const float p0 = k->p0, p1 = k->p1, qn = k->qn, qpos = k->qp, mx = k->maxabs;             \
+        const float dl = k->delta, gsc = k->gscale;                                                \
+        const int lv = k->levels;                                                                  \
+        (void)p0; (void)p1; (void)qn; (void)qpos; (void)mx; (void)dl; (void)gsc; (void)lv;         \
+        double s0 = 0.0, s1 = 0.0;                                                                 \
+        if (gxr) {                                                                                 \
+            _Pragma("omp simd reduction(+ : s0, s1)")                                              \
+            for (size_t i = b; i < e; i++) {                                                       \
+                sq_qm_grad g = (EXPR);                                                             \
+                gxr[i] += g.gx;                                                                    \
+                s0 += g.gp0;                                                                       \
+                s1 += g.gp1;                                                                       \
+            }                                                                                      \
+        } else {                                                                                   \
+            _Pragma("omp simd reduction(+ : s0, s1)")                                              \
+            for (size_t i = b; i < e; i++) {                                                       \
+                sq_qm_grad g = (EXPR);                                                             \
+                s0 += g.gp0;                                                                       \
+                s1 += g.gp1;                                                                       \
+            }                                                                                      \
+        }                                                                                          \
+        *o0 = s0;                                                                                  \
+        *o1 = s1;                                                                                  \
+    }
+
+FQ_BWD_FN(bwd_ewgs_w, sq_qm_ewgs_w_bwd(xr[i], p0, p1, lv, dl, gr[i]))
+FQ_BWD_FN(bwd_ewgs_a, sq_qm_ewgs_a_bwd(xr[i], p0, p1, lv, dl, gr[i]))
+FQ_BWD_FN(bwd_pact_a, sq_qm_pact_a_bwd(xr[i], p0, lv, dl, gr[i]))
+FQ_BWD_FN(bwd_lsq, sq_qm_lsq_bwd(xr[i], p0, qn, qpos, dl, gsc, gr[i]))
+FQ_BWD_FN(bwd_dorefa_w, sq_qm_grad_make(sq_qm_dorefa_w_bwd(xr[i], mx, lv, dl, gr[i]), 0.0f, 0.0f))
+FQ_BWD_FN(bwd_dorefa_a, sq_qm_grad_make(sq_qm_dorefa_a_bwd(xr[i], lv, dl, gr[i]), 0.0f, 0.0f))
+FQ_BWD_FN(bwd_generic, sq_qm_bwd(k, xr[i], gr[i]))
+
+typedef void (*fq_bwd_fn)(const sq_qm_ctx *, size_t, size_t, const float *, const float *, float *, double *,
+                          double *);
 
 static void fq_chunk(size_t n, int k, size_t *b, size_t *e)
 {
@@ -115,20 +129,21 @@ void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
     fq_load_params(&k, qp);
     if (sq_qm_needs_maxabs(&k)) k.maxabs = scratch ? scratch[0] : fq_maxabs_tanh(n, x);
     double part[SQ_FQ_CHUNKS][2];
-    const float *restrict xr = x, *restrict gr = gy;
-    float *restrict gxr = gx;
-    const float p0 = k.p0, p1 = k.p1, qn = k.qn, qpos = k.qp, mx = k.maxabs, dl = k.delta, gsc = k.gscale;
-    const int lv = k.levels;
+    fq_bwd_fn fn;
     switch (k.op) {
-    case SQ_QM_EWGS_W: FQ_BWD(sq_qm_ewgs_w_bwd(xr[i], p0, p1, lv, dl, gr[i])); break;
-    case SQ_QM_EWGS_A: FQ_BWD(sq_qm_ewgs_a_bwd(xr[i], p0, p1, lv, dl, gr[i])); break;
-    case SQ_QM_PACT_A: FQ_BWD(sq_qm_pact_a_bwd(xr[i], p0, lv, dl, gr[i])); break;
-    case SQ_QM_LSQ: FQ_BWD(sq_qm_lsq_bwd(xr[i], p0, qn, qpos, dl, gsc, gr[i])); break;
-    case SQ_QM_DOREFA_W:
-        FQ_BWD(sq_qm_grad_make(sq_qm_dorefa_w_bwd(xr[i], mx, lv, dl, gr[i]), 0.0f, 0.0f));
-        break;
-    case SQ_QM_DOREFA_A: FQ_BWD(sq_qm_grad_make(sq_qm_dorefa_a_bwd(xr[i], lv, dl, gr[i]), 0.0f, 0.0f)); break;
-    default: FQ_BWD(sq_qm_bwd(&k, xr[i], gr[i])); break;
+    case SQ_QM_EWGS_W: fn = bwd_ewgs_w; break;
+    case SQ_QM_EWGS_A: fn = bwd_ewgs_a; break;
+    case SQ_QM_PACT_A: fn = bwd_pact_a; break;
+    case SQ_QM_LSQ: fn = bwd_lsq; break;
+    case SQ_QM_DOREFA_W: fn = bwd_dorefa_w; break;
+    case SQ_QM_DOREFA_A: fn = bwd_dorefa_a; break;
+    default: fn = bwd_generic; break;
+    }
+#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+    for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
+        size_t b, e;
+        fq_chunk(n, c, &b, &e);
+        fn(&k, b, e, x, gy, gx, &part[c][0], &part[c][1]);
     }
     int np = sq_qm_nparams(&k);
     if (!gqp || np == 0) return;
@@ -148,6 +163,23 @@ void sq_cpu_absscale_fwd(size_t n, const float *s, const float *z, float *y)
     for (size_t i = 0; i < n; i++) y[i] = a * z[i];
 }
 
+static double absscale_chunk(size_t b, size_t e, float a, const float *restrict z, const float *restrict gy,
+                             float *restrict gz)
+{
+    double acc = 0.0;
+    if (gz) {
+#pragma omp simd reduction(+ : acc)
+        for (size_t i = b; i < e; i++) {
+            gz[i] += a * gy[i];
+            acc += (double)gy[i] * (double)z[i];
+        }
+    } else {
+#pragma omp simd reduction(+ : acc)
+        for (size_t i = b; i < e; i++) acc += (double)gy[i] * (double)z[i];
+    }
+    return acc;
+}
+
 void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
                          float *gs)
 {
@@ -157,12 +189,7 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
     for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
         size_t b, e;
         fq_chunk(n, c, &b, &e);
-        double acc = 0.0;
-        for (size_t i = b; i < e; i++) {
-            if (gz) gz[i] += a * gy[i];
-            acc += (double)gy[i] * (double)z[i];
-        }
-        part[c] = acc;
+        part[c] = absscale_chunk(b, e, a, z, gy, gz);
     }
     if (!gs) return;
     double t = 0.0;
