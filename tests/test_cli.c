@@ -181,3 +181,19 @@ Test(cli, distill_runs_without_labels_and_eval_json, .init = setup, .fini = tear
     cr_expect_eq(run("info %s/s/last.safetensors --tensors", g_dir), 0);
     cr_expect(strstr(g_out, "conv2.sW") != NULL && strstr(g_out, "lsq") != NULL, "%s", g_out);
 }
+
+Test(cli, distilled_student_resumes_exactly, .init = setup, .fini = teardown)
+{
+    char t[300], img[300];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    write_teacher(t);
+    write_idx(img, NULL, 64);
+    const char *common = "--quantizer ewgs --wbits 2 --abits 2 --batch 16 --threads 2 --quiet --holdout 0.25";
+    cr_assert_eq(run("distill --teacher %s --data idx:%s %s --epochs 2 --out %s/a", t, img, common, g_dir), 0, "%s", g_out);
+    cr_assert_eq(run("distill --teacher %s --data idx:%s %s --epochs 1 --out %s/b", t, img, common, g_dir), 0, "%s", g_out);
+    cr_assert_eq(run("distill --teacher %s --data idx:%s %s --epochs 2 --resume %s/b", t, img, common, g_dir), 0, "%s", g_out);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cmp -s %s/a/last.safetensors %s/b/last.safetensors", g_dir, g_dir);
+    cr_expect_eq(system(cmd), 0, "resumed student differs from the uninterrupted one");
+}

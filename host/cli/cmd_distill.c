@@ -91,8 +91,8 @@ int sq_cmd_distill(int argc, char **argv)
     }
 
     char last[4096], state[4096];
+    sq_ckpt_meta rm; /* outlives the block: f.model points into it */
     if (c.resume) {
-        sq_ckpt_meta rm;
         snprintf(last, sizeof last, "%s/last.safetensors", c.resume);
         snprintf(state, sizeof state, "%s/last.state.safetensors", c.resume);
         if (sq_ckpt_read_meta(last, &rm)) return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
