@@ -124,15 +124,7 @@ int sq_cmd_distill(int argc, char **argv)
                 s->arch, sq_quant_kind_name(f.q.kind), f.q.wbits, f.q.abits, f.teacher, d.train.name, d.train.n,
                 d.train.c, d.train.h, d.train.w, d.be->name, c.cfg.threads);
     print_loss_note(&c.cfg);
-    if (sq_train_run(&c.cfg, &io)) {
-        sq_cli_fail(cmd, "%s", sq_last_error());
-        sq_cli_cleanup_out(&c);
-        rc = 1;
-        goto done;
-    }
-    if (c.cfg.out_dir && !c.cfg.quiet)
-        fprintf(stderr, "sqakd distill: done; student checkpoints in %s/\n", c.cfg.out_dir);
-    rc = 0;
+    rc = sq_cli_run(cmd, &c, &io, "student checkpoints");
 done:
     sq_model_free(s);
     sq_distill_close(&d);

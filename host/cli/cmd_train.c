@@ -78,15 +78,7 @@ int sq_cmd_train(int argc, char **argv)
                 model, sq_model_param_count(m), train.name, train.n, have_test ? test.n : 0, train.c, train.h,
                 train.w, train.classes, be->name, c.cfg.threads, optim, c.cfg.lr, c.cfg.wd, c.cfg.epochs,
                 c.cfg.batch, (unsigned long long)c.cfg.seed);
-    if (sq_train_run(&c.cfg, &io)) {
-        sq_cli_fail(cmd, "%s", sq_last_error());
-        sq_cli_cleanup_out(&c);
-        rc = 1;
-        goto done;
-    }
-    if (c.cfg.out_dir && !c.cfg.quiet)
-        fprintf(stderr, "sqakd train: done; checkpoints in %s/ (best.safetensors, last.safetensors)\n", c.cfg.out_dir);
-    rc = 0;
+    rc = sq_cli_run(cmd, &c, &io, "checkpoints (best.safetensors, last.safetensors)");
 done:
     sq_model_free(m);
     sq_dataset_free(&train);

@@ -91,3 +91,14 @@ const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c)
     be->set_threads(c->cfg.threads);
     return be;
 }
+
+int sq_cli_run(const char *cmd, sq_cli_common *c, sq_train_io *io, const char *what)
+{
+    if (sq_train_run(&c->cfg, io)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        sq_cli_cleanup_out(c);
+        return 1;
+    }
+    if (c->cfg.out_dir && !c->cfg.quiet) fprintf(stderr, "sqakd %s: done; %s in %s/\n", cmd, what, c->cfg.out_dir);
+    return 0;
+}

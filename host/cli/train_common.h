@@ -21,4 +21,7 @@ int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
 void sq_cli_cleanup_out(const sq_cli_common *c);
 /* the backend named by --device with --threads applied; NULL after printing an error */
 const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c);
+/* runs the training loop; on failure prints the error and removes what prepare_out created.
+   Returns the exit status (0 or 1). */
+int sq_cli_run(const char *cmd, sq_cli_common *c, sq_train_io *io, const char *what);
 #endif
