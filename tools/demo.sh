@@ -24,7 +24,7 @@ import json, sys
 name, js, secs = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
 f = lambda v, p: "-" if v is None else f"{v:.{p}f}"
 bits = "W32A32" if js["quantizer"] == "none" else f"W{js['wbits']}A{js['abits']}"
-print(f"| {name:<16} | {bits:<6} | {js['quantizer']:<6} | {f(js.get('top1'),2):>8} | {f(js.get('agreement'),2):>9} | {f(js.get('kl'),4):>7} | {secs:>7.0f} |")
+print(f"| {name:<17} | {bits:<6} | {js['quantizer']:<6} | {f(js.get('top1'),2):>8} | {f(js.get('agreement'),2):>9} | {f(js.get('kl'),4):>7} | {secs:>7.0f} |")
 PY
 }
 results=()
@@ -41,8 +41,8 @@ for wa in 4 2; do
   results+=("$(row "SQAKD (no labels)" "$js" $((t1 - t0)))")
 done
 echo
-echo "| model            | bits   | quant  | test acc | agreement | KL      | time s  |"
-echo "|------------------|--------|--------|----------|-----------|---------|---------|"
+echo "| model             | bits   | quant  | test acc | agreement | KL      | time s  |"
+echo "|-------------------|--------|--------|----------|-----------|---------|---------|"
 printf '%s\n' "${results[@]}"
 echo
 echo "checkpoints under $DIR/ (safetensors; 'sqakd info FILE' shows them)"
