@@ -3,6 +3,7 @@
    labels; eval --json prints the promised fields. Uses $SQAKD_BIN (make test sets it). */
 #include "sqakd/checkpoint.h"
 #include "util_check.h"
+#include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,11 +16,7 @@
 static char g_dir[256];
 static char g_out[8192];
 
-static const char *bin(void)
-{
-    const char *b = getenv("SQAKD_BIN");
-    return b ? b : "build/sqakd";
-}
+static const char *bin(void) { return sqt_bin(); }
 
 static void setup(void)
 {
@@ -39,18 +36,11 @@ static void teardown(void)
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
-    char args[4096], cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
-    g_out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return rc;
 }
 
 static int exists(const char *fmt, const char *a)
@@ -84,11 +74,7 @@ static void write_teacher(const char *path)
     sq_model_free(m);
 }
 
-static void write_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-    fwrite(b, 1, 4, f);
-}
+static void write_be32(FILE *f, uint32_t v) { sqt_write_be32(f, v); }
 
 /* IDX images (and optionally labels) of n random 28x28 images */
 static void write_idx(const char *img, const char *lab, int n)

@@ -4,6 +4,7 @@
 #include "sqakd/safetensors.h"
 #include "sqakd/train.h"
 #include "util_check.h"
+#include "util_fixtures.h"
 #include "util_golden.h"
 #include <criterion/criterion.h>
 #include <math.h>
@@ -206,22 +207,7 @@ Test(model, sqakd_steps_lower_kl_for_every_quantizer)
 }
 
 /* a tiny in-memory labelled dataset */
-static void tiny_dataset(sq_dataset *ds, int n)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->n = n; ds->c = 1; ds->h = 8; ds->w = 8; ds->classes = 3;
-    ds->images = malloc((size_t)n * 64);
-    ds->labels = malloc(n * sizeof(int32_t));
-    sqt_rng r;
-    sqt_rng_seed(&r, 99);
-    for (int i = 0; i < n; i++) {
-        ds->labels[i] = i % 3;
-        for (int j = 0; j < 64; j++)
-            ds->images[i * 64 + j] = (uint8_t)((sqt_rng_next(&r) & 63) + 60 * ds->labels[i] * (j % 2));
-    }
-    ds->mean[0] = 0.3f; ds->std[0] = 0.3f;
-    snprintf(ds->name, sizeof ds->name, "tiny");
-}
+static void tiny_dataset(sq_dataset *ds, int n) { sqt_tiny_dataset(ds, n); }
 
 static void run_tiny(const sq_dataset *ds, int epochs, const char *out, const char *resume)
 {

@@ -6,6 +6,7 @@
 #include "sqakd/multi.h"
 #include "sqakd/safetensors.h"
 #include "util_check.h"
+#include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,23 +33,7 @@ static void rm_tmp(void)
 }
 
 /* 96 labelled 1x8x8 images of 3 classes */
-static void tiny_dataset(sq_dataset *ds)
-{
-    int n = 96;
-    memset(ds, 0, sizeof *ds);
-    ds->n = n; ds->c = 1; ds->h = 8; ds->w = 8; ds->classes = 3;
-    ds->images = malloc((size_t)n * 64);
-    ds->labels = malloc(n * sizeof(int32_t));
-    sqt_rng r;
-    sqt_rng_seed(&r, 99);
-    for (int i = 0; i < n; i++) {
-        ds->labels[i] = i % 3;
-        for (int j = 0; j < 64; j++)
-            ds->images[i * 64 + j] = (uint8_t)((sqt_rng_next(&r) & 63) + 60 * ds->labels[i] * (j % 2));
-    }
-    ds->mean[0] = 0.3f; ds->std[0] = 0.3f;
-    snprintf(ds->name, sizeof ds->name, "tiny");
-}
+static void tiny_dataset(sq_dataset *ds) { sqt_tiny_dataset(ds, 96); }
 
 static sq_model *teacher_model(void)
 {
@@ -253,11 +238,7 @@ Test(multi, mismatched_student_configuration_is_refused, .init = mk_tmp, .fini =
 
 /* ---- the command line: 'sqakd distill --students' ---- */
 
-static const char *bin(void)
-{
-    const char *b = getenv("SQAKD_BIN");
-    return b ? b : "build/sqakd";
-}
+static const char *bin(void) { return sqt_bin(); }
 
 static char g_out[8192];
 
@@ -265,25 +246,14 @@ static char g_out[8192];
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...)
 {
-    char args[4096], cmd[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin(), args);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
-    g_out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return rc;
 }
 
-static void write_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-    fwrite(b, 1, 4, f);
-}
+static void write_be32(FILE *f, uint32_t v) { sqt_write_be32(f, v); }
 
 /* a random smallcnn teacher for 1x28x28 and 64 unlabelled IDX images */
 static void write_teacher_and_images(const char *teacher, const char *img)
