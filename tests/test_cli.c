@@ -21,15 +21,12 @@ static const char *bin(void) { return sqt_bin(); }
 static void setup(void)
 {
     if (access(bin(), X_OK)) cr_skip("sqakd binary %s not built (make test builds it)", bin());
-    snprintf(g_dir, sizeof g_dir, "/tmp/sqakd_cli_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_dir));
+    cr_assert_not_null(sqt_mkdtemp(g_dir, sizeof g_dir, "sqakd_cli"));
 }
 
 static void teardown(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(sqt_rmtree(g_dir), 0);
 }
 
 /* runs "sqakd ARGS" capturing stdout+stderr into g_out; returns the exit status */

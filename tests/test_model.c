@@ -23,14 +23,11 @@ static const char *data_dir(void)
 static char g_tmp[256];
 static void mk_tmp(void)
 {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/sqakd_model_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_tmp));
+    cr_assert_not_null(sqt_mkdtemp(g_tmp, sizeof g_tmp, "sqakd_model"));
 }
 static void rm_tmp(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(sqt_rmtree(g_tmp), 0);
 }
 
 static sq_model *make(const char *arch, int c, int h, int w, int k, int batch, int grad, const sq_quant_opts *q)

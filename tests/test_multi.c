@@ -20,16 +20,13 @@
 static char g_tmp[256];
 static void mk_tmp(void)
 {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/sqakd_multi_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_tmp));
+    cr_assert_not_null(sqt_mkdtemp(g_tmp, sizeof g_tmp, "sqakd_multi"));
     /* one thread: these models are tiny, and spinning OpenMP threads crawl on a busy machine */
     sq_backend_cpu()->set_threads(1);
 }
 static void rm_tmp(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(sqt_rmtree(g_tmp), 0);
 }
 
 /* 96 labelled 1x8x8 images of 3 classes */

@@ -2,6 +2,7 @@
    a PNG of the promised size with the series drawn, and one-line errors for a missing or corrupt
    sweep directory. Runs the subcommand in-process (sq_cmd_report). */
 #include "cli/cli.h"
+#include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <png.h>
 #include <stdio.h>
@@ -13,14 +14,11 @@
 static char g_tmp[256];
 static void mk_tmp(void)
 {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/sqakd_report_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_tmp));
+    cr_assert_not_null(sqt_mkdtemp(g_tmp, sizeof g_tmp, "sqakd_report"));
 }
 static void rm_tmp(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(sqt_rmtree(g_tmp), 0);
 }
 
 static void put_result(const char *id, const char *json)

@@ -7,6 +7,7 @@
 #include "sqakd/checkpoint.h"
 #include "util_check.h"
 #include <arpa/inet.h>
+#include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -24,14 +25,11 @@
 static char g_tmp[256];
 static void mk_tmp(void)
 {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/sqakd_sweep_XXXXXX");
-    cr_assert_not_null(mkdtemp(g_tmp));
+    cr_assert_not_null(sqt_mkdtemp(g_tmp, sizeof g_tmp, "sqakd_sweep"));
 }
 static void rm_tmp(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
-    cr_expect_eq(system(cmd), 0);
+    cr_expect_eq(sqt_rmtree(g_tmp), 0);
 }
 
 /* runs 'sqakd sweep ARGS' in-process; ARGS split at spaces (test paths have none) */

@@ -47,3 +47,16 @@ void sqt_write_be32(FILE *f, uint32_t v)
     unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
     fwrite(b, 1, 4, f);
 }
+
+char *sqt_mkdtemp(char *buf, size_t cap, const char *prefix)
+{
+    snprintf(buf, cap, "/tmp/%s_XXXXXX", prefix);
+    return mkdtemp(buf);
+}
+
+int sqt_rmtree(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd);
+}

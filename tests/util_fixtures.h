@@ -15,5 +15,9 @@ const char *sqt_bin(void);
    did not exit normally or could not start) */
 int sqt_vrun(char *out, size_t cap, const char *fmt, va_list ap);
 void sqt_write_be32(FILE *f, uint32_t v);
+/* creates a fresh directory /tmp/PREFIX_XXXXXX into buf; returns buf or NULL */
+char *sqt_mkdtemp(char *buf, size_t cap, const char *prefix);
+/* removes dir and everything under it; 0 on success */
+int sqt_rmtree(const char *dir);
 
 #endif
