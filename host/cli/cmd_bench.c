@@ -61,6 +61,7 @@ int sq_cmd_bench_step(int argc, char **argv)
     for (int i = 0; i < batch; i++) y[i] = i % classes;
     if (t) {
         sq_model_init_weights(t, 1);
+        sq_model_fold_bn(t, NULL); /* as 'sqakd distill' does with its frozen teacher */
         sq_model_quant_init(s, x, batch);
     }
     sq_train_cfg cfg;

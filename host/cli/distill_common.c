@@ -24,6 +24,13 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
     if (!d->be) return 2;
     if (sq_ckpt_open_model(teacher_path, d->be, c->cfg.batch, 0, &d->teacher, &d->tm))
         return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+    /* the teacher is frozen: fold its BatchNorm layers into the convolutions (model.h) */
+    if (sq_model_fold_bn(d->teacher, NULL)) {
+        sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+        sq_model_free(d->teacher);
+        memset(d, 0, sizeof *d);
+        return 2;
+    }
     int use_labels = c->cfg.loss == SQ_LOSS_CE;
     if (sq_cli_open_data(cmd, c->data, use_labels, c->holdout, c->cfg.seed, &d->train, &d->test, &d->have_test))
         goto fail;

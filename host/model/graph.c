@@ -66,11 +66,14 @@ static void plan(sq_model *m, arena *act, arena *grad)
             n->wq = take(act, nw);
             n->scratch_w = take(act, SQ_QUANT_SCRATCH);
             n->scratch_a = take(act, SQ_QUANT_SCRATCH);
-            if (n->qps >= 0) n->z = take(act, B * node_numel(n));
+            const int scaled = n->qps >= 0, bias = n->pb >= 0;
+            if (scaled) n->wqs = take(act, nw);
+            if (scaled && bias) n->bqs = take(act, n->c);
             if (m->with_grad) {
                 n->gxq = take(grad, nin);
                 n->gwq = take(grad, nw);
-                if (n->qps >= 0) n->gz = take(grad, B * node_numel(n));
+                if (scaled) n->gwqs = take(grad, nw);
+                if (scaled && bias) n->gbqs = take(grad, n->c);
             }
         }
     }
@@ -145,6 +148,10 @@ void sq_model_free(sq_model *m)
         void *ptrs[] = {m->p, m->g, m->buf, m->qp, m->qg, m->act_arena, m->grad_arena, m->ws};
         for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
             if (ptrs[i]) be->free(ptrs[i]);
+        for (int i = 0; i < m->nnodes; i++) {
+            if (m->nodes[i].fw) be->free(m->nodes[i].fw);
+            if (m->nodes[i].fbias) be->free(m->nodes[i].fbias);
+        }
     }
     free(m->nodes);
     free(m->params);
@@ -172,6 +179,10 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
     const sq_node *in = &m->nodes[n->in0];
     const float *x = in->out, *w = tparam(m, n->pw), *b = tparam(m, n->pb);
     float *y = n->out;
+    if (n->fw) { /* BatchNorm folded into this conv (fold.c) */
+        w = n->fw;
+        b = n->fbias;
+    }
     if (n->quant) {
         be->fakequant_fwd(&n->qw, m->params[n->pw].numel, w, qparam(m, n->qpw), n->wq, n->scratch_w);
         be->fakequant_fwd(&n->qa, (size_t)batch * node_numel(in), x, qparam(m, n->qpa), n->xq, n->scratch_a);
@@ -180,7 +191,15 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
         if (n->pert_a) be->axpy((size_t)batch * node_numel(in), 1.0f, n->pert_a, n->xq);
         x = n->xq;
         w = n->wq;
-        if (n->qps >= 0) y = n->z;
+        if (n->qps >= 0) { /* output scale folded into the weight and bias (model.h) */
+            const float *s = qparam(m, n->qps);
+            be->absscale_fwd(m->params[n->pw].numel, s, n->wq, n->wqs);
+            w = n->wqs;
+            if (b) {
+                be->absscale_fwd((size_t)n->c, s, b, n->bqs);
+                b = n->bqs;
+            }
+        }
     }
     if (n->op == SQ_NODE_CONV) {
         sq_conv_shape cs;
@@ -189,8 +208,6 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
     } else {
         be->linear_fwd(batch, (int)node_numel(in), n->c, x, w, b, y);
     }
-    if (n->quant && n->qps >= 0)
-        be->absscale_fwd((size_t)batch * node_numel(n), qparam(m, n->qps), n->z, n->out);
 }
 
 void sq_node_fwd(sq_model *m, int i, int batch, int train)
@@ -208,6 +225,7 @@ void sq_node_fwd(sq_model *m, int i, int batch, int train)
         sq_node_fwd_qlayer(m, n, batch);
         break;
     case SQ_NODE_BN:
+        if (n->folded) break; /* out is in->out (fold.c) */
         if (train) {
             be->bn_fwd_train(batch, n->c, n->h * n->w, in->out, tparam(m, n->pw), tparam(m, n->pb),
                              tparam(m, n->prm), tparam(m, n->prv), 0.1f, 1e-5f, n->out,
@@ -263,16 +281,13 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
     float *gw = tgrad(m, n->pw), *gb = tgrad(m, n->pb);
     const float *gy = n->gout;
     float *gx = gin;
+    const int scaled = n->quant && n->qps >= 0;
     if (n->quant) {
-        if (n->qps >= 0) {
-            be->absscale_bwd((size_t)batch * node_numel(n), qparam(m, n->qps), n->z, n->gout, n->gz,
-                             qgrad(m, n->qps));
-            gy = n->gz;
-        }
         x = n->xq;
-        w = n->wq;
+        w = scaled ? n->wqs : n->wq;
         gx = gin ? n->gxq : NULL;
-        gw = n->gwq;
+        gw = scaled ? n->gwqs : n->gwq;
+        if (scaled && gb) gb = n->gbqs;
     }
     if (n->op == SQ_NODE_CONV) {
         sq_conv_shape cs;
@@ -280,6 +295,13 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
         be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
     } else {
         be->linear_bwd(batch, (int)node_numel(in), n->c, x, w, gy, gx, gw, gb);
+    }
+    if (scaled) { /* dL/dW_q = |s| G, dL/ds = sign(s) (<G, W_q> + <g_b, b>) */
+        const float *s = qparam(m, n->qps);
+        be->absscale_bwd(m->params[n->pw].numel, s, n->wq, n->gwqs, n->gwq, qgrad(m, n->qps));
+        if (gb)
+            be->absscale_bwd((size_t)n->c, s, tparam(m, n->pb), n->gbqs, tgrad(m, n->pb),
+                             qgrad(m, n->qps));
     }
     if (n->quant) {
         if (gin)

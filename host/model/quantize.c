@@ -112,8 +112,8 @@ sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n)
             be->copy_d2h(h, nd->out, ny * sizeof(float));
             double fp = mean_abs(h, ny);
             nd->quant = 1;
-            sq_node_fwd_qlayer(m, nd, n);
-            be->copy_d2h(h, nd->z, ny * sizeof(float));
+            sq_node_fwd_qlayer(m, nd, n); /* with s = 1: the output is conv(x_q, W_q) + b */
+            be->copy_d2h(h, nd->out, ny * sizeof(float));
             double qz = mean_abs(h, ny);
             float s = qz > 0 ? (float)(fp / qz) : 1.0f;
             if (!isfinite(s)) s = 1.0f;

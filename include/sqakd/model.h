@@ -56,10 +56,19 @@ typedef struct sq_node {
     uint8_t *mask;
     float *xq, *gxq;      /* quantized input and its gradient */
     float *wq, *gwq;      /* quantized weight and its gradient */
-    float *z, *gz;        /* conv output before |s| (ewgs) and its gradient */
+    /* ewgs output scale |s| applied to the (small) quantized weight and bias instead of the
+       (large) layer output: y = |s| (W_q x + b) = (|s| W_q) x + |s| b, and in the backward
+       dL/dW_q = |s| G, dL/ds = sign(s) <G, W_q> with G the gradient of |s| W_q */
+    float *wqs, *gwqs;    /* |s| W_q and its gradient */
+    float *bqs, *gbqs;    /* |s| b and its gradient (layers with a bias) */
     float *scratch_w, *scratch_a;
     float *pert_w, *pert_a;   /* Hessian-trace probes (NULL in normal training) */
     sq_conv_shape cs;
+    /* BatchNorm folding (sq_model_fold_bn): a folded BN node (folded = 1) passes its input
+       through; the conv before it runs with fw (folded weight) and fbias (n->c floats), both
+       backend memory owned by the model; the conv's own parameters are left untouched */
+    int folded;
+    float *fw, *fbias;
 } sq_node;
 
 typedef struct sq_quant_opts {
@@ -129,6 +138,15 @@ sq_status sq_model_set(sq_model *m, const char *name, const float *host, size_t 
 
 /* Quantizer initialisation from one batch in train mode, layer by layer (method.md 3.2). */
 sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n);
+
+/* Folds every eval-mode BatchNorm that directly follows a convolution (and is its only consumer)
+   into that convolution, for an inference-only model such as the frozen teacher:
+   W' = W gamma / sqrt(var + eps), b' = (b - mean) gamma / sqrt(var + eps) + beta (computed in
+   double on the host, written back to the model's weights). The BN node then passes its input
+   through. Results change only by float rounding. Call after sq_model_setup(m, be, batch, 0)
+   and after the weights are loaded; a second call does nothing. Fills *folded (may be NULL)
+   with the number of BN layers folded. */
+sq_status sq_model_fold_bn(sq_model *m, int *folded);
 
 /* Copies every tensor with the same name and shape from src (teacher -> student). Returns the
    number copied. */

@@ -1,5 +1,5 @@
 /* act.c: CPU activations (ReLU, ReLU6) and elementwise helpers (add, axpy, scale, fill),
-   OpenMP-parallel with static schedules above SQ_CPU_PAR_MIN elements. ReLU/ReLU6 backward pass
+   OpenMP-parallel with dynamic schedules above SQ_CPU_PAR_MIN elements. ReLU/ReLU6 backward pass
    the gradient only strictly inside the linear region (PyTorch: zero at 0 and at 6). */
 #include "cpu_ops.h"
 #include <math.h>
@@ -8,7 +8,7 @@
 #include <emmintrin.h>
 #endif
 
-#define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)")
+#define PAR_FOR _Pragma("omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)")
 
 void sq_cpu_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y)
 {
@@ -26,24 +26,29 @@ void sq_cpu_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y)
 
 /* gx += mask(x) * gy with explicit SSE: gcc turns the scalar form into a data-dependent branch
    (ReLU masks are near random, so it mispredicted about half the time: 4-7x slower than the
-   forward). Each thread takes a contiguous static chunk, as the forward does. */
-static void mask_acc(size_t n, const float *restrict x, const float *restrict gy, float *restrict gx, float hi)
+   forward). Blocks of 16384 elements are handed out dynamically, as in the forward. */
+static void mask_block(size_t b, size_t e, const float *restrict x, const float *restrict gy,
+                       float *restrict gx, float hi)
 {
-#pragma omp parallel if (n >= SQ_CPU_PAR_MIN)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        size_t b = n * t / nt, e = n * (t + 1) / nt, i = b;
+    size_t i = b;
 #ifdef __SSE2__
-        const __m128 z = _mm_setzero_ps(), h = _mm_set1_ps(hi);
-        for (; i + 4 <= e; i += 4) {
-            __m128 xv = _mm_loadu_ps(x + i);
-            __m128 m = _mm_cmpgt_ps(xv, z);
-            if (hi < INFINITY) m = _mm_and_ps(m, _mm_cmplt_ps(xv, h));
-            _mm_storeu_ps(gx + i, _mm_add_ps(_mm_loadu_ps(gx + i), _mm_and_ps(m, _mm_loadu_ps(gy + i))));
-        }
-#endif
-        for (; i < e; i++) gx[i] += (x[i] > 0.0f && (hi == INFINITY || x[i] < hi)) ? gy[i] : 0.0f;
+    const __m128 z = _mm_setzero_ps(), h = _mm_set1_ps(hi);
+    for (; i + 4 <= e; i += 4) {
+        __m128 xv = _mm_loadu_ps(x + i);
+        __m128 m = _mm_cmpgt_ps(xv, z);
+        if (hi < INFINITY) m = _mm_and_ps(m, _mm_cmplt_ps(xv, h));
+        _mm_storeu_ps(gx + i, _mm_add_ps(_mm_loadu_ps(gx + i), _mm_and_ps(m, _mm_loadu_ps(gy + i))));
     }
+#endif
+    for (; i < e; i++) gx[i] += (x[i] > 0.0f && (hi == INFINITY || x[i] < hi)) ? gy[i] : 0.0f;
+}
+
+static void mask_acc(size_t n, const float *x, const float *gy, float *gx, float hi)
+{
+    const size_t blk = 16384, nblk = (n + blk - 1) / blk;
+#pragma omp parallel for SQ_SCHED_ITEMS if (n >= SQ_CPU_PAR_MIN)
+    for (size_t q = 0; q < nblk; q++)
+        mask_block(q * blk, (q + 1) * blk < n ? (q + 1) * blk : n, x, gy, gx, hi);
 }
 
 void sq_cpu_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx)

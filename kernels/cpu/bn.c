@@ -13,7 +13,7 @@ void sq_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamm
                          float eps, float *y, float *save_mean, float *save_invstd)
 {
     const double cnt = (double)n * hw;
-#pragma omp parallel for schedule(static) if (par_ok(n, c, hw))
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         /* shifted sums (shift = first element) keep the variance accurate for large means */
         const float shift = x[(size_t)ch * hw];
@@ -57,7 +57,7 @@ void sq_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma
                         const float *beta, const float *run_mean, const float *run_var, float eps,
                         float *y)
 {
-#pragma omp parallel for schedule(static) if (par_ok(n, c, hw))
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         const float invstd = (float)(1.0 / sqrt((double)run_var[ch] + eps));
         const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
@@ -76,7 +76,7 @@ void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const 
                    float *gbeta)
 {
     const double cnt = (double)n * hw;
-#pragma omp parallel for schedule(static) if (par_ok(n, c, hw))
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         const float mean = save_mean[ch], invstd = save_invstd[ch];
         double sg = 0.0, sgx = 0.0;

@@ -49,7 +49,7 @@ void sq_cpu_conv_dw_fwd(const sq_conv_shape *cs, const float *x, const float *w,
     const int mult = cs->k / cs->c, ks = cs->r * cs->s;
     const long planes = (long)cs->n * cs->k;
     const size_t hw = (size_t)cs->h * cs->w, ohw = (size_t)cs->oh * cs->ow;
-#pragma omp parallel for schedule(static) if (planes * ohw * ks >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * ohw * ks >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         long i = p / cs->k;
         int o = (int)(p % cs->k);
@@ -122,7 +122,7 @@ void sq_cpu_conv_dw_bwd(const sq_conv_shape *cs, const float *x, const float *w,
     const long work = (long)cs->n * cs->k * (long)ohw * ks;
     if (gx) {
         const long planes = (long)cs->n * cs->c;
-#pragma omp parallel for schedule(static) if (work >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (work >= SQ_CPU_PAR_MIN)
         for (long p = 0; p < planes; p++) {
             long i = p / cs->c;
             int ci = (int)(p % cs->c);
@@ -134,7 +134,7 @@ void sq_cpu_conv_dw_bwd(const sq_conv_shape *cs, const float *x, const float *w,
         }
     }
     if (gw || gb) {
-#pragma omp parallel for schedule(static) if (work >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (work >= SQ_CPU_PAR_MIN)
         for (int o = 0; o < cs->k; o++) {
             int ci = o / mult;
             double bacc = 0.0;

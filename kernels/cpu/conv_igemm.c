@@ -3,20 +3,23 @@
    once into zero-padded "phase planes" (stride st splits the padded image into st*st
    sub-sampled planes), so every kernel tap (c, r, s) reads a plain shifted window of one plane.
      forward      y = W * B_x                  (conv_fast.c igemm, written straight into y)
-     weight grad  gW^T += B_x * gy^T           (conv_fast.c wgrad; per-thread partials)
+     weight grad  gW^T += B_x * gy^T           (conv_fast.c wgrad; per-block partials)
      input grad   per phase (a, b) of gx (ih + pad = a mod st, iw + pad = b mod st): a stride-1
                   correlation of zero-padded gy with the flipped taps r = a + st*j, s = b + st*l
                   (the same igemm; added straight into gx for stride 1, through a buffer
                   otherwise)
-   Images are split into contiguous per-thread blocks; each thread has its own workspace slice,
-   whose zero borders are written once per call; weight-gradient partials are summed in thread
-   order (bit-identical for a given thread count). */
+   Images are handed out to threads dynamically (a thread that runs slower, e.g. on a busy
+   hyperthread sibling, simply takes fewer); each thread has its own workspace slice, whose zero
+   borders are written once per call. The weight gradient is summed per fixed block of images
+   (SQ_IG_WCHUNKS blocks, the scheduling unit of the backward pass) and the block partials are
+   added in block order, so results do not depend on the thread count or on the schedule. */
 #include "cpu_ops.h"
 #include <omp.h>
 #include <string.h>
 
 #define MR SQ_FAST_MR
 #define MAX_ST 4
+#define SQ_IG_WCHUNKS 32 /* weight-gradient blocks of images (fixed: deterministic) */
 
 typedef struct bd_phase {
     int jr, jl, kd;          /* taps r = a + st*j (j < jr), s = b + st*l (l < jl); kd = kg*jr*jl */
@@ -34,7 +37,8 @@ typedef struct ig_geo {
     int nph, ptop, pleft, bph, bpw;   /* input gradient: phases and the shared padded gy planes */
     bd_phase ph[MAX_ST * MAX_ST];
     size_t apack, apack_b, ints;      /* per group floats; ints of offsets and chunk tables */
-    size_t gplanes, out, gt, part, zrow; /* per-thread floats */
+    size_t part;                      /* floats of one block's weight-gradient partial */
+    size_t gplanes, out, gt, zrow;    /* per-thread floats */
     size_t shared, per_thread;
 } ig_geo;
 
@@ -58,6 +62,14 @@ static void phase_taps(const sq_conv_shape *cs, const ig_geo *g, int a, int b, b
     p->padh = p->jr - 1 - p->u0;
     p->padw = p->jl - 1 - p->v0;
     p->nchunk = p->nu * ((p->nv + 7) / 8);
+}
+
+static int wchunks(int n) { return n < SQ_IG_WCHUNKS ? n : SQ_IG_WCHUNKS; }
+
+/* weight-gradient partials of the image blocks, after the packed weights and integer tables */
+static float *block_parts(const sq_conv_shape *cs, const ig_geo *g, float *wsf)
+{
+    return wsf + sq_pad64(cs->groups * (g->apack + g->apack_b)) + sq_pad64(g->ints);
 }
 
 static ig_geo ig_geometry(const sq_conv_shape *cs)
@@ -121,9 +133,10 @@ static ig_geo ig_geometry(const sq_conv_shape *cs)
     if ((size_t)g.kg * g.bph * g.bpw > g.gplanes) g.gplanes = (size_t)g.kg * g.bph * g.bpw;
     g.apack = round_up(g.kg, MR) * g.crs;
     g.part = (size_t)cs->groups * g.crs * g.mp;
-    g.shared = sq_pad64(cs->groups * (g.apack + g.apack_b)) + g.ints;
+    g.shared = sq_pad64(cs->groups * (g.apack + g.apack_b)) + sq_pad64(g.ints) +
+               (size_t)wchunks(cs->n) * sq_pad64(g.part);
     g.per_thread = sq_pad64(g.xplanes) + sq_pad64(g.gplanes) + sq_pad64(g.out) + sq_pad64(g.gt) +
-                   sq_pad64(g.part) + sq_pad64(g.zrow);
+                   sq_pad64(g.zrow);
     return g;
 }
 
@@ -202,7 +215,7 @@ static void pack_shared(const sq_conv_shape *cs, const ig_geo *g, const float *w
 }
 
 typedef struct thread_ws {
-    float *xpl, *gpl, *out, *gt, *part, *zrow;
+    float *xpl, *gpl, *out, *gt, *zrow;
 } thread_ws;
 
 static thread_ws thread_slice(const ig_geo *g, float *wsf, int t)
@@ -212,8 +225,7 @@ static thread_ws thread_slice(const ig_geo *g, float *wsf, int t)
     s.gpl = s.xpl + sq_pad64(g->xplanes);
     s.out = s.gpl + sq_pad64(g->gplanes);
     s.gt = s.out + sq_pad64(g->out);
-    s.part = s.gt + sq_pad64(g->gt);
-    s.zrow = s.part + sq_pad64(g->part);
+    s.zrow = s.gt + sq_pad64(g->gt);
     return s;
 }
 
@@ -228,11 +240,10 @@ void sq_cpu_igemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, c
     const int n = cs->n, ohw = cs->oh * cs->ow;
 #pragma omp parallel num_threads(nthr)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        thread_ws tw = thread_slice(&g, wsf, t);
+        thread_ws tw = thread_slice(&g, wsf, omp_get_thread_num());
         memset(tw.xpl, 0, sizeof(float) * g.xplanes);
-        int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
-        for (int i = i0; i < i1; i++) {
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n; i++) {
             for (int gi = 0; gi < cs->groups; gi++) {
                 sq_cpu_fast_fill_planes(x + ((size_t)i * cs->c + (size_t)gi * g.cg) * cs->h * cs->w, g.cg,
                             cs->h, cs->w, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
@@ -285,47 +296,59 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
     pack_shared(cs, &g, w, wsf, 0, gx != NULL);
     const float *apack_b = wsf + cs->groups * g.apack;
     const int *ints = (const int *)(wsf + sq_pad64(cs->groups * (g.apack + g.apack_b)));
-    const int n = cs->n, oh = cs->oh, ow = cs->ow, h = cs->h, w_ = cs->w;
-    const size_t gsize = (size_t)g.crs * g.mp;
+    float *parts = block_parts(cs, &g, wsf);
+    const int n = cs->n, oh = cs->oh, ow = cs->ow, h = cs->h, w_ = cs->w, nb = wchunks(n);
+    const size_t gsize = (size_t)g.crs * g.mp, bpart = sq_pad64(g.part);
 #pragma omp parallel num_threads(nthr)
     {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        thread_ws tw = thread_slice(&g, wsf, t);
+        thread_ws tw = thread_slice(&g, wsf, omp_get_thread_num());
         if (gw) {
             memset(tw.xpl, 0, sizeof(float) * g.xplanes);
             memset(tw.gt, 0, sizeof(float) * g.gt);
             memset(tw.zrow, 0, sizeof(float) * g.zrow);
         }
         if (gx) memset(tw.gpl, 0, sizeof(float) * g.gplanes);
-        int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
-        for (int i = i0; i < i1; i++) {
-            for (int gi = 0; gi < cs->groups; gi++) {
-                const size_t xo = ((size_t)i * cs->c + (size_t)gi * g.cg) * h * w_;
-                const float *gyg = gy + ((size_t)i * cs->k + (size_t)gi * g.kg) * oh * ow;
-                if (gw) {
-                    sq_cpu_fast_fill_planes(x + xo, g.cg, h, w_, g.st, cs->pad, cs->pad, g.ph2, g.pw2, tw.xpl);
-                    sq_cpu_fast_transpose(g.kg, oh * ow, gyg, oh * ow, tw.gt, g.mp);
-                    sq_cpu_fast_wgrad(g.kg, g.crs, tw.gt, g.mp, tw.xpl, ints, tw.zrow, oh, ow,
-                                      g.pw2, tw.part + gi * gsize, i != i0);
+        /* blocks of images when the weight gradient is wanted, single images otherwise */
+        const int units = gw ? nb : n;
+#pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < units; blk++) {
+            const int i0 = gw ? (int)((long)n * blk / nb) : blk;
+            const int i1 = gw ? (int)((long)n * (blk + 1) / nb) : blk + 1;
+            float *part = parts + (size_t)blk * bpart;
+            for (int i = i0; i < i1; i++) {
+                for (int gi = 0; gi < cs->groups; gi++) {
+                    const size_t xo = ((size_t)i * cs->c + (size_t)gi * g.cg) * h * w_;
+                    const float *gyg = gy + ((size_t)i * cs->k + (size_t)gi * g.kg) * oh * ow;
+                    if (gw) {
+                        sq_cpu_fast_fill_planes(x + xo, g.cg, h, w_, g.st, cs->pad, cs->pad,
+                                                g.ph2, g.pw2, tw.xpl);
+                        sq_cpu_fast_transpose(g.kg, oh * ow, gyg, oh * ow, tw.gt, g.mp);
+                        sq_cpu_fast_wgrad(g.kg, g.crs, tw.gt, g.mp, tw.xpl, ints, tw.zrow, oh, ow,
+                                          g.pw2, part + gi * gsize, i != i0);
+                    }
+                    if (gx)
+                        bwd_data_image(cs, &g, apack_b + gi * g.apack_b, ints, gyg, gx + xo, &tw);
                 }
-                if (gx)
-                    bwd_data_image(cs, &g, apack_b + gi * g.apack_b, ints, gyg, gx + xo, &tw);
             }
         }
         if (gw) {
+            /* (implicit barrier above) block partials summed in block order into block 0,
+               contiguously, then gw (K, crs) += that sum read from its (groups, crs, mp) layout */
+#pragma omp for schedule(static)
+            for (size_t q0 = 0; q0 < g.part; q0 += 256) {
+                const size_t len = g.part - q0 < 256 ? g.part - q0 : 256;
+                float *d = parts + q0;
+                for (int b = 1; b < nb; b++) {
+                    const float *sp = parts + (size_t)b * bpart + q0;
+#pragma omp simd
+                    for (size_t q = 0; q < len; q++) d[q] += sp[q];
+                }
+            }
             const long nw = (long)cs->k * g.crs;
-            const float *part0 = thread_slice(&g, wsf, 0).part;
-#pragma omp barrier
 #pragma omp for schedule(static)
             for (long e = 0; e < nw; e++) {
-                /* gw (K, crs) from the transposed partials (groups, crs, mp) */
                 const long o = e / g.crs, j = e % g.crs;
-                const size_t src = (size_t)(o / g.kg) * gsize + (size_t)j * g.mp + o % g.kg;
-                float acc = gw[e];
-                for (int u = 0; u < nt; u++)
-                    if ((long)n * u / nt < (long)n * (u + 1) / nt)
-                        acc += part0[(size_t)u * g.per_thread + src];
-                gw[e] = acc;
+                gw[e] += parts[(size_t)(o / g.kg) * gsize + (size_t)j * g.mp + o % g.kg];
             }
         }
     }

@@ -16,6 +16,14 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
 /* elementwise loops below this many elements run on one thread (fork/join costs more) */
 #define SQ_CPU_PAR_MIN 32768
 
+/* OpenMP schedules. Work is handed out dynamically, never in fixed per-thread halves: on shared
+   or SMT machines one core often runs 10-25 % slower than another, and a static split makes
+   every other thread wait for it at each barrier. Only loops whose iterations are independent
+   use these, so results do not depend on which thread ran what. */
+#define SQ_SCHED_ELEMS schedule(dynamic, 16384) /* loops over single elements */
+#define SQ_SCHED_PLANES schedule(dynamic, 8)    /* loops over (image, channel) planes */
+#define SQ_SCHED_ITEMS schedule(dynamic, 1)     /* channels, reduction chunks, images */
+
 /* ---- mem.c: memory, threads ---- */
 void *sq_cpu_alloc(size_t bytes);
 void sq_cpu_free(void *p);

@@ -13,7 +13,7 @@
 /* y[i] = EXPR for every i, OpenMP + SIMD */
 #define FQ_FWD(EXPR)                                                                              \
     do {                                                                                          \
-        _Pragma("omp parallel for simd schedule(static) if (n > SQ_FQ_SERIAL)")                   \
+        _Pragma("omp parallel for simd schedule(dynamic, 16384) if (n > SQ_FQ_SERIAL)")                   \
         for (size_t i = 0; i < n; i++) yr[i] = (EXPR);                                           \
     } while (0)
 
@@ -70,7 +70,7 @@ static void fq_chunk(size_t n, int k, size_t *b, size_t *e)
 static float fq_maxabs_tanh(size_t n, const float *x)
 {
     float m = 0.0f;
-#pragma omp parallel for schedule(static) reduction(max : m) if (n > SQ_FQ_SERIAL)
+#pragma omp parallel for SQ_SCHED_ELEMS reduction(max : m) if (n > SQ_FQ_SERIAL)
     for (size_t i = 0; i < n; i++) {
         float t = fabsf(tanhf(x[i]));
         if (t > m) m = t;
@@ -139,7 +139,7 @@ void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
     case SQ_QM_DOREFA_A: fn = bwd_dorefa_a; break;
     default: fn = bwd_generic; break;
     }
-#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+#pragma omp parallel for SQ_SCHED_ITEMS if (n > SQ_FQ_SERIAL)
     for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
         size_t b, e;
         fq_chunk(n, c, &b, &e);
@@ -159,7 +159,7 @@ void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
 void sq_cpu_absscale_fwd(size_t n, const float *s, const float *z, float *y)
 {
     float a = fabsf(s[0]);
-#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+#pragma omp parallel for SQ_SCHED_ELEMS if (n > SQ_FQ_SERIAL)
     for (size_t i = 0; i < n; i++) y[i] = a * z[i];
 }
 
@@ -185,7 +185,7 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
 {
     float a = fabsf(s[0]);
     double part[SQ_FQ_CHUNKS];
-#pragma omp parallel for schedule(static) if (n > SQ_FQ_SERIAL)
+#pragma omp parallel for SQ_SCHED_ITEMS if (n > SQ_FQ_SERIAL)
     for (int c = 0; c < SQ_FQ_CHUNKS; c++) {
         size_t b, e;
         fq_chunk(n, c, &b, &e);

@@ -27,7 +27,7 @@ void sq_cpu_memset0(void *p, size_t bytes)
         return;
     }
     long nchunks = (long)((bytes + chunk - 1) / chunk);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for SQ_SCHED_ITEMS
     for (long i = 0; i < nchunks; i++) {
         size_t off = (size_t)i * chunk;
         memset((char *)p + off, 0, bytes - off < chunk ? bytes - off : chunk);

@@ -8,11 +8,11 @@ void sq_cpu_sgd_step(size_t n, float *p, const float *g, float *m, float lr, flo
                      float wd)
 {
     if (!m) { /* no momentum buffer (momentum must be 0): plain SGD */
-#pragma omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
         for (size_t i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
         return;
     }
-#pragma omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float d = g[i] + wd * p[i];
         float mi = momentum * m[i] + d;
@@ -27,7 +27,7 @@ void sq_cpu_adam_step(size_t n, float *p, const float *g, float *m, float *v, fl
     const double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
     const float step = (float)(lr / bc1), bc2s = (float)sqrt(bc2);
     const float c1 = (float)(1.0 - (double)b1), c2 = (float)(1.0 - (double)b2);
-#pragma omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         float d = g[i] + wd * p[i];
         float mi = b1 * m[i] + c1 * d;

@@ -14,7 +14,7 @@ void sq_cpu_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int s
     const int oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
     const long planes = (long)n * c;
     const float inv = 1.0f / (float)(k * k);
-#pragma omp parallel for schedule(static) if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * h * w;
         float *yp = y + (size_t)p * oh * ow;
@@ -59,7 +59,7 @@ void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int s
     const int oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
     const long planes = (long)n * c;
     const float inv = 1.0f / (float)(k * k);
-#pragma omp parallel for schedule(static) if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *gp = gy + (size_t)p * oh * ow;
         float *xp = gx + (size_t)p * h * w;
@@ -88,7 +88,7 @@ void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int s
 void sq_cpu_gap_fwd(int n, int c, int hw, const float *x, float *y)
 {
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if (planes * hw >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * hw;
         float s = 0.0f;
@@ -102,7 +102,7 @@ void sq_cpu_gap_bwd(int n, int c, int hw, const float *gy, float *gx)
 {
     if (!gx) return;
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if (planes * hw >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float g = gy[p] / (float)hw;
         float *xp = gx + (size_t)p * hw;

@@ -9,7 +9,7 @@ void sq_cpu_shortcut_a_fwd(int n, int c, int h, int w, int k, const float *x, fl
 {
     const int oh = (h + 1) / 2, ow = (w + 1) / 2, padc = (k - c) / 2;
     const long planes = (long)n * k;
-#pragma omp parallel for schedule(static) if (planes * oh * ow >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         long i = p / k;
         int o = (int)(p % k), ci = o - padc;
@@ -29,7 +29,7 @@ void sq_cpu_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, f
     if (!gx) return;
     const int oh = (h + 1) / 2, ow = (w + 1) / 2, padc = (k - c) / 2;
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if (planes * oh * ow >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         long i = p / c;
         int ci = (int)(p % c);
@@ -43,7 +43,7 @@ void sq_cpu_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, f
 void sq_cpu_concat_fwd(int n, int c1, int c2, int hw, const float *a, const float *b, float *y)
 {
     const size_t na = (size_t)c1 * hw, nb = (size_t)c2 * hw;
-#pragma omp parallel for schedule(static) if ((na + nb) * n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if ((na + nb) * n >= SQ_CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         memcpy(y + i * (na + nb), a + i * na, sizeof(float) * na);
         memcpy(y + i * (na + nb) + na, b + i * nb, sizeof(float) * nb);
@@ -53,7 +53,7 @@ void sq_cpu_concat_fwd(int n, int c1, int c2, int hw, const float *a, const floa
 void sq_cpu_concat_bwd(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb)
 {
     const size_t na = (size_t)c1 * hw, nb = (size_t)c2 * hw;
-#pragma omp parallel for schedule(static) if ((na + nb) * n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if ((na + nb) * n >= SQ_CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         const float *g = gy + i * (na + nb);
         if (ga)
@@ -67,7 +67,7 @@ void sq_cpu_shuffle_fwd(int n, int c, int hw, int groups, const float *x, float 
 {
     const int cpg = c / groups;
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if (planes * hw >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         long i = p / c;
         int g = (int)(p % c) / cpg, j = (int)(p % c) % cpg;
@@ -81,7 +81,7 @@ void sq_cpu_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, float
     if (!gx) return;
     const int cpg = c / groups;
     const long planes = (long)n * c;
-#pragma omp parallel for schedule(static) if (planes * hw >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         long i = p / c;
         int g = (int)(p % c) / cpg, j = (int)(p % c) % cpg;
@@ -105,7 +105,7 @@ void sq_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float 
                         uint8_t *mask)
 {
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-#pragma omp parallel for schedule(static) if (n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         int keep = p < 1.0f && sq_cpu_dropout_keep(seed, i, p);
         mask[i] = (uint8_t)keep;
@@ -117,6 +117,6 @@ void sq_cpu_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy,
 {
     if (!gx) return;
     const float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
-#pragma omp parallel for simd schedule(static) if (n >= SQ_CPU_PAR_MIN)
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) gx[i] += mask[i] ? gy[i] * scale : 0.0f;
 }
