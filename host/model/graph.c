@@ -130,6 +130,13 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     act.base = m->act_arena; act.used = 0;
     grad.base = m->grad_arena; grad.used = 0;
     plan(m, &act, &grad);
+    for (int i = 0; i + 1 < m->nnodes; i++) {
+        sq_node *n = &m->nodes[i], *next = &m->nodes[i + 1];
+        int uses = 0;
+        for (int j = 0; j < m->nnodes; j++) uses += (m->nodes[j].in0 == i) + (m->nodes[j].in1 == i);
+        n->fuse_act = (n->op == SQ_NODE_BN || n->op == SQ_NODE_ADD) && next->op == SQ_NODE_ACT &&
+                      next->in0 == i && uses == 1;
+    }
     /* BN defaults: gamma 1, running var 1 (weights are set by init or a checkpoint) */
     for (int i = 0; i < m->nnodes; i++) {
         const sq_node *n = &m->nodes[i];
@@ -265,9 +272,35 @@ void sq_node_fwd(sq_model *m, int i, int batch, int train)
     }
 }
 
+/* BN (training) or ADD node i and the activation after it as one fused op; 0 if not fused */
+static int fwd_fused(sq_model *m, int i, int batch, int train)
+{
+    const sq_backend *be = m->be;
+    sq_node *n = &m->nodes[i], *act = &m->nodes[i + 1];
+    if (!n->fuse_act) return 0;
+    const sq_node *in = &m->nodes[n->in0];
+    if (n->op == SQ_NODE_BN && train && !n->folded && be->bn_act_fwd_train) {
+        be->bn_act_fwd_train(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out,
+                             tparam(m, n->pw), tparam(m, n->pb), tparam(m, n->prm),
+                             tparam(m, n->prv), 0.1f, 1e-5f, act->out, n->save_mean,
+                             n->save_invstd);
+        n->bn_tracked++;
+        return 1;
+    }
+    if (n->op == SQ_NODE_ADD && be->add_act_fwd) {
+        be->add_act_fwd((size_t)batch * node_numel(n), (sq_act_kind)act->act, in->out,
+                        m->nodes[n->in1].out, act->out);
+        return 1;
+    }
+    return 0;
+}
+
 float *sq_model_forward(sq_model *m, int n, int train)
 {
-    for (int i = 0; i < m->nnodes; i++) sq_node_fwd(m, i, n, train);
+    for (int i = 0; i < m->nnodes; i++) {
+        if (fwd_fused(m, i, n, train)) i++; /* the activation ran inside the fused op */
+        else sq_node_fwd(m, i, n, train);
+    }
     return m->nodes[m->nnodes - 1].out;
 }
 
@@ -312,6 +345,15 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
     }
 }
 
+/* node i (BN or ADD) and the activation after it have a fused backward on this backend */
+static int bwd_fusable(const sq_model *m, int i)
+{
+    if (i < 0 || !m->nodes[i].fuse_act) return 0;
+    const sq_node *n = &m->nodes[i];
+    return n->op == SQ_NODE_BN ? !n->folded && m->be->bn_act_bwd != NULL
+                               : m->be->add_act_bwd != NULL;
+}
+
 void sq_model_backward(sq_model *m, int batch, const float *glogits)
 {
     const sq_backend *be = m->be;
@@ -323,6 +365,22 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
         sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;
         float *gin = (in && in->op != SQ_NODE_INPUT) ? in->gout : NULL;
         size_t numel = (size_t)batch * node_numel(n);
+        /* a fused BN/ADD + activation pair: the activation's backward runs inside the fused op
+           of node i - 1 (its output tells act'(x); its input buffer need not be written) */
+        if (n->op == SQ_NODE_ACT && bwd_fusable(m, i - 1)) continue;
+        if (bwd_fusable(m, i)) {
+            const sq_node *act = &m->nodes[i + 1];
+            if (n->op == SQ_NODE_BN) {
+                be->bn_act_bwd(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out,
+                               act->gout, tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
+                               tgrad(m, n->pw), tgrad(m, n->pb));
+            } else {
+                sq_node *b = &m->nodes[n->in1];
+                be->add_act_bwd(numel, (sq_act_kind)act->act, act->out, act->gout, gin,
+                                b->op != SQ_NODE_INPUT ? b->gout : NULL);
+            }
+            continue;
+        }
         switch (n->op) {
         case SQ_NODE_INPUT:
         case SQ_NODE_FLATTEN:

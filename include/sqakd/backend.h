@@ -143,6 +143,25 @@ typedef struct sq_backend {
                      float wd);
     void (*adam_step)(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
                       float b2, float eps, float wd, int t);
+
+    /* ---- optional fused ops: a backend may leave any of them NULL, and the graph then runs
+       the unfused pair (same results up to float rounding) ----
+       bn_act_fwd_train: y = act(BN_train(x)), with bn_fwd_train's statistics, running-stat update
+         and saved mean/invstd; the BN output itself is never stored.
+       bn_act_bwd: backward of that pair from the activation output y and its gradient gy:
+         g = gy * act'(y) (ReLU: y > 0; ReLU6: 0 < y < 6), then exactly bn_bwd with g.
+       add_act_fwd: y = act(a + b).  add_act_bwd: g = gy * act'(y); ga += g; gb += g (either
+         may be NULL). */
+    void (*bn_act_fwd_train)(int n, int c, int hw, sq_act_kind act, const float *x,
+                             const float *gamma, const float *beta, float *run_mean,
+                             float *run_var, float momentum, float eps, float *y,
+                             float *save_mean, float *save_invstd);
+    void (*bn_act_bwd)(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                       const float *gy, const float *gamma, const float *save_mean,
+                       const float *save_invstd, float *gx, float *ggamma, float *gbeta);
+    void (*add_act_fwd)(size_t n, sq_act_kind act, const float *a, const float *b, float *y);
+    void (*add_act_bwd)(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
+                        float *gb);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error

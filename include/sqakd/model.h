@@ -69,6 +69,10 @@ typedef struct sq_node {
        backend memory owned by the model; the conv's own parameters are left untouched */
     int folded;
     float *fw, *fbias;
+    /* BN or ADD whose only consumer is the next node, an activation: with the backend's fused
+       op (bn_act_* in training mode, add_act_*) the pair runs as one op, writing straight into
+       the activation's output (set by sq_model_setup) */
+    int fuse_act;
 } sq_node;
 
 typedef struct sq_quant_opts {

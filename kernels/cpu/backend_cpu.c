@@ -46,6 +46,10 @@ static const sq_backend g_cpu = {
     .fakequant_bwd = sq_cpu_fakequant_bwd,
     .absscale_fwd = sq_cpu_absscale_fwd,
     .absscale_bwd = sq_cpu_absscale_bwd,
+    .bn_act_fwd_train = sq_cpu_bn_act_fwd_train,
+    .bn_act_bwd = sq_cpu_bn_act_bwd,
+    .add_act_fwd = sq_cpu_add_act_fwd,
+    .add_act_bwd = sq_cpu_add_act_bwd,
     .sgd_step = sq_cpu_sgd_step,
     .adam_step = sq_cpu_adam_step,
 };

@@ -1,0 +1,141 @@
+/* fused.c: the CPU backend's optional fused ops (backend.h): BatchNorm (training) + activation
+   and residual add + activation, forward and backward. Each saves a full pass over the tensor
+   and the intermediate buffer; the arithmetic is that of bn.c and act.c in the same order, so
+   results equal the unfused pair's. */
+#include "cpu_ops.h"
+#include <math.h>
+
+static int par_ok(int n, int c, int hw) { return (size_t)n * c * hw >= SQ_CPU_PAR_MIN && c > 1; }
+
+/* act(v): ReLU or ReLU6, branch-free so loops vectorise */
+static inline float act_apply(float v, float hi)
+{
+    v = v > 0.0f ? v : 0.0f;
+    return v < hi ? v : hi;
+}
+
+/* act'(y) from the activation's output: y > 0 and y < hi (ReLU6's output is 6 exactly when its
+   input is >= 6, where PyTorch's gradient is 0; for ReLU hi is +inf) */
+static inline float act_grad(float y, float gy, float hi) { return y > 0.0f && y < hi ? gy : 0.0f; }
+
+static float act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
+
+void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                             const float *gamma, const float *beta, float *run_mean,
+                             float *run_var, float momentum, float eps, float *y,
+                             float *save_mean, float *save_invstd)
+{
+    const double cnt = (double)n * hw;
+    const float hi = act_hi(act);
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
+    for (int ch = 0; ch < c; ch++) {
+        const float shift = x[(size_t)ch * hw];
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw;
+            float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                float d = p[j] - shift;
+                a += d;
+                b += d * d;
+            }
+            s1 += a;
+            s2 += b;
+        }
+        double dmean = s1 / cnt;
+        double var = s2 / cnt - dmean * dmean;
+        if (var < 0.0) var = 0.0;
+        double mean = shift + dmean;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        if (save_mean) save_mean[ch] = (float)mean;
+        if (save_invstd) save_invstd[ch] = invstd;
+        if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
+        if (run_var) {
+            double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
+            run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
+        }
+        const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
+        const float b = (beta ? beta[ch] : 0.0f) - (float)mean * a;
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw;
+            float *q = y + ((size_t)i * c + ch) * hw;
+#pragma omp simd
+            for (int j = 0; j < hw; j++) q[j] = act_apply(p[j] * a + b, hi);
+        }
+    }
+}
+
+void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                       const float *gy, const float *gamma, const float *save_mean,
+                       const float *save_invstd, float *gx, float *ggamma, float *gbeta)
+{
+    const double cnt = (double)n * hw;
+    const float hi = act_hi(act);
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
+    for (int ch = 0; ch < c; ch++) {
+        const float mean = save_mean[ch], invstd = save_invstd[ch];
+        double sg = 0.0, sgx = 0.0;
+        for (int i = 0; i < n; i++) {
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *p = x + off, *yp = y + off, *g = gy + off;
+            float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                const float gj = act_grad(yp[j], g[j], hi);
+                a += gj;
+                b += gj * (p[j] - mean);
+            }
+            sg += a;
+            sgx += b;
+        }
+        if (ggamma) ggamma[ch] += (float)(sgx * invstd);
+        if (gbeta) gbeta[ch] += (float)sg;
+        if (!gx) continue;
+        const float proj = (float)(sgx * invstd * invstd / cnt);
+        const float gmean = (float)(sg / cnt);
+        const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
+        for (int i = 0; i < n; i++) {
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *p = x + off, *yp = y + off, *g = gy + off;
+            float *q = gx + off;
+#pragma omp simd
+            for (int j = 0; j < hw; j++)
+                q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
+        }
+    }
+}
+
+void sq_cpu_add_act_fwd(size_t n, sq_act_kind act, const float *a, const float *b, float *y)
+{
+    const float hi = act_hi(act);
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = act_apply(a[i] + b[i], hi);
+}
+
+static void add_act_block(size_t b, size_t e, float hi, const float *restrict y,
+                          const float *restrict gy, float *restrict ga, float *restrict gb)
+{
+    if (ga && gb) {
+#pragma omp simd
+        for (size_t i = b; i < e; i++) {
+            const float g = act_grad(y[i], gy[i], hi);
+            ga[i] += g;
+            gb[i] += g;
+        }
+    } else if (ga || gb) {
+        float *restrict d = ga ? ga : gb;
+#pragma omp simd
+        for (size_t i = b; i < e; i++) d[i] += act_grad(y[i], gy[i], hi);
+    }
+}
+
+void sq_cpu_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
+                        float *gb)
+{
+    const float hi = act_hi(act);
+    const size_t blk = 16384, nblk = (n + blk - 1) / blk;
+#pragma omp parallel for SQ_SCHED_ITEMS if (n >= SQ_CPU_PAR_MIN)
+    for (size_t q = 0; q < nblk; q++)
+        add_act_block(q * blk, (q + 1) * blk < n ? (q + 1) * blk : n, hi, y, gy, ga, gb);
+}
