@@ -122,10 +122,14 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     m->ws = be->alloc(ws ? ws : 256);
     if (!m->p || !m->buf || !m->qp || !m->act_arena || !m->ws ||
         (with_grad && (!m->g || !m->qg || !m->grad_arena))) {
-        double mb = (bytes_p * (with_grad ? 2.0 : 1.0) + (act.used + grad.used) * 4.0 + ws) / 1048576.0;
-        sq_set_error("out of %s memory planning %s at batch %d (needs about %.0f MiB): use a smaller --batch",
-                     be->name, m->arch, batch, mb);
-        return SQ_ENOMEM;
+        double need = (bytes_p + bytes_q) * (with_grad ? 2.0 : 1.0) + bytes_b + (act.used + grad.used) * 4.0 + ws;
+        /* give back what was allocated: nothing stays half set up, and the free figure is true */
+        void *got[] = {m->p, m->buf, m->qp, m->g, m->qg, m->act_arena, m->grad_arena, m->ws};
+        for (size_t i = 0; i < sizeof got / sizeof got[0]; i++)
+            if (got[i]) be->free(got[i]);
+        m->p = m->buf = m->qp = m->g = m->qg = m->act_arena = m->grad_arena = NULL;
+        m->ws = NULL;
+        return sq_backend_oom_error(be, need, m->arch, batch, NULL);
     }
     act.base = m->act_arena; act.used = 0;
     grad.base = m->grad_arena; grad.used = 0;
@@ -211,7 +215,12 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
     if (n->op == SQ_NODE_CONV) {
         sq_conv_shape cs;
         conv_shape(m, n, batch, &cs);
-        be->conv2d_fwd(&cs, x, w, b, y, m->ws);
+        /* quantized: integer arithmetic on the quantizers' grids where the backend can (not
+           under Hessian probes, which move the values off the grid) */
+        if (!(n->quant && !n->pert_w && !n->pert_a && be->qconv2d_fwd &&
+              be->qconv2d_fwd(&cs, &n->qa, qparam(m, n->qpa), n->xq, &n->qw, qparam(m, n->qpw),
+                              n->wq, n->qps >= 0 ? qparam(m, n->qps) : NULL, b, y, m->ws)))
+            be->conv2d_fwd(&cs, x, w, b, y, m->ws);
     } else {
         be->linear_fwd(batch, (int)node_numel(in), n->c, x, w, b, y);
     }

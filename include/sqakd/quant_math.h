@@ -283,6 +283,33 @@ static inline SQ_HD sq_qm_grad sq_qm_bwd(const sq_qm_ctx *k, float x, float gy)
     }
 }
 
+/* The integer grid of the op's output: every value it produces is code * step (up to float
+   rounding) with an integer code in [cmin, cmax]. 0 when there is none (identity) or the
+   parameters make it degenerate. p0 / p1 must be loaded. Used by integer-arithmetic kernels
+   (kernels/cpu/qconv.c), which recover codes as rint(y / step). */
+static inline SQ_HD int sq_qm_grid(const sq_qm_ctx *k, float *step, int *cmin, int *cmax)
+{
+    const int n = k->levels - 1;
+    switch (k->op) {
+    case SQ_QM_EWGS_A: /* q = j / n */
+    case SQ_QM_DOREFA_A:
+        *step = 1.0f / (float)n; *cmin = 0; *cmax = n;
+        return 1;
+    case SQ_QM_EWGS_W: /* 2 q - 1 = (2 j - n) / n */
+    case SQ_QM_DOREFA_W:
+        *step = 1.0f / (float)n; *cmin = -n; *cmax = n;
+        return 1;
+    case SQ_QM_PACT_A: /* alpha j / n */
+        *step = k->p0 / (float)n; *cmin = 0; *cmax = n;
+        return k->p0 > 0.0f;
+    case SQ_QM_LSQ: /* s j, j in [-Qn, Qp] */
+        *step = k->p0; *cmin = -(int)k->qn; *cmax = (int)k->qp;
+        return k->p0 > 0.0f;
+    default:
+        return 0;
+    }
+}
+
 /* number of qp floats read by the op (matches sq_quant_nparams) */
 static inline SQ_HD int sq_qm_nparams(const sq_qm_ctx *k)
 {

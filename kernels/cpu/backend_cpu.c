@@ -50,6 +50,7 @@ static const sq_backend g_cpu = {
     .bn_act_bwd = sq_cpu_bn_act_bwd,
     .add_act_fwd = sq_cpu_add_act_fwd,
     .add_act_bwd = sq_cpu_add_act_bwd,
+    .qconv2d_fwd = sq_cpu_qconv2d_fwd,
     .sgd_step = sq_cpu_sgd_step,
     .adam_step = sq_cpu_adam_step,
 };

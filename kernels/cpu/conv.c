@@ -63,9 +63,24 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
     if (is_depthwise(cs)) return 0;
     int t = sq_cpu_threads();
     if (g_ws_threads <= 0 || t < g_ws_threads) g_ws_threads = t;
-    if (sq_cpu_igemm_applies(cs)) return sq_cpu_igemm_ws_floats(cs, t) * sizeof(float);
-    conv_geo g = geometry(cs);
-    return (size_t)t * (g.col + g.part) * sizeof(float);
+    size_t q = sq_cpu_qconv_available() && sq_cpu_qconv_shape_ok(cs) ? sq_cpu_qconv_ws_bytes(cs, t) : 0;
+    size_t f;
+    if (sq_cpu_igemm_applies(cs)) {
+        f = sq_cpu_igemm_ws_floats(cs, t) * sizeof(float);
+    } else {
+        conv_geo g = geometry(cs);
+        f = (size_t)t * (g.col + g.part) * sizeof(float);
+    }
+    return f > q ? f : q;
+}
+
+int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *b, float *y, void *ws)
+{
+    if (is_depthwise(cs)) return 0;
+    const conv_geo g = geometry(cs);
+    return sq_cpu_qconv_run(cs, qa, qpa, xq, qw, qpw, wq, yscale, b, y, ws, conv_threads(cs, &g));
 }
 
 /* output columns [*o0, *o1) whose input column o*stride - pad + s lies inside [0, w) */

@@ -24,6 +24,18 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
 #define SQ_SCHED_PLANES schedule(dynamic, 8)    /* loops over (image, channel) planes */
 #define SQ_SCHED_ITEMS schedule(dynamic, 1)     /* channels, reduction chunks, images */
 
+/* ---- qconv.c: quantized conv forward in integer arithmetic (AVX-512 VNNI) ---- */
+int sq_cpu_qconv_available(void);
+int sq_cpu_qconv_shape_ok(const sq_conv_shape *cs);
+size_t sq_cpu_qconv_ws_bytes(const sq_conv_shape *cs, int threads);
+int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                     const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                     const float *yscale, const float *b, float *y, void *ws, int nthr);
+/* the op (conv.c): 0 when it does not apply (the caller runs conv2d_fwd) */
+int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *b, float *y, void *ws);
+
 /* ---- fused.c: optional fused ops (backend.h) ---- */
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
                              const float *gamma, const float *beta, float *run_mean,
