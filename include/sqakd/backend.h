@@ -162,6 +162,15 @@ typedef struct sq_backend {
     void (*add_act_fwd)(size_t n, sq_act_kind act, const float *a, const float *b, float *y);
     void (*add_act_bwd)(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
                         float *gb);
+    /* qconv2d_fwd: forward of a convolution whose input xq and weight wq are outputs of
+       fakequant_fwd (configs qa / qw, parameters qpa / qpw in backend memory), computed in
+       integer arithmetic on the quantizers' grids (quant_math.h sq_qm_grid):
+       y = (sum of code products) * step_x * step_w * |yscale[0]| + b  (yscale, b may be NULL).
+       Returns 0 and computes nothing when the backend cannot (shape, grid, CPU features); the
+       caller then runs conv2d_fwd. */
+    int (*qconv2d_fwd)(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *b, float *y, void *ws);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error
