@@ -17,9 +17,11 @@
         for (size_t i = 0; i < n; i++) yr[i] = (EXPR);                                           \
     } while (0)
 
-/* One backward chunk function per op: gx[i] += EXPR.gx over [b, e) and double sums of the
-   parameter-gradient terms. A plain function with restrict parameters (not a loop inside the
+/* One backward chunk function per op: gx[i] += EXPR.gx over [b, e) and the sums of the
+   parameter-gradient terms: in float over runs of SQ_FQ_RUN elements (8-wide SIMD sums), the
+   runs added up in double. A plain function with restrict parameters (not a loop inside the
    OpenMP region, where the pointers lose restrict) so that the loop vectorises. */
+#define SQ_FQ_RUN 512
 #define FQ_BWD_FN(NAME, EXPR)                                                                      \
     static void NAME(const sq_qm_ctx *k, size_t b, size_t e, const float *restrict xr,             \
                      const float *restrict gr, float *restrict gxr, double *o0, double *o1)        \
@@ -29,21 +31,27 @@
         const int lv = k->levels;                                                                  \
         (void)p0; (void)p1; (void)qn; (void)qpos; (void)mx; (void)dl; (void)gsc; (void)lv;         \
         double s0 = 0.0, s1 = 0.0;                                                                 \
-        if (gxr) {                                                                                 \
-            _Pragma("omp simd reduction(+ : s0, s1)")                                              \
-            for (size_t i = b; i < e; i++) {                                                       \
-                sq_qm_grad g = (EXPR);                                                             \
-                gxr[i] += g.gx;                                                                    \
-                s0 += g.gp0;                                                                       \
-                s1 += g.gp1;                                                                       \
+        for (size_t r0 = b; r0 < e; r0 += SQ_FQ_RUN) {                                             \
+            const size_t r1 = e - r0 < SQ_FQ_RUN ? e : r0 + SQ_FQ_RUN;                            \
+            float f0 = 0.0f, f1 = 0.0f;                                                            \
+            if (gxr) {                                                                             \
+                _Pragma("omp simd reduction(+ : f0, f1)")                                          \
+                for (size_t i = r0; i < r1; i++) {                                                 \
+                    sq_qm_grad g = (EXPR);                                                         \
+                    gxr[i] += g.gx;                                                                \
+                    f0 += g.gp0;                                                                   \
+                    f1 += g.gp1;                                                                   \
+                }                                                                                  \
+            } else {                                                                               \
+                _Pragma("omp simd reduction(+ : f0, f1)")                                          \
+                for (size_t i = r0; i < r1; i++) {                                                 \
+                    sq_qm_grad g = (EXPR);                                                         \
+                    f0 += g.gp0;                                                                   \
+                    f1 += g.gp1;                                                                   \
+                }                                                                                  \
             }                                                                                      \
-        } else {                                                                                   \
-            _Pragma("omp simd reduction(+ : s0, s1)")                                              \
-            for (size_t i = b; i < e; i++) {                                                       \
-                sq_qm_grad g = (EXPR);                                                             \
-                s0 += g.gp0;                                                                       \
-                s1 += g.gp1;                                                                       \
-            }                                                                                      \
+            s0 += f0;                                                                              \
+            s1 += f1;                                                                              \
         }                                                                                          \
         *o0 = s0;                                                                                  \
         *o1 = s1;                                                                                  \
