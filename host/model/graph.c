@@ -141,6 +141,15 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
         n->fuse_act = (n->op == SQ_NODE_BN || n->op == SQ_NODE_ADD) && next->op == SQ_NODE_ACT &&
                       next->in0 == i && uses == 1;
     }
+    /* BN -> ADD -> ACT: the BN's only consumer is the add, whose only consumer is the act */
+    for (int i = 0; i + 2 < m->nnodes; i++) {
+        sq_node *n = &m->nodes[i], *add = &m->nodes[i + 1];
+        int uses = 0;
+        for (int j = 0; j < m->nnodes; j++) uses += (m->nodes[j].in0 == i) + (m->nodes[j].in1 == i);
+        if (n->op == SQ_NODE_BN && add->op == SQ_NODE_ADD && add->fuse_act && uses == 1 &&
+            (add->in0 == i) != (add->in1 == i))
+            n->fuse_act = 2;
+    }
     /* BN defaults: gamma 1, running var 1 (weights are set by init or a checkpoint) */
     for (int i = 0; i < m->nnodes; i++) {
         const sq_node *n = &m->nodes[i];
@@ -281,14 +290,28 @@ void sq_node_fwd(sq_model *m, int i, int batch, int train)
     }
 }
 
-/* BN (training) or ADD node i and the activation after it as one fused op; 0 if not fused */
+/* BN (training) or ADD node i and the activation after it as one fused op, or BN (training),
+   ADD and activation (fuse_act 2); returns the number of nodes after i that ran inside it */
 static int fwd_fused(sq_model *m, int i, int batch, int train)
 {
     const sq_backend *be = m->be;
-    sq_node *n = &m->nodes[i], *act = &m->nodes[i + 1];
+    sq_node *n = &m->nodes[i];
     if (!n->fuse_act) return 0;
     const sq_node *in = &m->nodes[n->in0];
-    if (n->op == SQ_NODE_BN && train && !n->folded && be->bn_act_fwd_train) {
+    if (n->op == SQ_NODE_BN && (!train || n->folded)) return 0;
+    if (n->fuse_act == 2) {
+        if (!be->bn_add_act_fwd_train) return 0;
+        const sq_node *add = &m->nodes[i + 1], *act = &m->nodes[i + 2];
+        const sq_node *r = &m->nodes[add->in0 == i ? add->in1 : add->in0];
+        be->bn_add_act_fwd_train(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, r->out,
+                                 tparam(m, n->pw), tparam(m, n->pb), tparam(m, n->prm),
+                                 tparam(m, n->prv), 0.1f, 1e-5f, act->out, n->save_mean,
+                                 n->save_invstd);
+        n->bn_tracked++;
+        return 2;
+    }
+    const sq_node *act = &m->nodes[i + 1];
+    if (n->op == SQ_NODE_BN && be->bn_act_fwd_train) {
         be->bn_act_fwd_train(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out,
                              tparam(m, n->pw), tparam(m, n->pb), tparam(m, n->prm),
                              tparam(m, n->prv), 0.1f, 1e-5f, act->out, n->save_mean,
@@ -307,7 +330,8 @@ static int fwd_fused(sq_model *m, int i, int batch, int train)
 float *sq_model_forward(sq_model *m, int n, int train)
 {
     for (int i = 0; i < m->nnodes; i++) {
-        if (fwd_fused(m, i, n, train)) i++; /* the activation ran inside the fused op */
+        int skip = fwd_fused(m, i, n, train); /* nodes that ran inside the fused op */
+        if (skip) i += skip;
         else sq_node_fwd(m, i, n, train);
     }
     return m->nodes[m->nnodes - 1].out;
@@ -359,8 +383,14 @@ static int bwd_fusable(const sq_model *m, int i)
 {
     if (i < 0 || !m->nodes[i].fuse_act) return 0;
     const sq_node *n = &m->nodes[i];
-    return n->op == SQ_NODE_BN ? !n->folded && m->be->bn_act_bwd != NULL
+    return n->op == SQ_NODE_BN ? n->fuse_act == 1 && !n->folded && m->be->bn_act_bwd != NULL
                                : m->be->add_act_bwd != NULL;
+}
+
+/* BN node i, the ADD and the activation after it have a fused backward on this backend */
+static int bwd_fusable3(const sq_model *m, int i)
+{
+    return i >= 0 && m->nodes[i].fuse_act == 2 && !m->nodes[i].folded && m->be->bn_add_act_bwd;
 }
 
 void sq_model_backward(sq_model *m, int batch, const float *glogits)
@@ -377,6 +407,16 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
         /* a fused BN/ADD + activation pair: the activation's backward runs inside the fused op
            of node i - 1 (its output tells act'(x); its input buffer need not be written) */
         if (n->op == SQ_NODE_ACT && bwd_fusable(m, i - 1)) continue;
+        if (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1)) continue; /* runs in the BN's */
+        if (bwd_fusable3(m, i)) {
+            const sq_node *add = &m->nodes[i + 1], *act = &m->nodes[i + 2];
+            sq_node *r = &m->nodes[add->in0 == i ? add->in1 : add->in0];
+            be->bn_add_act_bwd(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out,
+                               act->gout, tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
+                               r->op != SQ_NODE_INPUT ? r->gout : NULL, tgrad(m, n->pw),
+                               tgrad(m, n->pb));
+            continue;
+        }
         if (bwd_fusable(m, i)) {
             const sq_node *act = &m->nodes[i + 1];
             if (n->op == SQ_NODE_BN) {

@@ -171,6 +171,17 @@ typedef struct sq_backend {
     int (*qconv2d_fwd)(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
                        const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
                        const float *yscale, const float *b, float *y, void *ws);
+    /* bn_add_act_fwd_train: y = act(BN_train(x) + r) (a residual block's last BN, the add and
+       the activation). bn_add_act_bwd: g = gy * act'(y); gr += g (gr may be NULL); then exactly
+       bn_bwd with g. Same results as the unfused ops. */
+    void (*bn_add_act_fwd_train)(int n, int c, int hw, sq_act_kind act, const float *x,
+                                 const float *r, const float *gamma, const float *beta,
+                                 float *run_mean, float *run_var, float momentum, float eps,
+                                 float *y, float *save_mean, float *save_invstd);
+    void (*bn_add_act_bwd)(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                           const float *gy, const float *gamma, const float *save_mean,
+                           const float *save_invstd, float *gx, float *gr, float *ggamma,
+                           float *gbeta);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error

@@ -45,6 +45,14 @@ void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, co
                        const float *gy, const float *gamma, const float *save_mean,
                        const float *save_invstd, float *gx, float *ggamma, float *gbeta);
 void sq_cpu_add_act_fwd(size_t n, sq_act_kind act, const float *a, const float *b, float *y);
+void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                                 const float *r, const float *gamma, const float *beta,
+                                 float *run_mean, float *run_var, float momentum, float eps,
+                                 float *y, float *save_mean, float *save_invstd);
+void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                           const float *gy, const float *gamma, const float *save_mean,
+                           const float *save_invstd, float *gx, float *gr, float *ggamma,
+                           float *gbeta);
 void sq_cpu_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
                         float *gb);
 

@@ -139,3 +139,107 @@ void sq_cpu_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *
     for (size_t q = 0; q < nblk; q++)
         add_act_block(q * blk, (q + 1) * blk < n ? (q + 1) * blk : n, hi, y, gy, ga, gb);
 }
+
+/* y = act(BN_train(x) + r): the BN of a residual branch, the add and the activation after it */
+void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                                 const float *r, const float *gamma, const float *beta,
+                                 float *run_mean, float *run_var, float momentum, float eps,
+                                 float *y, float *save_mean, float *save_invstd)
+{
+    const double cnt = (double)n * hw;
+    const float hi = act_hi(act);
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
+    for (int ch = 0; ch < c; ch++) {
+        const float shift = x[(size_t)ch * hw];
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw;
+            float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                float d = p[j] - shift;
+                a += d;
+                b += d * d;
+            }
+            s1 += a;
+            s2 += b;
+        }
+        double dmean = s1 / cnt;
+        double var = s2 / cnt - dmean * dmean;
+        if (var < 0.0) var = 0.0;
+        double mean = shift + dmean;
+        float invstd = (float)(1.0 / sqrt(var + eps));
+        if (save_mean) save_mean[ch] = (float)mean;
+        if (save_invstd) save_invstd[ch] = invstd;
+        if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
+        if (run_var) {
+            double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
+            run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
+        }
+        const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
+        const float b = (beta ? beta[ch] : 0.0f) - (float)mean * a;
+        for (int i = 0; i < n; i++) {
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *p = x + off, *rp = r + off;
+            float *q = y + off;
+#pragma omp simd
+            for (int j = 0; j < hw; j++) {
+                const float t = p[j] * a + b;
+                q[j] = act_apply(t + rp[j], hi);
+            }
+        }
+    }
+}
+
+/* backward of bn_add_act: g = gy act'(y); gr += g; then bn_bwd with g */
+void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                           const float *gy, const float *gamma, const float *save_mean,
+                           const float *save_invstd, float *gx, float *gr, float *ggamma,
+                           float *gbeta)
+{
+    const double cnt = (double)n * hw;
+    const float hi = act_hi(act);
+#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
+    for (int ch = 0; ch < c; ch++) {
+        const float mean = save_mean[ch], invstd = save_invstd[ch];
+        double sg = 0.0, sgx = 0.0;
+        for (int i = 0; i < n; i++) {
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *p = x + off, *yp = y + off, *g = gy + off;
+            float a = 0.0f, b = 0.0f;
+            if (gr) {
+                float *rq = gr + off;
+#pragma omp simd reduction(+ : a, b)
+                for (int j = 0; j < hw; j++) {
+                    const float gj = act_grad(yp[j], g[j], hi);
+                    rq[j] += gj;
+                    a += gj;
+                    b += gj * (p[j] - mean);
+                }
+            } else {
+#pragma omp simd reduction(+ : a, b)
+                for (int j = 0; j < hw; j++) {
+                    const float gj = act_grad(yp[j], g[j], hi);
+                    a += gj;
+                    b += gj * (p[j] - mean);
+                }
+            }
+            sg += a;
+            sgx += b;
+        }
+        if (ggamma) ggamma[ch] += (float)(sgx * invstd);
+        if (gbeta) gbeta[ch] += (float)sg;
+        if (!gx) continue;
+        const float proj = (float)(sgx * invstd * invstd / cnt);
+        const float gmean = (float)(sg / cnt);
+        const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
+        for (int i = 0; i < n; i++) {
+            const size_t off = ((size_t)i * c + ch) * hw;
+            const float *p = x + off, *yp = y + off, *g = gy + off;
+            float *q = gx + off;
+#pragma omp simd
+            for (int j = 0; j < hw; j++)
+                q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
+        }
+    }
+}
