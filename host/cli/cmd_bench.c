@@ -1,8 +1,10 @@
 /* cmd_bench.c: 'sqakd bench step' — images/s of one training step (SQAKD: teacher forward +
-   student forward/backward + both optimizers; or --fp: a full-precision CE step) on synthetic data;
-   'sqakd bench kernels' lives in cmd_bench_kernels.c. */
+   student forward/backward + both optimizers; or --fp: a full-precision CE step) on synthetic data,
+   with the teacher in fp32, fp16 or bf16 (--teacher-precision); 'sqakd bench kernels' lives in
+   cmd_bench_kernels.c. */
 #include "cli.h"
 #include "sqakd/json.h"
+#include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
 #include "util/rng.h"
 #include <stdio.h>
@@ -10,12 +12,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static const char *USAGE = "--model NAME --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N --json]";
+static const char *USAGE = "--model NAME --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N "
+                           "--teacher-precision P --json]";
 
 int sq_cmd_bench_step(int argc, char **argv)
 {
     const char *cmd = "bench step";
-    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto";
+    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32";
     int wbits = 4, abits = 4, batch = 128, threads = 2, steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
@@ -30,6 +33,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         {"--classes", SQ_ARG_INT, &classes, 2, 100000, "classes (default 10)"},
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
         {"--fp", SQ_ARG_FLAG, &fp, 0, 0, "time a full-precision CE training step (SGD) instead"},
+        {"--teacher-precision", SQ_ARG_STR, &tprec_name, 0, 0, "fp32 (default) | fp16 | bf16 (fp16/bf16: cuda)"},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object"},
     };
     const char *pos[1];
@@ -41,8 +45,11 @@ int sq_cmd_bench_step(int argc, char **argv)
         return sq_cli_fail(cmd, "--input must look like 3x32x32, got '%s'", input);
     int kind = sq_quant_kind_parse(quantizer);
     if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s'", quantizer);
+    sq_teacher_prec tprec;
+    if (sq_teacher_prec_parse(tprec_name, &tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
     const sq_backend *be = sq_backend_get(device);
     if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
+    if (sq_teacher_prec_check(be, tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
     be->set_threads(threads);
     sq_model *s = NULL, *t = NULL;
     sq_quant_opts q = {.kind = fp ? SQ_QUANT_NONE : (sq_quant_kind)kind, .wbits = wbits, .abits = abits};
@@ -62,6 +69,14 @@ int sq_cmd_bench_step(int argc, char **argv)
     if (t) {
         sq_model_init_weights(t, 1);
         sq_model_fold_bn(t, NULL); /* as 'sqakd distill' does with its frozen teacher */
+        if (sq_teacher_prec_apply(t, tprec)) {
+            sq_cli_fail(cmd, "%s", sq_last_error());
+            free(x);
+            free(y);
+            sq_model_free(s);
+            sq_model_free(t);
+            return 2;
+        }
         sq_model_quant_init(s, x, batch);
     }
     sq_train_cfg cfg;
@@ -95,6 +110,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         sq_jbuf_kv_int(&jb, "batch", batch);
         sq_jbuf_kv_int(&jb, "threads", threads);
         sq_jbuf_kv_str(&jb, "device", be->name);
+        sq_jbuf_kv_str(&jb, "teacher_precision", fp ? "none" : sq_teacher_prec_name(tprec));
         sq_jbuf_kv_int(&jb, "steps", steps);
         sq_jbuf_kv_num(&jb, "ms_per_step", 1000.0 * dt / steps);
         sq_jbuf_kv_num(&jb, "img_per_s", ips);
@@ -103,14 +119,16 @@ int sq_cmd_bench_step(int argc, char **argv)
         printf("%s\n", sq_jbuf_cstr(&jb));
         sq_jbuf_free(&jb);
     } else {
-        printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
+        printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s%s%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
                fp ? "full-precision" : "SQAKD", model, fp ? "none" : quantizer, fp ? 32 : wbits, fp ? 32 : abits,
-               batch, threads, be->name, 1000.0 * dt / steps, ips, rss_mb);
+               batch, threads, be->name, !fp && tprec != SQ_TPREC_FP32 ? ", teacher " : "",
+               !fp && tprec != SQ_TPREC_FP32 ? sq_teacher_prec_name(tprec) : "", 1000.0 * dt / steps, ips, rss_mb);
     }
     sq_step_bufs_free(s, b);
     free(x);
     free(y);
     sq_model_free(s);
+    if (t) sq_teacher_prec_release(t);
     sq_model_free(t);
     return 0;
 }

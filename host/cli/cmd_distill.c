@@ -1,8 +1,10 @@
 /* cmd_distill.c: 'sqakd distill' — SQAKD: a low-bit student learns from a frozen full-precision
    teacher's temperature-softened outputs, without labels (--loss ce: label-supervised QAT of the
    same student, for comparison). With --students, several students train in one process from one
-   teacher pass, each under OUT/<quantizer>_w<W>a<A>/. */
+   teacher pass, each under OUT/<quantizer>_w<W>a<A>/. --teacher-precision fp16|bf16 runs the
+   frozen teacher's forward in 16 bits on CUDA (sqakd/teacher_prec.h). */
 #include "distill_common.h"
+#include "sqakd/teacher_prec.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -12,9 +14,31 @@ static const char *USAGE =
     "       sqakd distill --teacher CKPT --data SPEC --students ewgs:w4a4,ewgs:w2a2,lsq:4 --out DIR [...]";
 
 typedef struct {
-    const char *teacher, *student, *model, *quantizer, *loss, *students;
+    const char *teacher, *student, *model, *quantizer, *loss, *students, *tprec_name;
     sq_quant_opts q;
+    sq_teacher_prec tprec;
 } distill_flags;
+
+/* sq_distill_open, then the teacher's precision (after its BatchNorm folding). 0 or 2. */
+static int open_teacher(const char *cmd, sq_cli_common *c, const distill_flags *f, sq_distill_ctx *d)
+{
+    if (sq_distill_open(cmd, c, f->teacher, d)) return 2;
+    if (sq_teacher_prec_apply(d->teacher, f->tprec)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        sq_distill_close(d);
+        return 2;
+    }
+    if (f->tprec != SQ_TPREC_FP32 && !c->cfg.quiet)
+        fprintf(stderr, "sqakd %s: teacher forward in %s (cuDNN convolutions on 16-bit tensors, fp32 head and "
+                "logits)\n", cmd, sq_teacher_prec_name(f->tprec));
+    return 0;
+}
+
+static void close_teacher(sq_distill_ctx *d)
+{
+    sq_teacher_prec_release(d->teacher);
+    sq_distill_close(d);
+}
 
 static void print_loss_note(const sq_train_cfg *cfg)
 {
@@ -31,7 +55,7 @@ int sq_cmd_distill(int argc, char **argv)
     const char *cmd = "distill";
     sq_cli_common c;
     sq_distill_defaults(&c);
-    distill_flags f = {.loss = "kl", .q = {.wbits = 0, .abits = 0}};
+    distill_flags f = {.loss = "kl", .tprec_name = "fp32", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
     sq_arg a[48];
     int n = 0;
@@ -54,10 +78,16 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--lr-quant", SQ_ARG_FLOAT, &c.cfg.lr_quant, 0, 100, "Adam lr for quantizer parameters (default 1e-5)"};
     a[n++] = (sq_arg){"--wd", SQ_ARG_FLOAT, &c.cfg.wd, 0, 1, "L2 weight decay of model parameters (default 1e-4)"};
     a[n++] = (sq_arg){"--wd-quant", SQ_ARG_FLOAT, &c.cfg.wd_quant, 0, 1, "weight decay of quantizer parameters (default 0)"};
+    a[n++] = (sq_arg){"--teacher-precision", SQ_ARG_STR, &f.tprec_name, 0, 0, "fp32 (default) | fp16 | bf16: the teacher's forward precision (fp16/bf16: --device cuda)"};
     n += sq_cli_common_args(&c, a + n);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, n, pos, 0, &npos);
     if (r) return r == 1 ? 0 : 2;
+    if (sq_teacher_prec_parse(f.tprec_name, &f.tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
+    if (f.tprec != SQ_TPREC_FP32) { /* refused before anything is opened; a missing GPU is reported later */
+        const sq_backend *be = sq_backend_get(c.device);
+        if (be && sq_teacher_prec_check(be, f.tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
+    }
     f.q.delta_w = delta_w;
     f.q.delta_a = delta_a;
     if (f.students) {
@@ -83,10 +113,10 @@ int sq_cmd_distill(int argc, char **argv)
         int ns;
         if (sq_students_parse(cmd, f.students, &f.q, specs, SQ_MAX_STUDENTS, &ns)) return 2;
         sq_distill_ctx d;
-        if (sq_distill_open(cmd, &c, f.teacher, &d)) return 2;
+        if (open_teacher(cmd, &c, &f, &d)) return 2;
         print_loss_note(&c.cfg);
         int rc = sq_distill_students(cmd, &c, &d, f.model, f.student, specs, ns, argc, argv, NULL, NULL);
-        sq_distill_close(&d);
+        close_teacher(&d);
         return rc;
     }
 
@@ -101,7 +131,7 @@ int sq_cmd_distill(int argc, char **argv)
         f.model = rm.arch;
     }
     sq_distill_ctx d;
-    if (sq_distill_open(cmd, &c, f.teacher, &d)) return 2;
+    if (open_teacher(cmd, &c, &f, &d)) return 2;
     int rc = 2, use_labels = c.cfg.loss == SQ_LOSS_CE;
     sq_model *s = NULL;
     if (sq_distill_new_student(cmd, &d, &c.cfg, f.model, f.student, c.resume ? last : NULL, &f.q, &s)) goto done;
@@ -127,6 +157,6 @@ int sq_cmd_distill(int argc, char **argv)
     rc = sq_cli_run(cmd, &c, &io, "student checkpoints");
 done:
     sq_model_free(s);
-    sq_distill_close(&d);
+    close_teacher(&d);
     return rc;
 }

@@ -1,6 +1,9 @@
 /* eval.c: top-1/top-5/per-class accuracy (when labels exist) and teacher agreement / KL (when a
-   teacher is given) of a model in eval mode. */
+   teacher is given) of a model in eval mode. On a backend with asynchronous input staging (CUDA)
+   each batch is uploaded once, through pinned memory, for the model and the teacher. */
+#include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
+#include "train_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,8 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
     sq_status st = sq_loader_create(ds, &lo, &l);
     if (st) return st;
     sq_loader_start_epoch(l, 0);
+    const sq_backend *be = m->be;
+    void *stage = sq_train_staging(be) ? be->stage_new(sq_train_input_bytes(m, batch)) : NULL;
     float *zs = sq_xmalloc((size_t)batch * k * sizeof(float));
     float *zt = sq_xmalloc((size_t)batch * k * sizeof(float));
     double *ls = sq_xmalloc(k * sizeof(double)), *lt = sq_xmalloc(k * sizeof(double));
@@ -52,12 +57,15 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
     const int32_t *y;
     int nb;
     while ((nb = sq_loader_next(l, &x, &y)) > 0) {
-        sq_model_set_input(m, x, nb);
+        const float *dx = stage ? be->stage_put(stage, x, sq_train_input_bytes(m, nb)) : NULL;
+        if (dx) sq_train_set_input_dev(m, dx, nb);
+        else sq_model_set_input(m, x, nb);
         float *out = sq_model_forward(m, nb, 0);
         m->be->copy_d2h(zs, out, (size_t)nb * k * sizeof(float));
         if (teacher) {
-            sq_model_set_input(teacher, x, nb);
-            float *tout = sq_model_forward(teacher, nb, 0);
+            if (dx) sq_train_set_input_dev(teacher, dx, nb);
+            else sq_model_set_input(teacher, x, nb);
+            float *tout = sq_teacher_forward(teacher, nb);
             teacher->be->copy_d2h(zt, tout, (size_t)nb * k * sizeof(float));
         }
         for (int i = 0; i < nb; i++) {
@@ -84,6 +92,7 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
         r->n += nb;
     }
     sq_loader_free(l);
+    if (stage) be->stage_free(stage);
     free(zs); free(zt); free(ls); free(lt);
     r->classes = k;
     r->top1 = r->top5 = r->agreement = r->kl = -1;

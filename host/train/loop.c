@@ -2,8 +2,12 @@
    from a frozen teacher without labels (KL), or label-supervised QAT (CE on a quantized model).
    The step is device-resident: the loss is accumulated on the backend and read back every
    log_every steps only. Checkpoints are written at the end of every epoch (last, best, state).
+   On a backend with asynchronous input staging (backend.h: CUDA) each step's batch goes through
+   the step buffers' pinned, double-buffered stage instead of a synchronous copy, so its upload
+   overlaps the previous step's compute; without one (CPU) the step is exactly as before.
    The helpers declared in train_internal.h are shared with the multi-student driver (multi.c). */
 #include "sqakd/json.h"
+#include "sqakd/teacher_prec.h"
 #include "train_internal.h"
 #include <errno.h>
 #include <math.h>
@@ -47,10 +51,30 @@ struct sq_step_bufs {
     float *m, *v, *qm, *qv;      /* optimizer state (backend memory) */
     float *glogits, *loss, *loss_sum;
     int32_t *labels;
+    void *stage_x, *stage_y;     /* input and label stages (NULL: synchronous copies) */
 };
 typedef sq_step_bufs step_bufs;
 
-sq_step_bufs *sq_step_bufs_new(const sq_model *m)
+size_t sq_train_input_bytes(const sq_model *m, int n)
+{
+    const sq_node *in = &m->nodes[0];
+    return (size_t)n * in->c * in->h * in->w * sizeof(float);
+}
+
+void sq_train_set_input_dev(sq_model *m, const float *dx, int n)
+{
+    m->be->copy_d2d(m->nodes[0].out, dx, sq_train_input_bytes(m, n));
+}
+
+int sq_train_staging(const sq_backend *be)
+{
+    const char *e = getenv("SQAKD_STAGE");
+    return be->stage_new && be->stage_put && be->stage_free && !(e && e[0] == '0');
+}
+
+sq_step_bufs *sq_step_bufs_new(const sq_model *m) { return sq_step_bufs_create(m, 1); }
+
+sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
 {
     const sq_backend *be = m->be;
     sq_step_bufs *b = sq_xcalloc(1, sizeof *b);
@@ -64,8 +88,21 @@ sq_step_bufs *sq_step_bufs_new(const sq_model *m)
     b->labels = be->alloc((size_t)m->batch * sizeof(int32_t) + 256);
     if (!b->m || !b->v || !b->qm || !b->qv || !b->glogits || !b->loss || !b->loss_sum || !b->labels) {
         sq_step_bufs_free(m, b);
-        sq_set_error("out of %s memory for optimizer state at batch %d: use a smaller --batch", be->name, m->batch);
+        double need = (2.0 * m->n_train + 2.0 * m->n_quant + (double)m->batch * (m->classes + 1)) * 4.0 + 5 * 256.0;
+        char what[64];
+        snprintf(what, sizeof what, "the optimizer state of %s", m->arch);
+        sq_backend_oom_error(be, need, what, m->batch, NULL);
         return NULL;
+    }
+    if (staged && sq_train_staging(be)) {
+        /* pinned memory is a scarce resource: without it the step copies synchronously, with the
+           same results */
+        b->stage_x = be->stage_new(sq_train_input_bytes(m, m->batch));
+        b->stage_y = b->stage_x ? be->stage_new((size_t)m->batch * sizeof(int32_t)) : NULL;
+        if (!b->stage_y && b->stage_x) {
+            be->stage_free(b->stage_x);
+            b->stage_x = NULL;
+        }
     }
     return b;
 }
@@ -76,20 +113,26 @@ void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
     void *bufs[] = {b->m, b->v, b->qm, b->qv, b->glogits, b->loss, b->loss_sum, b->labels};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->be->free(bufs[i]);
+    if (b->stage_x) m->be->stage_free(b->stage_x);
+    if (b->stage_y) m->be->stage_free(b->stage_y);
     free(b);
 }
 
-void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
-                               const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
+/* the step once the input is in place: labels from dy (backend memory) or, when dy is NULL,
+   copied from y (host) */
+static void step_core(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const int32_t *dy,
+                      const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
 {
     const sq_backend *be = m->be;
-    sq_model_set_input(m, x, nb);
     float *zs = sq_model_forward(m, nb, 1);
     if (cfg->loss == SQ_LOSS_KL) {
         be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
     } else {
-        be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
-        be->softmax_ce(nb, m->classes, zs, b->labels, 1.0f, b->loss, b->glogits);
+        if (!dy) {
+            be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
+            dy = b->labels;
+        }
+        be->softmax_ce(nb, m->classes, zs, dy, 1.0f, b->loss, b->glogits);
     }
     sq_model_zero_grad(m);
     sq_model_backward(m, nb, b->glogits);
@@ -100,18 +143,80 @@ void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_buf
     be->axpy(1, 1.0f, b->loss, b->loss_sum);
 }
 
+void sq_train_step_dev(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *dx, const int32_t *dy,
+                       int nb, const float *zt, float lr, float lrq, int t)
+{
+    sq_train_set_input_dev(m, dx, nb);
+    step_core(cfg, m, b, dy, NULL, nb, zt, lr, lrq, t);
+}
+
+/* stages batch x (and the labels y for CE) through b's stages; 0 when b has none */
+static int stage_batch(const sq_train_cfg *cfg, const sq_model *m, sq_step_bufs *b, const float *x,
+                       const int32_t *y, int nb, const float **dx, const int32_t **dy)
+{
+    if (!b->stage_x) return 0;
+    const sq_backend *be = m->be;
+    *dx = be->stage_put(b->stage_x, x, sq_train_input_bytes(m, nb));
+    *dy = cfg->loss == SQ_LOSS_KL ? NULL : be->stage_put(b->stage_y, y, (size_t)nb * sizeof(int32_t));
+    return 1;
+}
+
+void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
+                               const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
+{
+    const float *dx;
+    const int32_t *dy;
+    if (stage_batch(cfg, m, b, x, y, nb, &dx, &dy)) {
+        sq_train_step_dev(cfg, m, b, dx, dy, nb, zt, lr, lrq, t);
+        return;
+    }
+    sq_model_set_input(m, x, nb);
+    step_core(cfg, m, b, NULL, y, nb, zt, lr, lrq, t);
+}
+
 void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
                    const int32_t *y, int nb, float lr, float lrq, int t)
 {
-    const float *zt = NULL;
+    const float *zt = NULL, *dx;
+    const int32_t *dy;
+    if (cfg->loss == SQ_LOSS_KL && stage_batch(cfg, m, b, x, y, nb, &dx, &dy)) {
+        /* one upload feeds the teacher and the student */
+        sq_train_set_input_dev(teacher, dx, nb);
+        zt = sq_teacher_forward(teacher, nb);
+        sq_train_step_dev(cfg, m, b, dx, dy, nb, zt, lr, lrq, t);
+        return;
+    }
     if (cfg->loss == SQ_LOSS_KL) {
         sq_model_set_input(teacher, x, nb);
-        zt = sq_model_forward(teacher, nb, 0);
+        zt = sq_teacher_forward(teacher, nb);
     }
     sq_train_step_from_logits(cfg, m, b, x, y, nb, zt, lr, lrq, t);
 }
 
 float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }
+
+sq_status sq_train_device_status(const sq_model *m, int64_t step)
+{
+#ifdef SQ_HAVE_CUDA
+    if (m->be->is_device) {
+        sq_status st = sq_cuda_last_status();
+        if (st != SQ_OK) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", sq_last_error());
+            if (st == SQ_ENOMEM)
+                sq_set_error("out of GPU memory by step %lld at batch %d (%s): lower --batch", (long long)step,
+                             m->batch, msg);
+            else
+                sq_set_error("GPU failure by step %lld: %s", (long long)step, msg);
+            return st;
+        }
+    }
+#else
+    (void)m;
+    (void)step;
+#endif
+    return SQ_OK;
+}
 
 static void path_join(char *dst, size_t n, const char *dir, const char *file)
 {
@@ -350,6 +455,7 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
                 float ls;
                 be->copy_d2h(&ls, bp->loss_sum, sizeof ls);
                 be->memset0(bp->loss_sum, sizeof(float));
+                if ((st = sq_train_device_status(m, step))) break;
                 if (!isfinite(ls)) {
                     sq_progress_line(pg, "sqakd: non-finite loss at epoch %d step %lld; stopping (the last good "
                                      "checkpoint is kept)", ep + 1, (long long)step);

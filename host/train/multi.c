@@ -2,8 +2,11 @@
    student's step (sq_train_step_from_logits); evaluation, metrics and checkpoints per student
    go through the same end-of-epoch helper as the single-model loop (loop.c), so a student's
    results equal those of its own sq_train_run. A student whose loss turns non-finite, or whose
-   epoch-end fails, is stopped and reported; the others go on. */
+   epoch-end fails, is stopped and reported; the others go on. On a backend with asynchronous
+   input staging (CUDA) the driver uploads each batch once through its own stages and every model
+   copies it on the device; otherwise each model copies it from the host as before. */
 #include "sqakd/multi.h"
+#include "sqakd/teacher_prec.h"
 #include "train_internal.h"
 #include <math.h>
 #include <stdio.h>
@@ -102,7 +105,7 @@ static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_m
         memset(&s->eval, 0, sizeof s->eval);
         r->io = (sq_train_io){.train = train, .test = test, .model = s->model, .teacher = teacher,
                               .meta = s->meta, .resume_state = s->resume_state};
-        r->b = sq_step_bufs_new(s->model);
+        r->b = sq_step_bufs_create(s->model, 0);
         if (!r->b) return SQ_ENOMEM;
         r->nitems = sq_train_state_items(s->model, r->b, r->items);
         r->best = -1;
@@ -134,7 +137,12 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
     student_run *runs = sq_xcalloc(n, sizeof *runs);
     sq_loader *loader = NULL;
     sq_progress *pg = NULL;
+    void *stage_x = NULL, *stage_y = NULL;
     if ((st = open_runs(train, test, teacher, students, n, runs))) goto done;
+    if (sq_train_staging(be)) { /* without pinned memory: synchronous copies, same results */
+        stage_x = be->stage_new(sq_train_input_bytes(students[0].model, N));
+        stage_y = stage_x ? be->stage_new((size_t)N * sizeof(int32_t)) : NULL;
+    }
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
                          .drop_last = 1, .seed = cfg->seed};
     if ((st = sq_loader_create(train, &lo, &loader))) goto done;
@@ -187,10 +195,16 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
             const int32_t *y;
             int nb = sq_loader_next(loader, &x, &y);
             if (nb <= 0) break;
-            const float *zt = NULL;
+            const float *zt = NULL, *dx = NULL;
+            const int32_t *dy = NULL;
+            if (stage_y) {
+                dx = be->stage_put(stage_x, x, sq_train_input_bytes(students[0].model, nb));
+                if (cfg->loss != SQ_LOSS_KL) dy = be->stage_put(stage_y, y, (size_t)nb * sizeof(int32_t));
+            }
             if (cfg->loss == SQ_LOSS_KL) {
-                sq_model_set_input(teacher, x, nb);
-                zt = sq_model_forward(teacher, nb, 0);
+                if (dx) sq_train_set_input_dev(teacher, dx, nb);
+                else sq_model_set_input(teacher, x, nb);
+                zt = sq_teacher_forward(teacher, nb);
             }
             double shared = (sq_now() - t0) / nact, loss_mean = 0;
             int nloss = 0;
@@ -199,7 +213,8 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
                 if (!r->active || r->start_epoch > ep) continue;
                 double t1 = sq_now();
                 r->t++;
-                sq_train_step_from_logits(&r->s->cfg, r->s->model, r->b, x, y, nb, zt, r->lr, r->lrq, r->t);
+                if (dx) sq_train_step_dev(&r->s->cfg, r->s->model, r->b, dx, dy, nb, zt, r->lr, r->lrq, r->t);
+                else sq_train_step_from_logits(&r->s->cfg, r->s->model, r->b, x, y, nb, zt, r->lr, r->lrq, r->t);
                 r->step++;
                 r->imgs += nb;
                 r->since++;
@@ -207,6 +222,12 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
                     float ls;
                     be->copy_d2h(&ls, sq_step_bufs_loss_sum(r->b), sizeof ls);
                     be->memset0(sq_step_bufs_loss_sum(r->b), sizeof(float));
+                    sq_status ds = sq_train_device_status(r->s->model, r->step);
+                    if (ds) {
+                        stop_student(r, ds, pg);
+                        nact--;
+                        continue;
+                    }
                     if (!isfinite(ls)) {
                         sq_set_error("non-finite loss at epoch %d step %lld (lower its lr?); its last good "
                                      "checkpoint is kept", ep + 1, (long long)r->step);
@@ -255,6 +276,8 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
             break;
         }
 done:
+    if (stage_x) be->stage_free(stage_x);
+    if (stage_y) be->stage_free(stage_y);
     sq_progress_free(pg);
     sq_loader_free(loader);
     for (int i = 0; i < n; i++)

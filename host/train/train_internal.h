@@ -19,6 +19,23 @@ sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, 
                                 sq_progress *pg);
 /* The backend-side running loss sum that every step adds its loss to (one float). */
 float *sq_step_bufs_loss_sum(sq_step_bufs *b);
+/* After a read-back (a synchronisation point): the first device failure recorded since the
+   backend was set up (CUDA's sticky status), as a one-line error naming the step (and the batch
+   when it was out of memory); SQ_OK on the CPU backend. */
+sq_status sq_train_device_status(const sq_model *m, int64_t step);
+/* 1 when be has asynchronous input staging and the environment does not turn it off
+   (SQAKD_STAGE=0: synchronous copies, for A/B measurements; results are the same either way). */
+int sq_train_staging(const sq_backend *be);
+/* sq_step_bufs_new with (staged = 1) or without the asynchronous input stages: the
+   multi-student driver stages each batch once itself and makes its students' buffers without. */
+sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged);
+/* Bytes of n input samples of m; copies n samples already in backend memory (dx) into m's input. */
+size_t sq_train_input_bytes(const sq_model *m, int n);
+void sq_train_set_input_dev(sq_model *m, const float *dx, int n);
+/* sq_train_step_from_logits for a batch already in backend memory: dx (nb samples), dy (labels,
+   backend memory; used with CE only; NULL with KL). */
+void sq_train_step_dev(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *dx, const int32_t *dy,
+                       int nb, const float *zt, float lr, float lrq, int t);
 
 typedef struct sq_epoch_stats {
     int epoch;          /* 0-based epoch just finished */

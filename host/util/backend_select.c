@@ -1,4 +1,5 @@
-/* backend_select.c: picks a backend by name ("auto" | "cpu" | "cuda"). */
+/* backend_select.c: picks a backend by name ("auto" | "cpu" | "cuda"); the out-of-memory
+   message shared by every place that plans backend memory for a batch. */
 #include "sqakd/backend.h"
 #include <stdio.h>
 #include <string.h>
@@ -29,6 +30,26 @@ const sq_backend *sq_backend_get(const char *name)
     }
     sq_set_error("unknown --device '%s' (expected auto, cpu or cuda)", name);
     return NULL;
+}
+
+/* "1.2 GiB" or, below one GiB, "350 MiB" */
+static void fmt_bytes(char *buf, size_t cap, double bytes)
+{
+    if (bytes >= 1073741824.0) snprintf(buf, cap, "%.1f GiB", bytes / 1073741824.0);
+    else snprintf(buf, cap, "%.0f MiB", bytes / 1048576.0 < 1 ? 1 : bytes / 1048576.0);
+}
+
+sq_status sq_backend_oom_error(const sq_backend *be, double bytes, const char *what, int batch,
+                               const char *advice)
+{
+    char need[32], avail[64] = "";
+    size_t fr = 0, tot = 0;
+    fmt_bytes(need, sizeof need, bytes);
+    if (be->mem_info && be->mem_info(&fr, &tot) == 0 && tot > 0)
+        snprintf(avail, sizeof avail, " (free %.1f of %.1f GiB)", fr / 1073741824.0, tot / 1073741824.0);
+    sq_set_error("out of %s memory allocating %s for %s at batch %d%s: %s", be->is_device ? "GPU" : be->name,
+                 need, what ? what : "the model", batch, avail, advice ? advice : "lower --batch");
+    return SQ_ENOMEM;
 }
 
 sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int k, int r, int s,

@@ -35,6 +35,8 @@ sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int 
 
 typedef enum { SQ_ACT_RELU = 0, SQ_ACT_RELU6 = 1 } sq_act_kind;
 typedef enum { SQ_POOL_MAX = 0, SQ_POOL_AVG = 1 } sq_pool_kind;
+/* 16-bit storage formats of the reduced-precision teacher ops (2 bytes per element) */
+typedef enum { SQ_DT_F16 = 1, SQ_DT_BF16 = 2 } sq_dtype16;
 
 typedef struct sq_backend {
     const char *name;   /* "cpu" or "cuda" */
@@ -182,6 +184,49 @@ typedef struct sq_backend {
                            const float *gy, const float *gamma, const float *save_mean,
                            const float *save_invstd, float *gx, float *gr, float *ggamma,
                            float *gbeta);
+
+    /* ---- optional: device memory report (CUDA) ---- free and total bytes of the device
+       memory; returns 0 on success. NULL on host backends. */
+    int (*mem_info)(size_t *free_bytes, size_t *total_bytes);
+
+    /* ---- optional: asynchronous input staging (CUDA) ----
+       A stage (stage_new, once, before the loop) owns two slots, each a host-pinned buffer and a
+       device buffer of `bytes`, and a copy stream of its own. stage_put copies src (host, at most
+       `bytes`) into the next slot's pinned buffer, uploads it on the copy stream and makes the
+       compute stream wait for that upload (an event, no host synchronisation); it returns the
+       slot's device buffer, which compute work enqueued afterwards may read until the second
+       stage_put after this one. A slot is uploaded into again only after the compute work
+       enqueued before the previous stage_put has finished (device-side wait), so batch i+1's
+       upload overlaps batch i's compute; the host waits only for the upload two puts back
+       (which bounds how far it runs ahead). stage_new returns NULL (error set) when pinned or
+       device memory is short; stage_free waits for the device and frees everything.
+       NULL members: callers copy with copy_h2d as before. */
+    void *(*stage_new)(size_t bytes);
+    const void *(*stage_put)(void *stage, const void *src, size_t bytes);
+    void (*stage_free)(void *stage);
+
+    /* ---- optional: reduced-precision teacher (CUDA) ----
+       Inference-only ops on 16-bit tensors (dt: SQ_DT_F16 or SQ_DT_BF16; same NCHW layouts as
+       the fp32 ops above) with fp32 arithmetic inside (convolutions accumulate in fp32 on tensor
+       cores). host/model/teacher_prec.c runs the frozen, BatchNorm-folded teacher through them
+       for --teacher-precision fp16|bf16; all NULL: the backend has no such path.
+       act arguments: -1 for none, else an sq_act_kind applied to the result. */
+    void (*to16)(sq_dtype16 dt, size_t n, const float *x, void *y);        /* round to nearest */
+    void (*from16)(sq_dtype16 dt, size_t n, const void *x, float *y);
+    /* workspace conv16_fwd needs for this shape (plans the convolution: no allocation) */
+    size_t (*conv16_ws_bytes)(sq_dtype16 dt, const sq_conv_shape *cs);
+    /* y = act(conv(x, w) + b): x, w, y 16-bit; the bias given twice, b16 (16-bit, for the fused
+       cuDNN path) and b32 (fp32), both NULL or both set; ws of conv16_ws_bytes bytes */
+    void (*conv16_fwd)(sq_dtype16 dt, const sq_conv_shape *cs, const void *x, const void *w,
+                       const void *b16, const float *b32, int act, void *y, void *ws);
+    void (*act16_fwd)(sq_dtype16 dt, sq_act_kind kind, size_t n, const void *x, void *y);
+    void (*add16_fwd)(sq_dtype16 dt, size_t n, int act, const void *a, const void *b, void *y);
+    void (*pool16_fwd)(sq_dtype16 dt, sq_pool_kind kind, int n, int c, int h, int w, int k,
+                       int stride, int pad, const void *x, void *y);
+    /* y (N, C) in fp32 */
+    void (*gap16_fwd)(sq_dtype16 dt, int n, int c, int hw, const void *x, float *y);
+    void (*shortcut_a16_fwd)(sq_dtype16 dt, int n, int c, int h, int w, int k, const void *x,
+                             void *y);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error
@@ -190,6 +235,13 @@ const sq_backend *sq_backend_cpu(void);
 const sq_backend *sq_backend_cuda(void);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
+/* Sets the one-line error for a failed allocation of about `bytes` for `what` (e.g. the
+   architecture) planned at batch `batch` and returns SQ_ENOMEM: "out of GPU memory allocating
+   1.2 GiB for resnet20 at batch 4096 (free 0.8 of 79.1 GiB): lower --batch" on a device backend
+   (free/total from mem_info when it has one), "out of cpu memory allocating ..." otherwise.
+   advice replaces "lower --batch" when not NULL. */
+sq_status sq_backend_oom_error(const sq_backend *be, double bytes, const char *what, int batch,
+                               const char *advice);
 
 #ifdef SQ_HAVE_CUDA
 /* CUDA builds only (kernels/cuda/cuda_backend.c). The ops return void, so a failing CUDA, cuBLAS

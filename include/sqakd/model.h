@@ -104,6 +104,9 @@ typedef struct sq_model {
     void *ws;                  /* conv workspace */
     size_t ws_bytes;
     uint64_t dropout_seed;
+    /* reduced-precision teacher state (sqakd/teacher_prec.h; NULL: the fp32 forward). Release it
+       with sq_teacher_prec_release() before sq_model_free(). */
+    void *tprec;
 } sq_model;
 
 /* Builds the graph and parameter table of a zoo model (no memory yet). */

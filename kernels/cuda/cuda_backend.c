@@ -104,6 +104,19 @@ static const sq_backend g_cuda = {
     .absscale_bwd = sq_cuda_absscale_bwd,
     .sgd_step = sq_cuda_sgd_step,
     .adam_step = sq_cuda_adam_step,
+    .mem_info = sq_cuda_mem_info,
+    .stage_new = sq_cuda_stage_new,
+    .stage_put = sq_cuda_stage_put,
+    .stage_free = sq_cuda_stage_free,
+    .to16 = sq_cuda_to16,
+    .from16 = sq_cuda_from16,
+    .conv16_ws_bytes = sq_cuda_conv16_ws_bytes,
+    .conv16_fwd = sq_cuda_conv16_fwd,
+    .act16_fwd = sq_cuda_act16_fwd,
+    .add16_fwd = sq_cuda_add16_fwd,
+    .pool16_fwd = sq_cuda_pool16_fwd,
+    .gap16_fwd = sq_cuda_gap16_fwd,
+    .shortcut_a16_fwd = sq_cuda_shortcut_a16_fwd,
 };
 
 /* 0 = not tried, 1 = ready, -1 = failed (message kept, returned again on every call) */

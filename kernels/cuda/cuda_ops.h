@@ -2,8 +2,10 @@
    assembled in cuda_backend.c) and the shared device context: library handles, the conv plan
    cache, the reduction scratch. Signatures of the ops mirror sq_backend in sqakd/backend.h.
 
-   Everything runs on the legacy default stream, in order; the reduction scratch below is shared
-   by all kernels that use it and relies on that ordering (one stream per backend). */
+   Every op runs on the legacy default stream, in order; the reduction scratch below is shared
+   by all kernels that use it and relies on that ordering (one compute stream per backend). The
+   only other stream is an input stage's copy stream (stage.c), which touches nothing but the
+   stage's own buffers and is ordered against the compute stream with events. */
 #ifndef SQAKD_CUDA_OPS_H
 #define SQAKD_CUDA_OPS_H
 
@@ -137,6 +139,28 @@ void sq_cuda_sgd_step(size_t n, float *p, const float *g, float *m, float lr, fl
                       float wd);
 void sq_cuda_adam_step(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
                        float b2, float eps, float wd, int t);
+
+/* ---- stage.c: asynchronous input staging, device memory report ---- */
+int sq_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
+void *sq_cuda_stage_new(size_t bytes);
+const void *sq_cuda_stage_put(void *stage, const void *src, size_t bytes);
+void sq_cuda_stage_free(void *stage);
+
+/* ---- half.cu and conv16.c: the reduced-precision (fp16 / bf16) teacher ops ---- */
+void sq_cuda_to16(sq_dtype16 dt, size_t n, const float *x, void *y);
+void sq_cuda_from16(sq_dtype16 dt, size_t n, const void *x, float *y);
+/* y (N, C, HW), 16-bit, in place: y = act(y + b[c]) (b may be NULL; act < 0: none) */
+void sq_cuda_bias_act16(sq_dtype16 dt, int n, int c, int hw, const float *b, int act, void *y);
+size_t sq_cuda_conv16_ws_bytes(sq_dtype16 dt, const sq_conv_shape *cs);
+void sq_cuda_conv16_fwd(sq_dtype16 dt, const sq_conv_shape *cs, const void *x, const void *w,
+                        const void *b16, const float *b32, int act, void *y, void *ws);
+void sq_cuda_act16_fwd(sq_dtype16 dt, sq_act_kind kind, size_t n, const void *x, void *y);
+void sq_cuda_add16_fwd(sq_dtype16 dt, size_t n, int act, const void *a, const void *b, void *y);
+void sq_cuda_pool16_fwd(sq_dtype16 dt, sq_pool_kind kind, int n, int c, int h, int w, int k,
+                        int stride, int pad, const void *x, void *y);
+void sq_cuda_gap16_fwd(sq_dtype16 dt, int n, int c, int hw, const void *x, float *y);
+void sq_cuda_shortcut_a16_fwd(sq_dtype16 dt, int n, int c, int h, int w, int k, const void *x,
+                              void *y);
 
 #ifdef __cplusplus
 }
