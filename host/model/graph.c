@@ -396,7 +396,21 @@ static int bwd_fusable3(const sq_model *m, int i)
 void sq_model_backward(sq_model *m, int batch, const float *glogits)
 {
     const sq_backend *be = m->be;
-    be->memset0(m->grad_arena, m->grad_floats * sizeof(float));
+    /* zero every gradient buffer that the backward accumulates into; the outputs of a BN or
+       ADD whose backward is fused with the activation after it are never touched */
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        const size_t nb = (size_t)batch * node_numel(n) * sizeof(float);
+        const int fused = bwd_fusable(m, i) || bwd_fusable3(m, i) ||
+                          (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1));
+        if (n->gout && n->op != SQ_NODE_FLATTEN && !fused) be->memset0(n->gout, nb);
+        if (!n->quant) continue;
+        const size_t nw = m->params[n->pw].numel * sizeof(float);
+        be->memset0(n->gxq, (size_t)batch * node_numel(&m->nodes[n->in0]) * sizeof(float));
+        be->memset0(n->gwq, nw);
+        if (n->gwqs) be->memset0(n->gwqs, nw);
+        if (n->gbqs) be->memset0(n->gbqs, (size_t)n->c * sizeof(float));
+    }
     sq_node *last = &m->nodes[m->nnodes - 1];
     be->copy_d2d(last->gout, glogits, (size_t)batch * node_numel(last) * sizeof(float));
     for (int i = m->nnodes - 1; i > 0; i--) {
