@@ -1,9 +1,14 @@
 /* util_fixtures.c: shared test fixtures (see util_fixtures.h). */
 #include "util_fixtures.h"
 #include "util_check.h"
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <zlib.h>
 
 void sqt_tiny_dataset(sq_dataset *ds, int n)
 {
@@ -59,4 +64,206 @@ int sqt_rmtree(const char *dir)
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd);
+}
+
+/* ---------------------------------------------------------------- scratch directory, files */
+
+char sqt_scratch_dir[512];
+
+const char *sqt_tpath(const char *name)
+{
+    static char buf[8][1024];
+    static int k;
+    char *p = buf[k++ & 7];
+    snprintf(p, sizeof buf[0], "%s/%s", sqt_scratch_dir, name);
+    return p;
+}
+
+void sqt_path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", sqt_scratch_dir, name); }
+
+void sqt_tmkdir(const char *name) { cr_assert_eq(mkdir(sqt_tpath(name), 0755), 0, "mkdir %s", name); }
+
+void sqt_write_bytes(const char *path, const void *data, size_t n, int gz)
+{
+    if (gz) {
+        gzFile f = gzopen(path, "wb");
+        cr_assert_not_null(f, "gzopen %s", path);
+        if (n) cr_assert_eq(gzwrite(f, data, (unsigned)n), (int)n);
+        gzclose(f);
+    } else {
+        FILE *f = fopen(path, "wb");
+        cr_assert_not_null(f, "fopen %s", path);
+        if (n) cr_assert_eq(fwrite(data, 1, n, f), n);
+        fclose(f);
+    }
+}
+
+void sqt_expect_error_has(const char *what)
+{
+    cr_expect(strstr(sq_last_error(), what) != NULL, "error message '%s' should contain '%s'",
+              sq_last_error(), what);
+}
+
+int sqt_count_entries(const char *dir, char *first, size_t n)
+{
+    DIR *d = opendir(dir);
+    int c = 0;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!c && first) snprintf(first, n, "%s", e->d_name);
+        c++;
+    }
+    closedir(d);
+    return c;
+}
+
+unsigned char *sqt_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "open %s: %s", path, strerror(errno));
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz + 1);
+    cr_assert_eq(fread(b, 1, (size_t)sz, f), (size_t)sz);
+    fclose(f);
+    *n = (size_t)sz;
+    return b;
+}
+
+/* ---------------------------------------------------------------- sample safetensors checkpoint */
+
+#define NSAMPLE 9
+static float s_conv[108], s_var[4] = { 1.0f, 0.5f, 2.25f, 1e-3f }, s_after[3] = { -1.5f, 0.0f, 3.75f }, s_empty[1];
+static int64_t s_nbt = 123456789012345LL, s_uw[3] = { -(1LL << 40), 7, 1LL << 45 };
+static int32_t s_idx[10];
+static uint8_t s_mask[7] = { 0, 1, 2, 250, 255, 128, 3 }, s_weird[1] = { 42 };
+static sq_st_tensor s_t[NSAMPLE];
+static sq_st_kv s_meta[3] = {
+    { "arch", "resnet20" },
+    { "quote\"key", "back\\slash\nnew\tline" },
+    { "unicode", "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" },
+};
+
+sq_st_tensor sqt_st_tensor(const char *name, sq_st_dtype dt, int ndim, const int64_t *shape, void *data)
+{
+    sq_st_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = (char *)name;
+    t.dtype = dt;
+    t.ndim = ndim;
+    size_t n = sq_st_dtype_size(dt);
+    for (int i = 0; i < ndim; i++) { t.shape[i] = shape[i]; n *= (size_t)shape[i]; }
+    t.data = data;
+    t.nbytes = n;
+    return t;
+}
+
+sq_st_file sqt_st_sample(void)
+{
+    for (int i = 0; i < 108; i++) s_conv[i] = (float)i * 0.25f - 13.0f;
+    for (int i = 0; i < 10; i++) s_idx[i] = i - 5;
+    int k = 0;
+    s_t[k++] = sqt_st_tensor("conv1.weight", SQ_ST_F32, 4, (int64_t[]){ 4, 3, 3, 3 }, s_conv);
+    s_t[k++] = sqt_st_tensor("bn1.running_var", SQ_ST_F32, 1, (int64_t[]){ 4 }, s_var);
+    s_t[k++] = sqt_st_tensor("bn1.num_batches_tracked", SQ_ST_I64, 0, NULL, &s_nbt);
+    s_t[k++] = sqt_st_tensor("mask", SQ_ST_U8, 1, (int64_t[]){ 7 }, s_mask);
+    s_t[k++] = sqt_st_tensor("after_mask", SQ_ST_F32, 1, (int64_t[]){ 3 }, s_after);
+    s_t[k++] = sqt_st_tensor("layer1.0.conv1.uW", SQ_ST_I64, 1, (int64_t[]){ 3 }, s_uw);
+    s_t[k++] = sqt_st_tensor("idx", SQ_ST_I32, 2, (int64_t[]){ 2, 5 }, s_idx);
+    s_t[k++] = sqt_st_tensor("empty", SQ_ST_F32, 2, (int64_t[]){ 0, 4 }, s_empty);
+    s_t[k++] = sqt_st_tensor("we\"ird\\name\n/\xc3\xa9", SQ_ST_U8, 1, (int64_t[]){ 1 }, s_weird);
+    sq_st_file f = { .ntensors = NSAMPLE, .tensors = s_t, .nmeta = 3, .meta = s_meta, .blob = NULL };
+    return f;
+}
+
+void sqt_st_write_sample(const char *path)
+{
+    sq_st_file f = sqt_st_sample();
+    sq_status st = sq_st_write(path, &f);
+    cr_assert_eq(st, SQ_OK, "sq_st_write: %s", sq_last_error());
+}
+
+/* ---------------------------------------------------------------- guarded device buffers */
+
+#define SENTINEL 0xA5
+
+const size_t sqt_sizes[SQT_NSIZES] = {1, 7, 31, 257, 1023, 4099, 100003};
+
+void *sqt_dput(const sq_backend *g, const void *host, size_t bytes)
+{
+    size_t total = bytes + 2 * SQT_GUARD;
+    unsigned char *h = malloc(total);
+    cr_assert(h);
+    memset(h, SENTINEL, total);
+    if (host) memcpy(h + SQT_GUARD, host, bytes);
+    else memset(h + SQT_GUARD, 0, bytes);
+    unsigned char *d = g->alloc(total);
+    cr_assert(d, "device alloc of %zu bytes failed: %s", total, sq_last_error());
+    g->copy_h2d(d, h, total);
+    free(h);
+    return d + SQT_GUARD;
+}
+
+void sqt_dget_free(const sq_backend *g, void *host, void *d, size_t bytes, const char *what)
+{
+    size_t total = bytes + 2 * SQT_GUARD;
+    unsigned char *h = malloc(total);
+    cr_assert(h);
+    g->copy_d2h(h, (unsigned char *)d - SQT_GUARD, total);
+    size_t bad = 0;
+    for (size_t i = 0; i < SQT_GUARD; i++) bad += (h[i] != SENTINEL) + (h[SQT_GUARD + bytes + i] != SENTINEL);
+    cr_expect_eq(bad, 0, "%s: %zu guard bytes overwritten around a %zu-byte buffer", what, bad,
+                 bytes);
+    if (host) memcpy(host, h + SQT_GUARD, bytes);
+    free(h);
+    g->free((unsigned char *)d - SQT_GUARD);
+}
+
+void sqt_gpu_ok(const sq_backend *g)
+{
+    g->sync();
+#ifdef SQ_HAVE_CUDA
+    sq_status st = sq_cuda_last_status();
+    cr_assert_eq(st, SQ_OK, "CUDA backend error: %s", sq_last_error());
+#endif
+}
+
+float *sqt_hvec(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+float *sqt_hrand(size_t n, float lo, float hi, uint64_t seed)
+{
+    float *x = sqt_hvec(n);
+    sqt_fill_uniform(x, n, lo, hi, seed);
+    return x;
+}
+
+float *sqt_hdup(const float *x, size_t n)
+{
+    float *y = sqt_hvec(n);
+    memcpy(y, x, n * sizeof(float));
+    return y;
+}
+
+float *sqt_fetch(const sq_backend *g, float *d, size_t n, const char *what)
+{
+    float *h = sqt_hvec(n);
+    sqt_dget_free(g, h, d, n * sizeof(float), what);
+    return h;
+}
+
+void sqt_expect_close(const char *what, const float *got, const float *ref, size_t n,
+                      double atol, double rtol, uint64_t seed)
+{
+    size_t bad = sqt_check_close(what, got, ref, n, atol, rtol, seed);
+    cr_expect_eq(bad, 0, "%s: %zu of %zu elements differ from the CPU (seed %llu)", what, bad, n,
+                 (unsigned long long)seed);
+}
+
+void sqt_expect_equal(const char *what, const float *got, const float *ref, size_t n)
+{
+    size_t bad = sqt_check_equal(what, got, ref, n);
+    cr_expect_eq(bad, 0, "%s: %zu of %zu elements not bit-identical to the CPU", what, bad, n);
 }

@@ -1,0 +1,317 @@
+/* test_cuda_ops_train.c: Criterion suite "cuda" (declared in test_cuda_ops_layers.c, whose .init
+   keeps cuDNN off TF32): the training-objective and update CUDA ops against the CPU reference
+   backend: the KL test vector, KL/cross-entropy losses and argmax (run-to-run determinism of the
+   reductions), fake quantization of every kind with its parameter gradients (unaligned starts,
+   deterministic and NULL-safe), absscale, SGD and Adam steps. Guarded device buffers as in
+   test_cuda_ops_layers.c; without a GPU every test SKIPS (never passes). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sqakd/backend.h"
+#include "sqakd/quant_math.h"
+#include "util_check.h"
+#include "util_fixtures.h"
+
+/* ---- losses ---- */
+
+Test(cuda, kl_test_vector)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const float zt[2] = {0.0f, 0.0f}, zs[2] = {4.0f, 0.0f};
+    float *dzt = sqt_dput(g, zt, 8), *dzs = sqt_dput(g, zs, 8), *dl = sqt_dput(g, NULL, 4),
+          *dg = sqt_dput(g, NULL, 8);
+    g->kl_fwd_bwd(1, 2, dzt, dzs, 4.0f, 1.0f, dl, dg);
+    sqt_gpu_ok(g);
+    float *l = sqt_fetch(g, dl, 1, "kl loss"), *gr = sqt_fetch(g, dg, 2, "kl grad");
+    /* method.md section 2 test vector, printed to 6-7 digits */
+    cr_expect(fabsf(l[0] - 1.921832f) <= 2e-6f, "loss %.9g want 1.921832", l[0]);
+    cr_expect(fabsf(gr[0] - 0.924234f) <= 2e-6f, "grad[0] %.9g want 0.924234", gr[0]);
+    cr_expect(fabsf(gr[1] + 0.924234f) <= 2e-6f, "grad[1] %.9g want -0.924234", gr[1]);
+    g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
+    free(l); free(gr);
+}
+
+Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const sq_backend *c = sq_backend_cpu();
+    /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows */
+    static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int n = shapes[s][0], k = shapes[s][1];
+        size_t m = (size_t)n * k;
+        uint64_t seed = 800 + s;
+        float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 1);
+        int32_t *lab = calloc(n, sizeof(int32_t));
+        for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : (int)((i * 7919u) % (unsigned)k);
+        float lkl = 0, lce = 0, *gkl = sqt_hvec(m), *gce = sqt_hvec(m);
+        int32_t *am = calloc(n, sizeof(int32_t)), *ram = calloc(n, sizeof(int32_t));
+        c->kl_fwd_bwd(n, k, zt, zs, 4.0f, 1.0f, &lkl, gkl);
+        c->softmax_ce(n, k, zs, lab, 0.5f, &lce, gce);
+        c->argmax(n, k, zs, am);
+
+        float *dzt = sqt_dput(g, zt, m * 4), *dzs = sqt_dput(g, zs, m * 4), *dl = sqt_dput(g, NULL, 16),
+              *dgkl = sqt_dput(g, NULL, m * 4), *dgce = sqt_dput(g, NULL, m * 4);
+        int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t)), *dam = sqt_dput(g, NULL, n * sizeof(int32_t));
+        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl, dgkl);
+        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl + 1, NULL); /* loss only */
+        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl + 2, dgkl);  /* again: determinism */
+        g->softmax_ce(n, k, dzs, dlab, 0.5f, dl + 3, dgce);
+        g->argmax(n, k, dzs, dam);
+        sqt_gpu_ok(g);
+        float *rl = sqt_fetch(g, dl, 4, "losses"), *rgkl = sqt_fetch(g, dgkl, m, "kl grad"),
+              *rgce = sqt_fetch(g, dgce, m, "ce grad");
+        sqt_dget_free(g, ram, dam, n * sizeof(int32_t), "argmax");
+        /* the CPU sums in double with exp/log in double, the GPU in float per element with
+           double accumulation: relative 1e-5 of the loss, 1e-6 absolute for the gradients */
+        sqt_expect_close("kl loss", rl, &lkl, 1, 1e-6, 1e-5, seed);
+        sqt_expect_equal("kl loss without gradient", rl + 1, rl, 1);
+        sqt_expect_equal("kl loss, second run", rl + 2, rl, 1);
+        sqt_expect_close("ce loss", rl + 3, &lce, 1, 1e-6, 1e-5, seed);
+        sqt_expect_close("kl grad", rgkl, gkl, m, 1e-6, 1e-4, seed);
+        sqt_expect_close("ce grad", rgce, gce, m, 1e-6, 1e-4, seed);
+        for (int i = 0; i < n; i++)
+            cr_expect_eq(ram[i], am[i], "argmax[%d]: got %d want %d", i, ram[i], am[i]);
+        g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
+        g->free((char *)dlab - SQT_GUARD);
+        free(zt); free(zs); free(lab); free(gkl); free(gce); free(am); free(ram);
+        free(rl); free(rgkl); free(rgce);
+    }
+}
+
+/* ---- fake quantization ---- */
+
+/* bound on the rounding difference scale of the parameter-gradient sums: every per-element
+   term is at most C |gy_i| (C from the quantizer's formula, quant_math.h) and the two backends'
+   terms differ by a few ulp of that (FMA contraction, e.g. LSQ's gy round(v) - v g_x), so
+   |GPU - CPU| <= ~1e-7 C sum |gy|; the tests allow 1e-6 C sum |gy| */
+static double fq_grad_scale(const sq_quant_cfg *cfg, size_t n, const float *qp, const float *gy)
+{
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    double c = 1.0, sum = 0.0;
+    if (cfg->kind == SQ_QUANT_EWGS) c = 2.0 * (1.0 + cfg->delta) / fabs((double)qp[1] - qp[0]);
+    if (cfg->kind == SQ_QUANT_LSQ) c = k.gscale * ((k.qn > k.qp ? k.qn : k.qp) + 1.0) * (1.0 + cfg->delta);
+    for (size_t i = 0; i < n; i++) sum += fabs(gy[i]);
+    return c * sum;
+}
+
+static void fq_params(sq_quant_kind kind, int weight, int bits, float qp[2])
+{
+    qp[0] = qp[1] = 0.0f;
+    if (kind == SQ_QUANT_EWGS) {
+        qp[0] = weight ? -0.8f : 0.1f;
+        qp[1] = weight ? 0.9f : 1.3f;
+    } else if (kind == SQ_QUANT_PACT) {
+        qp[0] = 1.1f;
+    } else if (kind == SQ_QUANT_LSQ) {
+        qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
+    }
+}
+
+/* one kind, both roles, bits 1/2/4/8, delta 0 and 0.3, sizes incl. unaligned starts */
+static void fq_case(const sq_backend *g, sq_quant_kind kind)
+{
+    const sq_backend *c = sq_backend_cpu();
+    static const size_t sizes[] = {1, 5, 1023, 4099, 65539, 262147};
+    static const int bits[] = {1, 2, 4, 8};
+    for (int weight = 0; weight < 2; weight++)
+        for (int bi = 0; bi < 4; bi++)
+            for (int di = 0; di < 2; di++)
+                for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                    size_t n = sizes[si];
+                    int off = (int)(si & 1); /* odd cases start 1 float past alignment */
+                    uint64_t seed = 900 + (uint64_t)kind * 1000 + weight * 100 + bi * 10 + di + si * 3;
+                    sq_quant_cfg cfg = {kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi],
+                                        weight, di ? 0.3f : 0.0f, 0.0f};
+                    float qp[2], gqp0[2] = {0.25f, -0.5f};
+                    fq_params(kind, weight, bits[bi], qp);
+                    float *x = sqt_hrand(n + off, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
+                          *gy = sqt_hrand(n + off, -1, 1, seed + 1), *gx0 = sqt_hrand(n + off, -1, 1, seed + 2);
+                    float *y = sqt_hvec(n), *gx = sqt_hdup(gx0 + off, n), gqp[2] = {gqp0[0], gqp0[1]},
+                          scr[SQ_QUANT_SCRATCH] = {0};
+                    c->fakequant_fwd(&cfg, n, x + off, qp, y, scr);
+                    c->fakequant_bwd(&cfg, n, x + off, qp, gy + off, gx, gqp, scr);
+
+                    size_t B = (n + off) * 4;
+                    float *dx = sqt_dput(g, x, B), *dgy = sqt_dput(g, gy, B), *dy = sqt_dput(g, NULL, B),
+                          *dgx = sqt_dput(g, gx0, B), *dqp = sqt_dput(g, qp, 8), *dgqp = sqt_dput(g, gqp0, 8),
+                          *dscr = sqt_dput(g, NULL, SQ_QUANT_SCRATCH * 4);
+                    g->fakequant_fwd(&cfg, n, dx + off, dqp, dy + off, dscr);
+                    g->fakequant_bwd(&cfg, n, dx + off, dqp, dgy + off, dgx + off, dgqp, dscr);
+                    sqt_gpu_ok(g);
+                    float *ry = sqt_fetch(g, dy, n + off, "fq y"), *rgx = sqt_fetch(g, dgx, n + off, "fq gx"),
+                          *rgqp = sqt_fetch(g, dgqp, 2, "fq gqp"),
+                          *rscr = sqt_fetch(g, dscr, SQ_QUANT_SCRATCH, "fq scratch");
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s %d-bit delta %.1f n %zu+%d",
+                             sq_quant_kind_name(kind), weight ? "w" : "a", bits[bi], cfg.delta, n, off);
+                    sq_qm_ctx k;
+                    sq_qm_ctx_init(&k, &cfg, n);
+                    int dorefa_w = sq_qm_needs_maxabs(&k);
+                    if (dorefa_w)
+                        /* M = max|tanh|: device tanhf vs glibc tanhf, 2 ulp */
+                        sqt_expect_close(what, rscr, scr, 1, 0.0, 3e-7, seed);
+                    /* forward: same formula, IEEE division, rintf: identical levels, except DoReFa
+                       weights where tanhf differences may move an element lying on a rounding
+                       boundary by one level (allowed for at most 1 in 1000 elements) */
+                    size_t bad = sqt_check_equal(what, ry + off, y, n);
+                    size_t allowed = dorefa_w ? n / 1000 + 1 : 0;
+                    cr_expect(bad <= allowed, "%s: %zu forward values differ (allowed %zu)", what,
+                              bad, allowed);
+                    /* backward: FMA contraction on the GPU changes last bits of g_c; level flips
+                       as above change the EWGS term delta |g| (c - q) for DoReFa weights */
+                    bad = sqt_check_close(what, rgx + off, gx, n, 1e-6, 1e-5, seed);
+                    cr_expect(bad <= allowed, "%s: %zu gx values differ (allowed %zu)", what, bad,
+                              allowed);
+                    /* parameter gradients: sums of n terms; rounding differences per term of a
+                       few ulp, so the error is bounded by ~1e-6 of the sum of |terms| */
+                    double gscale = fq_grad_scale(&cfg, n, qp, gy + off);
+                    int np = sq_quant_nparams(&cfg);
+                    for (int j = 0; j < 2; j++) {
+                        if (j >= np) {
+                            cr_expect_eq(rgqp[j], gqp0[j], "%s: gqp[%d] touched (%d params)",
+                                         what, j, np);
+                            continue;
+                        }
+                        double tol = 1e-6 * gscale + 1e-6 * fabs(gqp[j]) + 1e-7;
+                        cr_expect(fabs(rgqp[j] - gqp[j]) <= tol,
+                                  "%s: gqp[%d] got %.9g want %.9g (tol %g, seed %llu)", what, j,
+                                  rgqp[j], gqp[j], tol, (unsigned long long)seed);
+                    }
+                    g->free((char *)dx - SQT_GUARD); g->free((char *)dgy - SQT_GUARD);
+                    g->free((char *)dqp - SQT_GUARD);
+                    free(x); free(gy); free(gx0); free(y); free(gx); free(ry); free(rgx);
+                    free(rgqp); free(rscr);
+                }
+}
+
+Test(cuda, fakequant_ewgs_matches_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    fq_case(g, SQ_QUANT_EWGS);
+}
+
+Test(cuda, fakequant_pact_matches_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    fq_case(g, SQ_QUANT_PACT);
+}
+
+Test(cuda, fakequant_lsq_matches_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    fq_case(g, SQ_QUANT_LSQ);
+}
+
+Test(cuda, fakequant_dorefa_matches_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    fq_case(g, SQ_QUANT_DOREFA);
+}
+
+Test(cuda, fakequant_param_grads_are_deterministic_and_null_safe)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    size_t n = (size_t)3 << 20; /* enough for the full 1024-block reduction grid */
+    sq_quant_cfg cfg = {SQ_QUANT_EWGS, SQ_QROLE_ACT, 2, 0, 0.2f, 0.0f};
+    float qp[2] = {0.0f, 1.0f};
+    float *x = sqt_hrand(n, -0.5f, 1.5f, 77), *gy = sqt_hrand(n, -1, 1, 78);
+    float *dx = sqt_dput(g, x, n * 4), *dgy = sqt_dput(g, gy, n * 4), *dqp = sqt_dput(g, qp, 8),
+          *dg = sqt_dput(g, NULL, 6 * 4), *dgx = sqt_dput(g, NULL, n * 4);
+    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, NULL, dg, NULL);       /* gx not wanted */
+    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, dgx, dg + 2, NULL);
+    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, dgx, NULL, NULL);      /* gqp not wanted */
+    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, NULL, dg + 4, NULL);
+    sqt_gpu_ok(g);
+    float *r = sqt_fetch(g, dg, 6, "gqp runs");
+    for (int j = 0; j < 2; j++) {
+        cr_expect_eq(r[2 + j], r[j], "run 2 gqp[%d] %.9g differs from run 1 %.9g", j, r[2 + j], r[j]);
+        cr_expect_eq(r[4 + j], r[j], "run 3 gqp[%d] %.9g differs from run 1 %.9g", j, r[4 + j], r[j]);
+    }
+    float *rgx = sqt_fetch(g, dgx, n, "gx");
+    float *ref = sqt_hvec(n);
+    float gq[2] = {0, 0};
+    sq_backend_cpu()->fakequant_bwd(&cfg, n, x, qp, gy, ref, gq, NULL);
+    for (size_t i = 0; i < n; i++) ref[i] *= 2.0f; /* two runs accumulated into gx */
+    sqt_expect_close("gx after two accumulating runs", rgx, ref, n, 2e-6, 1e-5, 77);
+    g->free((char *)dx - SQT_GUARD); g->free((char *)dgy - SQT_GUARD); g->free((char *)dqp - SQT_GUARD);
+    free(x); free(gy); free(r); free(rgx); free(ref);
+}
+
+Test(cuda, absscale_matches_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const sq_backend *c = sq_backend_cpu();
+    for (size_t si = 0; si < SQT_NSIZES; si++) {
+        size_t n = sqt_sizes[si];
+        uint64_t seed = 1100 + si;
+        float s = si & 1 ? -0.7f : 1.3f, gs0 = 0.5f, gs = gs0;
+        float *z = sqt_hrand(n, -2, 2, seed), *gy = sqt_hrand(n, -1, 1, seed + 1),
+              *gz0 = sqt_hrand(n, -1, 1, seed + 2), *y = sqt_hvec(n), *gz = sqt_hdup(gz0, n);
+        c->absscale_fwd(n, &s, z, y);
+        c->absscale_bwd(n, &s, z, gy, gz, &gs);
+        float *ds = sqt_dput(g, &s, 4), *dz = sqt_dput(g, z, n * 4), *dgy = sqt_dput(g, gy, n * 4),
+              *dy = sqt_dput(g, NULL, n * 4), *dgz = sqt_dput(g, gz0, n * 4), *dgs = sqt_dput(g, &gs0, 4);
+        g->absscale_fwd(n, ds, dz, dy);
+        g->absscale_bwd(n, ds, dz, dgy, dgz, dgs);
+        sqt_gpu_ok(g);
+        float *ry = sqt_fetch(g, dy, n, "absscale y"), *rgz = sqt_fetch(g, dgz, n, "absscale gz"),
+              *rgs = sqt_fetch(g, dgs, 1, "absscale gs");
+        sqt_expect_equal("absscale y", ry, y, n);
+        sqt_expect_close("absscale gz", rgz, gz, n, 1e-6, 1e-6, seed);
+        /* sum of n products bounded by 2: 1e-6 relative to that bound */
+        sqt_expect_close("absscale gs", rgs, &gs, 1, 2e-6 * n, 1e-5, seed);
+        g->free((char *)ds - SQT_GUARD); g->free((char *)dz - SQT_GUARD); g->free((char *)dgy - SQT_GUARD);
+        free(z); free(gy); free(gz0); free(y); free(gz); free(ry); free(rgz); free(rgs);
+    }
+}
+
+/* ---- optimizers ---- */
+
+Test(cuda, optimizers_match_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const sq_backend *c = sq_backend_cpu();
+    for (size_t si = 0; si < SQT_NSIZES; si++) {
+        size_t n = sqt_sizes[si], B = n * 4;
+        uint64_t seed = 1200 + si;
+        float *p0 = sqt_hrand(n, -1, 1, seed), *gr = sqt_hrand(n, -1, 1, seed + 1),
+              *m0 = sqt_hrand(n, -0.1f, 0.1f, seed + 2), *v0 = sqt_hrand(n, 0.0f, 0.01f, seed + 3);
+        float *p = sqt_hdup(p0, n), *m = sqt_hdup(m0, n), *v = sqt_hdup(v0, n), *ps = sqt_hdup(p0, n),
+              *pa = sqt_hdup(p0, n), *ma = sqt_hdup(m0, n);
+        c->sgd_step(n, p, gr, m, 0.1f, 0.9f, 1e-4f);
+        c->sgd_step(n, ps, gr, NULL, 0.1f, 0.0f, 1e-4f);
+        for (int t = 1; t <= 3; t++) c->adam_step(n, pa, gr, ma, v, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f, t);
+        float *dp = sqt_dput(g, p0, B), *dm = sqt_dput(g, m0, B), *dgr = sqt_dput(g, gr, B),
+              *dps = sqt_dput(g, p0, B), *dpa = sqt_dput(g, p0, B), *dma = sqt_dput(g, m0, B),
+              *dv = sqt_dput(g, v0, B);
+        g->sgd_step(n, dp, dgr, dm, 0.1f, 0.9f, 1e-4f);
+        g->sgd_step(n, dps, dgr, NULL, 0.1f, 0.0f, 1e-4f);
+        for (int t = 1; t <= 3; t++) g->adam_step(n, dpa, dgr, dma, dv, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f, t);
+        sqt_gpu_ok(g);
+        /* same operation order; the GPU may fuse multiply-adds (one rounding fewer) */
+        float *r;
+        r = sqt_fetch(g, dp, n, "sgd p"); sqt_expect_close("sgd p", r, p, n, 1e-6, 1e-6, seed); free(r);
+        r = sqt_fetch(g, dm, n, "sgd m"); sqt_expect_close("sgd m", r, m, n, 1e-6, 1e-6, seed); free(r);
+        r = sqt_fetch(g, dps, n, "sgd p (no momentum)");
+        sqt_expect_close("sgd p (no momentum)", r, ps, n, 1e-6, 1e-6, seed); free(r);
+        r = sqt_fetch(g, dpa, n, "adam p"); sqt_expect_close("adam p", r, pa, n, 1e-6, 1e-6, seed); free(r);
+        r = sqt_fetch(g, dma, n, "adam m"); sqt_expect_close("adam m", r, ma, n, 1e-7, 1e-6, seed); free(r);
+        r = sqt_fetch(g, dv, n, "adam v"); sqt_expect_close("adam v", r, v, n, 1e-9, 1e-5, seed); free(r);
+        g->free((char *)dgr - SQT_GUARD);
+        free(p0); free(gr); free(m0); free(v0); free(p); free(m); free(v); free(ps); free(pa);
+        free(ma);
+    }
+}
