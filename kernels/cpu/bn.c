@@ -8,42 +8,52 @@
 
 static int par_ok(int n, int c, int hw) { return (size_t)n * c * hw >= SQ_CPU_PAR_MIN && c > 1; }
 
+void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
+                             const float *beta, float *run_mean, float *run_var, float momentum,
+                             float eps, float *save_mean, float *save_invstd, float *a_out,
+                             float *b_out)
+{
+    const double cnt = (double)n * hw;
+    /* shifted sums (shift = first element) keep the variance accurate for large means */
+    const float shift = x[(size_t)ch * hw];
+    double s1 = 0.0, s2 = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *p = x + ((size_t)i * c + ch) * hw;
+        float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+        for (int j = 0; j < hw; j++) {
+            float d = p[j] - shift;
+            a += d;
+            b += d * d;
+        }
+        s1 += a;
+        s2 += b;
+    }
+    double dmean = s1 / cnt;
+    double var = s2 / cnt - dmean * dmean;
+    if (var < 0.0) var = 0.0;
+    double mean = shift + dmean;
+    float invstd = (float)(1.0 / sqrt(var + eps));
+    if (save_mean) save_mean[ch] = (float)mean;
+    if (save_invstd) save_invstd[ch] = invstd;
+    if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
+    if (run_var) {
+        double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
+        run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
+    }
+    *a_out = (gamma ? gamma[ch] : 1.0f) * invstd;
+    *b_out = (beta ? beta[ch] : 0.0f) - (float)mean * *a_out;
+}
+
 void sq_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma,
                          const float *beta, float *run_mean, float *run_var, float momentum,
                          float eps, float *y, float *save_mean, float *save_invstd)
 {
-    const double cnt = (double)n * hw;
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
-        /* shifted sums (shift = first element) keep the variance accurate for large means */
-        const float shift = x[(size_t)ch * hw];
-        double s1 = 0.0, s2 = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float a = 0.0f, b = 0.0f;
-#pragma omp simd reduction(+ : a, b)
-            for (int j = 0; j < hw; j++) {
-                float d = p[j] - shift;
-                a += d;
-                b += d * d;
-            }
-            s1 += a;
-            s2 += b;
-        }
-        double dmean = s1 / cnt;
-        double var = s2 / cnt - dmean * dmean;
-        if (var < 0.0) var = 0.0;
-        double mean = shift + dmean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        if (save_mean) save_mean[ch] = (float)mean;
-        if (save_invstd) save_invstd[ch] = invstd;
-        if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
-        if (run_var) {
-            double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-            run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
-        }
-        const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
-        const float b = (beta ? beta[ch] : 0.0f) - (float)mean * a;
+        float a, b;
+        sq_cpu_bn_channel_train(n, c, hw, ch, x, gamma, beta, run_mean, run_var, momentum, eps,
+                                save_mean, save_invstd, &a, &b);
         for (int i = 0; i < n; i++) {
             const float *p = x + ((size_t)i * c + ch) * hw;
             float *q = y + ((size_t)i * c + ch) * hw;

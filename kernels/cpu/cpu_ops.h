@@ -36,6 +36,12 @@ int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const fl
                        const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
                        const float *yscale, const float *b, float *y, void *ws);
 
+/* bn.c: one channel's training-mode statistics (shifted sums), running-stat update and saved
+   mean/invstd; *a, *b: the affine map y = x a + b of that channel */
+void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
+                             const float *beta, float *run_mean, float *run_var, float momentum,
+                             float eps, float *save_mean, float *save_invstd, float *a, float *b);
+
 /* ---- fused.c: optional fused ops (backend.h) ---- */
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
                              const float *gamma, const float *beta, float *run_mean,

@@ -20,178 +20,49 @@ static inline float act_grad(float y, float gy, float hi) { return y > 0.0f && y
 
 static float act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
 
-void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
-                             const float *gamma, const float *beta, float *run_mean,
-                             float *run_var, float momentum, float eps, float *y,
-                             float *save_mean, float *save_invstd)
-{
-    const double cnt = (double)n * hw;
-    const float hi = act_hi(act);
-#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
-    for (int ch = 0; ch < c; ch++) {
-        const float shift = x[(size_t)ch * hw];
-        double s1 = 0.0, s2 = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float a = 0.0f, b = 0.0f;
-#pragma omp simd reduction(+ : a, b)
-            for (int j = 0; j < hw; j++) {
-                float d = p[j] - shift;
-                a += d;
-                b += d * d;
-            }
-            s1 += a;
-            s2 += b;
-        }
-        double dmean = s1 / cnt;
-        double var = s2 / cnt - dmean * dmean;
-        if (var < 0.0) var = 0.0;
-        double mean = shift + dmean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        if (save_mean) save_mean[ch] = (float)mean;
-        if (save_invstd) save_invstd[ch] = invstd;
-        if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
-        if (run_var) {
-            double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-            run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
-        }
-        const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
-        const float b = (beta ? beta[ch] : 0.0f) - (float)mean * a;
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float *q = y + ((size_t)i * c + ch) * hw;
-#pragma omp simd
-            for (int j = 0; j < hw; j++) q[j] = act_apply(p[j] * a + b, hi);
-        }
-    }
-}
-
-void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
-                       const float *gy, const float *gamma, const float *save_mean,
-                       const float *save_invstd, float *gx, float *ggamma, float *gbeta)
-{
-    const double cnt = (double)n * hw;
-    const float hi = act_hi(act);
-#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
-    for (int ch = 0; ch < c; ch++) {
-        const float mean = save_mean[ch], invstd = save_invstd[ch];
-        double sg = 0.0, sgx = 0.0;
-        for (int i = 0; i < n; i++) {
-            const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off, *yp = y + off, *g = gy + off;
-            float a = 0.0f, b = 0.0f;
-#pragma omp simd reduction(+ : a, b)
-            for (int j = 0; j < hw; j++) {
-                const float gj = act_grad(yp[j], g[j], hi);
-                a += gj;
-                b += gj * (p[j] - mean);
-            }
-            sg += a;
-            sgx += b;
-        }
-        if (ggamma) ggamma[ch] += (float)(sgx * invstd);
-        if (gbeta) gbeta[ch] += (float)sg;
-        if (!gx) continue;
-        const float proj = (float)(sgx * invstd * invstd / cnt);
-        const float gmean = (float)(sg / cnt);
-        const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
-        for (int i = 0; i < n; i++) {
-            const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off, *yp = y + off, *g = gy + off;
-            float *q = gx + off;
-#pragma omp simd
-            for (int j = 0; j < hw; j++)
-                q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
-        }
-    }
-}
-
-void sq_cpu_add_act_fwd(size_t n, sq_act_kind act, const float *a, const float *b, float *y)
-{
-    const float hi = act_hi(act);
-#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) y[i] = act_apply(a[i] + b[i], hi);
-}
-
-static void add_act_block(size_t b, size_t e, float hi, const float *restrict y,
-                          const float *restrict gy, float *restrict ga, float *restrict gb)
-{
-    if (ga && gb) {
-#pragma omp simd
-        for (size_t i = b; i < e; i++) {
-            const float g = act_grad(y[i], gy[i], hi);
-            ga[i] += g;
-            gb[i] += g;
-        }
-    } else if (ga || gb) {
-        float *restrict d = ga ? ga : gb;
-#pragma omp simd
-        for (size_t i = b; i < e; i++) d[i] += act_grad(y[i], gy[i], hi);
-    }
-}
-
-void sq_cpu_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
-                        float *gb)
-{
-    const float hi = act_hi(act);
-    const size_t blk = 16384, nblk = (n + blk - 1) / blk;
-#pragma omp parallel for SQ_SCHED_ITEMS if (n >= SQ_CPU_PAR_MIN)
-    for (size_t q = 0; q < nblk; q++)
-        add_act_block(q * blk, (q + 1) * blk < n ? (q + 1) * blk : n, hi, y, gy, ga, gb);
-}
-
-/* y = act(BN_train(x) + r): the BN of a residual branch, the add and the activation after it */
+/* y = act(BN_train(x) [+ r]): the BN (r NULL) or a residual block's last BN, the add and the
+   activation after it */
 void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
                                  const float *r, const float *gamma, const float *beta,
                                  float *run_mean, float *run_var, float momentum, float eps,
                                  float *y, float *save_mean, float *save_invstd)
 {
-    const double cnt = (double)n * hw;
     const float hi = act_hi(act);
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
-        const float shift = x[(size_t)ch * hw];
-        double s1 = 0.0, s2 = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float a = 0.0f, b = 0.0f;
-#pragma omp simd reduction(+ : a, b)
-            for (int j = 0; j < hw; j++) {
-                float d = p[j] - shift;
-                a += d;
-                b += d * d;
-            }
-            s1 += a;
-            s2 += b;
-        }
-        double dmean = s1 / cnt;
-        double var = s2 / cnt - dmean * dmean;
-        if (var < 0.0) var = 0.0;
-        double mean = shift + dmean;
-        float invstd = (float)(1.0 / sqrt(var + eps));
-        if (save_mean) save_mean[ch] = (float)mean;
-        if (save_invstd) save_invstd[ch] = invstd;
-        if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
-        if (run_var) {
-            double unbiased = cnt > 1.0 ? var * cnt / (cnt - 1.0) : var;
-            run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
-        }
-        const float a = (gamma ? gamma[ch] : 1.0f) * invstd;
-        const float b = (beta ? beta[ch] : 0.0f) - (float)mean * a;
+        float a, b;
+        sq_cpu_bn_channel_train(n, c, hw, ch, x, gamma, beta, run_mean, run_var, momentum, eps,
+                                save_mean, save_invstd, &a, &b);
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off, *rp = r + off;
+            const float *p = x + off;
             float *q = y + off;
+            if (r) {
+                const float *rp = r + off;
 #pragma omp simd
-            for (int j = 0; j < hw; j++) {
-                const float t = p[j] * a + b;
-                q[j] = act_apply(t + rp[j], hi);
+                for (int j = 0; j < hw; j++) {
+                    const float t = p[j] * a + b;
+                    q[j] = act_apply(t + rp[j], hi);
+                }
+            } else {
+#pragma omp simd
+                for (int j = 0; j < hw; j++) q[j] = act_apply(p[j] * a + b, hi);
             }
         }
     }
 }
 
-/* backward of bn_add_act: g = gy act'(y); gr += g; then bn_bwd with g */
+void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                             const float *gamma, const float *beta, float *run_mean,
+                             float *run_var, float momentum, float eps, float *y,
+                             float *save_mean, float *save_invstd)
+{
+    sq_cpu_bn_add_act_fwd_train(n, c, hw, act, x, NULL, gamma, beta, run_mean, run_var, momentum,
+                                eps, y, save_mean, save_invstd);
+}
+
+/* backward of bn_add_act: g = gy act'(y); gr += g (gr NULL: none, the plain BN + act pair);
+   then bn_bwd with g */
 void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
                            const float *gy, const float *gamma, const float *save_mean,
                            const float *save_invstd, float *gx, float *gr, float *ggamma,
@@ -242,4 +113,46 @@ void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x
                 q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
         }
     }
+}
+
+void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                       const float *gy, const float *gamma, const float *save_mean,
+                       const float *save_invstd, float *gx, float *ggamma, float *gbeta)
+{
+    sq_cpu_bn_add_act_bwd(n, c, hw, act, x, y, gy, gamma, save_mean, save_invstd, gx, NULL,
+                          ggamma, gbeta);
+}
+
+void sq_cpu_add_act_fwd(size_t n, sq_act_kind act, const float *a, const float *b, float *y)
+{
+    const float hi = act_hi(act);
+#pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
+    for (size_t i = 0; i < n; i++) y[i] = act_apply(a[i] + b[i], hi);
+}
+
+static void add_act_block(size_t b, size_t e, float hi, const float *restrict y,
+                          const float *restrict gy, float *restrict ga, float *restrict gb)
+{
+    if (ga && gb) {
+#pragma omp simd
+        for (size_t i = b; i < e; i++) {
+            const float g = act_grad(y[i], gy[i], hi);
+            ga[i] += g;
+            gb[i] += g;
+        }
+    } else if (ga || gb) {
+        float *restrict d = ga ? ga : gb;
+#pragma omp simd
+        for (size_t i = b; i < e; i++) d[i] += act_grad(y[i], gy[i], hi);
+    }
+}
+
+void sq_cpu_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
+                        float *gb)
+{
+    const float hi = act_hi(act);
+    const size_t blk = 16384, nblk = (n + blk - 1) / blk;
+#pragma omp parallel for SQ_SCHED_ITEMS if (n >= SQ_CPU_PAR_MIN)
+    for (size_t q = 0; q < nblk; q++)
+        add_act_block(q * blk, (q + 1) * blk < n ? (q + 1) * blk : n, hi, y, gy, ga, gb);
 }
