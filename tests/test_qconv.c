@@ -4,11 +4,13 @@
    padding 0..2), with output scale and bias; plus the cases it must decline. */
 #include "../kernels/cpu/cpu_ops.h"
 #include "sqakd/backend.h"
+#include "sqakd/model.h"
 #include "sqakd/quant_math.h"
 #include "util_check.h"
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct qcase {
     sq_quant_kind kind;
@@ -103,4 +105,55 @@ Test(qconv, declines_what_it_cannot_do)
     ca.is_signed = 1;
     cr_expect_eq(be->qconv2d_fwd(&cs, &ca, qpa, x, &cw, qpw, w, NULL, NULL, y, ws), 0);
     free(ws);
+}
+
+/* the whole quantized ResNet-20 through the graph, integer path against float path. In general
+   the two differ by rounding, and a quantizer is discontinuous: one element that lands on the
+   other side of a rounding boundary changes everything downstream (and the layer-by-layer
+   quantizer initialisation after it). So the comparison uses LSQ steps that are powers of two:
+   then every product and partial sum of the float convolution is exact, the two paths must
+   agree bit for bit, and any slip of the integer path (codes, grids, layout, scale, the image
+   schedule) shows. */
+Test(qconv, resnet20_integer_and_float_paths_agree_exactly)
+{
+    if (!sq_cpu_qconv_available()) cr_skip("this CPU has no AVX-512 VNNI: the integer path is off");
+    static sq_backend plain;
+    plain = *sq_backend_cpu();
+    plain.qconv2d_fwd = NULL;
+    const int batch = 4;
+    const size_t nx = (size_t)batch * 3 * 32 * 32;
+    float *x = malloc(nx * sizeof(float)), glog[40], za[40];
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 41);
+    sqt_fill_normal(glog, 40, 0.0f, 0.1f, 42);
+    sq_quant_opts q = {.kind = SQ_QUANT_LSQ, .wbits = 4, .abits = 4};
+    sq_model *m[2];
+    for (int v = 0; v < 2; v++) {
+        cr_assert_eq(sq_model_create("resnet20", 3, 32, 32, 10, &m[v]), SQ_OK);
+        cr_assert_eq(sq_model_set_quant(m[v], &q), SQ_OK);
+        cr_assert_eq(sq_model_setup(m[v], v ? &plain : sq_backend_cpu(), batch, 1), SQ_OK);
+        sq_model_init_weights(m[v], 9);
+        int quantized = 0;
+        for (int i = 0; i < m[v]->nnodes; i++) {
+            const sq_node *n = &m[v]->nodes[i];
+            if (!n->quant) continue;
+            m[v]->qp[m[v]->params[n->qpa].off] = 0.125f;   /* activation step 2^-3 */
+            m[v]->qp[m[v]->params[n->qpw].off] = 0.03125f; /* weight step 2^-5 */
+            quantized++;
+        }
+        cr_assert_eq(quantized, 18);
+        sq_model_set_input(m[v], x, batch);
+        float *z = sq_model_forward(m[v], batch, 1);
+        if (!v) memcpy(za, z, sizeof za);
+        sq_model_zero_grad(m[v]);
+        sq_model_backward(m[v], batch, glog);
+    }
+    cr_expect_eq(sqt_check_equal("logits", za, m[1]->nodes[m[1]->nnodes - 1].out, 40), 0);
+    cr_expect_eq(sqt_check_equal("weight grads", m[0]->g, m[1]->g, m[0]->n_train), 0);
+    cr_expect_eq(sqt_check_equal("quantizer grads", m[0]->qg, m[1]->qg, m[0]->n_quant), 0);
+    double s = 0;
+    for (int i = 0; i < 40; i++) s += fabs(za[i]);
+    cr_expect_gt(s, 0.0);
+    sq_model_free(m[0]);
+    sq_model_free(m[1]);
+    free(x);
 }
