@@ -105,7 +105,7 @@ demo: deps
 	@bash tools/demo.sh
 
 bench: all
-	@bash tools/bench.sh
+	@SQAKD_BIN=$(abspath $(BUILD)/sqakd) bash tools/bench.sh
 
 clean:
 	rm -rf $(BUILD)
