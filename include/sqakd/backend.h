@@ -194,8 +194,9 @@ typedef struct sq_backend {
        device buffer of `bytes`, and a copy stream of its own. stage_put copies src (host, at most
        `bytes`) into the next slot's pinned buffer, uploads it on the copy stream and makes the
        compute stream wait for that upload (an event, no host synchronisation); it returns the
-       slot's device buffer, which compute work enqueued afterwards may read until the second
-       stage_put after this one. A slot is uploaded into again only after the compute work
+       slot's device buffer, which compute work may read if it is enqueued before the NEXT
+       stage_put on this stage (the put after that overwrites the slot without waiting for work
+       enqueued later). A slot is uploaded into again only after the compute work
        enqueued before the previous stage_put has finished (device-side wait), so batch i+1's
        upload overlaps batch i's compute; the host waits only for the upload two puts back
        (which bounds how far it runs ahead). stage_new returns NULL (error set) when pinned or
