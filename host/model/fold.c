@@ -11,13 +11,6 @@
 
 #define SQ_BN_EPS 1e-5 /* the eps of every BN layer (graph.c) */
 
-static int consumers(const sq_model *m, int id)
-{
-    int c = 0;
-    for (int i = 0; i < m->nnodes; i++) c += (m->nodes[i].in0 == id) + (m->nodes[i].in1 == id);
-    return c;
-}
-
 static sq_status fold_one(sq_model *m, sq_node *conv, sq_node *bn)
 {
     const sq_backend *be = m->be;
@@ -72,7 +65,8 @@ sq_status sq_model_fold_bn(sq_model *m, int *folded)
         sq_node *bn = &m->nodes[i];
         if (bn->op != SQ_NODE_BN || bn->folded || bn->in0 < 0) continue;
         sq_node *conv = &m->nodes[bn->in0];
-        if (conv->op != SQ_NODE_CONV || conv->quant || conv->fw || consumers(m, bn->in0) != 1)
+        if (conv->op != SQ_NODE_CONV || conv->quant || conv->fw ||
+            sq_node_consumers(m, bn->in0) != 1)
             continue;
         sq_status rc = fold_one(m, conv, bn);
         if (rc) return rc;

@@ -79,6 +79,13 @@ static void plan(sq_model *m, arena *act, arena *grad)
     }
 }
 
+int sq_node_consumers(const sq_model *m, int id)
+{
+    int c = 0;
+    for (int i = 0; i < m->nnodes; i++) c += (m->nodes[i].in0 == id) + (m->nodes[i].in1 == id);
+    return c;
+}
+
 static void conv_shape(const sq_model *m, const sq_node *n, int batch, sq_conv_shape *cs)
 {
     const sq_node *in = &m->nodes[n->in0];
@@ -134,20 +141,15 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     act.base = m->act_arena; act.used = 0;
     grad.base = m->grad_arena; grad.used = 0;
     plan(m, &act, &grad);
-    for (int i = 0; i + 1 < m->nnodes; i++) {
+    /* fusable runs, from the end so that an ADD's flag is known before the BN before it:
+       BN or ADD -> ACT (1), BN -> ADD -> ACT (2); each node the only consumer of the one before */
+    for (int i = m->nnodes - 2; i >= 0; i--) {
         sq_node *n = &m->nodes[i], *next = &m->nodes[i + 1];
-        int uses = 0;
-        for (int j = 0; j < m->nnodes; j++) uses += (m->nodes[j].in0 == i) + (m->nodes[j].in1 == i);
+        const int single = sq_node_consumers(m, i) == 1;
         n->fuse_act = (n->op == SQ_NODE_BN || n->op == SQ_NODE_ADD) && next->op == SQ_NODE_ACT &&
-                      next->in0 == i && uses == 1;
-    }
-    /* BN -> ADD -> ACT: the BN's only consumer is the add, whose only consumer is the act */
-    for (int i = 0; i + 2 < m->nnodes; i++) {
-        sq_node *n = &m->nodes[i], *add = &m->nodes[i + 1];
-        int uses = 0;
-        for (int j = 0; j < m->nnodes; j++) uses += (m->nodes[j].in0 == i) + (m->nodes[j].in1 == i);
-        if (n->op == SQ_NODE_BN && add->op == SQ_NODE_ADD && add->fuse_act && uses == 1 &&
-            (add->in0 == i) != (add->in1 == i))
+                      next->in0 == i && single;
+        if (n->op == SQ_NODE_BN && next->op == SQ_NODE_ADD && next->fuse_act && single &&
+            (next->in0 == i) != (next->in1 == i))
             n->fuse_act = 2;
     }
     /* BN defaults: gamma 1, running var 1 (weights are set by init or a checkpoint) */

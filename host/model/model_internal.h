@@ -22,7 +22,8 @@ int sq_b_shuffle(sq_model *m, int in, int groups);
 int sq_b_dropout(sq_model *m, int in, float p);
 
 
-/* graph.c internals used by quantizer initialisation */
+/* graph.c internals used by quantizer initialisation, folding and the 16-bit teacher */
+int sq_node_consumers(const sq_model *m, int id); /* nodes that read node id's output */
 void sq_node_fwd(sq_model *m, int i, int batch, int train);
 void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch);
 #endif

@@ -71,13 +71,6 @@ sq_status sq_teacher_prec_check(const sq_backend *be, sq_teacher_prec p)
 
 static size_t numel(const sq_node *n) { return (size_t)n->c * n->h * n->w; }
 
-static int consumers(const sq_model *m, int id)
-{
-    int c = 0;
-    for (int i = 0; i < m->nnodes; i++) c += (m->nodes[i].in0 == id) + (m->nodes[i].in1 == id);
-    return c;
-}
-
 /* the weight and bias the fp32 forward uses (graph.c: folded ones when BN was folded in) */
 static const float *conv_weight(const sq_model *m, const sq_node *n)
 {
@@ -118,7 +111,8 @@ static void classify(const sq_model *m, tp_state *st)
         if (m->nodes[p].op == SQ_NODE_BN && m->nodes[p].folded) q = m->nodes[p].in0;
         const sq_node *prod = &m->nodes[q];
         if ((prod->op != SQ_NODE_CONV && prod->op != SQ_NODE_ADD) || st->role[q] != TP_16 ||
-            st->act[q] >= 0 || consumers(m, q) != 1 || (p != q && consumers(m, p) != 1))
+            st->act[q] >= 0 || sq_node_consumers(m, q) != 1 ||
+            (p != q && sq_node_consumers(m, p) != 1))
             continue;
         st->act[q] = a->act;
         st->role[i] = TP_ALIAS;
