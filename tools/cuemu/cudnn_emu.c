@@ -1,0 +1,983 @@
+/* cudnn_emu.c: the part of cuDNN 9's legacy API that the CUDA backend uses, emulated on the CPU
+   for cuemu (tools/cuemu/README.md): handles, 4-d tensor / filter / convolution / activation
+   descriptors, the v7 algorithm heuristics and workspace queries, convolution forward, backward
+   data, backward filter, the fused convolution + bias + activation forward and cudnnAddTensor.
+
+   Device memory is host memory, so every device pointer a compute call receives is checked with
+   cuemu_dev_range_ok against the bytes its descriptor implies (a failure is fatal: on a GPU it
+   would fault or corrupt memory). Calls are synchronous; the stream is stored and ignored.
+
+   Semantics kept from cuDNN: NCHW packed tensors of FLOAT, HALF or BFLOAT16 (x, w and y of one
+   type; compute type FLOAT, or HALF for HALF data), cross-correlation or true convolution, pad,
+   stride, dilation, groups; out = alpha * op + beta * out where beta == 0 means out is not read
+   (it may hold NaN); fp32 accumulation or better (here double), rounding to the output type to
+   nearest even. Every algorithm gives the same result here; what differs between algorithms is
+   the workspace each needs (nonzero, shape dependent), which a compute call checks and then
+   overwrites with 0xFF bytes so that a caller relying on workspace contents is caught. The v7
+   heuristics list a non-deterministic algorithm first, then deterministic ones, then one that is
+   NOT_SUPPORTED (the compute calls refuse it as real cuDNN refuses an unsupported algorithm).
+
+   cudnnConvolutionBiasActivationForward computes y = act(alpha1 * conv(x, w) + alpha2 * z + bias)
+   with bias 1xKx1x1 of y's type and z shaped and typed as y (z may alias y, as cuDNN allows); z is
+   read only when alpha2 != 0 (the same rule as beta elsewhere; its range is checked regardless).
+   Only RELU and IDENTITY activations are accepted, IDENTITY only with
+   CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, as documented for real cuDNN; anything else is
+   CUDNN_STATUS_NOT_SUPPORTED. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cudnn.h>
+#include "cuemu_rt.h"
+
+struct cudnnContext {
+    cudaStream_t stream;
+};
+
+struct cudnnTensorStruct {
+    int set;
+    cudnnTensorFormat_t fmt;
+    cudnnDataType_t dt;
+    int n, c, h, w;
+};
+
+struct cudnnFilterStruct {
+    int set;
+    cudnnTensorFormat_t fmt;
+    cudnnDataType_t dt;
+    int k, c, h, w;
+};
+
+struct cudnnConvolutionStruct {
+    int set;
+    int pad_h, pad_w, u, v, dil_h, dil_w;
+    cudnnConvolutionMode_t mode;
+    cudnnDataType_t compute;
+    int groups;
+    cudnnMathType_t math;
+};
+
+struct cudnnActivationStruct {
+    int set;
+    cudnnActivationMode_t mode;
+    cudnnNanPropagation_t nan_opt;
+    double coef;
+};
+
+/* ---- status strings ---- */
+
+const char *cudnnGetErrorString(cudnnStatus_t status)
+{
+    switch ((int)status) {
+#define SQ_CASE(s) \
+    case s: return #s;
+        SQ_CASE(CUDNN_STATUS_SUCCESS)
+        SQ_CASE(CUDNN_STATUS_NOT_INITIALIZED)
+        SQ_CASE(CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_SERIALIZATION_VERSION_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_DEPRECATED)
+        SQ_CASE(CUDNN_STATUS_LICENSE_ERROR)
+        SQ_CASE(CUDNN_STATUS_RUNTIME_IN_PROGRESS)
+        SQ_CASE(CUDNN_STATUS_RUNTIME_FP_OVERFLOW)
+        SQ_CASE(CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM)
+        SQ_CASE(CUDNN_STATUS_INVALID_VALUE)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_NULL_POINTER)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_MISALIGNED_POINTER)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_NOT_FINALIZED)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_OUT_OF_BOUND)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_SIZE_INSUFFICIENT)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_STREAM_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_SHAPE_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_DUPLICATED_ENTRIES)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_ATTRIBUTE_TYPE)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_CUDA_GRAPH_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_BAD_PARAM_DESCRIPTOR_TYPE)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_SHAPE)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_LAYOUT)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDART)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_RUNTIME_PREREQUISITE_MISSING)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_PADDING)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_BAD_LAUNCH_PARAM)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_CUDA_GRAPH_NATIVE_API)
+        SQ_CASE(CUDNN_STATUS_NOT_SUPPORTED_INVALID_DYNAMIC_SHAPE)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_COMPILATION_FAILED)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_UNEXPECTED_VALUE)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_BAD_LAUNCH_PARAM)
+        SQ_CASE(CUDNN_STATUS_INTERNAL_ERROR_TEXTURE_CREATION_FAILED)
+        SQ_CASE(CUDNN_STATUS_EXECUTION_FAILED)
+        SQ_CASE(CUDNN_STATUS_EXECUTION_FAILED_CUDA_DRIVER)
+        SQ_CASE(CUDNN_STATUS_EXECUTION_FAILED_CUBLAS)
+        SQ_CASE(CUDNN_STATUS_EXECUTION_FAILED_CUDART)
+        SQ_CASE(CUDNN_STATUS_EXECUTION_FAILED_CURAND)
+#undef SQ_CASE
+    default: return "CUDNN_UNKNOWN_STATUS";
+    }
+}
+
+/* ---- 16-bit conversions (round to nearest even) ---- */
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        float mag = ldexpf((float)man, -24); /* zero or subnormal: exact */
+        return sign ? -mag : mag;
+    }
+    if (exp == 31)
+        bits = sign | 0x7f800000u | (man << 13);
+    else
+        bits = sign | ((exp + 112u) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static uint16_t float_to_half(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    uint16_t sign = (uint16_t)((b >> 16) & 0x8000u);
+    int exp = (int)((b >> 23) & 0xffu);
+    uint32_t man = b & 0x7fffffu;
+    if (exp == 0xff) /* inf stays inf, NaN stays a (quiet) NaN */
+        return (uint16_t)(sign | 0x7c00u | (man ? 0x200u | (man >> 13) : 0u));
+    int e = exp - 112; /* biased half exponent */
+    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
+    if (e <= 0) { /* half subnormal or zero */
+        if (e < -10) return sign;
+        uint32_t m = man | 0x800000u;
+        int shift = 14 - e;
+        uint32_t hm = m >> shift, rem = m & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+        if (rem > halfway || (rem == halfway && (hm & 1u))) hm++;
+        return (uint16_t)(sign | hm);
+    }
+    uint32_t hm = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fffu;
+    if (rem > 0x1000u || (rem == 0x1000u && (hm & 1u))) hm++; /* may carry into inf: correct */
+    return (uint16_t)(sign | hm);
+}
+
+static float bf16_to_float(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static uint16_t float_to_bf16(float f)
+{
+    uint32_t b;
+    memcpy(&b, &f, sizeof b);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((b >> 16) | 0x40u);
+    b += 0x7fffu + ((b >> 16) & 1u);
+    return (uint16_t)(b >> 16);
+}
+
+/* ---- helpers ---- */
+
+static size_t dt_size(cudnnDataType_t dt)
+{
+    switch (dt) {
+    case CUDNN_DATA_FLOAT: return 4;
+    case CUDNN_DATA_HALF: return 2;
+    case CUDNN_DATA_BFLOAT16: return 2;
+    default: return 0;
+    }
+}
+
+static int dt_supported(cudnnDataType_t dt) { return dt_size(dt) != 0; }
+
+static float load_elem(cudnnDataType_t dt, const void *p, size_t i)
+{
+    if (dt == CUDNN_DATA_FLOAT) return ((const float *)p)[i];
+    if (dt == CUDNN_DATA_HALF) return half_to_float(((const uint16_t *)p)[i]);
+    return bf16_to_float(((const uint16_t *)p)[i]);
+}
+
+static void store_elem(cudnnDataType_t dt, void *p, size_t i, float v)
+{
+    if (dt == CUDNN_DATA_FLOAT)
+        ((float *)p)[i] = v;
+    else if (dt == CUDNN_DATA_HALF)
+        ((uint16_t *)p)[i] = float_to_half(v);
+    else
+        ((uint16_t *)p)[i] = float_to_bf16(v);
+}
+
+static size_t tensor_count(const struct cudnnTensorStruct *t)
+{
+    return (size_t)t->n * (size_t)t->c * (size_t)t->h * (size_t)t->w;
+}
+
+static size_t filter_count(const struct cudnnFilterStruct *f)
+{
+    return (size_t)f->k * (size_t)f->c * (size_t)f->h * (size_t)f->w;
+}
+
+/* fatal unless [p, p + bytes) is device memory */
+static void need_dev(const char *fn, const char *arg, const void *p, size_t bytes)
+{
+    if (!cuemu_dev_range_ok(p, bytes))
+        cuemu_fatal(fn, "argument %s = %p: its %zu bytes are not inside one device allocation",
+                    arg, p, bytes);
+}
+
+/* the data as fp32: the pointer itself for FLOAT, else a converted copy stored in *owned */
+static const float *as_float(cudnnDataType_t dt, const void *p, size_t count, float **owned)
+{
+    *owned = NULL;
+    if (dt == CUDNN_DATA_FLOAT) return (const float *)p;
+    float *q = malloc((count ? count : 1) * sizeof *q);
+    if (!q) return NULL;
+    for (size_t i = 0; i < count; i++) q[i] = load_elem(dt, p, i);
+    *owned = q;
+    return q;
+}
+
+/* ---- handle ---- */
+
+cudnnStatus_t cudnnCreate(cudnnHandle_t *handle)
+{
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    struct cudnnContext *h = calloc(1, sizeof *h);
+    if (!h) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    *handle = h;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnDestroy(cudnnHandle_t handle)
+{
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    free(handle);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetStream(cudnnHandle_t handle, cudaStream_t streamId)
+{
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    handle->stream = streamId;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetStream(cudnnHandle_t handle, cudaStream_t *streamId)
+{
+    if (!handle || !streamId) return CUDNN_STATUS_BAD_PARAM;
+    *streamId = handle->stream;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- descriptors ---- */
+
+#define SQ_CREATE(fn, type)                                        \
+    cudnnStatus_t fn(type *d)                                             \
+    {                                                                     \
+        if (!d) return CUDNN_STATUS_BAD_PARAM;                            \
+        *d = calloc(1, sizeof **d);                                       \
+        return *d ? CUDNN_STATUS_SUCCESS                                  \
+                  : CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;   \
+    }
+#define SQ_DESTROY(fn, type)     \
+    cudnnStatus_t fn(type d)     \
+    {                            \
+        free(d);                 \
+        return CUDNN_STATUS_SUCCESS; \
+    }
+
+SQ_CREATE(cudnnCreateTensorDescriptor, cudnnTensorDescriptor_t)
+SQ_CREATE(cudnnCreateFilterDescriptor, cudnnFilterDescriptor_t)
+SQ_CREATE(cudnnCreateActivationDescriptor, cudnnActivationDescriptor_t)
+SQ_DESTROY(cudnnDestroyTensorDescriptor, cudnnTensorDescriptor_t)
+SQ_DESTROY(cudnnDestroyFilterDescriptor, cudnnFilterDescriptor_t)
+SQ_DESTROY(cudnnDestroyActivationDescriptor, cudnnActivationDescriptor_t)
+SQ_DESTROY(cudnnDestroyConvolutionDescriptor, cudnnConvolutionDescriptor_t)
+#undef SQ_CREATE
+#undef SQ_DESTROY
+
+cudnnStatus_t cudnnCreateConvolutionDescriptor(cudnnConvolutionDescriptor_t *convDesc)
+{
+    if (!convDesc) return CUDNN_STATUS_BAD_PARAM;
+    struct cudnnConvolutionStruct *c = calloc(1, sizeof *c);
+    if (!c) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    c->groups = 1;
+    c->math = CUDNN_DEFAULT_MATH;
+    *convDesc = c;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static int format_valid(cudnnTensorFormat_t f)
+{
+    return f == CUDNN_TENSOR_NCHW || f == CUDNN_TENSOR_NHWC || f == CUDNN_TENSOR_NCHW_VECT_C;
+}
+
+static int dims_valid(int a, int b, int c, int d)
+{
+    if (a <= 0 || b <= 0 || c <= 0 || d <= 0) return 0;
+    return (double)a * b * c * d <= 2147483647.0;
+}
+
+cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t tensorDesc,
+                                         cudnnTensorFormat_t format, cudnnDataType_t dataType,
+                                         int n, int c, int h, int w)
+{
+    if (!tensorDesc || !format_valid(format) || (int)dataType < 0 ||
+        (int)dataType > (int)CUDNN_DATA_COMPLEX_FP64 || !dims_valid(n, c, h, w))
+        return CUDNN_STATUS_BAD_PARAM;
+    *tensorDesc = (struct cudnnTensorStruct){1, format, dataType, n, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t filterDesc,
+                                         cudnnDataType_t dataType, cudnnTensorFormat_t format,
+                                         int k, int c, int h, int w)
+{
+    if (!filterDesc || !format_valid(format) || (int)dataType < 0 ||
+        (int)dataType > (int)CUDNN_DATA_COMPLEX_FP64 || !dims_valid(k, c, h, w))
+        return CUDNN_STATUS_BAD_PARAM;
+    *filterDesc = (struct cudnnFilterStruct){1, format, dataType, k, c, h, w};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolution2dDescriptor(cudnnConvolutionDescriptor_t convDesc, int pad_h,
+                                              int pad_w, int u, int v, int dilation_h,
+                                              int dilation_w, cudnnConvolutionMode_t mode,
+                                              cudnnDataType_t computeType)
+{
+    if (!convDesc || pad_h < 0 || pad_w < 0 || u <= 0 || v <= 0 || dilation_h <= 0 ||
+        dilation_w <= 0 || (mode != CUDNN_CONVOLUTION && mode != CUDNN_CROSS_CORRELATION))
+        return CUDNN_STATUS_BAD_PARAM;
+    if (computeType != CUDNN_DATA_FLOAT && computeType != CUDNN_DATA_HALF &&
+        computeType != CUDNN_DATA_DOUBLE && computeType != CUDNN_DATA_INT32 &&
+        computeType != CUDNN_DATA_BFLOAT16)
+        return CUDNN_STATUS_BAD_PARAM;
+    convDesc->set = 1;
+    convDesc->pad_h = pad_h;
+    convDesc->pad_w = pad_w;
+    convDesc->u = u;
+    convDesc->v = v;
+    convDesc->dil_h = dilation_h;
+    convDesc->dil_w = dilation_w;
+    convDesc->mode = mode;
+    convDesc->compute = computeType;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionGroupCount(cudnnConvolutionDescriptor_t convDesc, int groupCount)
+{
+    if (!convDesc || groupCount < 1) return CUDNN_STATUS_BAD_PARAM;
+    convDesc->groups = groupCount;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t convDesc,
+                                          cudnnMathType_t mathType)
+{
+    if (!convDesc || (mathType != CUDNN_DEFAULT_MATH && mathType != CUDNN_TENSOR_OP_MATH &&
+                      mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
+                      mathType != CUDNN_FMA_MATH))
+        return CUDNN_STATUS_BAD_PARAM;
+    convDesc->math = mathType;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t activationDesc,
+                                           cudnnActivationMode_t mode,
+                                           cudnnNanPropagation_t reluNanOpt, double coef)
+{
+    if (!activationDesc || (int)mode < (int)CUDNN_ACTIVATION_SIGMOID ||
+        (int)mode > (int)CUDNN_ACTIVATION_SWISH ||
+        (reluNanOpt != CUDNN_NOT_PROPAGATE_NAN && reluNanOpt != CUDNN_PROPAGATE_NAN))
+        return CUDNN_STATUS_BAD_PARAM;
+    *activationDesc = (struct cudnnActivationStruct){1, mode, reluNanOpt, coef};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- convolution geometry ---- */
+
+typedef struct conv_geom {
+    int n, c, h, w;      /* x */
+    int k, cg, kg, r, s; /* filter: K outputs, cg inputs and kg outputs per group, R x S */
+    int oh, ow;          /* y spatial */
+    int ph, pw, u, v, dh, dw, flip;
+} conv_geom;
+
+static cudnnStatus_t output_dims(const struct cudnnConvolutionStruct *cd,
+                                 const struct cudnnTensorStruct *x,
+                                 const struct cudnnFilterStruct *w, int out[4])
+{
+    if (!cd || !x || !w || !cd->set || !x->set || !w->set) return CUDNN_STATUS_BAD_PARAM;
+    if (x->c != w->c * cd->groups || w->k % cd->groups != 0) return CUDNN_STATUS_BAD_PARAM;
+    int eff_r = (w->h - 1) * cd->dil_h + 1, eff_s = (w->w - 1) * cd->dil_w + 1;
+    int span_h = x->h + 2 * cd->pad_h - eff_r, span_w = x->w + 2 * cd->pad_w - eff_s;
+    if (span_h < 0 || span_w < 0) return CUDNN_STATUS_BAD_PARAM;
+    out[0] = x->n;
+    out[1] = w->k;
+    out[2] = span_h / cd->u + 1;
+    out[3] = span_w / cd->v + 1;
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescriptor_t convDesc,
+                                                    const cudnnTensorDescriptor_t inputTensorDesc,
+                                                    const cudnnFilterDescriptor_t filterDesc,
+                                                    int *n, int *c, int *h, int *w)
+{
+    int d[4];
+    if (!n || !c || !h || !w) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = output_dims(convDesc, inputTensorDesc, filterDesc, d);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    *n = d[0];
+    *c = d[1];
+    *h = d[2];
+    *w = d[3];
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* validates x, w, conv and y (y the forward output) for any of the three directions */
+static cudnnStatus_t conv_check(const struct cudnnTensorStruct *x,
+                                const struct cudnnFilterStruct *w,
+                                const struct cudnnConvolutionStruct *cd,
+                                const struct cudnnTensorStruct *y, conv_geom *g)
+{
+    int d[4];
+    if (!x || !w || !cd || !y || !y->set) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = output_dims(cd, x, w, d);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    if (y->n != d[0] || y->c != d[1] || y->h != d[2] || y->w != d[3]) return CUDNN_STATUS_BAD_PARAM;
+    if (x->fmt != CUDNN_TENSOR_NCHW || w->fmt != CUDNN_TENSOR_NCHW || y->fmt != CUDNN_TENSOR_NCHW)
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    if (x->dt != w->dt || x->dt != y->dt || !dt_supported(x->dt)) return CUDNN_STATUS_NOT_SUPPORTED;
+    if (cd->compute != CUDNN_DATA_FLOAT && !(cd->compute == CUDNN_DATA_HALF && x->dt == CUDNN_DATA_HALF))
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    if (g)
+        *g = (conv_geom){x->n,        x->c,       x->h,       x->w,       w->k,
+                         w->c,        w->k / cd->groups,      w->h,       w->w,
+                         d[2],        d[3],       cd->pad_h,  cd->pad_w,  cd->u,
+                         cd->v,       cd->dil_h,  cd->dil_w,  cd->mode == CUDNN_CONVOLUTION};
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- algorithms and workspaces ---- */
+
+enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_FILTER, NALGO_ROWS = 4 };
+
+typedef struct algo_row {
+    int algo;
+    cudnnDeterminism_t det;
+    int supported;
+} algo_row;
+
+static const algo_row g_rows[3][NALGO_ROWS] = {
+    {{CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_NON_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_FWD_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
+    {{CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_NON_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, CUDNN_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, CUDNN_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
+    {{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_NON_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, CUDNN_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, CUDNN_NON_DETERMINISTIC, 1},
+     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
+};
+
+static const int g_algo_count[3] = {CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT};
+
+/* SUCCESS when algo is usable in direction dir, NOT_SUPPORTED for a known but unsupported
+   algorithm, BAD_PARAM for a value outside the enum */
+static cudnnStatus_t algo_check(int dir, int algo)
+{
+    if (algo < 0 || algo >= g_algo_count[dir]) return CUDNN_STATUS_BAD_PARAM;
+    for (int i = 0; i < NALGO_ROWS; i++)
+        if (g_rows[dir][i].algo == algo && g_rows[dir][i].supported) return CUDNN_STATUS_SUCCESS;
+    return CUDNN_STATUS_NOT_SUPPORTED;
+}
+
+/* the workspace an algorithm needs: a base that differs per direction and algorithm plus a
+   filter-slice-sized term, so it changes with the shape too */
+static size_t ws_need(int dir, int algo, const conv_geom *g)
+{
+    size_t slice = (size_t)g->cg * (size_t)g->r * (size_t)g->s * sizeof(float);
+    return (size_t)4096 * (size_t)(1 + algo + 4 * dir) + slice * (size_t)(1 + algo % 3);
+}
+
+/* result i of the heuristics of direction dir */
+static void fill_perf(int dir, const conv_geom *g, const struct cudnnConvolutionStruct *cd, int i,
+                      int *algo, cudnnStatus_t *status, float *time, size_t *memory,
+                      cudnnDeterminism_t *det, cudnnMathType_t *math)
+{
+    const algo_row *row = &g_rows[dir][i];
+    *algo = row->algo;
+    *status = row->supported ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
+    *time = row->supported ? 0.05f * (float)(i + 1) : -1.0f;
+    *memory = row->supported ? ws_need(dir, row->algo, g) : 0;
+    *det = row->det;
+    *math = cd->math;
+}
+
+#define SQ_PERF_LOOP(dir, g, cd, requested, returned, perf, algo_t)                             \
+    do {                                                                                        \
+        if ((requested) <= 0 || !(returned) || !(perf)) return CUDNN_STATUS_BAD_PARAM;          \
+        int count_ = (requested) < NALGO_ROWS ? (requested) : NALGO_ROWS;                       \
+        for (int i_ = 0; i_ < count_; i_++) {                                                   \
+            int a_ = 0;                                                                         \
+            memset(&(perf)[i_], 0, sizeof(perf)[i_]);                                           \
+            fill_perf(dir, g, cd, i_, &a_, &(perf)[i_].status, &(perf)[i_].time,                \
+                      &(perf)[i_].memory, &(perf)[i_].determinism, &(perf)[i_].mathType);       \
+            (perf)[i_].algo = (algo_t)a_;                                                       \
+        }                                                                                       \
+        *(returned) = count_;                                                                   \
+    } while (0)
+
+cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle,
+                                                     const cudnnTensorDescriptor_t srcDesc,
+                                                     const cudnnFilterDescriptor_t filterDesc,
+                                                     const cudnnConvolutionDescriptor_t convDesc,
+                                                     const cudnnTensorDescriptor_t destDesc,
+                                                     const int requestedAlgoCount,
+                                                     int *returnedAlgoCount,
+                                                     cudnnConvolutionFwdAlgoPerf_t *perfResults)
+{
+    conv_geom g;
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(srcDesc, filterDesc, convDesc, destDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    SQ_PERF_LOOP(DIR_FWD, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
+                 cudnnConvolutionFwdAlgo_t);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
+    cudnnHandle_t handle, const cudnnFilterDescriptor_t filterDesc,
+    const cudnnTensorDescriptor_t diffDesc, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnTensorDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
+{
+    conv_geom g;
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(gradDesc, filterDesc, convDesc, diffDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    SQ_PERF_LOOP(DIR_BWD_DATA, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
+                 cudnnConvolutionBwdDataAlgo_t);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
+    const cudnnTensorDescriptor_t diffDesc, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnFilterDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
+{
+    conv_geom g;
+    if (!handle) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(srcDesc, gradDesc, convDesc, diffDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    SQ_PERF_LOOP(DIR_BWD_FILTER, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
+                 perfResults, cudnnConvolutionBwdFilterAlgo_t);
+    return CUDNN_STATUS_SUCCESS;
+}
+#undef SQ_PERF_LOOP
+
+static cudnnStatus_t ws_query(int dir, cudnnHandle_t handle, const struct cudnnTensorStruct *x,
+                              const struct cudnnFilterStruct *w,
+                              const struct cudnnConvolutionStruct *cd,
+                              const struct cudnnTensorStruct *y, int algo, size_t *size)
+{
+    conv_geom g;
+    if (!handle || !size) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(x, w, cd, y, &g);
+    if (st == CUDNN_STATUS_SUCCESS) st = algo_check(dir, algo);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    *size = ws_need(dir, algo, &g);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t handle,
+                                                      const cudnnTensorDescriptor_t xDesc,
+                                                      const cudnnFilterDescriptor_t wDesc,
+                                                      const cudnnConvolutionDescriptor_t convDesc,
+                                                      const cudnnTensorDescriptor_t yDesc,
+                                                      cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t *sizeInBytes)
+{
+    return ws_query(DIR_FWD, handle, xDesc, wDesc, convDesc, yDesc, (int)algo, sizeInBytes);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(
+    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
+    const cudnnTensorDescriptor_t dyDesc, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnTensorDescriptor_t dxDesc, cudnnConvolutionBwdDataAlgo_t algo,
+    size_t *sizeInBytes)
+{
+    return ws_query(DIR_BWD_DATA, handle, dxDesc, wDesc, convDesc, dyDesc, (int)algo,
+                    sizeInBytes);
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
+    const cudnnTensorDescriptor_t dyDesc, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnFilterDescriptor_t gradDesc, cudnnConvolutionBwdFilterAlgo_t algo,
+    size_t *sizeInBytes)
+{
+    return ws_query(DIR_BWD_FILTER, handle, xDesc, gradDesc, convDesc, dyDesc, (int)algo,
+                    sizeInBytes);
+}
+
+/* checks the algorithm and the workspace, then ruins the workspace's contents */
+static cudnnStatus_t ws_use(const char *fn, int dir, int algo, const conv_geom *g, void *ws,
+                            size_t ws_bytes)
+{
+    cudnnStatus_t st = algo_check(dir, algo);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    size_t need = ws_need(dir, algo, g);
+    if (ws_bytes < need || !ws) return CUDNN_STATUS_BAD_PARAM;
+    need_dev(fn, "workSpace", ws, ws_bytes);
+    memset(ws, 0xff, need);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+/* ---- convolution cores (fp32 in, double accumulators out) ---- */
+
+/* the output columns [*lo, *hi) whose input column o * stride + off lies in [0, len) */
+static void col_range(int len, int stride, int off, int out_len, int *lo, int *hi)
+{
+    int a = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int b = len - 1 - off >= 0 ? (len - 1 - off) / stride + 1 : 0;
+    *lo = a;
+    *hi = b < out_len ? b : out_len;
+}
+
+static size_t widx(const conv_geom *g, int kk, int ci, int r, int s)
+{
+    if (g->flip) {
+        r = g->r - 1 - r;
+        s = g->s - 1 - s;
+    }
+    return (((size_t)kk * g->cg + ci) * g->r + r) * g->s + s;
+}
+
+static void fwd_core(const conv_geom *g, const float *x, const float *w, double *acc)
+{
+    long total = (long)g->n * g->k;
+    size_t plane_out = (size_t)g->oh * g->ow, plane_in = (size_t)g->h * g->w;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long t = 0; t < total; t++) {
+        int b = (int)(t / g->k), kk = (int)(t % g->k), grp = kk / g->kg;
+        double *out = acc + (size_t)t * plane_out;
+        for (size_t i = 0; i < plane_out; i++) out[i] = 0.0;
+        for (int ci = 0; ci < g->cg; ci++) {
+            const float *xp = x + ((size_t)b * g->c + (size_t)grp * g->cg + ci) * plane_in;
+            for (int r = 0; r < g->r; r++)
+                for (int s = 0; s < g->s; s++) {
+                    double wv = w[widx(g, kk, ci, r, s)];
+                    int off = s * g->dw - g->pw, lo, hi;
+                    col_range(g->w, g->v, off, g->ow, &lo, &hi);
+                    for (int oy = 0; oy < g->oh; oy++) {
+                        int iy = oy * g->u - g->ph + r * g->dh;
+                        if (iy < 0 || iy >= g->h) continue;
+                        const float *xr = xp + (size_t)iy * g->w;
+                        double *orow = out + (size_t)oy * g->ow;
+                        if (g->v == 1)
+                            for (int ox = lo; ox < hi; ox++) orow[ox] += wv * xr[ox + off];
+                        else
+                            for (int ox = lo; ox < hi; ox++) orow[ox] += wv * xr[ox * g->v + off];
+                    }
+                }
+        }
+    }
+}
+
+static void bwd_data_core(const conv_geom *g, const float *w, const float *dy, double *acc)
+{
+    long total = (long)g->n * g->c;
+    size_t plane_out = (size_t)g->oh * g->ow, plane_in = (size_t)g->h * g->w;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (long t = 0; t < total; t++) {
+        int b = (int)(t / g->c), ch = (int)(t % g->c), grp = ch / g->cg, ci = ch % g->cg;
+        double *out = acc + (size_t)t * plane_in;
+        for (size_t i = 0; i < plane_in; i++) out[i] = 0.0;
+        for (int kk = grp * g->kg; kk < (grp + 1) * g->kg; kk++) {
+            const float *dyp = dy + ((size_t)b * g->k + kk) * plane_out;
+            for (int r = 0; r < g->r; r++)
+                for (int s = 0; s < g->s; s++) {
+                    double wv = w[widx(g, kk, ci, r, s)];
+                    int off = s * g->dw - g->pw, lo, hi;
+                    col_range(g->w, g->v, off, g->ow, &lo, &hi);
+                    for (int oy = 0; oy < g->oh; oy++) {
+                        int iy = oy * g->u - g->ph + r * g->dh;
+                        if (iy < 0 || iy >= g->h) continue;
+                        double *xr = out + (size_t)iy * g->w;
+                        const float *dr = dyp + (size_t)oy * g->ow;
+                        if (g->v == 1)
+                            for (int ox = lo; ox < hi; ox++) xr[ox + off] += wv * dr[ox];
+                        else
+                            for (int ox = lo; ox < hi; ox++) xr[ox * g->v + off] += wv * dr[ox];
+                    }
+                }
+        }
+    }
+}
+
+static void bwd_filter_core(const conv_geom *g, const float *x, const float *dy, double *acc)
+{
+    size_t plane_out = (size_t)g->oh * g->ow, plane_in = (size_t)g->h * g->w;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int kk = 0; kk < g->k; kk++) {
+        int grp = kk / g->kg;
+        for (int ci = 0; ci < g->cg; ci++)
+            for (int r = 0; r < g->r; r++)
+                for (int s = 0; s < g->s; s++) {
+                    int off = s * g->dw - g->pw, lo, hi;
+                    col_range(g->w, g->v, off, g->ow, &lo, &hi);
+                    double sum = 0.0;
+                    for (int b = 0; b < g->n; b++) {
+                        const float *xp =
+                            x + ((size_t)b * g->c + (size_t)grp * g->cg + ci) * plane_in;
+                        const float *dyp = dy + ((size_t)b * g->k + kk) * plane_out;
+                        for (int oy = 0; oy < g->oh; oy++) {
+                            int iy = oy * g->u - g->ph + r * g->dh;
+                            if (iy < 0 || iy >= g->h) continue;
+                            const float *xr = xp + (size_t)iy * g->w;
+                            const float *dr = dyp + (size_t)oy * g->ow;
+                            double part = 0.0;
+                            for (int ox = lo; ox < hi; ox++)
+                                part += (double)dr[ox] * xr[ox * g->v + off];
+                            sum += part;
+                        }
+                    }
+                    acc[widx(g, kk, ci, r, s)] = sum;
+                }
+    }
+}
+
+/* out = alpha * acc + beta * out (out not read when beta == 0) */
+static void write_out(cudnnDataType_t dt, void *out, const double *acc, size_t count, float alpha,
+                      float beta)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < count; i++) {
+        float v = alpha * (float)acc[i];
+        if (beta != 0.0f) v += beta * load_elem(dt, out, i);
+        store_elem(dt, out, i, v);
+    }
+}
+
+enum { ROLE_FWD, ROLE_BWD_DATA, ROLE_BWD_FILTER };
+
+/* converts the two inputs, runs the core, returns the accumulators (caller frees) or NULL */
+static double *run_core(int role, const conv_geom *g, cudnnDataType_t dt, const void *a,
+                        size_t na, const void *b, size_t nb, size_t nout)
+{
+    float *own_a, *own_b;
+    const float *fa = as_float(dt, a, na, &own_a), *fb = as_float(dt, b, nb, &own_b);
+    double *acc = malloc((nout ? nout : 1) * sizeof *acc);
+    if (fa && fb && acc) {
+        if (role == ROLE_FWD)
+            fwd_core(g, fa, fb, acc);
+        else if (role == ROLE_BWD_DATA)
+            bwd_data_core(g, fa, fb, acc);
+        else
+            bwd_filter_core(g, fa, fb, acc);
+    } else {
+        free(acc);
+        acc = NULL;
+    }
+    free(own_a);
+    free(own_b);
+    return acc;
+}
+
+cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
+                                      const cudnnTensorDescriptor_t xDesc, const void *x,
+                                      const cudnnFilterDescriptor_t wDesc, const void *w,
+                                      const cudnnConvolutionDescriptor_t convDesc,
+                                      cudnnConvolutionFwdAlgo_t algo, void *workSpace,
+                                      size_t workSpaceSizeInBytes, const void *beta,
+                                      const cudnnTensorDescriptor_t yDesc, void *y)
+{
+    static const char fn[] = "cuDNN cudnnConvolutionForward";
+    conv_geom g;
+    if (!handle || !alpha || !beta || !x || !w || !y) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    size_t es = dt_size(xDesc->dt), nx = tensor_count(xDesc), nw = filter_count(wDesc),
+           ny = tensor_count(yDesc);
+    need_dev(fn, "x", x, nx * es);
+    need_dev(fn, "w", w, nw * es);
+    need_dev(fn, "y", y, ny * es);
+    st = ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    double *acc = run_core(ROLE_FWD, &g, xDesc->dt, x, nx, w, nw, ny);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    write_out(yDesc->dt, y, acc, ny, *(const float *)alpha, *(const float *)beta);
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha,
+                                           const cudnnFilterDescriptor_t wDesc, const void *w,
+                                           const cudnnTensorDescriptor_t dyDesc, const void *dy,
+                                           const cudnnConvolutionDescriptor_t convDesc,
+                                           cudnnConvolutionBwdDataAlgo_t algo, void *workSpace,
+                                           size_t workSpaceSizeInBytes, const void *beta,
+                                           const cudnnTensorDescriptor_t dxDesc, void *dx)
+{
+    static const char fn[] = "cuDNN cudnnConvolutionBackwardData";
+    conv_geom g;
+    if (!handle || !alpha || !beta || !w || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    size_t es = dt_size(dxDesc->dt), ndx = tensor_count(dxDesc), nw = filter_count(wDesc),
+           ndy = tensor_count(dyDesc);
+    need_dev(fn, "w", w, nw * es);
+    need_dev(fn, "dy", dy, ndy * es);
+    need_dev(fn, "dx", dx, ndx * es);
+    st = ws_use(fn, DIR_BWD_DATA, (int)algo, &g, workSpace, workSpaceSizeInBytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    double *acc = run_core(ROLE_BWD_DATA, &g, dxDesc->dt, w, nw, dy, ndy, ndx);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    write_out(dxDesc->dt, dx, acc, ndx, *(const float *)alpha, *(const float *)beta);
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *alpha,
+                                             const cudnnTensorDescriptor_t xDesc, const void *x,
+                                             const cudnnTensorDescriptor_t dyDesc, const void *dy,
+                                             const cudnnConvolutionDescriptor_t convDesc,
+                                             cudnnConvolutionBwdFilterAlgo_t algo,
+                                             void *workSpace, size_t workSpaceSizeInBytes,
+                                             const void *beta,
+                                             const cudnnFilterDescriptor_t dwDesc, void *dw)
+{
+    static const char fn[] = "cuDNN cudnnConvolutionBackwardFilter";
+    conv_geom g;
+    if (!handle || !alpha || !beta || !x || !dy || !dw) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    size_t es = dt_size(xDesc->dt), nx = tensor_count(xDesc), nw = filter_count(dwDesc),
+           ndy = tensor_count(dyDesc);
+    need_dev(fn, "x", x, nx * es);
+    need_dev(fn, "dy", dy, ndy * es);
+    need_dev(fn, "dw", dw, nw * es);
+    st = ws_use(fn, DIR_BWD_FILTER, (int)algo, &g, workSpace, workSpaceSizeInBytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    double *acc = run_core(ROLE_BWD_FILTER, &g, xDesc->dt, x, nx, dy, ndy, nw);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    write_out(dwDesc->dt, dw, acc, nw, *(const float *)alpha, *(const float *)beta);
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+static int same_tensor(const struct cudnnTensorStruct *a, const struct cudnnTensorStruct *b)
+{
+    return a->set && b->set && a->fmt == b->fmt && a->dt == b->dt && a->n == b->n &&
+           a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+cudnnStatus_t cudnnConvolutionBiasActivationForward(
+    cudnnHandle_t handle, const void *alpha1, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnFilterDescriptor_t wDesc, const void *w,
+    const cudnnConvolutionDescriptor_t convDesc, cudnnConvolutionFwdAlgo_t algo, void *workSpace,
+    size_t workSpaceSizeInBytes, const void *alpha2, const cudnnTensorDescriptor_t zDesc,
+    const void *z, const cudnnTensorDescriptor_t biasDesc, const void *bias,
+    const cudnnActivationDescriptor_t activationDesc, const cudnnTensorDescriptor_t yDesc,
+    void *y)
+{
+    static const char fn[] = "cuDNN cudnnConvolutionBiasActivationForward";
+    conv_geom g;
+    if (!handle || !alpha1 || !alpha2 || !x || !w || !z || !bias || !y || !zDesc || !biasDesc ||
+        !activationDesc || !activationDesc->set)
+        return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    if (!same_tensor(zDesc, yDesc)) return CUDNN_STATUS_BAD_PARAM;
+    if (!biasDesc->set || biasDesc->n != 1 || biasDesc->c != yDesc->c || biasDesc->h != 1 ||
+        biasDesc->w != 1)
+        return CUDNN_STATUS_BAD_PARAM;
+    if (biasDesc->dt != yDesc->dt) return CUDNN_STATUS_NOT_SUPPORTED;
+    cudnnActivationMode_t mode = activationDesc->mode;
+    if (mode != CUDNN_ACTIVATION_RELU && mode != CUDNN_ACTIVATION_IDENTITY)
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    if (mode == CUDNN_ACTIVATION_IDENTITY && algo != CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    cudnnDataType_t dt = yDesc->dt;
+    size_t es = dt_size(dt), nx = tensor_count(xDesc), nw = filter_count(wDesc),
+           ny = tensor_count(yDesc);
+    need_dev(fn, "x", x, nx * es);
+    need_dev(fn, "w", w, nw * es);
+    need_dev(fn, "z", z, ny * es);
+    need_dev(fn, "bias", bias, (size_t)yDesc->c * es);
+    need_dev(fn, "y", y, ny * es);
+    st = ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    double *acc = run_core(ROLE_FWD, &g, dt, x, nx, w, nw, ny);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    float a1 = *(const float *)alpha1, a2 = *(const float *)alpha2;
+    size_t plane = (size_t)g.oh * g.ow;
+    int relu = mode == CUDNN_ACTIVATION_RELU, keep_nan = activationDesc->nan_opt == CUDNN_PROPAGATE_NAN;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < ny; i++) {
+        float v = a1 * (float)acc[i];
+        if (a2 != 0.0f) v += a2 * load_elem(dt, z, i);
+        v += load_elem(dt, bias, (i / plane) % (size_t)g.k);
+        if (relu && !(v > 0.0f) && !(keep_nan && isnan(v))) v = 0.0f;
+        store_elem(dt, y, i, v);
+    }
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void *alpha,
+                             const cudnnTensorDescriptor_t aDesc, const void *A, const void *beta,
+                             const cudnnTensorDescriptor_t cDesc, void *C)
+{
+    static const char fn[] = "cuDNN cudnnAddTensor";
+    if (!handle || !alpha || !beta || !aDesc || !cDesc || !A || !C || !aDesc->set || !cDesc->set)
+        return CUDNN_STATUS_BAD_PARAM;
+    const int ad[4] = {aDesc->n, aDesc->c, aDesc->h, aDesc->w};
+    const int cdim[4] = {cDesc->n, cDesc->c, cDesc->h, cDesc->w};
+    for (int i = 0; i < 4; i++)
+        if (ad[i] != cdim[i] && ad[i] != 1) return CUDNN_STATUS_BAD_PARAM;
+    if (aDesc->fmt != CUDNN_TENSOR_NCHW || cDesc->fmt != CUDNN_TENSOR_NCHW ||
+        aDesc->dt != cDesc->dt || !dt_supported(cDesc->dt))
+        return CUDNN_STATUS_NOT_SUPPORTED;
+    cudnnDataType_t dt = cDesc->dt;
+    size_t es = dt_size(dt), na = tensor_count(aDesc), nc = tensor_count(cDesc);
+    need_dev(fn, "A", A, na * es);
+    need_dev(fn, "C", C, nc * es);
+    float al = *(const float *)alpha, be = *(const float *)beta;
+    /* strides of A over C's index space: 0 along a broadcast dimension */
+    size_t sw = ad[3] == 1 ? 0 : 1, sh = ad[2] == 1 ? 0 : (size_t)ad[3];
+    size_t sc = ad[1] == 1 ? 0 : (size_t)ad[2] * ad[3], sn = ad[0] == 1 ? 0 : (size_t)ad[1] * ad[2] * ad[3];
+    long planes = (long)cdim[0] * cdim[1];
+#pragma omp parallel for schedule(static)
+    for (long t = 0; t < planes; t++) {
+        size_t nn = (size_t)(t / cdim[1]), cc = (size_t)(t % cdim[1]);
+        size_t cbase = (size_t)t * cdim[2] * cdim[3];
+        for (int hh = 0; hh < cdim[2]; hh++)
+            for (int ww = 0; ww < cdim[3]; ww++) {
+                size_t ci = cbase + (size_t)hh * cdim[3] + ww;
+                size_t ai = nn * sn + cc * sc + (size_t)hh * sh + (size_t)ww * sw;
+                float v = al * load_elem(dt, A, ai);
+                if (be != 0.0f) v += be * load_elem(dt, C, ci);
+                store_elem(dt, C, ci, v);
+            }
+    }
+    return CUDNN_STATUS_SUCCESS;
+}
