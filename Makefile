@@ -10,7 +10,11 @@ CC ?= gcc
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ( [ -x $(CUDA_HOME)/bin/nvcc ] && echo $(CUDA_HOME)/bin/nvcc ))
 
-ifeq ($(CUDA),0)
+# CUEMU=1: the CUDA backend built for cuemu (tools/cuemu), a CPU emulation of the CUDA runtime,
+# cuDNN and cuBLAS: .cu files go through g++, the libraries are replaced by tools/cuemu/*.
+ifeq ($(CUEMU),1)
+  HAVE_CUDA := 1
+else ifeq ($(CUDA),0)
   HAVE_CUDA := 0
 else
   HAVE_CUDA := $(if $(NVCC),1,0)
@@ -34,7 +38,14 @@ endif
 LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lm -lpthread -fopenmp
 NVCCFLAGS := -O3 -std=c++17 -Iinclude -Ihost -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
-ifeq ($(HAVE_CUDA),1)
+ifeq ($(CUEMU),1)
+  CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
+  LIBS += -lstdc++
+  CXX ?= g++
+  CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function \
+    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP
+  NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
+else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
   LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
@@ -45,8 +56,11 @@ HOST_SRC := $(filter-out host/cli/main.c,$(shell find host -name '*.c' | sort))
 CPU_SRC := $(shell find kernels/cpu -name '*.c' | sort)
 CUDA_C_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.c' | sort),)
 CUDA_CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.cu' | sort),)
+CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tools/cuemu/test_%,$(wildcard tools/cuemu/*.c tools/cuemu/*.cc)),)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC)) \
-           $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC))
+           $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC)) \
+           $(patsubst %,$(BUILD)/obj/%.o,$(filter %.cc,$(CUEMU_SRC))) \
+           $(patsubst %.c,$(BUILD)/obj/%.o,$(filter %.c,$(CUEMU_SRC)))
 TEST_SRC := $(filter-out tests/test_cuda_%,$(wildcard tests/test_*.c))
 TEST_CUDA_SRC := $(wildcard tests/test_cuda_*.c)
 TEST_UTIL := $(wildcard tests/util_*.c)
@@ -58,7 +72,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda demo bench clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu demo bench clean info fixtures
 all: info $(BUILD)/sqakd
 
 info:
@@ -71,9 +85,20 @@ $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+ifeq ($(CUEMU),1)
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tools/cuemu/rewrite.pl tools/cuemu/cuemu.h
+	@mkdir -p $(dir $@)
+	perl tools/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
+	$(CXX) $(CUEMU_CXXFLAGS) -include cuemu.h -x c++ -c $(BUILD)/obj/$*.cu.cc -o $@
+
+$(BUILD)/obj/%.cc.o: %.cc $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CUEMU_CXXFLAGS) -c $< -o $@
+else
 $(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
 
 $(BUILD)/libsqakd.a: $(LIB_OBJ)
 	@mkdir -p $(BUILD)
@@ -89,16 +114,35 @@ $(BUILD)/sqakd_tests: $(TEST_OBJ) $(BUILD)/libsqakd.a
 $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
 
-# The CUDA suite runs first (each test SKIPS, visibly, without a GPU), the CPU suite last.
+# cuemu's own tests (CUEMU=1 builds): the cuDNN/cuBLAS emulation alone, and the kernel executor
+$(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tools/cuemu/test_dnn_emu.o $(BUILD)/obj/tools/cuemu/cudnn_emu.o \
+                          $(BUILD)/obj/tools/cuemu/cublas_emu.o
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lm -fopenmp
+
+$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tools/cuemu/test_exec.cu.o $(BUILD)/obj/tools/cuemu/runtime.cc.o
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
+
+# The CUDA suite runs first (each test SKIPS, visibly, without a GPU), then the same suite under
+# cuemu (CPU emulation of CUDA: runs the kernels and the host code, not a GPU; see
+# tools/cuemu/README.md; only where the CUDA headers exist), the CPU suite last.
+CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cuda test-cpu
+	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu
 
 test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(BUILD)/sqakd_tests --jobs 1
 
 test-cuda: $(BUILD)/sqakd_cuda_tests
 	@set -o pipefail; $(BUILD)/sqakd_cuda_tests --jobs 1 --verbose 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v'
+
+CUEMU_BINS := sqakd_cuda_tests cuemu_dnn_tests cuemu_exec_tests
+test-cuemu:
+	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(addprefix $(BUILD)/cuemu/,$(CUEMU_BINS) sqakd)
+	@set -o pipefail; for t in cuemu_dnn_tests cuemu_exec_tests sqakd_cuda_tests; do \
+	  echo "cuemu: $$t (CUDA code run on the CPU emulation, not on a GPU)"; \
+	  $(BUILD)/cuemu/$$t --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]|^cuemu:' | grep -v 'Running\|Criterion v' || exit 1; \
+	done
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,585 @@
+/* runtime.cc: cuemu's CUDA runtime (the subset of cuda_runtime_api.h the backend calls) and its
+   kernel executor.
+
+   Memory: device allocations are host allocations, recorded so that cuDNN/cuBLAS emulation and
+   cudaMemcpy can check that a device range lies inside one live allocation; capacity is
+   CUEMU_MEM_GB (default 16) GiB, so out-of-memory paths can be exercised. Everything runs
+   synchronously at the call; streams and events only record that they exist.
+
+   Kernels: the blocks of a grid run one after another; the threads of a block are fibers
+   (ucontext) scheduled cooperatively by one OS thread. A thread runs until it finishes or reaches
+   a barrier (__syncthreads, or a warp shuffle / __syncwarp); when every unfinished thread waits,
+   a warp whose live lanes all wait at a shuffle exchanges values and resumes, else a block whose
+   unfinished threads all wait at __syncthreads resumes; otherwise the block is deadlocked (lanes of
+   one warp at different barriers, a full-mask shuffle with exited lanes): that is reported and
+   aborts, as it would hang or be undefined on a GPU. CUEMU_ORDER=reverse runs blocks and threads
+   in reverse order (a kernel whose result depends on the order has a race). */
+#include <cuda_runtime_api.h>
+#include <ucontext.h>
+#include <sys/mman.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <map>
+#include <mutex>
+#include "cuemu_rt.h"
+
+extern "C" {
+uint3 cuemu_threadIdx, cuemu_blockIdx;
+dim3 cuemu_blockDim, cuemu_gridDim;
+}
+
+/* ---- errors ---- */
+
+static cudaError_t g_last = cudaSuccess;
+
+static cudaError_t fail(cudaError_t e)
+{
+    if (e != cudaSuccess) g_last = e;
+    return e;
+}
+
+extern "C" void cuemu_fatal(const char *what, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "cuemu: %s: ", what);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    fflush(stderr);
+    abort();
+}
+
+extern "C" cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = g_last;
+    g_last = cudaSuccess;
+    return e;
+}
+
+extern "C" cudaError_t cudaPeekAtLastError(void) { return g_last; }
+
+extern "C" const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+extern "C" const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return "unknown error";
+    }
+}
+
+/* ---- devices ---- */
+
+static int device_count(void)
+{
+    const char *e = getenv("CUEMU_DEVICES");
+    return e ? atoi(e) : 1;
+}
+
+static size_t capacity(void)
+{
+    const char *e = getenv("CUEMU_MEM_GB");
+    double gb = e ? atof(e) : 16.0;
+    return (size_t)(gb * 1073741824.0);
+}
+
+static const int k_sm_count = 2;
+
+extern "C" cudaError_t cudaGetDeviceCount(int *count)
+{
+    if (!count) return fail(cudaErrorInvalidValue);
+    *count = device_count();
+    if (*count <= 0) {
+        *count = 0;
+        return fail(cudaErrorNoDevice);
+    }
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGetDevice(int *dev)
+{
+    if (!dev) return fail(cudaErrorInvalidValue);
+    if (device_count() <= 0) return fail(cudaErrorNoDevice);
+    *dev = 0;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaSetDevice(int dev)
+{
+    return dev == 0 && device_count() > 0 ? cudaSuccess : fail(cudaErrorInvalidDevice);
+}
+
+extern "C" cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int dev)
+{
+    if (!value) return fail(cudaErrorInvalidValue);
+    if (dev != 0 || device_count() <= 0) return fail(cudaErrorInvalidDevice);
+    switch (attr) {
+    case cudaDevAttrMultiProcessorCount: *value = k_sm_count; break;
+    case cudaDevAttrMemoryClockRate: *value = 1000000; break;      /* kHz: 1 GHz */
+    case cudaDevAttrGlobalMemoryBusWidth: *value = 128; break;     /* bits: 32 GB/s "peak" */
+    case cudaDevAttrMaxThreadsPerBlock: *value = 1024; break;
+    case cudaDevAttrWarpSize: *value = 32; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = 9; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = 0; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = 48 * 1024; break;
+    default: *value = 0; break;
+    }
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *prop, int dev)
+{
+    if (!prop) return fail(cudaErrorInvalidValue);
+    if (dev != 0 || device_count() <= 0) return fail(cudaErrorInvalidDevice);
+    memset(prop, 0, sizeof *prop);
+    snprintf(prop->name, sizeof prop->name, "cuemu (CPU emulation, not a GPU)");
+    prop->totalGlobalMem = capacity();
+    prop->multiProcessorCount = k_sm_count;
+    prop->warpSize = 32;
+    prop->maxThreadsPerBlock = 1024;
+    prop->sharedMemPerBlock = 48 * 1024;
+    prop->major = 9;
+    prop->minor = 0;
+    prop->memoryBusWidth = 128;
+    return cudaSuccess;
+}
+
+/* ---- memory ---- */
+
+struct alloc_rec {
+    size_t bytes;
+    int kind; /* 0 device, 1 pinned host, 2 __device__ symbol */
+};
+
+static std::mutex g_mem_lock;
+static std::map<uintptr_t, alloc_rec> g_allocs;
+static size_t g_used;
+
+static const alloc_rec *find_alloc(const void *p, uintptr_t *base)
+{
+    uintptr_t a = (uintptr_t)p;
+    auto it = g_allocs.upper_bound(a);
+    if (it == g_allocs.begin()) return NULL;
+    --it;
+    if (a >= it->first + it->second.bytes && !(a == it->first && it->second.bytes == 0)) return NULL;
+    *base = it->first;
+    return &it->second;
+}
+
+extern "C" int cuemu_dev_range_ok(const void *p, size_t bytes)
+{
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    uintptr_t base;
+    const alloc_rec *r = find_alloc(p, &base);
+    if (!r || r->kind == 1) return 0;
+    return (uintptr_t)p + bytes <= base + r->bytes;
+}
+
+extern "C" void cuemu_register_symbol(const void *p, size_t bytes)
+{
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    g_allocs[(uintptr_t)p] = alloc_rec{bytes, 2};
+}
+
+static cudaError_t do_alloc(void **p, size_t bytes, int kind)
+{
+    if (!p) return fail(cudaErrorInvalidValue);
+    *p = NULL;
+    if (device_count() <= 0) return fail(cudaErrorNoDevice);
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    if (kind == 0 && (bytes > capacity() || g_used + bytes > capacity()))
+        return fail(cudaErrorMemoryAllocation);
+    void *q = NULL;
+    if (posix_memalign(&q, 256, bytes ? bytes : 1)) return fail(cudaErrorMemoryAllocation);
+    memset(q, 0xA5, bytes); /* device memory is not zeroed by cudaMalloc */
+    g_allocs[(uintptr_t)q] = alloc_rec{bytes, kind};
+    if (kind == 0) g_used += bytes;
+    *p = q;
+    return cudaSuccess;
+}
+
+static cudaError_t do_free(void *p, int kind)
+{
+    if (!p) return cudaSuccess;
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    auto it = g_allocs.find((uintptr_t)p);
+    if (it == g_allocs.end() || it->second.kind != kind)
+        return fail(kind == 0 ? cudaErrorInvalidDevicePointer : cudaErrorInvalidValue);
+    if (kind == 0) g_used -= it->second.bytes;
+    g_allocs.erase(it);
+    free(p);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) { return do_alloc(p, bytes, 0); }
+extern "C" cudaError_t cudaFree(void *p) { return do_free(p, 0); }
+extern "C" cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags)
+{
+    (void)flags;
+    return do_alloc(p, bytes, 1);
+}
+extern "C" cudaError_t cudaMallocHost(void **p, size_t bytes) { return do_alloc(p, bytes, 1); }
+extern "C" cudaError_t cudaFreeHost(void *p) { return do_free(p, 1); }
+
+extern "C" cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
+{
+    if (device_count() <= 0) return fail(cudaErrorNoDevice);
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    if (free_b) *free_b = capacity() - g_used;
+    if (total_b) *total_b = capacity();
+    return cudaSuccess;
+}
+
+/* a device side of a copy must lie in one device allocation (or __device__ symbol) */
+static int dev_ok(const void *p, size_t bytes) { return p && cuemu_dev_range_ok(p, bytes); }
+
+static cudaError_t copy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    if (!bytes) return cudaSuccess;
+    if (!dst || !src) return fail(cudaErrorInvalidValue);
+    int dd = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+    int sd = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+    if (kind == cudaMemcpyDefault) {
+        dd = cuemu_dev_range_ok(dst, 1);
+        sd = cuemu_dev_range_ok(src, 1);
+    }
+    if ((dd && !dev_ok(dst, bytes)) || (sd && !dev_ok(src, bytes))) {
+        /* inside no allocation at all: what the runtime reports; straddling an allocation's end
+           would be a fault on a GPU */
+        int dst_in = cuemu_dev_range_ok(dst, 1), src_in = cuemu_dev_range_ok(src, 1);
+        if ((dd && dst_in) || (sd && src_in))
+            cuemu_fatal("cudaMemcpy", "%zu bytes run past the end of a device allocation "
+                        "(dst %p, src %p, kind %d)", bytes, dst, src, (int)kind);
+        return fail(cudaErrorInvalidValue);
+    }
+    memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
+{
+    return copy(dst, src, bytes, kind);
+}
+
+extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
+                                       enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    (void)s;
+    return copy(dst, src, bytes, kind);
+}
+
+extern "C" cudaError_t cudaMemset(void *p, int v, size_t bytes)
+{
+    if (!bytes) return cudaSuccess;
+    if (!dev_ok(p, bytes)) return fail(cudaErrorInvalidValue);
+    memset(p, v, bytes);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s)
+{
+    (void)s;
+    return cudaMemset(p, v, bytes);
+}
+
+/* ---- streams and events (execution is synchronous) ---- */
+
+struct CUstream_st { int magic; };
+struct CUevent_st { int magic; int recorded; };
+
+extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
+{
+    (void)flags;
+    if (!s) return fail(cudaErrorInvalidValue);
+    *s = new CUstream_st{0x5eed};
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCreateWithFlags(s, 0); }
+
+extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s)
+{
+    if (!s || s->magic != 0x5eed) return fail(cudaErrorInvalidResourceHandle);
+    s->magic = 0;
+    delete s;
+    return cudaSuccess;
+}
+
+static cudaError_t check_stream(cudaStream_t s)
+{
+    if (s && s != cudaStreamLegacy && s != cudaStreamPerThread && s->magic != 0x5eed)
+        return fail(cudaErrorInvalidResourceHandle);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s) { return check_stream(s); }
+
+extern "C" cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
+{
+    (void)flags;
+    if (!e) return fail(cudaErrorInvalidValue);
+    *e = new CUevent_st{0xe7e7, 0};
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventCreate(cudaEvent_t *e) { return cudaEventCreateWithFlags(e, 0); }
+
+static cudaError_t check_event(cudaEvent_t e)
+{
+    return e && e->magic == 0xe7e7 ? cudaSuccess : fail(cudaErrorInvalidResourceHandle);
+}
+
+extern "C" cudaError_t cudaEventDestroy(cudaEvent_t e)
+{
+    if (check_event(e) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+    e->magic = 0;
+    delete e;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
+{
+    if (check_event(e) != cudaSuccess || check_stream(s) != cudaSuccess)
+        return cudaErrorInvalidResourceHandle;
+    e->recorded = 1;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaEventSynchronize(cudaEvent_t e) { return check_event(e); }
+
+extern "C" cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
+{
+    if (!ms || check_event(a) != cudaSuccess || check_event(b) != cudaSuccess)
+        return fail(cudaErrorInvalidValue);
+    *ms = 0.0f;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags)
+{
+    (void)flags;
+    if (check_stream(s) != cudaSuccess || check_event(e) != cudaSuccess)
+        return cudaErrorInvalidResourceHandle;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaDeviceSynchronize(void)
+{
+    return device_count() > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+/* ---- kernel executor ---- */
+
+enum { F_READY, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
+
+struct fiber {
+    ucontext_t ctx;
+    int state;
+    uint3 tid;
+    unsigned char val[8];
+    unsigned bytes;
+    unsigned mask;
+    int src;
+};
+
+static ucontext_t g_sched;
+static fiber *g_fib;
+static int g_nfib_cap;
+static char *g_stacks;
+static const size_t k_stack = 256 * 1024;
+static int g_cur;
+static void (*g_fn)(void *);
+static void *g_ctx;
+static const char *g_kname;
+static int g_in_kernel;
+
+extern "C" int cuemu_lane(void) { return g_cur & 31; }
+
+static void fiber_main(void)
+{
+    g_fn(g_ctx);
+    g_fib[g_cur].state = F_DONE;
+    /* returning resumes uc_link = the scheduler */
+}
+
+static void yield_to_scheduler(void)
+{
+    swapcontext(&g_fib[g_cur].ctx, &g_sched);
+}
+
+extern "C" void cuemu_syncthreads(void)
+{
+    if (!g_in_kernel) cuemu_fatal("__syncthreads", "called outside a kernel");
+    g_fib[g_cur].state = F_WAIT_BLOCK;
+    yield_to_scheduler();
+}
+
+extern "C" void cuemu_shfl(void *v, unsigned bytes, unsigned mask, int src, int width)
+{
+    if (!g_in_kernel) cuemu_fatal("warp shuffle", "called outside a kernel");
+    (void)width;
+    fiber *f = &g_fib[g_cur];
+    memcpy(f->val, v, bytes);
+    f->bytes = bytes;
+    f->mask = mask;
+    f->src = src;
+    f->state = F_WAIT_WARP;
+    yield_to_scheduler();
+    memcpy(v, f->val, bytes);
+}
+
+static int order_reverse(void)
+{
+    const char *e = getenv("CUEMU_ORDER");
+    return e && !strcmp(e, "reverse");
+}
+
+/* releases warps whose live lanes all wait at a shuffle; returns how many */
+static int release_warps(int nt, const dim3 &bi)
+{
+    int released = 0;
+    for (int w0 = 0; w0 < nt; w0 += 32) {
+        int w1 = w0 + 32 < nt ? w0 + 32 : nt, waiting = 0, live = 0;
+        for (int t = w0; t < w1; t++) {
+            if (g_fib[t].state != F_DONE) live++;
+            if (g_fib[t].state == F_WAIT_WARP) waiting++;
+        }
+        if (!waiting || waiting != live) continue;
+        unsigned char snap[32][8];
+        bool part[32] = {false};
+        for (int t = w0; t < w1; t++) part[t - w0] = g_fib[t].state == F_WAIT_WARP;
+        for (int t = w0; t < w1; t++) {
+            fiber *f = &g_fib[t];
+            if (f->state != F_WAIT_WARP) continue;
+            for (int l = 0; l < 32; l++)
+                if ((f->mask >> l) & 1u) {
+                    int u = w0 + l;
+                    if (u >= w1 || g_fib[u].state != F_WAIT_WARP)
+                        cuemu_fatal(g_kname, "block (%u,%u,%u) thread %d: warp shuffle/sync with mask "
+                                    "0x%08x but lane %d %s (undefined on a GPU)", bi.x, bi.y, bi.z,
+                                    t, f->mask, l, u >= w1 ? "does not exist" : "has exited");
+                }
+            memcpy(snap[t - w0], f->val, 8);
+        }
+        for (int t = w0; t < w1; t++) {
+            fiber *f = &g_fib[t];
+            if (f->state != F_WAIT_WARP) continue;
+            int s = f->src;
+            if (s >= 0 && s < 32 && w0 + s < w1 && part[s]) {
+                if (g_fib[w0 + s].bytes != f->bytes)
+                    cuemu_fatal(g_kname, "lanes %d and %d shuffle values of different sizes", t, w0 + s);
+                memcpy(f->val, snap[s], f->bytes);
+            } else if (s >= 0 && (w0 + s >= w1 || !((f->mask >> s) & 1u))) {
+                cuemu_fatal(g_kname, "thread %d reads lane %d outside the shuffle's mask 0x%08x", t,
+                            s, f->mask);
+            }
+            f->state = F_READY;
+        }
+        released++;
+    }
+    return released;
+}
+
+static void run_block(const dim3 &bi, const dim3 &bd, int nt, int rev)
+{
+    for (int t = 0; t < nt; t++) {
+        fiber *f = &g_fib[t];
+        f->state = F_READY;
+        f->tid.x = t % bd.x;
+        f->tid.y = (t / bd.x) % bd.y;
+        f->tid.z = t / (bd.x * bd.y);
+        getcontext(&f->ctx);
+        f->ctx.uc_stack.ss_sp = g_stacks + (size_t)t * k_stack;
+        f->ctx.uc_stack.ss_size = k_stack;
+        f->ctx.uc_link = &g_sched;
+        makecontext(&f->ctx, fiber_main, 0);
+    }
+    for (;;) {
+        int done = 0;
+        for (int i = 0; i < nt; i++) {
+            int t = rev ? nt - 1 - i : i;
+            fiber *f = &g_fib[t];
+            if (f->state == F_READY) {
+                g_cur = t;
+                cuemu_threadIdx = f->tid;
+                swapcontext(&g_sched, &f->ctx);
+            }
+        }
+        for (int t = 0; t < nt; t++) done += g_fib[t].state == F_DONE;
+        if (done == nt) return;
+        if (release_warps(nt, bi)) continue;
+        int at_block = 0;
+        for (int t = 0; t < nt; t++) at_block += g_fib[t].state == F_WAIT_BLOCK;
+        if (at_block == nt - done) {
+            for (int t = 0; t < nt; t++)
+                if (g_fib[t].state == F_WAIT_BLOCK) g_fib[t].state = F_READY;
+            continue;
+        }
+        cuemu_fatal(g_kname, "block (%u,%u,%u) deadlocks: %d threads wait at __syncthreads while "
+                    "others wait at a warp shuffle (divergent barrier; hangs on a GPU)",
+                    bi.x, bi.y, bi.z, at_block);
+    }
+}
+
+extern "C" void cuemu_launch(dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
+                             void (*fn)(void *), void *ctx, const char *name)
+{
+    unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
+    if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 ||
+        grid.z > 65535 || shmem > 48 * 1024) {
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (check_stream(stream) != cudaSuccess) return;
+    if (g_in_kernel) cuemu_fatal(name, "launched from inside a kernel");
+    if ((int)nt > g_nfib_cap) {
+        if (g_stacks) munmap(g_stacks, (size_t)g_nfib_cap * k_stack);
+        g_stacks = (char *)mmap(NULL, (size_t)nt * k_stack, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (g_stacks == MAP_FAILED) cuemu_fatal(name, "no memory for %llu fiber stacks", nt);
+        free(g_fib);
+        g_fib = (fiber *)calloc(nt, sizeof(fiber));
+        g_nfib_cap = (int)nt;
+    }
+    g_fn = fn;
+    g_ctx = ctx;
+    g_kname = name;
+    g_in_kernel = 1;
+    cuemu_blockDim = block;
+    cuemu_gridDim = grid;
+    int rev = order_reverse();
+    unsigned long long nb = (unsigned long long)grid.x * grid.y * grid.z;
+    for (unsigned long long i = 0; i < nb; i++) {
+        unsigned long long b = rev ? nb - 1 - i : i;
+        dim3 bi((unsigned)(b % grid.x), (unsigned)((b / grid.x) % grid.y),
+                (unsigned)(b / ((unsigned long long)grid.x * grid.y)));
+        cuemu_blockIdx.x = bi.x;
+        cuemu_blockIdx.y = bi.y;
+        cuemu_blockIdx.z = bi.z;
+        run_block(bi, block, (int)nt, rev);
+    }
+    g_in_kernel = 0;
+}
