@@ -23,13 +23,11 @@
 #undef __host__
 #undef __shared__
 #undef __forceinline__
-#undef __noinline__
 #define __global__
 #define __device__
 #define __host__
 #define __shared__ static
 #define __forceinline__ inline __attribute__((always_inline))
-#define __noinline__ __attribute__((noinline))
 #define __CUEMU__ 1
 
 extern "C" {
@@ -72,10 +70,11 @@ template <typename T> static inline T __shfl_up_sync(unsigned mask, T v, unsigne
     cuemu_shfl(&v, sizeof v, mask, src >= 0 ? cuemu_lane() - (int)delta : -1, width);
     return v;
 }
+/* the guide: with width < 32 a lane may read an EARLIER group; a later one gives its own value */
 template <typename T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
 {
-    int lane = cuemu_lane() % width, src = lane ^ lane_mask;
-    cuemu_shfl(&v, sizeof v, mask, src < width ? cuemu_lane() - lane + src : -1, width);
+    int lane = cuemu_lane(), src = lane ^ lane_mask, top = (lane & ~(width - 1)) + width - 1;
+    cuemu_shfl(&v, sizeof v, mask, src <= top && src < 32 ? src : -1, width);
     return v;
 }
 template <typename T> static inline T __shfl_sync(unsigned mask, T v, int src_lane, int width = 32)

@@ -7,14 +7,16 @@
    synchronously at the call; streams and events only record that they exist.
 
    Kernels: the blocks of a grid run one after another; the threads of a block are fibers
-   (ucontext) scheduled cooperatively by one OS thread. A thread runs until it finishes or reaches
+   (ucontext stacks, switched with _setjmp/_longjmp) scheduled cooperatively by one OS thread. A thread runs until it finishes or reaches
    a barrier (__syncthreads, or a warp shuffle / __syncwarp); when every unfinished thread waits,
-   a warp whose live lanes all wait at a shuffle exchanges values and resumes, else a block whose
-   unfinished threads all wait at __syncthreads resumes; otherwise the block is deadlocked (lanes of
-   one warp at different barriers, a full-mask shuffle with exited lanes): that is reported and
-   aborts, as it would hang or be undefined on a GPU. CUEMU_ORDER=reverse runs blocks and threads
+   the lanes at a shuffle whose mask's lanes all wait at a shuffle exchange values and resume,
+   else a block whose unfinished threads all wait at __syncthreads resumes; otherwise the block is
+   deadlocked (lanes of one mask at different barriers): that is reported and aborts, as it
+   would hang on a GPU; so does a shuffle whose mask names an exited lane (undefined). CUEMU_ORDER=reverse runs blocks and threads
    in reverse order (a kernel whose result depends on the order has a race). */
+#undef _FORTIFY_SOURCE /* _longjmp between fiber stacks is what the checked variant forbids */
 #include <cuda_runtime_api.h>
+#include <setjmp.h>
 #include <ucontext.h>
 #include <sys/mman.h>
 #include <stdarg.h>
@@ -396,7 +398,9 @@ extern "C" cudaError_t cudaDeviceSynchronize(void)
 enum { F_READY, F_WAIT_BLOCK, F_WAIT_WARP, F_DONE };
 
 struct fiber {
-    ucontext_t ctx;
+    jmp_buf env;      /* where the fiber resumes */
+    ucontext_t uc;    /* its first entry only */
+    int started;
     int state;
     uint3 tid;
     unsigned char val[8];
@@ -405,7 +409,7 @@ struct fiber {
     int src;
 };
 
-static ucontext_t g_sched;
+static jmp_buf g_sched;
 static fiber *g_fib;
 static int g_nfib_cap;
 static char *g_stacks;
@@ -418,16 +422,35 @@ static int g_in_kernel;
 
 extern "C" int cuemu_lane(void) { return g_cur & 31; }
 
+/* A fiber slot is entered once through makecontext/swapcontext and then lives for the whole
+   process: it runs the body of one thread after another, and every switch (a barrier, the end of
+   a thread, a resume) is a _setjmp/_longjmp pair, which unlike swapcontext makes no system call. */
 static void fiber_main(void)
 {
-    g_fn(g_ctx);
-    g_fib[g_cur].state = F_DONE;
-    /* returning resumes uc_link = the scheduler */
+    for (;;) {
+        g_fn(g_ctx);
+        fiber *f = &g_fib[g_cur];
+        f->state = F_DONE;
+        if (!_setjmp(f->env)) _longjmp(g_sched, 1);
+    }
 }
 
 static void yield_to_scheduler(void)
 {
-    swapcontext(&g_fib[g_cur].ctx, &g_sched);
+    if (!_setjmp(g_fib[g_cur].env)) _longjmp(g_sched, 1);
+}
+
+static void resume(int t)
+{
+    fiber *f = &g_fib[t];
+    g_cur = t;
+    cuemu_threadIdx = f->tid;
+    if (_setjmp(g_sched)) return;
+    if (f->started) _longjmp(f->env, 1);
+    f->started = 1;
+    ucontext_t here;
+    swapcontext(&here, &f->uc); /* never returns here: the fiber comes back by _longjmp */
+    cuemu_fatal(g_kname, "fiber %d returned to its creator", t);
 }
 
 extern "C" void cuemu_syncthreads(void)
@@ -457,48 +480,48 @@ static int order_reverse(void)
     return e && !strcmp(e, "reverse");
 }
 
-/* releases warps whose live lanes all wait at a shuffle; returns how many */
+/* releases, in every warp, the lanes waiting at a shuffle whose mask's lanes all wait at a
+   shuffle too (the other lanes of the warp may be anywhere); returns how many were released */
 static int release_warps(int nt, const dim3 &bi)
 {
     int released = 0;
     for (int w0 = 0; w0 < nt; w0 += 32) {
-        int w1 = w0 + 32 < nt ? w0 + 32 : nt, waiting = 0, live = 0;
-        for (int t = w0; t < w1; t++) {
-            if (g_fib[t].state != F_DONE) live++;
-            if (g_fib[t].state == F_WAIT_WARP) waiting++;
-        }
-        if (!waiting || waiting != live) continue;
+        int w1 = w0 + 32 < nt ? w0 + 32 : nt;
+        unsigned waiting = 0;
+        for (int t = w0; t < w1; t++)
+            if (g_fib[t].state == F_WAIT_WARP) waiting |= 1u << (t - w0);
+        if (!waiting) continue;
         unsigned char snap[32][8];
-        bool part[32] = {false};
-        for (int t = w0; t < w1; t++) part[t - w0] = g_fib[t].state == F_WAIT_WARP;
+        unsigned go = 0;
         for (int t = w0; t < w1; t++) {
             fiber *f = &g_fib[t];
-            if (f->state != F_WAIT_WARP) continue;
-            for (int l = 0; l < 32; l++)
-                if ((f->mask >> l) & 1u) {
-                    int u = w0 + l;
-                    if (u >= w1 || g_fib[u].state != F_WAIT_WARP)
-                        cuemu_fatal(g_kname, "block (%u,%u,%u) thread %d: warp shuffle/sync with mask "
-                                    "0x%08x but lane %d %s (undefined on a GPU)", bi.x, bi.y, bi.z,
-                                    t, f->mask, l, u >= w1 ? "does not exist" : "has exited");
-                }
+            if (!((waiting >> (t - w0)) & 1u)) continue;
             memcpy(snap[t - w0], f->val, 8);
+            for (int l = 0; l < 32; l++) {
+                if (!((f->mask >> l) & 1u)) continue;
+                int u = w0 + l;
+                if (u >= w1 || g_fib[u].state == F_DONE)
+                    cuemu_fatal(g_kname, "block (%u,%u,%u) thread %d: warp shuffle/sync with mask "
+                                "0x%08x but lane %d %s (undefined on a GPU)", bi.x, bi.y, bi.z, t,
+                                f->mask, l, u >= w1 ? "does not exist" : "has exited");
+            }
+            if ((f->mask & waiting) == f->mask) go |= 1u << (t - w0);
         }
         for (int t = w0; t < w1; t++) {
             fiber *f = &g_fib[t];
-            if (f->state != F_WAIT_WARP) continue;
+            if (!((go >> (t - w0)) & 1u)) continue;
             int s = f->src;
-            if (s >= 0 && s < 32 && w0 + s < w1 && part[s]) {
+            if (s >= 0 && s < w1 - w0 && ((waiting >> s) & 1u) && ((f->mask >> s) & 1u)) {
                 if (g_fib[w0 + s].bytes != f->bytes)
                     cuemu_fatal(g_kname, "lanes %d and %d shuffle values of different sizes", t, w0 + s);
                 memcpy(f->val, snap[s], f->bytes);
-            } else if (s >= 0 && (w0 + s >= w1 || !((f->mask >> s) & 1u))) {
+            } else if (s >= 0) {
                 cuemu_fatal(g_kname, "thread %d reads lane %d outside the shuffle's mask 0x%08x", t,
                             s, f->mask);
             }
             f->state = F_READY;
+            released++;
         }
-        released++;
     }
     return released;
 }
@@ -511,22 +534,20 @@ static void run_block(const dim3 &bi, const dim3 &bd, int nt, int rev)
         f->tid.x = t % bd.x;
         f->tid.y = (t / bd.x) % bd.y;
         f->tid.z = t / (bd.x * bd.y);
-        getcontext(&f->ctx);
-        f->ctx.uc_stack.ss_sp = g_stacks + (size_t)t * k_stack;
-        f->ctx.uc_stack.ss_size = k_stack;
-        f->ctx.uc_link = &g_sched;
-        makecontext(&f->ctx, fiber_main, 0);
+        if (!f->started) {
+            getcontext(&f->uc);
+            f->uc.uc_stack.ss_sp = g_stacks + (size_t)t * k_stack;
+            f->uc.uc_stack.ss_size = k_stack;
+            f->uc.uc_link = NULL;
+            makecontext(&f->uc, fiber_main, 0);
+        }
     }
     for (;;) {
         int done = 0;
         for (int i = 0; i < nt; i++) {
             int t = rev ? nt - 1 - i : i;
             fiber *f = &g_fib[t];
-            if (f->state == F_READY) {
-                g_cur = t;
-                cuemu_threadIdx = f->tid;
-                swapcontext(&g_sched, &f->ctx);
-            }
+            if (f->state == F_READY) resume(t);
         }
         for (int t = 0; t < nt; t++) done += g_fib[t].state == F_DONE;
         if (done == nt) return;
@@ -561,7 +582,7 @@ extern "C" void cuemu_launch(dim3 grid, dim3 block, size_t shmem, cudaStream_t s
                                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (g_stacks == MAP_FAILED) cuemu_fatal(name, "no memory for %llu fiber stacks", nt);
         free(g_fib);
-        g_fib = (fiber *)calloc(nt, sizeof(fiber));
+        g_fib = (fiber *)calloc(nt, sizeof(fiber)); /* started = 0: fresh stacks */
         g_nfib_cap = (int)nt;
     }
     g_fn = fn;

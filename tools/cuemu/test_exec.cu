@@ -5,22 +5,15 @@
    shuffles against the CUDA programming guide's definitions, block and grid reductions (also in
    CUEMU_ORDER=reverse), launch-configuration errors, device memory (garbage fill, copies, bounds,
    capacity, frees, no device), the fatal diagnoses (divergent barrier deadlock, full-mask
-   shuffle with exited lanes), by-value argument conversion and __device__ symbols. Two tests
-   are disabled: they show where the emulator departs from CUDA (see their comments).
+   shuffle with exited lanes), by-value argument conversion and __device__ symbols.
    Build and run: make CUEMU=1 BUILD=build/cuemu-exec build/cuemu-exec/cuemu_exec_tests &&
    ./build/cuemu-exec/cuemu_exec_tests --jobs 1 */
-/* cuemu.h (force-included first) defines __noinline__ as __attribute__((noinline)), which breaks
-   libstdc++ 12's own __attribute__((__noinline__)) in <bits/shared_ptr_base.h>, reached from
-   Criterion's C++ headers: hide the macro while the system headers are read */
-#pragma push_macro("__noinline__")
-#undef __noinline__
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <vector>
-#pragma pop_macro("__noinline__")
 
 #define CK(call) cr_assert_eq((call), cudaSuccess, "%s failed", #call)
 
@@ -259,10 +252,8 @@ __global__ void k_shfl_xor_wide(int *out, int width, int lane_mask)
 /* The guide on __shfl_xor_sync: with width < warpSize, a group may read lanes of EARLIER groups;
    reading a later group returns the caller's own value (PTX shfl.bfly: source lane^mask is taken
    when it is <= the top lane of the caller's segment). With width 8 and laneMask 8, lanes 8..15
-   read lanes 0..7 and lanes 24..31 read 16..23. cuemu.h XORs the lane within the segment, so every
-   lane keeps its own value (expected 100 for lane 8, gets 108). Disabled: an emulator deviation
-   reported to the owner of cuemu.h; no kernel of the backend uses laneMask >= width. */
-Test(cuemu_exec, shfl_xor_mask_beyond_width_reads_earlier_group, .disabled = true)
+   read lanes 0..7 and lanes 24..31 read 16..23. */
+Test(cuemu_exec, shfl_xor_mask_beyond_width_reads_earlier_group)
 {
     int *d = dev_alloc<int>(32);
     k_shfl_xor_wide<<<1, 32>>>(d, 8, 8);
@@ -302,10 +293,8 @@ __global__ void k_shfl_half_mask_then_sync(int *out)
 }
 
 /* Lanes 0..15 shuffle with mask 0x0000ffff while lanes 16..31 wait at __syncthreads: legal CUDA
-   (only the mask's lanes take part). cuemu releases a warp's shuffle only when every live lane
-   of the warp waits at a shuffle, so it reports a deadlock and aborts. Disabled: an emulator
-   limitation reported to the owner of runtime.cc; no kernel of the backend uses a partial mask. */
-Test(cuemu_exec, partial_mask_shuffle_beside_syncthreads, .disabled = true)
+   (only the mask's lanes take part). */
+Test(cuemu_exec, partial_mask_shuffle_beside_syncthreads)
 {
     int *d = dev_alloc<int>(32);
     k_shfl_half_mask_then_sync<<<1, 32>>>(d);
