@@ -19,6 +19,7 @@ int sq_cli_open_data(const char *cmd, const char *spec, int train_labels, float 
         *have_test = 1;
         return 0;
     }
+    const int asked = st == SQ_OK; /* a test split exists: --holdout asked for this */
     if (st == SQ_OK) sq_dataset_free(test);
     else if (st != SQ_EARG) {
         sq_dataset_free(&full);
@@ -31,8 +32,12 @@ int sq_cli_open_data(const char *cmd, const char *spec, int train_labels, float 
     }
     sq_dataset_free(&full);
     *have_test = test->n > 0;
-    fprintf(stderr, "sqakd %s: %s has no separate test split; holding out %.0f%% (%d images) for evaluation\n",
-            cmd, spec, frac * 100, test->n);
+    if (asked)
+        fprintf(stderr, "sqakd %s: --holdout: evaluating on %.0f%% of the train split (%d images), not on "
+                "the test split\n", cmd, frac * 100, test->n);
+    else
+        fprintf(stderr, "sqakd %s: %s has no separate test split; holding out %.0f%% (%d images) for "
+                "evaluation\n", cmd, spec, frac * 100, test->n);
     return 0;
 }
 

@@ -117,7 +117,11 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     m->act_arena = be->alloc(act.used * sizeof(float));
     if (with_grad) m->grad_arena = be->alloc(grad.used * sizeof(float) + 256);
     size_t ws = 0;
-    for (int i = 0; i < m->nnodes; i++) {
+    const int have = m->p && m->buf && m->qp && m->act_arena &&
+                     !(with_grad && (!m->g || !m->qg || !m->grad_arena));
+    /* convolution plans only once the tensors fit: planning a batch that cannot run would make
+       the backend grow its internal workspace for nothing (cudnn.c keeps it) */
+    for (int i = 0; have && i < m->nnodes; i++) {
         const sq_node *n = &m->nodes[i];
         if (n->op != SQ_NODE_CONV) continue;
         sq_conv_shape cs;
@@ -126,9 +130,8 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
         if (b > ws) ws = b;
     }
     m->ws_bytes = ws;
-    m->ws = be->alloc(ws ? ws : 256);
-    if (!m->p || !m->buf || !m->qp || !m->act_arena || !m->ws ||
-        (with_grad && (!m->g || !m->qg || !m->grad_arena))) {
+    if (have) m->ws = be->alloc(ws ? ws : 256);
+    if (!have || !m->ws) {
         double need = (bytes_p + bytes_q) * (with_grad ? 2.0 : 1.0) + bytes_b + (act.used + grad.used) * 4.0 + ws;
         /* give back what was allocated: nothing stays half set up, and the free figure is true */
         void *got[] = {m->p, m->buf, m->qp, m->g, m->qg, m->act_arena, m->grad_arena, m->ws};

@@ -142,6 +142,10 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
     if (sq_train_staging(be)) { /* without pinned memory: synchronous copies, same results */
         stage_x = be->stage_new(sq_train_input_bytes(students[0].model, N));
         stage_y = stage_x ? be->stage_new((size_t)N * sizeof(int32_t)) : NULL;
+        if (stage_x && !stage_y) { /* one stage is no use: give its pinned memory back */
+            be->stage_free(stage_x);
+            stage_x = NULL;
+        }
     }
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
                          .drop_last = 1, .seed = cfg->seed};

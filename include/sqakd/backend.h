@@ -251,6 +251,8 @@ sq_status sq_backend_oom_error(const sq_backend *be, double bytes, const char *w
    kernel faults surface at the next sync(), so call it after sync(). */
 sq_status sq_cuda_last_status(void);
 void sq_cuda_clear_status(void);
+/* failures recorded so far (never reset): tells whether a given stretch of work failed */
+unsigned sq_cuda_error_count(void);
 #endif
 
 #ifdef __cplusplus

@@ -3,7 +3,8 @@
    takes its step from the same teacher logits (sq_train_step_from_logits). Each student has its
    own optimizer state, checkpoints, metrics and progress lines; a student whose loss becomes
    non-finite (or whose checkpoint cannot be written) is stopped and reported while the others go
-   on. A student's weights equal, bit for bit on the CPU backend, those of a separate sq_train_run
+   on. A GPU failure (the CUDA backend's sticky error, read at each loss read-back) stops every
+   student: the device state they share can no longer be trusted. A student's weights equal, bit for bit on the CPU backend, those of a separate sq_train_run
    with the same configuration, seed and thread count. */
 #ifndef SQAKD_MULTI_H
 #define SQAKD_MULTI_H
