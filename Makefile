@@ -43,7 +43,7 @@ ifeq ($(CUEMU),1)
   LIBS += -lstdc++
   CXX ?= g++
   CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function \
-    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP
+    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
   NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
 else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include

@@ -54,7 +54,9 @@ static inline void copy_strided(float *d, const float *s, int n, int st)
         }
         for (; v + 4 <= n; v += 4) _mm_storeu_ps(d + v, _mm_loadu_ps(s + v));
     } else if (st == 2) {
-        for (; v + 4 <= n; v += 4) {
+        /* hi reads s[2v + 7], one past this group's last element: in bounds only when a later
+           group exists (v + 4 < n); the last group goes to the scalar tail */
+        for (; v + 4 < n; v += 4) {
             __m128 lo = _mm_loadu_ps(s + 2 * v), hi = _mm_loadu_ps(s + 2 * v + 4);
             _mm_storeu_ps(d + v, _mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
         }

@@ -425,19 +425,45 @@ extern "C" int cuemu_lane(void) { return g_cur & 31; }
 /* A fiber slot is entered once through makecontext/swapcontext and then lives for the whole
    process: it runs the body of one thread after another, and every switch (a barrier, the end of
    a thread, a resume) is a _setjmp/_longjmp pair, which unlike swapcontext makes no system call. */
+/* AddressSanitizer builds (tools/cuemu/README.md, memcheck under emulation) must be told of
+   every switch between the scheduler's stack and a fiber's */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+static const void *g_main_bottom;
+static size_t g_main_size;
+#define TO_FIBER(t) __sanitizer_start_switch_fiber(NULL, g_stacks + (size_t)(t) * k_stack, k_stack)
+#define TO_SCHED() __sanitizer_start_switch_fiber(NULL, g_main_bottom, g_main_size)
+#define IN_FIBER() __sanitizer_finish_switch_fiber(NULL, &g_main_bottom, &g_main_size)
+#define IN_SCHED() __sanitizer_finish_switch_fiber(NULL, NULL, NULL)
+#else
+#define TO_FIBER(t) ((void)0)
+#define TO_SCHED() ((void)0)
+#define IN_FIBER() ((void)0)
+#define IN_SCHED() ((void)0)
+#endif
+
 static void fiber_main(void)
 {
+    IN_FIBER();
     for (;;) {
         g_fn(g_ctx);
         fiber *f = &g_fib[g_cur];
         f->state = F_DONE;
-        if (!_setjmp(f->env)) _longjmp(g_sched, 1);
+        if (!_setjmp(f->env)) {
+            TO_SCHED();
+            _longjmp(g_sched, 1);
+        }
+        IN_FIBER();
     }
 }
 
 static void yield_to_scheduler(void)
 {
-    if (!_setjmp(g_fib[g_cur].env)) _longjmp(g_sched, 1);
+    if (!_setjmp(g_fib[g_cur].env)) {
+        TO_SCHED();
+        _longjmp(g_sched, 1);
+    }
+    IN_FIBER();
 }
 
 static void resume(int t)
@@ -445,7 +471,11 @@ static void resume(int t)
     fiber *f = &g_fib[t];
     g_cur = t;
     cuemu_threadIdx = f->tid;
-    if (_setjmp(g_sched)) return;
+    if (_setjmp(g_sched)) {
+        IN_SCHED();
+        return;
+    }
+    TO_FIBER(t);
     if (f->started) _longjmp(f->env, 1);
     f->started = 1;
     ucontext_t here;
