@@ -72,7 +72,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu demo bench clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck demo bench clean info fixtures
 all: info $(BUILD)/sqakd
 
 info:
@@ -143,6 +143,16 @@ test-cuemu:
 	  echo "cuemu: $$t (CUDA code run on the CPU emulation, not on a GPU)"; \
 	  $(BUILD)/cuemu/$$t --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v' || exit 1; \
 	done
+
+# AddressSanitizer runs (not part of `make test`: ~12 minutes on 2 cores): the CPU suite, and the
+# CUDA suite under cuemu, where device buffers are heap blocks (memcheck of the kernels)
+SAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer -g
+memcheck:
+	@$(MAKE) --no-print-directory CUDA=0 BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" $(BUILD)/asan/sqakd $(BUILD)/asan/sqakd_tests
+	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu-asan CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" \
+	  $(BUILD)/cuemu-asan/sqakd_cuda_tests
+	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/cuemu-asan/sqakd_cuda_tests --jobs 1
+	SQAKD_BIN=$(abspath $(BUILD)/asan/sqakd) ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 $(BUILD)/asan/sqakd_tests --jobs 1
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -61,13 +61,14 @@ Test(model, resnet20_matches_pytorch_forward_backward)
     snprintf(path, sizeof path, "%s/resnet20_golden.bin", data_dir());
     sq_golden *g;
     cr_assert_eq(sq_golden_load(path, &g), SQ_OK, "%s", sq_last_error());
-    sq_model *m = make("resnet20", 3, 32, 32, 10, 4, 1, NULL);
+    const sq_golden_tensor *x = sq_golden_find(g, "input.x"), *lab = sq_golden_find(g, "input.labels");
+    cr_assert(x && lab && x->ndim == 4 && x->dims[0] == 4, "fixture input must be (4, C, H, W)");
+    sq_model *m = make("resnet20", (int)x->dims[1], (int)x->dims[2], (int)x->dims[3], 10, 4, 1, NULL);
     for (int i = 0; i < m->nparams; i++) {
         const sq_golden_tensor *t = sq_golden_find(g, m->params[i].name);
         cr_assert_not_null(t, "fixture lacks %s", m->params[i].name);
         cr_assert_eq(sq_model_set(m, m->params[i].name, t->data, t->numel), SQ_OK);
     }
-    const sq_golden_tensor *x = sq_golden_find(g, "input.x"), *lab = sq_golden_find(g, "input.labels");
     sq_model_set_input(m, x->data, 4);
     float *logits = sq_model_forward(m, 4, 1);
     /* float32 through 20 layers vs PyTorch float64 reference: small absolute drift */

@@ -340,7 +340,7 @@ Test(ops, loss_vectors)
 {
     const sq_backend *be = sq_backend_cpu();
     const float zt[2] = {0, 0}, zs[2] = {4, 0};
-    float loss = 0, g[3];
+    float loss = 0, g[4]; /* up to 2 x 2 logits */
     be->kl_fwd_bwd(1, 2, zt, zs, 4.0f, 1.0f, &loss, g);
     /* method.md section 2 test vector, 6 printed digits */
     cr_expect(fabsf(loss - 1.921832f) < 2e-6f, "KL loss %.7f want 1.921832", loss);
