@@ -138,7 +138,7 @@ test-cuda: $(BUILD)/sqakd_cuda_tests
 
 CUEMU_BINS := sqakd_cuda_tests cuemu_dnn_tests cuemu_exec_tests
 test-cuemu:
-	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(addprefix $(BUILD)/cuemu/,$(CUEMU_BINS) sqakd)
+	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(addprefix $(BUILD)/cuemu/,$(CUEMU_BINS))
 	@set -o pipefail; for t in cuemu_dnn_tests cuemu_exec_tests sqakd_cuda_tests; do \
 	  echo "cuemu: $$t (CUDA code run on the CPU emulation, not on a GPU)"; \
 	  $(BUILD)/cuemu/$$t --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v' || exit 1; \

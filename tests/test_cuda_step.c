@@ -29,6 +29,7 @@
 #include "sqakd/train.h"
 #include "train/train_internal.h"
 #include "util_check.h"
+#include "util_fixtures.h"
 
 static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
 
@@ -118,20 +119,15 @@ static sq_model *student(const sq_backend *be, const sq_model *t, sq_quant_kind 
     return s;
 }
 
-/* the CPU backend without its optional fused and integer ops: every buffer the GPU path
-   writes is written (the fused ops are bit-exact with the unfused ones: test_fusion.c) */
-static const sq_backend *cpu_plain(void)
+/* SQAKD (KL, T and alpha at their defaults) with Adam at batch N */
+static sq_train_cfg sqakd_cfg(void)
 {
-    static sq_backend b;
-    b = *sq_backend_cpu();
-    b.bn_act_fwd_train = NULL;
-    b.bn_act_bwd = NULL;
-    b.add_act_fwd = NULL;
-    b.add_act_bwd = NULL;
-    b.bn_add_act_fwd_train = NULL;
-    b.bn_add_act_bwd = NULL;
-    b.qconv2d_fwd = NULL;
-    return &b;
+    sq_train_cfg cfg;
+    sq_train_cfg_defaults(&cfg);
+    cfg.loss = SQ_LOSS_KL;
+    cfg.opt = SQ_OPT_ADAM;
+    cfg.batch = N;
+    return cfg;
 }
 
 /* offset (floats) of p in m's activation arena */
@@ -185,7 +181,9 @@ static void compare_forced(sq_quant_kind kind, int bits)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const sq_backend *c = cpu_plain();
+    /* the CPU without its optional fused and integer ops writes every buffer the GPU path writes
+       (the fused ops are bit-exact with the unfused ones: test_fusion.c) */
+    const sq_backend *c = sqt_cpu_unfused(1);
     const char *name = sq_quant_kind_name(kind);
     sq_model *tc = teacher(c), *tg = teacher(g);
     sq_model *sc = student(c, tc, kind, bits), *sg = student(g, tg, kind, bits);
@@ -193,11 +191,7 @@ static void compare_forced(sq_quant_kind kind, int bits)
     float *x = malloc(NX * sizeof(float));
     batch(x, 0);
     cr_assert_eq(sq_model_quant_init(sc, x, N), SQ_OK, "%s", sq_last_error());
-    sq_train_cfg cfg;
-    sq_train_cfg_defaults(&cfg);
-    cfg.loss = SQ_LOSS_KL;
-    cfg.opt = SQ_OPT_ADAM;
-    cfg.batch = N;
+    const sq_train_cfg cfg = sqakd_cfg();
     const size_t np = sc->n_train, nq = sc->n_quant;
     /* CPU optimizer state, host side (Adam moments of parameters and quantizer parameters) */
     float *m = calloc(np, 4), *v = calloc(np, 4), *qm = calloc(nq + 1, 4), *qv = calloc(nq + 1, 4);
@@ -296,11 +290,7 @@ static void free_run(const sq_backend *be, sq_quant_kind kind, int bits, float l
     float *x = malloc(NX * sizeof(float));
     batch(x, 0);
     cr_assert_eq(sq_model_quant_init(s, x, N), SQ_OK, "%s", sq_last_error());
-    sq_train_cfg cfg;
-    sq_train_cfg_defaults(&cfg);
-    cfg.loss = SQ_LOSS_KL;
-    cfg.opt = SQ_OPT_ADAM;
-    cfg.batch = N;
+    const sq_train_cfg cfg = sqakd_cfg();
     sq_step_bufs *b = sq_step_bufs_create(s, 1);
     cr_assert(b, "%s", sq_last_error());
     for (int k = 0; k < STEPS; k++) {

@@ -4,6 +4,7 @@
    rounding and leave the model's parameters untouched. */
 #include "sqakd/model.h"
 #include "util_check.h"
+#include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +34,10 @@ static void perturb_bn(sq_model *m, uint64_t seed)
 
 Test(fusion, fused_pairs_equal_unfused_bit_for_bit)
 {
-    static sq_backend plain;
-    plain = *sq_backend_cpu();
-    plain.bn_act_fwd_train = NULL;
-    plain.bn_act_bwd = NULL;
-    plain.add_act_fwd = NULL;
-    plain.add_act_bwd = NULL;
-    plain.bn_add_act_fwd_train = NULL;
-    plain.bn_add_act_bwd = NULL;
+    const sq_backend *plain = sqt_cpu_unfused(0);
     const int batch = 4;
     sq_quant_opts q = {.kind = SQ_QUANT_EWGS, .wbits = 4, .abits = 4};
-    sq_model *a = make(sq_backend_cpu(), batch, 1, &q), *b = make(&plain, batch, 1, &q);
+    sq_model *a = make(sq_backend_cpu(), batch, 1, &q), *b = make(plain, batch, 1, &q);
     int bn_act = 0, add_act = 0, bn_add_act = 0;
     for (int i = 0; i < a->nnodes; i++) {
         const sq_node *n = &a->nodes[i];

@@ -267,3 +267,18 @@ void sqt_expect_equal(const char *what, const float *got, const float *ref, size
     size_t bad = sqt_check_equal(what, got, ref, n);
     cr_expect_eq(bad, 0, "%s: %zu of %zu elements not bit-identical to the CPU", what, bad, n);
 }
+
+const sq_backend *sqt_cpu_unfused(int no_qconv)
+{
+    static sq_backend b[2];
+    sq_backend *u = &b[no_qconv ? 1 : 0];
+    *u = *sq_backend_cpu();
+    u->bn_act_fwd_train = NULL;
+    u->bn_act_bwd = NULL;
+    u->add_act_fwd = NULL;
+    u->add_act_bwd = NULL;
+    u->bn_add_act_fwd_train = NULL;
+    u->bn_add_act_bwd = NULL;
+    if (no_qconv) u->qconv2d_fwd = NULL;
+    return u;
+}

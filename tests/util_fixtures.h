@@ -74,4 +74,8 @@ void sqt_expect_close(const char *what, const float *got, const float *ref, size
 /* expects got bit-identical to ref (vs the CPU) */
 void sqt_expect_equal(const char *what, const float *got, const float *ref, size_t n);
 
+/* the CPU backend with its optional fused ops (BN+act, add+act, BN+add+act) left out, and its
+   integer convolution too when no_qconv: the unfused path the other backends take */
+const sq_backend *sqt_cpu_unfused(int no_qconv);
+
 #endif

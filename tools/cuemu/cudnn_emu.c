@@ -777,19 +777,18 @@ static void write_out(cudnnDataType_t dt, void *out, const double *acc, size_t c
     }
 }
 
-enum { ROLE_FWD, ROLE_BWD_DATA, ROLE_BWD_FILTER };
-
-/* converts the two inputs, runs the core, returns the accumulators (caller frees) or NULL */
-static double *run_core(int role, const conv_geom *g, cudnnDataType_t dt, const void *a,
+/* converts the two inputs, runs the core of direction dir (DIR_*), returns the accumulators
+   (caller frees) or NULL */
+static double *run_core(int dir, const conv_geom *g, cudnnDataType_t dt, const void *a,
                         size_t na, const void *b, size_t nb, size_t nout)
 {
     float *own_a, *own_b;
     const float *fa = as_float(dt, a, na, &own_a), *fb = as_float(dt, b, nb, &own_b);
     double *acc = malloc((nout ? nout : 1) * sizeof *acc);
     if (fa && fb && acc) {
-        if (role == ROLE_FWD)
+        if (dir == DIR_FWD)
             fwd_core(g, fa, fb, acc);
-        else if (role == ROLE_BWD_DATA)
+        else if (dir == DIR_BWD_DATA)
             bwd_data_core(g, fa, fb, acc);
         else
             bwd_filter_core(g, fa, fb, acc);
@@ -802,6 +801,32 @@ static double *run_core(int role, const conv_geom *g, cudnnDataType_t dt, const 
     return acc;
 }
 
+/* one device operand of a convolution call: its name in messages, pointer and element count */
+typedef struct conv_arg {
+    const char *name;
+    const void *p;
+    size_t n;
+} conv_arg;
+
+/* the common part of the three convolution calls (g checked by conv_check, so every tensor has
+   type dt): device ranges, workspace, out = alpha * op(a, b) + beta * out */
+static cudnnStatus_t conv_call(const char *fn, int dir, const conv_geom *g, cudnnDataType_t dt,
+                               int algo, void *ws, size_t ws_bytes, conv_arg a, conv_arg b,
+                               conv_arg out, const void *alpha, const void *beta)
+{
+    const size_t es = dt_size(dt);
+    need_dev(fn, a.name, a.p, a.n * es);
+    need_dev(fn, b.name, b.p, b.n * es);
+    need_dev(fn, out.name, out.p, out.n * es);
+    cudnnStatus_t st = ws_use(fn, dir, algo, g, ws, ws_bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    double *acc = run_core(dir, g, dt, a.p, a.n, b.p, b.n, out.n);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    write_out(dt, (void *)out.p, acc, out.n, *(const float *)alpha, *(const float *)beta);
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                                       const cudnnTensorDescriptor_t xDesc, const void *x,
                                       const cudnnFilterDescriptor_t wDesc, const void *w,
@@ -810,23 +835,14 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                                       size_t workSpaceSizeInBytes, const void *beta,
                                       const cudnnTensorDescriptor_t yDesc, void *y)
 {
-    static const char fn[] = "cuDNN cudnnConvolutionForward";
     conv_geom g;
     if (!handle || !alpha || !beta || !x || !w || !y) return CUDNN_STATUS_BAD_PARAM;
     cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    size_t es = dt_size(xDesc->dt), nx = tensor_count(xDesc), nw = filter_count(wDesc),
-           ny = tensor_count(yDesc);
-    need_dev(fn, "x", x, nx * es);
-    need_dev(fn, "w", w, nw * es);
-    need_dev(fn, "y", y, ny * es);
-    st = ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    double *acc = run_core(ROLE_FWD, &g, xDesc->dt, x, nx, w, nw, ny);
-    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
-    write_out(yDesc->dt, y, acc, ny, *(const float *)alpha, *(const float *)beta);
-    free(acc);
-    return CUDNN_STATUS_SUCCESS;
+    return conv_call("cuDNN cudnnConvolutionForward", DIR_FWD, &g, xDesc->dt, (int)algo, workSpace,
+                     workSpaceSizeInBytes, (conv_arg){"x", x, tensor_count(xDesc)},
+                     (conv_arg){"w", w, filter_count(wDesc)}, (conv_arg){"y", y, tensor_count(yDesc)},
+                     alpha, beta);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha,
@@ -837,23 +853,14 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
                                            size_t workSpaceSizeInBytes, const void *beta,
                                            const cudnnTensorDescriptor_t dxDesc, void *dx)
 {
-    static const char fn[] = "cuDNN cudnnConvolutionBackwardData";
     conv_geom g;
     if (!handle || !alpha || !beta || !w || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
     cudnnStatus_t st = conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    size_t es = dt_size(dxDesc->dt), ndx = tensor_count(dxDesc), nw = filter_count(wDesc),
-           ndy = tensor_count(dyDesc);
-    need_dev(fn, "w", w, nw * es);
-    need_dev(fn, "dy", dy, ndy * es);
-    need_dev(fn, "dx", dx, ndx * es);
-    st = ws_use(fn, DIR_BWD_DATA, (int)algo, &g, workSpace, workSpaceSizeInBytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    double *acc = run_core(ROLE_BWD_DATA, &g, dxDesc->dt, w, nw, dy, ndy, ndx);
-    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
-    write_out(dxDesc->dt, dx, acc, ndx, *(const float *)alpha, *(const float *)beta);
-    free(acc);
-    return CUDNN_STATUS_SUCCESS;
+    return conv_call("cuDNN cudnnConvolutionBackwardData", DIR_BWD_DATA, &g, dxDesc->dt, (int)algo,
+                     workSpace, workSpaceSizeInBytes, (conv_arg){"w", w, filter_count(wDesc)},
+                     (conv_arg){"dy", dy, tensor_count(dyDesc)},
+                     (conv_arg){"dx", dx, tensor_count(dxDesc)}, alpha, beta);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *alpha,
@@ -865,23 +872,14 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *a
                                              const void *beta,
                                              const cudnnFilterDescriptor_t dwDesc, void *dw)
 {
-    static const char fn[] = "cuDNN cudnnConvolutionBackwardFilter";
     conv_geom g;
     if (!handle || !alpha || !beta || !x || !dy || !dw) return CUDNN_STATUS_BAD_PARAM;
     cudnnStatus_t st = conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    size_t es = dt_size(xDesc->dt), nx = tensor_count(xDesc), nw = filter_count(dwDesc),
-           ndy = tensor_count(dyDesc);
-    need_dev(fn, "x", x, nx * es);
-    need_dev(fn, "dy", dy, ndy * es);
-    need_dev(fn, "dw", dw, nw * es);
-    st = ws_use(fn, DIR_BWD_FILTER, (int)algo, &g, workSpace, workSpaceSizeInBytes);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    double *acc = run_core(ROLE_BWD_FILTER, &g, xDesc->dt, x, nx, dy, ndy, nw);
-    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
-    write_out(dwDesc->dt, dw, acc, nw, *(const float *)alpha, *(const float *)beta);
-    free(acc);
-    return CUDNN_STATUS_SUCCESS;
+    return conv_call("cuDNN cudnnConvolutionBackwardFilter", DIR_BWD_FILTER, &g, xDesc->dt,
+                     (int)algo, workSpace, workSpaceSizeInBytes, (conv_arg){"x", x, tensor_count(xDesc)},
+                     (conv_arg){"dy", dy, tensor_count(dyDesc)},
+                     (conv_arg){"dw", dw, filter_count(dwDesc)}, alpha, beta);
 }
 
 static int same_tensor(const struct cudnnTensorStruct *a, const struct cudnnTensorStruct *b)
@@ -926,7 +924,7 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     need_dev(fn, "y", y, ny * es);
     st = ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
     if (st != CUDNN_STATUS_SUCCESS) return st;
-    double *acc = run_core(ROLE_FWD, &g, dt, x, nx, w, nw, ny);
+    double *acc = run_core(DIR_FWD, &g, dt, x, nx, w, nw, ny);
     if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
     float a1 = *(const float *)alpha1, a2 = *(const float *)alpha2;
     size_t plane = (size_t)g.oh * g.ow;
