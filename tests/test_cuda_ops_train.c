@@ -39,8 +39,12 @@ Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     const sq_backend *c = sq_backend_cpu();
-    /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows */
-    static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7}};
+    /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows;
+       KL: every register-row width (K = 1, 2, 7, 10, 33, 100, 129, 1000, 1024; rows not a
+       multiple of a warp's rows per trip) and the warp-per-row kernel past 1024 classes */
+    static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7},
+                                    {31, 2}, {101, 33}, {45, 100}, {13, 129}, {6, 1024}, {5, 1025},
+                                    {3000, 1}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n = shapes[s][0], k = shapes[s][1];
         size_t m = (size_t)n * k;

@@ -43,41 +43,81 @@ static __device__ __forceinline__ sq_qm_ctx fq_ctx(const sq_qm_ctx &in, const fl
     return k;
 }
 
+/* Streaming loop shape shared by the forward and backward: each thread takes FQ_UNROLL float4
+   slots per trip, i, i + stride, ..., issues every load of the trip before any arithmetic (so
+   FQ_UNROLL independent 16-byte loads per operand are in flight per thread), then computes and
+   stores. Loads and stores carry the evict-first hint (__ldcs / __stcs): the data is touched
+   once. Measured on an H200 (docs/gpu-validation.md): one float4 per trip left PACT's forward,
+   whose two IEEE divisions per element sit between load and store, at 45 % of peak. */
+#define FQ_UNROLL 4
+
 template <int OP>
 static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, const float *qp,
                                      const float *maxabs, float *y, bool vec)
 {
     const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t start = 0;
     if (vec) {
-        size_t n4 = n / 4;
+        const size_t n4 = n / 4;
         const float4 *x4 = (const float4 *)x;
         float4 *y4 = (float4 *)y;
-        SQ_GRID_LOOP(i, n4)
-        {
-            float4 v = x4[i];
-            v.x = sq_qm_fwd(&k, v.x);
-            v.y = sq_qm_fwd(&k, v.y);
-            v.z = sq_qm_fwd(&k, v.z);
-            v.w = sq_qm_fwd(&k, v.w);
-            y4[i] = v;
+        for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
+            float4 v[FQ_UNROLL];
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++)
+                if (i + u * stride < n4) v[u] = __ldcs(x4 + i + u * stride);
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++) {
+                if (i + u * stride >= n4) break;
+                v[u].x = sq_qm_fwd(&k, v[u].x);
+                v[u].y = sq_qm_fwd(&k, v[u].y);
+                v[u].z = sq_qm_fwd(&k, v[u].z);
+                v[u].w = sq_qm_fwd(&k, v[u].w);
+                __stcs(y4 + i + u * stride, v[u]);
+            }
         }
         start = n4 * 4;
     }
-    size_t tail = n - start;
-    SQ_GRID_LOOP(i, tail) y[start + i] = sq_qm_fwd(&k, x[start + i]);
+    for (size_t i = start + t0; i < n; i += stride) y[i] = sq_qm_fwd(&k, x[i]);
 }
 
-/* M = max over the tensor of |tanh(x)|, written to *out by the last block */
-static __global__ void fq_maxabs_kernel(size_t n, const float *__restrict__ x, float *out,
-                                        double *partials, unsigned *counter)
+/* M = max over the tensor of |tanh(x)|, written to *out by the last block (max is exact: the
+   result does not depend on the order) */
+static __device__ __forceinline__ float fq_absmax_tanh(float m, float v)
 {
+    float t = fabsf(tanhf(v));
+    return t > m ? t : m;
+}
+
+static __global__ void fq_maxabs_kernel(size_t n, const float *__restrict__ x, float *out,
+                                        bool vec, double *partials, unsigned *counter)
+{
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     float m = 0.0f;
-    SQ_GRID_LOOP(i, n)
-    {
-        float t = fabsf(tanhf(x[i]));
-        m = t > m ? t : m;
+    size_t start = 0;
+    if (vec) {
+        const size_t n4 = n / 4;
+        const float4 *x4 = (const float4 *)x;
+        for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
+            float4 v[FQ_UNROLL];
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++)
+                if (i + u * stride < n4) v[u] = __ldg(x4 + i + u * stride);
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++) {
+                if (i + u * stride >= n4) break;
+                m = fq_absmax_tanh(m, v[u].x);
+                m = fq_absmax_tanh(m, v[u].y);
+                m = fq_absmax_tanh(m, v[u].z);
+                m = fq_absmax_tanh(m, v[u].w);
+            }
+        }
+        start = n4 * 4;
     }
+    for (size_t i = start + t0; i < n; i += stride) m = fq_absmax_tanh(m, x[i]);
     double mine[1] = {(double)sq_block_max(m)};
     double tot[1] = {0.0};
     if (sq_grid_reduce_last<1, true>(mine, tot, partials, counter) && threadIdx.x == 0)
@@ -93,7 +133,9 @@ static __device__ __forceinline__ void fq_bwd_one(const sq_qm_ctx &k, float x, f
     s1 += (double)g.gp1;
 }
 
-/* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters) */
+/* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters).
+   Same loop shape as the forward; every thread adds its elements in a fixed order and the grid
+   depends on n only, so the parameter gradients are identical from run to run. */
 template <int OP, bool REDUCE>
 static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__restrict__ x,
                                      const float *qp, const float *maxabs,
@@ -101,29 +143,37 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
                                      float *gqp, bool vec, double *partials, unsigned *counter)
 {
     const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    const size_t stride = (size_t)gridDim.x * blockDim.x;
+    const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     double s0 = 0.0, s1 = 0.0;
     size_t start = 0;
     if (vec) {
-        size_t n4 = n / 4;
+        const size_t n4 = n / 4;
         const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)gy;
         float4 *gx4 = (float4 *)gx;
-        SQ_GRID_LOOP(i, n4)
-        {
-            float4 xv = x4[i], gv = g4[i], acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-            if (gx) acc = gx4[i];
-            fq_bwd_one(k, xv.x, gv.x, &acc.x, s0, s1);
-            fq_bwd_one(k, xv.y, gv.y, &acc.y, s0, s1);
-            fq_bwd_one(k, xv.z, gv.z, &acc.z, s0, s1);
-            fq_bwd_one(k, xv.w, gv.w, &acc.w, s0, s1);
-            if (gx) gx4[i] = acc;
+        for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
+            float4 xv[FQ_UNROLL], gv[FQ_UNROLL], acc[FQ_UNROLL];
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++) {
+                if (i + u * stride >= n4) break;
+                xv[u] = __ldcs(x4 + i + u * stride);
+                gv[u] = __ldcs(g4 + i + u * stride);
+                acc[u] = gx ? __ldcs(gx4 + i + u * stride) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int u = 0; u < FQ_UNROLL; u++) {
+                if (i + u * stride >= n4) break;
+                fq_bwd_one(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
+                fq_bwd_one(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
+                fq_bwd_one(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
+                fq_bwd_one(k, xv[u].w, gv[u].w, &acc[u].w, s0, s1);
+                if (gx) __stcs(gx4 + i + u * stride, acc[u]);
+            }
         }
         start = n4 * 4;
     }
-    size_t tail = n - start;
-    SQ_GRID_LOOP(i, tail)
-    {
-        fq_bwd_one(k, x[start + i], gy[start + i], gx ? gx + start + i : NULL, s0, s1);
-    }
+    for (size_t i = start + t0; i < n; i += stride)
+        fq_bwd_one(k, x[i], gy[i], gx ? gx + i : NULL, s0, s1);
     if (!REDUCE) return;
     double mine[2];
     mine[0] = sq_block_sum(s0);
@@ -168,8 +218,8 @@ static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
                           const float *maxabs, float *y)
 {
     bool vec = sq_aligned16(x) && sq_aligned16(y);
-    fq_fwd_kernel<OP><<<sq_grid_ew(vec ? (n + 3) / 4 : n), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, y,
-                                                                           vec);
+    unsigned grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
+    fq_fwd_kernel<OP><<<grid, SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, y, vec);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -181,19 +231,20 @@ static void fq_bwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
     bool reduce = gqp && sq_qm_nparams(&k) > 0;
     double *part = sq_cuda_partials();
     unsigned *cnt = sq_cuda_counter();
+    unsigned ew_grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
     if (reduce)
-        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 8), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy,
+        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy,
                                                                          gx, gqp, vec, part, cnt);
     else
-        fq_bwd_kernel<OP, false><<<sq_grid_ew(vec ? (n + 3) / 4 : n), SQ_CUDA_BLOCK>>>(
-            k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt);
+        fq_bwd_kernel<OP, false><<<ew_grid, SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy, gx, gqp,
+                                                            vec, part, cnt);
     SQ_CUDA_LAUNCHED();
 }
 
 static void fq_maxabs(size_t n, const float *x, float *out)
 {
-    fq_maxabs_kernel<<<sq_grid_reduce(n, 8), SQ_CUDA_BLOCK>>>(n, x, out, sq_cuda_partials(),
-                                                             sq_cuda_counter());
+    fq_maxabs_kernel<<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK>>>(n, x, out, sq_aligned16(x),
+                                                              sq_cuda_partials(), sq_cuda_counter());
     SQ_CUDA_LAUNCHED();
 }
 

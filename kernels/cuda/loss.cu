@@ -1,6 +1,8 @@
 /* loss.cu: losses over logits (N, K) and row argmax, same semantics as kernels/cpu/loss.c.
 
-   Each loss is ONE launch: one warp per row (grid-stride over rows). Pass 1 over the row keeps an
+   Each loss is ONE launch. KL with K <= 16 classes: kl_tile_kernel (a thread per row, tiles
+   staged through shared memory); 16 < K <= 1024: kl_rows_kernel (a row in registers); beyond,
+   and CE: one warp per row (grid-stride over rows). Pass 1 over the row keeps an
    online (max, sum of exp) per lane for every distribution it needs, merged across the warp;
    pass 2 writes the logit gradient (OVERWRITTEN, as the op table requires) and accumulates the
    row's loss term in double. Row terms are summed per block in warp order, then across blocks by
@@ -87,6 +89,90 @@ static __global__ void kl_kernel(int n, int k, const float *__restrict__ zt,
     if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
 }
 
+/* KL for 16 < K <= 1024 classes (K = 100, 1000), after PyTorch's
+   persistent softmax: ELEMS = 2^LOG2E >= K; a group of WIDTH = min(ELEMS, 32) lanes owns a row
+   and keeps it in registers (ITERS = ELEMS / WIDTH values of each distribution per lane), so the
+   row is read from memory once; a warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH
+   consecutive rows per trip (load bi of the warp covers rows bi * 32 / WIDTH + group, adjacent
+   in memory), every load of the trip issued before any arithmetic. Per row: max, then sum of exp
+   (group shuffles of WIDTH lanes), then the loss term and gradient, with the same per-element
+   formulas as kl_kernel. The trip count is uniform across a warp (rows past n are masked), so
+   every shuffle has all 32 lanes. Measured on an H200 (docs/gpu-validation.md): the warp-per-row
+   online kernel reached 3 % of peak bandwidth at K = 10 (22 lanes idle, a 5-round shuffle merge
+   with exps per 10 elements) and 22 % at K = 1000 (one dependent exp chain per lane). */
+template <int LOG2E>
+static __global__ void kl_rows_kernel(int n, int k, const float *__restrict__ zt,
+                                      const float *__restrict__ zs, float inv_t, float gscale,
+                                      double lscale, float *loss, float *__restrict__ gzs,
+                                      double *partials, unsigned *counter)
+{
+    constexpr int ELEMS = 1 << LOG2E;
+    constexpr int WIDTH = ELEMS < 32 ? ELEMS : 32;
+    constexpr int ITERS = ELEMS / WIDTH;
+    constexpr int BATCH = ELEMS <= 128 ? 2 : 1;
+    constexpr int ROWS_PER_WARP = (32 / WIDTH) * BATCH;
+    const int lane = threadIdx.x & 31, sub = lane / WIDTH, gl = lane % WIDTH;
+    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
+    double acc = 0.0;
+    for (long base = warp * ROWS_PER_WARP; base < n; base += nwarps * ROWS_PER_WARP) {
+        float a[BATCH][ITERS], b[BATCH][ITERS];
+#pragma unroll
+        for (int bi = 0; bi < BATCH; bi++) {
+            const long row = base + (long)bi * (32 / WIDTH) + sub;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                const int j = it * WIDTH + gl;
+                const bool ok = row < n && j < k;
+                a[bi][it] = ok ? __ldcs(zt + row * k + j) * inv_t : -INFINITY;
+                b[bi][it] = ok ? __ldcs(zs + row * k + j) * inv_t : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int bi = 0; bi < BATCH; bi++) {
+            const long row = base + (long)bi * (32 / WIDTH) + sub;
+            float mt = -INFINITY, ms = -INFINITY;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                mt = a[bi][it] > mt ? a[bi][it] : mt;
+                ms = b[bi][it] > ms ? b[bi][it] : ms;
+            }
+#pragma unroll
+            for (int o = WIDTH / 2; o > 0; o >>= 1) {
+                float m2 = __shfl_xor_sync(0xffffffffu, mt, o), s2 = __shfl_xor_sync(0xffffffffu, ms, o);
+                mt = m2 > mt ? m2 : mt;
+                ms = s2 > ms ? s2 : ms;
+            }
+            float st = 0.0f, ss = 0.0f;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                if (mt != -INFINITY && a[bi][it] != -INFINITY) st += expf(a[bi][it] - mt);
+                if (ms != -INFINITY && b[bi][it] != -INFINITY) ss += expf(b[bi][it] - ms);
+            }
+#pragma unroll
+            for (int o = WIDTH / 2; o > 0; o >>= 1) {
+                st += __shfl_xor_sync(0xffffffffu, st, o);
+                ss += __shfl_xor_sync(0xffffffffu, ss, o);
+            }
+            const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
+            const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+            if (row >= n) continue;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                const int j = it * WIDTH + gl;
+                if (j >= k) continue;
+                const float log_pt = a[bi][it] - lt, log_ps = b[bi][it] - ls;
+                const float pt = expf(log_pt);
+                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
+                if (gzs) __stcs(gzs + row * k + j, gscale * (expf(log_ps) - pt));
+            }
+        }
+    }
+    if (!loss) return;
+    double total;
+    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+}
+
 static __global__ void ce_kernel(int n, int k, const float *__restrict__ z,
                                  const int32_t *__restrict__ labels, float gscale, float *loss,
                                  float *__restrict__ g, double *partials, unsigned *counter)
@@ -151,14 +237,145 @@ static unsigned loss_grid(int n)
     return g ? g : 1u;
 }
 
+/* KL for K <= 16 classes (K = 10: CIFAR-10, MNIST): a block takes tiles of KL_TILE_ROWS rows.
+   The tile's K x rows floats of each input are contiguous in memory: the block loads them with
+   coalesced loads into shared memory (row stride K | 1 words: odd, so the per-row reads below
+   are free of bank conflicts), one thread then does one whole row (max, sum of exp, loss term,
+   gradient; no shuffles), writes the gradient row over its student row in shared memory, and the
+   block stores the tile's gradient with coalesced stores. Same per-element formulas as
+   kl_kernel. Partial tiles at the end are masked; the grid depends on n only. */
+#define KL_TILE_ROWS SQ_CUDA_BLOCK
+
+template <int K>
+static __global__ void kl_tile_kernel(int n, const float *__restrict__ zt,
+                                      const float *__restrict__ zs, float inv_t, float gscale,
+                                      double lscale, float *loss, float *__restrict__ gzs,
+                                      double *partials, unsigned *counter)
+{
+    constexpr int KP = K | 1;
+    __shared__ float sa[KL_TILE_ROWS * KP], sb[KL_TILE_ROWS * KP];
+    const int t = threadIdx.x;
+    const long ntiles = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
+    double acc = 0.0;
+    for (long tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+        const long r0 = tile * KL_TILE_ROWS;
+        const int rows = (int)((long)n - r0 < KL_TILE_ROWS ? (long)n - r0 : KL_TILE_ROWS);
+        const float *a = zt + r0 * K, *b = zs + r0 * K;
+        __syncthreads(); /* the previous tile's gradient has been stored */
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            const int f = i * KL_TILE_ROWS + t; /* flat index in the tile: row f / K, col f % K */
+            if (f < rows * K) {
+                sa[(f / K) * KP + f % K] = __ldcs(a + f) * inv_t;
+                sb[(f / K) * KP + f % K] = __ldcs(b + f) * inv_t;
+            }
+        }
+        __syncthreads();
+        if (t < rows) {
+            float *ra = sa + t * KP, *rb = sb + t * KP;
+            float mt = -INFINITY, ms = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < K; j++) {
+                mt = ra[j] > mt ? ra[j] : mt;
+                ms = rb[j] > ms ? rb[j] : ms;
+            }
+            float st = 0.0f, ss = 0.0f;
+#pragma unroll
+            for (int j = 0; j < K; j++) {
+                if (mt != -INFINITY && ra[j] != -INFINITY) st += expf(ra[j] - mt);
+                if (ms != -INFINITY && rb[j] != -INFINITY) ss += expf(rb[j] - ms);
+            }
+            const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
+            const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+#pragma unroll
+            for (int j = 0; j < K; j++) {
+                const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
+                const float pt = expf(log_pt);
+                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
+                rb[j] = gscale * (expf(log_ps) - pt);
+            }
+        }
+        if (!gzs) continue;
+        __syncthreads();
+        float *g = gzs + r0 * K;
+#pragma unroll
+        for (int i = 0; i < K; i++) {
+            const int f = i * KL_TILE_ROWS + t;
+            if (f < rows * K) __stcs(g + f, sb[(f / K) * KP + f % K]);
+        }
+    }
+    if (!loss) return;
+    double total;
+    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+}
+
+template <int K>
+static void kl_tile_launch(int n, const float *zt, const float *zs, float inv_t, float gscale,
+                           double lscale, float *loss, float *gzs)
+{
+    long g = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
+    if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
+    unsigned grid = g ? (unsigned)g : 1u;
+    kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss, gzs,
+                                               sq_cuda_partials(), sq_cuda_counter());
+}
+
+template <int LOG2E>
+static void kl_rows_launch(int n, int k, const float *zt, const float *zs, float inv_t,
+                           float gscale, double lscale, float *loss, float *gzs)
+{
+    constexpr int WIDTH = (1 << LOG2E) < 32 ? (1 << LOG2E) : 32;
+    constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / WIDTH) * ((1 << LOG2E) <= 128 ? 2 : 1);
+    long g = ((long)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
+    if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
+    unsigned grid = g ? (unsigned)g : 1u;
+    kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK>>>(
+        n, k, zt, zs, inv_t, gscale, lscale, loss, gzs, sq_cuda_partials(), sq_cuda_counter());
+}
+
 extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T,
                                    float alpha, float *loss, float *gzs)
 {
     if (n <= 0 || k <= 0 || (!loss && !gzs)) return;
     float gscale = (float)((double)alpha * T / n);
     double lscale = (double)alpha * T * T / n;
-    kl_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, (float)(1.0 / T), gscale, lscale,
-                                               loss, gzs, sq_cuda_partials(), sq_cuda_counter());
+    float inv_t = (float)(1.0 / T);
+    switch (k) {
+    case 1: kl_tile_launch<1>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 2: kl_tile_launch<2>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 3: kl_tile_launch<3>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 4: kl_tile_launch<4>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 5: kl_tile_launch<5>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 6: kl_tile_launch<6>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 7: kl_tile_launch<7>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 8: kl_tile_launch<8>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 9: kl_tile_launch<9>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 10: kl_tile_launch<10>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 11: kl_tile_launch<11>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 12: kl_tile_launch<12>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 13: kl_tile_launch<13>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 14: kl_tile_launch<14>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 15: kl_tile_launch<15>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 16: kl_tile_launch<16>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    default: break;
+    }
+    if (k <= 16) {
+        SQ_CUDA_LAUNCHED();
+        return;
+    }
+    int log2e = 0;
+    while ((1 << log2e) < k) log2e++;
+    switch (log2e) {
+    case 5: kl_rows_launch<5>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 6: kl_rows_launch<6>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 7: kl_rows_launch<7>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 8: kl_rows_launch<8>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 9: kl_rows_launch<9>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 10: kl_rows_launch<10>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    default: /* K > 1024: a warp per row, online log-sum-exp */
+        kl_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs,
+                                                   sq_cuda_partials(), sq_cuda_counter());
+    }
     SQ_CUDA_LAUNCHED();
 }
 

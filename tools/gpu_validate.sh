@@ -1,0 +1,125 @@
+#!/bin/bash
+# gpu_validate.sh: every GPU check of docs/gpu-validation.md in one run, for a lent GPU machine
+# whose time is short. Logs go to $OUT (default out/gpu): summary.txt, tests.log, bench.log,
+# kernels.json, e2e.log, sanitizer.log. Steps run in order of importance, each under `timeout`;
+# a step that would end past DEADLINE seconds (default 450) is skipped and says so.
+#
+#   BIN=build/gpu tools/gpu_validate.sh          # binaries built by:
+#   make BUILD=build/gpu CI=1 build/gpu/sqakd build/gpu/sqakd_cuda_tests
+#
+# Where the device machine lacks the Debian libraries the binaries link (Criterion, OpenBLAS, ...),
+# put them in .gpu/libs.tar.xz (folders main/ and extra/; extra/ only where the system has none);
+# .gpu/ also holds the end-to-end inputs: teacher.safetensors (smallcnn, Fashion-MNIST) and the
+# Fashion-MNIST t10k IDX files.
+set -u
+BIN=${BIN:-build/gpu}
+OUT=${OUT:-out/gpu}
+DEADLINE=${DEADLINE:-450}
+mkdir -p "$OUT"
+S="$OUT/summary.txt"
+T0=$(date +%s)
+say() { echo "$*" | tee -a "$S"; }
+left() { echo $((DEADLINE - ($(date +%s) - T0))); }
+# step NAME TIMEOUT LOG CMD...: runs CMD under timeout when it fits, appends to LOG, records rc
+step() {
+    local name=$1 to=$2 log=$3; shift 3
+    if [ "$(left)" -lt "$to" ]; then
+        local t=$(left); [ "$t" -lt 15 ] && { say "SKIP  $name (deadline)"; return 0; }
+        to=$t
+    fi
+    echo "===== $name: $*" >>"$log"
+    local s=$(date +%s)
+    timeout -k 5 "$to" "$@" >>"$log" 2>&1
+    local rc=$?
+    say "$(printf '%-5s %-58s rc=%-3s %4ss' "$([ $rc = 0 ] && echo ok || echo FAIL)" "$name" $rc $(($(date +%s) - s)))"
+    return $rc
+}
+
+say "date: $(date -u +%FT%TZ)"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader 2>&1 | sed 's/^/gpu: /' | tee -a "$S"
+
+# ---- libraries
+export LD_LIBRARY_PATH=
+if [ -f .gpu/libs.tar.xz ]; then
+    mkdir -p /tmp/gl && tar -C /tmp/gl -xJf .gpu/libs.tar.xz
+    LD_LIBRARY_PATH=/tmp/gl/main
+fi
+for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13; do
+    if [ ! -e /usr/local/cuda/lib64/$lib ] && ! ldconfig -p | grep -q "$lib "; then
+        f=$(find /usr /opt -xdev -name "$lib" 2>/dev/null | head -1)
+        [ -n "$f" ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(dirname "$f")"
+    fi
+done
+[ -d /tmp/gl/extra ] && LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/tmp/gl/extra"
+export LD_LIBRARY_PATH
+say "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+ldd "$BIN/sqakd_cuda_tests" | grep -E 'not found|cudnn|cublas|cudart' | tee -a "$S"
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null | head -1)
+say "compute-sanitizer: ${CS:-none}; python3: $(python3 -c 'import torch; print(torch.__version__, torch.backends.cudnn.version())' 2>&1 | tail -1)"
+"$BIN/sqakd" info 2>&1 | head -20 >>"$OUT/bench.log"
+
+# ---- 1. CUDA vs CPU
+TL="$OUT/tests.log"
+step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
+grep -E '^\[(====|FAIL|SKIP)|Synthesis|Tested' "$TL" | tail -8 | tee -a "$S"
+
+# ---- 2. kernel bandwidth
+BL="$OUT/bench.log"
+step "bench kernels act 1M..256M" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 1M,16M,64M,256M --min-time 0.1
+step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
+
+# ---- 3. SQAKD step, ours then PyTorch on the same GPU
+for m in resnet20 vgg8; do
+    for p in fp32 fp16 bf16; do
+        step "bench step $m b256 teacher $p" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20 --teacher-precision $p
+    done
+done
+SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
+for m in resnet20 vgg8; do
+    step "torch sqakd $m b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10
+done
+step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
+grep -E '^(SQAKD|full-precision|torch) ' "$BL" | tee -a "$S"
+
+# ---- 4. end to end: distill on the GPU and on the CPU, same seed
+EL="$OUT/e2e.log"
+if [ -f .gpu/teacher.safetensors ]; then
+    D="idx:.gpu/t10k-images-idx3-ubyte.gz,.gpu/t10k-labels-idx1-ubyte.gz"
+    for dv in cuda cpu; do
+        rm -rf /tmp/e2e_$dv
+        step "distill smallcnn ewgs W4A4 1 epoch --device $dv" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
+            --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
+            --device $dv --threads 16 --log-every 10 --quiet --out /tmp/e2e_$dv
+        tail -n 2 /tmp/e2e_$dv/metrics.jsonl >>"$S" 2>/dev/null
+    done
+    rm -rf /tmp/e2e_fp16
+    step "distill smallcnn teacher fp16 --device cuda" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
+        --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
+        --device cuda --teacher-precision fp16 --log-every 10 --quiet --out /tmp/e2e_fp16
+    tail -n 1 /tmp/e2e_fp16/metrics.jsonl >>"$S" 2>/dev/null
+fi
+
+# ---- 5. one-line out-of-memory message
+step "bench step b65536 must fail with one line" 40 "$EL" bash -c "! '$BIN/sqakd' bench step --device cuda --batch 65536 --steps 1"
+tail -n 2 "$EL" | tee -a "$S"
+
+# ---- 6. weight-role bandwidth (DoReFa/PACT weights read x twice)
+step "bench kernels weight 16M,256M" 40 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --role weight
+
+# ---- 7. compute-sanitizer (last: slowest)
+SL="$OUT/sanitizer.log"
+if [ -n "${CS:-}" ]; then
+    for tf in "memcheck:cuda/fakequant*" "racecheck:cuda/fakequant*" "racecheck:cuda/losses*" \
+              "racecheck:cuda/batchnorm*" "racecheck:cuda/absscale*" "memcheck:cuda/losses*" \
+              "memcheck:cuda/batchnorm*" "synccheck:cuda/fakequant*" "memcheck:cuda_stage/*" \
+              "memcheck:cuda/optimizers*" "memcheck:cuda/pooling*" "memcheck:cuda/structural*" \
+              "memcheck:cuda/conv*" "memcheck:cuda_teacher/*" "memcheck:cuda_step/resnet20_pact*"; do
+        tool=${tf%%:*}; filt=${tf#*:}
+        step "sanitizer $tool $filt" 60 "$SL" "$CS" --target-processes all --tool $tool "$BIN/sqakd_cuda_tests" --jobs 1 --filter "$filt"
+        grep 'ERROR SUMMARY' "$SL" | tail -n 1 | tee -a "$S"
+    done
+fi
+say "total $(($(date +%s) - T0))s"
+echo "================ summary"
+cat "$S"
