@@ -42,7 +42,8 @@ ifeq ($(CUEMU),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
   LIBS += -lstdc++
   CXX ?= g++
-  CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function \
+  # -Wno-unknown-pragmas: g++ has no '#pragma unroll' (nvcc's); the emulation ignores it
+  CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas \
     $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
   NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
 else ifeq ($(HAVE_CUDA),1)

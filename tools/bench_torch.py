@@ -105,6 +105,8 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--cudnn-benchmark", action="store_true",
+                    help="torch.backends.cudnn.benchmark = True (default: PyTorch's default, off)")
     args = ap.parse_args()
     if args.input is None:
         args.input = parse_input(DEFAULT_INPUT.get(args.model, "3x32x32"))
@@ -116,6 +118,7 @@ def main():
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: torch sees no GPU")
 
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     dev = torch.device(args.device)
@@ -169,8 +172,9 @@ def main():
         "img_per_s": round(args.batch * len(times) / total, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "params": sum(p.numel() for p in model.parameters()),
-        "last_loss": round(float(loss), 6),
+        "last_loss": round(float(loss.detach()), 6),
         "torch": torch.__version__,
+        "cudnn_benchmark": args.cudnn_benchmark,
     }
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
@@ -179,6 +183,7 @@ def main():
         print(json.dumps(res))
     else:
         print(f"torch {res['torch']} {args.mode} {args.model} {args.device} batch {args.batch} "
+              f"{'cudnn.benchmark ' if args.cudnn_benchmark else ''}"
               f"threads {res['threads']}: {res['ms_per_step']:.1f} ms/step (median "
               f"{res['ms_median']:.1f}), {res['img_per_s']:.1f} img/s, peak RSS "
               f"{res['peak_rss_mb']:.0f} MB")

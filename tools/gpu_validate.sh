@@ -15,6 +15,8 @@ set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
 DEADLINE=${DEADLINE:-450}
+SECTIONS=${SECTIONS:-tests,kernels,step,torch,e2e,oom,weight,ncu,sanitizer}
+on() { case ",$SECTIONS," in *",$1,"*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
 T0=$(date +%s)
@@ -33,6 +35,16 @@ step() {
     local rc=$?
     say "$(printf '%-5s %-58s rc=%-3s %4ss' "$([ $rc = 0 ] && echo ok || echo FAIL)" "$name" $rc $(($(date +%s) - s)))"
     return $rc
+}
+
+# min / max % of peak per kernel (and quantizer / K) over the rows of >= 16M elements of a log
+kernel_summary() {
+    awk '/^(fakequant|kl)/ && / of peak/ {
+        key = $1 " " $2 (($3 == "act" || $3 == "weight") ? " " $3 : "")
+        for (i = 1; i <= NF; i++) { if ($(i+1) == "elems") sz = $i; if ($(i+1) == "of") pc = $i }
+        m = sz + 0; if (sz ~ /M$/ && m >= 16) { sub(/%/, "", pc); pc += 0
+            if (!(key in lo) || pc < lo[key]) lo[key] = pc; if (!(key in hi) || pc > hi[key]) hi[key] = pc } }
+        END { for (k in lo) printf "  %-28s %5.1f%% .. %5.1f%% of peak (>= 16M)\n", k, lo[k], hi[k] }' "$1" | sort
 }
 
 say "date: $(date -u +%FT%TZ)"
@@ -58,33 +70,63 @@ CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer /u
 say "compute-sanitizer: ${CS:-none}; python3: $(python3 -c 'import torch; print(torch.__version__, torch.backends.cudnn.version())' 2>&1 | tail -1)"
 "$BIN/sqakd" info 2>&1 | head -20 >>"$OUT/bench.log"
 
-# ---- 1. CUDA vs CPU
+# ---- 1. CUDA vs CPU (and the convolution and step suites with benchmarked, any-determinism
+#         cuDNN algorithms)
 TL="$OUT/tests.log"
-step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
-grep -E '^\[(====|FAIL|SKIP)|Synthesis|Tested' "$TL" | tail -8 | tee -a "$S"
+if on tests; then
+    step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
+    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
+    SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
+fi
 
 # ---- 2. kernel bandwidth
 BL="$OUT/bench.log"
-step "bench kernels act 1M..256M" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 1M,16M,64M,256M --min-time 0.1
-step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
+if on kernels; then
+    step "bench kernels act 1M..256M" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 1M,16M,64M,256M --min-time 0.1
+    step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
+    kernel_summary "$BL" | tee -a "$S"
+fi
 
 # ---- 3. SQAKD step, ours then PyTorch on the same GPU
-for m in resnet20 vgg8; do
-    for p in fp32 fp16 bf16; do
-        step "bench step $m b256 teacher $p" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20 --teacher-precision $p
+# cuDNN algorithm choice (kernels/cuda/cudnn.c): ALGO heuristic|find x DETERMINISTIC 1|0
+CONVS=${CONVS:-"heuristic:1 heuristic:0 find:1 find:0"}
+PRECS=${PRECS:-"fp32 fp16 bf16"}
+if on step; then
+    for m in resnet20 vgg8; do
+        cvs=$CONVS; prs=$PRECS
+        [ $m = vgg8 ] && cvs=${CONVS_VGG8:-$CONVS} && prs=${PRECS_VGG8:-$PRECS}
+        for cv in $cvs; do
+            for p in $prs; do
+                SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "bench step $m b256 teacher $p conv $cv" 40 "$BL" \
+                    "$BIN/sqakd" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20 --teacher-precision $p
+                grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [conv $cv] /" >>"$S"
+            done
+        done
     done
-done
-SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
-for m in resnet20 vgg8; do
-    step "torch sqakd $m b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10
-done
-step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
-grep -E '^(SQAKD|full-precision|torch) ' "$BL" | tee -a "$S"
+    SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [SQAKD_STAGE=0] /" >>"$S"
+    step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
+    grep -E '^full-precision ' "$BL" | tail -n 1 >>"$S"
+    # launch-bound or GPU-bound? images/s against batch size
+    for b in 64 1024; do
+        step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
+        grep -E '^SQAKD ' "$BL" | tail -n 1 >>"$S"
+    done
+fi
+if on torch; then
+    for m in resnet20 vgg8; do
+        for b in "" --cudnn-benchmark; do
+            step "torch sqakd $m b256 $b" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10 $b
+        done
+    done
+    step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
+    grep -E '^torch ' "$BL" | tee -a "$S"
+fi
 
 # ---- 4. end to end: distill on the GPU and on the CPU, same seed
 EL="$OUT/e2e.log"
-if [ -f .gpu/teacher.safetensors ]; then
+if on e2e && [ -f .gpu/teacher.safetensors ]; then
     D="idx:.gpu/t10k-images-idx3-ubyte.gz,.gpu/t10k-labels-idx1-ubyte.gz"
     for dv in cuda cpu; do
         rm -rf /tmp/e2e_$dv
@@ -101,20 +143,32 @@ if [ -f .gpu/teacher.safetensors ]; then
 fi
 
 # ---- 5. one-line out-of-memory message
-step "bench step b65536 must fail with one line" 40 "$EL" bash -c "! '$BIN/sqakd' bench step --device cuda --batch 65536 --steps 1"
-tail -n 2 "$EL" | tee -a "$S"
+if on oom; then
+    step "bench step b65536 must fail with one line" 40 "$EL" bash -c "! '$BIN/sqakd' bench step --device cuda --batch 65536 --steps 1"
+    tail -n 2 "$EL" | tee -a "$S"
+fi
 
 # ---- 6. weight-role bandwidth (DoReFa/PACT weights read x twice)
-step "bench kernels weight 16M,256M" 40 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --role weight
+on weight && step "bench kernels weight 16M,256M" 40 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --role weight
 
-# ---- 7. compute-sanitizer (last: slowest)
+# ---- 7. where the step's GPU time goes: Nsight Compute kernel durations over 2 steps
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+if on ncu && [ -n "${NCU:-}" ]; then
+    for cv in ${NCU_CONVS:-heuristic:1}; do
+        # 3 warm-up + 5 timed steps; skip the set-up and 4 steps, profile the next 2 steps
+        per=${NCU_LAUNCHES_PER_STEP:-400}
+        SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$OUT/ncu_${cv%%:*}${cv#*:}.csv" \
+            "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * 5)) --launch-count $((per * 2)) --csv \
+            "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 5 --warmup 3
+        python3 tools/ncu_summary.py "$OUT/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
+    done
+fi
+
+# ---- 8. compute-sanitizer (last: slowest)
 SL="$OUT/sanitizer.log"
-if [ -n "${CS:-}" ]; then
-    for tf in "memcheck:cuda/fakequant*" "racecheck:cuda/fakequant*" "racecheck:cuda/losses*" \
-              "racecheck:cuda/batchnorm*" "racecheck:cuda/absscale*" "memcheck:cuda/losses*" \
-              "memcheck:cuda/batchnorm*" "synccheck:cuda/fakequant*" "memcheck:cuda_stage/*" \
-              "memcheck:cuda/optimizers*" "memcheck:cuda/pooling*" "memcheck:cuda/structural*" \
-              "memcheck:cuda/conv*" "memcheck:cuda_teacher/*" "memcheck:cuda_step/resnet20_pact*"; do
+SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact*"}
+if on sanitizer && [ -n "${CS:-}" ]; then
+    for tf in $SAN; do
         tool=${tf%%:*}; filt=${tf#*:}
         step "sanitizer $tool $filt" 60 "$SL" "$CS" --target-processes all --tool $tool "$BIN/sqakd_cuda_tests" --jobs 1 --filter "$filt"
         grep 'ERROR SUMMARY' "$SL" | tail -n 1 | tee -a "$S"

@@ -140,6 +140,19 @@ typedef struct kl_arg {
     float *zt, *zs, *loss, *g;
 } kl_arg;
 
+typedef struct copy_arg {
+    const sq_backend *be;
+    void *dst;
+    const void *src;
+    size_t bytes;
+} copy_arg;
+
+static void run_copy(void *p)
+{
+    copy_arg *a = p;
+    a->be->copy_d2d(a->dst, a->src, a->bytes);
+}
+
 static void run_kl(void *p)
 {
     kl_arg *a = p;
@@ -169,7 +182,8 @@ static void report(bk_ctx *c, const char *op, const char *kind, const char *role
     }
     char what[64];
     if (kind) snprintf(what, sizeof what, "%-6s %-6s %d-bit", kind, role, bits);
-    else snprintf(what, sizeof what, "K=%-5d", k);
+    else if (k) snprintf(what, sizeof what, "K=%-5d", k);
+    else snprintf(what, sizeof what, "(reference)");
     printf("%-14s %-22s %7.1fM elems %9.3f ms %8.1f GB/s", op, what, elems / 1048576.0, sec * 1e3,
            gbps);
     if (pct >= 0) printf("  %5.1f%% of peak", pct);
@@ -221,6 +235,11 @@ static int bench_size(bk_ctx *c, size_t n, const int *bits, int nbits, int weigh
     static const sq_quant_kind kinds[4] = {SQ_QUANT_EWGS, SQ_QUANT_PACT, SQ_QUANT_LSQ,
                                            SQ_QUANT_DOREFA};
     int failed = 0;
+    /* reference: a plain device-to-device copy of the same size (read n, write n), the
+       practical ceiling the fused kernels are measured against */
+    copy_arg ca = {be, y, x, bytes};
+    double tc = time_op(c, run_copy, &ca);
+    if ((failed = backend_failed(be)) == 0) report(c, "copy_d2d", NULL, "ref", 0, 0, n, tc, 8.0 * n);
     for (int ki = 0; ki < 4 && !failed; ki++)
         for (int bi = 0; bi < nbits && !failed; bi++) {
             fq_arg a = {be, {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi],

@@ -2,10 +2,17 @@
    convolution workspace.
 
    Plan time = the first conv_ws_bytes / conv2d_fwd / conv2d_bwd call for a shape: descriptors are
-   built, the forward, backward-data and backward-filter algorithms are chosen once with the cuDNN
-   heuristics (cudnnGet*Algorithm_v7: no trial runs, no memory needed), preferring deterministic
-   algorithms within a workspace cap, and the internal workspace grows to the largest plan's need.
-   After that a step never allocates.
+   built, the forward, backward-data and backward-filter algorithms are chosen once, and the
+   internal workspace grows to the largest plan's need. After that a step never allocates.
+   How the algorithms are chosen (read when a plan is built):
+   - SQAKD_CONV_ALGO=heuristic (default): the cuDNN heuristics (cudnnGet*Algorithm_v7: no trial
+     runs, no memory needed), as PyTorch does without cudnn.benchmark;
+   - SQAKD_CONV_ALGO=find: cudnnFind*AlgorithmEx times every algorithm on scratch tensors of the
+     plan's shape (allocated for the search and freed; if they do not fit, the heuristics are
+     used), as PyTorch's cudnn.benchmark = True;
+   - SQAKD_CONV_DETERMINISTIC=1 (default) takes the first deterministic algorithm of the list
+     (results identical from run to run), 0 the first of any kind.
+   Every choice stays within a workspace cap (SQ_CONV_WS_CAP).
 
    Math: FP32 data; TF32 tensor cores are allowed on Ampere and newer (CUDNN_DEFAULT_MATH, as
    PyTorch's default) unless the environment sets SQAKD_TF32=0, which restricts cuDNN to FMA
@@ -16,6 +23,7 @@
 #include "cuda_ops.h"
 
 #define SQ_CONV_WS_CAP ((size_t)1 << 30) /* never pick an algorithm needing more than 1 GiB */
+#define SQ_CONV_FIND_WS ((size_t)256 << 20) /* workspace offered to cudnnFind*AlgorithmEx */
 
 static cudnnHandle_t g_cudnn;
 static sq_cuda_conv_plan *g_plans;
@@ -62,11 +70,17 @@ typedef struct algo_choice {
     cudnnMathType_t math;
 } algo_choice;
 
-/* index of the first usable result, deterministic ones first; -1 if none. Results that would
-   down-convert FP32 data to FP16 are never used. */
+static int env_is(const char *name, const char *value)
+{
+    const char *e = getenv(name);
+    return e && !strcmp(e, value);
+}
+
+/* index of the first usable result, deterministic ones first unless SQAKD_CONV_DETERMINISTIC=0;
+   -1 if none. Results that would down-convert FP32 data to FP16 are never used. */
 static int pick(const algo_choice *c, int count)
 {
-    for (int pass = 0; pass < 2; pass++)
+    for (int pass = env_is("SQAKD_CONV_DETERMINISTIC", "0") ? 1 : 0; pass < 2; pass++)
         for (int i = 0; i < count; i++)
             if (c[i].status == CUDNN_STATUS_SUCCESS && c[i].memory <= SQ_CONV_WS_CAP &&
                 c[i].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
@@ -104,7 +118,52 @@ static void adopt_math(cudnnConvolutionDescriptor_t cd, cudnnMathType_t chosen, 
     if (tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(cd, chosen));
 }
 
-static int choose_algorithms(sq_cuda_conv_plan *p, int tf32)
+/* scratch tensors for cudnnFind*AlgorithmEx (SQAKD_CONV_ALGO=find), freed after the search */
+typedef struct find_bufs {
+    void *x, *y, *w, *ws;
+    size_t ws_bytes;
+} find_bufs;
+
+static void find_bufs_free(find_bufs *b)
+{
+    if (b->x) cudaFree(b->x);
+    if (b->y) cudaFree(b->y);
+    if (b->w) cudaFree(b->w);
+    if (b->ws) cudaFree(b->ws);
+    memset(b, 0, sizeof *b);
+}
+
+/* 1 with every buffer allocated and zeroed; 0 (nothing held, no error recorded) when they do not
+   fit, and the caller falls back to the heuristics */
+static int find_bufs_alloc(find_bufs *b, const sq_conv_shape *cs)
+{
+    size_t nx = (size_t)cs->n * cs->c * cs->h * cs->w, ny = (size_t)cs->n * cs->k * cs->oh * cs->ow,
+           nw = (size_t)cs->k * (cs->c / cs->groups) * cs->r * cs->s, free_b = 0, total_b = 0;
+    memset(b, 0, sizeof *b);
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    size_t need = (nx + ny + nw) * sizeof(float);
+    if (need >= free_b / 2) return 0;
+    b->ws_bytes = (free_b - need) / 4;
+    if (b->ws_bytes > SQ_CONV_FIND_WS) b->ws_bytes = SQ_CONV_FIND_WS;
+    if (cudaMalloc(&b->x, nx * sizeof(float)) != cudaSuccess ||
+        cudaMalloc(&b->y, ny * sizeof(float)) != cudaSuccess ||
+        cudaMalloc(&b->w, nw * sizeof(float)) != cudaSuccess ||
+        (b->ws_bytes && cudaMalloc(&b->ws, b->ws_bytes) != cudaSuccess) ||
+        cudaMemset(b->x, 0, nx * sizeof(float)) != cudaSuccess ||
+        cudaMemset(b->y, 0, ny * sizeof(float)) != cudaSuccess ||
+        cudaMemset(b->w, 0, nw * sizeof(float)) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: the heuristics take over */
+        find_bufs_free(b);
+        return 0;
+    }
+    return 1;
+}
+
+/* fb: scratch tensors for cudnnFind*AlgorithmEx, or NULL for the heuristics */
+static int choose_algorithms(sq_cuda_conv_plan *p, int tf32, const find_bufs *fb)
 {
     cudnnHandle_t h = g_cudnn;
     algo_choice ch[16];
@@ -112,8 +171,13 @@ static int choose_algorithms(sq_cuda_conv_plan *p, int tf32)
     size_t ws = 0, need;
 
     cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, p->xd, p->wd, p->cd_fwd, p->yd,
-                                                       CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, fp));
+    if (fb)
+        CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithmEx(
+            h, p->xd, fb->x, p->wd, fb->w, p->cd_fwd, p->yd, fb->y,
+            CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, fp, fb->ws, fb->ws_bytes));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
+            h, p->xd, p->wd, p->cd_fwd, p->yd, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, fp));
     for (i = 0; i < got; i++)
         ch[i] = (algo_choice){(int)fp[i].algo, fp[i].status, fp[i].memory, fp[i].determinism,
                               fp[i].mathType};
@@ -127,8 +191,14 @@ static int choose_algorithms(sq_cuda_conv_plan *p, int tf32)
 
     cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     got = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-        h, p->wd, p->yd, p->cd_bwd_data, p->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, dp));
+    if (fb)
+        CUDNN_CHECK(cudnnFindConvolutionBackwardDataAlgorithmEx(
+            h, p->wd, fb->w, p->yd, fb->y, p->cd_bwd_data, p->xd, fb->x,
+            CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, dp, fb->ws, fb->ws_bytes));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+            h, p->wd, p->yd, p->cd_bwd_data, p->xd, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got,
+            dp));
     for (i = 0; i < got; i++)
         ch[i] = (algo_choice){(int)dp[i].algo, dp[i].status, dp[i].memory, dp[i].determinism,
                               dp[i].mathType};
@@ -142,9 +212,14 @@ static int choose_algorithms(sq_cuda_conv_plan *p, int tf32)
 
     cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     got = 0;
-    CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-        h, p->xd, p->yd, p->cd_bwd_filter, p->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got,
-        wp));
+    if (fb)
+        CUDNN_CHECK(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+            h, p->xd, fb->x, p->yd, fb->y, p->cd_bwd_filter, p->wd, fb->w,
+            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, wp, fb->ws, fb->ws_bytes));
+    else
+        CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            h, p->xd, p->yd, p->cd_bwd_filter, p->wd, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+            &got, wp));
     for (i = 0; i < got; i++)
         ch[i] = (algo_choice){(int)wp[i].algo, wp[i].status, wp[i].memory, wp[i].determinism,
                               wp[i].mathType};
@@ -190,7 +265,11 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
     if (sq_cuda_error_count() != before) return 0;
     if (on != cs->n || oc != cs->k || oh != cs->oh || ow != cs->ow)
         SQ_CUDA_BUG("cuDNN output shape differs from sq_conv_shape_init's");
-    if (!choose_algorithms(p, tf32)) {
+    find_bufs fb;
+    int find = env_is("SQAKD_CONV_ALGO", "find") && find_bufs_alloc(&fb, cs);
+    int chose = choose_algorithms(p, tf32, find ? &fb : NULL);
+    if (find) find_bufs_free(&fb);
+    if (!chose) {
         if (sq_cuda_error_count() == before)
             sq_cuda_fail(SQ_EDEVICE, "cuDNN", (int)CUDNN_STATUS_NOT_SUPPORTED,
                          "no usable convolution algorithm within the workspace cap",

@@ -132,6 +132,7 @@ cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
                               const float *A, int lda, const float *B, int ldb, const float *beta,
                               float *C, int ldc)
 {
+    cuemu_stat("cuBLAS cublasSgemm");
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (!op_valid(transa) || !op_valid(transb) || m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
     int ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;

@@ -591,6 +591,82 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
                  perfResults, cudnnConvolutionBwdFilterAlgo_t);
     return CUDNN_STATUS_SUCCESS;
 }
+
+/* cudnnFind*AlgorithmEx: every device range is checked as a convolution call would (the search
+   runs the algorithms on them), then the heuristics' list is returned, each algorithm whose
+   workspace exceeds the one given marked CUDNN_STATUS_NOT_SUPPORTED (real cuDNN does not time
+   those) */
+#define SQ_FIND_LOOP(dir, fn, g, cd, requested, returned, perf, algo_t, ws, ws_bytes)          \
+    do {                                                                                        \
+        if ((ws_bytes) > 0) need_dev(fn, "workSpace", ws, ws_bytes);                            \
+        SQ_PERF_LOOP(dir, g, cd, requested, returned, perf, algo_t);                            \
+        for (int j_ = 0; j_ < *(returned); j_++)                                                \
+            if ((perf)[j_].memory > (ws_bytes)) {                                               \
+                (perf)[j_].status = CUDNN_STATUS_NOT_SUPPORTED;                                 \
+                (perf)[j_].time = -1.0f;                                                        \
+            }                                                                                   \
+    } while (0)
+
+cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnFilterDescriptor_t wDesc, const void *w, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnTensorDescriptor_t yDesc, void *y, const int requestedAlgoCount,
+    int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults, void *workSpace,
+    size_t workSpaceSizeInBytes)
+{
+    static const char fn[] = "cuDNN cudnnFindConvolutionForwardAlgorithmEx";
+    conv_geom g;
+    if (!handle || !x || !w || !y) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    need_dev(fn, "x", x, tensor_count(xDesc) * dt_size(xDesc->dt));
+    need_dev(fn, "w", w, filter_count(wDesc) * dt_size(xDesc->dt));
+    need_dev(fn, "y", y, tensor_count(yDesc) * dt_size(xDesc->dt));
+    SQ_FIND_LOOP(DIR_FWD, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
+                 cudnnConvolutionFwdAlgo_t, workSpace, workSpaceSizeInBytes);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(
+    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc, const void *w,
+    const cudnnTensorDescriptor_t dyDesc, const void *dy,
+    const cudnnConvolutionDescriptor_t convDesc, const cudnnTensorDescriptor_t dxDesc, void *dx,
+    const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdDataAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
+{
+    static const char fn[] = "cuDNN cudnnFindConvolutionBackwardDataAlgorithmEx";
+    conv_geom g;
+    if (!handle || !w || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    need_dev(fn, "w", w, filter_count(wDesc) * dt_size(dxDesc->dt));
+    need_dev(fn, "dy", dy, tensor_count(dyDesc) * dt_size(dxDesc->dt));
+    need_dev(fn, "dx", dx, tensor_count(dxDesc) * dt_size(dxDesc->dt));
+    SQ_FIND_LOOP(DIR_BWD_DATA, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
+                 perfResults, cudnnConvolutionBwdDataAlgo_t, workSpace, workSpaceSizeInBytes);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnTensorDescriptor_t dyDesc, const void *y,
+    const cudnnConvolutionDescriptor_t convDesc, const cudnnFilterDescriptor_t dwDesc, void *dw,
+    const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdFilterAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
+{
+    static const char fn[] = "cuDNN cudnnFindConvolutionBackwardFilterAlgorithmEx";
+    conv_geom g;
+    if (!handle || !x || !y || !dw) return CUDNN_STATUS_BAD_PARAM;
+    cudnnStatus_t st = conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
+    if (st != CUDNN_STATUS_SUCCESS) return st;
+    need_dev(fn, "x", x, tensor_count(xDesc) * dt_size(xDesc->dt));
+    need_dev(fn, "dy", y, tensor_count(dyDesc) * dt_size(xDesc->dt));
+    need_dev(fn, "dw", dw, filter_count(dwDesc) * dt_size(xDesc->dt));
+    SQ_FIND_LOOP(DIR_BWD_FILTER, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
+                 perfResults, cudnnConvolutionBwdFilterAlgo_t, workSpace, workSpaceSizeInBytes);
+    return CUDNN_STATUS_SUCCESS;
+}
+#undef SQ_FIND_LOOP
 #undef SQ_PERF_LOOP
 
 static cudnnStatus_t ws_query(int dir, cudnnHandle_t handle, const struct cudnnTensorStruct *x,
@@ -815,6 +891,7 @@ static cudnnStatus_t conv_call(const char *fn, int dir, const conv_geom *g, cudn
                                conv_arg out, const void *alpha, const void *beta)
 {
     const size_t es = dt_size(dt);
+    cuemu_stat(fn);
     need_dev(fn, a.name, a.p, a.n * es);
     need_dev(fn, b.name, b.p, b.n * es);
     need_dev(fn, out.name, out.p, out.n * es);

@@ -18,6 +18,10 @@ int cuemu_dev_range_ok(const void *p, size_t bytes);
    misuse that would fault or be undefined on a real GPU */
 void cuemu_fatal(const char *what, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 
+/* CUEMU_STATS=1: counts one call of `what` (a kernel launch, a cuDNN convolution, a cuBLAS
+   GEMM); the counts are printed to stderr at exit, to see how many launches a step makes */
+void cuemu_stat(const char *what);
+
 #ifdef __cplusplus
 }
 #endif

@@ -595,9 +595,42 @@ static void run_block(const dim3 &bi, const dim3 &bd, int nt, int rev)
     }
 }
 
+/* CUEMU_STATS=1: call counts by name (names are string literals: compared by address first) */
+static struct stat_row {
+    const char *name;
+    unsigned long long n;
+} g_stats[512];
+static int g_nstats, g_stats_on = -1;
+
+static void stats_print(void)
+{
+    unsigned long long tot = 0;
+    for (int i = 0; i < g_nstats; i++) tot += g_stats[i].n;
+    fprintf(stderr, "cuemu stats: %llu calls\n", tot);
+    for (int i = 0; i < g_nstats; i++) fprintf(stderr, "  %10llu  %s\n", g_stats[i].n, g_stats[i].name);
+}
+
+extern "C" void cuemu_stat(const char *what)
+{
+    if (g_stats_on < 0) {
+        const char *e = getenv("CUEMU_STATS");
+        g_stats_on = e && e[0] == '1';
+        if (g_stats_on) atexit(stats_print);
+    }
+    if (!g_stats_on) return;
+    int i = 0;
+    while (i < g_nstats && g_stats[i].name != what && strcmp(g_stats[i].name, what)) i++;
+    if (i == g_nstats) {
+        if (g_nstats == 512) return;
+        g_stats[g_nstats++].name = what;
+    }
+    g_stats[i].n++;
+}
+
 extern "C" void cuemu_launch(dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
                              void (*fn)(void *), void *ctx, const char *name)
 {
+    cuemu_stat(name);
     unsigned long long nt = (unsigned long long)block.x * block.y * block.z;
     if (!nt || nt > 1024 || block.z > 64 || !grid.x || !grid.y || !grid.z || grid.y > 65535 ||
         grid.z > 65535 || shmem > 48 * 1024) {

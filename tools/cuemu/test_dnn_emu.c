@@ -36,6 +36,8 @@ int cuemu_dev_range_ok(const void *p, size_t bytes)
     return 0;
 }
 
+void cuemu_stat(const char *what) { (void)what; }
+
 void cuemu_fatal(const char *what, const char *fmt, ...)
 {
     va_list ap;
@@ -717,6 +719,62 @@ Test(cuemu_dnn, heuristics_and_workspace)
                                                 ws, need - 1, &zero, s.wd, w),
                  CUDNN_STATUS_BAD_PARAM);
     free_set(&s);
+}
+
+/* cudnnFind*AlgorithmEx: the heuristics' list, algorithms needing more workspace than offered
+   marked NOT_SUPPORTED */
+Test(cuemu_dnn, find_algorithms_respect_the_workspace)
+{
+    cfg c = {2, 4, 7, 7, 4, 3, 3, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION};
+    conv_set s = make_set(&c, CUDNN_DATA_FLOAT);
+    float *x = dfill(s.nx), *w = dfill(s.nw), *y = dfill(s.ny);
+    size_t big = 1 << 20;
+    void *ws = dalloc(big);
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnConvolutionBwdDataAlgoPerf_t dp[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+    cudnnConvolutionBwdFilterAlgoPerf_t wp[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    int got = 0, ok = 0;
+    cr_assert_eq(cudnnFindConvolutionForwardAlgorithmEx(s.h, s.xd, x, s.wd, w, s.cd, s.yd, y,
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
+                                                        fp, ws, big),
+                 CUDNN_STATUS_SUCCESS);
+    cr_assert_geq(got, 3);
+    for (int i = 0; i < got; i++) ok += fp[i].status == CUDNN_STATUS_SUCCESS;
+    cr_assert_geq(ok, 3);
+    /* no workspace: only algorithms that need none could run, and every emulated one needs some */
+    cr_assert_eq(cudnnFindConvolutionForwardAlgorithmEx(s.h, s.xd, x, s.wd, w, s.cd, s.yd, y,
+                                                        CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got,
+                                                        fp, NULL, 0),
+                 CUDNN_STATUS_SUCCESS);
+    for (int i = 0; i < got; i++) {
+        cr_assert_neq(fp[i].status, CUDNN_STATUS_SUCCESS, "result %d needs %zu bytes", i, fp[i].memory);
+        cr_assert_lt(fp[i].time, 0.0f);
+    }
+    cr_assert_eq(cudnnFindConvolutionBackwardDataAlgorithmEx(
+                     s.h, s.wd, w, s.yd, y, s.cd, s.xd, x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                     &got, dp, ws, big),
+                 CUDNN_STATUS_SUCCESS);
+    cr_assert_geq(got, 3);
+    cr_assert_eq(dp[0].status, CUDNN_STATUS_SUCCESS);
+    cr_assert_eq(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                     s.h, s.xd, x, s.yd, y, s.cd, s.wd, w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+                     &got, wp, ws, big),
+                 CUDNN_STATUS_SUCCESS);
+    cr_assert_geq(got, 3);
+    cr_assert_eq(wp[0].status, CUDNN_STATUS_SUCCESS);
+    free_set(&s);
+}
+
+/* a Find buffer one element short of its descriptor: fatal, as the search would run on it */
+Test(cuemu_dnn, find_short_buffer_is_fatal, .signal = SIGABRT)
+{
+    cfg c = {1, 2, 5, 5, 2, 3, 3, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION};
+    conv_set s = make_set(&c, CUDNN_DATA_FLOAT);
+    float *x = dfill(s.nx - 1), *w = dfill(s.nw), *y = dfill(s.ny);
+    cudnnConvolutionFwdAlgoPerf_t fp[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    int got = 0;
+    cudnnFindConvolutionForwardAlgorithmEx(s.h, s.xd, x, s.wd, w, s.cd, s.yd, y,
+                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, fp, NULL, 0);
 }
 
 Test(cuemu_dnn, descriptor_checks)
