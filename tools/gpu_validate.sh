@@ -83,8 +83,8 @@ fi
 # ---- 2. kernel bandwidth
 BL="$OUT/bench.log"
 if on kernels; then
-    step "bench kernels act 1M..256M" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes 1M,16M,64M,256M --min-time 0.1
-    step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
+    step "bench kernels act ${KSIZES:=1M,16M,64M,256M}" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes $KSIZES --min-time 0.1
+    [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
 fi
 
@@ -115,12 +115,12 @@ if on step; then
     done
 fi
 if on torch; then
-    for m in resnet20 vgg8; do
+    for m in ${TORCH_MODELS:-resnet20 vgg8}; do
         for b in "" --cudnn-benchmark; do
             step "torch sqakd $m b256 $b" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10 $b
         done
     done
-    step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
+    [ "${TORCH_TRAIN:-1}" = 1 ] && step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
     grep -E '^torch ' "$BL" | tee -a "$S"
 fi
 
@@ -156,10 +156,12 @@ NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/
 if on ncu && [ -n "${NCU:-}" ]; then
     for cv in ${NCU_CONVS:-heuristic:1}; do
         # 3 warm-up + 5 timed steps; skip the set-up and 4 steps, profile the next 2 steps
-        per=${NCU_LAUNCHES_PER_STEP:-400}
+        # find mode: cudnnFind's trial launches come first, so skip further into a longer run
+        per=${NCU_LAUNCHES_PER_STEP:-400} nst=5 skip=5
+        case $cv in find*) nst=30 skip=20 ;; esac
         SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$OUT/ncu_${cv%%:*}${cv#*:}.csv" \
-            "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * 5)) --launch-count $((per * 2)) --csv \
-            "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 5 --warmup 3
+            "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * skip)) --launch-count $((per * 2)) --csv \
+            "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
         python3 tools/ncu_summary.py "$OUT/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
     done
 fi
