@@ -194,6 +194,49 @@ static void fq_case(const sq_backend *g, sq_quant_kind kind)
                 }
 }
 
+/* the fake-quant kernels divide by a per-tensor constant with a reciprocal and one FMA
+   correction (sq_qm_div): bit-identical to IEEE division on random operands over 120 binades,
+   on the discretizer's k / steps, and on zeros, infinities, NaN, subnormals and extremes */
+Test(cuda, division_by_reciprocal_is_ieee_division)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const size_t nr = 1 << 20;
+    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-45f, -1e-40f,
+                                    1.17549435e-38f, 3.4e38f, -3.4e38f, 1.0f, -1.0f, 0x1p-100f,
+                                    0x1p100f, 0x1.fffffep-101f, 0x1p101f, 3.0f, 255.0f};
+    const size_t ns = sizeof special / sizeof special[0];
+    size_t n = nr + 255 * 601 + ns * ns, m = 0;
+    float *x = malloc(n * sizeof(float)), *d = malloc(n * sizeof(float));
+    uint64_t s = 77;
+    for (; m < nr; m++) { /* random signs, mantissas, exponents: x in 2^[-60,60], d in 2^[-30,30] */
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        uint32_t ux = (uint32_t)s, ud = (uint32_t)(s >> 32);
+        uint32_t bx = ((ux >> 8) & 0x7fffffu) | ((uint32_t)(127 + (int)((ux >> 1) % 121) - 60) << 23) | ((ux & 1u) << 31);
+        uint32_t bd = ((ud >> 8) & 0x7fffffu) | ((uint32_t)(127 + (int)((ud >> 1) % 61) - 30) << 23) | ((ud & 1u) << 31);
+        memcpy(&x[m], &bx, 4);
+        memcpy(&d[m], &bd, 4);
+    }
+    for (int st = 1; st <= 255; st++)
+        for (int k = -300; k <= 300; k++, m++) x[m] = (float)k, d[m] = (float)st;
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < ns; j++, m++) x[m] = special[i], d[m] = special[j];
+    cr_assert_eq(m, n);
+    float *dx = sqt_dput(g, x, n * 4), *dd = sqt_dput(g, d, n * 4), *dq = sqt_dput(g, NULL, n * 4);
+    sq_cuda_div_check(n, dx, dd, dq);
+    float *q = sqt_fetch(g, dq, n, "quotients");
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        float want = x[i] / d[i];
+        int same = isnan(want) ? isnan(q[i]) : !memcmp(&want, &q[i], 4);
+        if (!same && bad++ < 8)
+            fprintf(stderr, "x %a / d %a: device %a, IEEE %a\n", x[i], d[i], q[i], want);
+    }
+    cr_assert_eq(bad, 0, "%zu of %zu quotients differ from IEEE division", bad, n);
+    free(x); free(d); free(q);
+    g->free((char *)dx - SQT_GUARD); g->free((char *)dd - SQT_GUARD); g->free((char *)dq - SQT_GUARD);
+}
+
 Test(cuda, fakequant_ewgs_matches_cpu)
 {
     const sq_backend *g = sq_backend_cuda();

@@ -15,7 +15,7 @@ set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
 DEADLINE=${DEADLINE:-450}
-SECTIONS=${SECTIONS:-tests,kernels,step,torch,e2e,oom,weight,ncu,sanitizer}
+SECTIONS=${SECTIONS:-tests,kernels,step,ratio,torch,e2e,oom,weight,ncu,sanitizer}
 on() { case ",$SECTIONS," in *",$1,"*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
@@ -76,8 +76,10 @@ TL="$OUT/tests.log"
 if on tests; then
     step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
-    SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
-    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
+    if [ "${FIND_TESTS:-1}" = 1 ]; then
+        SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+        grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
+    fi
 fi
 
 # ---- 2. kernel bandwidth
@@ -108,10 +110,22 @@ if on step; then
     grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [SQAKD_STAGE=0] /" >>"$S"
     step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
     grep -E '^full-precision ' "$BL" | tail -n 1 >>"$S"
+    # host time inside the cuDNN calls (SQAKD_HOST_PROFILE=1; 220 steps: 20 warm-up + 200)
+    SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    grep -E '^(SQAKD |host profile)' "$BL" | tail -n 4 | sed "s/^/  [host profile] /" >>"$S"
     # launch-bound or GPU-bound? images/s against batch size
     for b in 64 1024; do
         step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
         grep -E '^SQAKD ' "$BL" | tail -n 1 >>"$S"
+    done
+fi
+# the ratio: ours and PyTorch eager (defaults) alternated REPS times on the same GPU
+if on ratio; then
+    for i in $(seq 1 ${REPS:-3}); do
+        step "ratio $i: ours resnet20 b256" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
+        step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
+        grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
     done
 fi
 if on torch; then

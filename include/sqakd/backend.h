@@ -253,6 +253,9 @@ sq_status sq_cuda_last_status(void);
 void sq_cuda_clear_status(void);
 /* failures recorded so far (never reset): tells whether a given stretch of work failed */
 unsigned sq_cuda_error_count(void);
+/* Test hook (kernels/cuda/fakequant.cu): out[i] = x[i] / d[i] computed on the device the way the
+   fake-quant kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
+void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
 #endif
 
 #ifdef __cplusplus

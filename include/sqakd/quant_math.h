@@ -45,16 +45,50 @@ static inline SQ_HD sq_qm_grad sq_qm_grad_make(float gx, float gp0, float gp1)
     return r;
 }
 
+/* ---- division by a per-tensor constant ----
+   x / d, correctly rounded (IEEE round to nearest), given r = 1/d correctly rounded. On the host
+   this is the plain division (r is ignored: the compiler drops its computation). On the device a
+   full-precision division is a reciprocal approximation, five FMAs, a range check and a branch
+   to a slow path, per element, although d is one value per tensor: here q0 = x r and one
+   Markstein correction q = q0 + r (x - d q0) (two FMAs) give the same correctly rounded quotient
+   whenever d and q0 lie in [2^-100, 2^100] (checked on 4e8 random pairs and every k/s with
+   |k| <= 300, s <= 255: no difference; the CUDA test cuda/division_by_reciprocal_is_ieee_division
+   checks it on the device and under cuemu); a zero x
+   gives x r (= +-0, IEEE's sign), and anything else (inf, NaN, extreme exponents) divides. */
+static inline SQ_HD float sq_qm_div(float x, float d, float r)
+{
+#if defined(__CUDA_ARCH__) || defined(__CUEMU__) /* device code, or cuemu's emulation of it */
+    const float q0 = __fmul_rn(x, r);
+    const float q = __fmaf_rn(r, __fmaf_rn(-d, q0, x), q0);
+    /* |r| and |q0| in [2^-100, 2^100] by their bits (NaN, inf and 0 fail); r's test is the
+       same for the whole tensor (hoisted out of the kernels' loops) */
+    const unsigned ar = __float_as_uint(r) & 0x7fffffffu, aq = __float_as_uint(q0) & 0x7fffffffu;
+    if (ar - 0x0d800000u <= 0x64000000u) {
+        if (aq - 0x0d800000u <= 0x64000000u) return q;
+        if (x == 0.0f) return q0;
+    }
+    return x / d;
+#else
+    (void)r;
+    return x / d;
+#endif
+}
+
 /* ---- shared discretizer ---- */
 
 /* L = 2^bits levels */
 static inline SQ_HD int sq_qm_levels(int bits) { return 1 << bits; }
 
-/* q = round_half_even(c (L-1)) / (L-1) */
+/* q = round_half_even(c (L-1)) / (L-1); _r: with steps = L - 1 and rsteps = 1 / steps given */
+static inline SQ_HD float sq_qm_disc_fwd_r(float c, float steps, float rsteps)
+{
+    return sq_qm_div(rintf(c * steps), steps, rsteps);
+}
+
 static inline SQ_HD float sq_qm_disc_fwd(float c, int levels)
 {
     float steps = (float)(levels - 1);
-    return rintf(c * steps) / steps;
+    return sq_qm_disc_fwd_r(c, steps, 1.0f / steps);
 }
 
 /* g_c = g_q + delta |g_q| (c - q) */
@@ -70,32 +104,56 @@ static inline SQ_HD float sq_qm_inside01(float v) { return (v >= 0.0f && v <= 1.
 
 /* ---- EWGS interval quantizer (3.2): qp = {l, u} ---- */
 
+/* The _r variants take the reciprocals of the per-tensor divisors (rd = 1/(u - l), steps = L - 1,
+   rsteps = 1/steps, ...); the plain ones compute them (for the host, where they are unused). */
+
 /* weights: c = clip((w - l)/(u - l)); W_q = 2q - 1 */
+static inline SQ_HD float sq_qm_ewgs_w_fwd_r(float w, float l, float u, float rd, float steps,
+                                             float rsteps)
+{
+    float c = sq_qm_clip01(sq_qm_div(w - l, u - l, rd));
+    return 2.0f * sq_qm_disc_fwd_r(c, steps, rsteps) - 1.0f;
+}
+
 static inline SQ_HD float sq_qm_ewgs_w_fwd(float w, float l, float u, int levels)
 {
-    float c = sq_qm_clip01((w - l) / (u - l));
-    return 2.0f * sq_qm_disc_fwd(c, levels) - 1.0f;
+    float steps = (float)(levels - 1);
+    return sq_qm_ewgs_w_fwd_r(w, l, u, 1.0f / (u - l), steps, 1.0f / steps);
 }
 
 /* activations: c = clip((x - l)/(u - l)); x_q = q */
+static inline SQ_HD float sq_qm_ewgs_a_fwd_r(float x, float l, float u, float rd, float steps,
+                                             float rsteps)
+{
+    return sq_qm_disc_fwd_r(sq_qm_clip01(sq_qm_div(x - l, u - l, rd)), steps, rsteps);
+}
+
 static inline SQ_HD float sq_qm_ewgs_a_fwd(float x, float l, float u, int levels)
 {
-    return sq_qm_disc_fwd(sq_qm_clip01((x - l) / (u - l)), levels);
+    float steps = (float)(levels - 1);
+    return sq_qm_ewgs_a_fwd_r(x, l, u, 1.0f / (u - l), steps, 1.0f / steps);
 }
 
 /* common backward given g_q: D = u - l, u_x = (x - l)/D, m = 1[0 <= u_x <= 1],
    G_x = m g_c / D, G_l = m g_c (u_x - 1)/D, G_u = m g_c (-u_x)/D */
-static inline SQ_HD sq_qm_grad sq_qm_ewgs_bwd_gq(float x, float l, float u, int levels, float delta,
-                                                 float gq)
+static inline SQ_HD sq_qm_grad sq_qm_ewgs_bwd_gq_r(float x, float l, float u, float rd,
+                                                   float steps, float rsteps, float delta, float gq)
 {
     /* branch-free (computed, then selected) so CPU loops vectorise; same values as an early
        return for every input, NaN and inf included */
     float d = u - l;
-    float ux = (x - l) / d;
+    float ux = sq_qm_div(x - l, d, rd);
     int in = ux >= 0.0f && ux <= 1.0f;
-    float q = sq_qm_disc_fwd(ux, levels);
-    float gc = sq_qm_disc_bwd(gq, ux, q, delta) / d;
+    float q = sq_qm_disc_fwd_r(ux, steps, rsteps);
+    float gc = sq_qm_div(sq_qm_disc_bwd(gq, ux, q, delta), d, rd);
     return sq_qm_grad_make(in ? gc : 0.0f, in ? gc * (ux - 1.0f) : 0.0f, in ? -gc * ux : 0.0f);
+}
+
+static inline SQ_HD sq_qm_grad sq_qm_ewgs_bwd_gq(float x, float l, float u, int levels, float delta,
+                                                 float gq)
+{
+    float steps = (float)(levels - 1);
+    return sq_qm_ewgs_bwd_gq_r(x, l, u, 1.0f / (u - l), steps, 1.0f / steps, delta, gq);
 }
 
 /* weights: g_q = 2 gy */
@@ -116,21 +174,35 @@ static inline SQ_HD sq_qm_grad sq_qm_ewgs_a_bwd(float x, float l, float u, int l
    c = clip(x, 0, alpha)/alpha; y = alpha q.
    G_x = m g_c / alpha with g_q = alpha gy (= m gy when delta = 0), m = 1[0 <= x <= alpha];
    G_alpha = gy 1[x > alpha]  (PACT paper STE: alpha enters only through the clip) */
-static inline SQ_HD float sq_qm_pact_a_fwd(float x, float alpha, int levels)
+static inline SQ_HD float sq_qm_pact_a_fwd_r(float x, float alpha, float ralpha, float steps,
+                                             float rsteps)
 {
     float xc = x < 0.0f ? 0.0f : (x > alpha ? alpha : x);
-    return alpha * sq_qm_disc_fwd(xc / alpha, levels);
+    return alpha * sq_qm_disc_fwd_r(sq_qm_div(xc, alpha, ralpha), steps, rsteps);
+}
+
+static inline SQ_HD float sq_qm_pact_a_fwd(float x, float alpha, int levels)
+{
+    float steps = (float)(levels - 1);
+    return sq_qm_pact_a_fwd_r(x, alpha, 1.0f / alpha, steps, 1.0f / steps);
+}
+
+static inline SQ_HD sq_qm_grad sq_qm_pact_a_bwd_r(float x, float alpha, float ralpha, float steps,
+                                                  float rsteps, float delta, float gy)
+{
+    if (x > alpha) return sq_qm_grad_make(0.0f, gy, 0.0f);
+    if (x < 0.0f) return sq_qm_grad_make(0.0f, 0.0f, 0.0f);
+    float c = sq_qm_div(x, alpha, ralpha);
+    float q = sq_qm_disc_fwd_r(c, steps, rsteps);
+    float gq = alpha * gy;
+    return sq_qm_grad_make(sq_qm_div(sq_qm_disc_bwd(gq, c, q, delta), alpha, ralpha), 0.0f, 0.0f);
 }
 
 static inline SQ_HD sq_qm_grad sq_qm_pact_a_bwd(float x, float alpha, int levels, float delta,
                                                 float gy)
 {
-    if (x > alpha) return sq_qm_grad_make(0.0f, gy, 0.0f);
-    if (x < 0.0f) return sq_qm_grad_make(0.0f, 0.0f, 0.0f);
-    float c = x / alpha;
-    float q = sq_qm_disc_fwd(c, levels);
-    float gq = alpha * gy;
-    return sq_qm_grad_make(sq_qm_disc_bwd(gq, c, q, delta) / alpha, 0.0f, 0.0f);
+    float steps = (float)(levels - 1);
+    return sq_qm_pact_a_bwd_r(x, alpha, 1.0f / alpha, steps, 1.0f / steps, delta, gy);
 }
 
 /* ---- LSQ (3.4): qp = {s} ----
@@ -159,54 +231,94 @@ static inline SQ_HD float sq_qm_lsq_grad_scale(float grad_numel, float qp)
     return 1.0f / sqrtf(n * p);
 }
 
-static inline SQ_HD float sq_qm_lsq_fwd(float x, float s, float qn, float qp)
+static inline SQ_HD float sq_qm_lsq_fwd_r(float x, float s, float rs, float qn, float qp)
 {
-    float v = x / s;
+    float v = sq_qm_div(x, s, rs);
     v = v < -qn ? -qn : (v > qp ? qp : v);
     return rintf(v) * s;
+}
+
+static inline SQ_HD float sq_qm_lsq_fwd(float x, float s, float qn, float qp)
+{
+    return sq_qm_lsq_fwd_r(x, s, 1.0f / s, qn, qp);
+}
+
+/* rk = 1/(qn + qp) */
+static inline SQ_HD sq_qm_grad sq_qm_lsq_bwd_r(float x, float s, float rs, float qn, float qp,
+                                               float rk, float delta, float gscale, float gy)
+{
+    float v = sq_qm_div(x, s, rs);
+    if (v < -qn) return sq_qm_grad_make(0.0f, gscale * gy * -qn, 0.0f);
+    if (v > qp) return sq_qm_grad_make(0.0f, gscale * gy * qp, 0.0f);
+    float vq = rintf(v);
+    float sgn = s > 0.0f ? 1.0f : (s < 0.0f ? -1.0f : 0.0f);
+    float gx = gy + sq_qm_div(delta * fabsf(gy) * sgn * (v - vq), qn + qp, rk);
+    return sq_qm_grad_make(gx, gscale * (gy * vq - v * gx), 0.0f);
 }
 
 static inline SQ_HD sq_qm_grad sq_qm_lsq_bwd(float x, float s, float qn, float qp, float delta,
                                              float gscale, float gy)
 {
-    float v = x / s;
-    if (v < -qn) return sq_qm_grad_make(0.0f, gscale * gy * -qn, 0.0f);
-    if (v > qp) return sq_qm_grad_make(0.0f, gscale * gy * qp, 0.0f);
-    float vq = rintf(v);
-    float sgn = s > 0.0f ? 1.0f : (s < 0.0f ? -1.0f : 0.0f);
-    float gx = gy + delta * fabsf(gy) * sgn * (v - vq) / (qn + qp);
-    return sq_qm_grad_make(gx, gscale * (gy * vq - v * gx), 0.0f);
+    return sq_qm_lsq_bwd_r(x, s, 1.0f / s, qn, qp, 1.0f / (qn + qp), delta, gscale, gy);
 }
 
 /* ---- DoReFa (3.5) ----
    weights: t = tanh(w); c = t/(2M) + 1/2 with M = max|tanh(w)| over the tensor; W_q = 2q - 1;
             G_w = g_c (1 - t^2)/(2M), g_q = 2 gy. M <= 0 (all-zero tensor): c = 1/2, G_w = 0.
    activations: c = clip(x, 0, 1); x_q = q; G_x = m g_c, g_q = gy. */
+/* r2m = 1/(2 maxabs) */
+static inline SQ_HD float sq_qm_dorefa_w_fwd_r(float w, float maxabs, float r2m, float steps,
+                                               float rsteps)
+{
+    float c = maxabs > 0.0f ? sq_qm_div(tanhf(w), 2.0f * maxabs, r2m) + 0.5f : 0.5f;
+    return 2.0f * sq_qm_disc_fwd_r(c, steps, rsteps) - 1.0f;
+}
+
 static inline SQ_HD float sq_qm_dorefa_w_fwd(float w, float maxabs, int levels)
 {
-    float c = maxabs > 0.0f ? tanhf(w) / (2.0f * maxabs) + 0.5f : 0.5f;
-    return 2.0f * sq_qm_disc_fwd(c, levels) - 1.0f;
+    float steps = (float)(levels - 1);
+    return sq_qm_dorefa_w_fwd_r(w, maxabs, 1.0f / (2.0f * maxabs), steps, 1.0f / steps);
+}
+
+static inline SQ_HD float sq_qm_dorefa_w_bwd_r(float w, float maxabs, float r2m, float steps,
+                                               float rsteps, float delta, float gy)
+{
+    if (!(maxabs > 0.0f)) return 0.0f;
+    float t = tanhf(w);
+    float c = sq_qm_div(t, 2.0f * maxabs, r2m) + 0.5f;
+    float q = sq_qm_disc_fwd_r(c, steps, rsteps);
+    return sq_qm_div(sq_qm_disc_bwd(2.0f * gy, c, q, delta) * (1.0f - t * t), 2.0f * maxabs, r2m);
 }
 
 static inline SQ_HD float sq_qm_dorefa_w_bwd(float w, float maxabs, int levels, float delta,
                                              float gy)
 {
-    if (!(maxabs > 0.0f)) return 0.0f;
-    float t = tanhf(w);
-    float c = t / (2.0f * maxabs) + 0.5f;
-    float q = sq_qm_disc_fwd(c, levels);
-    return sq_qm_disc_bwd(2.0f * gy, c, q, delta) * (1.0f - t * t) / (2.0f * maxabs);
+    float steps = (float)(levels - 1);
+    return sq_qm_dorefa_w_bwd_r(w, maxabs, 1.0f / (2.0f * maxabs), steps, 1.0f / steps, delta, gy);
+}
+
+static inline SQ_HD float sq_qm_dorefa_a_fwd_r(float x, float steps, float rsteps)
+{
+    return sq_qm_disc_fwd_r(sq_qm_clip01(x), steps, rsteps);
 }
 
 static inline SQ_HD float sq_qm_dorefa_a_fwd(float x, int levels)
 {
-    return sq_qm_disc_fwd(sq_qm_clip01(x), levels);
+    float steps = (float)(levels - 1);
+    return sq_qm_dorefa_a_fwd_r(x, steps, 1.0f / steps);
+}
+
+static inline SQ_HD float sq_qm_dorefa_a_bwd_r(float x, float steps, float rsteps, float delta,
+                                               float gy)
+{
+    if (!(x >= 0.0f && x <= 1.0f)) return 0.0f;
+    return sq_qm_disc_bwd(gy, x, sq_qm_disc_fwd_r(x, steps, rsteps), delta);
 }
 
 static inline SQ_HD float sq_qm_dorefa_a_bwd(float x, int levels, float delta, float gy)
 {
-    if (!(x >= 0.0f && x <= 1.0f)) return 0.0f;
-    return sq_qm_disc_bwd(gy, x, sq_qm_disc_fwd(x, levels), delta);
+    float steps = (float)(levels - 1);
+    return sq_qm_dorefa_a_bwd_r(x, steps, 1.0f / steps, delta, gy);
 }
 
 /* ---- dispatcher ---- */
@@ -229,6 +341,10 @@ typedef struct sq_qm_ctx {
     float gscale; /* LSQ gradient scale */
     float p0, p1; /* quantizer parameters qp[0], qp[1] (caller loads them) */
     float maxabs; /* DoReFa weights: max|tanh(w)| over the tensor (caller loads it) */
+    /* reciprocals of the per-tensor divisors, set by sq_qm_ctx_load (used on the device only):
+       rsteps = 1/(L-1); rdiv = 1/(u-l) (EWGS), 1/alpha (PACT), 1/s (LSQ), 1/(2 maxabs) (DoReFa
+       weights); rk = 1/(Qn+Qp) (LSQ) */
+    float steps, rsteps, rdiv, rk;
 } sq_qm_ctx;
 
 /* Fills everything but p0, p1 and maxabs (set to 0). n: the tensor's element count, used as LSQ's
@@ -252,17 +368,40 @@ static inline SQ_HD void sq_qm_ctx_init(sq_qm_ctx *ctx, const sq_quant_cfg *cfg,
     ctx->p0 = 0.0f;
     ctx->p1 = 0.0f;
     ctx->maxabs = 0.0f;
+    ctx->steps = (float)(ctx->levels - 1);
+    ctx->rsteps = 1.0f / ctx->steps;
+    ctx->rdiv = 0.0f;
+    ctx->rk = 1.0f / (ctx->qn + ctx->qp);
 }
 
+/* sets the parameters (p0, p1: qp[0], qp[1] where the op has them; maxabs for DoReFa weights)
+   and the reciprocal of the op's per-tensor divisor. Call it wherever the parameters become
+   known (per thread on the device). */
+static inline SQ_HD void sq_qm_ctx_load(sq_qm_ctx *ctx, float p0, float p1, float maxabs)
+{
+    ctx->p0 = p0;
+    ctx->p1 = p1;
+    ctx->maxabs = maxabs;
+    switch (ctx->op) {
+    case SQ_QM_EWGS_W:
+    case SQ_QM_EWGS_A: ctx->rdiv = 1.0f / (p1 - p0); break;
+    case SQ_QM_PACT_A:
+    case SQ_QM_LSQ: ctx->rdiv = 1.0f / p0; break;
+    case SQ_QM_DOREFA_W: ctx->rdiv = 1.0f / (2.0f * maxabs); break;
+    default: ctx->rdiv = 0.0f; break;
+    }
+}
+
+/* the context must have been through sq_qm_ctx_load (its reciprocals are used on the device) */
 static inline SQ_HD float sq_qm_fwd(const sq_qm_ctx *k, float x)
 {
     switch (k->op) {
-    case SQ_QM_EWGS_W: return sq_qm_ewgs_w_fwd(x, k->p0, k->p1, k->levels);
-    case SQ_QM_EWGS_A: return sq_qm_ewgs_a_fwd(x, k->p0, k->p1, k->levels);
-    case SQ_QM_PACT_A: return sq_qm_pact_a_fwd(x, k->p0, k->levels);
-    case SQ_QM_LSQ: return sq_qm_lsq_fwd(x, k->p0, k->qn, k->qp);
-    case SQ_QM_DOREFA_W: return sq_qm_dorefa_w_fwd(x, k->maxabs, k->levels);
-    case SQ_QM_DOREFA_A: return sq_qm_dorefa_a_fwd(x, k->levels);
+    case SQ_QM_EWGS_W: return sq_qm_ewgs_w_fwd_r(x, k->p0, k->p1, k->rdiv, k->steps, k->rsteps);
+    case SQ_QM_EWGS_A: return sq_qm_ewgs_a_fwd_r(x, k->p0, k->p1, k->rdiv, k->steps, k->rsteps);
+    case SQ_QM_PACT_A: return sq_qm_pact_a_fwd_r(x, k->p0, k->rdiv, k->steps, k->rsteps);
+    case SQ_QM_LSQ: return sq_qm_lsq_fwd_r(x, k->p0, k->rdiv, k->qn, k->qp);
+    case SQ_QM_DOREFA_W: return sq_qm_dorefa_w_fwd_r(x, k->maxabs, k->rdiv, k->steps, k->rsteps);
+    case SQ_QM_DOREFA_A: return sq_qm_dorefa_a_fwd_r(x, k->steps, k->rsteps);
     default: return x;
     }
 }
@@ -270,15 +409,22 @@ static inline SQ_HD float sq_qm_fwd(const sq_qm_ctx *k, float x)
 static inline SQ_HD sq_qm_grad sq_qm_bwd(const sq_qm_ctx *k, float x, float gy)
 {
     switch (k->op) {
-    case SQ_QM_EWGS_W: return sq_qm_ewgs_w_bwd(x, k->p0, k->p1, k->levels, k->delta, gy);
-    case SQ_QM_EWGS_A: return sq_qm_ewgs_a_bwd(x, k->p0, k->p1, k->levels, k->delta, gy);
-    case SQ_QM_PACT_A: return sq_qm_pact_a_bwd(x, k->p0, k->levels, k->delta, gy);
-    case SQ_QM_LSQ: return sq_qm_lsq_bwd(x, k->p0, k->qn, k->qp, k->delta, k->gscale, gy);
+    case SQ_QM_EWGS_W:
+        return sq_qm_ewgs_bwd_gq_r(x, k->p0, k->p1, k->rdiv, k->steps, k->rsteps, k->delta,
+                                   2.0f * gy);
+    case SQ_QM_EWGS_A:
+        return sq_qm_ewgs_bwd_gq_r(x, k->p0, k->p1, k->rdiv, k->steps, k->rsteps, k->delta, gy);
+    case SQ_QM_PACT_A:
+        return sq_qm_pact_a_bwd_r(x, k->p0, k->rdiv, k->steps, k->rsteps, k->delta, gy);
+    case SQ_QM_LSQ:
+        return sq_qm_lsq_bwd_r(x, k->p0, k->rdiv, k->qn, k->qp, k->rk, k->delta, k->gscale, gy);
     case SQ_QM_DOREFA_W:
-        return sq_qm_grad_make(sq_qm_dorefa_w_bwd(x, k->maxabs, k->levels, k->delta, gy), 0.0f,
-                               0.0f);
+        return sq_qm_grad_make(
+            sq_qm_dorefa_w_bwd_r(x, k->maxabs, k->rdiv, k->steps, k->rsteps, k->delta, gy), 0.0f,
+            0.0f);
     case SQ_QM_DOREFA_A:
-        return sq_qm_grad_make(sq_qm_dorefa_a_bwd(x, k->levels, k->delta, gy), 0.0f, 0.0f);
+        return sq_qm_grad_make(sq_qm_dorefa_a_bwd_r(x, k->steps, k->rsteps, k->delta, gy), 0.0f,
+                               0.0f);
     default: return sq_qm_grad_make(gy, 0.0f, 0.0f);
     }
 }

@@ -38,8 +38,10 @@ extern "C" void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, cons
     if (!p) return;
     const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t h = sq_cuda_cudnn();
-    CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd, p->fwd_algo,
-                                        pick_ws(p, ws), p->ws_bytes, &zero, p->yd, y));
+    SQ_HPROF(SQ_HPROF_FWD,
+             CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd,
+                                                 p->fwd_algo, pick_ws(p, ws), p->ws_bytes, &zero,
+                                                 p->yd, y)));
     if (b) CUDNN_CHECK(cudnnAddTensor(h, &one, p->bd, b, &one, p->yd, y));
 }
 
@@ -52,13 +54,15 @@ extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, cons
     cudnnHandle_t h = sq_cuda_cudnn();
     void *wsp = pick_ws(p, ws);
     if (gx)
-        CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p->wd, w, p->yd, gy, p->cd_bwd_data,
-                                                 p->bwd_data_algo, wsp, p->ws_bytes, &one, p->xd,
-                                                 gx));
+        SQ_HPROF(SQ_HPROF_BWD_DATA,
+                 CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p->wd, w, p->yd, gy,
+                                                          p->cd_bwd_data, p->bwd_data_algo, wsp,
+                                                          p->ws_bytes, &one, p->xd, gx)));
     if (gw)
-        CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p->xd, x, p->yd, gy, p->cd_bwd_filter,
-                                                   p->bwd_filter_algo, wsp, p->ws_bytes, &one,
-                                                   p->wd, gw));
+        SQ_HPROF(SQ_HPROF_BWD_FILTER,
+                 CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p->xd, x, p->yd, gy,
+                                                            p->cd_bwd_filter, p->bwd_filter_algo,
+                                                            wsp, p->ws_bytes, &one, p->wd, gw)));
     if (gb) {
         conv_bias_grad_kernel<<<cs->k, SQ_CUDA_BLOCK>>>(cs->n, cs->k, cs->oh * cs->ow, gy, gb);
         SQ_CUDA_LAUNCHED();

@@ -146,9 +146,12 @@ void sq_cuda_conv16_fwd(sq_dtype16 dt, const sq_conv_shape *cs, const void *x, c
     cudnnHandle_t h = sq_cuda_cudnn();
     void *wsp = p->ws_bytes ? ws : NULL;
     if (act == SQ_ACT_RELU && b16 && p->fused != 0) {
-        cudnnStatus_t s = cudnnConvolutionBiasActivationForward(
-            h, &one, p->xd, x, p->wd, w, p->cd, p->algo, wsp, p->ws_bytes, &zero, p->yd, y, p->bd,
-            b16, p->relu, p->yd, y);
+        cudnnStatus_t s;
+        SQ_HPROF(SQ_HPROF_CONV16,
+                 s = cudnnConvolutionBiasActivationForward(h, &one, p->xd, x, p->wd, w, p->cd,
+                                                           p->algo, wsp, p->ws_bytes, &zero,
+                                                           p->yd, y, p->bd, b16, p->relu, p->yd,
+                                                           y));
         if (s == CUDNN_STATUS_SUCCESS) {
             p->fused = 1;
             return;
@@ -161,7 +164,8 @@ void sq_cuda_conv16_fwd(sq_dtype16 dt, const sq_conv_shape *cs, const void *x, c
         }
         p->fused = 0; /* refused for this configuration: unfused from now on */
     }
-    CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd, p->algo, wsp,
-                                        p->ws_bytes, &zero, p->yd, y));
+    SQ_HPROF(SQ_HPROF_CONV16,
+             CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd, p->algo, wsp,
+                                                 p->ws_bytes, &zero, p->yd, y)));
     sq_cuda_bias_act16(dt, cs->n, cs->k, cs->oh * cs->ow, b32, act, y);
 }

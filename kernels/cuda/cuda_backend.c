@@ -48,6 +48,42 @@ void sq_cuda_bug(const char *msg, const char *file, int line)
     abort();
 }
 
+/* ---- SQAKD_HOST_PROFILE=1: host wall time spent inside the cuDNN convolution calls ----
+   (the calls are asynchronous: this is the CPU cost of issuing them, which bounds a step's speed
+   when the GPU finishes its work faster than the host can queue it). Printed to stderr at exit. */
+
+static int g_hprof = -1;
+static double g_hprof_s[SQ_HPROF_COUNT];
+static long g_hprof_n[SQ_HPROF_COUNT];
+
+static void hprof_print(void)
+{
+    static const char *names[SQ_HPROF_COUNT] = {"cudnnConvolutionForward",
+                                                "cudnnConvolutionBackwardData",
+                                                "cudnnConvolutionBackwardFilter",
+                                                "cudnn 16-bit teacher convolution"};
+    for (int i = 0; i < SQ_HPROF_COUNT; i++)
+        if (g_hprof_n[i])
+            fprintf(stderr, "host profile: %-34s %8ld calls %10.2f ms host time %7.2f us/call\n",
+                    names[i], g_hprof_n[i], 1e3 * g_hprof_s[i], 1e6 * g_hprof_s[i] / g_hprof_n[i]);
+}
+
+int sq_cuda_hprof_on(void)
+{
+    if (g_hprof < 0) {
+        const char *e = getenv("SQAKD_HOST_PROFILE");
+        g_hprof = e && e[0] == '1';
+        if (g_hprof) atexit(hprof_print);
+    }
+    return g_hprof;
+}
+
+void sq_cuda_hprof_add(int what, double t0)
+{
+    g_hprof_s[what] += sq_now() - t0;
+    g_hprof_n[what]++;
+}
+
 /* ---- context ---- */
 
 static int g_sm_count = 1;

@@ -118,6 +118,21 @@ void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float
                          uint8_t *mask);
 void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
 
+/* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls */
+enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_COUNT };
+int sq_cuda_hprof_on(void);
+void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */
+#define SQ_HPROF(what, stmt)                                                                     \
+    do {                                                                                         \
+        if (sq_cuda_hprof_on()) {                                                                \
+            double sq_hp_t0_ = sq_now();                                                         \
+            stmt;                                                                                \
+            sq_cuda_hprof_add(what, sq_hp_t0_);                                                  \
+        } else {                                                                                 \
+            stmt;                                                                                \
+        }                                                                                        \
+    } while (0)
+
 /* ---- loss.cu ---- */
 void sq_cuda_softmax_ce(int n, int k, const float *logits, const int32_t *labels, float scale,
                         float *loss, float *glogits);

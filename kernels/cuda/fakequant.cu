@@ -13,8 +13,10 @@
      gradients in the same pass: per-thread double sums, block tree, then the last block to
      finish adds the block partials in block order and does gqp += total (no float atomics;
      bit-identical run to run; the grid depends on n only).
-   Rounding: IEEE division (nvcc's default -prec-div=true) and rintf on both sides make forward
-   levels identical to the CPU's except DoReFa weights (device tanhf may differ from glibc's by an ulp, which can move an
+   Rounding: correctly rounded division on both sides (the CPU's IEEE division; on the device
+   sq_qm_div, a multiplication by the per-thread reciprocal of the tensor's divisor and one FMA
+   correction, which gives the same quotient) and rintf make forward levels identical to the
+   CPU's except DoReFa weights (device tanhf may differ from glibc's by an ulp, which can move an
    element sitting exactly on a rounding boundary by one level); nvcc's FMA contraction changes
    the backward's last bits. */
 #include "cuda_common.cuh"
@@ -37,9 +39,8 @@ static __device__ __forceinline__ sq_qm_ctx fq_ctx(const sq_qm_ctx &in, const fl
     sq_qm_ctx k = in;
     k.op = OP;
     int np = sq_qm_nparams(&k);
-    if (np > 0) k.p0 = qp[0];
-    if (np > 1) k.p1 = qp[1];
-    if (sq_qm_needs_maxabs(&k)) k.maxabs = *maxabs;
+    sq_qm_ctx_load(&k, np > 0 ? qp[0] : 0.0f, np > 1 ? qp[1] : 0.0f,
+                   sq_qm_needs_maxabs(&k) ? *maxabs : 0.0f);
     return k;
 }
 
@@ -323,5 +324,17 @@ extern "C" void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, c
     unsigned grid = gs ? sq_grid_reduce(n, 8) : sq_grid_ew(n);
     absscale_bwd_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, s, z, gy, gz, gs, sq_cuda_partials(),
                                                  sq_cuda_counter());
+    SQ_CUDA_LAUNCHED();
+}
+
+static __global__ void div_check_kernel(size_t n, const float *x, const float *d, float *out)
+{
+    SQ_GRID_LOOP(i, n) out[i] = sq_qm_div(x[i], d[i], 1.0f / d[i]);
+}
+
+extern "C" void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out)
+{
+    if (!n) return;
+    div_check_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, x, d, out);
     SQ_CUDA_LAUNCHED();
 }

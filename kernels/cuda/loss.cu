@@ -1,8 +1,8 @@
 /* loss.cu: losses over logits (N, K) and row argmax, same semantics as kernels/cpu/loss.c.
 
    Each loss is ONE launch. KL with K <= 16 classes: kl_tile_kernel (a thread per row, tiles
-   staged through shared memory); 16 < K <= 1024: kl_rows_kernel (a row in registers); beyond,
-   and CE: one warp per row (grid-stride over rows). Pass 1 over the row keeps an
+   staged through shared memory); 16 < K <= 128: kl_rows_kernel (a row in registers); beyond:
+   kl_wide_kernel (a warp per row, three passes). CE: one warp per row, online log-sum-exp. Pass 1 over the row keeps an
    online (max, sum of exp) per lane for every distribution it needs, merged across the warp;
    pass 2 writes the logit gradient (OVERWRITTEN, as the op table requires) and accumulates the
    row's loss term in double. Row terms are summed per block in warp order, then across blocks by
@@ -60,48 +60,19 @@ static __device__ bool loss_reduce(double v, double *partials, unsigned *counter
     return last && threadIdx.x == 0;
 }
 
-static __global__ void kl_kernel(int n, int k, const float *__restrict__ zt,
-                                 const float *__restrict__ zs, float inv_t, float gscale,
-                                 double lscale, float *loss, float *__restrict__ gzs,
-                                 double *partials, unsigned *counter)
-{
-    int lane = threadIdx.x & 31;
-    int warp = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    int nwarps = (gridDim.x * blockDim.x) >> 5;
-    double acc = 0.0;
-    for (int r = warp; r < n; r += nwarps) {
-        const float *a = zt + (size_t)r * k, *b = zs + (size_t)r * k;
-        online_lse ot = {-INFINITY, 0.0f}, os = {-INFINITY, 0.0f};
-        for (int j = lane; j < k; j += 32) {
-            ol_add(ot, a[j] * inv_t);
-            ol_add(os, b[j] * inv_t);
-        }
-        float lt = ol_warp_lse(ot), ls = ol_warp_lse(os);
-        for (int j = lane; j < k; j += 32) {
-            float log_pt = a[j] * inv_t - lt, log_ps = b[j] * inv_t - ls;
-            float pt = expf(log_pt);
-            if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-            if (gzs) gzs[(size_t)r * k + j] = gscale * (expf(log_ps) - pt);
-        }
-    }
-    if (!loss) return;
-    double total;
-    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
-}
-
-/* KL for 16 < K <= 1024 classes (K = 100, 1000), after PyTorch's
+/* KL for 16 < K <= 128 classes (K = 100), after PyTorch's
    persistent softmax: ELEMS = 2^LOG2E >= K; a group of WIDTH = min(ELEMS, 32) lanes owns a row
    and keeps it in registers (ITERS = ELEMS / WIDTH values of each distribution per lane), so the
    row is read from memory once; a warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH
    consecutive rows per trip (load bi of the warp covers rows bi * 32 / WIDTH + group, adjacent
    in memory), every load of the trip issued before any arithmetic. Per row: max, then sum of exp
    (group shuffles of WIDTH lanes), then the loss term and gradient, with the same per-element
-   formulas as kl_kernel. The trip count is uniform across a warp (rows past n are masked), so
+   formulas as the other KL kernels. The trip count is uniform across a warp (rows past n are masked), so
    every shuffle has all 32 lanes. Measured on an H200 (docs/gpu-validation.md): the warp-per-row
    online kernel reached 3 % of peak bandwidth at K = 10 (22 lanes idle, a 5-round shuffle merge
    with exps per 10 elements) and 22 % at K = 1000 (one dependent exp chain per lane). */
 template <int LOG2E>
-static __global__ void kl_rows_kernel(int n, int k, const float *__restrict__ zt,
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_rows_kernel(int n, int k, const float *__restrict__ zt,
                                       const float *__restrict__ zs, float inv_t, float gscale,
                                       double lscale, float *loss, float *__restrict__ gzs,
                                       double *partials, unsigned *counter)
@@ -237,17 +208,102 @@ static unsigned loss_grid(int n)
     return g ? g : 1u;
 }
 
+/* KL for K > 128 classes (K = 1000: ImageNet-sized heads): a warp per row in three passes over
+   the row (max; sum of exp; loss term and gradient), each lane taking KLW_UNROLL elements
+   j, j + 32, ... per trip with every load of the trip issued first. The first pass reads memory;
+   the row (8 KiB at K = 1000 for both inputs) is then re-read from L1/L2. Few registers, so the
+   SM is full of warps. Same per-element formulas as the other KL kernels. Measured on an H200: keeping
+   such a row in registers (kl_rows_kernel at ELEMS = 1024, 136 registers, one block per SM) ran
+   at 16 % of peak, the online one-pass warp kernel at 22 %. */
+#define KLW_UNROLL 4
+
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
+    int n, int k, const float *__restrict__ zt, const float *__restrict__ zs, float inv_t,
+    float gscale, double lscale, float *loss, float *__restrict__ gzs, double *partials,
+    unsigned *counter)
+{
+    const int lane = threadIdx.x & 31;
+    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
+    double acc = 0.0;
+    for (long r = warp; r < n; r += nwarps) {
+        const float *a = zt + r * k, *b = zs + r * k;
+        float mt = -INFINITY, ms = -INFINITY;
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                const int j = j0 + 32 * u;
+                va[u] = j < k ? __ldg(a + j) * inv_t : -INFINITY;
+                vb[u] = j < k ? __ldg(b + j) * inv_t : -INFINITY;
+            }
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                mt = va[u] > mt ? va[u] : mt;
+                ms = vb[u] > ms ? vb[u] : ms;
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float m2 = __shfl_xor_sync(0xffffffffu, mt, o), s2 = __shfl_xor_sync(0xffffffffu, ms, o);
+            mt = m2 > mt ? m2 : mt;
+            ms = s2 > ms ? s2 : ms;
+        }
+        float st = 0.0f, ss = 0.0f;
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                const int j = j0 + 32 * u;
+                va[u] = j < k ? __ldg(a + j) * inv_t : -INFINITY;
+                vb[u] = j < k ? __ldg(b + j) * inv_t : -INFINITY;
+            }
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                if (mt != -INFINITY && va[u] != -INFINITY) st += expf(va[u] - mt);
+                if (ms != -INFINITY && vb[u] != -INFINITY) ss += expf(vb[u] - ms);
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            st += __shfl_xor_sync(0xffffffffu, st, o);
+            ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        }
+        const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
+        const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                const int j = j0 + 32 * u;
+                va[u] = j < k ? __ldg(a + j) * inv_t : 0.0f;
+                vb[u] = j < k ? __ldg(b + j) * inv_t : 0.0f;
+            }
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                const int j = j0 + 32 * u;
+                if (j >= k) break;
+                const float log_pt = va[u] - lt, log_ps = vb[u] - ls;
+                const float pt = expf(log_pt);
+                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
+                if (gzs) __stcs(gzs + r * k + j, gscale * (expf(log_ps) - pt));
+            }
+        }
+    }
+    if (!loss) return;
+    double total;
+    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+}
+
 /* KL for K <= 16 classes (K = 10: CIFAR-10, MNIST): a block takes tiles of KL_TILE_ROWS rows.
    The tile's K x rows floats of each input are contiguous in memory: the block loads them with
    coalesced loads into shared memory (row stride K | 1 words: odd, so the per-row reads below
    are free of bank conflicts), one thread then does one whole row (max, sum of exp, loss term,
    gradient; no shuffles), writes the gradient row over its student row in shared memory, and the
    block stores the tile's gradient with coalesced stores. Same per-element formulas as
-   kl_kernel. Partial tiles at the end are masked; the grid depends on n only. */
+   the other KL kernels. Partial tiles at the end are masked; the grid depends on n only. */
 #define KL_TILE_ROWS SQ_CUDA_BLOCK
 
 template <int K>
-static __global__ void kl_tile_kernel(int n, const float *__restrict__ zt,
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_tile_kernel(int n, const float *__restrict__ zt,
                                       const float *__restrict__ zs, float inv_t, float gscale,
                                       double lscale, float *loss, float *__restrict__ gzs,
                                       double *partials, unsigned *counter)
@@ -369,12 +425,9 @@ extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *z
     case 5: kl_rows_launch<5>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
     case 6: kl_rows_launch<6>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
     case 7: kl_rows_launch<7>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 8: kl_rows_launch<8>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 9: kl_rows_launch<9>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 10: kl_rows_launch<10>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    default: /* K > 1024: a warp per row, online log-sum-exp */
-        kl_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs,
-                                                   sq_cuda_partials(), sq_cuda_counter());
+    default: /* K > 128: a warp per row, three passes */
+        kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, inv_t, gscale, lscale, loss,
+                                                        gzs, sq_cuda_partials(), sq_cuda_counter());
     }
     SQ_CUDA_LAUNCHED();
 }

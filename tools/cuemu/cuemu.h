@@ -28,6 +28,7 @@
 #define __host__
 #define __shared__ static
 #define __forceinline__ inline __attribute__((always_inline))
+#define __launch_bounds__(...)
 #define __CUEMU__ 1
 
 extern "C" {
@@ -84,6 +85,10 @@ template <typename T> static inline T __shfl_sync(unsigned mask, T v, int src_la
     return v;
 }
 
+/* round-to-nearest arithmetic intrinsics (never contracted into FMAs: -std=c++17 builds with
+   -ffp-contract=off) */
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 template <typename T> static inline T __ldg(const T *p) { return *p; }
 template <typename T> static inline T __ldcg(const T *p) { return *p; }
 template <typename T> static inline T __ldcs(const T *p) { return *p; }
