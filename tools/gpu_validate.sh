@@ -15,7 +15,7 @@ set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
 DEADLINE=${DEADLINE:-450}
-SECTIONS=${SECTIONS:-tests,kernels,step,ratio,torch,e2e,oom,weight,ncu,sanitizer}
+SECTIONS=${SECTIONS:-tests,kernels,ab,step,ratio,torch,e2e,oom,weight,ncu,sanitizer}
 on() { case ",$SECTIONS," in *",$1,"*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
@@ -88,6 +88,12 @@ if on kernels; then
     step "bench kernels act ${KSIZES:=1M,16M,64M,256M}" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes $KSIZES --min-time 0.1
     [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
+fi
+# A/B: the same kernels built with -DSQ_QM_IEEE_DIV (per-element IEEE division), if carried
+if on ab && [ -x "${BIN_AB:-build/gpu-ieee}/sqakd" ]; then
+    AL="$OUT/ab.log"
+    step "bench kernels act 16M,256M, -DSQ_QM_IEEE_DIV build" 60 "$AL" "${BIN_AB:-build/gpu-ieee}/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1
+    kernel_summary "$AL" | grep fakequant | sed 's/^/  [ieee div] /' | tee -a "$S"
 fi
 
 # ---- 3. SQAKD step, ours then PyTorch on the same GPU

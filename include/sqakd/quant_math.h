@@ -57,7 +57,8 @@ static inline SQ_HD sq_qm_grad sq_qm_grad_make(float gx, float gp0, float gp1)
    gives x r (= +-0, IEEE's sign), and anything else (inf, NaN, extreme exponents) divides. */
 static inline SQ_HD float sq_qm_div(float x, float d, float r)
 {
-#if defined(__CUDA_ARCH__) || defined(__CUEMU__) /* device code, or cuemu's emulation of it */
+/* device code or cuemu's emulation of it; -DSQ_QM_IEEE_DIV keeps the plain division (A/B builds) */
+#if (defined(__CUDA_ARCH__) || defined(__CUEMU__)) && !defined(SQ_QM_IEEE_DIV)
     const float q0 = __fmul_rn(x, r);
     const float q = __fmaf_rn(r, __fmaf_rn(-d, q0, x), q0);
     /* |r| and |q0| in [2^-100, 2^100] by their bits (NaN, inf and 0 fail); r's test is the
