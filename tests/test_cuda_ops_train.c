@@ -233,8 +233,10 @@ Test(cuda, division_by_reciprocal_is_ieee_division)
             fprintf(stderr, "x %a / d %a: device %a, IEEE %a\n", x[i], d[i], q[i], want);
     }
     cr_assert_eq(bad, 0, "%zu of %zu quotients differ from IEEE division", bad, n);
-    free(x); free(d); free(q);
-    g->free((char *)dx - SQT_GUARD); g->free((char *)dd - SQT_GUARD); g->free((char *)dq - SQT_GUARD);
+    free(x); free(d); free(q); /* sqt_fetch freed dq */
+    g->free((char *)dx - SQT_GUARD); g->free((char *)dd - SQT_GUARD);
+    g->sync();
+    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "%s", sq_last_error());
 }
 
 Test(cuda, fakequant_ewgs_matches_cpu)
