@@ -7,10 +7,10 @@
 #   BIN=build/gpu tools/gpu_validate.sh          # binaries built by:
 #   make BUILD=build/gpu CI=1 build/gpu/sqakd build/gpu/sqakd_cuda_tests
 #
-# Where the device machine lacks the Debian libraries the binaries link (Criterion, OpenBLAS, ...),
-# put them in .gpu/libs.tar.xz (folders main/ and extra/; extra/ only where the system has none);
-# .gpu/ also holds the end-to-end inputs: teacher.safetensors (smallcnn, Fashion-MNIST) and the
-# Fashion-MNIST t10k IDX files.
+# tools/gpu_pack.sh builds the binaries and fills .gpu/: libs.tar.xz, the Debian libraries they
+# link that the GPU machine lacks (Criterion, OpenBLAS, ...; main/ first on LD_LIBRARY_PATH,
+# extra/ only where the system has none), and the end-to-end inputs teacher.safetensors
+# (smallcnn, Fashion-MNIST) and the Fashion-MNIST t10k IDX files. It prints the carry list.
 set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
