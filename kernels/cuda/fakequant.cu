@@ -52,6 +52,18 @@ static __device__ __forceinline__ sq_qm_ctx fq_ctx(const sq_qm_ctx &in, const fl
    whose two IEEE divisions per element sit between load and store, at 45 % of peak. */
 #define FQ_UNROLL 4
 
+/* the float4 slots i, i + stride, ... of one trip that lie below n4; STREAM: evict-first loads
+   (data read once), else cached ones (max|tanh| of DoReFa weights: the quantizing pass re-reads
+   them, from L2 when the tensor fits) */
+template <bool STREAM>
+static __device__ __forceinline__ void fq_load_trip(const float4 *p, size_t i, size_t stride,
+                                                    size_t n4, float4 (&v)[FQ_UNROLL])
+{
+#pragma unroll
+    for (int u = 0; u < FQ_UNROLL; u++)
+        if (i + u * stride < n4) v[u] = STREAM ? __ldcs(p + i + u * stride) : __ldg(p + i + u * stride);
+}
+
 template <int OP>
 static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, const float *qp,
                                      const float *maxabs, float *y, bool vec)
@@ -66,9 +78,7 @@ static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, co
         float4 *y4 = (float4 *)y;
         for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
             float4 v[FQ_UNROLL];
-#pragma unroll
-            for (int u = 0; u < FQ_UNROLL; u++)
-                if (i + u * stride < n4) v[u] = __ldcs(x4 + i + u * stride);
+            fq_load_trip<true>(x4, i, stride, n4, v);
 #pragma unroll
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;
@@ -104,9 +114,7 @@ static __global__ void fq_maxabs_kernel(size_t n, const float *__restrict__ x, f
         const float4 *x4 = (const float4 *)x;
         for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
             float4 v[FQ_UNROLL];
-#pragma unroll
-            for (int u = 0; u < FQ_UNROLL; u++)
-                if (i + u * stride < n4) v[u] = __ldg(x4 + i + u * stride);
+            fq_load_trip<false>(x4, i, stride, n4, v);
 #pragma unroll
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;

@@ -217,6 +217,19 @@ static unsigned loss_grid(int n)
    at 16 % of peak, the online one-pass warp kernel at 22 %. */
 #define KLW_UNROLL 4
 
+/* the KLW_UNROLL elements j0, j0 + 32, ... of both rows, scaled by 1/T; `fill` past the end */
+static __device__ __forceinline__ void klw_load(const float *a, const float *b, int j0, int k,
+                                                float inv_t, float fill, float (&va)[KLW_UNROLL],
+                                                float (&vb)[KLW_UNROLL])
+{
+#pragma unroll
+    for (int u = 0; u < KLW_UNROLL; u++) {
+        const int j = j0 + 32 * u;
+        va[u] = j < k ? __ldg(a + j) * inv_t : fill;
+        vb[u] = j < k ? __ldg(b + j) * inv_t : fill;
+    }
+}
+
 static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
     int n, int k, const float *__restrict__ zt, const float *__restrict__ zs, float inv_t,
     float gscale, double lscale, float *loss, float *__restrict__ gzs, double *partials,
@@ -231,12 +244,7 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
         float mt = -INFINITY, ms = -INFINITY;
         for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
             float va[KLW_UNROLL], vb[KLW_UNROLL];
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                const int j = j0 + 32 * u;
-                va[u] = j < k ? __ldg(a + j) * inv_t : -INFINITY;
-                vb[u] = j < k ? __ldg(b + j) * inv_t : -INFINITY;
-            }
+            klw_load(a, b, j0, k, inv_t, -INFINITY, va, vb);
 #pragma unroll
             for (int u = 0; u < KLW_UNROLL; u++) {
                 mt = va[u] > mt ? va[u] : mt;
@@ -251,12 +259,7 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
         float st = 0.0f, ss = 0.0f;
         for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
             float va[KLW_UNROLL], vb[KLW_UNROLL];
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                const int j = j0 + 32 * u;
-                va[u] = j < k ? __ldg(a + j) * inv_t : -INFINITY;
-                vb[u] = j < k ? __ldg(b + j) * inv_t : -INFINITY;
-            }
+            klw_load(a, b, j0, k, inv_t, -INFINITY, va, vb);
 #pragma unroll
             for (int u = 0; u < KLW_UNROLL; u++) {
                 if (mt != -INFINITY && va[u] != -INFINITY) st += expf(va[u] - mt);
@@ -271,12 +274,7 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
         const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
         for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
             float va[KLW_UNROLL], vb[KLW_UNROLL];
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                const int j = j0 + 32 * u;
-                va[u] = j < k ? __ldg(a + j) * inv_t : 0.0f;
-                vb[u] = j < k ? __ldg(b + j) * inv_t : 0.0f;
-            }
+            klw_load(a, b, j0, k, inv_t, 0.0f, va, vb);
 #pragma unroll
             for (int u = 0; u < KLW_UNROLL; u++) {
                 const int j = j0 + 32 * u;
