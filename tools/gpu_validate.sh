@@ -15,7 +15,7 @@ set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
 DEADLINE=${DEADLINE:-450}
-SECTIONS=${SECTIONS:-tests,kernels,ab,step,ratio,torch,e2e,oom,weight,ncu,sanitizer}
+SECTIONS=${SECTIONS:-tests,kernels,ab,step,ratio,torch,e2e,oom,weight,ncu,ncukernels,sanitizer}
 on() { case ",$SECTIONS," in *",$1,"*) return 0 ;; esac; return 1; }
 mkdir -p "$OUT"
 S="$OUT/summary.txt"
@@ -184,6 +184,21 @@ if on ncu && [ -n "${NCU:-}" ]; then
             "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
         python3 tools/ncu_summary.py "$OUT/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
     done
+fi
+
+# ---- 7b. why a kernel misses the bandwidth goal: Nsight Compute sections (speed of light,
+#          occupancy, warp stall reasons, memory workload) of the KL kernels (K = 10, 100, 1000)
+#          and of the PACT fake-quant forward / backward, at 16M elements
+if on ncukernels && [ -n "${NCU:-}" ]; then
+    step "ncu sections: KL kernels at 16M" 120 "$OUT/ncu_kernels.txt" "$NCU" --clock-control none \
+        --kernel-name regex:'kl_(tile|rows|wide)_kernel' --launch-count 6 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis \
+        "$BIN/sqakd" bench kernels --device cuda --sizes 16M --bits 4 --min-time 0
+    step "ncu sections: pact fake-quant at 16M" 120 "$OUT/ncu_kernels.txt" "$NCU" --clock-control none \
+        --kernel-name regex:'fq_(fwd|bwd)_kernel' --launch-skip 4 --launch-count 4 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        "$BIN/sqakd" bench kernels --device cuda --sizes 16M --bits 4 --min-time 0
+    grep -E "^  [a-z_]+.*kernel|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall" "$OUT/ncu_kernels.txt" | head -n 60 | tee -a "$S"
 fi
 
 # ---- 8. compute-sanitizer (last: slowest)
