@@ -80,6 +80,16 @@ Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
         sqt_expect_close("ce grad", rgce, gce, m, 1e-6, 1e-4, seed);
         for (int i = 0; i < n; i++)
             cr_expect_eq(ram[i], am[i], "argmax[%d]: got %d want %d", i, ram[i], am[i]);
+        /* SQAKD_KL_FAST=1 (the experimental K <= 16 kernel, 2 exps per element): same bounds */
+        setenv("SQAKD_KL_FAST", "1", 1);
+        float *dl2 = sqt_dput(g, NULL, 4), *dg2 = sqt_dput(g, NULL, m * 4);
+        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl2, dg2);
+        unsetenv("SQAKD_KL_FAST");
+        sqt_gpu_ok(g);
+        float *rl2 = sqt_fetch(g, dl2, 1, "kl loss, fast"), *rg2 = sqt_fetch(g, dg2, m, "kl grad, fast");
+        sqt_expect_close("kl loss, SQAKD_KL_FAST", rl2, &lkl, 1, 1e-6, 1e-5, seed);
+        sqt_expect_close("kl grad, SQAKD_KL_FAST", rg2, gkl, m, 1e-6, 1e-4, seed);
+        free(rl2); free(rg2);
         g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
         g->free((char *)dlab - SQT_GUARD);
         free(zt); free(zs); free(lab); free(gkl); free(gce); free(am); free(ram);

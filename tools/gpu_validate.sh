@@ -89,6 +89,12 @@ if on kernels; then
     [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
 fi
+# A/B: SQAKD_KL_FAST=1, the experimental K <= 16 KL kernel (2 exps per element instead of 4)
+if on ab; then
+    AL="$OUT/ab.log"
+    SQAKD_KL_FAST=1 step "bench kernels 16M,256M with SQAKD_KL_FAST=1" 60 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+    grep -E '^kl_fwd_bwd +K=10 ' "$AL" | tail -n 2 | sed 's/^/  [KL_FAST] /' | tee -a "$S"
+fi
 # A/B: the same kernels built with -DSQ_QM_IEEE_DIV (per-element IEEE division), if carried
 if on ab && [ -x "${BIN_AB:-build/gpu-ieee}/sqakd" ]; then
     AL="$OUT/ab.log"

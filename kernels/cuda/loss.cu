@@ -16,6 +16,7 @@
    gradient (the mean still divides by N); glogits = scale (softmax - onehot) / N; the loss is not
    multiplied by scale. */
 #include <limits.h>
+#include <stdlib.h>
 #include "cuda_common.cuh"
 
 #define LOSS_WARPS (SQ_CUDA_BLOCK / 32)
@@ -300,8 +301,8 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
    the other KL kernels. Partial tiles at the end are masked; the grid depends on n only. */
 #define KL_TILE_ROWS SQ_CUDA_BLOCK
 
-template <int K>
-static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_tile_kernel(int n, const float *__restrict__ zt,
+template <int K, bool FAST>
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, FAST ? 3 : 4) kl_tile_kernel(int n, const float *__restrict__ zt,
                                       const float *__restrict__ zs, float inv_t, float gscale,
                                       double lscale, float *loss, float *__restrict__ gzs,
                                       double *partials, unsigned *counter)
@@ -334,19 +335,42 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_tile_kernel(int n,
                 ms = rb[j] > ms ? rb[j] : ms;
             }
             float st = 0.0f, ss = 0.0f;
+            if constexpr (FAST) {
+                /* P = exp(v - m) / sum, reusing the sum pass's exps: 2 exps per element instead
+                   of 4; P differs from exp(v - lse) in the last bits */
+                float et[K], es[K];
 #pragma unroll
-            for (int j = 0; j < K; j++) {
-                if (mt != -INFINITY && ra[j] != -INFINITY) st += expf(ra[j] - mt);
-                if (ms != -INFINITY && rb[j] != -INFINITY) ss += expf(rb[j] - ms);
-            }
-            const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
-            const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+                for (int j = 0; j < K; j++) {
+                    et[j] = mt != -INFINITY && ra[j] != -INFINITY ? expf(ra[j] - mt) : 0.0f;
+                    es[j] = ms != -INFINITY && rb[j] != -INFINITY ? expf(rb[j] - ms) : 0.0f;
+                    st += et[j];
+                    ss += es[j];
+                }
+                const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
+                const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+                const float rst = 1.0f / st, rss = 1.0f / ss;
 #pragma unroll
-            for (int j = 0; j < K; j++) {
-                const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
-                const float pt = expf(log_pt);
-                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-                rb[j] = gscale * (expf(log_ps) - pt);
+                for (int j = 0; j < K; j++) {
+                    const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
+                    const float pt = et[j] * rst;
+                    if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
+                    rb[j] = gscale * (es[j] * rss - pt);
+                }
+            } else {
+#pragma unroll
+                for (int j = 0; j < K; j++) {
+                    if (mt != -INFINITY && ra[j] != -INFINITY) st += expf(ra[j] - mt);
+                    if (ms != -INFINITY && rb[j] != -INFINITY) ss += expf(rb[j] - ms);
+                }
+                const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
+                const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
+#pragma unroll
+                for (int j = 0; j < K; j++) {
+                    const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
+                    const float pt = expf(log_pt);
+                    if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
+                    rb[j] = gscale * (expf(log_ps) - pt);
+                }
             }
         }
         if (!gzs) continue;
@@ -365,13 +389,17 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_tile_kernel(int n,
 
 template <int K>
 static void kl_tile_launch(int n, const float *zt, const float *zs, float inv_t, float gscale,
-                           double lscale, float *loss, float *gzs)
+                           double lscale, float *loss, float *gzs, bool fast)
 {
     long g = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
-    kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss, gzs,
-                                               sq_cuda_partials(), sq_cuda_counter());
+    if (fast)
+        kl_tile_kernel<K, true><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss,
+                                                         gzs, sq_cuda_partials(), sq_cuda_counter());
+    else
+        kl_tile_kernel<K, false><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss,
+                                                          gzs, sq_cuda_partials(), sq_cuda_counter());
 }
 
 template <int LOG2E>
@@ -394,23 +422,28 @@ extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *z
     float gscale = (float)((double)alpha * T / n);
     double lscale = (double)alpha * T * T / n;
     float inv_t = (float)(1.0 / T);
+    /* SQAKD_KL_FAST=1: the K <= 16 kernel takes P from the sum pass's exps (2 exps per element
+       instead of 4). An experiment for the next GPU measurement, not the default: results
+       differ from the default in the last bits. */
+    const char *fe = getenv("SQAKD_KL_FAST");
+    const bool fast = fe && fe[0] == '1';
     switch (k) {
-    case 1: kl_tile_launch<1>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 2: kl_tile_launch<2>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 3: kl_tile_launch<3>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 4: kl_tile_launch<4>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 5: kl_tile_launch<5>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 6: kl_tile_launch<6>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 7: kl_tile_launch<7>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 8: kl_tile_launch<8>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 9: kl_tile_launch<9>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 10: kl_tile_launch<10>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 11: kl_tile_launch<11>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 12: kl_tile_launch<12>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 13: kl_tile_launch<13>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 14: kl_tile_launch<14>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 15: kl_tile_launch<15>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 16: kl_tile_launch<16>(n, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
+    case 1: kl_tile_launch<1>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 2: kl_tile_launch<2>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 3: kl_tile_launch<3>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 4: kl_tile_launch<4>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 5: kl_tile_launch<5>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 6: kl_tile_launch<6>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 7: kl_tile_launch<7>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 8: kl_tile_launch<8>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 9: kl_tile_launch<9>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 10: kl_tile_launch<10>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 11: kl_tile_launch<11>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 12: kl_tile_launch<12>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 13: kl_tile_launch<13>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 14: kl_tile_launch<14>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 15: kl_tile_launch<15>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
+    case 16: kl_tile_launch<16>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
     default: break;
     }
     if (k <= 16) {
