@@ -1,7 +1,8 @@
 #!/bin/bash
 # gpu_validate.sh: every GPU check of docs/gpu-validation.md in one run, for a lent GPU machine
 # whose time is short. Logs go to $OUT (default out/gpu): summary.txt, tests.log, bench.log,
-# kernels.json, e2e.log, sanitizer.log. Steps run in order of importance, each under `timeout`;
+# kernels.json, ab.log, e2e.log, ncu_*.csv, ncu_kernels.txt, sanitizer.log (at most 8 come back
+# from the device tool: pick sections accordingly). Steps run in order of importance, each under `timeout`;
 # a step that would end past DEADLINE seconds (default 450) is skipped and says so.
 #
 #   BIN=build/gpu tools/gpu_validate.sh          # binaries built by:
@@ -11,6 +12,15 @@
 # link that the GPU machine lacks (Criterion, OpenBLAS, ...; main/ first on LD_LIBRARY_PATH,
 # extra/ only where the system has none), and the end-to-end inputs teacher.safetensors
 # (smallcnn, Fashion-MNIST) and the Fashion-MNIST t10k IDX files. It prints the carry list.
+#
+# Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
+#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [12; +12 with build/gpu-ieee carried]
+#   step [~60]  ratio [45]  torch [60]  e2e [5]  oom [1]  weight [13]  ncu [~25]
+#   ncukernels [not run yet]  sanitizer [~60]
+# Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
+# SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
+# REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
+# NCU_LAUNCHES_PER_STEP (400), SAN (tool:filter list), BIN_AB (build/gpu-ieee).
 set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
@@ -76,7 +86,7 @@ TL="$OUT/tests.log"
 if on tests; then
     step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
-    if [ "${FIND_TESTS:-1}" = 1 ]; then
+    if [ "${FIND_TESTS:-0}" = 1 ]; then
         SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     fi
@@ -104,12 +114,12 @@ fi
 
 # ---- 3. SQAKD step, ours then PyTorch on the same GPU
 # cuDNN algorithm choice (kernels/cuda/cudnn.c): ALGO heuristic|find x DETERMINISTIC 1|0
-CONVS=${CONVS:-"heuristic:1 heuristic:0 find:1 find:0"}
+CONVS=${CONVS:-"heuristic:1 find:0"}
 PRECS=${PRECS:-"fp32 fp16 bf16"}
 if on step; then
     for m in resnet20 vgg8; do
         cvs=$CONVS; prs=$PRECS
-        [ $m = vgg8 ] && cvs=${CONVS_VGG8:-$CONVS} && prs=${PRECS_VGG8:-$PRECS}
+        [ $m = vgg8 ] && cvs=${CONVS_VGG8:-$CONVS} && prs=${PRECS_VGG8:-fp32 bf16}
         for cv in $cvs; do
             for p in $prs; do
                 SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "bench step $m b256 teacher $p conv $cv" 40 "$BL" \
