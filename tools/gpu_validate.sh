@@ -1,8 +1,8 @@
 #!/bin/bash
 # gpu_validate.sh: every GPU check of docs/gpu-validation.md in one run, for a lent GPU machine
 # whose time is short. Logs go to $OUT (default out/gpu): summary.txt, tests.log, bench.log,
-# kernels.json, ab.log, e2e.log, ncu_*.csv, ncu_kernels.txt, sanitizer.log (at most 8 come back
-# from the device tool: pick sections accordingly). Steps run in order of importance, each under `timeout`;
+# kernels.json, ab.log, e2e.log, ncu_kernels.txt, sanitizer.log (the device tool returns at most
+# 8 files; the ncu CSVs stay in NCUDIR, default /tmp/ncu, and are summed into summary.txt). Steps run in order of importance, each under `timeout`;
 # a step that would end past DEADLINE seconds (default 450) is skipped and says so.
 #
 #   BIN=build/gpu tools/gpu_validate.sh          # binaries built by:
@@ -189,16 +189,18 @@ on weight && step "bench kernels weight 16M,256M" 40 "$BL" "$BIN/sqakd" bench ke
 
 # ---- 7. where the step's GPU time goes: Nsight Compute kernel durations over 2 steps
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+NCUDIR=${NCUDIR:-/tmp/ncu}   # the CSVs stay on the machine (summed into summary.txt): 8 files come back at most
 if on ncu && [ -n "${NCU:-}" ]; then
+    mkdir -p "$NCUDIR"
     for cv in ${NCU_CONVS:-heuristic:1}; do
         # 3 warm-up + 5 timed steps; skip the set-up and 4 steps, profile the next 2 steps
         # find mode: cudnnFind's trial launches come first, so skip further into a longer run
         per=${NCU_LAUNCHES_PER_STEP:-400} nst=5 skip=5
         case $cv in find*) nst=30 skip=20 ;; esac
-        SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$OUT/ncu_${cv%%:*}${cv#*:}.csv" \
+        SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" \
             "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * skip)) --launch-count $((per * 2)) --csv \
             "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
-        python3 tools/ncu_summary.py "$OUT/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
+        python3 tools/ncu_summary.py "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
     done
 fi
 
