@@ -2,8 +2,9 @@
 # gpu_validate.sh: every GPU check of docs/gpu-validation.md in one run, for a lent GPU machine
 # whose time is short. Logs go to $OUT (default out/gpu): summary.txt, tests.log, bench.log,
 # kernels.json, ab.log, e2e.log, ncu_kernels.txt, sanitizer.log (the device tool returns at most
-# 8 files; the ncu CSVs stay in NCUDIR, default /tmp/ncu, and are summed into summary.txt). Steps run in order of importance, each under `timeout`;
-# a step that would end past DEADLINE seconds (default 450) is skipped and says so.
+# 8 files; the ncu CSVs stay in NCUDIR, default /tmp/ncu, and are summed into summary.txt).
+# Steps run in order of importance, each under `timeout`; a step that would end past DEADLINE
+# seconds (default 450) is skipped and says so.
 #
 #   BIN=build/gpu tools/gpu_validate.sh          # binaries built by:
 #   make BUILD=build/gpu CI=1 build/gpu/sqakd build/gpu/sqakd_cuda_tests
