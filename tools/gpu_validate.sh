@@ -135,7 +135,7 @@ if on step; then
     grep -E '^full-precision ' "$BL" | tail -n 1 >>"$S"
     # host time inside the cuDNN calls (SQAKD_HOST_PROFILE=1; 220 steps: 20 warm-up + 200)
     SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-    grep -E '^(SQAKD |host profile)' "$BL" | tail -n 4 | sed "s/^/  [host profile] /" >>"$S"
+    grep -E '^(SQAKD |host profile)' "$BL" | tail -n 5 | sed "s/^/  [host profile] /" >>"$S"
     # launch-bound or GPU-bound? images/s against batch size
     for b in 64 1024; do
         step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10

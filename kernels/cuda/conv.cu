@@ -42,7 +42,7 @@ extern "C" void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, cons
              CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd,
                                                  p->fwd_algo, pick_ws(p, ws), p->ws_bytes, &zero,
                                                  p->yd, y)));
-    if (b) CUDNN_CHECK(cudnnAddTensor(h, &one, p->bd, b, &one, p->yd, y));
+    if (b) SQ_HPROF(SQ_HPROF_ADD_TENSOR, CUDNN_CHECK(cudnnAddTensor(h, &one, p->bd, b, &one, p->yd, y)));
 }
 
 extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w,

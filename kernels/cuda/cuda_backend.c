@@ -61,7 +61,8 @@ static void hprof_print(void)
     static const char *names[SQ_HPROF_COUNT] = {"cudnnConvolutionForward",
                                                 "cudnnConvolutionBackwardData",
                                                 "cudnnConvolutionBackwardFilter",
-                                                "cudnn 16-bit teacher convolution"};
+                                                "cudnn 16-bit teacher convolution",
+                                                "cudnnAddTensor (conv bias)"};
     for (int i = 0; i < SQ_HPROF_COUNT; i++)
         if (g_hprof_n[i])
             fprintf(stderr, "host profile: %-34s %8ld calls %10.2f ms host time %7.2f us/call\n",

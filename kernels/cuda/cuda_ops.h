@@ -119,7 +119,8 @@ void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float
 void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
 
 /* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls */
-enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_COUNT };
+enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_ADD_TENSOR,
+       SQ_HPROF_COUNT };
 int sq_cuda_hprof_on(void);
 void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */
 #define SQ_HPROF(what, stmt)                                                                     \
