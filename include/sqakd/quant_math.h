@@ -51,10 +51,10 @@ static inline SQ_HD sq_qm_grad sq_qm_grad_make(float gx, float gp0, float gp1)
    full-precision division is a reciprocal approximation, five FMAs, a range check and a branch
    to a slow path, per element, although d is one value per tensor: here q0 = x r and one
    Markstein correction q = q0 + r (x - d q0) (two FMAs) give the same correctly rounded quotient
-   whenever d and q0 lie in [2^-100, 2^100] (checked on 4e8 random pairs and every k/s with
+   whenever r and q0 lie in [2^-100, 2^100] (checked on 4e8 random pairs and every k/s with
    |k| <= 300, s <= 255: no difference; the CUDA test cuda/division_by_reciprocal_is_ieee_division
-   checks it on the device and under cuemu); a zero x
-   gives x r (= +-0, IEEE's sign), and anything else (inf, NaN, extreme exponents) divides. */
+   checks it on the device and under cuemu). A zero x gives x r (+-0 with IEEE's sign); anything
+   else (inf, NaN, extreme exponents) divides. */
 static inline SQ_HD float sq_qm_div(float x, float d, float r)
 {
 /* device code or cuemu's emulation of it; -DSQ_QM_IEEE_DIV keeps the plain division (A/B builds) */
