@@ -1,7 +1,8 @@
 /* cudnn_emu.c: the part of cuDNN 9's legacy API that the CUDA backend uses, emulated on the CPU
    for cuemu (tools/cuemu/README.md): handles, 4-d tensor / filter / convolution / activation
-   descriptors, the v7 algorithm heuristics and workspace queries, convolution forward, backward
-   data, backward filter, the fused convolution + bias + activation forward and cudnnAddTensor.
+   descriptors, convolution forward, backward data, backward filter, the fused convolution + bias
+   + activation forward and cudnnAddTensor. The algorithm heuristics, cudnnFind and the workspace
+   queries are in cudnn_emu_algo.c; what both files share is in cudnn_emu_int.h.
 
    Device memory is host memory, so every device pointer a compute call receives is checked with
    cuemu_dev_range_ok against the bytes its descriptor implies (a failure is fatal: on a GPU it
@@ -28,42 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cudnn.h>
-#include "cuemu_rt.h"
-
-struct cudnnContext {
-    cudaStream_t stream;
-};
-
-struct cudnnTensorStruct {
-    int set;
-    cudnnTensorFormat_t fmt;
-    cudnnDataType_t dt;
-    int n, c, h, w;
-};
-
-struct cudnnFilterStruct {
-    int set;
-    cudnnTensorFormat_t fmt;
-    cudnnDataType_t dt;
-    int k, c, h, w;
-};
-
-struct cudnnConvolutionStruct {
-    int set;
-    int pad_h, pad_w, u, v, dil_h, dil_w;
-    cudnnConvolutionMode_t mode;
-    cudnnDataType_t compute;
-    int groups;
-    cudnnMathType_t math;
-};
-
-struct cudnnActivationStruct {
-    int set;
-    cudnnActivationMode_t mode;
-    cudnnNanPropagation_t nan_opt;
-    double coef;
-};
+#include "cudnn_emu_int.h"
 
 /* ---- status strings ---- */
 
@@ -188,16 +154,6 @@ static uint16_t float_to_bf16(float f)
 
 /* ---- helpers ---- */
 
-static size_t dt_size(cudnnDataType_t dt)
-{
-    switch (dt) {
-    case CUDNN_DATA_FLOAT: return 4;
-    case CUDNN_DATA_HALF: return 2;
-    case CUDNN_DATA_BFLOAT16: return 2;
-    default: return 0;
-    }
-}
-
 static int dt_supported(cudnnDataType_t dt) { return dt_size(dt) != 0; }
 
 static float load_elem(cudnnDataType_t dt, const void *p, size_t i)
@@ -215,24 +171,6 @@ static void store_elem(cudnnDataType_t dt, void *p, size_t i, float v)
         ((uint16_t *)p)[i] = float_to_half(v);
     else
         ((uint16_t *)p)[i] = float_to_bf16(v);
-}
-
-static size_t tensor_count(const struct cudnnTensorStruct *t)
-{
-    return (size_t)t->n * (size_t)t->c * (size_t)t->h * (size_t)t->w;
-}
-
-static size_t filter_count(const struct cudnnFilterStruct *f)
-{
-    return (size_t)f->k * (size_t)f->c * (size_t)f->h * (size_t)f->w;
-}
-
-/* fatal unless [p, p + bytes) is device memory */
-static void need_dev(const char *fn, const char *arg, const void *p, size_t bytes)
-{
-    if (!cuemu_dev_range_ok(p, bytes))
-        cuemu_fatal(fn, "argument %s = %p: its %zu bytes are not inside one device allocation",
-                    arg, p, bytes);
 }
 
 /* the data as fp32: the pointer itself for FLOAT, else a converted copy stored in *owned */
@@ -406,13 +344,6 @@ cudnnStatus_t cudnnSetActivationDescriptor(cudnnActivationDescriptor_t activatio
 
 /* ---- convolution geometry ---- */
 
-typedef struct conv_geom {
-    int n, c, h, w;      /* x */
-    int k, cg, kg, r, s; /* filter: K outputs, cg inputs and kg outputs per group, R x S */
-    int oh, ow;          /* y spatial */
-    int ph, pw, u, v, dh, dw, flip;
-} conv_geom;
-
 static cudnnStatus_t output_dims(const struct cudnnConvolutionStruct *cd,
                                  const struct cudnnTensorStruct *x,
                                  const struct cudnnFilterStruct *w, int out[4])
@@ -446,10 +377,10 @@ cudnnStatus_t cudnnGetConvolution2dForwardOutputDim(const cudnnConvolutionDescri
 }
 
 /* validates x, w, conv and y (y the forward output) for any of the three directions */
-static cudnnStatus_t conv_check(const struct cudnnTensorStruct *x,
-                                const struct cudnnFilterStruct *w,
-                                const struct cudnnConvolutionStruct *cd,
-                                const struct cudnnTensorStruct *y, conv_geom *g)
+cudnnStatus_t cuemu_dnn_conv_check(const struct cudnnTensorStruct *x,
+                                   const struct cudnnFilterStruct *w,
+                                   const struct cudnnConvolutionStruct *cd,
+                                   const struct cudnnTensorStruct *y, conv_geom *g)
 {
     int d[4];
     if (!x || !w || !cd || !y || !y->set) return CUDNN_STATUS_BAD_PARAM;
@@ -466,264 +397,6 @@ static cudnnStatus_t conv_check(const struct cudnnTensorStruct *x,
                          w->c,        w->k / cd->groups,      w->h,       w->w,
                          d[2],        d[3],       cd->pad_h,  cd->pad_w,  cd->u,
                          cd->v,       cd->dil_h,  cd->dil_w,  cd->mode == CUDNN_CONVOLUTION};
-    return CUDNN_STATUS_SUCCESS;
-}
-
-/* ---- algorithms and workspaces ---- */
-
-enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_FILTER, NALGO_ROWS = 4 };
-
-typedef struct algo_row {
-    int algo;
-    cudnnDeterminism_t det;
-    int supported;
-} algo_row;
-
-static const algo_row g_rows[3][NALGO_ROWS] = {
-    {{CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_NON_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, CUDNN_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, CUDNN_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_FWD_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
-    {{CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, CUDNN_NON_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, CUDNN_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED, CUDNN_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
-    {{CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, CUDNN_NON_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, CUDNN_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, CUDNN_NON_DETERMINISTIC, 1},
-     {CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, CUDNN_DETERMINISTIC, 0}},
-};
-
-static const int g_algo_count[3] = {CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                    CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                                    CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT};
-
-/* SUCCESS when algo is usable in direction dir, NOT_SUPPORTED for a known but unsupported
-   algorithm, BAD_PARAM for a value outside the enum */
-static cudnnStatus_t algo_check(int dir, int algo)
-{
-    if (algo < 0 || algo >= g_algo_count[dir]) return CUDNN_STATUS_BAD_PARAM;
-    for (int i = 0; i < NALGO_ROWS; i++)
-        if (g_rows[dir][i].algo == algo && g_rows[dir][i].supported) return CUDNN_STATUS_SUCCESS;
-    return CUDNN_STATUS_NOT_SUPPORTED;
-}
-
-/* the workspace an algorithm needs: a base that differs per direction and algorithm plus a
-   filter-slice-sized term, so it changes with the shape too */
-static size_t ws_need(int dir, int algo, const conv_geom *g)
-{
-    size_t slice = (size_t)g->cg * (size_t)g->r * (size_t)g->s * sizeof(float);
-    return (size_t)4096 * (size_t)(1 + algo + 4 * dir) + slice * (size_t)(1 + algo % 3);
-}
-
-/* result i of the heuristics of direction dir */
-static void fill_perf(int dir, const conv_geom *g, const struct cudnnConvolutionStruct *cd, int i,
-                      int *algo, cudnnStatus_t *status, float *time, size_t *memory,
-                      cudnnDeterminism_t *det, cudnnMathType_t *math)
-{
-    const algo_row *row = &g_rows[dir][i];
-    *algo = row->algo;
-    *status = row->supported ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_NOT_SUPPORTED;
-    *time = row->supported ? 0.05f * (float)(i + 1) : -1.0f;
-    *memory = row->supported ? ws_need(dir, row->algo, g) : 0;
-    *det = row->det;
-    *math = cd->math;
-}
-
-#define SQ_PERF_LOOP(dir, g, cd, requested, returned, perf, algo_t)                             \
-    do {                                                                                        \
-        if ((requested) <= 0 || !(returned) || !(perf)) return CUDNN_STATUS_BAD_PARAM;          \
-        int count_ = (requested) < NALGO_ROWS ? (requested) : NALGO_ROWS;                       \
-        for (int i_ = 0; i_ < count_; i_++) {                                                   \
-            int a_ = 0;                                                                         \
-            memset(&(perf)[i_], 0, sizeof(perf)[i_]);                                           \
-            fill_perf(dir, g, cd, i_, &a_, &(perf)[i_].status, &(perf)[i_].time,                \
-                      &(perf)[i_].memory, &(perf)[i_].determinism, &(perf)[i_].mathType);       \
-            (perf)[i_].algo = (algo_t)a_;                                                       \
-        }                                                                                       \
-        *(returned) = count_;                                                                   \
-    } while (0)
-
-cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t handle,
-                                                     const cudnnTensorDescriptor_t srcDesc,
-                                                     const cudnnFilterDescriptor_t filterDesc,
-                                                     const cudnnConvolutionDescriptor_t convDesc,
-                                                     const cudnnTensorDescriptor_t destDesc,
-                                                     const int requestedAlgoCount,
-                                                     int *returnedAlgoCount,
-                                                     cudnnConvolutionFwdAlgoPerf_t *perfResults)
-{
-    conv_geom g;
-    if (!handle) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(srcDesc, filterDesc, convDesc, destDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    SQ_PERF_LOOP(DIR_FWD, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
-                 cudnnConvolutionFwdAlgo_t);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
-    cudnnHandle_t handle, const cudnnFilterDescriptor_t filterDesc,
-    const cudnnTensorDescriptor_t diffDesc, const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnTensorDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
-    cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
-{
-    conv_geom g;
-    if (!handle) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(gradDesc, filterDesc, convDesc, diffDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    SQ_PERF_LOOP(DIR_BWD_DATA, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
-                 cudnnConvolutionBwdDataAlgo_t);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardFilterAlgorithm_v7(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
-    const cudnnTensorDescriptor_t diffDesc, const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnFilterDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
-    cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
-{
-    conv_geom g;
-    if (!handle) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(srcDesc, gradDesc, convDesc, diffDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    SQ_PERF_LOOP(DIR_BWD_FILTER, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
-                 perfResults, cudnnConvolutionBwdFilterAlgo_t);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-/* cudnnFind*AlgorithmEx: every device range is checked as a convolution call would (the search
-   runs the algorithms on them), then the heuristics' list is returned, each algorithm whose
-   workspace exceeds the one given marked CUDNN_STATUS_NOT_SUPPORTED (real cuDNN does not time
-   those) */
-#define SQ_FIND_LOOP(dir, fn, g, cd, requested, returned, perf, algo_t, ws, ws_bytes)          \
-    do {                                                                                        \
-        if ((ws_bytes) > 0) need_dev(fn, "workSpace", ws, ws_bytes);                            \
-        SQ_PERF_LOOP(dir, g, cd, requested, returned, perf, algo_t);                            \
-        for (int j_ = 0; j_ < *(returned); j_++)                                                \
-            if ((perf)[j_].memory > (ws_bytes)) {                                               \
-                (perf)[j_].status = CUDNN_STATUS_NOT_SUPPORTED;                                 \
-                (perf)[j_].time = -1.0f;                                                        \
-            }                                                                                   \
-    } while (0)
-
-cudnnStatus_t cudnnFindConvolutionForwardAlgorithmEx(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
-    const cudnnFilterDescriptor_t wDesc, const void *w, const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnTensorDescriptor_t yDesc, void *y, const int requestedAlgoCount,
-    int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults, void *workSpace,
-    size_t workSpaceSizeInBytes)
-{
-    static const char fn[] = "cuDNN cudnnFindConvolutionForwardAlgorithmEx";
-    conv_geom g;
-    if (!handle || !x || !w || !y) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    need_dev(fn, "x", x, tensor_count(xDesc) * dt_size(xDesc->dt));
-    need_dev(fn, "w", w, filter_count(wDesc) * dt_size(xDesc->dt));
-    need_dev(fn, "y", y, tensor_count(yDesc) * dt_size(xDesc->dt));
-    SQ_FIND_LOOP(DIR_FWD, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount, perfResults,
-                 cudnnConvolutionFwdAlgo_t, workSpace, workSpaceSizeInBytes);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnFindConvolutionBackwardDataAlgorithmEx(
-    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc, const void *w,
-    const cudnnTensorDescriptor_t dyDesc, const void *dy,
-    const cudnnConvolutionDescriptor_t convDesc, const cudnnTensorDescriptor_t dxDesc, void *dx,
-    const int requestedAlgoCount, int *returnedAlgoCount,
-    cudnnConvolutionBwdDataAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
-{
-    static const char fn[] = "cuDNN cudnnFindConvolutionBackwardDataAlgorithmEx";
-    conv_geom g;
-    if (!handle || !w || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    need_dev(fn, "w", w, filter_count(wDesc) * dt_size(dxDesc->dt));
-    need_dev(fn, "dy", dy, tensor_count(dyDesc) * dt_size(dxDesc->dt));
-    need_dev(fn, "dx", dx, tensor_count(dxDesc) * dt_size(dxDesc->dt));
-    SQ_FIND_LOOP(DIR_BWD_DATA, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
-                 perfResults, cudnnConvolutionBwdDataAlgo_t, workSpace, workSpaceSizeInBytes);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
-    const cudnnTensorDescriptor_t dyDesc, const void *y,
-    const cudnnConvolutionDescriptor_t convDesc, const cudnnFilterDescriptor_t dwDesc, void *dw,
-    const int requestedAlgoCount, int *returnedAlgoCount,
-    cudnnConvolutionBwdFilterAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
-{
-    static const char fn[] = "cuDNN cudnnFindConvolutionBackwardFilterAlgorithmEx";
-    conv_geom g;
-    if (!handle || !x || !y || !dw) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    need_dev(fn, "x", x, tensor_count(xDesc) * dt_size(xDesc->dt));
-    need_dev(fn, "dy", y, tensor_count(dyDesc) * dt_size(xDesc->dt));
-    need_dev(fn, "dw", dw, filter_count(dwDesc) * dt_size(xDesc->dt));
-    SQ_FIND_LOOP(DIR_BWD_FILTER, fn, &g, convDesc, requestedAlgoCount, returnedAlgoCount,
-                 perfResults, cudnnConvolutionBwdFilterAlgo_t, workSpace, workSpaceSizeInBytes);
-    return CUDNN_STATUS_SUCCESS;
-}
-#undef SQ_FIND_LOOP
-#undef SQ_PERF_LOOP
-
-static cudnnStatus_t ws_query(int dir, cudnnHandle_t handle, const struct cudnnTensorStruct *x,
-                              const struct cudnnFilterStruct *w,
-                              const struct cudnnConvolutionStruct *cd,
-                              const struct cudnnTensorStruct *y, int algo, size_t *size)
-{
-    conv_geom g;
-    if (!handle || !size) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(x, w, cd, y, &g);
-    if (st == CUDNN_STATUS_SUCCESS) st = algo_check(dir, algo);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    *size = ws_need(dir, algo, &g);
-    return CUDNN_STATUS_SUCCESS;
-}
-
-cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t handle,
-                                                      const cudnnTensorDescriptor_t xDesc,
-                                                      const cudnnFilterDescriptor_t wDesc,
-                                                      const cudnnConvolutionDescriptor_t convDesc,
-                                                      const cudnnTensorDescriptor_t yDesc,
-                                                      cudnnConvolutionFwdAlgo_t algo,
-                                                      size_t *sizeInBytes)
-{
-    return ws_query(DIR_FWD, handle, xDesc, wDesc, convDesc, yDesc, (int)algo, sizeInBytes);
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(
-    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc,
-    const cudnnTensorDescriptor_t dyDesc, const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnTensorDescriptor_t dxDesc, cudnnConvolutionBwdDataAlgo_t algo,
-    size_t *sizeInBytes)
-{
-    return ws_query(DIR_BWD_DATA, handle, dxDesc, wDesc, convDesc, dyDesc, (int)algo,
-                    sizeInBytes);
-}
-
-cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(
-    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc,
-    const cudnnTensorDescriptor_t dyDesc, const cudnnConvolutionDescriptor_t convDesc,
-    const cudnnFilterDescriptor_t gradDesc, cudnnConvolutionBwdFilterAlgo_t algo,
-    size_t *sizeInBytes)
-{
-    return ws_query(DIR_BWD_FILTER, handle, xDesc, gradDesc, convDesc, dyDesc, (int)algo,
-                    sizeInBytes);
-}
-
-/* checks the algorithm and the workspace, then ruins the workspace's contents */
-static cudnnStatus_t ws_use(const char *fn, int dir, int algo, const conv_geom *g, void *ws,
-                            size_t ws_bytes)
-{
-    cudnnStatus_t st = algo_check(dir, algo);
-    if (st != CUDNN_STATUS_SUCCESS) return st;
-    size_t need = ws_need(dir, algo, g);
-    if (ws_bytes < need || !ws) return CUDNN_STATUS_BAD_PARAM;
-    need_dev(fn, "workSpace", ws, ws_bytes);
-    memset(ws, 0xff, need);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -895,7 +568,7 @@ static cudnnStatus_t conv_call(const char *fn, int dir, const conv_geom *g, cudn
     need_dev(fn, a.name, a.p, a.n * es);
     need_dev(fn, b.name, b.p, b.n * es);
     need_dev(fn, out.name, out.p, out.n * es);
-    cudnnStatus_t st = ws_use(fn, dir, algo, g, ws, ws_bytes);
+    cudnnStatus_t st = cuemu_dnn_ws_use(fn, dir, algo, g, ws, ws_bytes);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     double *acc = run_core(dir, g, dt, a.p, a.n, b.p, b.n, out.n);
     if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
@@ -914,7 +587,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
 {
     conv_geom g;
     if (!handle || !alpha || !beta || !x || !w || !y) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
+    cudnnStatus_t st = cuemu_dnn_conv_check(xDesc, wDesc, convDesc, yDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     return conv_call("cuDNN cudnnConvolutionForward", DIR_FWD, &g, xDesc->dt, (int)algo, workSpace,
                      workSpaceSizeInBytes, (conv_arg){"x", x, tensor_count(xDesc)},
@@ -932,7 +605,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
 {
     conv_geom g;
     if (!handle || !alpha || !beta || !w || !dy || !dx) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
+    cudnnStatus_t st = cuemu_dnn_conv_check(dxDesc, wDesc, convDesc, dyDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     return conv_call("cuDNN cudnnConvolutionBackwardData", DIR_BWD_DATA, &g, dxDesc->dt, (int)algo,
                      workSpace, workSpaceSizeInBytes, (conv_arg){"w", w, filter_count(wDesc)},
@@ -951,7 +624,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *a
 {
     conv_geom g;
     if (!handle || !alpha || !beta || !x || !dy || !dw) return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
+    cudnnStatus_t st = cuemu_dnn_conv_check(xDesc, dwDesc, convDesc, dyDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     return conv_call("cuDNN cudnnConvolutionBackwardFilter", DIR_BWD_FILTER, &g, xDesc->dt,
                      (int)algo, workSpace, workSpaceSizeInBytes, (conv_arg){"x", x, tensor_count(xDesc)},
@@ -979,7 +652,7 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     if (!handle || !alpha1 || !alpha2 || !x || !w || !z || !bias || !y || !zDesc || !biasDesc ||
         !activationDesc || !activationDesc->set)
         return CUDNN_STATUS_BAD_PARAM;
-    cudnnStatus_t st = conv_check(xDesc, wDesc, convDesc, yDesc, &g);
+    cudnnStatus_t st = cuemu_dnn_conv_check(xDesc, wDesc, convDesc, yDesc, &g);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     if (!same_tensor(zDesc, yDesc)) return CUDNN_STATUS_BAD_PARAM;
     if (!biasDesc->set || biasDesc->n != 1 || biasDesc->c != yDesc->c || biasDesc->h != 1 ||
@@ -999,7 +672,7 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     need_dev(fn, "z", z, ny * es);
     need_dev(fn, "bias", bias, (size_t)yDesc->c * es);
     need_dev(fn, "y", y, ny * es);
-    st = ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
+    st = cuemu_dnn_ws_use(fn, DIR_FWD, (int)algo, &g, workSpace, workSpaceSizeInBytes);
     if (st != CUDNN_STATUS_SUCCESS) return st;
     double *acc = run_core(DIR_FWD, &g, dt, x, nx, w, nw, ny);
     if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;

@@ -1,0 +1,92 @@
+/* cudnn_emu_int.h: what the two files of cuemu's cuDNN emulation share: the descriptor structs,
+   the convolution geometry and small helpers. cudnn_emu.c holds descriptors, conversions and the
+   convolution calls; cudnn_emu_algo.c the algorithm heuristics, cudnnFind and the workspaces. */
+#ifndef SQAKD_CUDNN_EMU_INT_H
+#define SQAKD_CUDNN_EMU_INT_H
+
+#include <stddef.h>
+#include <cudnn.h>
+#include "cuemu_rt.h"
+
+struct cudnnContext {
+    cudaStream_t stream;
+};
+
+struct cudnnTensorStruct {
+    int set;
+    cudnnTensorFormat_t fmt;
+    cudnnDataType_t dt;
+    int n, c, h, w;
+};
+
+struct cudnnFilterStruct {
+    int set;
+    cudnnTensorFormat_t fmt;
+    cudnnDataType_t dt;
+    int k, c, h, w;
+};
+
+struct cudnnConvolutionStruct {
+    int set;
+    int pad_h, pad_w, u, v, dil_h, dil_w;
+    cudnnConvolutionMode_t mode;
+    cudnnDataType_t compute;
+    int groups;
+    cudnnMathType_t math;
+};
+
+struct cudnnActivationStruct {
+    int set;
+    cudnnActivationMode_t mode;
+    cudnnNanPropagation_t nan_opt;
+    double coef;
+};
+
+/* the three directions of a convolution */
+enum { DIR_FWD, DIR_BWD_DATA, DIR_BWD_FILTER };
+
+typedef struct conv_geom {
+    int n, c, h, w;      /* x */
+    int k, cg, kg, r, s; /* filter: K outputs, cg inputs and kg outputs per group, R x S */
+    int oh, ow;          /* y spatial */
+    int ph, pw, u, v, dh, dw, flip;
+} conv_geom;
+
+static inline size_t dt_size(cudnnDataType_t dt)
+{
+    switch (dt) {
+    case CUDNN_DATA_FLOAT: return 4;
+    case CUDNN_DATA_HALF: return 2;
+    case CUDNN_DATA_BFLOAT16: return 2;
+    default: return 0;
+    }
+}
+
+static inline size_t tensor_count(const struct cudnnTensorStruct *t)
+{
+    return (size_t)t->n * (size_t)t->c * (size_t)t->h * (size_t)t->w;
+}
+
+static inline size_t filter_count(const struct cudnnFilterStruct *f)
+{
+    return (size_t)f->k * (size_t)f->c * (size_t)f->h * (size_t)f->w;
+}
+
+/* fatal unless [p, p + bytes) is device memory */
+static inline void need_dev(const char *fn, const char *arg, const void *p, size_t bytes)
+{
+    if (!cuemu_dev_range_ok(p, bytes))
+        cuemu_fatal(fn, "argument %s = %p: its %zu bytes are not inside one device allocation",
+                    arg, p, bytes);
+}
+
+/* validates x, w, conv and y (y the forward output) for any of the three directions; fills g */
+cudnnStatus_t cuemu_dnn_conv_check(const struct cudnnTensorStruct *x,
+                                   const struct cudnnFilterStruct *w,
+                                   const struct cudnnConvolutionStruct *cd,
+                                   const struct cudnnTensorStruct *y, conv_geom *g);
+/* checks the algorithm and the workspace of a convolution call, then ruins the workspace */
+cudnnStatus_t cuemu_dnn_ws_use(const char *fn, int dir, int algo, const conv_geom *g, void *ws,
+                               size_t ws_bytes);
+
+#endif
