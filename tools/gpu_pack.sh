@@ -10,6 +10,9 @@
 #     distill check.
 # .gpu/ is listed in .git/info/exclude, so it travels only when `carry` names it. Then print the
 # device tool's carry list. Usage: tools/gpu_pack.sh [BIN]
+# BASE=<git revision>: also build that revision's sqakd into build/gpu-base (from a temporary
+# git worktree), for gpu_validate.sh's A/B section: the same benchmarks, old and new binary,
+# on the same GPU in the same run.
 set -euo pipefail
 BIN=${1:-${BIN:-build/gpu}}
 FM=/usr/share/datasets/fashion-mnist
@@ -30,6 +33,18 @@ ldd "$BIN/sqakd_cuda_tests" "$BIN/sqakd" | awk '/=> \// {print $3}' | sort -u | 
     esac
 done
 tar -C "$tmp" -cJf .gpu/libs.tar.xz main extra
+CARRY="\"$BIN/sqakd\", \"$BIN/sqakd_cuda_tests\", \".gpu\""
+if [ -n "${BASE:-}" ]; then
+    wt="$tmp/base"
+    git worktree add --detach "$wt" "$BASE" >/dev/null
+    make --no-print-directory -C "$wt" BUILD=build/gpu CI=1 -j"$(nproc)" build/gpu/sqakd >/dev/null
+    mkdir -p build/gpu-base
+    cp "$wt/build/gpu/sqakd" build/gpu-base/sqakd
+    git -C "$wt" rev-parse --short HEAD >build/gpu-base/REVISION
+    git worktree remove --force "$wt"
+    echo "build/gpu-base/sqakd: $(cat build/gpu-base/REVISION)"
+    CARRY="$CARRY, \"build/gpu-base\""
+fi
 if [ ! -f .gpu/teacher.safetensors ]; then
     if [ -f runs/demo/teacher/best.safetensors ]; then
         cp runs/demo/teacher/best.safetensors .gpu/teacher.safetensors
@@ -41,5 +56,5 @@ if [ ! -f .gpu/teacher.safetensors ]; then
 fi
 cp "$FM"/t10k-images-idx3-ubyte.gz "$FM"/t10k-labels-idx1-ubyte.gz .gpu/
 du -sh .gpu "$BIN/sqakd" "$BIN/sqakd_cuda_tests"
-echo "carry: [\"$BIN/sqakd\", \"$BIN/sqakd_cuda_tests\", \".gpu\"]"
+echo "carry: [$CARRY]"
 echo "run:   export OUT=\$OUT BIN=$BIN DEADLINE=420; bash tools/gpu_validate.sh 2>&1"

@@ -15,7 +15,8 @@
 # (smallcnn, Fashion-MNIST) and the Fashion-MNIST t10k IDX files. It prints the carry list.
 #
 # Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
-#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [12; +12 with build/gpu-ieee carried]
+#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~25 with build/gpu-base (BASE=<rev>
+#   tools/gpu_pack.sh), +12 with build/gpu-ieee carried]
 #   step [~60]  ratio [45]  torch [60]  e2e [5]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
@@ -100,11 +101,18 @@ if on kernels; then
     [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
 fi
-# A/B: SQAKD_KL_FAST=1, the experimental K <= 16 KL kernel (2 exps per element instead of 4)
-if on ab; then
+# A/B: the kernels of an older revision (tools/gpu_pack.sh with BASE=<rev>), same sizes, same GPU
+if on ab && [ -x build/gpu-base/sqakd ]; then
     AL="$OUT/ab.log"
-    SQAKD_KL_FAST=1 step "bench kernels 16M,256M with SQAKD_KL_FAST=1" 60 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
-    grep -E '^kl_fwd_bwd +K=10 ' "$AL" | tail -n 2 | sed 's/^/  [KL_FAST] /' | tee -a "$S"
+    rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
+    for who in base new; do
+        if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=new; fi
+        step "bench kernels 16M,256M, $label" 60 "$AL" "$b/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+        # the rows of this run only: the log's last "=====" section
+        awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
+        kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [$label] /" | tee -a "$S"
+        rm -f "$OUT/ab_last.tmp"
+    done
 fi
 # A/B: the same kernels built with -DSQ_QM_IEEE_DIV (per-element IEEE division), if carried
 if on ab && [ -x "${BIN_AB:-build/gpu-ieee}/sqakd" ]; then

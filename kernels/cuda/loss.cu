@@ -2,12 +2,13 @@
 
    Each loss is ONE launch. KL with K <= 16 classes: kl_tile_kernel (a thread per row, tiles
    staged through shared memory); 16 < K <= 128: kl_rows_kernel (a row in registers); beyond:
-   kl_wide_kernel (a warp per row, three passes). CE: one warp per row, online log-sum-exp. Pass 1 over the row keeps an
-   online (max, sum of exp) per lane for every distribution it needs, merged across the warp;
-   pass 2 writes the logit gradient (OVERWRITTEN, as the op table requires) and accumulates the
-   row's loss term in double. Row terms are summed per block in warp order, then across blocks by
-   the last block to finish (sq_grid_reduce_last): the batch-reduced loss lands in *loss without
-   float atomics, identical from run to run. The grid depends on N only.
+   kl_wide_kernel (a warp per row, three passes); all three share the per-element math below
+   (2 exps per element, the loss summed in float along a row and in double across rows). CE: one
+   warp per row; pass 1 keeps an online (max, sum of exp) per lane, merged across the warp; pass 2
+   writes the logit gradient and accumulates the row's loss term in double. Gradients are
+   OVERWRITTEN, as the op table requires. Row terms are summed per block in warp order, then
+   across blocks by the last block to finish (sq_grid_reduce_last): the batch-reduced loss lands
+   in *loss without float atomics, identical from run to run. The grid depends on N only.
 
    KL (method.md section 2): P_T = softmax(z_T/T), log P_S = log_softmax(z_S/T),
    L = alpha T^2 / N sum P_T (log P_T - log P_S) (terms with P_T = 0 add 0),
@@ -15,6 +16,7 @@
    CE: L = mean over N of (logsumexp(z) - z[label]); labels outside [0, K) add 0 and get a zero
    gradient (the mean still divides by N); glogits = scale (softmax - onehot) / N; the loss is not
    multiplied by scale. */
+#include <float.h>
 #include <limits.h>
 #include <stdlib.h>
 #include "cuda_common.cuh"
@@ -59,90 +61,6 @@ static __device__ bool loss_reduce(double v, double *partials, unsigned *counter
     bool last = sq_grid_reduce_last<1>(mine, tot, partials, counter);
     *total = tot[0];
     return last && threadIdx.x == 0;
-}
-
-/* KL for 16 < K <= 128 classes (K = 100), after PyTorch's
-   persistent softmax: ELEMS = 2^LOG2E >= K; a group of WIDTH = min(ELEMS, 32) lanes owns a row
-   and keeps it in registers (ITERS = ELEMS / WIDTH values of each distribution per lane), so the
-   row is read from memory once; a warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH
-   consecutive rows per trip (load bi of the warp covers rows bi * 32 / WIDTH + group, adjacent
-   in memory), every load of the trip issued before any arithmetic. Per row: max, then sum of exp
-   (group shuffles of WIDTH lanes), then the loss term and gradient, with the same per-element
-   formulas as the other KL kernels. The trip count is uniform across a warp (rows past n are masked), so
-   every shuffle has all 32 lanes. Measured on an H200 (docs/gpu-validation.md): the warp-per-row
-   online kernel reached 3 % of peak bandwidth at K = 10 (22 lanes idle, a 5-round shuffle merge
-   with exps per 10 elements) and 22 % at K = 1000 (one dependent exp chain per lane). */
-template <int LOG2E>
-static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4) kl_rows_kernel(int n, int k, const float *__restrict__ zt,
-                                      const float *__restrict__ zs, float inv_t, float gscale,
-                                      double lscale, float *loss, float *__restrict__ gzs,
-                                      double *partials, unsigned *counter)
-{
-    constexpr int ELEMS = 1 << LOG2E;
-    constexpr int WIDTH = ELEMS < 32 ? ELEMS : 32;
-    constexpr int ITERS = ELEMS / WIDTH;
-    constexpr int BATCH = ELEMS <= 128 ? 2 : 1;
-    constexpr int ROWS_PER_WARP = (32 / WIDTH) * BATCH;
-    const int lane = threadIdx.x & 31, sub = lane / WIDTH, gl = lane % WIDTH;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
-    double acc = 0.0;
-    for (long base = warp * ROWS_PER_WARP; base < n; base += nwarps * ROWS_PER_WARP) {
-        float a[BATCH][ITERS], b[BATCH][ITERS];
-#pragma unroll
-        for (int bi = 0; bi < BATCH; bi++) {
-            const long row = base + (long)bi * (32 / WIDTH) + sub;
-#pragma unroll
-            for (int it = 0; it < ITERS; it++) {
-                const int j = it * WIDTH + gl;
-                const bool ok = row < n && j < k;
-                a[bi][it] = ok ? __ldcs(zt + row * k + j) * inv_t : -INFINITY;
-                b[bi][it] = ok ? __ldcs(zs + row * k + j) * inv_t : -INFINITY;
-            }
-        }
-#pragma unroll
-        for (int bi = 0; bi < BATCH; bi++) {
-            const long row = base + (long)bi * (32 / WIDTH) + sub;
-            float mt = -INFINITY, ms = -INFINITY;
-#pragma unroll
-            for (int it = 0; it < ITERS; it++) {
-                mt = a[bi][it] > mt ? a[bi][it] : mt;
-                ms = b[bi][it] > ms ? b[bi][it] : ms;
-            }
-#pragma unroll
-            for (int o = WIDTH / 2; o > 0; o >>= 1) {
-                float m2 = __shfl_xor_sync(0xffffffffu, mt, o), s2 = __shfl_xor_sync(0xffffffffu, ms, o);
-                mt = m2 > mt ? m2 : mt;
-                ms = s2 > ms ? s2 : ms;
-            }
-            float st = 0.0f, ss = 0.0f;
-#pragma unroll
-            for (int it = 0; it < ITERS; it++) {
-                if (mt != -INFINITY && a[bi][it] != -INFINITY) st += expf(a[bi][it] - mt);
-                if (ms != -INFINITY && b[bi][it] != -INFINITY) ss += expf(b[bi][it] - ms);
-            }
-#pragma unroll
-            for (int o = WIDTH / 2; o > 0; o >>= 1) {
-                st += __shfl_xor_sync(0xffffffffu, st, o);
-                ss += __shfl_xor_sync(0xffffffffu, ss, o);
-            }
-            const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
-            const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
-            if (row >= n) continue;
-#pragma unroll
-            for (int it = 0; it < ITERS; it++) {
-                const int j = it * WIDTH + gl;
-                if (j >= k) continue;
-                const float log_pt = a[bi][it] - lt, log_ps = b[bi][it] - ls;
-                const float pt = expf(log_pt);
-                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-                if (gzs) __stcs(gzs + row * k + j, gscale * (expf(log_ps) - pt));
-            }
-        }
-    }
-    if (!loss) return;
-    double total;
-    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
 }
 
 static __global__ void ce_kernel(int n, int k, const float *__restrict__ z,
@@ -209,103 +127,141 @@ static unsigned loss_grid(int n)
     return g ? g : 1u;
 }
 
-/* KL for K > 128 classes (K = 1000: ImageNet-sized heads): a warp per row in three passes over
-   the row (max; sum of exp; loss term and gradient), each lane taking KLW_UNROLL elements
-   j, j + 32, ... per trip with every load of the trip issued first. The first pass reads memory;
-   the row (8 KiB at K = 1000 for both inputs) is then re-read from L1/L2. Few registers, so the
-   SM is full of warps. Same per-element formulas as the other KL kernels. Measured on an H200: keeping
-   such a row in registers (kl_rows_kernel at ELEMS = 1024, 136 registers, one block per SM) ran
-   at 16 % of peak, the online one-pass warp kernel at 22 %. */
-#define KLW_UNROLL 4
+/* ---- KL: the per-element and per-row math shared by the three KL kernels ----
 
-/* the KLW_UNROLL elements j0, j0 + 32, ... of both rows, scaled by 1/T; `fill` past the end */
-static __device__ __forceinline__ void klw_load(const float *a, const float *b, int j0, int k,
-                                                float inv_t, float fill, float (&va)[KLW_UNROLL],
-                                                float (&vb)[KLW_UNROLL])
+   With raw logits x = z_T and y = z_S of a row, their maxima mt, ms and c2 = log2(e) / T:
+     et = 2^((x - mt) c2), es = 2^((y - ms) c2)       (2 exps per element; et, es <= 1)
+     st = sum et, ss = sum es                         (st, ss >= 1 when the maxima are finite)
+     P_T = et / st, P_S = es / ss,
+     log P_T - log P_S = (x - y) / T + crow,  crow = (ms - mt) / T + log(ss / st),
+   so the row's loss term sum P_T (log P_T - log P_S) = sed / (T st) + crow with
+   sed = sum of et (x - y) (terms with P_T = 0 add 0, as on the CPU), and the
+   gradient is gscale (P_S - P_T) = es (gscale / ss) - et (gscale / st). Per element this is 2
+   MUFU.EX2 and about 10 FP32 instructions; the loss is summed in float along a row (at most 16
+   elements per thread) and in double across rows. The former kernels computed 4 accurate expf
+   (about 8 instructions each) and a double FMA with 2 conversions per element; their SASS held
+   about 3.5 times the instructions per element (docs/gpu-validation.md). */
+
+struct kl_consts {
+    float inv_t, c2, gscale; /* 1/T, log2(e)/T, alpha T / N */
+};
+
+/* 2^x with ex2.approx.ftz (relative error about 2^-22); results below 2^-126 flush to 0, and a
+   softmax term that small adds nothing to a float sum that holds a 1 */
+static __device__ __forceinline__ float kl_exp2(float x)
 {
-#pragma unroll
-    for (int u = 0; u < KLW_UNROLL; u++) {
-        const int j = j0 + 32 * u;
-        va[u] = j < k ? __ldg(a + j) * inv_t : fill;
-        vb[u] = j < k ? __ldg(b + j) * inv_t : fill;
-    }
+#ifdef __CUDA_ARCH__
+    float r;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+    return r;
+#else
+    return exp2f(x);
+#endif
 }
 
-static __global__ void __launch_bounds__(SQ_CUDA_BLOCK) kl_wide_kernel(
-    int n, int k, const float *__restrict__ zt, const float *__restrict__ zs, float inv_t,
-    float gscale, double lscale, float *loss, float *__restrict__ gzs, double *partials,
-    unsigned *counter)
+/* one element: x, y (raw logits) become et, es; the row's sums grow */
+static __device__ __forceinline__ void kl_elem(float &x, float &y, float mt, float ms, float c2,
+                                               float &st, float &ss, float &sed)
 {
-    const int lane = threadIdx.x & 31;
-    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
-    double acc = 0.0;
-    for (long r = warp; r < n; r += nwarps) {
-        const float *a = zt + r * k, *b = zs + r * k;
-        float mt = -INFINITY, ms = -INFINITY;
-        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
-            float va[KLW_UNROLL], vb[KLW_UNROLL];
-            klw_load(a, b, j0, k, inv_t, -INFINITY, va, vb);
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                mt = va[u] > mt ? va[u] : mt;
-                ms = vb[u] > ms ? vb[u] : ms;
-            }
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            float m2 = __shfl_xor_sync(0xffffffffu, mt, o), s2 = __shfl_xor_sync(0xffffffffu, ms, o);
-            mt = m2 > mt ? m2 : mt;
-            ms = s2 > ms ? s2 : ms;
-        }
-        float st = 0.0f, ss = 0.0f;
-        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
-            float va[KLW_UNROLL], vb[KLW_UNROLL];
-            klw_load(a, b, j0, k, inv_t, -INFINITY, va, vb);
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                if (mt != -INFINITY && va[u] != -INFINITY) st += expf(va[u] - mt);
-                if (ms != -INFINITY && vb[u] != -INFINITY) ss += expf(vb[u] - ms);
-            }
-        }
-        for (int o = 16; o > 0; o >>= 1) {
-            st += __shfl_xor_sync(0xffffffffu, st, o);
-            ss += __shfl_xor_sync(0xffffffffu, ss, o);
-        }
-        const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
-        const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
-        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
-            float va[KLW_UNROLL], vb[KLW_UNROLL];
-            klw_load(a, b, j0, k, inv_t, 0.0f, va, vb);
-#pragma unroll
-            for (int u = 0; u < KLW_UNROLL; u++) {
-                const int j = j0 + 32 * u;
-                if (j >= k) break;
-                const float log_pt = va[u] - lt, log_ps = vb[u] - ls;
-                const float pt = expf(log_pt);
-                if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-                if (gzs) __stcs(gzs + r * k + j, gscale * (expf(log_ps) - pt));
-            }
-        }
-    }
-    if (!loss) return;
-    double total;
-    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+    const float et = kl_exp2((x - mt) * c2), es = kl_exp2((y - ms) * c2);
+    st += et;
+    ss += es;
+    /* et (x - y) with x - y clamped to finite: a teacher logit of -inf has et = 0 and adds 0
+       (not 0 x -inf = NaN), as on the CPU, without a compare and select */
+    sed = fmaf(et, fmaxf(x - y, -FLT_MAX), sed);
+    x = et;
+    y = es;
+}
+
+/* the row's constants once its maxima and full sums are known. The loss term of a thread that
+   holds part of the row is fmaf(its sed, tscale, crow) with crow added by one thread of the row
+   only. A row whose teacher logits are all -inf (st is NaN) adds 0, as on the CPU. */
+struct kl_row {
+    float gt, gs, tscale, crow;
+};
+
+static __device__ __forceinline__ kl_row kl_row_finish(float mt, float ms, float st, float ss,
+                                                       const kl_consts &c)
+{
+    /* MUFU.RCP (about 1 ulp) instead of an IEEE division with its slow path: st, ss are in
+       [1, K] unless NaN */
+    const float rst = __fdividef(1.0f, st), rss = __fdividef(1.0f, ss);
+    const bool ok = st > 0.5f; /* st >= 1 up to the exps' error; NaN fails */
+    kl_row r;
+    r.gt = c.gscale * rst;
+    r.gs = c.gscale * rss;
+    r.tscale = ok ? c.inv_t * rst : 0.0f;
+    r.crow = ok ? (ms - mt) * c.inv_t + logf(ss * rst) : 0.0f;
+    return r;
+}
+
+/* gradient of one element from its et, es */
+static __device__ __forceinline__ float kl_grad(float et, float es, const kl_row &r)
+{
+    return fmaf(es, r.gs, -et * r.gt);
 }
 
 /* KL for K <= 16 classes (K = 10: CIFAR-10, MNIST): a block takes tiles of KL_TILE_ROWS rows.
    The tile's K x rows floats of each input are contiguous in memory: the block loads them with
    coalesced loads into shared memory (row stride K | 1 words: odd, so the per-row reads below
-   are free of bank conflicts), one thread then does one whole row (max, sum of exp, loss term,
-   gradient; no shuffles), writes the gradient row over its student row in shared memory, and the
-   block stores the tile's gradient with coalesced stores. Same per-element formulas as
-   the other KL kernels. Partial tiles at the end are masked; the grid depends on n only. */
+   are free of bank conflicts), one thread then takes one whole row into registers (max, exps and
+   sums, loss term, gradient; no shuffles), writes the gradient row over its student row in shared
+   memory, and the block stores the tile's gradient with coalesced stores. Partial tiles at the
+   end are masked; the grid depends on n only. */
 #define KL_TILE_ROWS SQ_CUDA_BLOCK
 
-template <int K, bool FAST>
-static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, FAST ? 3 : 4) kl_tile_kernel(int n, const float *__restrict__ zt,
-                                      const float *__restrict__ zs, float inv_t, float gscale,
-                                      double lscale, float *loss, float *__restrict__ gzs,
-                                      double *partials, unsigned *counter)
+/* shared-memory index of flat tile element f (row f / K, column f % K) with row stride K | 1 */
+template <int K> static __device__ __forceinline__ int kl_tile_sidx(int f)
+{
+    return (K & 1) ? f : f + (int)((unsigned)f / K);
+}
+
+/* a tile's K x KL_TILE_ROWS floats of each input into shared memory: thread `to` takes flat
+   elements to + i KL_TILE_ROWS, i < K (pa, pb point at element `to`). Every load is issued
+   before the first store to shared memory, so the K loads of each input are in flight
+   together; FULL tiles have no bounds test at all (the loads of a partial tile past `lim` are
+   skipped). */
+template <int K, bool FULL>
+static __device__ __forceinline__ void kl_tile_load(const float *pa, const float *pb, int to,
+                                                    int lim, float *sa, float *sb)
+{
+    float va[K], vb[K];
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        const bool ok = FULL || i * KL_TILE_ROWS + to < lim;
+        va[i] = ok ? __ldcs(pa + i * KL_TILE_ROWS) : 0.0f;
+        vb[i] = ok ? __ldcs(pb + i * KL_TILE_ROWS) : 0.0f;
+    }
+#pragma unroll
+    for (int i = 0; i < K; i++) {
+        const int f = i * KL_TILE_ROWS + to;
+        if (FULL || f < lim) {
+            sa[kl_tile_sidx<K>(f)] = va[i];
+            sb[kl_tile_sidx<K>(f)] = vb[i];
+        }
+    }
+}
+
+/* the tile's gradient from shared memory to global memory (pg points at flat element `to`),
+   every shared-memory read before the first store */
+template <int K, bool FULL>
+static __device__ __forceinline__ void kl_tile_store(float *pg, int to, int lim, const float *sb)
+{
+    float v[K];
+#pragma unroll
+    for (int i = 0; i < K; i++) v[i] = sb[kl_tile_sidx<K>(i * KL_TILE_ROWS + to)];
+#pragma unroll
+    for (int i = 0; i < K; i++)
+        if (FULL || i * KL_TILE_ROWS + to < lim) __stcs(pg + i * KL_TILE_ROWS, v[i]);
+}
+
+/* blocks per SM for the register budget: 64 registers up to K = 11, 80 to 13, 128 beyond
+   (none of them spills; sm_90 SASS) */
+template <int K>
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, K <= 11 ? 4 : K <= 13 ? 3 : 2)
+    kl_tile_kernel(int n, const float *__restrict__ zt, const float *__restrict__ zs, kl_consts c,
+                   double lscale, float *loss, float *__restrict__ gzs, double *partials,
+                   unsigned *counter)
 {
     constexpr int KP = K | 1;
     __shared__ float sa[KL_TILE_ROWS * KP], sb[KL_TILE_ROWS * KP];
@@ -317,69 +273,191 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, FAST ? 3 : 4) kl_tile_ke
         const int rows = (int)((long)n - r0 < KL_TILE_ROWS ? (long)n - r0 : KL_TILE_ROWS);
         const float *a = zt + r0 * K, *b = zs + r0 * K;
         __syncthreads(); /* the previous tile's gradient has been stored */
-#pragma unroll
-        for (int i = 0; i < K; i++) {
-            const int f = i * KL_TILE_ROWS + t; /* flat index in the tile: row f / K, col f % K */
-            if (f < rows * K) {
-                sa[(f / K) * KP + f % K] = __ldcs(a + f) * inv_t;
-                sb[(f / K) * KP + f % K] = __ldcs(b + f) * inv_t;
-            }
-        }
+        /* t, opaque to the compiler: otherwise it hoists the K shared-memory indices out of the
+           tile loop and runs out of registers (K = 10 spilled with 80) */
+        int to = t;
+        asm volatile("" : "+r"(to));
+        if (rows == KL_TILE_ROWS)
+            kl_tile_load<K, true>(a + to, b + to, to, 0, sa, sb);
+        else
+            kl_tile_load<K, false>(a + to, b + to, to, rows * K, sa, sb);
         __syncthreads();
         if (t < rows) {
-            float *ra = sa + t * KP, *rb = sb + t * KP;
+            float x[K], y[K];
             float mt = -INFINITY, ms = -INFINITY;
 #pragma unroll
             for (int j = 0; j < K; j++) {
-                mt = ra[j] > mt ? ra[j] : mt;
-                ms = rb[j] > ms ? rb[j] : ms;
+                x[j] = sa[t * KP + j];
+                y[j] = sb[t * KP + j];
+                mt = fmaxf(mt, x[j]);
+                ms = fmaxf(ms, y[j]);
             }
-            float st = 0.0f, ss = 0.0f;
-            if constexpr (FAST) {
-                /* P = exp(v - m) / sum, reusing the sum pass's exps: 2 exps per element instead
-                   of 4; P differs from exp(v - lse) in the last bits */
-                float et[K], es[K];
+            float st = 0.0f, ss = 0.0f, sed = 0.0f;
 #pragma unroll
-                for (int j = 0; j < K; j++) {
-                    et[j] = mt != -INFINITY && ra[j] != -INFINITY ? expf(ra[j] - mt) : 0.0f;
-                    es[j] = ms != -INFINITY && rb[j] != -INFINITY ? expf(rb[j] - ms) : 0.0f;
-                    st += et[j];
-                    ss += es[j];
-                }
-                const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
-                const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
-                const float rst = 1.0f / st, rss = 1.0f / ss;
+            for (int j = 0; j < K; j++) kl_elem(x[j], y[j], mt, ms, c.c2, st, ss, sed);
+            const kl_row r = kl_row_finish(mt, ms, st, ss, c);
+            acc += (double)fmaf(sed, r.tscale, r.crow);
 #pragma unroll
-                for (int j = 0; j < K; j++) {
-                    const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
-                    const float pt = et[j] * rst;
-                    if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-                    rb[j] = gscale * (es[j] * rss - pt);
-                }
-            } else {
-#pragma unroll
-                for (int j = 0; j < K; j++) {
-                    if (mt != -INFINITY && ra[j] != -INFINITY) st += expf(ra[j] - mt);
-                    if (ms != -INFINITY && rb[j] != -INFINITY) ss += expf(rb[j] - ms);
-                }
-                const float lt = mt == -INFINITY ? -INFINITY : mt + logf(st);
-                const float ls = ms == -INFINITY ? -INFINITY : ms + logf(ss);
-#pragma unroll
-                for (int j = 0; j < K; j++) {
-                    const float log_pt = ra[j] - lt, log_ps = rb[j] - ls;
-                    const float pt = expf(log_pt);
-                    if (pt > 0.0f) acc += (double)pt * (double)(log_pt - log_ps);
-                    rb[j] = gscale * (expf(log_ps) - pt);
-                }
-            }
+            for (int j = 0; j < K; j++) sb[t * KP + j] = kl_grad(x[j], y[j], r);
         }
         if (!gzs) continue;
         __syncthreads();
-        float *g = gzs + r0 * K;
+        if (rows == KL_TILE_ROWS)
+            kl_tile_store<K, true>(gzs + r0 * K + to, to, 0, sb);
+        else
+            kl_tile_store<K, false>(gzs + r0 * K + to, to, rows * K, sb);
+    }
+    if (!loss) return;
+    double total;
+    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+}
+
+/* KL for 16 < K <= 128 classes (K = 100), after PyTorch's persistent softmax: ELEMS = 2^LOG2E
+   >= K; a group of WIDTH = min(ELEMS, 32) lanes owns a row and keeps it in registers (ITERS =
+   ELEMS / WIDTH values of each distribution per lane), so the row is read from memory once; a
+   warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH consecutive rows per trip (load bi
+   of the warp covers rows bi * 32 / WIDTH + group, adjacent in memory), every load of the trip
+   issued before any arithmetic. Per row: maxima, then exps and sums (group shuffles of WIDTH
+   lanes), then the loss term and gradient. The trip count is uniform across a warp (rows past n
+   are masked), so every shuffle has all 32 lanes. Measured on an H200 (docs/gpu-validation.md):
+   the warp-per-row online kernel reached 3 % of peak bandwidth at K = 10 (22 lanes idle, a
+   5-round shuffle merge with exps per 10 elements) and 22 % at K = 1000 (one dependent exp chain
+   per lane). */
+template <int LOG2E>
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4)
+    kl_rows_kernel(int n, int k, const float *__restrict__ zt, const float *__restrict__ zs,
+                   kl_consts c, double lscale, float *loss, float *__restrict__ gzs,
+                   double *partials, unsigned *counter)
+{
+    constexpr int ELEMS = 1 << LOG2E;
+    constexpr int WIDTH = ELEMS < 32 ? ELEMS : 32;
+    constexpr int ITERS = ELEMS / WIDTH;
+    constexpr int BATCH = ELEMS <= 128 ? 2 : 1;
+    constexpr int ROWS_PER_WARP = (32 / WIDTH) * BATCH;
+    const int lane = threadIdx.x & 31, sub = lane / WIDTH, gl = lane % WIDTH;
+    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
+    double acc = 0.0;
+    for (long base = warp * ROWS_PER_WARP; base < n; base += nwarps * ROWS_PER_WARP) {
+        float a[BATCH][ITERS], b[BATCH][ITERS];
 #pragma unroll
-        for (int i = 0; i < K; i++) {
-            const int f = i * KL_TILE_ROWS + t;
-            if (f < rows * K) __stcs(g + f, sb[(f / K) * KP + f % K]);
+        for (int bi = 0; bi < BATCH; bi++) {
+            const long row = base + (long)bi * (32 / WIDTH) + sub;
+            const long off = row * k + gl; /* element (row, gl); + it * WIDTH below */
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                const bool ok = row < n && it * WIDTH + gl < k;
+                a[bi][it] = ok ? __ldcs(zt + off + it * WIDTH) : -INFINITY;
+                b[bi][it] = ok ? __ldcs(zs + off + it * WIDTH) : -INFINITY;
+            }
+        }
+#pragma unroll
+        for (int bi = 0; bi < BATCH; bi++) {
+            const long row = base + (long)bi * (32 / WIDTH) + sub;
+            float mt = -INFINITY, ms = -INFINITY;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) {
+                mt = fmaxf(mt, a[bi][it]);
+                ms = fmaxf(ms, b[bi][it]);
+            }
+#pragma unroll
+            for (int o = WIDTH / 2; o > 0; o >>= 1) {
+                mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
+                ms = fmaxf(ms, __shfl_xor_sync(0xffffffffu, ms, o));
+            }
+            float st = 0.0f, ss = 0.0f, sed = 0.0f;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++) kl_elem(a[bi][it], b[bi][it], mt, ms, c.c2, st, ss, sed);
+#pragma unroll
+            for (int o = WIDTH / 2; o > 0; o >>= 1) {
+                st += __shfl_xor_sync(0xffffffffu, st, o);
+                ss += __shfl_xor_sync(0xffffffffu, ss, o);
+            }
+            const kl_row r = kl_row_finish(mt, ms, st, ss, c);
+            if (row >= n) continue;
+            acc += (double)fmaf(sed, r.tscale, gl == 0 ? r.crow : 0.0f);
+            if (!gzs) continue;
+            float *g = gzs + row * k + gl;
+#pragma unroll
+            for (int it = 0; it < ITERS; it++)
+                if (it * WIDTH + gl < k) __stcs(g + it * WIDTH, kl_grad(a[bi][it], b[bi][it], r));
+        }
+    }
+    if (!loss) return;
+    double total;
+    if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
+}
+
+/* KL for K > 128 classes (K = 1000: ImageNet-sized heads): a warp per row in three passes over
+   the row (maxima; exps, sums and the loss sum; exps again and the gradient), each lane taking
+   KLW_UNROLL elements j, j + 32, ... per trip with every load of the trip issued first. The
+   first pass reads memory; the row (8 KiB at K = 1000 for both inputs) is then re-read from
+   L1/L2. Few registers, so the SM is full of warps. Measured on an H200: keeping such a row in
+   registers (a row kernel at ELEMS = 1024, 136 registers, one block per SM) ran at 16 % of peak,
+   an online one-pass warp kernel at 22 %. */
+#define KLW_UNROLL 4
+
+/* the KLW_UNROLL elements j0, j0 + 32, ... of both rows; -inf past the end (et = es = 0) */
+static __device__ __forceinline__ void klw_load(const float *a, const float *b, int j0, int k,
+                                                float (&va)[KLW_UNROLL], float (&vb)[KLW_UNROLL])
+{
+#pragma unroll
+    for (int u = 0; u < KLW_UNROLL; u++) {
+        const int j = j0 + 32 * u;
+        va[u] = j < k ? __ldg(a + j) : -INFINITY;
+        vb[u] = j < k ? __ldg(b + j) : -INFINITY;
+    }
+}
+
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK)
+    kl_wide_kernel(int n, int k, const float *__restrict__ zt, const float *__restrict__ zs,
+                   kl_consts c, double lscale, float *loss, float *__restrict__ gzs,
+                   double *partials, unsigned *counter)
+{
+    const int lane = threadIdx.x & 31;
+    const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+    const long nwarps = ((long)gridDim.x * blockDim.x) >> 5;
+    double acc = 0.0;
+    for (long r = warp; r < n; r += nwarps) {
+        const float *a = zt + r * k, *b = zs + r * k;
+        float mt = -INFINITY, ms = -INFINITY;
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+            klw_load(a, b, j0, k, va, vb);
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                mt = fmaxf(mt, va[u]);
+                ms = fmaxf(ms, vb[u]);
+            }
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
+            ms = fmaxf(ms, __shfl_xor_sync(0xffffffffu, ms, o));
+        }
+        float st = 0.0f, ss = 0.0f, sed = 0.0f;
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+            klw_load(a, b, j0, k, va, vb);
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) kl_elem(va[u], vb[u], mt, ms, c.c2, st, ss, sed);
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            st += __shfl_xor_sync(0xffffffffu, st, o);
+            ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        }
+        const kl_row rw = kl_row_finish(mt, ms, st, ss, c);
+        acc += (double)fmaf(sed, rw.tscale, lane == 0 ? rw.crow : 0.0f);
+        if (!gzs) continue;
+        for (int j0 = lane; j0 < k; j0 += 32 * KLW_UNROLL) {
+            float va[KLW_UNROLL], vb[KLW_UNROLL];
+            klw_load(a, b, j0, k, va, vb);
+#pragma unroll
+            for (int u = 0; u < KLW_UNROLL; u++) {
+                const int j = j0 + 32 * u;
+                if (j >= k) break;
+                const float et = kl_exp2((va[u] - mt) * c.c2), es = kl_exp2((vb[u] - ms) * c.c2);
+                __stcs(gzs + r * k + j, kl_grad(et, es, rw));
+            }
         }
     }
     if (!loss) return;
@@ -388,77 +466,53 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, FAST ? 3 : 4) kl_tile_ke
 }
 
 template <int K>
-static void kl_tile_launch(int n, const float *zt, const float *zs, float inv_t, float gscale,
-                           double lscale, float *loss, float *gzs, bool fast)
+static void kl_tile_launch(int n, const float *zt, const float *zs, kl_consts c, double lscale,
+                           float *loss, float *gzs)
 {
     long g = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
-    if (fast)
-        kl_tile_kernel<K, true><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss,
-                                                         gzs, sq_cuda_partials(), sq_cuda_counter());
-    else
-        kl_tile_kernel<K, false><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, inv_t, gscale, lscale, loss,
-                                                          gzs, sq_cuda_partials(), sq_cuda_counter());
+    kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, c, lscale, loss, gzs, sq_cuda_partials(),
+                                               sq_cuda_counter());
 }
 
 template <int LOG2E>
-static void kl_rows_launch(int n, int k, const float *zt, const float *zs, float inv_t,
-                           float gscale, double lscale, float *loss, float *gzs)
+static void kl_rows_launch(int n, int k, const float *zt, const float *zs, kl_consts c,
+                           double lscale, float *loss, float *gzs)
 {
     constexpr int WIDTH = (1 << LOG2E) < 32 ? (1 << LOG2E) : 32;
     constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / WIDTH) * ((1 << LOG2E) <= 128 ? 2 : 1);
     long g = ((long)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
-    kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK>>>(
-        n, k, zt, zs, inv_t, gscale, lscale, loss, gzs, sq_cuda_partials(), sq_cuda_counter());
+    kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK>>>(n, k, zt, zs, c, lscale, loss, gzs,
+                                                   sq_cuda_partials(), sq_cuda_counter());
 }
 
 extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T,
                                    float alpha, float *loss, float *gzs)
 {
     if (n <= 0 || k <= 0 || (!loss && !gzs)) return;
-    float gscale = (float)((double)alpha * T / n);
-    double lscale = (double)alpha * T * T / n;
-    float inv_t = (float)(1.0 / T);
-    /* SQAKD_KL_FAST=1: the K <= 16 kernel takes P from the sum pass's exps (2 exps per element
-       instead of 4). An experiment for the next GPU measurement, not the default: results
-       differ from the default in the last bits. */
-    const char *fe = getenv("SQAKD_KL_FAST");
-    const bool fast = fe && fe[0] == '1';
+    kl_consts c;
+    c.inv_t = (float)(1.0 / T);
+    c.c2 = (float)(1.4426950408889634 / T);
+    c.gscale = (float)((double)alpha * T / n);
+    const double lscale = (double)alpha * T * T / n;
     switch (k) {
-    case 1: kl_tile_launch<1>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 2: kl_tile_launch<2>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 3: kl_tile_launch<3>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 4: kl_tile_launch<4>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 5: kl_tile_launch<5>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 6: kl_tile_launch<6>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 7: kl_tile_launch<7>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 8: kl_tile_launch<8>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 9: kl_tile_launch<9>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 10: kl_tile_launch<10>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 11: kl_tile_launch<11>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 12: kl_tile_launch<12>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 13: kl_tile_launch<13>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 14: kl_tile_launch<14>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 15: kl_tile_launch<15>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    case 16: kl_tile_launch<16>(n, zt, zs, inv_t, gscale, lscale, loss, gzs, fast); break;
-    default: break;
-    }
-    if (k <= 16) {
-        SQ_CUDA_LAUNCHED();
-        return;
-    }
-    int log2e = 0;
-    while ((1 << log2e) < k) log2e++;
-    switch (log2e) {
-    case 5: kl_rows_launch<5>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 6: kl_rows_launch<6>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    case 7: kl_rows_launch<7>(n, k, zt, zs, inv_t, gscale, lscale, loss, gzs); break;
-    default: /* K > 128: a warp per row, three passes */
-        kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, inv_t, gscale, lscale, loss,
-                                                        gzs, sq_cuda_partials(), sq_cuda_counter());
+#define KL_TILE_CASE(K) \
+    case K: kl_tile_launch<K>(n, zt, zs, c, lscale, loss, gzs); break;
+        KL_TILE_CASE(1) KL_TILE_CASE(2) KL_TILE_CASE(3) KL_TILE_CASE(4) KL_TILE_CASE(5)
+        KL_TILE_CASE(6) KL_TILE_CASE(7) KL_TILE_CASE(8) KL_TILE_CASE(9) KL_TILE_CASE(10)
+        KL_TILE_CASE(11) KL_TILE_CASE(12) KL_TILE_CASE(13) KL_TILE_CASE(14) KL_TILE_CASE(15)
+        KL_TILE_CASE(16)
+#undef KL_TILE_CASE
+    default:
+        if (k <= 32) kl_rows_launch<5>(n, k, zt, zs, c, lscale, loss, gzs);
+        else if (k <= 64) kl_rows_launch<6>(n, k, zt, zs, c, lscale, loss, gzs);
+        else if (k <= 128) kl_rows_launch<7>(n, k, zt, zs, c, lscale, loss, gzs);
+        else /* K > 128: a warp per row, three passes */
+            kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, c, lscale, loss, gzs,
+                                                            sq_cuda_partials(), sq_cuda_counter());
     }
     SQ_CUDA_LAUNCHED();
 }
