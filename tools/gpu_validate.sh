@@ -17,7 +17,7 @@
 # Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
 #   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~25 with build/gpu-base (BASE=<rev>
 #   tools/gpu_pack.sh), +12 with build/gpu-ieee carried]
-#   step [~60]  ratio [45]  torch [60]  e2e [5]  oom [1]  weight [13]  ncu [~25]
+#   step [~90 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
@@ -88,6 +88,9 @@ TL="$OUT/tests.log"
 if on tests; then
     step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
+    # the free-running SQAKD steps against the CPU with the step recorded as a CUDA graph
+    SQAKD_CUDA_GRAPH=1 step "cuda_step free steps with SQAKD_CUDA_GRAPH=1" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*free*'
+    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
     if [ "${FIND_TESTS:-0}" = 1 ]; then
         SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
@@ -137,6 +140,12 @@ if on step; then
             done
         done
     done
+    # the step body recorded once as a CUDA graph and replayed (host/train/loop.c, step_run)
+    for mp in resnet20:fp32 resnet20:bf16 vgg8:fp32; do
+        SQAKD_CUDA_GRAPH=1 step "bench step ${mp%%:*} b256 teacher ${mp#*:} SQAKD_CUDA_GRAPH=1" 40 "$BL" \
+            "$BIN/sqakd" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [CUDA graph] /" >>"$S"
+    done
     SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
     grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [SQAKD_STAGE=0] /" >>"$S"
     step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
@@ -155,6 +164,8 @@ if on ratio; then
     for i in $(seq 1 ${REPS:-3}); do
         step "ratio $i: ours resnet20 b256" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
+        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph] /" >>"$S"
         step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
         grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
     done
@@ -180,6 +191,18 @@ if on e2e && [ -f .gpu/teacher.safetensors ]; then
             --device $dv --threads 16 --log-every 10 --quiet --out /tmp/e2e_$dv
         tail -n 2 /tmp/e2e_$dv/metrics.jsonl >>"$S" 2>/dev/null
     done
+    # the same run with the step recorded as a CUDA graph: the metrics must be identical
+    rm -rf /tmp/e2e_graph
+    SQAKD_CUDA_GRAPH=1 step "distill smallcnn ewgs W4A4 1 epoch --device cuda SQAKD_CUDA_GRAPH=1" 60 "$EL" "$BIN/sqakd" distill \
+        --teacher .gpu/teacher.safetensors --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 \
+        --batch 128 --seed 1 --device cuda --threads 16 --log-every 10 --quiet --out /tmp/e2e_graph
+    tail -n 1 /tmp/e2e_graph/metrics.jsonl >>"$S" 2>/dev/null
+    if cmp -s <(sed 's/"\(img_per_s\|train_seconds\|elapsed_seconds\)":[^,}]*//g' /tmp/e2e_cuda/metrics.jsonl) \
+              <(sed 's/"\(img_per_s\|train_seconds\|elapsed_seconds\)":[^,}]*//g' /tmp/e2e_graph/metrics.jsonl); then
+        say "ok    CUDA graph distill metrics identical to the eager run's (timings aside)"
+    else
+        say "FAIL  CUDA graph distill metrics differ from the eager run's"
+    fi
     rm -rf /tmp/e2e_fp16
     step "distill smallcnn teacher fp16 --device cuda" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
         --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
@@ -230,7 +253,7 @@ fi
 
 # ---- 8. compute-sanitizer (last: slowest)
 SL="$OUT/sanitizer.log"
-SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact*"}
+SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/*"}
 if on sanitizer && [ -n "${CS:-}" ]; then
     for tf in $SAN; do
         tool=${tf%%:*}; filt=${tf#*:}

@@ -47,11 +47,26 @@ float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
     }
 }
 
+/* what a recorded step body was recorded for: replaying it for anything else would be wrong */
+typedef struct graph_key {
+    int nb, loss;
+    const sq_model *teacher;
+    const float *zt;
+    const int32_t *dlab;
+} graph_key;
+
 struct sq_step_bufs {
     float *m, *v, *qm, *qv;      /* optimizer state (backend memory) */
     float *glogits, *loss, *loss_sum;
-    int32_t *labels;
+    int32_t *labels;             /* the step's labels (CE), always in this buffer */
     void *stage_x, *stage_y;     /* input and label stages (NULL: synchronous copies) */
+    /* SQAKD_CUDA_GRAPH=1 on a backend that records (backend.h, graph_*): the step body is
+       recorded once and replayed (see step_run) */
+    int graph_mode;              /* 1 on, 0 off, -1 off after a failed recording */
+    void *graph;                 /* the recorded body (NULL: none) */
+    graph_key key;               /* the key of `graph`, or of the last eager body */
+    int warm;                    /* an eager body with `key` ran: lazy set-up is done */
+    int64_t *bn_delta;           /* num_batches_tracked added by one body, per node */
 };
 typedef sq_step_bufs step_bufs;
 
@@ -94,6 +109,12 @@ sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
         sq_backend_oom_error(be, need, what, m->batch, NULL);
         return NULL;
     }
+    const char *ge = getenv("SQAKD_CUDA_GRAPH");
+    b->graph_mode = ge && ge[0] == '1' && be->graph_begin && be->graph_end && be->graph_run &&
+                    be->graph_free;
+    for (int i = 0; i < m->nnodes && b->graph_mode; i++) /* a dropout seed advances every step */
+        if (m->nodes[i].op == SQ_NODE_DROPOUT && m->nodes[i].p > 0) b->graph_mode = 0;
+    if (b->graph_mode) b->bn_delta = sq_xcalloc((size_t)m->nnodes, sizeof *b->bn_delta);
     if (staged && sq_train_staging(be)) {
         /* pinned memory is a scarce resource: without it the step copies synchronously, with the
            same results */
@@ -115,39 +136,114 @@ void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
         if (bufs[i]) m->be->free(bufs[i]);
     if (b->stage_x) m->be->stage_free(b->stage_x);
     if (b->stage_y) m->be->stage_free(b->stage_y);
+    if (b->graph) m->be->graph_free(b->graph);
+    free(b->bn_delta);
     free(b);
 }
 
-/* the step once the input is in place: labels from dy (backend memory) or, when dy is NULL,
-   copied from y (host) */
-static void step_core(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const int32_t *dy,
-                      const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
+int sq_step_bufs_recorded(const sq_step_bufs *b) { return b->graph != NULL; }
+
+void sq_step_bufs_graph_reset(const sq_model *m, sq_step_bufs *b)
+{
+    if (b->graph) m->be->graph_free(b->graph);
+    b->graph = NULL;
+}
+
+/* The step's body once its inputs are in place: the teacher's forward when `teacher` is given
+   (zt = its logits; else zt as given), the student's forward, the loss (KL against zt, or CE
+   against dlab, labels in backend memory), the backward and the loss sum. Everything it calls is
+   asynchronous device work on a device backend: it can be recorded (step_run). */
+static void step_body(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b,
+                      int nb, const float *zt, const int32_t *dlab)
 {
     const sq_backend *be = m->be;
+    if (teacher) zt = sq_teacher_forward(teacher, nb);
     float *zs = sq_model_forward(m, nb, 1);
-    if (cfg->loss == SQ_LOSS_KL) {
+    if (cfg->loss == SQ_LOSS_KL)
         be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
-    } else {
-        if (!dy) {
-            be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
-            dy = b->labels;
-        }
-        be->softmax_ce(nb, m->classes, zs, dy, 1.0f, b->loss, b->glogits);
-    }
+    else
+        be->softmax_ce(nb, m->classes, zs, dlab, 1.0f, b->loss, b->glogits);
     sq_model_zero_grad(m);
     sq_model_backward(m, nb, b->glogits);
+    be->axpy(1, 1.0f, b->loss, b->loss_sum);
+}
+
+/* the optimizer steps: their learning rates and Adam's step number change between steps, so
+   they are never recorded */
+static void step_update(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, float lr,
+                        float lrq, int t)
+{
+    const sq_backend *be = m->be;
     if (cfg->opt == SQ_OPT_SGD) be->sgd_step(m->n_train, m->p, m->g, b->m, lr, cfg->momentum, cfg->wd);
     else be->adam_step(m->n_train, m->p, m->g, b->m, b->v, lr, 0.9f, 0.999f, 1e-8f, cfg->wd, t);
     if (m->n_quant)
         be->adam_step(m->n_quant, m->qp, m->qg, b->qm, b->qv, lrq, 0.9f, 0.999f, 1e-8f, cfg->wd_quant, t);
-    be->axpy(1, 1.0f, b->loss, b->loss_sum);
+}
+
+static int same_key(const graph_key *a, const graph_key *k)
+{
+    return a->nb == k->nb && a->loss == k->loss && a->teacher == k->teacher && a->zt == k->zt &&
+           a->dlab == k->dlab;
+}
+
+/* One step. With graph_mode on, the body is recorded once per key (after one eager body with
+   that key, so that lazy set-up such as cuDNN plans and workspaces has happened outside the
+   recording) and then replayed: one graph launch instead of a few hundred calls, each of which
+   costs the host tens of microseconds in cuDNN. The host-side effect of a body, the BN nodes'
+   num_batches_tracked, is re-applied per replay. The caller drops the graph when the host-side
+   settings the body's ops take change (sq_step_bufs_graph_reset: every epoch). A recording
+   that fails turns graphs off for these buffers, with one line on stderr, and the step runs
+   eagerly: the results are the same either way. */
+static void step_run(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b,
+                     int nb, const float *zt, const int32_t *dlab, float lr, float lrq, int t)
+{
+    const sq_backend *be = m->be;
+    const graph_key k = {nb, (int)cfg->loss, teacher, zt, dlab};
+    if (b->graph_mode != 1) {
+        step_body(cfg, m, teacher, b, nb, zt, dlab);
+    } else if (b->graph && same_key(&b->key, &k)) {
+        be->graph_run(b->graph);
+        for (int i = 0; i < m->nnodes; i++) m->nodes[i].bn_tracked += b->bn_delta[i];
+    } else if (!b->warm || !same_key(&b->key, &k)) {
+        sq_step_bufs_graph_reset(m, b);
+        step_body(cfg, m, teacher, b, nb, zt, dlab);
+        b->key = k;
+        b->warm = 1;
+    } else {
+        for (int i = 0; i < m->nnodes; i++) b->bn_delta[i] = m->nodes[i].bn_tracked;
+        void *g = be->graph_begin() == 0 ? (step_body(cfg, m, teacher, b, nb, zt, dlab), be->graph_end())
+                                         : NULL;
+        for (int i = 0; i < m->nnodes; i++) {
+            const int64_t before = b->bn_delta[i];
+            b->bn_delta[i] = m->nodes[i].bn_tracked - before;
+            if (!g) m->nodes[i].bn_tracked = before; /* nothing ran */
+        }
+        if (g) {
+            b->graph = g;
+            be->graph_run(g); /* this step's body */
+        } else {
+            fprintf(stderr, "sqakd: CUDA graphs off (%s); the step runs without them\n", sq_last_error());
+            b->graph_mode = -1;
+            step_body(cfg, m, teacher, b, nb, zt, dlab);
+        }
+    }
+    step_update(cfg, m, b, lr, lrq, t);
+}
+
+/* labels (backend memory, CE) into b->labels, the one place the step body reads them from */
+static const int32_t *labels_dev(const sq_train_cfg *cfg, const sq_model *m, sq_step_bufs *b,
+                                 const int32_t *dy, int nb)
+{
+    if (cfg->loss == SQ_LOSS_KL) return NULL;
+    if (dy != b->labels) m->be->copy_d2d(b->labels, dy, (size_t)nb * sizeof(int32_t));
+    return b->labels;
 }
 
 void sq_train_step_dev(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *dx, const int32_t *dy,
                        int nb, const float *zt, float lr, float lrq, int t)
 {
     sq_train_set_input_dev(m, dx, nb);
-    step_core(cfg, m, b, dy, NULL, nb, zt, lr, lrq, t);
+    step_run(cfg, m, NULL, b, nb, zt, labels_dev(cfg, m, b, dy, nb), lr, lrq, t);
 }
 
 /* stages batch x (and the labels y for CE) through b's stages; 0 when b has none */
@@ -161,6 +257,16 @@ static int stage_batch(const sq_train_cfg *cfg, const sq_model *m, sq_step_bufs 
     return 1;
 }
 
+/* the host batch x (labels y for CE) into the student's input (and b->labels) */
+static const int32_t *inputs_host(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b,
+                                  const float *x, const int32_t *y, int nb)
+{
+    sq_model_set_input(m, x, nb);
+    if (cfg->loss == SQ_LOSS_KL) return NULL;
+    m->be->copy_h2d(b->labels, y, (size_t)nb * sizeof(int32_t));
+    return b->labels;
+}
+
 void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
                                const int32_t *y, int nb, const float *zt, float lr, float lrq, int t)
 {
@@ -170,27 +276,27 @@ void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_buf
         sq_train_step_dev(cfg, m, b, dx, dy, nb, zt, lr, lrq, t);
         return;
     }
-    sq_model_set_input(m, x, nb);
-    step_core(cfg, m, b, NULL, y, nb, zt, lr, lrq, t);
+    step_run(cfg, m, NULL, b, nb, zt, inputs_host(cfg, m, b, x, y, nb), lr, lrq, t);
 }
 
 void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
                    const int32_t *y, int nb, float lr, float lrq, int t)
 {
-    const float *zt = NULL, *dx;
-    const int32_t *dy;
-    if (cfg->loss == SQ_LOSS_KL && stage_batch(cfg, m, b, x, y, nb, &dx, &dy)) {
-        /* one upload feeds the teacher and the student */
-        sq_train_set_input_dev(teacher, dx, nb);
-        zt = sq_teacher_forward(teacher, nb);
-        sq_train_step_dev(cfg, m, b, dx, dy, nb, zt, lr, lrq, t);
+    if (cfg->loss != SQ_LOSS_KL) {
+        sq_train_step_from_logits(cfg, m, b, x, y, nb, NULL, lr, lrq, t);
         return;
     }
-    if (cfg->loss == SQ_LOSS_KL) {
+    const float *dx;
+    const int32_t *dy;
+    if (stage_batch(cfg, m, b, x, y, nb, &dx, &dy)) {
+        /* one upload feeds the teacher and the student */
+        sq_train_set_input_dev(teacher, dx, nb);
+        sq_train_set_input_dev(m, dx, nb);
+    } else {
         sq_model_set_input(teacher, x, nb);
-        zt = sq_teacher_forward(teacher, nb);
+        sq_model_set_input(m, x, nb);
     }
-    sq_train_step_from_logits(cfg, m, b, x, y, nb, zt, lr, lrq, t);
+    step_run(cfg, m, teacher, b, nb, NULL, NULL, lr, lrq, t);
 }
 
 float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }
@@ -436,6 +542,7 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
         float lr = sq_sched_lr(cfg, cfg->lr, ep), lrq = sq_sched_lr(cfg, cfg->lr_quant, ep);
         if (cfg->delta_every > 0 && ep % cfg->delta_every == 0 && (st = sq_train_update_delta(cfg, io, ep, NULL, pg)))
             break;
+        sq_step_bufs_graph_reset(m, bp); /* quantizer settings may have changed (EWGS delta) */
         sq_loader_start_epoch(loader, ep);
         be->memset0(bp->loss_sum, sizeof(float));
         double t_ep = sq_now(), loss_ep = 0, last_loss = NAN;

@@ -182,6 +182,7 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
                 st = SQ_OK;
                 continue;
             }
+            sq_step_bufs_graph_reset(r->s->model, r->b); /* settings may have changed (EWGS delta) */
             r->t_ep_own = sq_now() - t0;
             nact++;
         }

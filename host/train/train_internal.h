@@ -17,6 +17,11 @@ sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items,
    line is prefixed by "label: " when label is not NULL. */
 sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
                                 sq_progress *pg);
+/* Drops b's recorded step (SQAKD_CUDA_GRAPH=1), so that the next step records a new one: call
+   it whenever host-side settings the step's ops take may have changed (every epoch). */
+void sq_step_bufs_graph_reset(const sq_model *m, sq_step_bufs *b);
+/* 1 while b holds a recorded step (for tests) */
+int sq_step_bufs_recorded(const sq_step_bufs *b);
 /* The backend-side running loss sum that every step adds its loss to (one float). */
 float *sq_step_bufs_loss_sum(sq_step_bufs *b);
 /* After a read-back (a synchronisation point): the first device failure recorded since the

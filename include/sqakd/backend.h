@@ -206,6 +206,20 @@ typedef struct sq_backend {
     const void *(*stage_put)(void *stage, const void *src, size_t bytes);
     void (*stage_free)(void *stage);
 
+    /* ---- optional: record and replay (CUDA graphs) ----
+       graph_begin starts recording: the ops called after it enqueue nothing and run nothing;
+       graph_end stops and returns the recording as a replayable graph, or NULL (error set) when
+       it could not be recorded (an op that synchronises or allocates was called, or the
+       recording failed otherwise). Either way nothing recorded has run, and after a NULL the
+       backend is as it was before graph_begin (no sticky error). graph_run enqueues one replay:
+       the recorded ops with the arguments they had, on the same buffers; graph_free releases the
+       graph. Scalars the ops took (batch size, learning rate, quantizer settings) are frozen in
+       the graph, and so are the buffers: the caller records again when any of them changes. */
+    int (*graph_begin)(void);
+    void *(*graph_end)(void);
+    void (*graph_run)(void *graph);
+    void (*graph_free)(void *graph);
+
     /* ---- optional: reduced-precision teacher (CUDA) ----
        Inference-only ops on 16-bit tensors (dt: SQ_DT_F16 or SQ_DT_BF16; same NCHW layouts as
        the fp32 ops above) with fp32 arithmetic inside (convolutions accumulate in fp32 on tensor

@@ -52,7 +52,7 @@ extern "C" void sq_cuda_act_fwd(sq_act_kind kind, size_t n, const float *x, floa
 {
     if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
     if (!n) return;
-    act_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>((int)kind, n, x, y);
+    act_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, n, x, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -61,34 +61,34 @@ extern "C" void sq_cuda_act_bwd(sq_act_kind kind, size_t n, const float *x, cons
 {
     if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
     if (!n || !gx) return;
-    act_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>((int)kind, n, x, gy, gx);
+    act_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, n, x, gy, gx);
     SQ_CUDA_LAUNCHED();
 }
 
 extern "C" void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float *y)
 {
     if (!n) return;
-    add_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, a, b, y);
+    add_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, a, b, y);
     SQ_CUDA_LAUNCHED();
 }
 
 extern "C" void sq_cuda_axpy(size_t n, float alpha, const float *x, float *y)
 {
     if (!n) return;
-    axpy_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, alpha, x, y);
+    axpy_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, alpha, x, y);
     SQ_CUDA_LAUNCHED();
 }
 
 extern "C" void sq_cuda_scale(size_t n, float alpha, float *x)
 {
     if (!n) return;
-    scale_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, alpha, x);
+    scale_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, alpha, x);
     SQ_CUDA_LAUNCHED();
 }
 
 extern "C" void sq_cuda_fill(size_t n, float v, float *x)
 {
     if (!n) return;
-    fill_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, v, x);
+    fill_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, v, x);
     SQ_CUDA_LAUNCHED();
 }

@@ -199,9 +199,9 @@ extern "C" void sq_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const
     if (!bn_channels_ok(c)) return;
     size_t m = (size_t)n * hw;
     dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
-    bn_stats_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, c, hw, x, sq_cuda_partials());
+    bn_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, sq_cuda_partials());
     SQ_CUDA_LAUNCHED();
-    bn_train_apply_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, c, hw, x, gamma, beta, run_mean, run_var,
+    bn_train_apply_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gamma, beta, run_mean, run_var,
                                                    momentum, eps, y, save_mean, save_invstd,
                                                    sq_cuda_partials());
     SQ_CUDA_LAUNCHED();
@@ -213,7 +213,7 @@ extern "C" void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const 
 {
     if (n <= 0 || c <= 0 || hw <= 0) return;
     size_t total = (size_t)n * c * hw;
-    bn_eval_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(total, c, hw, x, gamma, beta, run_mean,
+    bn_eval_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, c, hw, x, gamma, beta, run_mean,
                                                          run_var, eps, y);
     SQ_CUDA_LAUNCHED();
 }
@@ -226,10 +226,10 @@ extern "C" void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float
     if (!bn_channels_ok(c)) return;
     size_t m = (size_t)n * hw;
     dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
-    bn_bwd_stats_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, c, hw, x, gy, save_mean, save_invstd,
+    bn_bwd_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gy, save_mean, save_invstd,
                                                  sq_cuda_partials());
     SQ_CUDA_LAUNCHED();
-    bn_bwd_apply_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, c, hw, x, gy, gamma, save_mean, save_invstd, gx,
+    bn_bwd_apply_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gy, gamma, save_mean, save_invstd, gx,
                                                  ggamma, gbeta, sq_cuda_partials());
     SQ_CUDA_LAUNCHED();
 }

@@ -64,7 +64,7 @@ extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, cons
                                                             p->cd_bwd_filter, p->bwd_filter_algo,
                                                             wsp, p->ws_bytes, &one, p->wd, gw)));
     if (gb) {
-        conv_bias_grad_kernel<<<cs->k, SQ_CUDA_BLOCK>>>(cs->n, cs->k, cs->oh * cs->ow, gy, gb);
+        conv_bias_grad_kernel<<<cs->k, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(cs->n, cs->k, cs->oh * cs->ow, gy, gb);
         SQ_CUDA_LAUNCHED();
     }
 }

@@ -4,6 +4,8 @@
 #include "cuda_ops.h"
 
 static cublasHandle_t g_cublas;
+static void *g_cublas_ws;
+#define SQ_CUBLAS_WS (32 << 20) /* cuBLAS's own default on Hopper */
 
 sq_status sq_cuda_cublas_init(void)
 {
@@ -18,6 +20,15 @@ sq_status sq_cuda_cublas_init(void)
     unsigned before = sq_cuda_error_count();
     CUBLAS_CHECK(cublasSetMathMode(g_cublas, CUBLAS_DEFAULT_MATH));
     CUBLAS_CHECK(cublasSetPointerMode(g_cublas, CUBLAS_POINTER_MODE_HOST));
+    CUBLAS_CHECK(cublasSetStream(g_cublas, sq_cuda_stream()));
+    /* a workspace of our own: cuBLAS would otherwise take one from the stream's pool at its first
+       call on the stream, which a CUDA-graph capture (graph.c) must not do */
+    if (!g_cublas_ws && cudaMalloc(&g_cublas_ws, SQ_CUBLAS_WS) != cudaSuccess) {
+        (void)cudaGetLastError();
+        sq_set_error("cuBLAS unusable: no device memory for its %d MiB workspace", SQ_CUBLAS_WS >> 20);
+        return SQ_EDEVICE;
+    }
+    CUBLAS_CHECK(cublasSetWorkspace(g_cublas, g_cublas_ws, SQ_CUBLAS_WS));
     return sq_cuda_error_count() == before ? SQ_OK : SQ_EDEVICE;
 }
 

@@ -10,6 +10,8 @@
 static sq_status g_status = SQ_OK;
 static char g_status_msg[1024];
 static unsigned g_error_count;
+static unsigned g_mark;
+static char g_mark_msg[1024];
 
 void sq_cuda_fail(sq_status st, const char *lib, int code, const char *msg, const char *stmt,
                   const char *file, int line)
@@ -19,6 +21,7 @@ void sq_cuda_fail(sq_status st, const char *lib, int code, const char *msg, cons
              stmt, file, line);
     sq_set_error("%s", buf);
     g_error_count++;
+    if (g_error_count == g_mark + 1) snprintf(g_mark_msg, sizeof g_mark_msg, "%s", buf);
     /* a failed runtime call also sets the runtime's last error, which the next launch check
        (cudaGetLastError) would report again and blame on an innocent kernel: consume it */
     if (!strcmp(lib, "CUDA")) (void)cudaGetLastError();
@@ -41,6 +44,16 @@ void sq_cuda_clear_status(void)
 }
 
 unsigned sq_cuda_error_count(void) { return g_error_count; }
+
+sq_status sq_cuda_peek_status(void) { return g_status; }
+
+void sq_cuda_mark_errors(void)
+{
+    g_mark = g_error_count;
+    g_mark_msg[0] = 0;
+}
+
+const char *sq_cuda_first_error_since_mark(void) { return g_mark_msg; }
 
 void sq_cuda_bug(const char *msg, const char *file, int line)
 {
@@ -90,8 +103,10 @@ void sq_cuda_hprof_add(int what, double t0)
 static int g_sm_count = 1;
 static double *g_partials;
 static unsigned *g_counter;
+static cudaStream_t g_stream;
 
 int sq_cuda_sm_count(void) { return g_sm_count; }
+cudaStream_t sq_cuda_stream(void) { return g_stream; }
 double *sq_cuda_partials(void) { return g_partials; }
 unsigned *sq_cuda_counter(void) { return g_counter; }
 
@@ -145,6 +160,10 @@ static const sq_backend g_cuda = {
     .stage_new = sq_cuda_stage_new,
     .stage_put = sq_cuda_stage_put,
     .stage_free = sq_cuda_stage_free,
+    .graph_begin = sq_cuda_graph_begin,
+    .graph_end = sq_cuda_graph_end,
+    .graph_run = sq_cuda_graph_run,
+    .graph_free = sq_cuda_graph_free,
     .to16 = sq_cuda_to16,
     .from16 = sq_cuda_from16,
     .conv16_ws_bytes = sq_cuda_conv16_ws_bytes,
@@ -181,7 +200,8 @@ static int cuda_init(void)
     }
     if (g_sm_count < 1) g_sm_count = 1;
     size_t pbytes = (size_t)SQ_CUDA_PARTIAL_DOUBLES * sizeof(double);
-    if ((e = cudaMalloc((void **)&g_partials, pbytes)) != cudaSuccess ||
+    if ((e = cudaStreamCreateWithFlags(&g_stream, cudaStreamDefault)) != cudaSuccess ||
+        (e = cudaMalloc((void **)&g_partials, pbytes)) != cudaSuccess ||
         (e = cudaMalloc((void **)&g_counter, sizeof(unsigned))) != cudaSuccess ||
         (e = cudaMemset(g_counter, 0, sizeof(unsigned))) != cudaSuccess) {
         snprintf(g_init_msg, sizeof g_init_msg, "CUDA device unusable: %s", cudaGetErrorString(e));

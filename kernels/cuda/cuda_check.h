@@ -28,6 +28,12 @@ void sq_cuda_clear_status(void);
 /* number of failures recorded so far (never reset): lets a multi-step routine notice that one of
    its checked calls failed and stop */
 unsigned sq_cuda_error_count(void);
+/* the sticky status without touching sq_last_error() */
+sq_status sq_cuda_peek_status(void);
+/* marks the current error count; sq_cuda_first_error_since_mark() is then the message of the
+   first failure recorded after the mark ("" if none) */
+void sq_cuda_mark_errors(void);
+const char *sq_cuda_first_error_since_mark(void);
 /* internal programming error: print "file:line: msg" to stderr and abort */
 void sq_cuda_bug(const char *msg, const char *file, int line) __attribute__((noreturn));
 

@@ -2,10 +2,10 @@
    assembled in cuda_backend.c) and the shared device context: library handles, the conv plan
    cache, the reduction scratch. Signatures of the ops mirror sq_backend in sqakd/backend.h.
 
-   Every op runs on the legacy default stream, in order; the reduction scratch below is shared
-   by all kernels that use it and relies on that ordering (one compute stream per backend). The
-   only other stream is an input stage's copy stream (stage.c), which touches nothing but the
-   stage's own buffers and is ordered against the compute stream with events. */
+   Every op runs on the compute stream sq_cuda_stream(), in order; the reduction scratch below is
+   shared by all kernels that use it and relies on that ordering (one compute stream per
+   backend). The only other stream is an input stage's copy stream (stage.c), which touches
+   nothing but the stage's own buffers and is ordered against the compute stream with events. */
 #ifndef SQAKD_CUDA_OPS_H
 #define SQAKD_CUDA_OPS_H
 
@@ -18,6 +18,11 @@ extern "C" {
 
 /* ---- context (cuda_backend.c) ---- */
 int sq_cuda_sm_count(void);
+/* The compute stream: every kernel, cuDNN and cuBLAS call and asynchronous copy of the backend.
+   A stream of our own because the legacy default stream cannot be captured into a CUDA graph
+   (graph.c); a blocking one (cudaStreamDefault), so the synchronous copies of mem.cu, which run
+   on the legacy stream, still wait for it and it for them. */
+cudaStream_t sq_cuda_stream(void);
 /* Deterministic cross-block reductions: a kernel of at most SQ_CUDA_MAX_BLOCKS blocks writes one
    partial per block (up to SQ_CUDA_PARTIAL_WIDTH doubles each) into sq_cuda_partials(), increments
    *sq_cuda_counter() after a fence; the last block to arrive sums the partials in block order,
@@ -161,6 +166,12 @@ int sq_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
 void *sq_cuda_stage_new(size_t bytes);
 const void *sq_cuda_stage_put(void *stage, const void *src, size_t bytes);
 void sq_cuda_stage_free(void *stage);
+
+/* ---- graph.c: record and replay with CUDA graphs (backend.h, graph_*) ---- */
+int sq_cuda_graph_begin(void);
+void *sq_cuda_graph_end(void);
+void sq_cuda_graph_run(void *graph);
+void sq_cuda_graph_free(void *graph);
 
 /* ---- half.cu and conv16.c: the reduced-precision (fp16 / bf16) teacher ops ---- */
 void sq_cuda_to16(sq_dtype16 dt, size_t n, const float *x, void *y);

@@ -41,6 +41,10 @@ sq_status sq_cuda_cudnn_init(void)
                      "CUDA driver", cudnnGetErrorString(st));
         return SQ_EDEVICE;
     }
+    if ((st = cudnnSetStream(g_cudnn, sq_cuda_stream())) != CUDNN_STATUS_SUCCESS) {
+        sq_set_error("cuDNN unusable: cudnnSetStream failed (%s)", cudnnGetErrorString(st));
+        return SQ_EDEVICE;
+    }
     return SQ_OK;
 }
 

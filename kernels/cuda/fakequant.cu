@@ -228,7 +228,7 @@ static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
 {
     bool vec = sq_aligned16(x) && sq_aligned16(y);
     unsigned grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
-    fq_fwd_kernel<OP><<<grid, SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, y, vec);
+    fq_fwd_kernel<OP><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, y, vec);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -242,17 +242,17 @@ static void fq_bwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
     unsigned *cnt = sq_cuda_counter();
     unsigned ew_grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
     if (reduce)
-        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy,
+        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, gy,
                                                                          gx, gqp, vec, part, cnt);
     else
-        fq_bwd_kernel<OP, false><<<ew_grid, SQ_CUDA_BLOCK>>>(k, n, x, qp, maxabs, gy, gx, gqp,
+        fq_bwd_kernel<OP, false><<<ew_grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, gy, gx, gqp,
                                                             vec, part, cnt);
     SQ_CUDA_LAUNCHED();
 }
 
 static void fq_maxabs(size_t n, const float *x, float *out)
 {
-    fq_maxabs_kernel<<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK>>>(n, x, out, sq_aligned16(x),
+    fq_maxabs_kernel<<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, x, out, sq_aligned16(x),
                                                               sq_cuda_partials(), sq_cuda_counter());
     SQ_CUDA_LAUNCHED();
 }
@@ -272,7 +272,7 @@ extern "C" void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const f
     }
     switch (k.op) {
     case SQ_QM_IDENTITY:
-        if (y != x) CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+        if (y != x) CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, sq_cuda_stream()));
         return;
     case SQ_QM_EWGS_W: fq_fwd_launch<SQ_QM_EWGS_W>(k, n, x, qp, m, y); return;
     case SQ_QM_EWGS_A: fq_fwd_launch<SQ_QM_EWGS_A>(k, n, x, qp, m, y); return;
@@ -321,7 +321,7 @@ extern "C" void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const f
 extern "C" void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y)
 {
     if (!n) return;
-    absscale_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, s, z, y);
+    absscale_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, s, z, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -330,7 +330,7 @@ extern "C" void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, c
 {
     if (!n || (!gz && !gs)) return;
     unsigned grid = gs ? sq_grid_reduce(n, 8) : sq_grid_ew(n);
-    absscale_bwd_kernel<<<grid, SQ_CUDA_BLOCK>>>(n, s, z, gy, gz, gs, sq_cuda_partials(),
+    absscale_bwd_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, s, z, gy, gz, gs, sq_cuda_partials(),
                                                  sq_cuda_counter());
     SQ_CUDA_LAUNCHED();
 }
@@ -343,6 +343,6 @@ static __global__ void div_check_kernel(size_t n, const float *x, const float *d
 extern "C" void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out)
 {
     if (!n) return;
-    div_check_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, x, d, out);
+    div_check_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, x, d, out);
     SQ_CUDA_LAUNCHED();
 }

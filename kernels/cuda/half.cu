@@ -157,13 +157,13 @@ static __global__ void shortcut_kernel(int n, int c, int h, int w, int k, const 
 extern "C" void sq_cuda_to16(sq_dtype16 dt, size_t n, const float *x, void *y)
 {
     if (!n) return;
-    SQ_DT_DISPATCH(dt, to16_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, x, (T *)y));
+    SQ_DT_DISPATCH(dt, to16_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, x, (T *)y));
 }
 
 extern "C" void sq_cuda_from16(sq_dtype16 dt, size_t n, const void *x, float *y)
 {
     if (!n) return;
-    SQ_DT_DISPATCH(dt, from16_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, (const T *)x, y));
+    SQ_DT_DISPATCH(dt, from16_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, (const T *)x, y));
 }
 
 extern "C" void sq_cuda_bias_act16(sq_dtype16 dt, int n, int c, int hw, const float *b, int act,
@@ -171,7 +171,7 @@ extern "C" void sq_cuda_bias_act16(sq_dtype16 dt, int n, int c, int hw, const fl
 {
     size_t total = (size_t)n * c * hw;
     if (!total || (!b && act < 0)) return;
-    SQ_DT_DISPATCH(dt, bias_act_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(total, c, hw, b,
+    SQ_DT_DISPATCH(dt, bias_act_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, c, hw, b,
                                                                                 act, (T *)y));
 }
 
@@ -179,7 +179,7 @@ extern "C" void sq_cuda_act16_fwd(sq_dtype16 dt, sq_act_kind kind, size_t n, con
                                   void *y)
 {
     if (!n) return;
-    SQ_DT_DISPATCH(dt, act_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, (int)kind,
+    SQ_DT_DISPATCH(dt, act_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, (int)kind,
                                                                        (const T *)x, (T *)y));
 }
 
@@ -187,7 +187,7 @@ extern "C" void sq_cuda_add16_fwd(sq_dtype16 dt, size_t n, int act, const void *
                                   void *y)
 {
     if (!n) return;
-    SQ_DT_DISPATCH(dt, add_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, act, (const T *)a,
+    SQ_DT_DISPATCH(dt, add_kernel<T><<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, act, (const T *)a,
                                                                        (const T *)b, (T *)y));
 }
 
@@ -198,7 +198,7 @@ extern "C" void sq_cuda_pool16_fwd(sq_dtype16 dt, sq_pool_kind kind, int n, int 
                      (w + 2 * pad - k) / stride + 1};
     if (n <= 0 || c <= 0 || g.oh <= 0 || g.ow <= 0) return;
     size_t total = (size_t)n * c * g.oh * g.ow;
-    SQ_DT_DISPATCH(dt, pool_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(
+    SQ_DT_DISPATCH(dt, pool_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
                            (int)kind, g, (const T *)x, (T *)y));
 }
 
@@ -206,7 +206,7 @@ extern "C" void sq_cuda_gap16_fwd(sq_dtype16 dt, int n, int c, int hw, const voi
 {
     if (n <= 0 || c <= 0 || hw <= 0) return;
     size_t rows = (size_t)n * c;
-    SQ_DT_DISPATCH(dt, gap_kernel<T><<<sq_grid_ew(rows * 32), SQ_CUDA_BLOCK>>>(rows, hw,
+    SQ_DT_DISPATCH(dt, gap_kernel<T><<<sq_grid_ew(rows * 32), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(rows, hw,
                                                                                (const T *)x, y));
 }
 
@@ -215,6 +215,6 @@ extern "C" void sq_cuda_shortcut_a16_fwd(sq_dtype16 dt, int n, int c, int h, int
 {
     size_t total = (size_t)n * k * ((h + 1) / 2) * ((w + 1) / 2);
     if (!total) return;
-    SQ_DT_DISPATCH(dt, shortcut_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(
+    SQ_DT_DISPATCH(dt, shortcut_kernel<T><<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
                            n, c, h, w, k, (const T *)x, (T *)y));
 }

@@ -33,7 +33,7 @@ extern "C" void sq_cuda_linear_fwd(int n, int in, int out, const float *x, const
     if (n <= 0 || in <= 0 || out <= 0) return;
     const float one = 1.0f, zero = 0.0f;
     if (b) {
-        bias_rows_kernel<<<sq_grid_ew((size_t)n * out), SQ_CUDA_BLOCK>>>(n, out, b, y);
+        bias_rows_kernel<<<sq_grid_ew((size_t)n * out), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, out, b, y);
         SQ_CUDA_LAUNCHED();
     }
     CUBLAS_CHECK(cublasSgemm(sq_cuda_cublas(), CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in,
@@ -53,7 +53,7 @@ extern "C" void sq_cuda_linear_bwd(int n, int in, int out, const float *x, const
         CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, gy, out,
                                  &one, gw, in));
     if (gb) {
-        bias_grad_kernel<<<(out + SQ_CUDA_BLOCK - 1) / SQ_CUDA_BLOCK, SQ_CUDA_BLOCK>>>(n, out, gy,
+        bias_grad_kernel<<<(out + SQ_CUDA_BLOCK - 1) / SQ_CUDA_BLOCK, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, out, gy,
                                                                                       gb);
         SQ_CUDA_LAUNCHED();
     }

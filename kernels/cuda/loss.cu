@@ -472,7 +472,7 @@ static void kl_tile_launch(int n, const float *zt, const float *zs, kl_consts c,
     long g = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
-    kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK>>>(n, zt, zs, c, lscale, loss, gzs, sq_cuda_partials(),
+    kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, zt, zs, c, lscale, loss, gzs, sq_cuda_partials(),
                                                sq_cuda_counter());
 }
 
@@ -485,7 +485,7 @@ static void kl_rows_launch(int n, int k, const float *zt, const float *zs, kl_co
     long g = ((long)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
-    kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK>>>(n, k, zt, zs, c, lscale, loss, gzs,
+    kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, zt, zs, c, lscale, loss, gzs,
                                                    sq_cuda_partials(), sq_cuda_counter());
 }
 
@@ -511,7 +511,7 @@ extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *z
         else if (k <= 64) kl_rows_launch<6>(n, k, zt, zs, c, lscale, loss, gzs);
         else if (k <= 128) kl_rows_launch<7>(n, k, zt, zs, c, lscale, loss, gzs);
         else /* K > 128: a warp per row, three passes */
-            kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, zt, zs, c, lscale, loss, gzs,
+            kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, zt, zs, c, lscale, loss, gzs,
                                                             sq_cuda_partials(), sq_cuda_counter());
     }
     SQ_CUDA_LAUNCHED();
@@ -522,7 +522,7 @@ extern "C" void sq_cuda_softmax_ce(int n, int k, const float *logits, const int3
 {
     if (n <= 0 || k <= 0 || (!loss && !glogits)) return;
     float gscale = (float)((double)scale / n);
-    ce_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, logits, labels, gscale, loss, glogits,
+    ce_kernel<<<loss_grid(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, logits, labels, gscale, loss, glogits,
                                                sq_cuda_partials(), sq_cuda_counter());
     SQ_CUDA_LAUNCHED();
 }
@@ -530,6 +530,6 @@ extern "C" void sq_cuda_softmax_ce(int n, int k, const float *logits, const int3
 extern "C" void sq_cuda_argmax(int n, int k, const float *z, int32_t *out)
 {
     if (n <= 0 || k <= 0) return;
-    argmax_kernel<<<loss_grid(n), SQ_CUDA_BLOCK>>>(n, k, z, out);
+    argmax_kernel<<<loss_grid(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, z, out);
     SQ_CUDA_LAUNCHED();
 }

@@ -1,6 +1,8 @@
 /* mem.cu: device memory of the CUDA backend: zeroed allocations, copies across and within the
    device, and the synchronisation point at which asynchronous kernel faults become visible
-   (through the sticky status of cuda_check.h). All on the legacy default stream. */
+   (through the sticky status of cuda_check.h). Asynchronous work goes on the compute stream;
+   the synchronous host copies run on the legacy stream, which orders with the (blocking)
+   compute stream both ways. */
 #include "cuda_common.cuh"
 
 extern "C" void *sq_cuda_alloc(size_t bytes)
@@ -27,7 +29,7 @@ extern "C" void sq_cuda_free(void *p)
 
 extern "C" void sq_cuda_memset0(void *p, size_t bytes)
 {
-    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, 0));
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, sq_cuda_stream()));
 }
 
 extern "C" void sq_cuda_copy_h2d(void *dst, const void *src, size_t bytes)
@@ -42,7 +44,7 @@ extern "C" void sq_cuda_copy_d2h(void *dst, const void *src, size_t bytes)
 
 extern "C" void sq_cuda_copy_d2d(void *dst, const void *src, size_t bytes)
 {
-    if (bytes && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    if (bytes && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, sq_cuda_stream()));
 }
 
 extern "C" void sq_cuda_sync(void)

@@ -42,7 +42,7 @@ extern "C" void sq_cuda_sgd_step(size_t n, float *p, const float *g, float *m, f
                                  float momentum, float wd)
 {
     if (!n) return;
-    sgd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, p, g, m, lr, momentum, wd);
+    sgd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, p, g, m, lr, momentum, wd);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -54,7 +54,7 @@ extern "C" void sq_cuda_adam_step(size_t n, float *p, const float *g, float *m, 
     const double bc1 = 1.0 - pow((double)b1, t), bc2 = 1.0 - pow((double)b2, t);
     const float step = (float)(lr / bc1), bc2s = (float)sqrt(bc2);
     const float c1 = (float)(1.0 - (double)b1), c2 = (float)(1.0 - (double)b2);
-    adam_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, p, g, m, v, step, b1, b2, c1, c2, bc2s, eps,
+    adam_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, p, g, m, v, step, b1, b2, c1, c2, bc2s, eps,
                                                   wd);
     SQ_CUDA_LAUNCHED();
 }

@@ -134,7 +134,7 @@ extern "C" void sq_cuda_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, 
     pool_geom g;
     if (!pool_geom_make(&g, n, c, h, w, k, stride, pad)) return;
     size_t total = (size_t)n * c * g.oh * g.ow;
-    pool_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>((int)kind, g, x, y, argmax);
+    pool_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, g, x, y, argmax);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -146,7 +146,7 @@ extern "C" void sq_cuda_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, 
     pool_geom g;
     if (!gx || !pool_geom_make(&g, n, c, h, w, k, stride, pad)) return;
     size_t total = (size_t)n * c * h * w;
-    pool_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>((int)kind, g, gy, argmax, gx);
+    pool_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, g, gy, argmax, gx);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -154,7 +154,7 @@ extern "C" void sq_cuda_gap_fwd(int n, int c, int hw, const float *x, float *y)
 {
     if (n <= 0 || c <= 0 || hw <= 0) return;
     size_t rows = (size_t)n * c;
-    gap_fwd_kernel<<<sq_grid_ew(rows * 32), SQ_CUDA_BLOCK>>>(rows, hw, x, y);
+    gap_fwd_kernel<<<sq_grid_ew(rows * 32), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(rows, hw, x, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -162,6 +162,6 @@ extern "C" void sq_cuda_gap_bwd(int n, int c, int hw, const float *gy, float *gx
 {
     if (n <= 0 || c <= 0 || hw <= 0 || !gx) return;
     size_t total = (size_t)n * c * hw;
-    gap_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(total, hw, gy, gx);
+    gap_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, hw, gy, gx);
     SQ_CUDA_LAUNCHED();
 }

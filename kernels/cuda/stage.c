@@ -2,7 +2,7 @@
    input staging") and the device memory report used by out-of-memory messages.
 
    A stage has two slots (pinned host buffer + device buffer) and a non-blocking copy stream (it
-   must not synchronise implicitly with the legacy default stream the compute runs on). Put j,
+   must not synchronise implicitly with the compute stream, a blocking one). Put j,
    into slot s = j % 2:
      1. compute stream: record consumed[slot of put j-1] (all work enqueued so far, i.e. the step
         that read that slot, precedes it);
@@ -87,7 +87,7 @@ const void *sq_cuda_stage_put(void *stage, const void *src, size_t bytes)
     sq_cuda_stage *st = stage;
     if (bytes > st->bytes) SQ_CUDA_BUG("stage_put of more bytes than the stage was made for");
     const int s = st->next;
-    if (st->last >= 0) CUDA_CHECK(cudaEventRecord(st->consumed[st->last], 0));
+    if (st->last >= 0) CUDA_CHECK(cudaEventRecord(st->consumed[st->last], sq_cuda_stream()));
     CUDA_CHECK(cudaEventSynchronize(st->uploaded[s]));
     if (bytes) memcpy(st->host[s], src, bytes);
     CUDA_CHECK(cudaStreamWaitEvent(st->copy, st->consumed[s], 0));
@@ -95,7 +95,7 @@ const void *sq_cuda_stage_put(void *stage, const void *src, size_t bytes)
         CUDA_CHECK(cudaMemcpyAsync(st->dev[s], st->host[s], bytes, cudaMemcpyHostToDevice,
                                    st->copy));
     CUDA_CHECK(cudaEventRecord(st->uploaded[s], st->copy));
-    CUDA_CHECK(cudaStreamWaitEvent(0, st->uploaded[s], 0));
+    CUDA_CHECK(cudaStreamWaitEvent(sq_cuda_stream(), st->uploaded[s], 0));
     st->last = s;
     st->next = s ^ 1;
     return st->dev[s];

@@ -125,7 +125,7 @@ extern "C" void sq_cuda_shortcut_a_fwd(int n, int c, int h, int w, int k, const 
 {
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || k < c) return;
     size_t total = (size_t)n * k * ((h + 1) / 2) * ((w + 1) / 2);
-    shortcut_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(n, c, h, w, k, x, y);
+    shortcut_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, h, w, k, x, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -134,7 +134,7 @@ extern "C" void sq_cuda_shortcut_a_bwd(int n, int c, int h, int w, int k, const 
 {
     if (!gx || n <= 0 || c <= 0 || h <= 0 || w <= 0 || k < c) return;
     size_t total = (size_t)n * c * h * w;
-    shortcut_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(n, c, h, w, k, gy, gx);
+    shortcut_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, h, w, k, gy, gx);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -143,7 +143,7 @@ extern "C" void sq_cuda_concat_fwd(int n, int c1, int c2, int hw, const float *a
 {
     if (n <= 0 || hw <= 0 || c1 + c2 <= 0) return;
     size_t na = (size_t)c1 * hw, nb = (size_t)c2 * hw;
-    concat_fwd_kernel<<<sq_grid_ew((size_t)n * (na + nb)), SQ_CUDA_BLOCK>>>(n, na, nb, a, b, y);
+    concat_fwd_kernel<<<sq_grid_ew((size_t)n * (na + nb)), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, na, nb, a, b, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -152,7 +152,7 @@ extern "C" void sq_cuda_concat_bwd(int n, int c1, int c2, int hw, const float *g
 {
     if (n <= 0 || hw <= 0 || c1 + c2 <= 0 || (!ga && !gb)) return;
     size_t na = (size_t)c1 * hw, nb = (size_t)c2 * hw;
-    concat_bwd_kernel<<<sq_grid_ew((size_t)n * (na + nb)), SQ_CUDA_BLOCK>>>(n, na, nb, gy, ga, gb);
+    concat_bwd_kernel<<<sq_grid_ew((size_t)n * (na + nb)), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, na, nb, gy, ga, gb);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -160,7 +160,7 @@ extern "C" void sq_cuda_shuffle_fwd(int n, int c, int hw, int groups, const floa
 {
     if (n <= 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups) return;
     size_t total = (size_t)n * c * hw;
-    shuffle_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(0, n, c, hw, groups, x, y);
+    shuffle_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(0, n, c, hw, groups, x, y);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -168,7 +168,7 @@ extern "C" void sq_cuda_shuffle_bwd(int n, int c, int hw, int groups, const floa
 {
     if (!gx || n <= 0 || c <= 0 || hw <= 0 || groups <= 0 || c % groups) return;
     size_t total = (size_t)n * c * hw;
-    shuffle_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK>>>(1, n, c, hw, groups, gy, gx);
+    shuffle_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(1, n, c, hw, groups, gy, gx);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -176,7 +176,7 @@ extern "C" void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const floa
                                     uint8_t *mask)
 {
     if (!n) return;
-    dropout_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, p, seed, x, y, mask);
+    dropout_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, p, seed, x, y, mask);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -184,6 +184,6 @@ extern "C" void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, cons
                                     float *gx)
 {
     if (!n || !gx) return;
-    dropout_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK>>>(n, p, mask, gy, gx);
+    dropout_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, p, mask, gy, gx);
     SQ_CUDA_LAUNCHED();
 }

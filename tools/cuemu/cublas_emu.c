@@ -1,6 +1,7 @@
 /* cublas_emu.c: the part of cuBLAS (v2 API) that the CUDA backend uses, emulated on the CPU for
-   cuemu (tools/cuemu/README.md): handle creation, math / pointer mode and stream setters, status
-   strings and cublasSgemm (column-major C = alpha op(A) op(B) + beta C, op N or T).
+   cuemu (tools/cuemu/README.md): handle creation, math / pointer mode, stream and workspace
+   setters, status strings and cublasSgemm (column-major C = alpha op(A) op(B) + beta C, op N or
+   T), recorded instead of run while the handle's stream captures a CUDA graph (capture.cc).
 
    cublas_v2.h maps cublasCreate, cublasSgemm & co. to their _v2 symbols, which are defined here.
    Argument checks follow the cuBLAS documentation (negative sizes, bad op, lda / ldb / ldc smaller
@@ -41,6 +42,16 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t handle, cudaStream_t streamId)
 {
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
     handle->stream = streamId;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t handle, void *workspace, size_t bytes)
+{
+    if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (bytes && !workspace) return CUBLAS_STATUS_INVALID_VALUE;
+    if (bytes && !cuemu_dev_range_ok(workspace, bytes))
+        cuemu_fatal("cuBLAS cublasSetWorkspace", "the %zu-byte workspace %p is not inside one "
+                    "device allocation", bytes, workspace);
     return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -127,10 +138,53 @@ static void need_dev(const char *arg, const void *p, size_t bytes)
                     p, bytes);
 }
 
+static cublasStatus_t sgemm_now(cublasHandle_t handle, cublasOperation_t transa,
+                                cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                                const float *A, int lda, const float *B, int ldb,
+                                const float *beta, float *C, int ldc);
+
+/* a cublasSgemm recorded by a CUDA-graph capture (capture.cc); alpha and beta as read at the
+   call (host pointer mode) */
+struct sgemm_args {
+    cublasHandle_t h;
+    cublasOperation_t ta, tb;
+    int m, n, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+};
+
+static void sgemm_replay(void *p)
+{
+    const struct sgemm_args *a = p;
+    if (sgemm_now(a->h, a->ta, a->tb, a->m, a->n, a->k, &a->alpha, a->A, a->lda, a->B, a->ldb,
+                  &a->beta, a->C, a->ldc) != CUBLAS_STATUS_SUCCESS)
+        cuemu_fatal("graph launch", "a recorded cublasSgemm failed");
+}
+
 cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, cublasOperation_t transa,
                               cublasOperation_t transb, int m, int n, int k, const float *alpha,
                               const float *A, int lda, const float *B, int ldb, const float *beta,
                               float *C, int ldc)
+{
+    if (handle) {
+        if (cuemu_capture_check(handle->stream, 0) != cudaSuccess) return CUBLAS_STATUS_EXECUTION_FAILED;
+        if (cuemu_capturing(handle->stream)) {
+            if (handle->ptr_mode != CUBLAS_POINTER_MODE_HOST || !alpha || !beta)
+                cuemu_fatal("cuBLAS cublasSgemm", "capture: only host pointer mode is emulated");
+            struct sgemm_args a = {handle, transa, transb, m, n, k, lda, ldb, ldc, *alpha, *beta,
+                                   A, B, C};
+            cuemu_record(handle->stream, sgemm_replay, &a, sizeof a);
+            return CUBLAS_STATUS_SUCCESS;
+        }
+    }
+    return sgemm_now(handle, transa, transb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+static cublasStatus_t sgemm_now(cublasHandle_t handle, cublasOperation_t transa,
+                                cublasOperation_t transb, int m, int n, int k, const float *alpha,
+                                const float *A, int lda, const float *B, int ldb,
+                                const float *beta, float *C, int ldc)
 {
     cuemu_stat("cuBLAS cublasSgemm");
     if (!handle) return CUBLAS_STATUS_NOT_INITIALIZED;

@@ -577,7 +577,7 @@ static cudnnStatus_t conv_call(const char *fn, int dir, const conv_geom *g, cudn
     return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
+cudnnStatus_t emu_cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                                       const cudnnTensorDescriptor_t xDesc, const void *x,
                                       const cudnnFilterDescriptor_t wDesc, const void *w,
                                       const cudnnConvolutionDescriptor_t convDesc,
@@ -595,7 +595,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                      alpha, beta);
 }
 
-cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha,
+cudnnStatus_t emu_cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha,
                                            const cudnnFilterDescriptor_t wDesc, const void *w,
                                            const cudnnTensorDescriptor_t dyDesc, const void *dy,
                                            const cudnnConvolutionDescriptor_t convDesc,
@@ -613,7 +613,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alp
                      (conv_arg){"dx", dx, tensor_count(dxDesc)}, alpha, beta);
 }
 
-cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *alpha,
+cudnnStatus_t emu_cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *alpha,
                                              const cudnnTensorDescriptor_t xDesc, const void *x,
                                              const cudnnTensorDescriptor_t dyDesc, const void *dy,
                                              const cudnnConvolutionDescriptor_t convDesc,
@@ -638,7 +638,7 @@ static int same_tensor(const struct cudnnTensorStruct *a, const struct cudnnTens
            a->c == b->c && a->h == b->h && a->w == b->w;
 }
 
-cudnnStatus_t cudnnConvolutionBiasActivationForward(
+cudnnStatus_t emu_cudnnConvolutionBiasActivationForward(
     cudnnHandle_t handle, const void *alpha1, const cudnnTensorDescriptor_t xDesc, const void *x,
     const cudnnFilterDescriptor_t wDesc, const void *w,
     const cudnnConvolutionDescriptor_t convDesc, cudnnConvolutionFwdAlgo_t algo, void *workSpace,
@@ -691,7 +691,7 @@ cudnnStatus_t cudnnConvolutionBiasActivationForward(
     return CUDNN_STATUS_SUCCESS;
 }
 
-cudnnStatus_t cudnnAddTensor(cudnnHandle_t handle, const void *alpha,
+cudnnStatus_t emu_cudnnAddTensor(cudnnHandle_t handle, const void *alpha,
                              const cudnnTensorDescriptor_t aDesc, const void *A, const void *beta,
                              const cudnnTensorDescriptor_t cDesc, void *C)
 {

@@ -89,4 +89,41 @@ cudnnStatus_t cuemu_dnn_conv_check(const struct cudnnTensorStruct *x,
 cudnnStatus_t cuemu_dnn_ws_use(const char *fn, int dir, int algo, const conv_geom *g, void *ws,
                                size_t ws_bytes);
 
+/* the executing halves of the calls that do work on the handle's stream (cudnn_emu.c); the
+   public cuDNN symbols (cudnn_emu_capture.c) run them now, or record them while the handle's
+   stream captures a CUDA graph */
+cudnnStatus_t emu_cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
+                                          const cudnnTensorDescriptor_t xDesc, const void *x,
+                                          const cudnnFilterDescriptor_t wDesc, const void *w,
+                                          const cudnnConvolutionDescriptor_t convDesc,
+                                          cudnnConvolutionFwdAlgo_t algo, void *workSpace,
+                                          size_t workSpaceSizeInBytes, const void *beta,
+                                          const cudnnTensorDescriptor_t yDesc, void *y);
+cudnnStatus_t emu_cudnnConvolutionBackwardData(cudnnHandle_t handle, const void *alpha,
+                                               const cudnnFilterDescriptor_t wDesc, const void *w,
+                                               const cudnnTensorDescriptor_t dyDesc, const void *dy,
+                                               const cudnnConvolutionDescriptor_t convDesc,
+                                               cudnnConvolutionBwdDataAlgo_t algo, void *workSpace,
+                                               size_t workSpaceSizeInBytes, const void *beta,
+                                               const cudnnTensorDescriptor_t dxDesc, void *dx);
+cudnnStatus_t emu_cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const void *alpha,
+                                                 const cudnnTensorDescriptor_t xDesc, const void *x,
+                                                 const cudnnTensorDescriptor_t dyDesc, const void *dy,
+                                                 const cudnnConvolutionDescriptor_t convDesc,
+                                                 cudnnConvolutionBwdFilterAlgo_t algo,
+                                                 void *workSpace, size_t workSpaceSizeInBytes,
+                                                 const void *beta,
+                                                 const cudnnFilterDescriptor_t dwDesc, void *dw);
+cudnnStatus_t emu_cudnnConvolutionBiasActivationForward(
+    cudnnHandle_t handle, const void *alpha1, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnFilterDescriptor_t wDesc, const void *w,
+    const cudnnConvolutionDescriptor_t convDesc, cudnnConvolutionFwdAlgo_t algo, void *workSpace,
+    size_t workSpaceSizeInBytes, const void *alpha2, const cudnnTensorDescriptor_t zDesc,
+    const void *z, const cudnnTensorDescriptor_t biasDesc, const void *bias,
+    const cudnnActivationDescriptor_t activationDesc, const cudnnTensorDescriptor_t yDesc,
+    void *y);
+cudnnStatus_t emu_cudnnAddTensor(cudnnHandle_t handle, const void *alpha,
+                                 const cudnnTensorDescriptor_t aDesc, const void *A,
+                                 const void *beta, const cudnnTensorDescriptor_t cDesc, void *C);
+
 #endif

@@ -13,6 +13,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <functional>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -128,6 +130,9 @@ template <typename T> static inline cudaError_t cudaGetSymbolAddress(void **p, c
     return cudaSuccess;
 }
 
+/* capture.cc: records f on the capturing stream s (cuemu_rt.h has the C side) */
+void cuemu_record_fn(cudaStream_t s, std::function<void()> f);
+
 namespace cuemu {
 
 template <typename... P> struct Body {
@@ -151,6 +156,18 @@ struct Launch {
     {
         /* the arguments are converted to the parameter types at the launch, as CUDA does */
         Body<P...> b{k, std::tuple<typename std::decay<P>::type...>(static_cast<P>(std::forward<A>(a))...)};
+        if (cuemu_capturing(stream)) { /* stream capture: the launch, arguments included, is
+                                          recorded and runs when the graph is launched */
+            auto hb = std::make_shared<Body<P...>>(b);
+            const dim3 g = grid, bl = block;
+            const size_t sm = shmem;
+            const char *nm = name;
+            const cudaStream_t st = stream;
+            cuemu_record_fn(stream, [g, bl, sm, st, nm, hb]() {
+                cuemu_launch(g, bl, sm, st, &Body<P...>::run, hb.get(), nm);
+            });
+            return;
+        }
         cuemu_launch(grid, block, shmem, stream, &Body<P...>::run, &b, name);
     }
 };

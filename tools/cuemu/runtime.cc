@@ -4,7 +4,8 @@
    Memory: device allocations are host allocations, recorded so that cuDNN/cuBLAS emulation and
    cudaMemcpy can check that a device range lies inside one live allocation; capacity is
    CUEMU_MEM_GB (default 16) GiB, so out-of-memory paths can be exercised. Everything runs
-   synchronously at the call; streams and events only record that they exist.
+   synchronously at the call; streams and events only record that they exist, except that work
+   issued to a capturing stream is recorded into a CUDA graph instead (capture.cc).
 
    Kernels: the blocks of a grid run one after another; the threads of a block are fibers
    (ucontext stacks, switched with _setjmp/_longjmp) scheduled cooperatively by one OS thread. A thread runs until it finishes or reaches
@@ -23,9 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <functional>
 #include <map>
 #include <mutex>
 #include "cuemu_rt.h"
+
+void cuemu_record_fn(cudaStream_t s, std::function<void()> f); /* capture.cc */
 
 extern "C" {
 uint3 cuemu_threadIdx, cuemu_blockIdx;
@@ -236,15 +240,39 @@ static cudaError_t do_free(void *p, int kind)
     return cudaSuccess;
 }
 
-extern "C" cudaError_t cudaMalloc(void **p, size_t bytes) { return do_alloc(p, bytes, 0); }
-extern "C" cudaError_t cudaFree(void *p) { return do_free(p, 0); }
+/* allocations and frees are synchronous: illegal during a stream capture (capture.cc) */
+#define CAPTURE_SYNC_CHECK()                                      \
+    do {                                                          \
+        cudaError_t ce_ = cuemu_capture_check(nullptr, 1);        \
+        if (ce_ != cudaSuccess) return fail(ce_);                 \
+    } while (0)
+
+extern "C" cudaError_t cudaMalloc(void **p, size_t bytes)
+{
+    CAPTURE_SYNC_CHECK();
+    return do_alloc(p, bytes, 0);
+}
+extern "C" cudaError_t cudaFree(void *p)
+{
+    CAPTURE_SYNC_CHECK();
+    return do_free(p, 0);
+}
 extern "C" cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned flags)
 {
     (void)flags;
+    CAPTURE_SYNC_CHECK();
     return do_alloc(p, bytes, 1);
 }
-extern "C" cudaError_t cudaMallocHost(void **p, size_t bytes) { return do_alloc(p, bytes, 1); }
-extern "C" cudaError_t cudaFreeHost(void *p) { return do_free(p, 1); }
+extern "C" cudaError_t cudaMallocHost(void **p, size_t bytes)
+{
+    CAPTURE_SYNC_CHECK();
+    return do_alloc(p, bytes, 1);
+}
+extern "C" cudaError_t cudaFreeHost(void *p)
+{
+    CAPTURE_SYNC_CHECK();
+    return do_free(p, 1);
+}
 
 extern "C" cudaError_t cudaMemGetInfo(size_t *free_b, size_t *total_b)
 {
@@ -283,17 +311,11 @@ static cudaError_t copy(void *dst, const void *src, size_t bytes, enum cudaMemcp
 
 extern "C" cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, enum cudaMemcpyKind kind)
 {
+    CAPTURE_SYNC_CHECK();
     return copy(dst, src, bytes, kind);
 }
 
-extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
-                                       enum cudaMemcpyKind kind, cudaStream_t s)
-{
-    (void)s;
-    return copy(dst, src, bytes, kind);
-}
-
-extern "C" cudaError_t cudaMemset(void *p, int v, size_t bytes)
+static cudaError_t set_bytes(void *p, int v, size_t bytes)
 {
     if (!bytes) return cudaSuccess;
     if (!dev_ok(p, bytes)) return fail(cudaErrorInvalidValue);
@@ -301,22 +323,53 @@ extern "C" cudaError_t cudaMemset(void *p, int v, size_t bytes)
     return cudaSuccess;
 }
 
+/* asynchronous work on stream s: recorded while s captures (a replay that fails is a bug of
+   the caller: the same call succeeded when it was recorded... or would have: cuemu checks the
+   ranges at the replay and aborts) */
+extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
+                                       enum cudaMemcpyKind kind, cudaStream_t s)
+{
+    cudaError_t ce = cuemu_capture_check(s, 0);
+    if (ce != cudaSuccess) return fail(ce);
+    if (cuemu_capturing(s)) {
+        cuemu_record_fn(s, [dst, src, bytes, kind]() {
+            if (copy(dst, src, bytes, kind) != cudaSuccess)
+                cuemu_fatal("graph launch", "a recorded cudaMemcpyAsync of %zu bytes failed", bytes);
+        });
+        return cudaSuccess;
+    }
+    return copy(dst, src, bytes, kind);
+}
+
+extern "C" cudaError_t cudaMemset(void *p, int v, size_t bytes)
+{
+    CAPTURE_SYNC_CHECK();
+    return set_bytes(p, v, bytes);
+}
+
 extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_t s)
 {
-    (void)s;
-    return cudaMemset(p, v, bytes);
+    cudaError_t ce = cuemu_capture_check(s, 0);
+    if (ce != cudaSuccess) return fail(ce);
+    if (cuemu_capturing(s)) {
+        cuemu_record_fn(s, [p, v, bytes]() {
+            if (set_bytes(p, v, bytes) != cudaSuccess)
+                cuemu_fatal("graph launch", "a recorded cudaMemsetAsync of %zu bytes failed", bytes);
+        });
+        return cudaSuccess;
+    }
+    return set_bytes(p, v, bytes);
 }
 
 /* ---- streams and events (execution is synchronous) ---- */
 
-struct CUstream_st { int magic; };
-struct CUevent_st { int magic; int recorded; };
+struct CUstream_st { int magic; unsigned flags; };
+struct CUevent_st { int magic; int recorded; unsigned capture; /* serial of the capture that recorded it */ };
 
 extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
-    (void)flags;
     if (!s) return fail(cudaErrorInvalidValue);
-    *s = new CUstream_st{0x5eed};
+    *s = new CUstream_st{0x5eed, flags};
     return cudaSuccess;
 }
 
@@ -325,6 +378,7 @@ extern "C" cudaError_t cudaStreamCreate(cudaStream_t *s) { return cudaStreamCrea
 extern "C" cudaError_t cudaStreamDestroy(cudaStream_t s)
 {
     if (!s || s->magic != 0x5eed) return fail(cudaErrorInvalidResourceHandle);
+    if (cuemu_capturing(s)) cuemu_fatal("cudaStreamDestroy", "the stream is capturing");
     s->magic = 0;
     delete s;
     return cudaSuccess;
@@ -337,13 +391,17 @@ static cudaError_t check_stream(cudaStream_t s)
     return cudaSuccess;
 }
 
-extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s) { return check_stream(s); }
+extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s)
+{
+    CAPTURE_SYNC_CHECK();
+    return check_stream(s);
+}
 
 extern "C" cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
     (void)flags;
     if (!e) return fail(cudaErrorInvalidValue);
-    *e = new CUevent_st{0xe7e7, 0};
+    *e = new CUevent_st{0xe7e7, 0, 0};
     return cudaSuccess;
 }
 
@@ -366,7 +424,10 @@ extern "C" cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
 {
     if (check_event(e) != cudaSuccess || check_stream(s) != cudaSuccess)
         return cudaErrorInvalidResourceHandle;
+    cudaError_t ce = cuemu_capture_check(s, 0);
+    if (ce != cudaSuccess) return fail(ce);
     e->recorded = 1;
+    e->capture = cuemu_capturing(s) ? cuemu_capture_serial() : 0;
     return cudaSuccess;
 }
 
@@ -385,12 +446,91 @@ extern "C" cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsign
     (void)flags;
     if (check_stream(s) != cudaSuccess || check_event(e) != cudaSuccess)
         return cudaErrorInvalidResourceHandle;
+    cudaError_t ce = cuemu_capture_check(s, 0);
+    if (ce != cudaSuccess) return fail(ce);
+    /* a capturing stream may only wait for an event recorded inside the same capture */
+    if (cuemu_capturing(s) && e->capture != cuemu_capture_serial()) {
+        cuemu_capture_invalidate(cudaErrorStreamCaptureIsolation);
+        return fail(cudaErrorStreamCaptureIsolation);
+    }
     return cudaSuccess;
 }
 
 extern "C" cudaError_t cudaDeviceSynchronize(void)
 {
+    CAPTURE_SYNC_CHECK();
     return device_count() > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
+}
+
+/* ---- CUDA graphs: stream capture (capture.cc) and replay ---- */
+
+struct CUgraph_st { void *nodes; };
+struct CUgraphExec_st { void *nodes; };
+
+extern "C" cudaError_t cudaStreamBeginCapture(cudaStream_t s, enum cudaStreamCaptureMode mode)
+{
+    (void)mode;
+    if (s == nullptr || s == cudaStreamLegacy) return fail(cudaErrorStreamCaptureUnsupported);
+    if (check_stream(s) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+    const int blocking = s == cudaStreamPerThread ? 0 : !(s->flags & cudaStreamNonBlocking);
+    return fail(cuemu_capture_begin(s, blocking));
+}
+
+extern "C" cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t *graph)
+{
+    if (!graph) return fail(cudaErrorInvalidValue);
+    *graph = nullptr;
+    void *nodes = nullptr;
+    cudaError_t e = cuemu_capture_end(s, &nodes);
+    if (e != cudaSuccess) return fail(e);
+    *graph = new CUgraph_st{nodes};
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaStreamIsCapturing(cudaStream_t s, enum cudaStreamCaptureStatus *status)
+{
+    if (!status) return fail(cudaErrorInvalidValue);
+    int c = cuemu_capture_status(s);
+    *status = c == 0 ? cudaStreamCaptureStatusNone
+                     : (c == 1 ? cudaStreamCaptureStatusActive : cudaStreamCaptureStatusInvalidated);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGraphInstantiate(cudaGraphExec_t *exec, cudaGraph_t graph,
+                                            unsigned long long flags)
+{
+    (void)flags;
+    if (!exec || !graph) return fail(cudaErrorInvalidValue);
+    *exec = new CUgraphExec_st{cuemu_graph_copy(graph->nodes)};
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t s)
+{
+    if (!exec) return fail(cudaErrorInvalidValue);
+    if (check_stream(s) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+    cudaError_t ce = cuemu_capture_check(s, 0);
+    if (ce != cudaSuccess) return fail(ce);
+    if (cuemu_capturing(s)) cuemu_fatal("cudaGraphLaunch", "graph launch into a capturing stream");
+    cuemu_stat("cudaGraphLaunch");
+    cuemu_graph_run(exec->nodes);
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGraphDestroy(cudaGraph_t graph)
+{
+    if (!graph) return fail(cudaErrorInvalidValue);
+    cuemu_graph_free(graph->nodes);
+    delete graph;
+    return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec)
+{
+    if (!exec) return fail(cudaErrorInvalidValue);
+    cuemu_graph_free(exec->nodes);
+    delete exec;
+    return cudaSuccess;
 }
 
 /* ---- kernel executor ---- */
@@ -638,6 +778,10 @@ extern "C" void cuemu_launch(dim3 grid, dim3 block, size_t shmem, cudaStream_t s
         return;
     }
     if (check_stream(stream) != cudaSuccess) return;
+    if (cuemu_capture_check(stream, 0) != cudaSuccess) { /* the legacy stream during a capture */
+        fail(cudaErrorStreamCaptureImplicit);
+        return;
+    }
     if (g_in_kernel) cuemu_fatal(name, "launched from inside a kernel");
     if ((int)nt > g_nfib_cap) {
         if (g_stacks) munmap(g_stacks, (size_t)g_nfib_cap * k_stack);
