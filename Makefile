@@ -98,7 +98,7 @@ $(BUILD)/obj/%.cc.o: %.cc $(CONFIG_STAMP)
 else
 $(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
 $(BUILD)/libsqakd.a: $(LIB_OBJ)

@@ -86,6 +86,23 @@ static inline SQ_HD float sq_qm_disc_fwd_r(float c, float steps, float rsteps)
     return sq_qm_div(rintf(c * steps), steps, rsteps);
 }
 
+/* sq_qm_disc_fwd_r for c in [0, 1] (or NaN), as every forward has after its clip: the numerator
+   n = rint(c steps) is then an integer in [0, steps] or +-0 or NaN, for which sq_qm_div's fast
+   path always applies (r and n r lie in [2^-100, 2^100]), so the device skips its range check
+   and the branch around it; copysignf keeps the sign of a -0 numerator, as the division does.
+   The same bits as sq_qm_disc_fwd_r for every such c. Not for unclipped c (EWGS's backward):
+   there n may be infinite. */
+static inline SQ_HD float sq_qm_disc_fwd_unit_r(float c, float steps, float rsteps)
+{
+#if (defined(__CUDA_ARCH__) || defined(__CUEMU__)) && !defined(SQ_QM_IEEE_DIV)
+    const float n = rintf(c * steps), q0 = __fmul_rn(n, rsteps);
+    return copysignf(__fmaf_rn(rsteps, __fmaf_rn(-steps, q0, n), q0), n);
+#else
+    (void)rsteps;
+    return rintf(c * steps) / steps;
+#endif
+}
+
 static inline SQ_HD float sq_qm_disc_fwd(float c, int levels)
 {
     float steps = (float)(levels - 1);
@@ -113,7 +130,7 @@ static inline SQ_HD float sq_qm_ewgs_w_fwd_r(float w, float l, float u, float rd
                                              float rsteps)
 {
     float c = sq_qm_clip01(sq_qm_div(w - l, u - l, rd));
-    return 2.0f * sq_qm_disc_fwd_r(c, steps, rsteps) - 1.0f;
+    return 2.0f * sq_qm_disc_fwd_unit_r(c, steps, rsteps) - 1.0f;
 }
 
 static inline SQ_HD float sq_qm_ewgs_w_fwd(float w, float l, float u, int levels)
@@ -126,7 +143,7 @@ static inline SQ_HD float sq_qm_ewgs_w_fwd(float w, float l, float u, int levels
 static inline SQ_HD float sq_qm_ewgs_a_fwd_r(float x, float l, float u, float rd, float steps,
                                              float rsteps)
 {
-    return sq_qm_disc_fwd_r(sq_qm_clip01(sq_qm_div(x - l, u - l, rd)), steps, rsteps);
+    return sq_qm_disc_fwd_unit_r(sq_qm_clip01(sq_qm_div(x - l, u - l, rd)), steps, rsteps);
 }
 
 static inline SQ_HD float sq_qm_ewgs_a_fwd(float x, float l, float u, int levels)
@@ -179,7 +196,8 @@ static inline SQ_HD float sq_qm_pact_a_fwd_r(float x, float alpha, float ralpha,
                                              float rsteps)
 {
     float xc = x < 0.0f ? 0.0f : (x > alpha ? alpha : x);
-    return alpha * sq_qm_disc_fwd_r(sq_qm_div(xc, alpha, ralpha), steps, rsteps);
+    /* xc / alpha lies in [0, 1] (or is NaN) for every alpha, negative ones included */
+    return alpha * sq_qm_disc_fwd_unit_r(sq_qm_div(xc, alpha, ralpha), steps, rsteps);
 }
 
 static inline SQ_HD float sq_qm_pact_a_fwd(float x, float alpha, int levels)
@@ -194,7 +212,7 @@ static inline SQ_HD sq_qm_grad sq_qm_pact_a_bwd_r(float x, float alpha, float ra
     if (x > alpha) return sq_qm_grad_make(0.0f, gy, 0.0f);
     if (x < 0.0f) return sq_qm_grad_make(0.0f, 0.0f, 0.0f);
     float c = sq_qm_div(x, alpha, ralpha);
-    float q = sq_qm_disc_fwd_r(c, steps, rsteps);
+    float q = sq_qm_disc_fwd_unit_r(c, steps, rsteps); /* 0 <= x <= alpha */
     float gq = alpha * gy;
     return sq_qm_grad_make(sq_qm_div(sq_qm_disc_bwd(gq, c, q, delta), alpha, ralpha), 0.0f, 0.0f);
 }
@@ -276,7 +294,7 @@ static inline SQ_HD float sq_qm_dorefa_w_fwd_r(float w, float maxabs, float r2m,
                                                float rsteps)
 {
     float c = maxabs > 0.0f ? sq_qm_div(tanhf(w), 2.0f * maxabs, r2m) + 0.5f : 0.5f;
-    return 2.0f * sq_qm_disc_fwd_r(c, steps, rsteps) - 1.0f;
+    return 2.0f * sq_qm_disc_fwd_unit_r(c, steps, rsteps) - 1.0f; /* |tanh w| <= M */
 }
 
 static inline SQ_HD float sq_qm_dorefa_w_fwd(float w, float maxabs, int levels)
@@ -291,7 +309,7 @@ static inline SQ_HD float sq_qm_dorefa_w_bwd_r(float w, float maxabs, float r2m,
     if (!(maxabs > 0.0f)) return 0.0f;
     float t = tanhf(w);
     float c = sq_qm_div(t, 2.0f * maxabs, r2m) + 0.5f;
-    float q = sq_qm_disc_fwd_r(c, steps, rsteps);
+    float q = sq_qm_disc_fwd_unit_r(c, steps, rsteps);
     return sq_qm_div(sq_qm_disc_bwd(2.0f * gy, c, q, delta) * (1.0f - t * t), 2.0f * maxabs, r2m);
 }
 
@@ -304,7 +322,7 @@ static inline SQ_HD float sq_qm_dorefa_w_bwd(float w, float maxabs, int levels, 
 
 static inline SQ_HD float sq_qm_dorefa_a_fwd_r(float x, float steps, float rsteps)
 {
-    return sq_qm_disc_fwd_r(sq_qm_clip01(x), steps, rsteps);
+    return sq_qm_disc_fwd_unit_r(sq_qm_clip01(x), steps, rsteps);
 }
 
 static inline SQ_HD float sq_qm_dorefa_a_fwd(float x, int levels)
@@ -317,7 +335,7 @@ static inline SQ_HD float sq_qm_dorefa_a_bwd_r(float x, float steps, float rstep
                                                float gy)
 {
     if (!(x >= 0.0f && x <= 1.0f)) return 0.0f;
-    return sq_qm_disc_bwd(gy, x, sq_qm_disc_fwd_r(x, steps, rsteps), delta);
+    return sq_qm_disc_bwd(gy, x, sq_qm_disc_fwd_unit_r(x, steps, rsteps), delta);
 }
 
 static inline SQ_HD float sq_qm_dorefa_a_bwd(float x, int levels, float delta, float gy)
