@@ -25,8 +25,9 @@ if "$SQAKD_BIN" bench step --device cuda --batch 8 --steps 1 --warmup 0 >/dev/nu
   echo "== kernels (CUDA backend)"
   "$SQAKD_BIN" bench kernels --device cuda --sizes 16M,256M
   for m in resnet20 vgg8; do
-    echo "== SQAKD step on the GPU, $m batch 256, sqakd then PyTorch eager"
+    echo "== SQAKD step on the GPU, $m batch 256: sqakd, sqakd with the step as a CUDA graph, PyTorch eager"
     "$SQAKD_BIN" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20
+    SQAKD_CUDA_GRAPH=1 "$SQAKD_BIN" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20
     if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
       python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10
     fi

@@ -6,6 +6,7 @@
 #include "sqakd/json.h"
 #include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
+#include "train/train_internal.h"
 #include "util/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +96,16 @@ int sq_cmd_bench_step(int argc, char **argv)
     be->sync();
     double dt = sq_now() - t0;
     double ips = (double)steps * batch / dt;
+    /* numbers from a failed device are not numbers */
+    if (sq_train_device_status(s, warmup + steps)) {
+        sq_step_bufs_free(s, b);
+        free(x); free(y);
+        sq_model_free(s);
+        if (t) sq_teacher_prec_release(t);
+        sq_model_free(t);
+        return sq_cli_fail(cmd, "%s", sq_last_error());
+    }
+    const int graph = sq_step_bufs_recorded(b); /* the timed steps replayed a CUDA graph */
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
@@ -111,6 +122,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         sq_jbuf_kv_int(&jb, "threads", threads);
         sq_jbuf_kv_str(&jb, "device", be->name);
         sq_jbuf_kv_str(&jb, "teacher_precision", fp ? "none" : sq_teacher_prec_name(tprec));
+        sq_jbuf_kv_bool(&jb, "cuda_graph", graph);
         sq_jbuf_kv_int(&jb, "steps", steps);
         sq_jbuf_kv_num(&jb, "ms_per_step", 1000.0 * dt / steps);
         sq_jbuf_kv_num(&jb, "img_per_s", ips);
@@ -119,10 +131,11 @@ int sq_cmd_bench_step(int argc, char **argv)
         printf("%s\n", sq_jbuf_cstr(&jb));
         sq_jbuf_free(&jb);
     } else {
-        printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s%s%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
+        printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s%s%s%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
                fp ? "full-precision" : "SQAKD", model, fp ? "none" : quantizer, fp ? 32 : wbits, fp ? 32 : abits,
                batch, threads, be->name, !fp && tprec != SQ_TPREC_FP32 ? ", teacher " : "",
-               !fp && tprec != SQ_TPREC_FP32 ? sq_teacher_prec_name(tprec) : "", 1000.0 * dt / steps, ips, rss_mb);
+               !fp && tprec != SQ_TPREC_FP32 ? sq_teacher_prec_name(tprec) : "", graph ? ", CUDA graph" : "",
+               1000.0 * dt / steps, ips, rss_mb);
     }
     sq_step_bufs_free(s, b);
     free(x);
