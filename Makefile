@@ -119,10 +119,12 @@ $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 $(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tools/cuemu/test_dnn_emu.o $(BUILD)/obj/tools/cuemu/test_dnn_api.o \
                           $(BUILD)/obj/tools/cuemu/test_dnn_util.o $(BUILD)/obj/tools/cuemu/cudnn_emu.o \
                           $(BUILD)/obj/tools/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tools/cuemu/cudnn_emu_capture.o \
+                          $(BUILD)/obj/tools/cuemu/cudnn_emu_ops.o \
                           $(BUILD)/obj/tools/cuemu/cublas_emu.o $(BUILD)/obj/tools/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 
-$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tools/cuemu/test_exec.cu.o $(BUILD)/obj/tools/cuemu/test_capture.cu.o \
+$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tools/cuemu/test_exec.cu.o $(BUILD)/obj/tools/cuemu/test_memory.cu.o \
+                           $(BUILD)/obj/tools/cuemu/test_capture.cu.o \
                            $(BUILD)/obj/tools/cuemu/runtime.cc.o $(BUILD)/obj/tools/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 

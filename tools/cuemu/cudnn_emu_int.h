@@ -1,6 +1,8 @@
-/* cudnn_emu_int.h: what the two files of cuemu's cuDNN emulation share: the descriptor structs,
-   the convolution geometry and small helpers. cudnn_emu.c holds descriptors, conversions and the
-   convolution calls; cudnn_emu_algo.c the algorithm heuristics, cudnnFind and the workspaces. */
+/* cudnn_emu_int.h: what the files of cuemu's cuDNN emulation share: the descriptor structs, the
+   convolution geometry and small helpers. cudnn_emu.c holds the status strings, handles,
+   descriptors and the geometry check; cudnn_emu_ops.c the conversions and the compute calls;
+   cudnn_emu_capture.c their public symbols (run or recorded); cudnn_emu_algo.c the algorithm
+   heuristics, cudnnFind and the workspaces. */
 #ifndef SQAKD_CUDNN_EMU_INT_H
 #define SQAKD_CUDNN_EMU_INT_H
 
@@ -61,6 +63,8 @@ static inline size_t dt_size(cudnnDataType_t dt)
     default: return 0;
     }
 }
+
+static inline int dt_supported(cudnnDataType_t dt) { return dt_size(dt) != 0; }
 
 static inline size_t tensor_count(const struct cudnnTensorStruct *t)
 {

@@ -7,8 +7,7 @@
    fail and invalidate it, and cudaStreamEndCapture then returns no graph. */
 #include <criterion/criterion.h>
 #include <vector>
-
-#define CK(call) cr_assert_eq((call), cudaSuccess, "%s failed", #call)
+#include "test_exec_util.h"
 
 static __global__ void add_k(int n, float *y, float v)
 {
