@@ -5,6 +5,7 @@
    - A recording during which an op synchronises (a blocking host copy) fails: graph_end returns
      NULL with the reason, nothing recorded has run, no sticky error is left, and the backend
      works eagerly afterwards.
+   - A failed recording inside the training step leaves it eager, with the same results.
    - Steps with graphs equal eager steps bit for bit: SQAKD (resnet20 with its teacher, KL, Adam,
      staged inputs) and label-supervised QAT (smallcnn, CE, SGD, synchronous inputs), through a
      warm-up step, a recording, replays, a reset (as at an epoch boundary) and a new recording:
@@ -133,14 +134,15 @@ static sq_model *model(const sq_backend *be, const char *arch, int batch, int tr
     return m;
 }
 
-/* STEPS steps of cfg on fresh models, with (graph = 1) or without SQAKD_CUDA_GRAPH */
-static void run(const sq_backend *g, const sq_train_cfg *cfg, const char *arch, int batch,
-                int graph, run_out *o)
+/* STEPS steps of cfg on fresh models, with (graph = 1) or without SQAKD_CUDA_GRAPH; the student
+   (and so the step) on backend sb, the teacher on g */
+static void run(const sq_backend *g, const sq_backend *sb, const sq_train_cfg *cfg,
+                const char *arch, int batch, int graph, run_out *o)
 {
     setenv("SQAKD_CUDA_GRAPH", graph ? "1" : "0", 1);
     const int kl = cfg->loss == SQ_LOSS_KL;
     sq_model *t = kl ? model(g, arch, batch, 0, SQ_QUANT_NONE, 0, 11) : NULL;
-    sq_model *s = model(g, arch, batch, 1, SQ_QUANT_EWGS, 4, 12);
+    sq_model *s = model(sb, arch, batch, 1, SQ_QUANT_EWGS, 4, 12);
     size_t nx = (size_t)batch * 3 * 32 * 32;
     float *x = malloc(nx * sizeof(float));
     int32_t *y = malloc((size_t)batch * sizeof(int32_t));
@@ -185,13 +187,23 @@ static void same_floats(const char *what, const float *a, const float *b, size_t
     cr_expect_eq(bad, 0, "%s: %zu of %zu values differ between graph and eager steps", what, bad, n);
 }
 
-static void compare(const sq_train_cfg *cfg, const char *arch, int batch)
+/* the CUDA backend whose recordings all fail, as a recording does when an op in it may not be
+   captured: graph_end drops what was recorded and reports the failure */
+static void *failing_graph_end(void)
+{
+    void *gr = sq_backend_cuda()->graph_end();
+    if (gr) sq_backend_cuda()->graph_free(gr);
+    sq_set_error("recording the step as a CUDA graph failed: (test) refused");
+    return NULL;
+}
+
+static void compare_on(const sq_backend *sb, const sq_train_cfg *cfg, const char *arch, int batch,
+                       const int want_recorded[STEPS])
 {
     const sq_backend *g = gpu();
     run_out e, r;
-    run(g, cfg, arch, batch, 0, &e);
-    run(g, cfg, arch, batch, 1, &r);
-    static const int want_recorded[STEPS] = {0, 1, 1, 1, 1};
+    run(g, g, cfg, arch, batch, 0, &e);
+    run(g, sb, cfg, arch, batch, 1, &r);
     for (int k = 0; k < STEPS; k++) {
         cr_expect_eq(e.recorded[k], 0, "eager run recorded at step %d", k + 1);
         cr_expect_eq(r.recorded[k], want_recorded[k], "graph run, step %d: recorded %d", k + 1,
@@ -212,6 +224,12 @@ static void compare(const sq_train_cfg *cfg, const char *arch, int batch)
     free(r.p); free(r.qp); free(r.m); free(r.v);
 }
 
+static void compare(const sq_train_cfg *cfg, const char *arch, int batch)
+{
+    static const int want_recorded[STEPS] = {0, 1, 1, 1, 1};
+    compare_on(gpu(), cfg, arch, batch, want_recorded);
+}
+
 Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
 {
     sq_train_cfg cfg;
@@ -230,4 +248,21 @@ Test(cuda_graph, ce_qat_steps_with_graphs_equal_eager_steps)
     cfg.opt = SQ_OPT_SGD;
     cfg.batch = 6;
     compare(&cfg, "smallcnn", 6);
+}
+
+/* a failed recording (step 2) leaves the step eager for good, with the same results: the body
+   runs eagerly in its place and the BN counts the recording touched are put back */
+Test(cuda_graph, a_failed_recording_falls_back_to_eager_steps)
+{
+    static sq_backend failing;
+    failing = *gpu();
+    failing.graph_end = failing_graph_end;
+    sq_train_cfg cfg;
+    sq_train_cfg_defaults(&cfg);
+    cfg.loss = SQ_LOSS_KL;
+    cfg.opt = SQ_OPT_ADAM;
+    cfg.batch = 2;
+    static const int never[STEPS] = {0, 0, 0, 0, 0};
+    compare_on(&failing, &cfg, "resnet20", 2, never);
+    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error after the fallback: %s", sq_last_error());
 }
