@@ -210,9 +210,12 @@ static void step_run(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq
         b->key = k;
         b->warm = 1;
     } else {
-        for (int i = 0; i < m->nnodes; i++) b->bn_delta[i] = m->nodes[i].bn_tracked;
-        void *g = be->graph_begin() == 0 ? (step_body(cfg, m, teacher, b, nb, zt, dlab), be->graph_end())
-                                         : NULL;
+        for (int i = 0; i < m->nnodes; i++) b->bn_delta[i] = m->nodes[i].bn_tracked; /* before */
+        void *g = NULL;
+        if (be->graph_begin() == 0) {
+            step_body(cfg, m, teacher, b, nb, zt, dlab); /* recorded, not run */
+            g = be->graph_end();
+        }
         for (int i = 0; i < m->nnodes; i++) {
             const int64_t before = b->bn_delta[i];
             b->bn_delta[i] = m->nodes[i].bn_tracked - before;
