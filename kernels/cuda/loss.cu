@@ -313,16 +313,33 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, K <= 11 ? 4 : K <= 13 ? 
 }
 
 /* KL for 16 < K <= 128 classes (K = 100), after PyTorch's persistent softmax: ELEMS = 2^LOG2E
-   >= K; a group of WIDTH = min(ELEMS, 32) lanes owns a row and keeps it in registers (ITERS =
-   ELEMS / WIDTH values of each distribution per lane), so the row is read from memory once; a
-   warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH consecutive rows per trip (load bi
-   of the warp covers rows bi * 32 / WIDTH + group, adjacent in memory), every load of the trip
-   issued before any arithmetic. Per row: maxima, then exps and sums (group shuffles of WIDTH
-   lanes), then the loss term and gradient. The trip count is uniform across a warp (rows past n
-   are masked), so every shuffle has all 32 lanes. Measured on an H200 (docs/gpu-validation.md):
-   the warp-per-row online kernel reached 3 % of peak bandwidth at K = 10 (22 lanes idle, a
-   5-round shuffle merge with exps per 10 elements) and 22 % at K = 1000 (one dependent exp chain
-   per lane). */
+   >= K; a group of WIDTH = ELEMS / KL_ROW_VALS lanes owns a row and keeps it in registers
+   (ITERS = KL_ROW_VALS values of each distribution per lane), so the row is read from memory
+   once; a warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH consecutive rows per trip
+   (load bi of the warp covers rows bi * 32 / WIDTH + group, adjacent in memory), every load of
+   the trip issued before any arithmetic. Per row: maxima, then exps and sums (group shuffles of
+   WIDTH lanes), then the loss term and gradient. The trip count is uniform across a warp (rows
+   past n are masked), so every shuffle has all 32 lanes. Measured on an H200
+   (docs/gpu-validation.md): the warp-per-row online kernel reached 3 % of peak bandwidth at
+   K = 10 (22 lanes idle, a 5-round shuffle merge with exps per 10 elements) and 22 % at K = 1000
+   (one dependent exp chain per lane).
+   KL_ROW_VALS: sm_90 SASS of the loop per value a lane holds, at ELEMS = 128: 60 instructions
+   with 4 values per lane (a warp per row), 46 with 8, 39 with 16; the shuffles and the row's
+   constants are shared by more values. 64 registers, no spills. */
+#define KL_ROW_VALS 16
+
+static __host__ __device__ constexpr int kl_rows_width(int log2e)
+{
+    return (1 << log2e) / KL_ROW_VALS < 1 ? 1
+                                          : ((1 << log2e) / KL_ROW_VALS > 32 ? 32 : (1 << log2e) / KL_ROW_VALS);
+}
+
+/* rows per group per trip: two when a lane holds few values */
+static __host__ __device__ constexpr int kl_rows_batch(int log2e)
+{
+    return (1 << log2e) / kl_rows_width(log2e) <= 4 ? 2 : 1;
+}
+
 template <int LOG2E>
 static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4)
     kl_rows_kernel(int n, int k, const float *__restrict__ zt, const float *__restrict__ zs,
@@ -330,9 +347,9 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4)
                    double *partials, unsigned *counter)
 {
     constexpr int ELEMS = 1 << LOG2E;
-    constexpr int WIDTH = ELEMS < 32 ? ELEMS : 32;
+    constexpr int WIDTH = kl_rows_width(LOG2E);
     constexpr int ITERS = ELEMS / WIDTH;
-    constexpr int BATCH = ELEMS <= 128 ? 2 : 1;
+    constexpr int BATCH = kl_rows_batch(LOG2E);
     constexpr int ROWS_PER_WARP = (32 / WIDTH) * BATCH;
     const int lane = threadIdx.x & 31, sub = lane / WIDTH, gl = lane % WIDTH;
     const long warp = ((long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
@@ -480,8 +497,7 @@ template <int LOG2E>
 static void kl_rows_launch(int n, int k, const float *zt, const float *zs, kl_consts c,
                            double lscale, float *loss, float *gzs)
 {
-    constexpr int WIDTH = (1 << LOG2E) < 32 ? (1 << LOG2E) : 32;
-    constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / WIDTH) * ((1 << LOG2E) <= 128 ? 2 : 1);
+    constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / kl_rows_width(LOG2E)) * kl_rows_batch(LOG2E);
     long g = ((long)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
     if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
     unsigned grid = g ? (unsigned)g : 1u;
