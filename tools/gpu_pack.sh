@@ -12,7 +12,8 @@
 # device tool's carry list. Usage: tools/gpu_pack.sh [BIN]
 # BASE=<git revision>: also build that revision's sqakd into build/gpu-base (from a temporary
 # git worktree), for gpu_validate.sh's A/B section: the same benchmarks, old and new binary,
-# on the same GPU in the same run.
+# on the same GPU in the same run. KLROWS=1: also build build/gpu-klrows/sqakd with
+# -DSQ_KL_ROWS_MAX_K=1024 (K = 1000 through the register-row KL kernel instead of the wide one).
 set -euo pipefail
 BIN=${1:-${BIN:-build/gpu}}
 FM=/usr/share/datasets/fashion-mnist
@@ -44,6 +45,12 @@ if [ -n "${BASE:-}" ]; then
     git worktree remove --force "$wt"
     echo "build/gpu-base/sqakd: $(cat build/gpu-base/REVISION)"
     CARRY="$CARRY, \"build/gpu-base\""
+fi
+if [ "${KLROWS:-0}" = 1 ]; then
+    nv=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+    make --no-print-directory BUILD=build/gpu-klrows CI=1 NVCC="$nv -DSQ_KL_ROWS_MAX_K=1024" \
+        -j"$(nproc)" build/gpu-klrows/sqakd >/dev/null
+    CARRY="$CARRY, \"build/gpu-klrows/sqakd\""
 fi
 if [ ! -f .gpu/teacher.safetensors ]; then
     if [ -f runs/demo/teacher/best.safetensors ]; then

@@ -16,7 +16,7 @@
 #
 # Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
 #   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~25 with build/gpu-base (BASE=<rev>
-#   tools/gpu_pack.sh), +12 with build/gpu-ieee carried]
+#   tools/gpu_pack.sh), +12 with build/gpu-klrows (KLROWS=1), +12 with build/gpu-ieee carried]
 #   step [~90 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
@@ -116,6 +116,14 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
         kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [$label] /" | tee -a "$S"
         rm -f "$OUT/ab_last.tmp"
     done
+fi
+# A/B: K = 1000 through the register-row KL kernel (-DSQ_KL_ROWS_MAX_K=1024, KLROWS=1 gpu_pack.sh)
+if on ab && [ -x build/gpu-klrows/sqakd ]; then
+    AL="$OUT/ab.log"
+    step "bench kernels 16M,256M, KL rows up to K = 1024" 60 "$AL" build/gpu-klrows/sqakd bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+    awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
+    kernel_summary "$OUT/ab_last.tmp" | grep kl_ | sed 's/^/  [KL rows to 1024] /' | tee -a "$S"
+    rm -f "$OUT/ab_last.tmp"
 fi
 # A/B: the same kernels built with -DSQ_QM_IEEE_DIV (per-element IEEE division), if carried
 if on ab && [ -x "${BIN_AB:-build/gpu-ieee}/sqakd" ]; then

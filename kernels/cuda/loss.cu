@@ -1,9 +1,10 @@
 /* loss.cu: losses over logits (N, K) and row argmax, same semantics as kernels/cpu/loss.c.
 
    Each loss is ONE launch. KL with K <= 16 classes: kl_tile_kernel (a thread per row, tiles
-   staged through shared memory); 16 < K <= 128: kl_rows_kernel (a row in registers); beyond:
-   kl_wide_kernel (a warp per row, three passes); all three share the per-element math below
-   (2 exps per element, the loss summed in float along a row and in double across rows). CE: one
+   staged through shared memory); 16 < K <= 512 (SQ_KL_ROWS_MAX_K): kl_rows_kernel (a row in
+   registers); beyond: kl_wide_kernel (a warp per row, three passes). All three share the
+   per-element math below (2 exps per element, the loss summed in float along a row and in double
+   across rows). CE: one
    warp per row; pass 1 keeps an online (max, sum of exp) per lane, merged across the warp; pass 2
    writes the logit gradient and accumulates the row's loss term in double. Gradients are
    OVERWRITTEN, as the op table requires. Row terms are summed per block in warp order, then
@@ -312,7 +313,7 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, K <= 11 ? 4 : K <= 13 ? 
     if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
 }
 
-/* KL for 16 < K <= 128 classes (K = 100), after PyTorch's persistent softmax: ELEMS = 2^LOG2E
+/* KL for 16 < K <= SQ_KL_ROWS_MAX_K classes (K = 100), after PyTorch's persistent softmax: ELEMS = 2^LOG2E
    >= K; a group of WIDTH = ELEMS / KL_ROW_VALS lanes owns a row and keeps it in registers
    (ITERS = KL_ROW_VALS values of each distribution per lane), so the row is read from memory
    once; a warp holds 32 / WIDTH groups and takes BATCH x 32 / WIDTH consecutive rows per trip
@@ -340,8 +341,16 @@ static __host__ __device__ constexpr int kl_rows_batch(int log2e)
     return (1 << log2e) / kl_rows_width(log2e) <= 4 ? 2 : 1;
 }
 
+/* K up to which rows stay in registers (kl_rows_kernel); beyond, kl_wide_kernel. 512 by default
+   (64 registers, as at K = 100). -DSQ_KL_ROWS_MAX_K=1024 also takes K = 1000 this way (32
+   values per lane, 128 registers, 2 blocks per SM): the A/B build of tools/gpu_pack.sh
+   (KLROWS=1), to measure against the wide kernel before either becomes the default. */
+#ifndef SQ_KL_ROWS_MAX_K
+#define SQ_KL_ROWS_MAX_K 512
+#endif
+
 template <int LOG2E>
-static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4)
+static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, (1 << LOG2E) / kl_rows_width(LOG2E) > 16 ? 2 : 4)
     kl_rows_kernel(int n, int k, const float *__restrict__ zt, const float *__restrict__ zs,
                    kl_consts c, double lscale, float *loss, float *__restrict__ gzs,
                    double *partials, unsigned *counter)
@@ -405,13 +414,14 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, 4)
     if (loss_reduce(acc, partials, counter, &total)) *loss = (float)(total * lscale);
 }
 
-/* KL for K > 128 classes (K = 1000: ImageNet-sized heads): a warp per row in three passes over
-   the row (maxima; exps, sums and the loss sum; exps again and the gradient), each lane taking
+/* KL for K > SQ_KL_ROWS_MAX_K classes (K = 1000: ImageNet-sized heads): a warp per row in three
+   passes over the row (maxima; exps, sums and the loss sum; exps again and the gradient), each
+   lane taking
    KLW_UNROLL elements j, j + 32, ... per trip with every load of the trip issued first. The
    first pass reads memory; the row (8 KiB at K = 1000 for both inputs) is then re-read from
-   L1/L2. Few registers, so the SM is full of warps. Measured on an H200: keeping such a row in
-   registers (a row kernel at ELEMS = 1024, 136 registers, one block per SM) ran at 16 % of peak,
-   an online one-pass warp kernel at 22 %. */
+   L1/L2. Few registers, so the SM is full of warps. Measured on an H200 with run 3's heavier
+   per-element math: keeping such a row in registers (a row kernel at ELEMS = 1024, 136
+   registers, one block per SM) ran at 16 % of peak, an online one-pass warp kernel at 22 %. */
 #define KLW_UNROLL 4
 
 /* the KLW_UNROLL elements j0, j0 + 32, ... of both rows; -inf past the end (et = es = 0) */
@@ -526,7 +536,12 @@ extern "C" void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *z
         if (k <= 32) kl_rows_launch<5>(n, k, zt, zs, c, lscale, loss, gzs);
         else if (k <= 64) kl_rows_launch<6>(n, k, zt, zs, c, lscale, loss, gzs);
         else if (k <= 128) kl_rows_launch<7>(n, k, zt, zs, c, lscale, loss, gzs);
-        else /* K > 128: a warp per row, three passes */
+        else if (k <= 256) kl_rows_launch<8>(n, k, zt, zs, c, lscale, loss, gzs);
+        else if (k <= 512) kl_rows_launch<9>(n, k, zt, zs, c, lscale, loss, gzs);
+#if SQ_KL_ROWS_MAX_K >= 1024
+        else if (k <= 1024) kl_rows_launch<10>(n, k, zt, zs, c, lscale, loss, gzs);
+#endif
+        else /* a warp per row, three passes */
             kl_wide_kernel<<<loss_grid(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, zt, zs, c, lscale, loss, gzs,
                                                             sq_cuda_partials(), sq_cuda_counter());
     }
