@@ -40,11 +40,12 @@ Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     const sq_backend *c = sq_backend_cpu();
     /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows;
-       KL: every register-row width (K = 1, 2, 7, 10, 33, 100, 129, 1000, 1024; rows not a
-       multiple of a warp's rows per trip) and the warp-per-row kernel past 1024 classes */
+       KL: the tile kernel (K = 1, 2, 7, 10), every register-row width (K = 20, 33, 37, 100, 129,
+       300; rows not a multiple of a warp's rows per trip) and the warp kernel (K = 1000, 1024,
+       1025; register rows too in a -DSQ_KL_ROWS_MAX_K=1024 build) */
     static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7},
                                     {31, 2}, {101, 33}, {45, 100}, {13, 129}, {6, 1024}, {5, 1025},
-                                    {3000, 1}};
+                                    {3000, 1}, {23, 20}, {7, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int n = shapes[s][0], k = shapes[s][1];
         size_t m = (size_t)n * k;
