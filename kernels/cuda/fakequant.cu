@@ -133,13 +133,16 @@ static __global__ void fq_maxabs_kernel(size_t n, const float *__restrict__ x, f
         *out = (float)tot[0];
 }
 
+/* TWO: the op has a second parameter (EWGS's u); otherwise gp1 is always 0 and s1 is not summed
+   (a double add of +0 per element that the compiler may not drop: -0 + +0 is +0) */
+template <bool TWO>
 static __device__ __forceinline__ void fq_bwd_one(const sq_qm_ctx &k, float x, float gy, float *gx,
                                                   double &s0, double &s1)
 {
     sq_qm_grad g = sq_qm_bwd(&k, x, gy);
     if (gx) *gx += g.gx;
     s0 += (double)g.gp0;
-    s1 += (double)g.gp1;
+    if (TWO) s1 += (double)g.gp1;
 }
 
 /* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters).
@@ -152,6 +155,7 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
                                      float *gqp, bool vec, double *partials, unsigned *counter)
 {
     const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    constexpr bool TWO = OP == SQ_QM_EWGS_W || OP == SQ_QM_EWGS_A;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     double s0 = 0.0, s1 = 0.0;
@@ -172,21 +176,21 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
 #pragma unroll
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;
-                fq_bwd_one(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
-                fq_bwd_one(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
-                fq_bwd_one(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
-                fq_bwd_one(k, xv[u].w, gv[u].w, &acc[u].w, s0, s1);
+                fq_bwd_one<TWO>(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
+                fq_bwd_one<TWO>(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
+                fq_bwd_one<TWO>(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
+                fq_bwd_one<TWO>(k, xv[u].w, gv[u].w, &acc[u].w, s0, s1);
                 if (gx) __stcs(gx4 + i + u * stride, acc[u]);
             }
         }
         start = n4 * 4;
     }
     for (size_t i = start + t0; i < n; i += stride)
-        fq_bwd_one(k, x[i], gy[i], gx ? gx + i : NULL, s0, s1);
+        fq_bwd_one<TWO>(k, x[i], gy[i], gx ? gx + i : NULL, s0, s1);
     if (!REDUCE) return;
     double mine[2];
     mine[0] = sq_block_sum(s0);
-    mine[1] = sq_block_sum(s1);
+    mine[1] = TWO ? sq_block_sum(s1) : 0.0;
     double tot[2] = {0.0, 0.0};
     if (sq_grid_reduce_last<2>(mine, tot, partials, counter) && threadIdx.x == 0) {
         gqp[0] += (float)tot[0];
