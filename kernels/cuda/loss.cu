@@ -428,11 +428,12 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, (1 << LOG2E) / kl_rows_w
 static __device__ __forceinline__ void klw_load(const float *a, const float *b, int j0, int k,
                                                 float (&va)[KLW_UNROLL], float (&vb)[KLW_UNROLL])
 {
+    const float *pa = a + j0, *pb = b + j0; /* one address per trip; constant offsets below */
 #pragma unroll
     for (int u = 0; u < KLW_UNROLL; u++) {
-        const int j = j0 + 32 * u;
-        va[u] = j < k ? __ldg(a + j) : -INFINITY;
-        vb[u] = j < k ? __ldg(b + j) : -INFINITY;
+        const bool ok = j0 + 32 * u < k;
+        va[u] = ok ? __ldg(pa + 32 * u) : -INFINITY;
+        vb[u] = ok ? __ldg(pb + 32 * u) : -INFINITY;
     }
 }
 
