@@ -101,6 +101,7 @@ typedef struct sq_model {
     float *qp, *qg;            /* quantizer params and grads */
     float *act_arena, *grad_arena;
     size_t act_floats, grad_floats;
+    size_t grad_zero_floats;   /* the front of grad_arena that each backward zeroes */
     void *ws;                  /* conv workspace */
     size_t ws_bytes;
     uint64_t dropout_seed;

@@ -331,6 +331,7 @@ extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
 {
     cudaError_t ce = cuemu_capture_check(s, 0);
     if (ce != cudaSuccess) return fail(ce);
+    cuemu_stat("cudaMemcpyAsync");
     if (cuemu_capturing(s)) {
         cuemu_record_fn(s, [dst, src, bytes, kind]() {
             if (copy(dst, src, bytes, kind) != cudaSuccess)
@@ -351,6 +352,7 @@ extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_
 {
     cudaError_t ce = cuemu_capture_check(s, 0);
     if (ce != cudaSuccess) return fail(ce);
+    cuemu_stat("cudaMemsetAsync");
     if (cuemu_capturing(s)) {
         cuemu_record_fn(s, [p, v, bytes]() {
             if (set_bytes(p, v, bytes) != cudaSuccess)
