@@ -318,6 +318,7 @@ Test(cuda, conv_matches_cpu)
         {2, 4, 6, 5, 6, 3, 3, 1, 1, 2, 1},   {4, 8, 9, 9, 8, 3, 3, 1, 1, 8, 1},
         {3, 24, 6, 6, 12, 1, 1, 1, 0, 3, 1}, {3, 16, 16, 16, 32, 3, 3, 2, 1, 1, 0},
         {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 0}, {1, 2, 11, 13, 3, 5, 5, 2, 2, 1, 1},
+        {3, 3, 16, 16, 8, 3, 3, 1, 1, 1, 1}, /* bias over planes of 256: the float4 path */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const int *p = cases[ci];

@@ -1,5 +1,5 @@
-/* act.cu: activations (ReLU, ReLU6) and the elementwise helpers of the op table (add, axpy,
-   scale, fill). Grid-stride loops over size_t indices; memory-bound, one pass each.
+/* act.cu: activations (ReLU, ReLU6), the fused residual add + activation, and the elementwise
+   helpers of the op table (add, axpy, scale, fill). Grid-stride loops over size_t indices; memory-bound, one pass each.
    Gradient masks as PyTorch: ReLU passes where x > 0, ReLU6 where 0 < x < 6. */
 #include "cuda_common.cuh"
 
@@ -30,6 +30,35 @@ static __global__ void act_bwd_kernel(int kind, size_t n, const float *__restric
 static __global__ void add_kernel(size_t n, const float *a, const float *b, float *y)
 {
     SQ_GRID_LOOP(i, n) y[i] = a[i] + b[i];
+}
+
+/* the fused residual add + activation (backend.h add_act_fwd / add_act_bwd): the add_kernel
+   and act_fwd_kernel arithmetic in one pass; the backward takes act'(y) from the output, as the
+   CPU's fused.c, and adds g to whichever of ga, gb is given (the ADD's axpy pair) */
+static __global__ void add_act_fwd_kernel(int kind, size_t n, const float *__restrict__ a,
+                                          const float *__restrict__ b, float *__restrict__ y)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        float v = a[i] + b[i];
+        v = v > 0.0f ? v : 0.0f;
+        if (kind == SQ_ACT_RELU6) v = v < 6.0f ? v : 6.0f;
+        y[i] = v;
+    }
+}
+
+static __global__ void add_act_bwd_kernel(int kind, size_t n, const float *__restrict__ y,
+                                          const float *__restrict__ gy, float *__restrict__ ga,
+                                          float *__restrict__ gb)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        float v = y[i];
+        bool pass = kind == SQ_ACT_RELU6 ? (v > 0.0f && v < 6.0f) : v > 0.0f;
+        float g = pass ? gy[i] : 0.0f;
+        if (ga) ga[i] += g;
+        if (gb) gb[i] += g;
+    }
 }
 
 static __global__ void axpy_kernel(size_t n, float alpha, const float *__restrict__ x,
@@ -69,6 +98,24 @@ extern "C" void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float 
 {
     if (!n) return;
     add_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, a, b, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_add_act_fwd(size_t n, sq_act_kind kind, const float *a, const float *b,
+                                    float *y)
+{
+    if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
+    if (!n) return;
+    add_act_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, n, a, b, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_add_act_bwd(size_t n, sq_act_kind kind, const float *y, const float *gy,
+                                    float *ga, float *gb)
+{
+    if (kind != SQ_ACT_RELU && kind != SQ_ACT_RELU6) SQ_CUDA_BUG("unknown activation kind");
+    if (!n || (!ga && !gb)) return;
+    add_act_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>((int)kind, n, y, gy, ga, gb);
     SQ_CUDA_LAUNCHED();
 }
 

@@ -10,7 +10,16 @@
    S depends only on (N*HW, C), not on the GPU. Statistics as PyTorch: the batch is normalised
    with the biased variance, the running variance is updated with the unbiased one
    (m/(m-1), m = N*HW; m = 1 keeps the biased value), momentum: run = (1-mom) run + mom batch.
-   gamma = NULL means 1, beta = NULL means 0; NULL save/running/gradient pointers are skipped. */
+   gamma = NULL means 1, beta = NULL means 0; NULL save/running/gradient pointers are skipped.
+
+   The fused ops of backend.h (bn_act_fwd_train, bn_add_act_fwd_train, bn_act_bwd,
+   bn_add_act_bwd) are the same two launches with the activation (and the residual add) folded
+   into their element loops, as the CPU's fused.c: the forward's second pass writes
+   act(BN(x) [+ r]), the backward's first pass takes g = gy act'(y) (and adds it to gr) and the
+   second recomputes g. They save the separate activation, add and axpy passes and launches (a
+   resnet20 SQAKD step: about 70 launches, and by count of passes about 1.8 GB of memory traffic
+   at batch 256). The arithmetic is the unfused ops' in the same order, so results are the same
+   bit for bit (test_cuda_fused.c). */
 #include "cuda_common.cuh"
 
 #define BN_SLICE_MIN 4096 /* elements per slice before another slice is added */
@@ -49,6 +58,21 @@ static __device__ __forceinline__ void bn_slice(size_t m, int s, int ns, size_t 
     *beg = m * (size_t)s / (size_t)ns;
     *end = m * (size_t)(s + 1) / (size_t)ns;
 }
+
+/* the fused ops' activation, as act.cu and the CPU's fused.c: ReLU (hi = +inf) or ReLU6
+   (hi = 6); its gradient from the output y: y > 0 and y < hi */
+static __device__ __forceinline__ float bn_act(float v, float hi)
+{
+    v = v > 0.0f ? v : 0.0f;
+    return v < hi ? v : hi;
+}
+
+static __device__ __forceinline__ float bn_act_grad(float y, float gy, float hi)
+{
+    return y > 0.0f && y < hi ? gy : 0.0f;
+}
+
+static float bn_act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
 
 /* partials[(ch*S + s)*2 + {0,1}] = sum x, sum x^2 over the slice */
 static __global__ void bn_stats_kernel(int n, int c, int hw, const float *__restrict__ x,
@@ -89,7 +113,11 @@ static __device__ void bn_totals(const double *part, int ch, int ns, double *t0,
     *t1 = sh[1];
 }
 
+/* ACT: y = act(BN(x) [+ r]) with the activation bounded by hi; R: r is added (y may not alias
+   x or r: the fused ops' outputs are buffers of their own) */
+template <bool ACT, bool R>
 static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
+                                             const float *__restrict__ r, float hi,
                                              const float *__restrict__ gamma,
                                              const float *__restrict__ beta, float *run_mean,
                                              float *run_var, float momentum, float eps,
@@ -115,7 +143,9 @@ static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *
     bn_slice(m, s, ns, &beg, &end);
     for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
         size_t a = bn_at(i, hw, c, ch);
-        y[a] = (x[a] - mu) * invstd * g + bb;
+        float t = (x[a] - mu) * invstd * g + bb;
+        if (R) t = t + r[a];
+        y[a] = ACT ? bn_act(t, hi) : t;
     }
 }
 
@@ -135,12 +165,15 @@ static __global__ void bn_eval_kernel(size_t total, int c, int hw, const float *
     }
 }
 
-/* partials: sum gy, sum gy * xhat over the slice */
+/* partials: sum g, sum g * xhat over the slice, with g = gy (ACT: gy act'(y), y the fused
+   forward's output; GR: gr += g, the residual branch's gradient, written once per element) */
+template <bool ACT, bool GR>
 static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__restrict__ x,
+                                           const float *__restrict__ y, float hi,
                                            const float *__restrict__ gy,
                                            const float *__restrict__ save_mean,
                                            const float *__restrict__ save_invstd,
-                                           double *__restrict__ part)
+                                           float *__restrict__ gr, double *__restrict__ part)
 {
     int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
     size_t m = (size_t)n * hw, beg, end;
@@ -149,7 +182,8 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
     double s1 = 0.0, s2 = 0.0;
     for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
         size_t a = bn_at(i, hw, c, ch);
-        float g = gy[a];
+        float g = ACT ? bn_act_grad(y[a], gy[a], hi) : gy[a];
+        if (GR) gr[a] += g;
         s1 += g;
         s2 += (double)g * (double)((x[a] - mu) * is);
     }
@@ -161,8 +195,11 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
     }
 }
 
-/* gx += gamma invstd (gy - sum_gy/m - xhat sum_gy_xhat/m); ggamma += sum_gy_xhat; gbeta += sum_gy */
+/* gx += gamma invstd (g - sum_g/m - xhat sum_g_xhat/m); ggamma += sum_g_xhat; gbeta += sum_g
+   (g as in the stats pass) */
+template <bool ACT>
 static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
+                                           const float *__restrict__ y, float hi,
                                            const float *__restrict__ gy,
                                            const float *__restrict__ gamma,
                                            const float *__restrict__ save_mean,
@@ -186,8 +223,34 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
     for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
         size_t a = bn_at(i, hw, c, ch);
         float xhat = (x[a] - mu) * is;
-        gx[a] += k * (gy[a] - mean_gy - xhat * mean_gyx);
+        float gv = ACT ? bn_act_grad(y[a], gy[a], hi) : gy[a];
+        gx[a] += k * (gv - mean_gy - xhat * mean_gyx);
     }
+}
+
+/* training forward, plain (act < 0) or fused with the activation and residual r (backend.h) */
+static void bn_fwd_train(int n, int c, int hw, int act, const float *x, const float *r,
+                         const float *gamma, const float *beta, float *run_mean, float *run_var,
+                         float momentum, float eps, float *y, float *save_mean, float *save_invstd)
+{
+    if (n <= 0 || c <= 0 || hw <= 0) return;
+    if (!bn_channels_ok(c)) return;
+    size_t m = (size_t)n * hw;
+    dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
+    cudaStream_t st = sq_cuda_stream();
+    double *part = sq_cuda_partials();
+    bn_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, part);
+    SQ_CUDA_LAUNCHED();
+    const float hi = act >= 0 ? bn_act_hi((sq_act_kind)act) : 0.0f;
+#define BN_APPLY(A, R)                                                                           \
+    bn_train_apply_kernel<A, R><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                                  \
+        n, c, hw, x, r, hi, gamma, beta, run_mean, run_var, momentum, eps, y, save_mean,         \
+        save_invstd, part)
+    if (act < 0) BN_APPLY(false, false);
+    else if (r) BN_APPLY(true, true);
+    else BN_APPLY(true, false);
+#undef BN_APPLY
+    SQ_CUDA_LAUNCHED();
 }
 
 extern "C" void sq_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma,
@@ -195,16 +258,36 @@ extern "C" void sq_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const
                                      float momentum, float eps, float *y, float *save_mean,
                                      float *save_invstd)
 {
-    if (n <= 0 || c <= 0 || hw <= 0) return;
-    if (!bn_channels_ok(c)) return;
-    size_t m = (size_t)n * hw;
-    dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
-    bn_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, sq_cuda_partials());
-    SQ_CUDA_LAUNCHED();
-    bn_train_apply_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gamma, beta, run_mean, run_var,
-                                                   momentum, eps, y, save_mean, save_invstd,
-                                                   sq_cuda_partials());
-    SQ_CUDA_LAUNCHED();
+    bn_fwd_train(n, c, hw, -1, x, NULL, gamma, beta, run_mean, run_var, momentum, eps, y,
+                 save_mean, save_invstd);
+}
+
+static bool bn_act_ok(sq_act_kind act)
+{
+    if (act == SQ_ACT_RELU || act == SQ_ACT_RELU6) return true;
+    SQ_CUDA_BUG("unknown activation kind");
+    return false;
+}
+
+extern "C" void sq_cuda_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                                         const float *gamma, const float *beta, float *run_mean,
+                                         float *run_var, float momentum, float eps, float *y,
+                                         float *save_mean, float *save_invstd)
+{
+    if (!bn_act_ok(act)) return;
+    bn_fwd_train(n, c, hw, (int)act, x, NULL, gamma, beta, run_mean, run_var, momentum, eps, y,
+                 save_mean, save_invstd);
+}
+
+extern "C" void sq_cuda_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act,
+                                             const float *x, const float *r, const float *gamma,
+                                             const float *beta, float *run_mean, float *run_var,
+                                             float momentum, float eps, float *y,
+                                             float *save_mean, float *save_invstd)
+{
+    if (!bn_act_ok(act)) return;
+    bn_fwd_train(n, c, hw, (int)act, x, r, gamma, beta, run_mean, run_var, momentum, eps, y,
+                 save_mean, save_invstd);
 }
 
 extern "C" void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma,
@@ -218,18 +301,57 @@ extern "C" void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const 
     SQ_CUDA_LAUNCHED();
 }
 
+/* backward, plain (act < 0: g = gy) or fused (g = gy act'(y); gr += g when gr != NULL) */
+static void bn_bwd(int n, int c, int hw, int act, const float *x, const float *y,
+                   const float *gy, const float *gamma, const float *save_mean,
+                   const float *save_invstd, float *gx, float *gr, float *ggamma, float *gbeta)
+{
+    if (n <= 0 || c <= 0 || hw <= 0 || (!gx && !gr && !ggamma && !gbeta)) return;
+    if (!bn_channels_ok(c)) return;
+    size_t m = (size_t)n * hw;
+    dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
+    cudaStream_t st = sq_cuda_stream();
+    double *part = sq_cuda_partials();
+    const float hi = act >= 0 ? bn_act_hi((sq_act_kind)act) : 0.0f;
+#define BN_STATS(A, G)                                                                           \
+    bn_bwd_stats_kernel<A, G><<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, y, hi, gy, save_mean,   \
+                                                              save_invstd, gr, part)
+    if (act < 0) BN_STATS(false, false);
+    else if (gr) BN_STATS(true, true);
+    else BN_STATS(true, false);
+#undef BN_STATS
+    SQ_CUDA_LAUNCHED();
+    if (!gx && !ggamma && !gbeta) return;
+    if (act < 0)
+        bn_bwd_apply_kernel<false><<<grid, SQ_CUDA_BLOCK, 0, st>>>(
+            n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part);
+    else
+        bn_bwd_apply_kernel<true><<<grid, SQ_CUDA_BLOCK, 0, st>>>(
+            n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part);
+    SQ_CUDA_LAUNCHED();
+}
+
 extern "C" void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gy,
                                const float *gamma, const float *save_mean,
                                const float *save_invstd, float *gx, float *ggamma, float *gbeta)
 {
-    if (n <= 0 || c <= 0 || hw <= 0 || (!gx && !ggamma && !gbeta)) return;
-    if (!bn_channels_ok(c)) return;
-    size_t m = (size_t)n * hw;
-    dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
-    bn_bwd_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gy, save_mean, save_invstd,
-                                                 sq_cuda_partials());
-    SQ_CUDA_LAUNCHED();
-    bn_bwd_apply_kernel<<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, hw, x, gy, gamma, save_mean, save_invstd, gx,
-                                                 ggamma, gbeta, sq_cuda_partials());
-    SQ_CUDA_LAUNCHED();
+    bn_bwd(n, c, hw, -1, x, NULL, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta);
+}
+
+extern "C" void sq_cuda_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x,
+                                   const float *y, const float *gy, const float *gamma,
+                                   const float *save_mean, const float *save_invstd, float *gx,
+                                   float *ggamma, float *gbeta)
+{
+    if (!bn_act_ok(act)) return;
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta);
+}
+
+extern "C" void sq_cuda_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x,
+                                       const float *y, const float *gy, const float *gamma,
+                                       const float *save_mean, const float *save_invstd,
+                                       float *gx, float *gr, float *ggamma, float *gbeta)
+{
+    if (!bn_act_ok(act)) return;
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, gr, ggamma, gbeta);
 }

@@ -61,7 +61,8 @@ void sq_cuda_bug(const char *msg, const char *file, int line)
     abort();
 }
 
-/* ---- SQAKD_HOST_PROFILE=1: host wall time spent inside the cuDNN convolution calls ----
+/* ---- SQAKD_HOST_PROFILE=1: host wall time spent inside the cuDNN convolution calls (and, for
+   comparison, in the launch of our convolution bias kernel) ----
    (the calls are asynchronous: this is the CPU cost of issuing them, which bounds a step's speed
    when the GPU finishes its work faster than the host can queue it). Printed to stderr at exit. */
 
@@ -75,7 +76,7 @@ static void hprof_print(void)
                                                 "cudnnConvolutionBackwardData",
                                                 "cudnnConvolutionBackwardFilter",
                                                 "cudnn 16-bit teacher convolution",
-                                                "cudnnAddTensor (conv bias)"};
+                                                "conv bias kernel launch"};
     for (int i = 0; i < SQ_HPROF_COUNT; i++)
         if (g_hprof_n[i])
             fprintf(stderr, "host profile: %-34s %8ld calls %10.2f ms host time %7.2f us/call\n",
@@ -154,6 +155,12 @@ static const sq_backend g_cuda = {
     .fakequant_bwd = sq_cuda_fakequant_bwd,
     .absscale_fwd = sq_cuda_absscale_fwd,
     .absscale_bwd = sq_cuda_absscale_bwd,
+    .bn_act_fwd_train = sq_cuda_bn_act_fwd_train,
+    .bn_act_bwd = sq_cuda_bn_act_bwd,
+    .add_act_fwd = sq_cuda_add_act_fwd,
+    .add_act_bwd = sq_cuda_add_act_bwd,
+    .bn_add_act_fwd_train = sq_cuda_bn_add_act_fwd_train,
+    .bn_add_act_bwd = sq_cuda_bn_add_act_bwd,
     .sgd_step = sq_cuda_sgd_step,
     .adam_step = sq_cuda_adam_step,
     .mem_info = sq_cuda_mem_info,

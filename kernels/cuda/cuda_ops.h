@@ -43,7 +43,7 @@ cublasHandle_t sq_cuda_cublas(void);
 /* ---- cudnn.c: handle, one plan per conv shape (descriptors + algorithms), internal workspace */
 typedef struct sq_cuda_conv_plan {
     sq_conv_shape cs;
-    cudnnTensorDescriptor_t xd, yd, bd; /* input, output, bias (1, K, 1, 1) */
+    cudnnTensorDescriptor_t xd, yd; /* input, output */
     cudnnFilterDescriptor_t wd;
     /* one convolution descriptor per direction: each carries its algorithm's math type */
     cudnnConvolutionDescriptor_t cd_fwd, cd_bwd_data, cd_bwd_filter;
@@ -93,6 +93,25 @@ void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const
 /* ---- act.cu: activations and elementwise ---- */
 void sq_cuda_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y);
 void sq_cuda_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
+/* the fused ops of backend.h (bn.cu, act.cu) */
+void sq_cuda_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                              const float *gamma, const float *beta, float *run_mean,
+                              float *run_var, float momentum, float eps, float *y,
+                              float *save_mean, float *save_invstd);
+void sq_cuda_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                        const float *gy, const float *gamma, const float *save_mean,
+                        const float *save_invstd, float *gx, float *ggamma, float *gbeta);
+void sq_cuda_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
+                                  const float *r, const float *gamma, const float *beta,
+                                  float *run_mean, float *run_var, float momentum, float eps,
+                                  float *y, float *save_mean, float *save_invstd);
+void sq_cuda_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                            const float *gy, const float *gamma, const float *save_mean,
+                            const float *save_invstd, float *gx, float *gr, float *ggamma,
+                            float *gbeta);
+void sq_cuda_add_act_fwd(size_t n, sq_act_kind act, const float *a, const float *b, float *y);
+void sq_cuda_add_act_bwd(size_t n, sq_act_kind act, const float *y, const float *gy, float *ga,
+                         float *gb);
 void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float *y);
 void sq_cuda_axpy(size_t n, float alpha, const float *x, float *y);
 void sq_cuda_scale(size_t n, float alpha, float *x);
@@ -123,8 +142,9 @@ void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float
                          uint8_t *mask);
 void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
 
-/* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls */
-enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_ADD_TENSOR,
+/* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls, and in
+   the launch of the convolution bias kernel that replaced cudnnAddTensor, for comparison */
+enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_CONV_BIAS,
        SQ_HPROF_COUNT };
 int sq_cuda_hprof_on(void);
 void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */

@@ -97,7 +97,6 @@ static void plan_destroy(sq_cuda_conv_plan *p)
 {
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
-    if (p->bd) cudnnDestroyTensorDescriptor(p->bd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
     if (p->cd_fwd) cudnnDestroyConvolutionDescriptor(p->cd_fwd);
     if (p->cd_bwd_data) cudnnDestroyConvolutionDescriptor(p->cd_bwd_data);
@@ -248,15 +247,12 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
     p->cs = *cs;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->xd));
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->yd));
-    CUDNN_CHECK(cudnnCreateTensorDescriptor(&p->bd));
     CUDNN_CHECK(cudnnCreateFilterDescriptor(&p->wd));
     if (sq_cuda_error_count() != before) return 0;
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cs->n,
                                            cs->c, cs->h, cs->w));
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, cs->n,
                                            cs->k, cs->oh, cs->ow));
-    CUDNN_CHECK(cudnnSetTensor4dDescriptor(p->bd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, cs->k,
-                                           1, 1));
     CUDNN_CHECK(cudnnSetFilter4dDescriptor(p->wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, cs->k,
                                            cs->c / cs->groups, cs->r, cs->s));
     conv_desc(&p->cd_fwd, cs, math);

@@ -408,6 +408,7 @@ cudnnStatus_t emu_cudnnAddTensor(cudnnHandle_t handle, const void *alpha,
         return CUDNN_STATUS_NOT_SUPPORTED;
     cudnnDataType_t dt = cDesc->dt;
     size_t es = dt_size(dt), na = tensor_count(aDesc), nc = tensor_count(cDesc);
+    cuemu_stat(fn);
     need_dev(fn, "A", A, na * es);
     need_dev(fn, "C", C, nc * es);
     float al = *(const float *)alpha, be = *(const float *)beta;

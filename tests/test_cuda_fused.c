@@ -1,0 +1,251 @@
+/* test_cuda_fused.c: Criterion suite "cuda_fused": the CUDA backend's fused ops (backend.h:
+   BatchNorm (training) + activation, residual add + activation, BatchNorm + add + activation,
+   forward and backward; kernels/cuda/bn.cu and act.cu).
+   - Each op against the CPU backend's fused op (kernels/cpu/fused.c) on awkward shapes, with
+     ReLU and ReLU6 (scaled so that both of ReLU6's bounds clip), with and without the residual
+     and its gradient, guard bytes around every device output and gradients that start non-zero
+     (accumulation is what is checked). The backward gets the CPU forward's output on both
+     sides, so that act'(y) masks the same elements.
+   - A quantized resnet20 training step (forward, backward, two steps) on the CUDA backend with
+     the fused ops equals the same step without them bit for bit: logits, weight and quantizer
+     gradients, running statistics. The fused kernels do the unfused ones' arithmetic in the same
+     order.
+   Without a GPU every test SKIPS (under cuemu they run on the emulated device). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "sqakd/model.h"
+#include "util_check.h"
+#include "util_fixtures.h"
+
+static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+
+TestSuite(cuda_fused, .init = setup, .timeout = 600);
+
+static const sq_backend *gpu(void)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    cr_assert(g->bn_act_fwd_train && g->bn_act_bwd && g->add_act_fwd && g->add_act_bwd &&
+              g->bn_add_act_fwd_train && g->bn_add_act_bwd);
+    return g;
+}
+
+/* one (shape, activation, residual) case of the BN fused ops against the CPU */
+static void bn_case(const sq_backend *g, int n, int ch, int hw, sq_act_kind act, int res,
+                    uint64_t seed)
+{
+    const sq_backend *c = sq_backend_cpu();
+    const size_t m = (size_t)n * ch * hw, B = m * sizeof(float), C = ch * sizeof(float);
+    /* ReLU6: outputs spread over about -10 .. 14, so that both bounds clip */
+    const float glo = act == SQ_ACT_RELU6 ? 2.0f : 0.5f, ghi = act == SQ_ACT_RELU6 ? 4.0f : 1.5f;
+    const float blo = act == SQ_ACT_RELU6 ? 1.0f : -0.5f, bhi = act == SQ_ACT_RELU6 ? 3.0f : 0.5f;
+    float *x = sqt_hrand(m, -3, 5, seed), *r = res ? sqt_hrand(m, -2, 2, seed + 1) : NULL,
+          *gy = sqt_hrand(m, -1, 1, seed + 2), *gamma = sqt_hrand(ch, glo, ghi, seed + 3),
+          *beta = sqt_hrand(ch, blo, bhi, seed + 4), *rm0 = sqt_hrand(ch, -0.1f, 0.1f, seed + 5),
+          *rv0 = sqt_hrand(ch, 0.5f, 1.5f, seed + 6), *gx0 = sqt_hrand(m, -1, 1, seed + 7),
+          *gr0 = sqt_hrand(m, -1, 1, seed + 8), *gg0 = sqt_hrand(ch, -1, 1, seed + 9),
+          *gb0 = sqt_hrand(ch, -1, 1, seed + 10);
+    float *y = sqt_hvec(m), *rm = sqt_hdup(rm0, ch), *rv = sqt_hdup(rv0, ch), *sm = sqt_hvec(ch),
+          *si = sqt_hvec(ch), *gx = sqt_hdup(gx0, m), *gr = sqt_hdup(gr0, m),
+          *gg = sqt_hdup(gg0, ch), *gb = sqt_hdup(gb0, ch);
+    if (res) {
+        c->bn_add_act_fwd_train(n, ch, hw, act, x, r, gamma, beta, rm, rv, 0.1f, 1e-5f, y, sm, si);
+        c->bn_add_act_bwd(n, ch, hw, act, x, y, gy, gamma, sm, si, gx, gr, gg, gb);
+    } else {
+        c->bn_act_fwd_train(n, ch, hw, act, x, gamma, beta, rm, rv, 0.1f, 1e-5f, y, sm, si);
+        c->bn_act_bwd(n, ch, hw, act, x, y, gy, gamma, sm, si, gx, gg, gb);
+    }
+    /* both activation regions are exercised (for ReLU6 also the upper bound) */
+    size_t zero = 0, top = 0;
+    for (size_t i = 0; i < m; i++) {
+        zero += y[i] == 0.0f;
+        top += y[i] == 6.0f;
+    }
+    if (m >= 1000) {
+        cr_expect(zero > 0 && zero < m, "%s: %zu of %zu outputs are 0", res ? "bn_add_act" : "bn_act", zero, m);
+        if (act == SQ_ACT_RELU6) cr_expect(top > 0, "ReLU6: no output at 6 of %zu", m);
+    }
+
+    float *dx = sqt_dput(g, x, B), *dr = res ? sqt_dput(g, r, B) : NULL, *dga = sqt_dput(g, gamma, C),
+          *dbe = sqt_dput(g, beta, C), *drm = sqt_dput(g, rm0, C), *drv = sqt_dput(g, rv0, C),
+          *dy = sqt_dput(g, NULL, B), *dsm = sqt_dput(g, NULL, C), *dsi = sqt_dput(g, NULL, C);
+    if (res)
+        g->bn_add_act_fwd_train(n, ch, hw, act, dx, dr, dga, dbe, drm, drv, 0.1f, 1e-5f, dy, dsm, dsi);
+    else
+        g->bn_act_fwd_train(n, ch, hw, act, dx, dga, dbe, drm, drv, 0.1f, 1e-5f, dy, dsm, dsi);
+    sqt_gpu_ok(g);
+    const double at = 1e-5, rt = 1e-5;
+    float *o;
+    /* the CPU computes x a + (beta - mean a) with a = gamma invstd, the GPU (x - mean) invstd
+       gamma + beta: they differ by rounding of x a, large where the variance is tiny (m = 1:
+       invstd = 1 / sqrt(eps)) */
+    double amax = 0.0;
+    for (int k = 0; k < ch; k++)
+        if (fabs((double)gamma[k] * si[k]) > amax) amax = fabs((double)gamma[k] * si[k]);
+    const double aty = 4 * at + 5.0 * amax * 1.2e-7 * 4;
+    o = sqt_fetch(g, dy, m, "fused y"); sqt_expect_close("fused y", o, y, m, aty, rt, seed); free(o);
+    o = sqt_fetch(g, drm, ch, "run_mean"); sqt_expect_close("run_mean", o, rm, ch, at, rt, seed); free(o);
+    o = sqt_fetch(g, drv, ch, "run_var"); sqt_expect_close("run_var", o, rv, ch, at, rt, seed); free(o);
+    o = sqt_fetch(g, dsm, ch, "save_mean"); sqt_expect_close("save_mean", o, sm, ch, at, rt, seed); free(o);
+    o = sqt_fetch(g, dsi, ch, "save_invstd"); sqt_expect_close("save_invstd", o, si, ch, at, 1e-4, seed); free(o);
+
+    /* backward from the CPU's y and saved statistics on both sides */
+    float *dyc = sqt_dput(g, y, B), *dgy = sqt_dput(g, gy, B), *dsm2 = sqt_dput(g, sm, C),
+          *dsi2 = sqt_dput(g, si, C), *dgx = sqt_dput(g, gx0, B), *dgr = res ? sqt_dput(g, gr0, B) : NULL,
+          *dgg = sqt_dput(g, gg0, C), *dgb = sqt_dput(g, gb0, C);
+    if (res)
+        g->bn_add_act_bwd(n, ch, hw, act, dx, dyc, dgy, dga, dsm2, dsi2, dgx, dgr, dgg, dgb);
+    else
+        g->bn_act_bwd(n, ch, hw, act, dx, dyc, dgy, dga, dsm2, dsi2, dgx, dgg, dgb);
+    sqt_gpu_ok(g);
+    const double gat = 1e-6 * (double)n * hw + 1e-5;
+    o = sqt_fetch(g, dgx, m, "fused gx"); sqt_expect_close("fused gx", o, gx, m, 1e-4, 1e-4, seed); free(o);
+    if (res) {
+        /* gr += gy act'(y): one addition of the same operands */
+        o = sqt_fetch(g, dgr, m, "fused gr"); sqt_expect_equal("fused gr", o, gr, m); free(o);
+    }
+    o = sqt_fetch(g, dgg, ch, "ggamma"); sqt_expect_close("ggamma", o, gg, ch, gat, 1e-5, seed); free(o);
+    o = sqt_fetch(g, dgb, ch, "gbeta"); sqt_expect_close("gbeta", o, gb, ch, gat, 1e-5, seed); free(o);
+    void *inputs[] = {dx, dr, dga, dbe, dyc, dgy, dsm2, dsi2};
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++)
+        if (inputs[i]) g->free((char *)inputs[i] - SQT_GUARD);
+    float *host[] = {x, r, gy, gamma, beta, rm0, rv0, gx0, gr0, gg0, gb0, y, rm, rv, sm, si, gx, gr, gg, gb};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+}
+
+Test(cuda_fused, bn_act_and_bn_add_act_match_cpu)
+{
+    const sq_backend *g = gpu();
+    /* (n, c, hw): single element, BatchNorm1d, odd sizes, several slices per channel */
+    static const int shapes[][3] = {{1, 1, 1}, {7, 5, 1}, {2, 3, 5}, {5, 3, 17}, {3, 2, 5000}, {2, 64, 9}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int act = 0; act < 2; act++)
+            for (int res = 0; res < 2; res++)
+                bn_case(g, shapes[s][0], shapes[s][1], shapes[s][2], (sq_act_kind)act, res,
+                        700 + 20 * s + 4 * act + 2 * res);
+}
+
+Test(cuda_fused, add_act_matches_cpu_exactly)
+{
+    const sq_backend *g = gpu();
+    const sq_backend *c = sq_backend_cpu();
+    for (int si = 0; si < SQT_NSIZES; si++)
+        for (int act = 0; act < 2; act++) {
+            const size_t n = sqt_sizes[si], B = n * sizeof(float);
+            const uint64_t seed = 900 + 10 * si + act;
+            /* sums over about -8 .. 8: both of ReLU6's bounds clip */
+            float *a = sqt_hrand(n, -4, 4, seed), *b = sqt_hrand(n, -4, 4, seed + 1),
+                  *gy = sqt_hrand(n, -1, 1, seed + 2), *ga0 = sqt_hrand(n, -1, 1, seed + 3),
+                  *gb0 = sqt_hrand(n, -1, 1, seed + 4);
+            float *y = sqt_hvec(n), *ga = sqt_hdup(ga0, n), *gb = sqt_hdup(gb0, n),
+                  *ga1 = sqt_hdup(ga0, n);
+            c->add_act_fwd(n, (sq_act_kind)act, a, b, y);
+            c->add_act_bwd(n, (sq_act_kind)act, y, gy, ga, gb);
+            c->add_act_bwd(n, (sq_act_kind)act, y, gy, ga1, NULL); /* one gradient only */
+            float *da = sqt_dput(g, a, B), *db = sqt_dput(g, b, B), *dy = sqt_dput(g, NULL, B),
+                  *dgy = sqt_dput(g, gy, B), *dga = sqt_dput(g, ga0, B), *dgb = sqt_dput(g, gb0, B),
+                  *dga1 = sqt_dput(g, ga0, B);
+            g->add_act_fwd(n, (sq_act_kind)act, da, db, dy);
+            g->add_act_bwd(n, (sq_act_kind)act, dy, dgy, dga, dgb);
+            g->add_act_bwd(n, (sq_act_kind)act, dy, dgy, dga1, NULL);
+            g->add_act_bwd(n, (sq_act_kind)act, dy, dgy, NULL, NULL); /* nothing to do */
+            sqt_gpu_ok(g);
+            float *o;
+            o = sqt_fetch(g, dy, n, "add_act y"); sqt_expect_equal("add_act y", o, y, n); free(o);
+            o = sqt_fetch(g, dga, n, "add_act ga"); sqt_expect_equal("add_act ga", o, ga, n); free(o);
+            o = sqt_fetch(g, dgb, n, "add_act gb"); sqt_expect_equal("add_act gb", o, gb, n); free(o);
+            o = sqt_fetch(g, dga1, n, "add_act ga alone"); sqt_expect_equal("add_act ga alone", o, ga1, n); free(o);
+            g->free((char *)da - SQT_GUARD);
+            g->free((char *)db - SQT_GUARD);
+            g->free((char *)dgy - SQT_GUARD);
+            float *host[] = {a, b, gy, ga0, gb0, y, ga, gb, ga1};
+            for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]);
+        }
+}
+
+/* ---- a whole training step: fused equals unfused bit for bit ---- */
+
+static sq_model *make(const sq_backend *be, int batch, const sq_quant_opts *q)
+{
+    sq_model *m;
+    cr_assert_eq(sq_model_create("resnet20", 3, 32, 32, 10, &m), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_model_set_quant(m, q), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_model_setup(m, be, batch, 1), SQ_OK, "%s", sq_last_error());
+    sq_model_init_weights(m, 3);
+    return m;
+}
+
+/* a device buffer of n floats, on the host (caller frees) */
+static float *host_copy(const sq_backend *g, const float *d, size_t n)
+{
+    float *h = malloc(n * sizeof(float));
+    cr_assert(h);
+    g->copy_d2h(h, d, n * sizeof(float));
+    return h;
+}
+
+static void expect_same(const sq_backend *g, const char *what, const float *da, const float *db,
+                        size_t n)
+{
+    float *a = host_copy(g, da, n), *b = host_copy(g, db, n);
+    cr_expect_eq(sqt_check_equal(what, a, b, n), 0, "%s differ", what);
+    free(a);
+    free(b);
+}
+
+Test(cuda_fused, resnet20_step_fused_equals_unfused_bit_for_bit)
+{
+    const sq_backend *g = gpu();
+    static sq_backend plain;
+    plain = *g;
+    plain.bn_act_fwd_train = NULL;
+    plain.bn_act_bwd = NULL;
+    plain.add_act_fwd = NULL;
+    plain.add_act_bwd = NULL;
+    plain.bn_add_act_fwd_train = NULL;
+    plain.bn_add_act_bwd = NULL;
+    const int batch = 3;
+    sq_quant_opts q = {.kind = SQ_QUANT_EWGS, .wbits = 4, .abits = 4};
+    sq_model *a = make(g, batch, &q), *b = make(&plain, batch, &q);
+    int fused = 0;
+    for (int i = 0; i < a->nnodes; i++) fused += a->nodes[i].fuse_act != 0;
+    cr_assert_eq(fused, 10 + 9 + 7, "fused runs: %d", fused); /* as test_fusion.c */
+    /* the unfused model zeroes the gradients of the BN and ADD outputs that the fused one
+       never touches: its gradient arena zeroes more */
+    cr_expect_gt(b->grad_zero_floats, a->grad_zero_floats);
+    const size_t nx = (size_t)batch * 3 * 32 * 32;
+    float *x = malloc(nx * sizeof(float)), glog[3 * 10];
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 5);
+    sqt_fill_normal(glog, 30, 0.0f, 0.1f, 6);
+    float *dglog = g->alloc(sizeof glog);
+    cr_assert(dglog);
+    g->copy_h2d(dglog, glog, sizeof glog);
+    cr_assert_eq(sq_model_quant_init(a, x, batch), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_model_quant_init(b, x, batch), SQ_OK, "%s", sq_last_error());
+    for (int step = 0; step < 2; step++) {
+        sq_model_set_input(a, x, batch);
+        sq_model_set_input(b, x, batch);
+        float *za = sq_model_forward(a, batch, 1), *zb = sq_model_forward(b, batch, 1);
+        expect_same(g, "logits", za, zb, 30);
+        sq_model_zero_grad(a);
+        sq_model_zero_grad(b);
+        sq_model_backward(a, batch, dglog);
+        sq_model_backward(b, batch, dglog);
+        sqt_gpu_ok(g);
+        expect_same(g, "weight grads", a->g, b->g, a->n_train);
+        expect_same(g, "quantizer grads", a->qg, b->qg, a->n_quant);
+        expect_same(g, "running stats", a->buf, b->buf, a->n_buf);
+        /* a gradient that is not all zero, or the comparison proves nothing */
+        float *h = host_copy(g, a->g, a->n_train);
+        double s = 0;
+        for (size_t i = 0; i < a->n_train; i++) s += (double)h[i] * h[i];
+        free(h);
+        cr_expect_gt(s, 0.0);
+    }
+    g->free(dglog);
+    free(x);
+    sq_model_free(a);
+    sq_model_free(b);
+}
