@@ -15,14 +15,15 @@
 # (smallcnn, Fashion-MNIST) and the Fashion-MNIST t10k IDX files. It prints the carry list.
 #
 # Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
-#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~25 with build/gpu-base (BASE=<rev>
-#   tools/gpu_pack.sh), +12 with build/gpu-klrows (KLROWS=1), +12 with build/gpu-ieee carried]
+#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~60 with build/gpu-base (BASE=<rev>
+#   tools/gpu_pack.sh: kernels and step), +12 with build/gpu-klrows (KLROWS=1), +12 with
+#   build/gpu-ieee carried]
 #   step [~90 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
 # REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
-# NCU_LAUNCHES_PER_STEP (400), SAN (tool:filter list), BIN_AB (build/gpu-ieee).
+# NCU_LAUNCHES_PER_STEP (400: an upper bound; ncu_summary.py counts whole steps itself), SAN (tool:filter list), BIN_AB (build/gpu-ieee).
 set -u
 BIN=${BIN:-build/gpu}
 OUT=${OUT:-out/gpu}
@@ -115,6 +116,19 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
         awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
         kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [$label] /" | tee -a "$S"
         rm -f "$OUT/ab_last.tmp"
+    done
+fi
+# A/B of the eager step against the older revision, alternated twice (since 7e26dbb: fused
+# BN/add/activation kernels, one gradient memset per backward, the conv bias kernel)
+if on ab && [ -x build/gpu-base/sqakd ]; then
+    AL="$OUT/ab.log"
+    rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
+    for i in 1 2; do
+        for who in base new; do
+            if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=new; fi
+            step "bench step resnet20 b256 $i, $label" 40 "$AL" "$b/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+            grep -E '^SQAKD ' "$AL" | tail -n 1 | sed "s/^/  [$label] /" | tee -a "$S"
+        done
     done
 fi
 # A/B: K = 1000 through the register-row KL kernel (-DSQ_KL_ROWS_MAX_K=1024, KLROWS=1 gpu_pack.sh)
@@ -233,14 +247,15 @@ NCUDIR=${NCUDIR:-/tmp/ncu}   # the CSVs stay on the machine (summed into summary
 if on ncu && [ -n "${NCU:-}" ]; then
     mkdir -p "$NCUDIR"
     for cv in ${NCU_CONVS:-heuristic:1}; do
-        # 3 warm-up + 5 timed steps; skip the set-up and 4 steps, profile the next 2 steps
+        # 3 warm-up + 8 timed steps; skip the set-up and about 4 steps, then profile about 3
+        # steps' launches; ncu_summary.py "auto" keeps the whole steps between KL launches
         # find mode: cudnnFind's trial launches come first, so skip further into a longer run
-        per=${NCU_LAUNCHES_PER_STEP:-400} nst=5 skip=5
+        per=${NCU_LAUNCHES_PER_STEP:-400} nst=8 skip=5
         case $cv in find*) nst=30 skip=20 ;; esac
         SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" \
-            "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * skip)) --launch-count $((per * 2)) --csv \
+            "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * skip)) --launch-count $((per * 3)) --csv \
             "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
-        python3 tools/ncu_summary.py "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" 2 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
+        python3 tools/ncu_summary.py "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" auto 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
     done
 fi
 
@@ -261,7 +276,7 @@ fi
 
 # ---- 8. compute-sanitizer (last: slowest)
 SL="$OUT/sanitizer.log"
-SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/*"}
+SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/* memcheck:cuda_fused/* racecheck:cuda_fused/bn*"}
 if on sanitizer && [ -n "${CS:-}" ]; then
     for tf in $SAN; do
         tool=${tf%%:*}; filt=${tf#*:}
