@@ -46,18 +46,71 @@ static int bn_slices(size_t m, int c)
     return s < 1 ? 1 : (int)s;
 }
 
-/* address of element i (0 <= i < n*hw) of channel ch */
-static __device__ __forceinline__ size_t bn_at(size_t i, int hw, int c, int ch)
+/* The element loops walk a channel's slice in units of V consecutive floats of one plane: V = 4
+   (float4) when HW % 4 == 0 and every tensor of the launch is 16-byte aligned, else 1. The
+   units of channel ch are u = b HW/V + j (image b, j-th unit of its plane), sliced in order;
+   each thread takes BN_UNROLL units per trip, i, i + blockDim, ..., and issues every load of the
+   trip before its arithmetic. I is the index type: 32 bits when the unit count fits, so a
+   unit's image is one 32-bit division. Run 2 on the H200 (out of ncu, docs/gpu-validation.md):
+   the former one-element-per-iteration loops, with a 64-bit division per element, made the
+   four BN kernels about 1 ms of a resnet20 step's kernel time. */
+#define BN_UNROLL 4
+
+template <int V, typename I> struct bn_walk {
+    I hw_u, beg, end;
+    size_t hw;
+    int c, ch;
+    __device__ __forceinline__ bn_walk(int n, int c_, int hw_, int s, int ns)
+    {
+        c = c_;
+        ch = blockIdx.x;
+        hw = (size_t)hw_;
+        hw_u = (I)(hw_ / V);
+        const size_t m_u = (size_t)n * (size_t)hw_u;
+        beg = (I)(m_u * (size_t)s / (size_t)ns);
+        end = (I)(m_u * (size_t)(s + 1) / (size_t)ns);
+    }
+    /* float offset of unit u */
+    __device__ __forceinline__ size_t off(I u) const
+    {
+        const I b = u / hw_u, j = u - b * hw_u;
+        return ((size_t)b * (size_t)c + (size_t)ch) * hw + (size_t)j * V;
+    }
+};
+
+template <int V> static __device__ __forceinline__ void bn_ld(const float *p, float (&v)[V])
 {
-    size_t b = i / (size_t)hw, j = i - b * (size_t)hw;
-    return (b * (size_t)c + ch) * hw + j;
+    if (V == 4) {
+        const float4 t = *(const float4 *)p;
+        v[0] = t.x;
+        v[V > 1 ? 1 : 0] = t.y;
+        v[V > 2 ? 2 : 0] = t.z;
+        v[V > 3 ? 3 : 0] = t.w;
+    } else {
+        v[0] = *p;
+    }
 }
 
-static __device__ __forceinline__ void bn_slice(size_t m, int s, int ns, size_t *beg, size_t *end)
+template <int V> static __device__ __forceinline__ void bn_st(float *p, const float (&v)[V])
 {
-    *beg = m * (size_t)s / (size_t)ns;
-    *end = m * (size_t)(s + 1) / (size_t)ns;
+    if (V == 4) *(float4 *)p = make_float4(v[0], v[V > 1 ? 1 : 0], v[V > 2 ? 2 : 0], v[V > 3 ? 3 : 0]);
+    else *p = v[0];
 }
+
+/* the unit offsets of one trip (ok[k]: unit k lies in the slice) */
+template <int V, typename I>
+static __device__ __forceinline__ void bn_trip(const bn_walk<V, I> &w, I u0, size_t (&o)[BN_UNROLL],
+                                               bool (&ok)[BN_UNROLL])
+{
+#pragma unroll
+    for (int k = 0; k < BN_UNROLL; k++) {
+        const I u = u0 + (I)k * (I)blockDim.x;
+        ok[k] = u < w.end;
+        o[k] = ok[k] ? w.off(u) : 0;
+    }
+}
+
+#define BN_TRIPS(w, u0) for (I u0 = (w).beg + (I)threadIdx.x; u0 < (w).end; u0 += (I)(BN_UNROLL * blockDim.x))
 
 /* the fused ops' activation, as act.cu and the CPU's fused.c: ReLU (hi = +inf) or ReLU6
    (hi = 6); its gradient from the output y: y > 0 and y < hi */
@@ -75,23 +128,38 @@ static __device__ __forceinline__ float bn_act_grad(float y, float gy, float hi)
 static float bn_act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
 
 /* partials[(ch*S + s)*2 + {0,1}] = sum x, sum x^2 over the slice */
+template <int V, typename I>
 static __global__ void bn_stats_kernel(int n, int c, int hw, const float *__restrict__ x,
                                        double *__restrict__ part)
 {
-    int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    size_t m = (size_t)n * hw, beg, end;
-    bn_slice(m, s, ns, &beg, &end);
+    const int s = blockIdx.y, ns = gridDim.y;
+    const bn_walk<V, I> w(n, c, hw, s, ns);
     double s1 = 0.0, s2 = 0.0;
-    for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
-        double v = x[bn_at(i, hw, c, ch)];
-        s1 += v;
-        s2 += v * v;
+    BN_TRIPS(w, u0)
+    {
+        size_t o[BN_UNROLL];
+        bool ok[BN_UNROLL];
+        float xv[BN_UNROLL][V];
+        bn_trip(w, u0, o, ok);
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) bn_ld<V>(x + o[k], xv[k]);
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++) {
+            if (!ok[k]) continue;
+#pragma unroll
+            for (int e = 0; e < V; e++) {
+                const double v = xv[k][e];
+                s1 += v;
+                s2 += v * v;
+            }
+        }
     }
     s1 = sq_block_sum(s1);
     s2 = sq_block_sum(s2);
     if (threadIdx.x == 0) {
-        part[((size_t)ch * ns + s) * 2 + 0] = s1;
-        part[((size_t)ch * ns + s) * 2 + 1] = s2;
+        part[((size_t)w.ch * ns + s) * 2 + 0] = s1;
+        part[((size_t)w.ch * ns + s) * 2 + 1] = s2;
     }
 }
 
@@ -115,7 +183,7 @@ static __device__ void bn_totals(const double *part, int ch, int ns, double *t0,
 
 /* ACT: y = act(BN(x) [+ r]) with the activation bounded by hi; R: r is added (y may not alias
    x or r: the fused ops' outputs are buffers of their own) */
-template <bool ACT, bool R>
+template <int V, typename I, bool ACT, bool R>
 static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
                                              const float *__restrict__ r, float hi,
                                              const float *__restrict__ gamma,
@@ -124,8 +192,8 @@ static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *
                                              float *__restrict__ y, float *save_mean,
                                              float *save_invstd, const double *__restrict__ part)
 {
-    int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    size_t m = (size_t)n * hw, beg, end;
+    const int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
+    const size_t m = (size_t)n * hw;
     double sum, sumsq;
     bn_totals(part, ch, ns, &sum, &sumsq);
     double mean = sum / (double)m;
@@ -139,13 +207,31 @@ static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *
         if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
         if (run_var) run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
     }
-    float g = gamma ? gamma[ch] : 1.0f, bb = beta ? beta[ch] : 0.0f, mu = (float)mean;
-    bn_slice(m, s, ns, &beg, &end);
-    for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
-        size_t a = bn_at(i, hw, c, ch);
-        float t = (x[a] - mu) * invstd * g + bb;
-        if (R) t = t + r[a];
-        y[a] = ACT ? bn_act(t, hi) : t;
+    const float g = gamma ? gamma[ch] : 1.0f, bb = beta ? beta[ch] : 0.0f, mu = (float)mean;
+    const bn_walk<V, I> w(n, c, hw, s, ns);
+    BN_TRIPS(w, u0)
+    {
+        size_t o[BN_UNROLL];
+        bool ok[BN_UNROLL];
+        float xv[BN_UNROLL][V], rv[BN_UNROLL][V];
+        bn_trip(w, u0, o, ok);
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+                bn_ld<V>(x + o[k], xv[k]);
+                if (R) bn_ld<V>(r + o[k], rv[k]);
+            }
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+#pragma unroll
+                for (int e = 0; e < V; e++) {
+                    float t = (xv[k][e] - mu) * invstd * g + bb;
+                    if (R) t = t + rv[k][e];
+                    xv[k][e] = ACT ? bn_act(t, hi) : t;
+                }
+                bn_st<V>(y + o[k], xv[k]);
+            }
     }
 }
 
@@ -167,7 +253,7 @@ static __global__ void bn_eval_kernel(size_t total, int c, int hw, const float *
 
 /* partials: sum g, sum g * xhat over the slice, with g = gy (ACT: gy act'(y), y the fused
    forward's output; GR: gr += g, the residual branch's gradient, written once per element) */
-template <bool ACT, bool GR>
+template <int V, typename I, bool ACT, bool GR>
 static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__restrict__ x,
                                            const float *__restrict__ y, float hi,
                                            const float *__restrict__ gy,
@@ -175,29 +261,48 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
                                            const float *__restrict__ save_invstd,
                                            float *__restrict__ gr, double *__restrict__ part)
 {
-    int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    size_t m = (size_t)n * hw, beg, end;
-    bn_slice(m, s, ns, &beg, &end);
-    float mu = save_mean[ch], is = save_invstd[ch];
+    const int s = blockIdx.y, ns = gridDim.y;
+    const bn_walk<V, I> w(n, c, hw, s, ns);
+    const float mu = save_mean[w.ch], is = save_invstd[w.ch];
     double s1 = 0.0, s2 = 0.0;
-    for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
-        size_t a = bn_at(i, hw, c, ch);
-        float g = ACT ? bn_act_grad(y[a], gy[a], hi) : gy[a];
-        if (GR) gr[a] += g;
-        s1 += g;
-        s2 += (double)g * (double)((x[a] - mu) * is);
+    BN_TRIPS(w, u0)
+    {
+        size_t o[BN_UNROLL];
+        bool ok[BN_UNROLL];
+        float xv[BN_UNROLL][V], gv[BN_UNROLL][V], yv[BN_UNROLL][V], rv[BN_UNROLL][V];
+        bn_trip(w, u0, o, ok);
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+                bn_ld<V>(x + o[k], xv[k]);
+                bn_ld<V>(gy + o[k], gv[k]);
+                if (ACT) bn_ld<V>(y + o[k], yv[k]);
+                if (GR) bn_ld<V>(gr + o[k], rv[k]);
+            }
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+#pragma unroll
+                for (int e = 0; e < V; e++) {
+                    const float g = ACT ? bn_act_grad(yv[k][e], gv[k][e], hi) : gv[k][e];
+                    if (GR) rv[k][e] += g;
+                    s1 += g;
+                    s2 += (double)g * (double)((xv[k][e] - mu) * is);
+                }
+                if (GR) bn_st<V>(gr + o[k], rv[k]);
+            }
     }
     s1 = sq_block_sum(s1);
     s2 = sq_block_sum(s2);
     if (threadIdx.x == 0) {
-        part[((size_t)ch * ns + s) * 2 + 0] = s1;
-        part[((size_t)ch * ns + s) * 2 + 1] = s2;
+        part[((size_t)w.ch * ns + s) * 2 + 0] = s1;
+        part[((size_t)w.ch * ns + s) * 2 + 1] = s2;
     }
 }
 
 /* gx += gamma invstd (g - sum_g/m - xhat sum_g_xhat/m); ggamma += sum_g_xhat; gbeta += sum_g
    (g as in the stats pass) */
-template <bool ACT>
+template <int V, typename I, bool ACT>
 static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
                                            const float *__restrict__ y, float hi,
                                            const float *__restrict__ gy,
@@ -207,8 +312,8 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
                                            float *__restrict__ gx, float *ggamma, float *gbeta,
                                            const double *__restrict__ part)
 {
-    int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    size_t m = (size_t)n * hw, beg, end;
+    const int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
+    const size_t m = (size_t)n * hw;
     double sum_gy, sum_gyx;
     bn_totals(part, ch, ns, &sum_gy, &sum_gyx);
     if (s == 0 && threadIdx.x == 0) {
@@ -216,17 +321,46 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
         if (gbeta) gbeta[ch] += (float)sum_gy;
     }
     if (!gx) return;
-    float mu = save_mean[ch], is = save_invstd[ch], g = gamma ? gamma[ch] : 1.0f;
-    float mean_gy = (float)(sum_gy / (double)m), mean_gyx = (float)(sum_gyx / (double)m);
-    float k = g * is;
-    bn_slice(m, s, ns, &beg, &end);
-    for (size_t i = beg + threadIdx.x; i < end; i += blockDim.x) {
-        size_t a = bn_at(i, hw, c, ch);
-        float xhat = (x[a] - mu) * is;
-        float gv = ACT ? bn_act_grad(y[a], gy[a], hi) : gy[a];
-        gx[a] += k * (gv - mean_gy - xhat * mean_gyx);
+    const float mu = save_mean[ch], is = save_invstd[ch], g = gamma ? gamma[ch] : 1.0f;
+    const float mean_gy = (float)(sum_gy / (double)m), mean_gyx = (float)(sum_gyx / (double)m);
+    const float kk = g * is;
+    const bn_walk<V, I> w(n, c, hw, s, ns);
+    BN_TRIPS(w, u0)
+    {
+        size_t o[BN_UNROLL];
+        bool ok[BN_UNROLL];
+        float xv[BN_UNROLL][V], gv[BN_UNROLL][V], yv[BN_UNROLL][V], av[BN_UNROLL][V];
+        bn_trip(w, u0, o, ok);
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+                bn_ld<V>(x + o[k], xv[k]);
+                bn_ld<V>(gy + o[k], gv[k]);
+                if (ACT) bn_ld<V>(y + o[k], yv[k]);
+                bn_ld<V>(gx + o[k], av[k]);
+            }
+#pragma unroll
+        for (int k = 0; k < BN_UNROLL; k++)
+            if (ok[k]) {
+#pragma unroll
+                for (int e = 0; e < V; e++) {
+                    const float xhat = (xv[k][e] - mu) * is;
+                    const float gval = ACT ? bn_act_grad(yv[k][e], gv[k][e], hi) : gv[k][e];
+                    av[k][e] += kk * (gval - mean_gy - xhat * mean_gyx);
+                }
+                bn_st<V>(gx + o[k], av[k]);
+            }
     }
 }
+
+/* The launches of one template: LAUNCH(V, I) with the unit width and index type for channels
+   of m = n hw elements whose tensors are all 16-byte aligned when `aligned` (bn_walk). */
+#define BN_LAUNCH_VI(hw, m, aligned, LAUNCH)                                                     \
+    do {                                                                                         \
+        if ((hw) % 4 == 0 && (aligned) && (m) / 4 < 0x7ffff000u) LAUNCH(4, unsigned);             \
+        else if ((m) < 0x7ffff000u) LAUNCH(1, unsigned);                                         \
+        else LAUNCH(1, size_t);                                                                  \
+    } while (0)
 
 /* training forward, plain (act < 0) or fused with the activation and residual r (backend.h) */
 static void bn_fwd_train(int n, int c, int hw, int act, const float *x, const float *r,
@@ -235,20 +369,29 @@ static void bn_fwd_train(int n, int c, int hw, int act, const float *x, const fl
 {
     if (n <= 0 || c <= 0 || hw <= 0) return;
     if (!bn_channels_ok(c)) return;
-    size_t m = (size_t)n * hw;
+    const size_t m = (size_t)n * hw;
+    const bool al = sq_aligned16(x) && sq_aligned16(y) && (!r || sq_aligned16(r));
     dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
     cudaStream_t st = sq_cuda_stream();
     double *part = sq_cuda_partials();
-    bn_stats_kernel<<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, part);
+#define BN_STATS_L(V, I) bn_stats_kernel<V, I><<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, part)
+    BN_LAUNCH_VI(hw, m, al, BN_STATS_L);
+#undef BN_STATS_L
     SQ_CUDA_LAUNCHED();
     const float hi = act >= 0 ? bn_act_hi((sq_act_kind)act) : 0.0f;
-#define BN_APPLY(A, R)                                                                           \
-    bn_train_apply_kernel<A, R><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                                  \
+#define BN_APPLY(V, I, A, R)                                                                     \
+    bn_train_apply_kernel<V, I, A, R><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                            \
         n, c, hw, x, r, hi, gamma, beta, run_mean, run_var, momentum, eps, y, save_mean,         \
         save_invstd, part)
-    if (act < 0) BN_APPLY(false, false);
-    else if (r) BN_APPLY(true, true);
-    else BN_APPLY(true, false);
+#define BN_APPLY_PLAIN(V, I) BN_APPLY(V, I, false, false)
+#define BN_APPLY_ACT(V, I) BN_APPLY(V, I, true, false)
+#define BN_APPLY_ACT_R(V, I) BN_APPLY(V, I, true, true)
+    if (act < 0) BN_LAUNCH_VI(hw, m, al, BN_APPLY_PLAIN);
+    else if (r) BN_LAUNCH_VI(hw, m, al, BN_APPLY_ACT_R);
+    else BN_LAUNCH_VI(hw, m, al, BN_APPLY_ACT);
+#undef BN_APPLY_PLAIN
+#undef BN_APPLY_ACT
+#undef BN_APPLY_ACT_R
 #undef BN_APPLY
     SQ_CUDA_LAUNCHED();
 }
@@ -308,26 +451,38 @@ static void bn_bwd(int n, int c, int hw, int act, const float *x, const float *y
 {
     if (n <= 0 || c <= 0 || hw <= 0 || (!gx && !gr && !ggamma && !gbeta)) return;
     if (!bn_channels_ok(c)) return;
-    size_t m = (size_t)n * hw;
+    const size_t m = (size_t)n * hw;
+    const bool al = sq_aligned16(x) && sq_aligned16(gy) && (act < 0 || sq_aligned16(y)) &&
+                    (!gr || sq_aligned16(gr)) && (!gx || sq_aligned16(gx));
     dim3 grid((unsigned)c, (unsigned)bn_slices(m, c));
     cudaStream_t st = sq_cuda_stream();
     double *part = sq_cuda_partials();
     const float hi = act >= 0 ? bn_act_hi((sq_act_kind)act) : 0.0f;
-#define BN_STATS(A, G)                                                                           \
-    bn_bwd_stats_kernel<A, G><<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, y, hi, gy, save_mean,   \
-                                                              save_invstd, gr, part)
-    if (act < 0) BN_STATS(false, false);
-    else if (gr) BN_STATS(true, true);
-    else BN_STATS(true, false);
+#define BN_STATS(V, I, A, G)                                                                     \
+    bn_bwd_stats_kernel<V, I, A, G><<<grid, SQ_CUDA_BLOCK, 0, st>>>(n, c, hw, x, y, hi, gy,       \
+                                                                    save_mean, save_invstd, gr, part)
+#define BN_STATS_PLAIN(V, I) BN_STATS(V, I, false, false)
+#define BN_STATS_ACT(V, I) BN_STATS(V, I, true, false)
+#define BN_STATS_ACT_GR(V, I) BN_STATS(V, I, true, true)
+    if (act < 0) BN_LAUNCH_VI(hw, m, al, BN_STATS_PLAIN);
+    else if (gr) BN_LAUNCH_VI(hw, m, al, BN_STATS_ACT_GR);
+    else BN_LAUNCH_VI(hw, m, al, BN_STATS_ACT);
+#undef BN_STATS_PLAIN
+#undef BN_STATS_ACT
+#undef BN_STATS_ACT_GR
 #undef BN_STATS
     SQ_CUDA_LAUNCHED();
     if (!gx && !ggamma && !gbeta) return;
-    if (act < 0)
-        bn_bwd_apply_kernel<false><<<grid, SQ_CUDA_BLOCK, 0, st>>>(
-            n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part);
-    else
-        bn_bwd_apply_kernel<true><<<grid, SQ_CUDA_BLOCK, 0, st>>>(
-            n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part);
+#define BN_BAPPLY(V, I, A)                                                                       \
+    bn_bwd_apply_kernel<V, I, A><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                                 \
+        n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part)
+#define BN_BAPPLY_PLAIN(V, I) BN_BAPPLY(V, I, false)
+#define BN_BAPPLY_ACT(V, I) BN_BAPPLY(V, I, true)
+    if (act < 0) BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_PLAIN);
+    else BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_ACT);
+#undef BN_BAPPLY_PLAIN
+#undef BN_BAPPLY_ACT
+#undef BN_BAPPLY
     SQ_CUDA_LAUNCHED();
 }
 
