@@ -119,7 +119,8 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
     done
 fi
 # A/B of the eager step against the older revision, alternated twice (since 7e26dbb: fused
-# BN/add/activation kernels, one gradient memset per backward, the conv bias kernel)
+# BN/add/activation kernels, one gradient memset per backward, the conv bias kernel, float4
+# BatchNorm kernels, the KL rewrite, the compute stream)
 if on ab && [ -x build/gpu-base/sqakd ]; then
     AL="$OUT/ab.log"
     rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
