@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sqakd/model.h"
+#include "sqakd/quant_math.h"
+#include <stdio.h>
 #include "util_check.h"
 #include "util_fixtures.h"
 
@@ -248,4 +250,119 @@ Test(cuda_fused, resnet20_step_fused_equals_unfused_bit_for_bit)
     free(x);
     sq_model_free(a);
     sq_model_free(b);
+}
+
+/* ---- fake quantization with the EWGS output scale folded into the weight ---- */
+
+static void fq_qp(sq_quant_kind kind, int weight, int bits, float qp[2])
+{
+    qp[0] = qp[1] = 0.0f;
+    if (kind == SQ_QUANT_EWGS) {
+        qp[0] = weight ? -0.8f : 0.1f;
+        qp[1] = weight ? 0.9f : 1.3f;
+    } else if (kind == SQ_QUANT_PACT) {
+        qp[0] = 1.1f;
+    } else if (kind == SQ_QUANT_LSQ) {
+        qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
+    }
+}
+
+/* fakequant_scaled_fwd / _bwd against the unfused ops on the same device (fakequant_fwd +
+   absscale_fwd; absscale_bwd into a zeroed gy + fakequant_bwd): the same values bit for bit,
+   except the scale's gradient, a sum taken in another order. And against the CPU's unfused
+   ops within fakequant_*_matches_cpu's tolerances. Every kind, both roles, 2 and 4 bits, s of
+   either sign and 0, aligned and unaligned sizes. */
+Test(cuda_fused, fakequant_scaled_matches_unfused_and_cpu)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    cr_assert(g->fakequant_scaled_fwd && g->fakequant_scaled_bwd);
+    const sq_backend *c = sq_backend_cpu();
+    static const size_t sizes[] = {1, 5, 1023, 4099, 65539};
+    static const sq_quant_kind kinds[] = {SQ_QUANT_EWGS, SQ_QUANT_PACT, SQ_QUANT_LSQ, SQ_QUANT_DOREFA};
+    static const float scales[] = {1.3f, -0.7f, 0.0f};
+    int cases = 0;
+    for (int ki = 0; ki < 4; ki++)
+        for (int weight = 0; weight < 2; weight++)
+            for (int bits = 2; bits <= 4; bits += 2)
+                for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+                    const size_t n = sizes[si];
+                    const int off = (int)(si & 1); /* odd cases start 1 float past alignment */
+                    const float s = scales[(ki + si) % 3];
+                    const uint64_t seed = 2000 + 100 * ki + 10 * weight + bits + 3 * si;
+                    sq_quant_cfg cfg = {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits,
+                                        weight, 0.2f, 0.0f};
+                    float qp[2], gqp0[2] = {0.25f, -0.5f}, gs0 = 0.75f;
+                    fq_qp(kinds[ki], weight, bits, qp);
+                    float *x = sqt_hrand(n + off, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
+                          *gys = sqt_hrand(n + off, -1, 1, seed + 1), *gx0 = sqt_hrand(n + off, -1, 1, seed + 2);
+                    /* the CPU, unfused */
+                    float *y = sqt_hvec(n), *ys = sqt_hvec(n), *gy = sqt_hvec(n), *gx = sqt_hdup(gx0 + off, n),
+                          gqp[2] = {gqp0[0], gqp0[1]}, gs = gs0, scr[SQ_QUANT_SCRATCH] = {0};
+                    c->fakequant_fwd(&cfg, n, x + off, qp, y, scr);
+                    c->absscale_fwd(n, &s, y, ys);
+                    c->absscale_bwd(n, &s, y, gys + off, gy, &gs);
+                    c->fakequant_bwd(&cfg, n, x + off, qp, gy, gx, gqp, scr);
+                    /* the device: fused (f) and unfused (u) */
+                    const size_t B = (n + off) * sizeof(float);
+                    float *dx = sqt_dput(g, x, B), *dgys = sqt_dput(g, gys, B), *dqp = sqt_dput(g, qp, 8),
+                          *ds = sqt_dput(g, &s, 4);
+                    float *fy = sqt_dput(g, NULL, B), *fys = sqt_dput(g, NULL, B), *fgy = sqt_dput(g, NULL, B),
+                          *fgx = sqt_dput(g, gx0, B), *fgqp = sqt_dput(g, gqp0, 8), *fgs = sqt_dput(g, &gs0, 4),
+                          *fscr = sqt_dput(g, NULL, SQ_QUANT_SCRATCH * 4);
+                    float *uy = sqt_dput(g, NULL, B), *uys = sqt_dput(g, NULL, B), *ugy = sqt_dput(g, NULL, B),
+                          *ugx = sqt_dput(g, gx0, B), *ugqp = sqt_dput(g, gqp0, 8), *ugs = sqt_dput(g, &gs0, 4),
+                          *uscr = sqt_dput(g, NULL, SQ_QUANT_SCRATCH * 4);
+                    g->fakequant_scaled_fwd(&cfg, n, dx + off, dqp, ds, fy + off, fys + off, fscr);
+                    g->fakequant_scaled_bwd(&cfg, n, dx + off, dqp, ds, fy + off, dgys + off, fgy + off,
+                                            fgx + off, fgqp, fgs, fscr);
+                    g->fakequant_fwd(&cfg, n, dx + off, dqp, uy + off, uscr);
+                    g->absscale_fwd(n, ds, uy + off, uys + off);
+                    g->absscale_bwd(n, ds, uy + off, dgys + off, ugy + off, ugs);
+                    g->fakequant_bwd(&cfg, n, dx + off, dqp, ugy + off, ugx + off, ugqp, uscr);
+                    sqt_gpu_ok(g);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s %d-bit s %g n %zu+%d", sq_quant_kind_name(kinds[ki]),
+                             weight ? "w" : "a", bits, s, n, off);
+                    float *r[7], *u[7];
+                    float *fl[7] = {fy, fys, fgy, fgx, fgqp, fgs, fscr}, *ul[7] = {uy, uys, ugy, ugx, ugqp, ugs, uscr};
+                    const size_t len[7] = {n + off, n + off, n + off, n + off, 2, 1, SQ_QUANT_SCRATCH};
+                    for (int j = 0; j < 7; j++) {
+                        r[j] = sqt_fetch(g, fl[j], len[j], what);
+                        u[j] = sqt_fetch(g, ul[j], len[j], what);
+                    }
+                    /* fused = unfused on the device: y, ys, gy, gx, parameter gradients */
+                    for (int j = 0; j < 5; j++)
+                        cr_expect_eq(sqt_check_equal(what, r[j], u[j], len[j]), 0,
+                                     "%s: output %d differs from the unfused ops'", what, j);
+                    /* the scale's gradient: sum(gys y) over n terms of at most 1.5 */
+                    const double gtol = 2e-6 * (double)n + 1e-6;
+                    cr_expect(fabs(r[5][0] - u[5][0]) <= gtol, "%s: gs %.9g vs unfused %.9g", what,
+                              r[5][0], u[5][0]);
+                    cr_expect(fabs(r[5][0] - gs) <= gtol, "%s: gs %.9g vs CPU %.9g", what, r[5][0], gs);
+                    if (s == 0.0f) cr_expect_eq(r[5][0], gs0, "%s: s = 0 moved gs", what);
+                    /* against the CPU: levels identical except DoReFa weights (tanhf, 1 in 1000) */
+                    sq_qm_ctx k;
+                    sq_qm_ctx_init(&k, &cfg, n);
+                    const size_t allowed = sq_qm_needs_maxabs(&k) ? n / 1000 + 1 : 0;
+                    cr_expect(sqt_check_equal(what, r[0] + off, y, n) <= allowed, "%s: y vs CPU", what);
+                    cr_expect(sqt_check_close(what, r[1] + off, ys, n, 1e-6, 1e-6, seed) <= allowed,
+                              "%s: ys vs CPU", what);
+                    cr_expect(sqt_check_close(what, r[2] + off, gy, n, 1e-6, 1e-6, seed) == 0,
+                              "%s: gy vs CPU", what);
+                    cr_expect(sqt_check_close(what, r[3] + off, gx, n, 1e-6, 1e-5, seed) <= allowed,
+                              "%s: gx vs CPU", what);
+                    for (int j = 0; j < sq_quant_nparams(&cfg); j++)
+                        cr_expect(fabs(r[4][j] - gqp[j]) <= 1e-5 * (double)n * 4 + 1e-6,
+                                  "%s: gqp[%d] %.9g vs CPU %.9g", what, j, r[4][j], gqp[j]);
+                    for (int j = 0; j < 7; j++) {
+                        free(r[j]);
+                        free(u[j]);
+                    }
+                    g->free((char *)dx - SQT_GUARD); g->free((char *)dgys - SQT_GUARD);
+                    g->free((char *)dqp - SQT_GUARD); g->free((char *)ds - SQT_GUARD);
+                    free(x); free(gys); free(gx0); free(y); free(ys); free(gy); free(gx);
+                    cases++;
+                }
+    cr_expect_eq(cases, 80);
 }

@@ -227,16 +227,24 @@ void sq_node_fwd_qlayer(sq_model *m, sq_node *n, int batch)
         b = n->fbias;
     }
     if (n->quant) {
-        be->fakequant_fwd(&n->qw, m->params[n->pw].numel, w, qparam(m, n->qpw), n->wq, n->scratch_w);
+        const size_t nw = m->params[n->pw].numel;
+        /* the weight's fake quantization and its output scale in one op where the backend has
+           it (not under a Hessian probe, which shifts the quantized weight in between) */
+        const int scaled1 = n->qps >= 0 && !n->pert_w && be->fakequant_scaled_fwd;
+        if (scaled1)
+            be->fakequant_scaled_fwd(&n->qw, nw, w, qparam(m, n->qpw), qparam(m, n->qps), n->wq,
+                                     n->wqs, n->scratch_w);
+        else
+            be->fakequant_fwd(&n->qw, nw, w, qparam(m, n->qpw), n->wq, n->scratch_w);
         be->fakequant_fwd(&n->qa, (size_t)batch * node_numel(in), x, qparam(m, n->qpa), n->xq, n->scratch_a);
         /* Hessian-trace probes (hessian.c) shift the quantized tensors by +-eps v */
-        if (n->pert_w) be->axpy(m->params[n->pw].numel, 1.0f, n->pert_w, n->wq);
+        if (n->pert_w) be->axpy(nw, 1.0f, n->pert_w, n->wq);
         if (n->pert_a) be->axpy((size_t)batch * node_numel(in), 1.0f, n->pert_a, n->xq);
         x = n->xq;
         w = n->wq;
         if (n->qps >= 0) { /* output scale folded into the weight and bias (model.h) */
             const float *s = qparam(m, n->qps);
-            be->absscale_fwd(m->params[n->pw].numel, s, n->wq, n->wqs);
+            if (!scaled1) be->absscale_fwd(nw, s, n->wq, n->wqs);
             w = n->wqs;
             if (b) {
                 be->absscale_fwd((size_t)n->c, s, b, n->bqs);
@@ -385,19 +393,30 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
     } else {
         be->linear_bwd(batch, (int)node_numel(in), n->c, x, w, gy, gx, gw, gb);
     }
-    if (scaled) { /* dL/dW_q = |s| G, dL/ds = sign(s) (<G, W_q> + <g_b, b>) */
-        const float *s = qparam(m, n->qps);
-        be->absscale_bwd(m->params[n->pw].numel, s, n->wq, n->gwqs, n->gwq, qgrad(m, n->qps));
-        if (gb)
-            be->absscale_bwd((size_t)n->c, s, tparam(m, n->pb), n->gbqs, tgrad(m, n->pb),
-                             qgrad(m, n->qps));
-    }
+    /* dL/dW_q = |s| G, dL/ds = sign(s) (<G, W_q> + <g_b, b>): with the weight's quantizer
+       backward in one op where the backend has it (after the activation's, and before the
+       bias's term; the forward's condition, which a probe cannot change in between) */
+    const size_t nw = m->params[n->pw].numel;
+    const int scaled1 = scaled && !n->pert_w && be->fakequant_scaled_bwd;
+    if (scaled && !scaled1)
+        be->absscale_bwd(nw, qparam(m, n->qps), n->wq, n->gwqs, n->gwq, qgrad(m, n->qps));
+    if (scaled && !scaled1 && gb)
+        be->absscale_bwd((size_t)n->c, qparam(m, n->qps), tparam(m, n->pb), n->gbqs,
+                         tgrad(m, n->pb), qgrad(m, n->qps));
     if (n->quant) {
         if (gin)
             be->fakequant_bwd(&n->qa, (size_t)batch * node_numel(in), in->out, qparam(m, n->qpa), n->gxq,
                               gin, qgrad(m, n->qpa), n->scratch_a);
-        be->fakequant_bwd(&n->qw, m->params[n->pw].numel, tparam(m, n->pw), qparam(m, n->qpw), n->gwq,
-                          tgrad(m, n->pw), qgrad(m, n->qpw), n->scratch_w);
+        if (scaled1)
+            be->fakequant_scaled_bwd(&n->qw, nw, tparam(m, n->pw), qparam(m, n->qpw),
+                                     qparam(m, n->qps), n->wq, n->gwqs, n->gwq, tgrad(m, n->pw),
+                                     qgrad(m, n->qpw), qgrad(m, n->qps), n->scratch_w);
+        else
+            be->fakequant_bwd(&n->qw, nw, tparam(m, n->pw), qparam(m, n->qpw), n->gwq,
+                              tgrad(m, n->pw), qgrad(m, n->qpw), n->scratch_w);
+        if (scaled1 && gb)
+            be->absscale_bwd((size_t)n->c, qparam(m, n->qps), tparam(m, n->pb), n->gbqs,
+                             tgrad(m, n->pb), qgrad(m, n->qps));
     }
 }
 

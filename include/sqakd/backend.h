@@ -184,6 +184,18 @@ typedef struct sq_backend {
                            const float *gy, const float *gamma, const float *save_mean,
                            const float *save_invstd, float *gx, float *gr, float *ggamma,
                            float *gbeta);
+    /* fakequant_scaled_fwd: fakequant_fwd (x -> y) and ys = |s[0]| y in one pass (a layer's
+       EWGS output scale folded into its weight, model.h). fakequant_scaled_bwd: the backward
+       of that pair from gys = dL/dys: gy = |s| gys (written), gs += sign(s) sum(gys y) with y
+       as the forward wrote it, then fakequant_bwd from gy (gx, gqp accumulate). The same values
+       as absscale_fwd / absscale_bwd / fakequant_bwd, up to the order of the sums. */
+    void (*fakequant_scaled_fwd)(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                 const float *qp, const float *s, float *y, float *ys,
+                                 float *scratch);
+    void (*fakequant_scaled_bwd)(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                 const float *qp, const float *s, const float *y,
+                                 const float *gys, float *gy, float *gx, float *gqp, float *gs,
+                                 float *scratch);
 
     /* ---- optional: device memory report (CUDA) ---- free and total bytes of the device
        memory; returns 0 on success. NULL on host backends. */

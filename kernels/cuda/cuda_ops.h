@@ -174,6 +174,13 @@ void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, co
 void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y);
 void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
                           float *gs);
+void sq_cuda_fakequant_scaled_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                  const float *qp, const float *s, float *y, float *ys,
+                                  float *scratch);
+void sq_cuda_fakequant_scaled_bwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                  const float *qp, const float *s, const float *y,
+                                  const float *gys, float *gy, float *gx, float *gqp, float *gs,
+                                  float *scratch);
 
 /* ---- optim.cu ---- */
 void sq_cuda_sgd_step(size_t n, float *p, const float *g, float *m, float lr, float momentum,

@@ -64,11 +64,15 @@ static __device__ __forceinline__ void fq_load_trip(const float4 *p, size_t i, s
         if (i + u * stride < n4) v[u] = STREAM ? __ldcs(p + i + u * stride) : __ldg(p + i + u * stride);
 }
 
-template <int OP>
+/* SCALED: also ys = |s[0]| y (backend.h fakequant_scaled_fwd: a layer's EWGS output scale folded
+   into its weight), the product absscale_fwd_kernel forms */
+template <int OP, bool SCALED>
 static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, const float *qp,
-                                     const float *maxabs, float *y, bool vec)
+                                     const float *maxabs, float *y, bool vec, const float *s,
+                                     float *ys)
 {
     const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    const float a = SCALED ? fabsf(s[0]) : 0.0f;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     size_t start = 0;
@@ -87,11 +91,18 @@ static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, co
                 v[u].z = sq_qm_fwd(&k, v[u].z);
                 v[u].w = sq_qm_fwd(&k, v[u].w);
                 __stcs(y4 + i + u * stride, v[u]);
+                if (SCALED)
+                    __stcs((float4 *)ys + i + u * stride,
+                           make_float4(a * v[u].x, a * v[u].y, a * v[u].z, a * v[u].w));
             }
         }
         start = n4 * 4;
     }
-    for (size_t i = start + t0; i < n; i += stride) y[i] = sq_qm_fwd(&k, x[i]);
+    for (size_t i = start + t0; i < n; i += stride) {
+        const float v = sq_qm_fwd(&k, x[i]);
+        y[i] = v;
+        if (SCALED) ys[i] = a * v;
+    }
 }
 
 /* M = max over the tensor of |tanh(x)|, written to *out by the last block (max is exact: the
@@ -145,37 +156,70 @@ static __device__ __forceinline__ void fq_bwd_one(const sq_qm_ctx &k, float x, f
     if (TWO) s1 += (double)g.gp1;
 }
 
-/* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters).
+/* the scaled backward's extra operands (backend.h fakequant_scaled_bwd): the output scale s,
+   the forward's y, the gradient gys of ys = |s| y; it writes gy = |s| gys and adds
+   sign(s) sum(gys y) to gs */
+struct fq_scaled {
+    const float *s, *y, *gys;
+    float *gy, *gs;
+};
+
+/* SCALED: the gradient of y is |s| gys (written to sc.gy, as absscale_bwd_kernel's gz += |s| gy
+   into a zeroed buffer) and the output scale's gradient is reduced beside the parameters' */
+template <bool SCALED>
+static __device__ __forceinline__ float fq_scaled_gy(const fq_scaled &sc, float a, float g,
+                                                     float yv, float *gyo, double &ss)
+{
+    if (!SCALED) return g;
+    const float gv = a * g;
+    *gyo = gv;
+    ss += (double)g * (double)yv;
+    return gv;
+}
+
+/* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters, or SCALED).
    Same loop shape as the forward; every thread adds its elements in a fixed order and the grid
-   depends on n only, so the parameter gradients are identical from run to run. */
-template <int OP, bool REDUCE>
+   depends on n only, so the parameter gradients are identical from run to run. SCALED: gy is
+   sc.gys, see fq_scaled. */
+template <int OP, bool REDUCE, bool SCALED>
 static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__restrict__ x,
                                      const float *qp, const float *maxabs,
                                      const float *__restrict__ gy, float *__restrict__ gx,
-                                     float *gqp, bool vec, double *partials, unsigned *counter)
+                                     float *gqp, bool vec, double *partials, unsigned *counter,
+                                     fq_scaled sc)
 {
     const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
     constexpr bool TWO = OP == SQ_QM_EWGS_W || OP == SQ_QM_EWGS_A;
+    const float a = SCALED ? fabsf(sc.s[0]) : 0.0f;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    double s0 = 0.0, s1 = 0.0;
+    double s0 = 0.0, s1 = 0.0, ss = 0.0;
     size_t start = 0;
+    if (SCALED) gy = sc.gys;
     if (vec) {
         const size_t n4 = n / 4;
         const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)gy;
         float4 *gx4 = (float4 *)gx;
         for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
-            float4 xv[FQ_UNROLL], gv[FQ_UNROLL], acc[FQ_UNROLL];
+            float4 xv[FQ_UNROLL], gv[FQ_UNROLL], acc[FQ_UNROLL], yv[FQ_UNROLL], go[FQ_UNROLL];
 #pragma unroll
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;
                 xv[u] = __ldcs(x4 + i + u * stride);
                 gv[u] = __ldcs(g4 + i + u * stride);
                 acc[u] = gx ? __ldcs(gx4 + i + u * stride) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                if (SCALED) yv[u] = __ldcs((const float4 *)sc.y + i + u * stride);
             }
 #pragma unroll
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;
+                if (SCALED) {
+                    gv[u].x = fq_scaled_gy<true>(sc, a, gv[u].x, yv[u].x, &go[u].x, ss);
+                    gv[u].y = fq_scaled_gy<true>(sc, a, gv[u].y, yv[u].y, &go[u].y, ss);
+                    gv[u].z = fq_scaled_gy<true>(sc, a, gv[u].z, yv[u].z, &go[u].z, ss);
+                    gv[u].w = fq_scaled_gy<true>(sc, a, gv[u].w, yv[u].w, &go[u].w, ss);
+                    __stcs((float4 *)sc.gy + i + u * stride, go[u]);
+                }
                 fq_bwd_one<TWO>(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
                 fq_bwd_one<TWO>(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
                 fq_bwd_one<TWO>(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
@@ -185,16 +229,25 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
         }
         start = n4 * 4;
     }
-    for (size_t i = start + t0; i < n; i += stride)
-        fq_bwd_one<TWO>(k, x[i], gy[i], gx ? gx + i : NULL, s0, s1);
+    for (size_t i = start + t0; i < n; i += stride) {
+        const float g = fq_scaled_gy<SCALED>(sc, a, gy[i], SCALED ? sc.y[i] : 0.0f,
+                                             SCALED ? sc.gy + i : NULL, ss);
+        fq_bwd_one<TWO>(k, x[i], g, gx ? gx + i : NULL, s0, s1);
+    }
     if (!REDUCE) return;
-    double mine[2];
+    constexpr int W = SCALED ? 3 : 2;
+    double mine[W], tot[W];
     mine[0] = sq_block_sum(s0);
     mine[1] = TWO ? sq_block_sum(s1) : 0.0;
-    double tot[2] = {0.0, 0.0};
-    if (sq_grid_reduce_last<2>(mine, tot, partials, counter) && threadIdx.x == 0) {
-        gqp[0] += (float)tot[0];
-        if (sq_qm_nparams(&k) > 1) gqp[1] += (float)tot[1];
+    if (SCALED) mine[W - 1] = sq_block_sum(ss);
+    if (sq_grid_reduce_last<W>(mine, tot, partials, counter) && threadIdx.x == 0) {
+        if (gqp && sq_qm_nparams(&k) > 0) gqp[0] += (float)tot[0];
+        if (gqp && sq_qm_nparams(&k) > 1) gqp[1] += (float)tot[1];
+        if (SCALED && sc.gs) {
+            const float sv = sc.s[0];
+            const float sg = sv > 0.0f ? 1.0f : (sv < 0.0f ? -1.0f : 0.0f);
+            sc.gs[0] += sg * (float)tot[W - 1];
+        }
     }
 }
 
@@ -225,32 +278,36 @@ static __global__ void absscale_bwd_kernel(size_t n, const float *s, const float
     }
 }
 
-/* launches the fused forward for a compile-time op */
-template <int OP>
+/* launches the fused forward for a compile-time op (SCALED: also ys = |s| y) */
+template <int OP, bool SCALED>
 static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const float *qp,
-                          const float *maxabs, float *y)
+                          const float *maxabs, float *y, const float *s, float *ys)
 {
-    bool vec = sq_aligned16(x) && sq_aligned16(y);
+    bool vec = sq_aligned16(x) && sq_aligned16(y) && (!SCALED || sq_aligned16(ys));
     unsigned grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
-    fq_fwd_kernel<OP><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, y, vec);
+    fq_fwd_kernel<OP, SCALED><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, y, vec, s, ys);
     SQ_CUDA_LAUNCHED();
 }
 
-template <int OP>
+template <int OP, bool SCALED>
 static void fq_bwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const float *qp,
-                          const float *maxabs, const float *gy, float *gx, float *gqp)
+                          const float *maxabs, const float *gy, float *gx, float *gqp,
+                          const fq_scaled &sc)
 {
-    bool vec = sq_aligned16(x) && sq_aligned16(gy) && (!gx || sq_aligned16(gx));
-    bool reduce = gqp && sq_qm_nparams(&k) > 0;
+    bool vec = sq_aligned16(x) && (SCALED ? sq_aligned16(sc.gys) && sq_aligned16(sc.y) &&
+                                                sq_aligned16(sc.gy)
+                                          : sq_aligned16(gy)) &&
+               (!gx || sq_aligned16(gx));
+    bool reduce = SCALED || (gqp && sq_qm_nparams(&k) > 0);
     double *part = sq_cuda_partials();
     unsigned *cnt = sq_cuda_counter();
     unsigned ew_grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
     if (reduce)
-        fq_bwd_kernel<OP, true><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, gy,
-                                                                         gx, gqp, vec, part, cnt);
+        fq_bwd_kernel<OP, true, SCALED><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
+            k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt, sc);
     else
-        fq_bwd_kernel<OP, false><<<ew_grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, gy, gx, gqp,
-                                                            vec, part, cnt);
+        fq_bwd_kernel<OP, false, SCALED><<<ew_grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
+            k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt, sc);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -261,31 +318,82 @@ static void fq_maxabs(size_t n, const float *x, float *out)
     SQ_CUDA_LAUNCHED();
 }
 
-extern "C" void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
-                                      const float *qp, float *y, float *scratch)
+/* the forward (SCALED: and ys = |s| y); false when the op is the identity, which the caller
+   handles */
+template <bool SCALED>
+static bool fq_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp, float *y,
+                   float *scratch, const float *s, float *ys)
 {
-    if (!n) return;
     sq_qm_ctx k;
     sq_qm_ctx_init(&k, cfg, n);
+    if (k.op == SQ_QM_IDENTITY) return false;
     const float *m = NULL;
     if (sq_qm_needs_maxabs(&k)) {
         float *slot = scratch ? scratch : fq_internal_slot();
-        if (!slot) return;
+        if (!slot) return true;
         fq_maxabs(n, x, slot);
         m = slot;
     }
     switch (k.op) {
-    case SQ_QM_IDENTITY:
-        if (y != x) CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, sq_cuda_stream()));
-        return;
-    case SQ_QM_EWGS_W: fq_fwd_launch<SQ_QM_EWGS_W>(k, n, x, qp, m, y); return;
-    case SQ_QM_EWGS_A: fq_fwd_launch<SQ_QM_EWGS_A>(k, n, x, qp, m, y); return;
-    case SQ_QM_PACT_A: fq_fwd_launch<SQ_QM_PACT_A>(k, n, x, qp, m, y); return;
-    case SQ_QM_LSQ: fq_fwd_launch<SQ_QM_LSQ>(k, n, x, qp, m, y); return;
-    case SQ_QM_DOREFA_W: fq_fwd_launch<SQ_QM_DOREFA_W>(k, n, x, qp, m, y); return;
-    case SQ_QM_DOREFA_A: fq_fwd_launch<SQ_QM_DOREFA_A>(k, n, x, qp, m, y); return;
+    case SQ_QM_EWGS_W: fq_fwd_launch<SQ_QM_EWGS_W, SCALED>(k, n, x, qp, m, y, s, ys); break;
+    case SQ_QM_EWGS_A: fq_fwd_launch<SQ_QM_EWGS_A, SCALED>(k, n, x, qp, m, y, s, ys); break;
+    case SQ_QM_PACT_A: fq_fwd_launch<SQ_QM_PACT_A, SCALED>(k, n, x, qp, m, y, s, ys); break;
+    case SQ_QM_LSQ: fq_fwd_launch<SQ_QM_LSQ, SCALED>(k, n, x, qp, m, y, s, ys); break;
+    case SQ_QM_DOREFA_W: fq_fwd_launch<SQ_QM_DOREFA_W, SCALED>(k, n, x, qp, m, y, s, ys); break;
+    case SQ_QM_DOREFA_A: fq_fwd_launch<SQ_QM_DOREFA_A, SCALED>(k, n, x, qp, m, y, s, ys); break;
     default: SQ_CUDA_BUG("sq_qm_ctx_init returned an unknown op");
     }
+    return true;
+}
+
+extern "C" void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                      const float *qp, float *y, float *scratch)
+{
+    if (!n) return;
+    if (!fq_fwd<false>(cfg, n, x, qp, y, scratch, NULL, NULL) && y != x)
+        CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, sq_cuda_stream()));
+}
+
+extern "C" void sq_cuda_fakequant_scaled_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                             const float *qp, const float *s, float *y, float *ys,
+                                             float *scratch)
+{
+    if (!n) return;
+    if (fq_fwd<true>(cfg, n, x, qp, y, scratch, s, ys)) return;
+    sq_cuda_fakequant_fwd(cfg, n, x, qp, y, scratch); /* the identity: the unfused pair */
+    sq_cuda_absscale_fwd(n, s, y, ys);
+}
+
+/* the backward (SCALED: from sc.gys, see fq_scaled); false when the op is the identity */
+template <bool SCALED>
+static bool fq_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                   const float *gy, float *gx, float *gqp, float *scratch, const fq_scaled &sc)
+{
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, n);
+    if (k.op == SQ_QM_IDENTITY) return false;
+    if (!SCALED && !gx && !(gqp && sq_qm_nparams(&k) > 0)) return true;
+    const float *m = NULL;
+    if (sq_qm_needs_maxabs(&k)) {
+        if (scratch) {
+            m = scratch;
+        } else {
+            float *slot = fq_internal_slot();
+            if (!slot) return true;
+            fq_maxabs(n, x, slot);
+            m = slot;
+        }
+    }
+    switch (k.op) {
+    case SQ_QM_EWGS_W: fq_bwd_launch<SQ_QM_EWGS_W, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    case SQ_QM_EWGS_A: fq_bwd_launch<SQ_QM_EWGS_A, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    case SQ_QM_PACT_A: fq_bwd_launch<SQ_QM_PACT_A, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    case SQ_QM_LSQ: fq_bwd_launch<SQ_QM_LSQ, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    case SQ_QM_DOREFA_W: fq_bwd_launch<SQ_QM_DOREFA_W, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    case SQ_QM_DOREFA_A: fq_bwd_launch<SQ_QM_DOREFA_A, SCALED>(k, n, x, qp, m, gy, gx, gqp, sc); break;
+    default: SQ_CUDA_BUG("sq_qm_ctx_init returned an unknown op");
+    }
+    return true;
 }
 
 extern "C" void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x,
@@ -293,33 +401,22 @@ extern "C" void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const f
                                       float *scratch)
 {
     if (!n) return;
-    sq_qm_ctx k;
-    sq_qm_ctx_init(&k, cfg, n);
-    if (k.op == SQ_QM_IDENTITY) {
-        if (gx) sq_cuda_axpy(n, 1.0f, gy, gx);
-        return;
-    }
-    if (!gx && !(gqp && sq_qm_nparams(&k) > 0)) return;
-    const float *m = NULL;
-    if (sq_qm_needs_maxabs(&k)) {
-        if (scratch) {
-            m = scratch;
-        } else {
-            float *slot = fq_internal_slot();
-            if (!slot) return;
-            fq_maxabs(n, x, slot);
-            m = slot;
-        }
-    }
-    switch (k.op) {
-    case SQ_QM_EWGS_W: fq_bwd_launch<SQ_QM_EWGS_W>(k, n, x, qp, m, gy, gx, gqp); return;
-    case SQ_QM_EWGS_A: fq_bwd_launch<SQ_QM_EWGS_A>(k, n, x, qp, m, gy, gx, gqp); return;
-    case SQ_QM_PACT_A: fq_bwd_launch<SQ_QM_PACT_A>(k, n, x, qp, m, gy, gx, gqp); return;
-    case SQ_QM_LSQ: fq_bwd_launch<SQ_QM_LSQ>(k, n, x, qp, m, gy, gx, gqp); return;
-    case SQ_QM_DOREFA_W: fq_bwd_launch<SQ_QM_DOREFA_W>(k, n, x, qp, m, gy, gx, gqp); return;
-    case SQ_QM_DOREFA_A: fq_bwd_launch<SQ_QM_DOREFA_A>(k, n, x, qp, m, gy, gx, gqp); return;
-    default: SQ_CUDA_BUG("sq_qm_ctx_init returned an unknown op");
-    }
+    const fq_scaled none = {NULL, NULL, NULL, NULL, NULL};
+    if (!fq_bwd<false>(cfg, n, x, qp, gy, gx, gqp, scratch, none) && gx) sq_cuda_axpy(n, 1.0f, gy, gx);
+}
+
+extern "C" void sq_cuda_fakequant_scaled_bwd(const sq_quant_cfg *cfg, size_t n, const float *x,
+                                             const float *qp, const float *s, const float *y,
+                                             const float *gys, float *gy, float *gx, float *gqp,
+                                             float *gs, float *scratch)
+{
+    if (!n) return;
+    const fq_scaled sc = {s, y, gys, gy, gs};
+    if (fq_bwd<true>(cfg, n, x, qp, NULL, gx, gqp, scratch, sc)) return;
+    /* the identity: the unfused pair (gy is written: zero it first) */
+    CUDA_CHECK(cudaMemsetAsync(gy, 0, n * sizeof(float), sq_cuda_stream()));
+    sq_cuda_absscale_bwd(n, s, y, gys, gy, gs);
+    sq_cuda_fakequant_bwd(cfg, n, x, qp, gy, gx, gqp, scratch);
 }
 
 extern "C" void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y)
