@@ -366,3 +366,88 @@ Test(cuda_fused, fakequant_scaled_matches_unfused_and_cpu)
                 }
     cr_expect_eq(cases, 80);
 }
+
+/* ---- the frozen teacher: folded convolution, bias, residual and activation in one pass ---- */
+
+Test(cuda_fused, bias_add_act_matches_host_exactly)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    cr_assert(g->bias_add_act_fwd);
+    /* (n, c, hw): the float4 path (hw % 4 == 0) and the scalar one, 1 element */
+    static const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {2, 16, 64}, {4, 3, 1024}, {2, 7, 30}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int act = 0; act < 2; act++)
+            for (int res = 0; res < 2; res++) {
+                const int n = shapes[si][0], c = shapes[si][1], hw = shapes[si][2];
+                const size_t m = (size_t)n * c * hw, B = m * sizeof(float);
+                const uint64_t seed = 3000 + 10 * si + 2 * act + res;
+                float *x = sqt_hrand(m, -6, 9, seed), *b = sqt_hrand(c, -2, 2, seed + 1),
+                      *r = sqt_hrand(m, -3, 3, seed + 2), *want = sqt_hvec(m);
+                const float hi = act == SQ_ACT_RELU6 ? 6.0f : INFINITY;
+                for (size_t i = 0; i < m; i++) {
+                    float t = x[i] + b[(i / hw) % c];
+                    if (res) t = t + r[i];
+                    t = t > 0.0f ? t : 0.0f;
+                    want[i] = t < hi ? t : hi;
+                }
+                float *dx = sqt_dput(g, x, B), *db = sqt_dput(g, b, c * sizeof(float)),
+                      *dr = sqt_dput(g, r, B), *dy = sqt_dput(g, NULL, B);
+                g->bias_add_act_fwd(n, c, hw, (sq_act_kind)act, dx, db, res ? dr : NULL, dy);
+                sqt_gpu_ok(g);
+                float *o = sqt_fetch(g, dy, m, "bias_add_act y");
+                sqt_expect_equal("bias_add_act y", o, want, m);
+                free(o);
+                g->free((char *)dx - SQT_GUARD); g->free((char *)db - SQT_GUARD);
+                g->free((char *)dr - SQT_GUARD);
+                free(x); free(b); free(r); free(want);
+            }
+}
+
+Test(cuda_fused, folded_teacher_forward_fused_equals_unfused_bit_for_bit)
+{
+    const sq_backend *g = gpu();
+    cr_assert(g->bias_add_act_fwd);
+    static sq_backend plain;
+    plain = *g;
+    plain.bias_add_act_fwd = NULL;
+    const int batch = 3;
+    const size_t nx = (size_t)batch * 3 * 32 * 32;
+    float *x = malloc(nx * sizeof(float));
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 8);
+    float *logits[2];
+    const sq_backend *bes[2] = {g, &plain};
+    for (int k = 0; k < 2; k++) {
+        sq_model *m;
+        cr_assert_eq(sq_model_create("resnet20", 3, 32, 32, 10, &m), SQ_OK, "%s", sq_last_error());
+        cr_assert_eq(sq_model_setup(m, bes[k], batch, 0), SQ_OK, "%s", sq_last_error());
+        sq_model_init_weights(m, 3);
+        /* non-trivial BN affine parameters and running statistics, on the host, then in */
+        for (int i = 0; i < m->nnodes; i++) {
+            const sq_node *nd = &m->nodes[i];
+            if (nd->op != SQ_NODE_BN) continue;
+            const int ids[4] = {nd->pw, nd->pb, nd->prm, nd->prv};
+            for (int j = 0; j < 4; j++) {
+                float *h = malloc(nd->c * sizeof(float));
+                if (j == 0 || j == 3) sqt_fill_uniform(h, nd->c, 0.5f, 1.5f, 40 + 4 * i + j);
+                else sqt_fill_normal(h, nd->c, 0.0f, 0.3f, 40 + 4 * i + j);
+                g->copy_h2d(sq_model_param_ptr(m, ids[j]), h, nd->c * sizeof(float));
+                free(h);
+            }
+        }
+        int folded = 0;
+        cr_assert_eq(sq_model_fold_bn(m, &folded), SQ_OK, "%s", sq_last_error());
+        cr_assert_eq(folded, 19, "folded %d BNs", folded);
+        sq_model_set_input(m, x, batch);
+        logits[k] = host_copy(g, sq_model_forward(m, batch, 0), 30);
+        sqt_gpu_ok(g);
+        sq_model_free(m);
+    }
+    cr_expect_eq(sqt_check_equal("teacher logits", logits[0], logits[1], 30), 0);
+    double s = 0;
+    for (int i = 0; i < 30; i++) s += fabs(logits[0][i]);
+    cr_expect_gt(s, 0.0);
+    free(logits[0]);
+    free(logits[1]);
+    free(x);
+}

@@ -358,10 +358,48 @@ static int fwd_fused(sq_model *m, int i, int batch, int train)
     return 0;
 }
 
+/* A folded convolution (the frozen teacher: BN folded into its weight and bias, fold.c), its
+   folded BN and the activation after it, or the residual add and activation after it: the
+   convolution without its bias, then one bias_add_act_fwd pass. Each node of the run is the only
+   consumer of the one before, so nothing else reads the convolution's bias-less output. Returns
+   the number of nodes after i that ran inside it (0: not applicable). */
+static int fwd_conv_fused(sq_model *m, int i, int batch)
+{
+    const sq_backend *be = m->be;
+    sq_node *cv = &m->nodes[i];
+    if (cv->op != SQ_NODE_CONV || !cv->fw || cv->quant || !be->bias_add_act_fwd || i + 2 >= m->nnodes)
+        return 0;
+    const sq_node *bn = &m->nodes[i + 1], *nx = &m->nodes[i + 2];
+    if (bn->op != SQ_NODE_BN || !bn->folded || bn->in0 != i || sq_node_consumers(m, i) != 1 ||
+        sq_node_consumers(m, i + 1) != 1)
+        return 0;
+    const float *r = NULL;
+    const sq_node *act = nx;
+    int ran = 2;
+    if (nx->op == SQ_NODE_ADD) {
+        if (i + 3 >= m->nnodes || sq_node_consumers(m, i + 2) != 1 || (nx->in0 == i + 1) == (nx->in1 == i + 1))
+            return 0;
+        act = &m->nodes[i + 3];
+        r = m->nodes[nx->in0 == i + 1 ? nx->in1 : nx->in0].out;
+        ran = 3;
+        if (act->in0 != i + 2) return 0;
+    } else if (nx->in0 != i + 1) {
+        return 0;
+    }
+    if (act->op != SQ_NODE_ACT) return 0;
+    sq_conv_shape cs;
+    conv_shape(m, cv, batch, &cs);
+    be->conv2d_fwd(&cs, m->nodes[cv->in0].out, cv->fw, NULL, cv->out, m->ws);
+    be->bias_add_act_fwd(batch, cv->c, cv->h * cv->w, (sq_act_kind)act->act, cv->out, cv->fbias, r,
+                         act->out);
+    return ran;
+}
+
 float *sq_model_forward(sq_model *m, int n, int train)
 {
     for (int i = 0; i < m->nnodes; i++) {
-        int skip = fwd_fused(m, i, n, train); /* nodes that ran inside the fused op */
+        int skip = train ? 0 : fwd_conv_fused(m, i, n);
+        if (!skip) skip = fwd_fused(m, i, n, train); /* nodes that ran inside the fused op */
         if (skip) i += skip;
         else sq_node_fwd(m, i, n, train);
     }

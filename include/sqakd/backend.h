@@ -196,6 +196,12 @@ typedef struct sq_backend {
                                  const float *qp, const float *s, const float *y,
                                  const float *gys, float *gy, float *gx, float *gqp, float *gs,
                                  float *scratch);
+    /* bias_add_act_fwd: y = act(x + b[ch] [+ r]) over (n, c, hw) tensors, summed in that order
+       (r may be NULL). The inference graph runs a folded convolution without its bias and this
+       after it, instead of the bias, the (folded BN's) activation or the residual add and
+       activation as separate passes (the frozen teacher). */
+    void (*bias_add_act_fwd)(int n, int c, int hw, sq_act_kind act, const float *x,
+                             const float *b, const float *r, float *y);
 
     /* ---- optional: device memory report (CUDA) ---- free and total bytes of the device
        memory; returns 0 on success. NULL on host backends. */

@@ -162,6 +162,7 @@ static const sq_backend g_cuda = {
     .bn_add_act_fwd_train = sq_cuda_bn_add_act_fwd_train,
     .bn_add_act_bwd = sq_cuda_bn_add_act_bwd,
     .fakequant_scaled_fwd = sq_cuda_fakequant_scaled_fwd,
+    .bias_add_act_fwd = sq_cuda_bias_add_act_fwd,
     .fakequant_scaled_bwd = sq_cuda_fakequant_scaled_bwd,
     .sgd_step = sq_cuda_sgd_step,
     .adam_step = sq_cuda_adam_step,

@@ -174,6 +174,8 @@ void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, co
 void sq_cuda_absscale_fwd(size_t n, const float *s, const float *z, float *y);
 void sq_cuda_absscale_bwd(size_t n, const float *s, const float *z, const float *gy, float *gz,
                           float *gs);
+void sq_cuda_bias_add_act_fwd(int n, int c, int hw, sq_act_kind act, const float *x,
+                              const float *b, const float *r, float *y);
 void sq_cuda_fakequant_scaled_fwd(const sq_quant_cfg *cfg, size_t n, const float *x,
                                   const float *qp, const float *s, float *y, float *ys,
                                   float *scratch);
