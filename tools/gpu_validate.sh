@@ -18,7 +18,7 @@
 #   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~60 with build/gpu-base (BASE=<rev>
 #   tools/gpu_pack.sh: kernels and step), +12 with build/gpu-klrows (KLROWS=1), +12 with
 #   build/gpu-ieee carried]
-#   step [~90 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
+#   step [~100 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
@@ -168,6 +168,14 @@ if on step; then
         SQAKD_CUDA_GRAPH=1 step "bench step ${mp%%:*} b256 teacher ${mp#*:} SQAKD_CUDA_GRAPH=1" 40 "$BL" \
             "$BIN/sqakd" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [CUDA graph] /" >>"$S"
+    done
+    # with the host cost gone, the step is its kernel time: which convolution set-up makes that
+    # shortest (TF32 tensor-op kernels need cuDNN's NCHW<->NHWC transposes, about 12 % of run 2's
+    # kernel time; SQAKD_TF32=0 keeps FP32 kernels on NCHW; find:0 times the algorithms)
+    for env in "SQAKD_TF32=0" "SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0"; do
+        step "bench step resnet20 b256 SQAKD_CUDA_GRAPH=1 $env" 40 "$BL" \
+            env SQAKD_CUDA_GRAPH=1 $env "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [CUDA graph, $env] /" >>"$S"
     done
     SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
     grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [SQAKD_STAGE=0] /" >>"$S"
