@@ -126,8 +126,9 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
         m->g = be->alloc(bytes_p ? bytes_p : 256);
         m->qg = be->alloc(bytes_q ? bytes_q : 256);
     }
-    /* fusable runs (before the plan, which places the gradients by them), from the end so that an ADD's flag is known before the BN before it:
-       BN or ADD -> ACT (1), BN -> ADD -> ACT (2); each node the only consumer of the one before */
+    /* fusable runs, before the plan (which places the gradients by them), from the end so that
+       an ADD's flag is known before the BN before it: BN or ADD -> ACT (1), BN -> ADD -> ACT (2);
+       each node the only consumer of the one before */
     for (int i = m->nnodes - 2; i >= 0; i--) {
         sq_node *n = &m->nodes[i], *next = &m->nodes[i + 1];
         const int single = sq_node_consumers(m, i) == 1;
@@ -367,7 +368,8 @@ static int fwd_conv_fused(sq_model *m, int i, int batch)
 {
     const sq_backend *be = m->be;
     sq_node *cv = &m->nodes[i];
-    if (cv->op != SQ_NODE_CONV || !cv->fw || cv->quant || !be->bias_add_act_fwd || i + 2 >= m->nnodes)
+    if (cv->op != SQ_NODE_CONV || !cv->fw || cv->quant || !be->bias_add_act_fwd ||
+        i + 2 >= m->nnodes)
         return 0;
     const sq_node *bn = &m->nodes[i + 1], *nx = &m->nodes[i + 2];
     if (bn->op != SQ_NODE_BN || !bn->folded || bn->in0 != i || sq_node_consumers(m, i) != 1 ||
@@ -377,7 +379,8 @@ static int fwd_conv_fused(sq_model *m, int i, int batch)
     const sq_node *act = nx;
     int ran = 2;
     if (nx->op == SQ_NODE_ADD) {
-        if (i + 3 >= m->nnodes || sq_node_consumers(m, i + 2) != 1 || (nx->in0 == i + 1) == (nx->in1 == i + 1))
+        if (i + 3 >= m->nnodes || sq_node_consumers(m, i + 2) != 1 ||
+            (nx->in0 == i + 1) == (nx->in1 == i + 1))
             return 0;
         act = &m->nodes[i + 3];
         r = m->nodes[nx->in0 == i + 1 ? nx->in1 : nx->in0].out;

@@ -112,6 +112,25 @@ static __device__ __forceinline__ void bn_trip(const bn_walk<V, I> &w, I u0, siz
 
 #define BN_TRIPS(w, u0) for (I u0 = (w).beg + (I)threadIdx.x; u0 < (w).end; u0 += (I)(BN_UNROLL * blockDim.x))
 
+/* the backward's loads of one trip: x, gy, y (ACT: the fused forward's output) and e (E: the
+   residual's gradient in the stats pass, gx in the apply pass) */
+template <int V, bool ACT, bool E>
+static __device__ __forceinline__ void bn_ld_bwd(const size_t (&o)[BN_UNROLL],
+                                                 const bool (&ok)[BN_UNROLL], const float *x,
+                                                 const float *gy, const float *y, const float *e,
+                                                 float (&xv)[BN_UNROLL][V], float (&gv)[BN_UNROLL][V],
+                                                 float (&yv)[BN_UNROLL][V], float (&ev)[BN_UNROLL][V])
+{
+#pragma unroll
+    for (int k = 0; k < BN_UNROLL; k++)
+        if (ok[k]) {
+            bn_ld<V>(x + o[k], xv[k]);
+            bn_ld<V>(gy + o[k], gv[k]);
+            if (ACT) bn_ld<V>(y + o[k], yv[k]);
+            if (E) bn_ld<V>(e + o[k], ev[k]);
+        }
+}
+
 /* the fused ops' activation, as act.cu and the CPU's fused.c: ReLU (hi = +inf) or ReLU6
    (hi = 6); its gradient from the output y: y > 0 and y < hi */
 static __device__ __forceinline__ float bn_act(float v, float hi)
@@ -271,14 +290,7 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
         bool ok[BN_UNROLL];
         float xv[BN_UNROLL][V], gv[BN_UNROLL][V], yv[BN_UNROLL][V], rv[BN_UNROLL][V];
         bn_trip(w, u0, o, ok);
-#pragma unroll
-        for (int k = 0; k < BN_UNROLL; k++)
-            if (ok[k]) {
-                bn_ld<V>(x + o[k], xv[k]);
-                bn_ld<V>(gy + o[k], gv[k]);
-                if (ACT) bn_ld<V>(y + o[k], yv[k]);
-                if (GR) bn_ld<V>(gr + o[k], rv[k]);
-            }
+        bn_ld_bwd<V, ACT, GR>(o, ok, x, gy, y, gr, xv, gv, yv, rv);
 #pragma unroll
         for (int k = 0; k < BN_UNROLL; k++)
             if (ok[k]) {
@@ -331,14 +343,7 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
         bool ok[BN_UNROLL];
         float xv[BN_UNROLL][V], gv[BN_UNROLL][V], yv[BN_UNROLL][V], av[BN_UNROLL][V];
         bn_trip(w, u0, o, ok);
-#pragma unroll
-        for (int k = 0; k < BN_UNROLL; k++)
-            if (ok[k]) {
-                bn_ld<V>(x + o[k], xv[k]);
-                bn_ld<V>(gy + o[k], gv[k]);
-                if (ACT) bn_ld<V>(y + o[k], yv[k]);
-                bn_ld<V>(gx + o[k], av[k]);
-            }
+        bn_ld_bwd<V, ACT, true>(o, ok, x, gy, y, gx, xv, gv, yv, av);
 #pragma unroll
         for (int k = 0; k < BN_UNROLL; k++)
             if (ok[k]) {
