@@ -254,19 +254,6 @@ Test(cuda_fused, resnet20_step_fused_equals_unfused_bit_for_bit)
 
 /* ---- fake quantization with the EWGS output scale folded into the weight ---- */
 
-static void fq_qp(sq_quant_kind kind, int weight, int bits, float qp[2])
-{
-    qp[0] = qp[1] = 0.0f;
-    if (kind == SQ_QUANT_EWGS) {
-        qp[0] = weight ? -0.8f : 0.1f;
-        qp[1] = weight ? 0.9f : 1.3f;
-    } else if (kind == SQ_QUANT_PACT) {
-        qp[0] = 1.1f;
-    } else if (kind == SQ_QUANT_LSQ) {
-        qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
-    }
-}
-
 /* fakequant_scaled_fwd / _bwd against the unfused ops on the same device (fakequant_fwd +
    absscale_fwd; absscale_bwd into a zeroed gy + fakequant_bwd): the same values bit for bit,
    except the scale's gradient, a sum taken in another order. And against the CPU's unfused
@@ -293,7 +280,7 @@ Test(cuda_fused, fakequant_scaled_matches_unfused_and_cpu)
                     sq_quant_cfg cfg = {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits,
                                         weight, 0.2f, 0.0f};
                     float qp[2], gqp0[2] = {0.25f, -0.5f}, gs0 = 0.75f;
-                    fq_qp(kinds[ki], weight, bits, qp);
+                    sqt_fq_params(kinds[ki], weight, bits, qp);
                     float *x = sqt_hrand(n + off, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
                           *gys = sqt_hrand(n + off, -1, 1, seed + 1), *gx0 = sqt_hrand(n + off, -1, 1, seed + 2);
                     /* the CPU, unfused */

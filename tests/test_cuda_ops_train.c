@@ -152,19 +152,6 @@ static double fq_grad_scale(const sq_quant_cfg *cfg, size_t n, const float *qp, 
     return c * sum;
 }
 
-static void fq_params(sq_quant_kind kind, int weight, int bits, float qp[2])
-{
-    qp[0] = qp[1] = 0.0f;
-    if (kind == SQ_QUANT_EWGS) {
-        qp[0] = weight ? -0.8f : 0.1f;
-        qp[1] = weight ? 0.9f : 1.3f;
-    } else if (kind == SQ_QUANT_PACT) {
-        qp[0] = 1.1f;
-    } else if (kind == SQ_QUANT_LSQ) {
-        qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
-    }
-}
-
 /* one kind, both roles, bits 1/2/4/8, delta 0 and 0.3, sizes incl. unaligned starts */
 static void fq_case(const sq_backend *g, sq_quant_kind kind)
 {
@@ -181,7 +168,7 @@ static void fq_case(const sq_backend *g, sq_quant_kind kind)
                     sq_quant_cfg cfg = {kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi],
                                         weight, di ? 0.3f : 0.0f, 0.0f};
                     float qp[2], gqp0[2] = {0.25f, -0.5f};
-                    fq_params(kind, weight, bits[bi], qp);
+                    sqt_fq_params(kind, weight, bits[bi], qp);
                     float *x = sqt_hrand(n + off, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
                           *gy = sqt_hrand(n + off, -1, 1, seed + 1), *gx0 = sqt_hrand(n + off, -1, 1, seed + 2);
                     float *y = sqt_hvec(n), *gx = sqt_hdup(gx0 + off, n), gqp[2] = {gqp0[0], gqp0[1]},

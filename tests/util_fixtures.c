@@ -282,3 +282,16 @@ const sq_backend *sqt_cpu_unfused(int no_qconv)
     if (no_qconv) u->qconv2d_fwd = NULL;
     return u;
 }
+
+void sqt_fq_params(sq_quant_kind kind, int weight, int bits, float qp[2])
+{
+    qp[0] = qp[1] = 0.0f;
+    if (kind == SQ_QUANT_EWGS) {
+        qp[0] = weight ? -0.8f : 0.1f;
+        qp[1] = weight ? 0.9f : 1.3f;
+    } else if (kind == SQ_QUANT_PACT) {
+        qp[0] = 1.1f;
+    } else if (kind == SQ_QUANT_LSQ) {
+        qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
+    }
+}

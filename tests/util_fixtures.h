@@ -78,4 +78,8 @@ void sqt_expect_equal(const char *what, const float *got, const float *ref, size
    integer convolution too when no_qconv: the unfused path the other backends take */
 const sq_backend *sqt_cpu_unfused(int no_qconv);
 
+/* quantizer parameters for the fake-quant tests of a kind, role and bit width (EWGS: l, u; PACT:
+   alpha; LSQ: a step of 1.2 over the grid; DoReFa: none) */
+void sqt_fq_params(sq_quant_kind kind, int weight, int bits, float qp[2]);
+
 #endif
