@@ -280,7 +280,13 @@ if on ncukernels && [ -n "${NCU:-}" ]; then
         --kernel-name regex:'fq_(fwd|bwd)_kernel' --launch-skip 4 --launch-count 4 \
         --section SpeedOfLight --section Occupancy --section WarpStateStats \
         "$BIN/sqakd" bench kernels --device cuda --sizes 16M --bits 4 --min-time 0
-    grep -E "^  [a-z_]+.*kernel|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall" "$OUT/ncu_kernels.txt" | head -n 60 | tee -a "$S"
+    # the BatchNorm kernels of a resnet20 step (float4 rewrite of 2026-11-26): the first
+    # training step's 80 BN launches after set-up, 2 of each of the four kernels from stage 1
+    step "ncu sections: BN kernels of a resnet20 step" 120 "$OUT/ncu_kernels.txt" "$NCU" --clock-control none \
+        --kernel-name regex:'bn_(stats|train_apply|bwd_stats|bwd_apply)_kernel' --launch-skip 40 --launch-count 8 \
+        --section SpeedOfLight --section Occupancy \
+        "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 1 --warmup 1
+    grep -E "^  [a-z_]+.*kernel|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall" "$OUT/ncu_kernels.txt" | head -n 90 | tee -a "$S"
 fi
 
 # ---- 8. compute-sanitizer (last: slowest)
