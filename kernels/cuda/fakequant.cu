@@ -13,6 +13,10 @@
      gradients in the same pass: per-thread double sums, block tree, then the last block to
      finish adds the block partials in block order and does gqp += total (no float atomics;
      bit-identical run to run; the grid depends on n only).
+   - scaled (backend.h fakequant_scaled_fwd / _bwd, a layer's EWGS output scale s folded into its
+     weight): the forward also writes ys = |s| y; the backward reads gys and y, writes
+     gy = |s| gys, and reduces sign(s) sum(gys y) as a third column beside the parameters'
+     gradients. Two launches per scaled weight instead of four (absscale_* below).
    Rounding: correctly rounded division on both sides (the CPU's IEEE division; on the device
    sq_qm_div, a multiplication by the per-thread reciprocal of the tensor's divisor and one FMA
    correction, which gives the same quotient) and rintf make forward levels identical to the
