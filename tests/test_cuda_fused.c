@@ -208,6 +208,11 @@ Test(cuda_fused, resnet20_step_fused_equals_unfused_bit_for_bit)
     plain.add_act_bwd = NULL;
     plain.bn_add_act_fwd_train = NULL;
     plain.bn_add_act_bwd = NULL;
+    /* (the scaled fake-quant ops stay: their scale gradient is a sum in another order) */
+    plain.conv2d_bwd_set = NULL;
+    plain.bn_bwd_set = NULL;
+    plain.bn_act_bwd_set = NULL;
+    plain.bn_add_act_bwd_set = NULL;
     const int batch = 3;
     sq_quant_opts q = {.kind = SQ_QUANT_EWGS, .wbits = 4, .abits = 4};
     sq_model *a = make(g, batch, &q), *b = make(&plain, batch, &q);
@@ -215,8 +220,13 @@ Test(cuda_fused, resnet20_step_fused_equals_unfused_bit_for_bit)
     for (int i = 0; i < a->nnodes; i++) fused += a->nodes[i].fuse_act != 0;
     cr_assert_eq(fused, 10 + 9 + 7, "fused runs: %d", fused); /* as test_fusion.c */
     /* the unfused model zeroes the gradients of the BN and ADD outputs that the fused one
-       never touches: its gradient arena zeroes more */
-    cr_expect_gt(b->grad_zero_floats, a->grad_zero_floats);
+       never touches, and those that the "set" ops write (the convolutions' outputs and
+       quantized inputs): its gradient arena zeroes more than twice as much */
+    int set = 0;
+    for (int i = 0; i < a->nnodes; i++) set += a->nodes[i].gout_set;
+    cr_expect_eq(set, 20, "gout_set on %d nodes, want the 19 convolutions + the linear", set);
+    cr_expect_gt(b->grad_zero_floats, 2 * a->grad_zero_floats, "zeroed %zu vs %zu floats",
+                 b->grad_zero_floats, a->grad_zero_floats);
     const size_t nx = (size_t)batch * 3 * 32 * 32;
     float *x = malloc(nx * sizeof(float)), glog[3 * 10];
     sqt_fill_normal(x, nx, 0.0f, 1.0f, 5);
@@ -437,4 +447,101 @@ Test(cuda_fused, folded_teacher_forward_fused_equals_unfused_bit_for_bit)
     free(logits[0]);
     free(logits[1]);
     free(x);
+}
+
+/* ---- "set" backward variants: gx written, its old contents never read ---- */
+
+/* n floats of NaN on the device (a set op that read them would spread NaN) */
+static float *nan_buf(const sq_backend *g, size_t n)
+{
+    float *h = malloc(n * sizeof(float));
+    cr_assert(h);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    float *d = sqt_dput(g, h, n * sizeof(float));
+    free(h);
+    return d;
+}
+
+Test(cuda_fused, set_backward_variants_equal_accumulating_into_zeros)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    cr_assert(g->conv2d_bwd_set && g->bn_bwd_set && g->bn_act_bwd_set && g->bn_add_act_bwd_set);
+    /* BatchNorm, all three forms: (n, c, hw), float4 and scalar paths */
+    static const int shapes[][3] = {{1, 1, 1}, {5, 3, 17}, {3, 2, 5000}, {2, 16, 64}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int form = 0; form < 3; form++) {
+            const int n = shapes[si][0], ch = shapes[si][1], hw = shapes[si][2];
+            const size_t m = (size_t)n * ch * hw, B = m * sizeof(float), C = ch * sizeof(float);
+            const uint64_t seed = 4000 + 10 * si + form;
+            float *x = sqt_hrand(m, -3, 5, seed), *y = sqt_hrand(m, -1, 7, seed + 1),
+                  *gy = sqt_hrand(m, -1, 1, seed + 2), *gamma = sqt_hrand(ch, 0.5f, 1.5f, seed + 3),
+                  *sm = sqt_hrand(ch, -0.5f, 0.5f, seed + 4), *si2 = sqt_hrand(ch, 0.5f, 2.0f, seed + 5),
+                  *gr0 = sqt_hrand(m, -1, 1, seed + 6), *gg0 = sqt_hrand(ch, -1, 1, seed + 7);
+            for (size_t i = 0; i < m; i += 7) y[i] = 0.0f; /* act'(y) = 0 there */
+            float *dx = sqt_dput(g, x, B), *dy = sqt_dput(g, y, B), *dgy = sqt_dput(g, gy, B),
+                  *dga = sqt_dput(g, gamma, C), *dsm = sqt_dput(g, sm, C), *dsi = sqt_dput(g, si2, C);
+            float *gx[2] = {sqt_dput(g, NULL, B), nan_buf(g, m)}, *gr[2], *gg[2], *gb[2];
+            for (int v = 0; v < 2; v++) {
+                gr[v] = sqt_dput(g, gr0, B);
+                gg[v] = sqt_dput(g, gg0, C);
+                gb[v] = sqt_dput(g, gg0, C);
+            }
+            for (int v = 0; v < 2; v++) { /* v = 0: accumulate into zeros; 1: set over NaN */
+                if (form == 0)
+                    (v ? g->bn_bwd_set : g->bn_bwd)(n, ch, hw, dx, dgy, dga, dsm, dsi, gx[v], gg[v], gb[v]);
+                else if (form == 1)
+                    (v ? g->bn_act_bwd_set : g->bn_act_bwd)(n, ch, hw, SQ_ACT_RELU6, dx, dy, dgy, dga,
+                                                            dsm, dsi, gx[v], gg[v], gb[v]);
+                else
+                    (v ? g->bn_add_act_bwd_set : g->bn_add_act_bwd)(n, ch, hw, SQ_ACT_RELU, dx, dy, dgy,
+                                                                    dga, dsm, dsi, gx[v], gr[v], gg[v], gb[v]);
+            }
+            sqt_gpu_ok(g);
+            float *a, *b;
+            a = sqt_fetch(g, gx[0], m, "bn gx"); b = sqt_fetch(g, gx[1], m, "bn gx set");
+            sqt_expect_equal("bn gx set", b, a, m); free(a); free(b);
+            a = sqt_fetch(g, gr[0], m, "bn gr"); b = sqt_fetch(g, gr[1], m, "bn gr set");
+            sqt_expect_equal("bn gr (accumulates in both)", b, a, m); free(a); free(b);
+            a = sqt_fetch(g, gg[0], ch, "ggamma"); b = sqt_fetch(g, gg[1], ch, "ggamma set");
+            sqt_expect_equal("ggamma", b, a, ch); free(a); free(b);
+            a = sqt_fetch(g, gb[0], ch, "gbeta"); b = sqt_fetch(g, gb[1], ch, "gbeta set");
+            sqt_expect_equal("gbeta", b, a, ch); free(a); free(b);
+            void *in[] = {dx, dy, dgy, dga, dsm, dsi};
+            for (size_t i = 0; i < sizeof in / sizeof in[0]; i++) g->free((char *)in[i] - SQT_GUARD);
+            float *h[] = {x, y, gy, gamma, sm, si2, gr0, gg0};
+            for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) free(h[i]);
+        }
+    /* convolution: gx by cuDNN with beta = 0 against beta = 1 over zeros; gw, gb accumulate */
+    static const int cases[][10] = {{2, 3, 7, 5, 4, 3, 3, 1, 1, 1}, {2, 4, 6, 5, 6, 3, 3, 1, 1, 2},
+                                    {3, 16, 16, 16, 32, 3, 3, 2, 1, 1}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int *p = cases[ci];
+        sq_conv_shape cs;
+        cr_assert_eq(sq_conv_shape_init(&cs, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]), SQ_OK);
+        const size_t nx = (size_t)cs.n * cs.c * cs.h * cs.w, nw = (size_t)cs.k * (cs.c / cs.groups) * cs.r * cs.s,
+                     ny = (size_t)cs.n * cs.k * cs.oh * cs.ow;
+        const uint64_t seed = 4500 + ci;
+        float *x = sqt_hrand(nx, -1, 1, seed), *w = sqt_hrand(nw, -1, 1, seed + 1),
+              *gy = sqt_hrand(ny, -1, 1, seed + 2), *gw0 = sqt_hrand(nw, -1, 1, seed + 3),
+              *gb0 = sqt_hrand(cs.k, -1, 1, seed + 4);
+        float *dx = sqt_dput(g, x, nx * 4), *dw = sqt_dput(g, w, nw * 4), *dgy = sqt_dput(g, gy, ny * 4);
+        float *gx[2] = {sqt_dput(g, NULL, nx * 4), nan_buf(g, nx)}, *gw[2], *gb[2];
+        for (int v = 0; v < 2; v++) {
+            gw[v] = sqt_dput(g, gw0, nw * 4);
+            gb[v] = sqt_dput(g, gb0, cs.k * 4);
+        }
+        g->conv2d_bwd(&cs, dx, dw, dgy, gx[0], gw[0], gb[0], NULL);
+        g->conv2d_bwd_set(&cs, dx, dw, dgy, gx[1], gw[1], gb[1], NULL);
+        sqt_gpu_ok(g);
+        float *a, *b;
+        a = sqt_fetch(g, gx[0], nx, "conv gx"); b = sqt_fetch(g, gx[1], nx, "conv gx set");
+        sqt_expect_equal("conv gx set", b, a, nx); free(a); free(b);
+        a = sqt_fetch(g, gw[0], nw, "conv gw"); b = sqt_fetch(g, gw[1], nw, "conv gw set");
+        sqt_expect_equal("conv gw", b, a, nw); free(a); free(b);
+        a = sqt_fetch(g, gb[0], cs.k, "conv gb"); b = sqt_fetch(g, gb[1], cs.k, "conv gb set");
+        sqt_expect_equal("conv gb", b, a, cs.k); free(a); free(b);
+        g->free((char *)dx - SQT_GUARD); g->free((char *)dw - SQT_GUARD); g->free((char *)dgy - SQT_GUARD);
+        free(x); free(w); free(gy); free(gw0); free(gb0);
+    }
 }

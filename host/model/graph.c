@@ -50,10 +50,33 @@ static int gout_zeroed(const sq_model *m, int i)
              (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1)));
 }
 
+/* node i's one consumer writes (not accumulates into) its gout with a "set" op of the backend
+   (backend.h): a training BN in any of its fused forms, or an unquantized convolution */
+static int gout_written_once(const sq_model *m, int i)
+{
+    const sq_backend *be = m->be;
+    const sq_node *n = &m->nodes[i];
+    if (n->op == SQ_NODE_INPUT || n->op == SQ_NODE_FLATTEN || sq_node_consumers(m, i) != 1)
+        return 0;
+    int j = i + 1;
+    while (j < m->nnodes && m->nodes[j].in0 != i && m->nodes[j].in1 != i) j++;
+    if (j == m->nnodes) return 0;
+    const sq_node *c = &m->nodes[j];
+    if (c->in0 != i || c->in1 == i) return 0;
+    if (c->op == SQ_NODE_BN && !c->folded) {
+        if (bwd_fusable3(m, j)) return be->bn_add_act_bwd_set != NULL;
+        if (bwd_fusable(m, j)) return be->bn_act_bwd_set != NULL;
+        return be->bn_bwd_set != NULL;
+    }
+    if (c->op == SQ_NODE_CONV && !c->quant) return be->conv2d_bwd_set != NULL;
+    return 0;
+}
+
 /* Two passes: first with base NULL to size the arenas, then for real. Gradient buffers that the
    backward accumulates into come from `gz` and the others from `gn`: the backward zeroes all of
    gz with one memset (it was one call per buffer: 128 for a resnet20 step) and gz lies first in
-   the gradient arena. */
+   the gradient arena. Buffers that one "set" op writes (gout_set, and a quantized convolution's
+   gxq when the backend has conv2d_bwd_set) need no zeroing and come from gn too. */
 static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
 {
     size_t B = (size_t)m->batch;
@@ -65,7 +88,8 @@ static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
             continue;
         }
         n->out = take(act, B * node_numel(n));
-        if (m->with_grad) n->gout = take(gout_zeroed(m, i) ? gz : gn, B * node_numel(n));
+        if (m->with_grad)
+            n->gout = take(gout_zeroed(m, i) && !n->gout_set ? gz : gn, B * node_numel(n));
         if (n->op == SQ_NODE_BN) {
             n->save_mean = take(act, n->c);
             n->save_invstd = take(act, n->c);
@@ -86,7 +110,7 @@ static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
             if (scaled) n->wqs = take(act, nw);
             if (scaled && bias) n->bqs = take(act, n->c);
             if (m->with_grad) {
-                n->gxq = take(gz, nin);
+                n->gxq = take(n->op == SQ_NODE_CONV && m->be->conv2d_bwd_set ? gn : gz, nin);
                 n->gwq = take(gz, nw);
                 if (scaled) n->gwqs = take(gz, nw);
                 if (scaled && bias) n->gbqs = take(gz, n->c);
@@ -138,6 +162,7 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
             (next->in0 == i) != (next->in1 == i))
             n->fuse_act = 2;
     }
+    for (int i = 0; i < m->nnodes; i++) m->nodes[i].gout_set = with_grad && gout_written_once(m, i);
     arena act = {0, NULL}, gz = {0, NULL}, gn = {0, NULL};
     plan(m, &act, &gz, &gn);
     m->act_floats = act.used;
@@ -430,7 +455,10 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
     if (n->op == SQ_NODE_CONV) {
         sq_conv_shape cs;
         conv_shape(m, n, batch, &cs);
-        be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
+        /* gx written, not accumulated: gxq (plan) or an input whose only consumer this is */
+        const int set = gx && (n->quant ? be->conv2d_bwd_set != NULL : in->gout_set);
+        if (set) be->conv2d_bwd_set(&cs, x, w, gy, gx, gw, gb, m->ws);
+        else be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
     } else {
         be->linear_bwd(batch, (int)node_numel(in), n->c, x, w, gy, gx, gw, gb);
     }
@@ -497,18 +525,19 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
         if (bwd_fusable3(m, i)) {
             const sq_node *add = &m->nodes[i + 1], *act = &m->nodes[i + 2];
             sq_node *r = &m->nodes[add->in0 == i ? add->in1 : add->in0];
-            be->bn_add_act_bwd(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out,
-                               act->gout, tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
-                               r->op != SQ_NODE_INPUT ? r->gout : NULL, tgrad(m, n->pw),
-                               tgrad(m, n->pb));
+            (gin && in->gout_set ? be->bn_add_act_bwd_set : be->bn_add_act_bwd)(
+                batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
+                tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
+                r->op != SQ_NODE_INPUT ? r->gout : NULL, tgrad(m, n->pw), tgrad(m, n->pb));
             continue;
         }
         if (bwd_fusable(m, i)) {
             const sq_node *act = &m->nodes[i + 1];
             if (n->op == SQ_NODE_BN) {
-                be->bn_act_bwd(batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out,
-                               act->gout, tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
-                               tgrad(m, n->pw), tgrad(m, n->pb));
+                (gin && in->gout_set ? be->bn_act_bwd_set : be->bn_act_bwd)(
+                    batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
+                    tparam(m, n->pw), n->save_mean, n->save_invstd, gin, tgrad(m, n->pw),
+                    tgrad(m, n->pb));
             } else {
                 sq_node *b = &m->nodes[n->in1];
                 be->add_act_bwd(numel, (sq_act_kind)act->act, act->out, act->gout, gin,
@@ -525,8 +554,9 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
             qlayer_bwd(m, n, batch, gin);
             break;
         case SQ_NODE_BN:
-            be->bn_bwd(batch, n->c, n->h * n->w, in->out, n->gout, tparam(m, n->pw), n->save_mean,
-                       n->save_invstd, gin, tgrad(m, n->pw), tgrad(m, n->pb));
+            (gin && in->gout_set ? be->bn_bwd_set : be->bn_bwd)(
+                batch, n->c, n->h * n->w, in->out, n->gout, tparam(m, n->pw), n->save_mean,
+                n->save_invstd, gin, tgrad(m, n->pw), tgrad(m, n->pb));
             break;
         case SQ_NODE_ACT:
             if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);

@@ -202,6 +202,21 @@ typedef struct sq_backend {
        activation as separate passes (the frozen teacher). */
     void (*bias_add_act_fwd)(int n, int c, int hw, sq_act_kind act, const float *x,
                              const float *b, const float *r, float *y);
+    /* "set" variants of backward ops: as their namesakes, but gx is WRITTEN, not accumulated
+       into (gw, gb, gr and the BN parameter gradients still accumulate). The graph uses them for
+       gradient buffers with one writer, which then need no zeroing before the backward. */
+    void (*conv2d_bwd_set)(const sq_conv_shape *cs, const float *x, const float *w,
+                           const float *gy, float *gx, float *gw, float *gb, void *ws);
+    void (*bn_bwd_set)(int n, int c, int hw, const float *x, const float *gy, const float *gamma,
+                       const float *save_mean, const float *save_invstd, float *gx,
+                       float *ggamma, float *gbeta);
+    void (*bn_act_bwd_set)(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                           const float *gy, const float *gamma, const float *save_mean,
+                           const float *save_invstd, float *gx, float *ggamma, float *gbeta);
+    void (*bn_add_act_bwd_set)(int n, int c, int hw, sq_act_kind act, const float *x,
+                               const float *y, const float *gy, const float *gamma,
+                               const float *save_mean, const float *save_invstd, float *gx,
+                               float *gr, float *ggamma, float *gbeta);
 
     /* ---- optional: device memory report (CUDA) ---- free and total bytes of the device
        memory; returns 0 on success. NULL on host backends. */

@@ -73,6 +73,10 @@ typedef struct sq_node {
        op (bn_act_* in training mode, add_act_*) the pair runs as one op, writing straight into
        the activation's output (set by sq_model_setup) */
     int fuse_act;
+    /* the backward WRITES this node's gout (not accumulates): its one consumer is a BN or an
+       unquantized convolution whose backward has a "set" variant on the backend (backend.h);
+       such a gout is not zeroed before the backward (set by sq_model_setup) */
+    int gout_set;
 } sq_node;
 
 typedef struct sq_quant_opts {

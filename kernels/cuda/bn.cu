@@ -313,8 +313,8 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
 }
 
 /* gx += gamma invstd (g - sum_g/m - xhat sum_g_xhat/m); ggamma += sum_g_xhat; gbeta += sum_g
-   (g as in the stats pass) */
-template <int V, typename I, bool ACT>
+   (g as in the stats pass; SET: gx = ..., the "set" ops of backend.h) */
+template <int V, typename I, bool ACT, bool SET>
 static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
                                            const float *__restrict__ y, float hi,
                                            const float *__restrict__ gy,
@@ -343,7 +343,7 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
         bool ok[BN_UNROLL];
         float xv[BN_UNROLL][V], gv[BN_UNROLL][V], yv[BN_UNROLL][V], av[BN_UNROLL][V];
         bn_trip(w, u0, o, ok);
-        bn_ld_bwd<V, ACT, true>(o, ok, x, gy, y, gx, xv, gv, yv, av);
+        bn_ld_bwd<V, ACT, !SET>(o, ok, x, gy, y, gx, xv, gv, yv, av);
 #pragma unroll
         for (int k = 0; k < BN_UNROLL; k++)
             if (ok[k]) {
@@ -351,7 +351,8 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
                 for (int e = 0; e < V; e++) {
                     const float xhat = (xv[k][e] - mu) * is;
                     const float gval = ACT ? bn_act_grad(yv[k][e], gv[k][e], hi) : gv[k][e];
-                    av[k][e] += kk * (gval - mean_gy - xhat * mean_gyx);
+                    const float d = kk * (gval - mean_gy - xhat * mean_gyx);
+                    av[k][e] = SET ? d : av[k][e] + d;
                 }
                 bn_st<V>(gx + o[k], av[k]);
             }
@@ -449,10 +450,12 @@ extern "C" void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const 
     SQ_CUDA_LAUNCHED();
 }
 
-/* backward, plain (act < 0: g = gy) or fused (g = gy act'(y); gr += g when gr != NULL) */
+/* backward, plain (act < 0: g = gy) or fused (g = gy act'(y); gr += g when gr != NULL); set:
+   gx is written, not accumulated into */
 static void bn_bwd(int n, int c, int hw, int act, const float *x, const float *y,
                    const float *gy, const float *gamma, const float *save_mean,
-                   const float *save_invstd, float *gx, float *gr, float *ggamma, float *gbeta)
+                   const float *save_invstd, float *gx, float *gr, float *ggamma, float *gbeta,
+                   bool set)
 {
     if (n <= 0 || c <= 0 || hw <= 0 || (!gx && !gr && !ggamma && !gbeta)) return;
     if (!bn_channels_ok(c)) return;
@@ -478,15 +481,24 @@ static void bn_bwd(int n, int c, int hw, int act, const float *x, const float *y
 #undef BN_STATS
     SQ_CUDA_LAUNCHED();
     if (!gx && !ggamma && !gbeta) return;
-#define BN_BAPPLY(V, I, A)                                                                       \
-    bn_bwd_apply_kernel<V, I, A><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                                 \
+#define BN_BAPPLY(V, I, A, SET)                                                                  \
+    bn_bwd_apply_kernel<V, I, A, SET><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                            \
         n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part)
-#define BN_BAPPLY_PLAIN(V, I) BN_BAPPLY(V, I, false)
-#define BN_BAPPLY_ACT(V, I) BN_BAPPLY(V, I, true)
-    if (act < 0) BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_PLAIN);
-    else BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_ACT);
+#define BN_BAPPLY_PLAIN(V, I) BN_BAPPLY(V, I, false, false)
+#define BN_BAPPLY_ACT(V, I) BN_BAPPLY(V, I, true, false)
+#define BN_BAPPLY_PLAIN_SET(V, I) BN_BAPPLY(V, I, false, true)
+#define BN_BAPPLY_ACT_SET(V, I) BN_BAPPLY(V, I, true, true)
+    if (act < 0) {
+        if (set && gx) BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_PLAIN_SET);
+        else BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_PLAIN);
+    } else {
+        if (set && gx) BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_ACT_SET);
+        else BN_LAUNCH_VI(hw, m, al, BN_BAPPLY_ACT);
+    }
 #undef BN_BAPPLY_PLAIN
 #undef BN_BAPPLY_ACT
+#undef BN_BAPPLY_PLAIN_SET
+#undef BN_BAPPLY_ACT_SET
 #undef BN_BAPPLY
     SQ_CUDA_LAUNCHED();
 }
@@ -495,7 +507,15 @@ extern "C" void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float
                                const float *gamma, const float *save_mean,
                                const float *save_invstd, float *gx, float *ggamma, float *gbeta)
 {
-    bn_bwd(n, c, hw, -1, x, NULL, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta);
+    bn_bwd(n, c, hw, -1, x, NULL, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta, false);
+}
+
+extern "C" void sq_cuda_bn_bwd_set(int n, int c, int hw, const float *x, const float *gy,
+                                   const float *gamma, const float *save_mean,
+                                   const float *save_invstd, float *gx, float *ggamma,
+                                   float *gbeta)
+{
+    bn_bwd(n, c, hw, -1, x, NULL, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta, true);
 }
 
 extern "C" void sq_cuda_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -504,7 +524,18 @@ extern "C" void sq_cuda_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const 
                                    float *ggamma, float *gbeta)
 {
     if (!bn_act_ok(act)) return;
-    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta);
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta,
+           false);
+}
+
+extern "C" void sq_cuda_bn_act_bwd_set(int n, int c, int hw, sq_act_kind act, const float *x,
+                                       const float *y, const float *gy, const float *gamma,
+                                       const float *save_mean, const float *save_invstd,
+                                       float *gx, float *ggamma, float *gbeta)
+{
+    if (!bn_act_ok(act)) return;
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, NULL, ggamma, gbeta,
+           true);
 }
 
 extern "C" void sq_cuda_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -513,5 +544,16 @@ extern "C" void sq_cuda_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, co
                                        float *gx, float *gr, float *ggamma, float *gbeta)
 {
     if (!bn_act_ok(act)) return;
-    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, gr, ggamma, gbeta);
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, gr, ggamma, gbeta,
+           false);
+}
+
+extern "C" void sq_cuda_bn_add_act_bwd_set(int n, int c, int hw, sq_act_kind act, const float *x,
+                                           const float *y, const float *gy, const float *gamma,
+                                           const float *save_mean, const float *save_invstd,
+                                           float *gx, float *gr, float *ggamma, float *gbeta)
+{
+    if (!bn_act_ok(act)) return;
+    bn_bwd(n, c, hw, (int)act, x, y, gy, gamma, save_mean, save_invstd, gx, gr, ggamma, gbeta,
+           true);
 }

@@ -2,7 +2,7 @@
    plans of cudnn.c. Forward overwrites y, then adds the bias with a kernel of our own (it was
    cudnnAddTensor, one more cuDNN call per biased convolution: the frozen teacher's 19 per resnet20
    step, at the host cost of a legacy cuDNN call; the sum y + b is the same); backward accumulates
-   into gx and gw through beta = 1, and into gb with a deterministic per-channel reduction kernel
+   into gx (or writes it: conv2d_bwd_set, beta = 0) and gw through beta = 1, and into gb with a deterministic per-channel reduction kernel
    (one block per output channel, fixed summation order). */
 #include "cuda_common.cuh"
 
@@ -131,19 +131,21 @@ extern "C" void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, cons
     if (b) SQ_HPROF(SQ_HPROF_CONV_BIAS, conv_bias_fwd(cs, b, y));
 }
 
-extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w,
-                                   const float *gy, float *gx, float *gw, float *gb, void *ws)
+/* set: gx = dL/dx (beta = 0: cuDNN does not read gx), else gx += dL/dx */
+static void conv_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
+                     float *gx, float *gw, float *gb, void *ws, bool set)
 {
     const sq_cuda_conv_plan *p = sq_cuda_conv_plan_get(cs);
     if (!p) return;
-    const float one = 1.0f;
+    const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t h = sq_cuda_cudnn();
     void *wsp = pick_ws(p, ws);
     if (gx)
         SQ_HPROF(SQ_HPROF_BWD_DATA,
                  CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p->wd, w, p->yd, gy,
                                                           p->cd_bwd_data, p->bwd_data_algo, wsp,
-                                                          p->ws_bytes, &one, p->xd, gx)));
+                                                          p->ws_bytes, set ? &zero : &one,
+                                                          p->xd, gx)));
     if (gw)
         SQ_HPROF(SQ_HPROF_BWD_FILTER,
                  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p->xd, x, p->yd, gy,
@@ -153,4 +155,16 @@ extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, cons
         conv_bias_grad_kernel<<<cs->k, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(cs->n, cs->k, cs->oh * cs->ow, gy, gb);
         SQ_CUDA_LAUNCHED();
     }
+}
+
+extern "C" void sq_cuda_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w,
+                                   const float *gy, float *gx, float *gw, float *gb, void *ws)
+{
+    conv_bwd(cs, x, w, gy, gx, gw, gb, ws, false);
+}
+
+extern "C" void sq_cuda_conv2d_bwd_set(const sq_conv_shape *cs, const float *x, const float *w,
+                                       const float *gy, float *gx, float *gw, float *gb, void *ws)
+{
+    conv_bwd(cs, x, w, gy, gx, gw, gb, ws, true);
 }

@@ -94,6 +94,18 @@ void sq_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const
 void sq_cuda_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y);
 void sq_cuda_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
 /* the fused ops of backend.h (bn.cu, act.cu) */
+void sq_cuda_conv2d_bwd_set(const sq_conv_shape *cs, const float *x, const float *w,
+                            const float *gy, float *gx, float *gw, float *gb, void *ws);
+void sq_cuda_bn_bwd_set(int n, int c, int hw, const float *x, const float *gy, const float *gamma,
+                        const float *save_mean, const float *save_invstd, float *gx,
+                        float *ggamma, float *gbeta);
+void sq_cuda_bn_act_bwd_set(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
+                            const float *gy, const float *gamma, const float *save_mean,
+                            const float *save_invstd, float *gx, float *ggamma, float *gbeta);
+void sq_cuda_bn_add_act_bwd_set(int n, int c, int hw, sq_act_kind act, const float *x,
+                                const float *y, const float *gy, const float *gamma,
+                                const float *save_mean, const float *save_invstd, float *gx,
+                                float *gr, float *ggamma, float *gbeta);
 void sq_cuda_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
                               const float *gamma, const float *beta, float *run_mean,
                               float *run_var, float momentum, float eps, float *y,
