@@ -254,19 +254,27 @@ static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *
     }
 }
 
-static __global__ void bn_eval_kernel(size_t total, int c, int hw, const float *__restrict__ x,
+/* evaluation: y = (x - running mean) / sqrt(running var + eps) gamma + beta, elementwise in
+   units of V floats of one plane (as conv.cu's bias kernel: V = 4 when HW % 4 == 0 and x, y are
+   16-byte aligned; I: 32-bit index when it fits); the per-element formula of the former
+   one-element kernel, so the values are the same */
+template <typename I, int V>
+static __global__ void bn_eval_kernel(I units, I per_plane, int c, const float *__restrict__ x,
                                       const float *__restrict__ gamma,
                                       const float *__restrict__ beta,
                                       const float *__restrict__ run_mean,
                                       const float *__restrict__ run_var, float eps,
                                       float *__restrict__ y)
 {
-    SQ_GRID_LOOP(i, total)
-    {
-        int ch = (int)((i / (size_t)hw) % (size_t)c);
-        float invstd = 1.0f / sqrtf(run_var[ch] + eps);
-        float g = gamma ? gamma[ch] : 1.0f, bb = beta ? beta[ch] : 0.0f;
-        y[i] = (x[i] - run_mean[ch]) * invstd * g + bb;
+    for (I u = (I)blockIdx.x * blockDim.x + threadIdx.x; u < units; u += (I)gridDim.x * blockDim.x) {
+        const int ch = (int)((u / per_plane) % (I)c);
+        const float invstd = 1.0f / sqrtf(run_var[ch] + eps);
+        const float g = gamma ? gamma[ch] : 1.0f, bb = beta ? beta[ch] : 0.0f, mu = run_mean[ch];
+        float v[V];
+        bn_ld<V>(x + (size_t)u * V, v);
+#pragma unroll
+        for (int e = 0; e < V; e++) v[e] = (v[e] - mu) * invstd * g + bb;
+        bn_st<V>(y + (size_t)u * V, v);
     }
 }
 
@@ -444,9 +452,21 @@ extern "C" void sq_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const 
                                     const float *run_var, float eps, float *y)
 {
     if (n <= 0 || c <= 0 || hw <= 0) return;
-    size_t total = (size_t)n * c * hw;
-    bn_eval_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, c, hw, x, gamma, beta, run_mean,
-                                                         run_var, eps, y);
+    const size_t total = (size_t)n * c * hw;
+    const bool vec = hw % 4 == 0 && sq_aligned16(x) && sq_aligned16(y);
+    const size_t units = vec ? total / 4 : total, per_plane = vec ? (size_t)hw / 4 : (size_t)hw;
+    const unsigned grid = sq_grid_ew(units);
+    cudaStream_t st = sq_cuda_stream();
+#define BN_EVAL(I, V)                                                                            \
+    bn_eval_kernel<I, V><<<grid, SQ_CUDA_BLOCK, 0, st>>>((I)units, (I)per_plane, c, x, gamma, beta, \
+                                                         run_mean, run_var, eps, y)
+    if (units < 0x80000000u) { /* u + the grid's stride cannot wrap */
+        if (vec) BN_EVAL(unsigned, 4);
+        else BN_EVAL(unsigned, 1);
+    } else {
+        BN_EVAL(size_t, 1);
+    }
+#undef BN_EVAL
     SQ_CUDA_LAUNCHED();
 }
 
