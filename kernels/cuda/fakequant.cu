@@ -171,8 +171,8 @@ struct fq_scaled {
 /* SCALED: the gradient of y is |s| gys (written to sc.gy, as absscale_bwd_kernel's gz += |s| gy
    into a zeroed buffer) and the output scale's gradient is reduced beside the parameters' */
 template <bool SCALED>
-static __device__ __forceinline__ float fq_scaled_gy(const fq_scaled &sc, float a, float g,
-                                                     float yv, float *gyo, double &ss)
+static __device__ __forceinline__ float fq_scaled_gy(float a, float g, float yv, float *gyo,
+                                                     double &ss)
 {
     if (!SCALED) return g;
     const float gv = a * g;
@@ -218,10 +218,10 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
             for (int u = 0; u < FQ_UNROLL; u++) {
                 if (i + u * stride >= n4) break;
                 if (SCALED) {
-                    gv[u].x = fq_scaled_gy<true>(sc, a, gv[u].x, yv[u].x, &go[u].x, ss);
-                    gv[u].y = fq_scaled_gy<true>(sc, a, gv[u].y, yv[u].y, &go[u].y, ss);
-                    gv[u].z = fq_scaled_gy<true>(sc, a, gv[u].z, yv[u].z, &go[u].z, ss);
-                    gv[u].w = fq_scaled_gy<true>(sc, a, gv[u].w, yv[u].w, &go[u].w, ss);
+                    gv[u].x = fq_scaled_gy<true>(a, gv[u].x, yv[u].x, &go[u].x, ss);
+                    gv[u].y = fq_scaled_gy<true>(a, gv[u].y, yv[u].y, &go[u].y, ss);
+                    gv[u].z = fq_scaled_gy<true>(a, gv[u].z, yv[u].z, &go[u].z, ss);
+                    gv[u].w = fq_scaled_gy<true>(a, gv[u].w, yv[u].w, &go[u].w, ss);
                     __stcs((float4 *)sc.gy + i + u * stride, go[u]);
                 }
                 fq_bwd_one<TWO>(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
@@ -234,7 +234,7 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
         start = n4 * 4;
     }
     for (size_t i = start + t0; i < n; i += stride) {
-        const float g = fq_scaled_gy<SCALED>(sc, a, gy[i], SCALED ? sc.y[i] : 0.0f,
+        const float g = fq_scaled_gy<SCALED>(a, gy[i], SCALED ? sc.y[i] : 0.0f,
                                              SCALED ? sc.gy + i : NULL, ss);
         fq_bwd_one<TWO>(k, x[i], g, gx ? gx + i : NULL, s0, s1);
     }
