@@ -117,9 +117,10 @@ $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 
 # cuemu's own tests (CUEMU=1 builds): the cuDNN/cuBLAS emulation alone, and the kernel executor
 $(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tools/cuemu/test_dnn_emu.o $(BUILD)/obj/tools/cuemu/test_dnn_api.o \
+                          $(BUILD)/obj/tools/cuemu/test_dnn_backend.o \
                           $(BUILD)/obj/tools/cuemu/test_dnn_util.o $(BUILD)/obj/tools/cuemu/cudnn_emu.o \
                           $(BUILD)/obj/tools/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tools/cuemu/cudnn_emu_capture.o \
-                          $(BUILD)/obj/tools/cuemu/cudnn_emu_ops.o \
+                          $(BUILD)/obj/tools/cuemu/cudnn_emu_ops.o $(BUILD)/obj/tools/cuemu/cudnn_emu_backend.o \
                           $(BUILD)/obj/tools/cuemu/cublas_emu.o $(BUILD)/obj/tools/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 

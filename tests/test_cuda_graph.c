@@ -11,7 +11,8 @@
      warm-up step, a recording, replays, a reset (as at an epoch boundary) and a new recording:
      losses, parameters, quantizer parameters, optimizer state and BN batch counts. Every
      kernel is deterministic and cuDNN runs deterministic algorithms, so the same ops in the same
-     order give the same bits.
+     order give the same bits. The SQAKD case runs twice: with the legacy cuDNN calls and with
+     cuDNN's backend API (SQAKD_CONV_API=backend).
    Without a GPU every test SKIPS (under cuemu they run on the emulated device). */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -240,6 +241,24 @@ Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
     cfg.opt = SQ_OPT_ADAM;
     cfg.batch = 4;
     compare(&cfg, "resnet20", 4);
+}
+
+/* the same through cuDNN's backend API (SQAKD_CONV_API=backend): its executions are recorded
+   and replayed like the legacy calls */
+Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps_through_the_backend_api)
+{
+    gpu();
+    sq_cuda_conv_api_set(1);
+    size_t packs = sq_cuda_be_pack_count();
+    long fallback = sq_cuda_be_fallback_calls();
+    sq_train_cfg cfg;
+    sq_train_cfg_defaults(&cfg);
+    cfg.loss = SQ_LOSS_KL;
+    cfg.opt = SQ_OPT_ADAM;
+    cfg.batch = 4;
+    compare(&cfg, "resnet20", 4);
+    cr_expect_gt(sq_cuda_be_pack_count(), packs + 19, "the backend plans were not used");
+    cr_expect_eq(sq_cuda_be_fallback_calls(), fallback);
 }
 
 Test(cuda_graph, ce_qat_steps_with_graphs_equal_eager_steps)

@@ -20,6 +20,8 @@
 #   build/gpu-ieee carried]
 #   step [~100 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
 #   ncukernels [not run yet]  sanitizer [~60]
+# SQAKD_CONV_API=backend (cuDNN backend API, kernels/cuda/cudnn_be.c) runs in tests (cuda_step/*),
+# ab (alternated with the legacy calls), step (host profile, vgg8, bf16, with a CUDA graph) and ratio.
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
 # REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
@@ -92,6 +94,10 @@ if on tests; then
     # the free-running SQAKD steps against the CPU with the step recorded as a CUDA graph
     SQAKD_CUDA_GRAPH=1 step "cuda_step free steps with SQAKD_CUDA_GRAPH=1" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*free*'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
+    # every convolution through cuDNN's backend API (kernels/cuda/cudnn_be.c): the step suite
+    # against the CPU (its own suite cuda_conv_be ran above)
+    SQAKD_CONV_API=backend step "cuda_step/* with SQAKD_CONV_API=backend" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+    grep -E '^\[(FAIL|SKIP)|Synthesis|cuDNN backend API' "$TL" | tail -4 | tee -a "$S"
     if [ "${FIND_TESTS:-0}" = 1 ]; then
         SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
@@ -125,10 +131,23 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
     AL="$OUT/ab.log"
     rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
     for i in 1 2; do
-        for who in base new; do
-            if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=new; fi
-            step "bench step resnet20 b256 $i, $label" 40 "$AL" "$b/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        for who in base new new-be; do
+            api=legacy
+            if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=$who; fi
+            [ $who = new-be ] && api=backend && label="new, SQAKD_CONV_API=backend"
+            SQAKD_CONV_API=$api step "bench step resnet20 b256 $i, $label" 40 "$AL" "$b/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
             grep -E '^SQAKD ' "$AL" | tail -n 1 | sed "s/^/  [$label] /" | tee -a "$S"
+        done
+    done
+fi
+# the legacy cuDNN calls against the backend API (SQAKD_CONV_API=backend), alternated, when no
+# base revision was carried
+if on ab && [ ! -x build/gpu-base/sqakd ]; then
+    AL="$OUT/ab.log"
+    for i in 1 2; do
+        for api in legacy backend; do
+            SQAKD_CONV_API=$api step "bench step resnet20 b256 $i, SQAKD_CONV_API=$api" 40 "$AL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+            grep -E '^SQAKD ' "$AL" | tail -n 1 | sed "s/^/  [conv API $api] /" | tee -a "$S"
         done
     done
 fi
@@ -184,6 +203,15 @@ if on step; then
     # host time inside the cuDNN calls (SQAKD_HOST_PROFILE=1; 220 steps: 20 warm-up + 200)
     SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
     grep -E '^(SQAKD |host profile)' "$BL" | tail -n 5 | sed "s/^/  [host profile] /" >>"$S"
+    SQAKD_CONV_API=backend SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_CONV_API=backend SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    grep -E '^(SQAKD |host profile|sqakd: cuDNN backend)' "$BL" | tail -n 4 | sed "s/^/  [host profile, backend API] /" >>"$S"
+    for mp in vgg8:fp32 resnet20:bf16; do
+        SQAKD_CONV_API=backend step "bench step ${mp%%:*} b256 teacher ${mp#*:} SQAKD_CONV_API=backend" 40 "$BL" \
+            "$BIN/sqakd" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [backend API] /" >>"$S"
+    done
+    SQAKD_CONV_API=backend SQAKD_CUDA_GRAPH=1 step "bench step resnet20 b256 SQAKD_CONV_API=backend SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [backend API, CUDA graph] /" >>"$S"
     # launch-bound or GPU-bound? images/s against batch size
     for b in 64 1024; do
         step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
@@ -197,6 +225,8 @@ if on ratio; then
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
         SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph] /" >>"$S"
+        SQAKD_CONV_API=backend step "ratio $i: ours resnet20 b256 SQAKD_CONV_API=backend" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, backend API] /" >>"$S"
         step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
         grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
     done
@@ -234,6 +264,12 @@ if on e2e && [ -f .gpu/teacher.safetensors ]; then
     else
         say "FAIL  CUDA graph distill metrics differ from the eager run's"
     fi
+    # through cuDNN's backend API: other algorithms, so close to the eager run, not identical
+    rm -rf /tmp/e2e_be
+    SQAKD_CONV_API=backend step "distill smallcnn ewgs W4A4 1 epoch --device cuda SQAKD_CONV_API=backend" 60 "$EL" "$BIN/sqakd" distill \
+        --teacher .gpu/teacher.safetensors --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 \
+        --batch 128 --seed 1 --device cuda --threads 16 --log-every 10 --quiet --out /tmp/e2e_be
+    tail -n 1 /tmp/e2e_be/metrics.jsonl | sed 's/^/  [backend API] /' >>"$S" 2>/dev/null
     rm -rf /tmp/e2e_fp16
     step "distill smallcnn teacher fp16 --device cuda" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
         --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
@@ -291,7 +327,7 @@ fi
 
 # ---- 8. compute-sanitizer (last: slowest)
 SL="$OUT/sanitizer.log"
-SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/* memcheck:cuda_fused/* racecheck:cuda_fused/bn*"}
+SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/* memcheck:cuda_fused/* racecheck:cuda_fused/bn* memcheck:cuda_conv_be/*"}
 if on sanitizer && [ -n "${CS:-}" ]; then
     for tf in $SAN; do
         tool=${tf%%:*}; filt=${tf#*:}

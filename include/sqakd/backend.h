@@ -303,6 +303,15 @@ unsigned sq_cuda_error_count(void);
 /* Test hook (kernels/cuda/fakequant.cu): out[i] = x[i] / d[i] computed on the device the way the
    fake-quant kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
 void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
+/* Convolutions through cuDNN's backend API (kernels/cuda/cudnn_be.c, SQAKD_CONV_API=backend).
+   Test hooks: switch the API (plans built while it is on carry backend plans, used while it is
+   on); the backend variants in use for cs's plan (built if needed): bit 0 forward, 1 backward
+   data (set), 2 backward data (accumulate), 3 backward filter; the variant packs cached so far;
+   the calls handed back to the legacy API (misaligned pointers, failed executions). */
+void sq_cuda_conv_api_set(int backend);
+int sq_cuda_conv_be_variants(const sq_conv_shape *cs);
+size_t sq_cuda_be_pack_count(void);
+long sq_cuda_be_fallback_calls(void);
 #endif
 
 #ifdef __cplusplus

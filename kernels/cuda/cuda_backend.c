@@ -76,7 +76,8 @@ static void hprof_print(void)
                                                 "cudnnConvolutionBackwardData",
                                                 "cudnnConvolutionBackwardFilter",
                                                 "cudnn 16-bit teacher convolution",
-                                                "conv bias kernel launch"};
+                                                "conv bias kernel launch",
+                                                "cudnnBackendExecute (all directions)"};
     for (int i = 0; i < SQ_HPROF_COUNT; i++)
         if (g_hprof_n[i])
             fprintf(stderr, "host profile: %-34s %8ld calls %10.2f ms host time %7.2f us/call\n",

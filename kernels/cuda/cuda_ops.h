@@ -50,8 +50,31 @@ typedef struct sq_cuda_conv_plan {
     cudnnConvolutionFwdAlgo_t fwd_algo;
     cudnnConvolutionBwdDataAlgo_t bwd_data_algo;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo;
-    size_t ws_bytes; /* max workspace of the three algorithms */
+    size_t ws_bytes; /* max workspace of the three algorithms (and of the backend plans) */
+    struct sq_cuda_be_conv *be; /* SQAKD_CONV_API=backend: the backend-API plans, else NULL */
 } sq_cuda_conv_plan;
+
+/* ---- cudnn_be.c: the same convolutions through cuDNN's backend API (SQAKD_CONV_API=backend) */
+enum { SQ_BE_FWD, SQ_BE_BWD_DATA_SET, SQ_BE_BWD_DATA_ACC, SQ_BE_BWD_FILTER_ACC, SQ_BE_VARIANTS };
+typedef struct sq_cuda_be_conv sq_cuda_be_conv;
+int sq_cuda_conv_api_backend(void); /* SQAKD_CONV_API=backend, read once */
+/* tests: switches the API; plans built while it is on keep their backend plans, and calls use
+   them only while it is on */
+void sq_cuda_conv_api_set(int backend);
+/* the four variants' plans for legacy plan lp's shape, each checked against lp's legacy calls;
+   NULL when none is usable (lines on stderr say why; no error recorded) */
+sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
+                                       size_t ws_cap);
+void sq_cuda_be_conv_free(sq_cuda_be_conv *b);
+size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b);
+int sq_cuda_be_conv_usable(const sq_cuda_be_conv *b, int variant);
+int64_t sq_cuda_be_conv_engine(const sq_cuda_be_conv *b, int variant); /* -1 unknown / unused */
+/* runs variant on the uid pointers x (dx), w (dw), y (dy); 1 = enqueued, 0 = the caller must
+   make the legacy call (variant unusable, pointers not 16-byte aligned, or execution failed) */
+int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int variant, const void *x, const void *w,
+                        const void *y, void *ws);
+size_t sq_cuda_be_pack_count(void);     /* variant packs cached so far */
+long sq_cuda_be_fallback_calls(void);   /* calls that the backend plans handed back */
 
 sq_status sq_cuda_cudnn_init(void);
 cudnnHandle_t sq_cuda_cudnn(void);
@@ -157,7 +180,7 @@ void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy
 /* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls, and in
    the launch of the convolution bias kernel that replaced cudnnAddTensor, for comparison */
 enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_CONV_BIAS,
-       SQ_HPROF_COUNT };
+       SQ_HPROF_BACKEND, SQ_HPROF_COUNT };
 int sq_cuda_hprof_on(void);
 void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */
 #define SQ_HPROF(what, stmt)                                                                     \

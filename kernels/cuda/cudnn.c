@@ -17,7 +17,12 @@
    Math: FP32 data; TF32 tensor cores are allowed on Ampere and newer (CUDNN_DEFAULT_MATH, as
    PyTorch's default) unless the environment sets SQAKD_TF32=0, which restricts cuDNN to FMA
    kernels (CUDNN_FMA_MATH; the CUDA tests do this to compare with the CPU reference). The variable
-   is read when a plan is built. */
+   is read when a plan is built.
+
+   SQAKD_CONV_API=backend (read once) adds to each plan the same convolutions through cuDNN's
+   backend API (cudnn_be.c): execution plans built and checked against these legacy calls at plan
+   time, then one cudnnBackendExecute per call, which costs far less host time than a legacy call.
+   Any variant that cannot be built or checked keeps the legacy call. */
 #include <stdlib.h>
 #include <string.h>
 #include "cuda_ops.h"
@@ -95,6 +100,7 @@ static int pick(const algo_choice *c, int count)
 
 static void plan_destroy(sq_cuda_conv_plan *p)
 {
+    sq_cuda_be_conv_free(p->be);
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
@@ -277,6 +283,12 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
         return 0;
     }
     if (sq_cuda_error_count() != before) return 0;
+    if (sq_cuda_conv_api_backend()) {
+        p->be = sq_cuda_be_conv_build(p, tf32, !env_is("SQAKD_CONV_DETERMINISTIC", "0"),
+                                      SQ_CONV_WS_CAP);
+        if (sq_cuda_be_conv_ws(p->be) > p->ws_bytes) p->ws_bytes = sq_cuda_be_conv_ws(p->be);
+        if (sq_cuda_error_count() != before) return 0;
+    }
 
     if (p->ws_bytes > g_ws_bytes) {
         void *nws = NULL;
@@ -314,4 +326,13 @@ const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs)
     }
     g_nplans++;
     return p;
+}
+
+int sq_cuda_conv_be_variants(const sq_conv_shape *cs)
+{
+    const sq_cuda_conv_plan *p = sq_cuda_conv_plan_get(cs);
+    int mask = 0;
+    for (int k = 0; p && k < SQ_BE_VARIANTS; k++)
+        if (sq_cuda_be_conv_usable(p->be, k)) mask |= 1 << k;
+    return mask;
 }

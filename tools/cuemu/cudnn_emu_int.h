@@ -93,6 +93,12 @@ cudnnStatus_t cuemu_dnn_conv_check(const struct cudnnTensorStruct *x,
 cudnnStatus_t cuemu_dnn_ws_use(const char *fn, int dir, int algo, const conv_geom *g, void *ws,
                                size_t ws_bytes);
 
+/* out = alpha * op_dir(a, b) + beta * out on FP32 data (out not read when beta == 0); every
+   range is checked (fatal outside device memory). For the backend API (cudnn_emu_backend.c). */
+cudnnStatus_t cuemu_dnn_conv_run(const char *fn, int dir, const conv_geom *g, const void *a,
+                                 size_t na, const void *b, size_t nb, void *out, size_t nout,
+                                 float alpha, float beta);
+
 /* the executing halves of the calls that do work on the handle's stream (cudnn_emu.c); the
    public cuDNN symbols (cudnn_emu_capture.c) run them now, or record them while the handle's
    stream captures a CUDA graph */

@@ -278,6 +278,21 @@ static cudnnStatus_t conv_call(const char *fn, int dir, const conv_geom *g, cudn
     return CUDNN_STATUS_SUCCESS;
 }
 
+/* the backend API's execution (cudnn_emu_backend.c): FP32 operands, no algorithm / workspace */
+cudnnStatus_t cuemu_dnn_conv_run(const char *fn, int dir, const conv_geom *g, const void *a,
+                                 size_t na, const void *b, size_t nb, void *out, size_t nout,
+                                 float alpha, float beta)
+{
+    need_dev(fn, "operand 1", a, na * sizeof(float));
+    need_dev(fn, "operand 2", b, nb * sizeof(float));
+    need_dev(fn, "output", out, nout * sizeof(float));
+    double *acc = run_core(dir, g, CUDNN_DATA_FLOAT, a, na, b, nb, nout);
+    if (!acc) return CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
+    write_out(CUDNN_DATA_FLOAT, out, acc, nout, alpha, beta);
+    free(acc);
+    return CUDNN_STATUS_SUCCESS;
+}
+
 cudnnStatus_t emu_cudnnConvolutionForward(cudnnHandle_t handle, const void *alpha,
                                       const cudnnTensorDescriptor_t xDesc, const void *x,
                                       const cudnnFilterDescriptor_t wDesc, const void *w,
