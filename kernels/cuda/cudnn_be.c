@@ -216,15 +216,16 @@ static int config_grade(be_variant *v, cudnnBackendDescriptor_t cfg, int tf32, i
     if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &got,
                                  engine) != CUDNN_STATUS_SUCCESS)
         *engine = -1;
-    cudnnBackendNumericalNote_t nn[CUDNN_NUMERICAL_NOTE_TYPE_COUNT + 8];
-    cudnnBackendBehaviorNote_t bn[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT + 8];
-    int notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT + 8];
+    /* requested counts as cudnn-frontend asks: the header's number of note kinds */
+    cudnnBackendNumericalNote_t nn[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
+    cudnnBackendBehaviorNote_t bn[CUDNN_BEHAVIOR_NOTE_TYPE_COUNT];
+    int notes[CUDNN_NUMERICAL_NOTE_TYPE_COUNT];
     int64_t nnn = 0, nbn = 0;
     if (cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
-                                 (int64_t)(sizeof nn / sizeof nn[0]), &nnn,
+                                 CUDNN_NUMERICAL_NOTE_TYPE_COUNT, &nnn,
                                  nn) != CUDNN_STATUS_SUCCESS ||
         cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
-                                 (int64_t)(sizeof bn / sizeof bn[0]), &nbn,
+                                 CUDNN_BEHAVIOR_NOTE_TYPE_COUNT, &nbn,
                                  bn) != CUDNN_STATUS_SUCCESS)
         return -1; /* notes unknown: not trusted */
     if (nnn > (int64_t)(sizeof nn / sizeof nn[0])) nnn = (int64_t)(sizeof nn / sizeof nn[0]);

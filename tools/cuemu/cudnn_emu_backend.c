@@ -532,8 +532,8 @@ cudnnStatus_t cudnnBackendGetAttribute(cudnnBackendDescriptor_t const descriptor
                                        void *arrayOfElements)
 {
     be_desc *d = as_desc(descriptor);
-    if (!d || requestedElementCount < 0 || (requestedElementCount > 0 && !arrayOfElements))
-        return CUDNN_STATUS_BAD_PARAM;
+    if (!d || requestedElementCount < 0) return CUDNN_STATUS_BAD_PARAM;
+    if (!arrayOfElements) requestedElementCount = 0; /* a count query, as cudnn-frontend makes */
     if (!d->finalized) return CUDNN_STATUS_BAD_PARAM_NOT_FINALIZED;
     int64_t dummy;
     if (!elementCount) elementCount = &dummy;
