@@ -10,7 +10,7 @@
    Per convolution shape (cudnn.c builds this next to the legacy plan), four plans, one per
    variant: forward (beta 0), backward data (beta 0: the "set" op, and beta 1: accumulate) and
    backward filter (beta 1). Each is one operation in one operation graph. Its engine config is
-   the first of the heuristics' (mode A) list that
+   the first of the heuristics' (mode A) list (SQAKD_CONV_ALGO=find does not apply here) that
    - does not down-convert FP32 inputs or reduce in reduced precision,
    - uses no tensor cores when TF32 is off (SQAKD_TF32=0; with FP32 data a tensor-core engine
      computes in TF32),
