@@ -19,12 +19,9 @@
    - finalizes, with a workspace within the cap.
    Tensor UIDs: 1 = x (dx), 2 = w (dw), 3 = y (dy); FP32, packed NCHW, 16-byte alignment.
 
-   Self-check: before a plan is used, every variant runs once on scratch tensors of the plan's
-   shape filled with pseudo-random values, next to the legacy call with the legacy plan's
-   algorithm, and the two outputs must agree (beta-0 outputs start as NaN, beta-1 outputs from the
-   same values). A variant that fails to build, to run or to agree stays on the legacy path, with
-   one line on stderr. If the scratch tensors do not fit, the plan is used only when an earlier
-   plan of this process passed its check.
+   Before a plan is used, each variant is checked against the legacy call (cudnn_be_check.c); a
+   variant that fails to build, to run or to agree stays on the legacy path, with one line on
+   stderr. Variant packs are cached in cudnn_be_pack.c.
 
    A call whose pointers are not 16-byte aligned, or whose cudnnBackendExecute fails, runs the
    legacy call instead (a failing variant is then switched off for good, with one line on
@@ -34,7 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cuda_ops.h"
 
 #if defined(__GNUC__)
 /* CUDNN_ATTR_OPERATIONGRAPH_HANDLE and CUDNN_ATTR_EXECUTION_PLAN_HANDLE are deprecated in the
@@ -43,30 +39,11 @@
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #endif
 
-#define BE_UID_X 1
-#define BE_UID_W 2
-#define BE_UID_Y 3
-#define BE_MAX_DESCS 64 /* descriptors a variant keeps alive: tensors, op, graph, heuristics, configs */
-
-typedef struct be_variant {
-    cudnnBackendDescriptor_t plan;
-    cudnnBackendDescriptor_t keep[BE_MAX_DESCS]; /* destroyed with the plan */
-    int nkeep;
-    size_t ws;
-    int64_t engine; /* global engine index, -1 unknown */
-    int usable;     /* built and checked */
-} be_variant;
-
-struct sq_cuda_be_conv {
-    sq_conv_shape cs;
-    be_variant v[SQ_BE_VARIANTS];
-    size_t ws_bytes;
-};
+#include "cudnn_be_int.h"
 
 static const char *const g_vname[SQ_BE_VARIANTS] = {"forward", "backward data (set)",
                                                     "backward data (accumulate)",
                                                     "backward filter"};
-static int g_verified;        /* plans that passed the self-check in this process */
 static long g_fallback_calls; /* calls that went to the legacy path after a failed execute */
 
 static int g_api = -1; /* 1 = backend API, 0 = legacy, -1 = not read yet */
@@ -165,30 +142,28 @@ static cudnnBackendDescriptor_t operation(be_variant *v, int k, cudnnBackendDesc
         CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_FILTER_DESCRIPTOR};
     cudnnBackendDescriptor_t d = make(v, type[k], st);
     if (!d) return NULL;
+    /* per variant: the attributes of x (dx), w (dw), y (dy), the convolution, alpha, beta */
+    static const cudnnBackendAttributeName_t attr[SQ_BE_VARIANTS][6] = {
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA},
+#define SQ_BE_DATA                                                                               \
+    {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,     \
+     CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, \
+     CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA}
+        SQ_BE_DATA, SQ_BE_DATA,
+#undef SQ_BE_DATA
+        {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,
+         CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA}};
     const float alpha = 1.0f, beta = (k == SQ_BE_FWD || k == SQ_BE_BWD_DATA_SET) ? 0.0f : 1.0f;
-    const cudnnBackendAttributeType_t t = CUDNN_TYPE_BACKEND_DESCRIPTOR;
-    if (k == SQ_BE_FWD) {
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, t, 1, &x);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, t, 1, &w);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, t, 1, &y);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, t, 1, &cd);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
-    } else if (k == SQ_BE_BWD_FILTER_ACC) {
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, t, 1, &x);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW, t, 1, &w);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY, t, 1, &y);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC, t, 1, &cd);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
-    } else {
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, t, 1, &x);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W, t, 1, &w);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, t, 1, &y);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, t, 1, &cd);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha);
-        SET(d, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
-    }
+    const cudnnBackendDescriptor_t operand[4] = {x, w, y, cd};
+    for (int i = 0; i < 4; i++)
+        SET(d, attr[k][i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &operand[i]);
+    SET(d, attr[k][4], CUDNN_TYPE_FLOAT, 1, &alpha);
+    SET(d, attr[k][5], CUDNN_TYPE_FLOAT, 1, &beta);
     if ((*st = cudnnBackendFinalize(d)) != CUDNN_STATUS_SUCCESS) return NULL;
     return d;
 }
@@ -318,134 +293,18 @@ static int variant_build(be_variant *v, int k, cudnnHandle_t h, const sq_conv_sh
     return 0;
 }
 
-/* ---- variant packs, one per (variant, pointers), built on first use ---- */
-
-typedef struct pack_entry {
-    const be_variant *v;
-    const void *p[3], *ws;
-    cudnnBackendDescriptor_t pack;
-} pack_entry;
-
-static pack_entry *g_packs;
-static size_t g_npacks, g_cap_packs; /* open addressing, capacity a power of two */
-
-static size_t pack_hash(const be_variant *v, const void *const p[3], const void *ws)
-{
-    uint64_t hsh = (uint64_t)(uintptr_t)v * 0x9E3779B97F4A7C15ull;
-    for (int i = 0; i < 3; i++) hsh = (hsh ^ (uint64_t)(uintptr_t)p[i]) * 0xBF58476D1CE4E5B9ull;
-    hsh = (hsh ^ (uint64_t)(uintptr_t)ws) * 0x94D049BB133111EBull;
-    return (size_t)(hsh ^ (hsh >> 31));
-}
-
-static pack_entry *pack_slot(pack_entry *tab, size_t cap, const be_variant *v,
-                             const void *const p[3], const void *ws)
-{
-    size_t i = pack_hash(v, p, ws) & (cap - 1);
-    for (;; i = (i + 1) & (cap - 1)) {
-        pack_entry *e = &tab[i];
-        if (!e->v || (e->v == v && e->p[0] == p[0] && e->p[1] == p[1] && e->p[2] == p[2] &&
-                      e->ws == ws))
-            return e;
-    }
-}
-
-static int packs_grow(void)
-{
-    size_t ncap = g_cap_packs ? 2 * g_cap_packs : 256;
-    pack_entry *nt = calloc(ncap, sizeof *nt);
-    if (!nt) return 0;
-    for (size_t i = 0; i < g_cap_packs; i++)
-        if (g_packs[i].v) *pack_slot(nt, ncap, g_packs[i].v, g_packs[i].p, g_packs[i].ws) = g_packs[i];
-    free(g_packs);
-    g_packs = nt;
-    g_cap_packs = ncap;
-    return 1;
-}
-
-/* the packs of a variant go with it (its address may be reused by a later plan) */
-static void packs_drop(const be_variant *v)
-{
-    if (!g_cap_packs) return;
-    int any = 0;
-    for (size_t i = 0; i < g_cap_packs; i++)
-        if (g_packs[i].v == v) {
-            cudnnBackendDestroyDescriptor(g_packs[i].pack);
-            g_packs[i].v = NULL;
-            any = 1;
-        }
-    if (!any) return;
-    /* rehash what is left, since removals break the probe chains */
-    pack_entry *old = g_packs;
-    size_t cap = g_cap_packs;
-    g_packs = calloc(cap, sizeof *g_packs);
-    if (!g_packs) { /* cannot rehash: drop every pack (rebuilt on use) */
-        for (size_t i = 0; i < cap; i++)
-            if (old[i].v) cudnnBackendDestroyDescriptor(old[i].pack);
-        free(old);
-        g_cap_packs = g_npacks = 0;
-        return;
-    }
-    g_npacks = 0;
-    for (size_t i = 0; i < cap; i++)
-        if (old[i].v) {
-            *pack_slot(g_packs, cap, old[i].v, old[i].p, old[i].ws) = old[i];
-            g_npacks++;
-        }
-    free(old);
-}
-
-static cudnnBackendDescriptor_t pack_get(const be_variant *v, const void *const p[3], void *ws,
-                                         cudnnStatus_t *st)
-{
-    *st = CUDNN_STATUS_SUCCESS;
-    if (g_cap_packs) {
-        pack_entry *e = pack_slot(g_packs, g_cap_packs, v, p, ws);
-        if (e->v) return e->pack;
-    }
-    if (g_npacks >= ((size_t)1 << 16)) { /* pointers that keep changing: start over */
-        for (size_t i = 0; i < g_cap_packs; i++)
-            if (g_packs[i].v) cudnnBackendDestroyDescriptor(g_packs[i].pack);
-        memset(g_packs, 0, g_cap_packs * sizeof *g_packs);
-        g_npacks = 0;
-    }
-    if (2 * (g_npacks + 1) > g_cap_packs && !packs_grow()) {
-        *st = CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED;
-        return NULL;
-    }
-    cudnnBackendDescriptor_t pack = NULL;
-    int64_t uids[3] = {BE_UID_X, BE_UID_W, BE_UID_Y};
-    void *ptrs[3] = {(void *)p[0], (void *)p[1], (void *)p[2]};
-    if ((*st = cudnnBackendCreateDescriptor(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR, &pack)) != 0)
-        return NULL;
-    if ((*st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS,
-                                        CUDNN_TYPE_INT64, 3, uids)) != 0 ||
-        (*st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS,
-                                        CUDNN_TYPE_VOID_PTR, 3, ptrs)) != 0 ||
-        (*st = cudnnBackendSetAttribute(pack, CUDNN_ATTR_VARIANT_PACK_WORKSPACE,
-                                        CUDNN_TYPE_VOID_PTR, 1, &ws)) != 0 ||
-        (*st = cudnnBackendFinalize(pack)) != 0) {
-        cudnnBackendDestroyDescriptor(pack);
-        return NULL;
-    }
-    pack_entry *e = pack_slot(g_packs, g_cap_packs, v, p, ws);
-    *e = (pack_entry){v, {p[0], p[1], p[2]}, ws, pack};
-    g_npacks++;
-    return pack;
-}
-
-size_t sq_cuda_be_pack_count(void) { return g_npacks; }
 long sq_cuda_be_fallback_calls(void) { return g_fallback_calls; }
 
 /* ---- execution ---- */
 
-static void variant_off(sq_cuda_be_conv *b, int k, const char *why, cudnnStatus_t st)
+void sq_be_variant_off(sq_cuda_be_conv *b, int k, const char *why, cudnnStatus_t st)
 {
     fprintf(stderr,
             "sqakd: cuDNN backend API: %s convolution of N=%d C=%d %dx%d K=%d %dx%d stride %d pad "
             "%d groups %d %s (%s); it uses the legacy API from now on\n",
             g_vname[k], b->cs.n, b->cs.c, b->cs.h, b->cs.w, b->cs.k, b->cs.r, b->cs.s,
             b->cs.stride, b->cs.pad, b->cs.groups, why, cudnnGetErrorString(st));
-    packs_drop(&b->v[k]);
+    sq_be_packs_drop(&b->v[k]);
     b->v[k].usable = 0;
 }
 
@@ -463,190 +322,19 @@ int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int k, const void *px, const void *p
     }
     const void *p[3] = {px, pw, py};
     cudnnStatus_t st;
-    cudnnBackendDescriptor_t pack = pack_get(v, p, ws, &st);
+    cudnnBackendDescriptor_t pack = sq_be_pack_get(v, p, ws, &st);
     if (!pack) {
-        variant_off(b, k, "variant pack failed", st);
+        sq_be_variant_off(b, k, "variant pack failed", st);
         g_fallback_calls++;
         return 0;
     }
     st = cudnnBackendExecute(sq_cuda_cudnn(), v->plan, pack);
     if (st != CUDNN_STATUS_SUCCESS) {
-        variant_off(b, k, "execution failed", st);
+        sq_be_variant_off(b, k, "execution failed", st);
         g_fallback_calls++;
         return 0;
     }
     return 1;
-}
-
-/* ---- the self-check against the legacy calls ---- */
-
-typedef struct check_bufs {
-    float *x, *w, *y, *out, *ws;
-    size_t nx, nw, ny, nout, ws_bytes;
-    float *h_in, *h_ref, *h_got; /* host: initial output, legacy result, backend result */
-} check_bufs;
-
-static void check_free(check_bufs *c)
-{
-    cudaFree(c->x);
-    cudaFree(c->w);
-    cudaFree(c->y);
-    cudaFree(c->out);
-    cudaFree(c->ws);
-    free(c->h_in);
-    free(c->h_ref);
-    free(c->h_got);
-    memset(c, 0, sizeof *c);
-}
-
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s;
-}
-
-static int fill_random(float *d, float *h, size_t n, uint32_t seed)
-{
-    for (size_t i = 0; i < n; i++) h[i] = (float)(lcg(&seed) >> 8) * (2.0f / 16777216.0f) - 1.0f;
-    return cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess;
-}
-
-/* 1 with every buffer allocated and filled; 0 (no error left behind) when they do not fit */
-static int check_alloc(check_bufs *c, const sq_conv_shape *cs, size_t ws_bytes)
-{
-    memset(c, 0, sizeof *c);
-    c->nx = (size_t)cs->n * cs->c * cs->h * cs->w;
-    c->nw = (size_t)cs->k * (cs->c / cs->groups) * cs->r * cs->s;
-    c->ny = (size_t)cs->n * cs->k * cs->oh * cs->ow;
-    c->nout = c->nx > c->ny ? c->nx : c->ny;
-    if (c->nw > c->nout) c->nout = c->nw;
-    c->ws_bytes = ws_bytes;
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    size_t need = (c->nx + c->nw + c->ny + c->nout) * sizeof(float) + ws_bytes;
-    if (need >= free_b / 4) return 0;
-    int ok = cudaMalloc((void **)&c->x, c->nx * sizeof(float)) == cudaSuccess &&
-             cudaMalloc((void **)&c->w, c->nw * sizeof(float)) == cudaSuccess &&
-             cudaMalloc((void **)&c->y, c->ny * sizeof(float)) == cudaSuccess &&
-             cudaMalloc((void **)&c->out, c->nout * sizeof(float)) == cudaSuccess &&
-             (!ws_bytes || cudaMalloc((void **)&c->ws, ws_bytes) == cudaSuccess);
-    if (ok) {
-        c->h_in = malloc(c->nout * sizeof(float));
-        c->h_ref = malloc(c->nout * sizeof(float));
-        c->h_got = malloc(c->nout * sizeof(float));
-        ok = c->h_in && c->h_ref && c->h_got && fill_random(c->x, c->h_ref, c->nx, 11u) &&
-             fill_random(c->w, c->h_ref, c->nw, 23u) && fill_random(c->y, c->h_ref, c->ny, 37u);
-    }
-    if (!ok) {
-        cudaGetLastError();
-        check_free(c);
-    }
-    return ok;
-}
-
-/* runs variant k by the legacy call (legacy != 0) or the backend plan into c->out, starting from
-   c->h_in; 1 when it ran and the result is in dst */
-static int check_run(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int k, int legacy,
-                     check_bufs *c, size_t nout, float *dst, cudnnStatus_t *st)
-{
-    cudnnHandle_t h = sq_cuda_cudnn();
-    const float one = 1.0f, zero = 0.0f;
-    if (cudaMemcpy(c->out, c->h_in, nout * sizeof(float), cudaMemcpyHostToDevice) != cudaSuccess)
-        return 0;
-    if (legacy) {
-        void *ws = lp->ws_bytes ? c->ws : NULL;
-        if (k == SQ_BE_FWD)
-            *st = cudnnConvolutionForward(h, &one, lp->xd, c->x, lp->wd, c->w, lp->cd_fwd,
-                                          lp->fwd_algo, ws, lp->ws_bytes, &zero, lp->yd, c->out);
-        else if (k == SQ_BE_BWD_FILTER_ACC)
-            *st = cudnnConvolutionBackwardFilter(h, &one, lp->xd, c->x, lp->yd, c->y,
-                                                 lp->cd_bwd_filter, lp->bwd_filter_algo, ws,
-                                                 lp->ws_bytes, &one, lp->wd, c->out);
-        else
-            *st = cudnnConvolutionBackwardData(h, &one, lp->wd, c->w, lp->yd, c->y,
-                                               lp->cd_bwd_data, lp->bwd_data_algo, ws,
-                                               lp->ws_bytes, k == SQ_BE_BWD_DATA_SET ? &zero : &one,
-                                               lp->xd, c->out);
-    } else {
-        be_variant *v = &b->v[k];
-        const void *p[3] = {c->x, c->w, c->y};
-        if (k == SQ_BE_FWD)
-            p[2] = c->out;
-        else if (k == SQ_BE_BWD_FILTER_ACC)
-            p[1] = c->out;
-        else
-            p[0] = c->out;
-        cudnnBackendDescriptor_t pack = pack_get(v, p, v->ws ? c->ws : NULL, st);
-        if (!pack) return 0;
-        *st = cudnnBackendExecute(h, v->plan, pack);
-        packs_drop(v); /* the scratch pointers are freed after the check */
-    }
-    if (*st != CUDNN_STATUS_SUCCESS) return 0;
-    if (cudaMemcpy(dst, c->out, nout * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
-        return 0;
-    return 1;
-}
-
-/* the two results agree: both finite, |got - ref| <= tol * max|ref| elementwise */
-static int agree(const float *ref, const float *got, size_t n, float tol)
-{
-    float mx = 0.0f;
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(ref[i]) || !isfinite(got[i])) return 0;
-        if (fabsf(ref[i]) > mx) mx = fabsf(ref[i]);
-    }
-    for (size_t i = 0; i < n; i++)
-        if (fabsf(got[i] - ref[i]) > tol * mx + 1e-30f) return 0;
-    return 1;
-}
-
-/* checks every built variant and switches off those that fail */
-static void self_check(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int tf32)
-{
-    size_t ws = b->ws_bytes > lp->ws_bytes ? b->ws_bytes : lp->ws_bytes;
-    check_bufs c;
-    if (!check_alloc(&c, &b->cs, ws)) {
-        if (!g_verified) /* nothing verified yet in this process: no unchecked plan is used */
-            for (int k = 0; k < SQ_BE_VARIANTS; k++) {
-                packs_drop(&b->v[k]);
-                b->v[k].usable = 0;
-            }
-        return;
-    }
-    const float tol = tf32 ? 2e-2f : 1e-4f;
-    int passed = 0;
-    for (int k = 0; k < SQ_BE_VARIANTS; k++) {
-        if (!b->v[k].usable) continue;
-        size_t nout = k == SQ_BE_FWD ? c.ny : k == SQ_BE_BWD_FILTER_ACC ? c.nw : c.nx;
-        uint32_t seed = 101u + (uint32_t)k;
-        if (k == SQ_BE_FWD || k == SQ_BE_BWD_DATA_SET)
-            for (size_t i = 0; i < nout; i++) c.h_in[i] = NAN; /* beta 0: never read */
-        else
-            for (size_t i = 0; i < nout; i++)
-                c.h_in[i] = (float)(lcg(&seed) >> 8) * (2.0f / 16777216.0f) - 1.0f;
-        cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
-        if (!check_run(b, lp, k, 1, &c, nout, c.h_ref, &st)) {
-            /* the legacy call itself failed: no reference, keep the legacy path */
-            cudaGetLastError();
-            variant_off(b, k, "could not be checked (the legacy call failed)", st);
-            continue;
-        }
-        if (!check_run(b, lp, k, 0, &c, nout, c.h_got, &st)) {
-            cudaGetLastError();
-            variant_off(b, k, "failed its first run", st);
-            continue;
-        }
-        if (!agree(c.h_ref, c.h_got, nout, tol)) {
-            variant_off(b, k, "disagrees with the legacy call", CUDNN_STATUS_SUCCESS);
-            continue;
-        }
-        passed++;
-    }
-    check_free(&c);
-    if (passed) g_verified++;
 }
 
 /* ---- build / free ---- */
@@ -655,7 +343,7 @@ void sq_cuda_be_conv_free(sq_cuda_be_conv *b)
 {
     if (!b) return;
     for (int k = 0; k < SQ_BE_VARIANTS; k++) {
-        packs_drop(&b->v[k]);
+        sq_be_packs_drop(&b->v[k]);
         variant_free(&b->v[k]);
     }
     free(b);
@@ -690,7 +378,7 @@ sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, in
         }
     }
     if (built) {
-        self_check(b, lp, tf32);
+        sq_be_self_check(b, lp, tf32);
         built = 0;
         for (int k = 0; k < SQ_BE_VARIANTS; k++) built += b->v[k].usable;
     }
