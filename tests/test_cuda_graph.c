@@ -233,7 +233,8 @@ static void compare(const sq_train_cfg *cfg, const char *arch, int batch)
     compare_on(gpu(), cfg, arch, batch, want_recorded);
 }
 
-Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
+/* SQAKD (KL, Adam) on a resnet20 of batch 4 */
+static void compare_sqakd_resnet20(void)
 {
     sq_train_cfg cfg;
     sq_train_cfg_defaults(&cfg);
@@ -243,6 +244,8 @@ Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
     compare(&cfg, "resnet20", 4);
 }
 
+Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps) { compare_sqakd_resnet20(); }
+
 /* the same through cuDNN's backend API (SQAKD_CONV_API=backend): its executions are recorded
    and replayed like the legacy calls */
 Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps_through_the_backend_api)
@@ -251,12 +254,7 @@ Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps_through_the_backend_a
     sq_cuda_conv_api_set(1);
     size_t packs = sq_cuda_be_pack_count();
     long fallback = sq_cuda_be_fallback_calls();
-    sq_train_cfg cfg;
-    sq_train_cfg_defaults(&cfg);
-    cfg.loss = SQ_LOSS_KL;
-    cfg.opt = SQ_OPT_ADAM;
-    cfg.batch = 4;
-    compare(&cfg, "resnet20", 4);
+    compare_sqakd_resnet20();
     cr_expect_gt(sq_cuda_be_pack_count(), packs + 19, "the backend plans were not used");
     cr_expect_eq(sq_cuda_be_fallback_calls(), fallback);
 }

@@ -124,13 +124,14 @@ extern "C" void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, cons
     if (!p) return;
     const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t h = sq_cuda_cudnn();
+    void *wsp = pick_ws(p, ws);
     int done = 0;
-    if (p->be) SQ_HPROF(SQ_HPROF_BACKEND, done = sq_cuda_be_conv_run(p->be, SQ_BE_FWD, x, w, y, pick_ws(p, ws)));
+    if (p->be) SQ_HPROF(SQ_HPROF_BACKEND, done = sq_cuda_be_conv_run(p->be, SQ_BE_FWD, x, w, y, wsp));
     if (!done)
         SQ_HPROF(SQ_HPROF_FWD,
                  CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd,
-                                                     p->fwd_algo, pick_ws(p, ws), p->ws_bytes,
-                                                     &zero, p->yd, y)));
+                                                     p->fwd_algo, wsp, p->ws_bytes, &zero, p->yd,
+                                                     y)));
     if (b) SQ_HPROF(SQ_HPROF_CONV_BIAS, conv_bias_fwd(cs, b, y));
 }
 

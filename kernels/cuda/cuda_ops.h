@@ -57,10 +57,7 @@ typedef struct sq_cuda_conv_plan {
 /* ---- cudnn_be.c: the same convolutions through cuDNN's backend API (SQAKD_CONV_API=backend) */
 enum { SQ_BE_FWD, SQ_BE_BWD_DATA_SET, SQ_BE_BWD_DATA_ACC, SQ_BE_BWD_FILTER_ACC, SQ_BE_VARIANTS };
 typedef struct sq_cuda_be_conv sq_cuda_be_conv;
-int sq_cuda_conv_api_backend(void); /* SQAKD_CONV_API=backend, read once */
-/* tests: switches the API; plans built while it is on keep their backend plans, and calls use
-   them only while it is on */
-void sq_cuda_conv_api_set(int backend);
+int sq_cuda_conv_api_backend(void); /* SQAKD_CONV_API=backend, read once (test hooks: backend.h) */
 /* the four variants' plans for legacy plan lp's shape, each checked against lp's legacy calls;
    NULL when none is usable (lines on stderr say why; no error recorded) */
 sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
@@ -68,13 +65,10 @@ sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, in
 void sq_cuda_be_conv_free(sq_cuda_be_conv *b);
 size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b);
 int sq_cuda_be_conv_usable(const sq_cuda_be_conv *b, int variant);
-int64_t sq_cuda_be_conv_engine(const sq_cuda_be_conv *b, int variant); /* -1 unknown / unused */
 /* runs variant on the uid pointers x (dx), w (dw), y (dy); 1 = enqueued, 0 = the caller must
    make the legacy call (variant unusable, pointers not 16-byte aligned, or execution failed) */
 int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int variant, const void *x, const void *w,
                         const void *y, void *ws);
-size_t sq_cuda_be_pack_count(void);     /* variant packs cached so far */
-long sq_cuda_be_fallback_calls(void);   /* calls that the backend plans handed back */
 
 sq_status sq_cuda_cudnn_init(void);
 cudnnHandle_t sq_cuda_cudnn(void);

@@ -301,9 +301,10 @@ void sq_be_variant_off(sq_cuda_be_conv *b, int k, const char *why, cudnnStatus_t
 {
     fprintf(stderr,
             "sqakd: cuDNN backend API: %s convolution of N=%d C=%d %dx%d K=%d %dx%d stride %d pad "
-            "%d groups %d %s (%s); it uses the legacy API from now on\n",
+            "%d groups %d (engine %lld) %s (%s); it uses the legacy API from now on\n",
             g_vname[k], b->cs.n, b->cs.c, b->cs.h, b->cs.w, b->cs.k, b->cs.r, b->cs.s,
-            b->cs.stride, b->cs.pad, b->cs.groups, why, cudnnGetErrorString(st));
+            b->cs.stride, b->cs.pad, b->cs.groups, (long long)b->v[k].engine, why,
+            cudnnGetErrorString(st));
     sq_be_packs_drop(&b->v[k]);
     b->v[k].usable = 0;
 }
@@ -390,8 +391,3 @@ sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, in
 }
 
 size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b) { return b ? b->ws_bytes : 0; }
-
-int64_t sq_cuda_be_conv_engine(const sq_cuda_be_conv *b, int k)
-{
-    return b && b->v[k].usable ? b->v[k].engine : -1;
-}

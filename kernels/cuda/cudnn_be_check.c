@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cudnn_be_int.h"
+#include "util/rng.h"
 
 static int g_verified; /* plans that passed the self-check in this process */
 
@@ -32,15 +33,12 @@ static void check_free(check_bufs *c)
     memset(c, 0, sizeof *c);
 }
 
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s;
-}
+/* uniform in [-1, 1) */
+static float rand_pm1(uint64_t *seed) { return 2.0f * sq_rand_uniform(seed) - 1.0f; }
 
-static int fill_random(float *d, float *h, size_t n, uint32_t seed)
+static int fill_random(float *d, float *h, size_t n, uint64_t seed)
 {
-    for (size_t i = 0; i < n; i++) h[i] = (float)(lcg(&seed) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+    for (size_t i = 0; i < n; i++) h[i] = rand_pm1(&seed);
     return cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice) == cudaSuccess;
 }
 
@@ -153,12 +151,12 @@ void sq_be_self_check(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int tf32)
     for (int k = 0; k < SQ_BE_VARIANTS; k++) {
         if (!b->v[k].usable) continue;
         size_t nout = k == SQ_BE_FWD ? c.ny : k == SQ_BE_BWD_FILTER_ACC ? c.nw : c.nx;
-        uint32_t seed = 101u + (uint32_t)k;
+        uint64_t seed = 101u + (uint64_t)k;
         if (k == SQ_BE_FWD || k == SQ_BE_BWD_DATA_SET)
             for (size_t i = 0; i < nout; i++) c.h_in[i] = NAN; /* beta 0: never read */
         else
             for (size_t i = 0; i < nout; i++)
-                c.h_in[i] = (float)(lcg(&seed) >> 8) * (2.0f / 16777216.0f) - 1.0f;
+                c.h_in[i] = rand_pm1(&seed);
         cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
         if (!check_run(b, lp, k, 1, &c, nout, c.h_ref, &st)) {
             /* the legacy call itself failed: no reference, keep the legacy path */
