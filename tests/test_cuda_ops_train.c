@@ -135,6 +135,85 @@ Test(cuda, kl_extreme_rows_match_cpu)
         }
 }
 
+/* the grid SQAKD_GRID selects (gpu_validate.sh runs the suite with flat too) */
+static int grid_env_flat(void)
+{
+    const char *e = getenv("SQAKD_GRID");
+    return e && !strcmp(e, "flat");
+}
+
+/* one KL (loss and gradient), cross-entropy and argmax on the device; outputs fetched into
+   l[2] (KL, CE), gkl, gce, am */
+static void loss_run(const sq_backend *g, int n, int k, const float *zt, const float *zs,
+                     const int32_t *lab, float *l, float **gkl, float **gce, int32_t *am)
+{
+    size_t m = (size_t)n * k;
+    float *dzt = sqt_dput(g, zt, m * 4), *dzs = sqt_dput(g, zs, m * 4), *dl = sqt_dput(g, NULL, 8),
+          *dgkl = sqt_dput(g, NULL, m * 4), *dgce = sqt_dput(g, NULL, m * 4);
+    int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t)), *dam = sqt_dput(g, NULL, n * sizeof(int32_t));
+    g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl, dgkl);
+    g->softmax_ce(n, k, dzs, dlab, 0.5f, dl + 1, dgce);
+    g->argmax(n, k, dzs, dam);
+    sqt_gpu_ok(g);
+    float *rl = sqt_fetch(g, dl, 2, "losses");
+    l[0] = rl[0];
+    l[1] = rl[1];
+    free(rl);
+    *gkl = sqt_fetch(g, dgkl, m, "kl grad");
+    *gce = sqt_fetch(g, dgce, m, "ce grad");
+    sqt_dget_free(g, am, dam, n * sizeof(int32_t), "argmax");
+    g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
+    g->free((char *)dlab - SQT_GUARD);
+}
+
+/* SQAKD_GRID=flat against stride for the loss kernels: the KL tile kernel (K = 10), a
+   register-row kernel (K = 100), the warp kernel (K = 1000), cross-entropy and argmax. The
+   gradients and argmax are bit-identical; the losses, summed over rows in double in another
+   grouping, agree to 1e-6 and are the same from run to run. With the default block cap and a
+   cap of 3, below what each shape wants, so that the kernels' grid-stride loops run; 9000
+   rows want 1125 blocks of cross-entropy and argmax, more than stride's 1024. */
+Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    static const int shapes[][2] = {{1000, 10}, {3001, 10}, {700, 100}, {41, 1000}, {1, 1000},
+                                    {9000, 7}};
+    static const unsigned caps[] = {0, 3};
+    const int env_flat = grid_env_flat();
+    cr_assert_str_eq(sq_cuda_grid_name(), env_flat ? "flat" : "stride",
+                     "the grid SQAKD_GRID asks for (default stride)");
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (int ci = 0; ci < 2; ci++) {
+            int n = shapes[si][0], k = shapes[si][1];
+            size_t m = (size_t)n * k;
+            uint64_t seed = 1700 + si * 2 + ci;
+            float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 1);
+            int32_t *lab = calloc(n, sizeof(int32_t)), *am[3];
+            for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : (int)((i * 7919u) % (unsigned)k);
+            float l[3][2], *gkl[3], *gce[3];
+            for (int r = 0; r < 3; r++) {
+                am[r] = calloc(n, sizeof(int32_t));
+                sq_cuda_grid_set(r > 0, caps[ci]); /* run 0 stride, runs 1 and 2 flat */
+                loss_run(g, n, k, zt, zs, lab, l[r], &gkl[r], &gce[r], am[r]);
+            }
+            sq_cuda_grid_set(env_flat, 0);
+            char what[64];
+            snprintf(what, sizeof what, "%d x %d, cap %u", n, k, caps[ci]);
+            cr_expect_eq(sqt_check_equal(what, gkl[1], gkl[0], m), 0, "%s: KL gradient differs", what);
+            cr_expect_eq(sqt_check_equal(what, gce[1], gce[0], m), 0, "%s: CE gradient differs", what);
+            cr_expect_eq(memcmp(am[1], am[0], n * sizeof(int32_t)), 0, "%s: argmax differs", what);
+            for (int j = 0; j < 2; j++) {
+                cr_expect(fabsf(l[1][j] - l[0][j]) <= 1e-6f * fabsf(l[0][j]) + 1e-9f,
+                          "%s: %s loss flat %.9g stride %.9g", what, j ? "CE" : "KL", l[1][j], l[0][j]);
+                cr_expect_eq(l[2][j], l[1][j], "%s: %s loss on the flat grid not deterministic",
+                             what, j ? "CE" : "KL");
+                cr_expect(l[0][j] > 0.0f, "%s: %s loss %g not positive", what, j ? "CE" : "KL", l[0][j]);
+            }
+            for (int r = 0; r < 3; r++) { free(gkl[r]); free(gce[r]); free(am[r]); }
+            free(zt); free(zs); free(lab);
+        }
+}
+
 /* ---- fake quantization ---- */
 
 /* bound on the rounding difference scale of the parameter-gradient sums: every per-element
@@ -330,6 +409,133 @@ Test(cuda, fakequant_param_grads_are_deterministic_and_null_safe)
     sqt_expect_close("gx after two accumulating runs", rgx, ref, n, 2e-6, 1e-5, 77);
     g->free((char *)dx - SQT_GUARD); g->free((char *)dgy - SQT_GUARD); g->free((char *)dqp - SQT_GUARD);
     free(x); free(gy); free(r); free(rgx); free(ref);
+}
+
+/* one fake-quant forward and backward on the device (SCALED: the fused output-scale pair,
+   s = -0.7) from host inputs; results fetched into o (freed by fq_out_free) */
+typedef struct fq_out {
+    float *y, *ys, *gx, *gy, *gqp, *gs, *scr;
+} fq_out;
+
+static void fq_run(const sq_backend *g, const sq_quant_cfg *cfg, size_t n, const float *x,
+                   const float *qp, const float *gy, const float *gx0, int scaled, fq_out *o)
+{
+    const float s = -0.7f, zero4[4] = {0};
+    float *dx = sqt_dput(g, x, n * 4), *dgy = sqt_dput(g, gy, n * 4), *dy = sqt_dput(g, NULL, n * 4),
+          *dys = sqt_dput(g, NULL, n * 4), *dgx = sqt_dput(g, gx0, n * 4),
+          *dgyo = sqt_dput(g, NULL, n * 4), *dqp = sqt_dput(g, qp, 8),
+          *dgqp = sqt_dput(g, zero4, 8), *ds = sqt_dput(g, &s, 4), *dgs = sqt_dput(g, zero4, 4),
+          *dscr = sqt_dput(g, NULL, SQ_QUANT_SCRATCH * 4);
+    if (scaled) {
+        g->fakequant_scaled_fwd(cfg, n, dx, dqp, ds, dy, dys, dscr);
+        g->fakequant_scaled_bwd(cfg, n, dx, dqp, ds, dy, dgy, dgyo, dgx, dgqp, dgs, dscr);
+    } else {
+        g->fakequant_fwd(cfg, n, dx, dqp, dy, dscr);
+        g->fakequant_bwd(cfg, n, dx, dqp, dgy, dgx, dgqp, dscr);
+    }
+    sqt_gpu_ok(g);
+    o->y = sqt_fetch(g, dy, n, "y");
+    o->ys = sqt_fetch(g, dys, n, "ys");
+    o->gx = sqt_fetch(g, dgx, n, "gx");
+    o->gy = sqt_fetch(g, dgyo, n, "gy");
+    o->gqp = sqt_fetch(g, dgqp, 2, "gqp");
+    o->gs = sqt_fetch(g, dgs, 1, "gs");
+    o->scr = sqt_fetch(g, dscr, SQ_QUANT_SCRATCH, "scratch");
+    g->free((char *)dx - SQT_GUARD); g->free((char *)dgy - SQT_GUARD);
+    g->free((char *)dqp - SQT_GUARD); g->free((char *)ds - SQT_GUARD);
+}
+
+static void fq_out_free(fq_out *o)
+{
+    free(o->y); free(o->ys); free(o->gx); free(o->gy); free(o->gqp); free(o->gs); free(o->scr);
+}
+
+/* SQAKD_GRID=flat (one trip per thread, up to 16384 reducing blocks) against the default
+   stride grid: the per-element outputs (y, ys, gx, the scaled gy, DoReFa's max|tanh|) are
+   bit-identical; the sums (parameter and output-scale gradients) are grouped differently, so
+   they agree within fq_case's bound, and each is the same from run to run. Every kind and
+   role, plain and scaled, unaligned and odd sizes, and a block cap of 7 so that the reducing
+   kernels loop (262147 elements want 64 blocks). */
+Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    static const sq_quant_kind kinds[4] = {SQ_QUANT_EWGS, SQ_QUANT_PACT, SQ_QUANT_LSQ,
+                                           SQ_QUANT_DOREFA};
+    static const size_t sizes[] = {5, 4099, 262147};
+    static const unsigned caps[] = {0, 7};
+    const int env_flat = grid_env_flat();
+    cr_assert_str_eq(sq_cuda_grid_name(), env_flat ? "flat" : "stride",
+                     "the grid SQAKD_GRID asks for (default stride)");
+    for (int ki = 0; ki < 4; ki++)
+        for (int weight = 0; weight < 2; weight++)
+            for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+                for (int ci = 0; ci < 2; ci++) {
+                    size_t n = sizes[si];
+                    int scaled = (int)((si + (size_t)ci) & 1), bits = 2 + 2 * ci;
+                    uint64_t seed = 5000 + (uint64_t)ki * 100 + weight * 10 + si * 2 + ci;
+                    sq_quant_cfg cfg = {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits,
+                                        weight, 0.3f, 0.0f};
+                    float qp[2];
+                    sqt_fq_params(kinds[ki], weight, bits, qp);
+                    float *x = sqt_hrand(n, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
+                          *gy = sqt_hrand(n, -1, 1, seed + 1), *gx0 = sqt_hrand(n, -1, 1, seed + 2);
+                    fq_out st, fl, fl2;
+                    sq_cuda_grid_set(0, 0);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &st);
+                    sq_cuda_grid_set(1, caps[ci]);
+                    cr_expect_str_eq(sq_cuda_grid_name(), "flat");
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl2);
+                    sq_cuda_grid_set(env_flat, 0);
+                    char what[96];
+                    snprintf(what, sizeof what, "%s %s %d-bit%s n %zu cap %u",
+                             sq_quant_kind_name(kinds[ki]), weight ? "w" : "a", bits,
+                             scaled ? " scaled" : "", n, caps[ci]);
+                    cr_expect_eq(sqt_check_equal(what, fl.y, st.y, n), 0, "%s: y differs", what);
+                    cr_expect_eq(sqt_check_equal(what, fl.gx, st.gx, n), 0, "%s: gx differs", what);
+                    if (scaled) {
+                        cr_expect_eq(sqt_check_equal(what, fl.ys, st.ys, n), 0, "%s: ys differs", what);
+                        cr_expect_eq(sqt_check_equal(what, fl.gy, st.gy, n), 0, "%s: gy differs", what);
+                    }
+                    cr_expect_eq(sqt_check_equal(what, fl.scr, st.scr, 1), 0, "%s: max|tanh| differs", what);
+                    /* the sums: fq_case's bound; scaled, gy is 0.7 gys */
+                    double gscale = fq_grad_scale(&cfg, n, qp, gy) * (scaled ? 0.7 : 1.0);
+                    int np = sq_quant_nparams(&cfg);
+                    for (int j = 0; j < 2; j++) {
+                        double tol = 1e-6 * gscale + 1e-6 * fabs(st.gqp[j]) + 1e-7;
+                        cr_expect(fabs(fl.gqp[j] - st.gqp[j]) <= tol,
+                                  "%s: gqp[%d] flat %.9g stride %.9g (tol %g)", what, j, fl.gqp[j],
+                                  st.gqp[j], tol);
+                        cr_expect_eq(fl2.gqp[j], fl.gqp[j], "%s: gqp[%d] not deterministic", what, j);
+                        if (j >= np) cr_expect_eq(fl.gqp[j], 0.0f, "%s: gqp[%d] touched", what, j);
+                    }
+                    if (scaled) { /* sum |gys y| bounds the output scale's gradient's rounding */
+                        double sy = 0.0;
+                        for (size_t i = 0; i < n; i++) sy += fabs((double)gy[i] * fl.y[i]);
+                        cr_expect(fabs(fl.gs[0] - st.gs[0]) <= 1e-6 * sy + 1e-7,
+                                  "%s: gs flat %.9g stride %.9g", what, fl.gs[0], st.gs[0]);
+                        cr_expect_eq(fl2.gs[0], fl.gs[0], "%s: gs not deterministic", what);
+                        cr_expect(fabs(st.gs[0]) > 0.0f, "%s: gs was not summed", what);
+                    }
+                    fq_out_free(&st); fq_out_free(&fl); fq_out_free(&fl2);
+                    free(x); free(gy); free(gx0);
+                }
+}
+
+/* fq_case (every bit width, delta 0 and 0.3, sizes 1 - 262147, unaligned starts) on the flat
+   grid, against the CPU */
+Test(cuda, fakequant_matches_cpu_on_the_flat_grid)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    sq_cuda_grid_set(1, 0);
+    fq_case(g, SQ_QUANT_EWGS);
+    fq_case(g, SQ_QUANT_LSQ);
+    sq_cuda_grid_set(1, 5);
+    fq_case(g, SQ_QUANT_PACT);
+    fq_case(g, SQ_QUANT_DOREFA);
+    sq_cuda_grid_set(grid_env_flat(), 0);
 }
 
 Test(cuda, absscale_matches_cpu)

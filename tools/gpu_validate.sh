@@ -22,6 +22,8 @@
 #   ncukernels [not run yet]  sanitizer [~60]
 # SQAKD_CONV_API=backend (cuDNN backend API, kernels/cuda/cudnn_be.c) runs in tests (cuda_step/*),
 # ab (alternated with the legacy calls), step (host profile, vgg8, bf16, with a CUDA graph) and ratio.
+# SQAKD_GRID=flat (the fake-quant and loss kernels' flat launch geometry) runs in ab (alternated
+# with stride) and in tests (cuda/fakequant*, cuda/loss*, cuda_step/*).
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
 # REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
@@ -94,6 +96,9 @@ if on tests; then
     # the free-running SQAKD steps against the CPU with the step recorded as a CUDA graph
     SQAKD_CUDA_GRAPH=1 step "cuda_step free steps with SQAKD_CUDA_GRAPH=1" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*free*'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
+    # the fake-quant and loss kernels and the step suite on the flat launch geometry (SQAKD_GRID=flat)
+    SQAKD_GRID=flat step "cuda/fakequant*, cuda/loss*, cuda_step/* with SQAKD_GRID=flat" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter '@(cuda/fakequant*|cuda/loss*|cuda_step/*)'
+    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     # every convolution through cuDNN's backend API (kernels/cuda/cudnn_be.c): the step suite
     # against the CPU (its own suite cuda_conv_be ran above)
     SQAKD_CONV_API=backend step "cuda_step/* with SQAKD_CONV_API=backend" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
@@ -110,6 +115,24 @@ if on kernels; then
     step "bench kernels act ${KSIZES:=1M,16M,64M,256M}" 90 "$BL" "$BIN/sqakd" bench kernels --device cuda --sizes $KSIZES --min-time 0.1
     [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
+fi
+# A/B: the streaming kernels' launch geometry (fake-quant, KL), SQAKD_GRID=stride (default)
+# against flat (one trip per thread, hardware-scheduled blocks; kernels/cuda/cuda_ops.h),
+# alternated twice
+if on ab; then
+    AL="$OUT/ab.log"
+    for i in 1 2; do
+        for grid in stride flat; do
+            SQAKD_GRID=$grid step "bench kernels 16M,256M $i, SQAKD_GRID=$grid" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+            awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
+            kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [grid $grid] /" | tee -a "$S"
+            rm -f "$OUT/ab_last.tmp"
+        done
+    done
+    SQAKD_GRID=flat step "bench kernels weight 16M,256M, SQAKD_GRID=flat" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --role weight --sizes 16M,256M --bits 4 --min-time 0.1
+    awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
+    kernel_summary "$OUT/ab_last.tmp" | grep fakequant | sed "s/^/  [grid flat, weight] /" | tee -a "$S"
+    rm -f "$OUT/ab_last.tmp"
 fi
 # A/B: the kernels of an older revision (tools/gpu_pack.sh with BASE=<rev>), same sizes, same GPU
 if on ab && [ -x build/gpu-base/sqakd ]; then

@@ -322,12 +322,18 @@ int sq_cmd_bench_kernels(int argc, char **argv)
         sq_jbuf_begin_obj(&c.jb);
         sq_jbuf_kv_str(&c.jb, "backend", be->name);
         sq_jbuf_kv_str(&c.jb, "device", devname);
+#ifdef SQ_HAVE_CUDA
+        if (be->is_device) sq_jbuf_kv_str(&c.jb, "grid", sq_cuda_grid_name());
+#endif
         if (c.peak_gbps > 0) sq_jbuf_kv_num(&c.jb, "peak_gbps", c.peak_gbps);
         sq_jbuf_key(&c.jb, "results");
         sq_jbuf_begin_arr(&c.jb);
     } else {
         printf("bench kernels on %s (%s)", be->name, devname);
         if (c.peak_gbps > 0) printf(", peak memory bandwidth %.1f GB/s", c.peak_gbps);
+#ifdef SQ_HAVE_CUDA
+        if (be->is_device) printf(", launch grid %s (SQAKD_GRID)", sq_cuda_grid_name());
+#endif
         printf("\n");
     }
     int rc = 0;

@@ -108,6 +108,32 @@ static unsigned *g_counter;
 static cudaStream_t g_stream;
 
 int sq_cuda_sm_count(void) { return g_sm_count; }
+
+/* the streaming kernels' launch geometry (cuda_ops.h, SQAKD_GRID); -1: not read yet */
+static int g_grid_flat = -1;
+static unsigned g_flat_cap = SQ_CUDA_FLAT_MAX_BLOCKS;
+
+int sq_cuda_grid_flat(void)
+{
+    if (g_grid_flat < 0) {
+        const char *e = getenv("SQAKD_GRID");
+        g_grid_flat = e && !strcmp(e, "flat");
+        if (e && *e && !g_grid_flat && strcmp(e, "stride"))
+            fprintf(stderr, "sqakd: SQAKD_GRID=%s is neither stride nor flat; using stride\n", e);
+    }
+    return g_grid_flat;
+}
+
+unsigned sq_cuda_flat_cap(void) { return g_flat_cap; }
+
+void sq_cuda_grid_set(int flat, unsigned reduce_cap)
+{
+    g_grid_flat = flat ? 1 : 0;
+    g_flat_cap = reduce_cap && reduce_cap < SQ_CUDA_FLAT_MAX_BLOCKS ? reduce_cap
+                                                                     : SQ_CUDA_FLAT_MAX_BLOCKS;
+}
+
+const char *sq_cuda_grid_name(void) { return sq_cuda_grid_flat() ? "flat" : "stride"; }
 cudaStream_t sq_cuda_stream(void) { return g_stream; }
 double *sq_cuda_partials(void) { return g_partials; }
 unsigned *sq_cuda_counter(void) { return g_counter; }

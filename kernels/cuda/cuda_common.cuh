@@ -33,6 +33,16 @@ static inline unsigned sq_grid_reduce(size_t n, int items_per_thread = 4, int bl
     return want ? (unsigned)want : 1u;
 }
 
+/* blocks for a launch whose work needs `want` blocks of one trip each (SQAKD_GRID, cuda_ops.h):
+   stride caps them at stride_cap, flat at the partial buffer's capacity (reducing launches) or
+   at the grid's x limit; the kernels' grid-stride loops cover whatever the cap leaves */
+static inline unsigned sq_grid_streaming(size_t want, size_t stride_cap, bool reducing)
+{
+    size_t cap = !sq_cuda_grid_flat() ? stride_cap : (reducing ? sq_cuda_flat_cap() : 0x7fffffffu);
+    if (want > cap) want = cap;
+    return want ? (unsigned)want : 1u;
+}
+
 static inline bool sq_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
 
 template <typename T> __device__ __forceinline__ T sq_warp_sum(T v)

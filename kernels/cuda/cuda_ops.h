@@ -35,6 +35,18 @@ cudaStream_t sq_cuda_stream(void);
 #define SQ_CUDA_PARTIAL_DOUBLES 65536
 double *sq_cuda_partials(void);
 unsigned *sq_cuda_counter(void);
+/* The streaming kernels' launch geometry (fake-quant, KL; SQAKD_GRID=stride|flat, read once;
+   test hooks sq_cuda_grid_set / sq_cuda_grid_name in backend.h):
+   - stride (default, measured on the H200 in run 3): grid-stride loops over a capped grid,
+     16 blocks per SM for elementwise launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
+   - flat: as many blocks as the work needs (one trip per thread), so the hardware block
+     scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
+     take at most sq_cuda_flat_cap() blocks (SQ_CUDA_FLAT_MAX_BLOCKS, the partial buffer's
+     capacity) and loop beyond, so their grid still depends on the size only.
+   The per-element results are the same either way; sums are grouped differently. */
+#define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
+int sq_cuda_grid_flat(void);
+unsigned sq_cuda_flat_cap(void);
 
 /* ---- cublas.c ---- */
 sq_status sq_cuda_cublas_init(void);

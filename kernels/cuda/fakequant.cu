@@ -282,14 +282,35 @@ static __global__ void absscale_bwd_kernel(size_t n, const float *s, const float
     }
 }
 
+/* Launch geometry (SQAKD_GRID, cuda_ops.h): stride, run 3's, loops over 16 blocks per SM
+   (elementwise) or 1024 blocks (reducing: the backward with parameter gradients, max|tanh|);
+   flat takes one trip of FQ_UNROLL float4 per thread, FQ_PER_BLOCK elements per block, like
+   PyTorch's vectorized elementwise kernels, so that no last partial wave is left: at 3 blocks
+   per SM (the backward's 74 - 78 registers) the 1024-block grid is 2.6 waves on 132 SMs, and
+   its last wave runs 1 - 2 blocks per SM. docs/gpu-validation.md has the arithmetic. */
+#define FQ_PER_BLOCK ((size_t)SQ_CUDA_BLOCK * 4 * FQ_UNROLL)
+
+/* blocks of an elementwise (non-reducing) launch over n elements */
+static unsigned fq_grid_ew(size_t n, bool vec)
+{
+    const size_t items = vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n;
+    return sq_grid_streaming((items + SQ_CUDA_BLOCK - 1) / SQ_CUDA_BLOCK,
+                             (size_t)sq_cuda_sm_count() * 16, false);
+}
+
+/* blocks of a reducing launch over n elements: depends on n (and the geometry) only */
+static unsigned fq_grid_reduce(size_t n)
+{
+    return sq_grid_streaming((n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK, SQ_CUDA_MAX_BLOCKS, true);
+}
+
 /* launches the fused forward for a compile-time op (SCALED: also ys = |s| y) */
 template <int OP, bool SCALED>
 static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const float *qp,
                           const float *maxabs, float *y, const float *s, float *ys)
 {
     bool vec = sq_aligned16(x) && sq_aligned16(y) && (!SCALED || sq_aligned16(ys));
-    unsigned grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
-    fq_fwd_kernel<OP, SCALED><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, y, vec, s, ys);
+    fq_fwd_kernel<OP, SCALED><<<fq_grid_ew(n, vec), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, n, x, qp, maxabs, y, vec, s, ys);
     SQ_CUDA_LAUNCHED();
 }
 
@@ -305,19 +326,18 @@ static void fq_bwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
     bool reduce = SCALED || (gqp && sq_qm_nparams(&k) > 0);
     double *part = sq_cuda_partials();
     unsigned *cnt = sq_cuda_counter();
-    unsigned ew_grid = sq_grid_ew(vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n);
     if (reduce)
-        fq_bwd_kernel<OP, true, SCALED><<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
+        fq_bwd_kernel<OP, true, SCALED><<<fq_grid_reduce(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
             k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt, sc);
     else
-        fq_bwd_kernel<OP, false, SCALED><<<ew_grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
+        fq_bwd_kernel<OP, false, SCALED><<<fq_grid_ew(n, vec), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(
             k, n, x, qp, maxabs, gy, gx, gqp, vec, part, cnt, sc);
     SQ_CUDA_LAUNCHED();
 }
 
 static void fq_maxabs(size_t n, const float *x, float *out)
 {
-    fq_maxabs_kernel<<<sq_grid_reduce(n, 16), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, x, out, sq_aligned16(x),
+    fq_maxabs_kernel<<<fq_grid_reduce(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, x, out, sq_aligned16(x),
                                                               sq_cuda_partials(), sq_cuda_counter());
     SQ_CUDA_LAUNCHED();
 }

@@ -121,11 +121,11 @@ static __global__ void argmax_kernel(int n, int k, const float *__restrict__ z,
     }
 }
 
+/* a warp per row: the blocks n rows need, capped by the launch geometry (SQAKD_GRID,
+   cuda_ops.h) */
 static unsigned loss_grid(int n)
 {
-    unsigned g = (unsigned)((n + LOSS_WARPS - 1) / LOSS_WARPS);
-    if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
-    return g ? g : 1u;
+    return sq_grid_streaming(((size_t)n + LOSS_WARPS - 1) / LOSS_WARPS, SQ_CUDA_MAX_BLOCKS, true);
 }
 
 /* ---- KL: the per-element and per-row math shared by the three KL kernels ----
@@ -498,9 +498,8 @@ template <int K>
 static void kl_tile_launch(int n, const float *zt, const float *zs, kl_consts c, double lscale,
                            float *loss, float *gzs)
 {
-    long g = ((long)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS;
-    if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
-    unsigned grid = g ? (unsigned)g : 1u;
+    unsigned grid = sq_grid_streaming(((size_t)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS,
+                                      SQ_CUDA_MAX_BLOCKS, true);
     kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, zt, zs, c, lscale, loss, gzs, sq_cuda_partials(),
                                                sq_cuda_counter());
 }
@@ -510,9 +509,8 @@ static void kl_rows_launch(int n, int k, const float *zt, const float *zs, kl_co
                            double lscale, float *loss, float *gzs)
 {
     constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / kl_rows_width(LOG2E)) * kl_rows_batch(LOG2E);
-    long g = ((long)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK;
-    if (g > SQ_CUDA_MAX_BLOCKS) g = SQ_CUDA_MAX_BLOCKS;
-    unsigned grid = g ? (unsigned)g : 1u;
+    unsigned grid = sq_grid_streaming(((size_t)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
+                                      SQ_CUDA_MAX_BLOCKS, true);
     kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, zt, zs, c, lscale, loss, gzs,
                                                    sq_cuda_partials(), sq_cuda_counter());
 }
