@@ -14,19 +14,21 @@
 # extra/ only where the system has none), and the end-to-end inputs teacher.safetensors
 # (smallcnn, Fashion-MNIST) and the Fashion-MNIST t10k IDX files. It prints the carry list.
 #
-# Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets):
-#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~60 with build/gpu-base (BASE=<rev>
-#   tools/gpu_pack.sh: kernels and step), +12 with build/gpu-klrows (KLROWS=1), +12 with
-#   build/gpu-ieee carried]
-#   step [~100 with the CUDA-graph runs]  ratio [~70]  torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]
-#   ncukernels [not run yet]  sanitizer [~60]
+# Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets, estimates
+# with ~). They run in this order: tests, kernels, ab (launch grids), ratio, ab (the rest), step,
+# torch, e2e, oom, weight, ncu, ncukernels, sanitizer.
+#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~40 for SQAKD_GRID stride vs flat;
+#   ~60 more with build/gpu-base (BASE=<rev> tools/gpu_pack.sh: kernels and step), +12 with
+#   build/gpu-klrows (KLROWS=1), +12 with build/gpu-ieee carried]
+#   ratio [~100 with the graph and backend-API runs]  step [~100 with the CUDA-graph runs]
+#   torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]  ncukernels [not run yet]  sanitizer [~60]
 # SQAKD_CONV_API=backend (cuDNN backend API, kernels/cuda/cudnn_be.c) runs in tests (cuda_step/*),
 # ab (alternated with the legacy calls), step (host profile, vgg8, bf16, with a CUDA graph) and ratio.
 # SQAKD_GRID=flat (the fake-quant and loss kernels' flat launch geometry) runs in ab (alternated
 # with stride) and in tests (cuda/fakequant*, cuda/loss*, cuda_step/*).
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
-# REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
+# AB_SIZES (16M,256M: section ab's kernel runs), REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
 # NCU_LAUNCHES_PER_STEP (400: an upper bound; ncu_summary.py counts whole steps itself), SAN (tool:filter list), BIN_AB (build/gpu-ieee).
 set -u
 BIN=${BIN:-build/gpu}
@@ -123,16 +125,30 @@ if on ab; then
     AL="$OUT/ab.log"
     for i in 1 2; do
         for grid in stride flat; do
-            SQAKD_GRID=$grid step "bench kernels 16M,256M $i, SQAKD_GRID=$grid" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+            SQAKD_GRID=$grid step "bench kernels 16M,256M $i, SQAKD_GRID=$grid" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
             awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
             kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [grid $grid] /" | tee -a "$S"
             rm -f "$OUT/ab_last.tmp"
         done
     done
-    SQAKD_GRID=flat step "bench kernels weight 16M,256M, SQAKD_GRID=flat" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --role weight --sizes 16M,256M --bits 4 --min-time 0.1
+    SQAKD_GRID=flat step "bench kernels weight 16M,256M, SQAKD_GRID=flat" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --role weight --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
     awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
     kernel_summary "$OUT/ab_last.tmp" | grep fakequant | sed "s/^/  [grid flat, weight] /" | tee -a "$S"
     rm -f "$OUT/ab_last.tmp"
+fi
+# ---- 3. the issue's step ratio: ours and PyTorch eager (defaults) alternated REPS times on the
+#         same GPU, before the other A/B runs and the step survey (device time is short)
+if on ratio; then
+    for i in $(seq 1 ${REPS:-3}); do
+        step "ratio $i: ours resnet20 b256" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
+        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph] /" >>"$S"
+        SQAKD_CONV_API=backend step "ratio $i: ours resnet20 b256 SQAKD_CONV_API=backend" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, backend API] /" >>"$S"
+        step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
+        grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
+    done
 fi
 # A/B: the kernels of an older revision (tools/gpu_pack.sh with BASE=<rev>), same sizes, same GPU
 if on ab && [ -x build/gpu-base/sqakd ]; then
@@ -140,7 +156,7 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
     rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
     for who in base new; do
         if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=new; fi
-        step "bench kernels 16M,256M, $label" 60 "$AL" "$b/sqakd" bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+        step "bench kernels 16M,256M, $label" 60 "$AL" "$b/sqakd" bench kernels --device cuda --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
         # the rows of this run only: the log's last "=====" section
         awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
         kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [$label] /" | tee -a "$S"
@@ -177,7 +193,7 @@ fi
 # A/B: K = 1000 through the register-row KL kernel (-DSQ_KL_ROWS_MAX_K=1024, KLROWS=1 gpu_pack.sh)
 if on ab && [ -x build/gpu-klrows/sqakd ]; then
     AL="$OUT/ab.log"
-    step "bench kernels 16M,256M, KL rows up to K = 1024" 60 "$AL" build/gpu-klrows/sqakd bench kernels --device cuda --sizes 16M,256M --bits 4 --min-time 0.1
+    step "bench kernels 16M,256M, KL rows up to K = 1024" 60 "$AL" build/gpu-klrows/sqakd bench kernels --device cuda --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
     awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
     kernel_summary "$OUT/ab_last.tmp" | grep kl_ | sed 's/^/  [KL rows to 1024] /' | tee -a "$S"
     rm -f "$OUT/ab_last.tmp"
@@ -189,7 +205,7 @@ if on ab && [ -x "${BIN_AB:-build/gpu-ieee}/sqakd" ]; then
     kernel_summary "$AL" | grep fakequant | sed 's/^/  [ieee div] /' | tee -a "$S"
 fi
 
-# ---- 3. SQAKD step, ours then PyTorch on the same GPU
+# ---- 3b. SQAKD step survey: models, teacher precisions, cuDNN set-ups, graphs, host profile
 # cuDNN algorithm choice (kernels/cuda/cudnn.c): ALGO heuristic|find x DETERMINISTIC 1|0
 CONVS=${CONVS:-"heuristic:1 find:0"}
 PRECS=${PRECS:-"fp32 fp16 bf16"}
@@ -239,19 +255,6 @@ if on step; then
     for b in 64 1024; do
         step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
         grep -E '^SQAKD ' "$BL" | tail -n 1 >>"$S"
-    done
-fi
-# the issue's ratio: ours and PyTorch eager (defaults) alternated REPS times on the same GPU
-if on ratio; then
-    for i in $(seq 1 ${REPS:-3}); do
-        step "ratio $i: ours resnet20 b256" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
-        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph] /" >>"$S"
-        SQAKD_CONV_API=backend step "ratio $i: ours resnet20 b256 SQAKD_CONV_API=backend" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, backend API] /" >>"$S"
-        step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
-        grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
     done
 fi
 if on torch; then
