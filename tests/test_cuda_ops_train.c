@@ -231,11 +231,12 @@ static double fq_grad_scale(const sq_quant_cfg *cfg, size_t n, const float *qp, 
     return c * sum;
 }
 
-/* one kind, both roles, bits 1/2/4/8, delta 0 and 0.3, sizes incl. unaligned starts */
+/* one kind, both roles, bits 1/2/4/8, delta 0 and 0.3, sizes incl. unaligned starts (odd
+   entries); 300001 elements, aligned, take several trips of the float4 loop on cuemu's 2 SMs */
 static void fq_case(const sq_backend *g, sq_quant_kind kind)
 {
     const sq_backend *c = sq_backend_cpu();
-    static const size_t sizes[] = {1, 5, 1023, 4099, 65539, 262147};
+    static const size_t sizes[] = {1, 5, 1023, 4099, 65539, 262147, 300001};
     static const int bits[] = {1, 2, 4, 8};
     for (int weight = 0; weight < 2; weight++)
         for (int bi = 0; bi < 4; bi++)

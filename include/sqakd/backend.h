@@ -304,11 +304,12 @@ unsigned sq_cuda_error_count(void);
    fake-quant kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
 void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
 /* The streaming kernels' launch geometry (fake-quant and KL; kernels/cuda/cuda_ops.h,
-   SQAKD_GRID=stride|flat, default stride): its name, and a test hook that sets it. reduce_cap
-   (flat only; 0 = the default 16384) caps the reducing launches' grids, so tests reach their
-   multi-trip loops with small tensors. */
+   SQAKD_GRID=stride|flat, default stride): its name, and a test hook that sets it. cap (flat
+   only; 0 = no test cap: 16384 blocks for reducing launches, the grid's limit for the others)
+   caps every flat launch's grid, so tests reach the kernels' multi-trip loops with small
+   tensors. */
 const char *sq_cuda_grid_name(void);
-void sq_cuda_grid_set(int flat, unsigned reduce_cap);
+void sq_cuda_grid_set(int flat, unsigned cap);
 /* Convolutions through cuDNN's backend API (kernels/cuda/cudnn_be.c, SQAKD_CONV_API=backend).
    Test hooks: switch the API (plans built while it is on carry backend plans, used while it is
    on); the backend variants in use for cs's plan (built if needed): bit 0 forward, 1 backward

@@ -111,7 +111,8 @@ int sq_cuda_sm_count(void) { return g_sm_count; }
 
 /* the streaming kernels' launch geometry (cuda_ops.h, SQAKD_GRID); -1: not read yet */
 static int g_grid_flat = -1;
-static unsigned g_flat_cap = SQ_CUDA_FLAT_MAX_BLOCKS;
+static unsigned g_flat_cap = SQ_CUDA_FLAT_MAX_BLOCKS; /* reducing launches */
+static unsigned g_flat_ew_cap = 0x7fffffffu;          /* elementwise: the grid's x limit */
 
 int sq_cuda_grid_flat(void)
 {
@@ -124,13 +125,13 @@ int sq_cuda_grid_flat(void)
     return g_grid_flat;
 }
 
-unsigned sq_cuda_flat_cap(void) { return g_flat_cap; }
+unsigned sq_cuda_flat_cap(int reducing) { return reducing ? g_flat_cap : g_flat_ew_cap; }
 
-void sq_cuda_grid_set(int flat, unsigned reduce_cap)
+void sq_cuda_grid_set(int flat, unsigned cap)
 {
     g_grid_flat = flat ? 1 : 0;
-    g_flat_cap = reduce_cap && reduce_cap < SQ_CUDA_FLAT_MAX_BLOCKS ? reduce_cap
-                                                                     : SQ_CUDA_FLAT_MAX_BLOCKS;
+    g_flat_cap = cap && cap < SQ_CUDA_FLAT_MAX_BLOCKS ? cap : SQ_CUDA_FLAT_MAX_BLOCKS;
+    g_flat_ew_cap = cap ? cap : 0x7fffffffu;
 }
 
 const char *sq_cuda_grid_name(void) { return sq_cuda_grid_flat() ? "flat" : "stride"; }

@@ -38,7 +38,7 @@ static inline unsigned sq_grid_reduce(size_t n, int items_per_thread = 4, int bl
    at the grid's x limit; the kernels' grid-stride loops cover whatever the cap leaves */
 static inline unsigned sq_grid_streaming(size_t want, size_t stride_cap, bool reducing)
 {
-    size_t cap = !sq_cuda_grid_flat() ? stride_cap : (reducing ? sq_cuda_flat_cap() : 0x7fffffffu);
+    size_t cap = !sq_cuda_grid_flat() ? stride_cap : sq_cuda_flat_cap(reducing);
     if (want > cap) want = cap;
     return want ? (unsigned)want : 1u;
 }

@@ -41,12 +41,14 @@ unsigned *sq_cuda_counter(void);
      16 blocks per SM for elementwise launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
    - flat: as many blocks as the work needs (one trip per thread), so the hardware block
      scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
-     take at most sq_cuda_flat_cap() blocks (SQ_CUDA_FLAT_MAX_BLOCKS, the partial buffer's
-     capacity) and loop beyond, so their grid still depends on the size only.
-   The per-element results are the same either way; sums are grouped differently. */
+     take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop
+     beyond, so their grid still depends on the size only.
+   The per-element results are the same either way; sums are grouped differently.
+   sq_cuda_flat_cap: the most blocks of a flat launch (reducing or elementwise), lower when a
+   test has set a cap. */
 #define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
 int sq_cuda_grid_flat(void);
-unsigned sq_cuda_flat_cap(void);
+unsigned sq_cuda_flat_cap(int reducing);
 
 /* ---- cublas.c ---- */
 sq_status sq_cuda_cublas_init(void);

@@ -75,37 +75,36 @@ static __global__ void fq_fwd_kernel(sq_qm_ctx ctx, size_t n, const float *x, co
                                      const float *maxabs, float *y, bool vec, const float *s,
                                      float *ys)
 {
-    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
-    const float a = SCALED ? fabsf(s[0]) : 0.0f;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    size_t start = 0;
-    if (vec) {
-        const size_t n4 = n / 4;
-        const float4 *x4 = (const float4 *)x;
-        float4 *y4 = (float4 *)y;
-        for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
-            float4 v[FQ_UNROLL];
-            fq_load_trip<true>(x4, i, stride, n4, v);
+    const size_t n4 = vec ? n / 4 : 0;
+    const float4 *x4 = (const float4 *)x;
+    float4 *y4 = (float4 *)y;
+    /* the first trip's loads go out before the context's: its parameter loads and reciprocal
+       would otherwise hold them back, for the whole of a thread's work on the flat grid */
+    float4 v[FQ_UNROLL];
+    fq_load_trip<true>(x4, t0, stride, n4, v);
+    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    const float a = SCALED ? fabsf(s[0]) : 0.0f;
+    for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
+        if (i != t0) fq_load_trip<true>(x4, i, stride, n4, v);
 #pragma unroll
-            for (int u = 0; u < FQ_UNROLL; u++) {
-                if (i + u * stride >= n4) break;
-                v[u].x = sq_qm_fwd(&k, v[u].x);
-                v[u].y = sq_qm_fwd(&k, v[u].y);
-                v[u].z = sq_qm_fwd(&k, v[u].z);
-                v[u].w = sq_qm_fwd(&k, v[u].w);
-                __stcs(y4 + i + u * stride, v[u]);
-                if (SCALED)
-                    __stcs((float4 *)ys + i + u * stride,
-                           make_float4(a * v[u].x, a * v[u].y, a * v[u].z, a * v[u].w));
-            }
+        for (int u = 0; u < FQ_UNROLL; u++) {
+            if (i + u * stride >= n4) break;
+            v[u].x = sq_qm_fwd(&k, v[u].x);
+            v[u].y = sq_qm_fwd(&k, v[u].y);
+            v[u].z = sq_qm_fwd(&k, v[u].z);
+            v[u].w = sq_qm_fwd(&k, v[u].w);
+            __stcs(y4 + i + u * stride, v[u]);
+            if (SCALED)
+                __stcs((float4 *)ys + i + u * stride,
+                       make_float4(a * v[u].x, a * v[u].y, a * v[u].z, a * v[u].w));
         }
-        start = n4 * 4;
     }
-    for (size_t i = start + t0; i < n; i += stride) {
-        const float v = sq_qm_fwd(&k, x[i]);
-        y[i] = v;
-        if (SCALED) ys[i] = a * v;
+    for (size_t i = n4 * 4 + t0; i < n; i += stride) {
+        const float r = sq_qm_fwd(&k, x[i]);
+        y[i] = r;
+        if (SCALED) ys[i] = a * r;
     }
 }
 
@@ -192,47 +191,50 @@ static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__res
                                      float *gqp, bool vec, double *partials, unsigned *counter,
                                      fq_scaled sc)
 {
-    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
     constexpr bool TWO = OP == SQ_QM_EWGS_W || OP == SQ_QM_EWGS_A;
-    const float a = SCALED ? fabsf(sc.s[0]) : 0.0f;
     const size_t stride = (size_t)gridDim.x * blockDim.x;
     const size_t t0 = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     double s0 = 0.0, s1 = 0.0, ss = 0.0;
-    size_t start = 0;
     if (SCALED) gy = sc.gys;
-    if (vec) {
-        const size_t n4 = n / 4;
-        const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)gy;
-        float4 *gx4 = (float4 *)gx;
-        for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
-            float4 xv[FQ_UNROLL], gv[FQ_UNROLL], acc[FQ_UNROLL], yv[FQ_UNROLL], go[FQ_UNROLL];
+    const size_t n4 = vec ? n / 4 : 0;
+    const float4 *x4 = (const float4 *)x, *g4 = (const float4 *)gy;
+    float4 *gx4 = (float4 *)gx;
+    float4 xv[FQ_UNROLL], gv[FQ_UNROLL], acc[FQ_UNROLL], yv[FQ_UNROLL], go[FQ_UNROLL];
+    /* the operands of a trip; the first trip's go out before the context's loads (see
+       fq_fwd_kernel) */
+    auto load = [&](size_t i) {
 #pragma unroll
-            for (int u = 0; u < FQ_UNROLL; u++) {
-                if (i + u * stride >= n4) break;
-                xv[u] = __ldcs(x4 + i + u * stride);
-                gv[u] = __ldcs(g4 + i + u * stride);
-                acc[u] = gx ? __ldcs(gx4 + i + u * stride) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-                if (SCALED) yv[u] = __ldcs((const float4 *)sc.y + i + u * stride);
-            }
-#pragma unroll
-            for (int u = 0; u < FQ_UNROLL; u++) {
-                if (i + u * stride >= n4) break;
-                if (SCALED) {
-                    gv[u].x = fq_scaled_gy<true>(a, gv[u].x, yv[u].x, &go[u].x, ss);
-                    gv[u].y = fq_scaled_gy<true>(a, gv[u].y, yv[u].y, &go[u].y, ss);
-                    gv[u].z = fq_scaled_gy<true>(a, gv[u].z, yv[u].z, &go[u].z, ss);
-                    gv[u].w = fq_scaled_gy<true>(a, gv[u].w, yv[u].w, &go[u].w, ss);
-                    __stcs((float4 *)sc.gy + i + u * stride, go[u]);
-                }
-                fq_bwd_one<TWO>(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
-                fq_bwd_one<TWO>(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
-                fq_bwd_one<TWO>(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
-                fq_bwd_one<TWO>(k, xv[u].w, gv[u].w, &acc[u].w, s0, s1);
-                if (gx) __stcs(gx4 + i + u * stride, acc[u]);
-            }
+        for (int u = 0; u < FQ_UNROLL; u++) {
+            if (i + u * stride >= n4) break;
+            xv[u] = __ldcs(x4 + i + u * stride);
+            gv[u] = __ldcs(g4 + i + u * stride);
+            acc[u] = gx ? __ldcs(gx4 + i + u * stride) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            if (SCALED) yv[u] = __ldcs((const float4 *)sc.y + i + u * stride);
         }
-        start = n4 * 4;
+    };
+    load(t0);
+    const sq_qm_ctx k = fq_ctx<OP>(ctx, qp, maxabs);
+    const float a = SCALED ? fabsf(sc.s[0]) : 0.0f;
+    for (size_t i = t0; i < n4; i += FQ_UNROLL * stride) {
+        if (i != t0) load(i);
+#pragma unroll
+        for (int u = 0; u < FQ_UNROLL; u++) {
+            if (i + u * stride >= n4) break;
+            if (SCALED) {
+                gv[u].x = fq_scaled_gy<true>(a, gv[u].x, yv[u].x, &go[u].x, ss);
+                gv[u].y = fq_scaled_gy<true>(a, gv[u].y, yv[u].y, &go[u].y, ss);
+                gv[u].z = fq_scaled_gy<true>(a, gv[u].z, yv[u].z, &go[u].z, ss);
+                gv[u].w = fq_scaled_gy<true>(a, gv[u].w, yv[u].w, &go[u].w, ss);
+                __stcs((float4 *)sc.gy + i + u * stride, go[u]);
+            }
+            fq_bwd_one<TWO>(k, xv[u].x, gv[u].x, &acc[u].x, s0, s1);
+            fq_bwd_one<TWO>(k, xv[u].y, gv[u].y, &acc[u].y, s0, s1);
+            fq_bwd_one<TWO>(k, xv[u].z, gv[u].z, &acc[u].z, s0, s1);
+            fq_bwd_one<TWO>(k, xv[u].w, gv[u].w, &acc[u].w, s0, s1);
+            if (gx) __stcs(gx4 + i + u * stride, acc[u]);
+        }
     }
+    const size_t start = n4 * 4;
     for (size_t i = start + t0; i < n; i += stride) {
         const float g = fq_scaled_gy<SCALED>(a, gy[i], SCALED ? sc.y[i] : 0.0f,
                                              SCALED ? sc.gy + i : NULL, ss);
