@@ -169,49 +169,84 @@ static void loss_run(const sq_backend *g, int n, int k, const float *zt, const f
 /* SQAKD_GRID=flat against stride for the loss kernels: the KL tile kernel (K = 10), a
    register-row kernel (K = 100), the warp kernel (K = 1000), cross-entropy and argmax. The
    gradients and argmax are bit-identical; the losses, summed over rows in double in another
-   grouping, agree to 1e-6 and are the same from run to run. With the default block cap and a
-   cap of 3, below what each shape wants, so that the kernels' grid-stride loops run; 9000
-   rows want 1125 blocks of cross-entropy and argmax, more than stride's 1024. */
+   grouping, agree to 1e-6 and are the same from run to run. A cap of 3 blocks (test hook),
+   below what each shape wants, makes the kernels' grid-stride loops run. */
 Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    static const int shapes[][2] = {{1000, 10}, {3001, 10}, {700, 100}, {41, 1000}, {1, 1000},
-                                    {9000, 7}};
-    static const unsigned caps[] = {0, 3};
+    /* rows, classes, test cap (0: none) */
+    static const int cases[][3] = {{1000, 10, 3}, {300, 100, 3}, {41, 1000, 3}, {1, 1000, 3},
+                                   {300, 10, 0}};
     const int env_flat = grid_env_flat();
     cr_assert_str_eq(sq_cuda_grid_name(), env_flat ? "flat" : "stride",
                      "the grid SQAKD_GRID asks for (default stride)");
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (int ci = 0; ci < 2; ci++) {
-            int n = shapes[si][0], k = shapes[si][1];
-            size_t m = (size_t)n * k;
-            uint64_t seed = 1700 + si * 2 + ci;
-            float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 1);
-            int32_t *lab = calloc(n, sizeof(int32_t)), *am[3];
-            for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : (int)((i * 7919u) % (unsigned)k);
-            float l[3][2], *gkl[3], *gce[3];
-            for (int r = 0; r < 3; r++) {
-                am[r] = calloc(n, sizeof(int32_t));
-                sq_cuda_grid_set(r > 0, caps[ci]); /* run 0 stride, runs 1 and 2 flat */
-                loss_run(g, n, k, zt, zs, lab, l[r], &gkl[r], &gce[r], am[r]);
-            }
-            sq_cuda_grid_set(env_flat, 0);
-            char what[64];
-            snprintf(what, sizeof what, "%d x %d, cap %u", n, k, caps[ci]);
-            cr_expect_eq(sqt_check_equal(what, gkl[1], gkl[0], m), 0, "%s: KL gradient differs", what);
-            cr_expect_eq(sqt_check_equal(what, gce[1], gce[0], m), 0, "%s: CE gradient differs", what);
-            cr_expect_eq(memcmp(am[1], am[0], n * sizeof(int32_t)), 0, "%s: argmax differs", what);
-            for (int j = 0; j < 2; j++) {
-                cr_expect(fabsf(l[1][j] - l[0][j]) <= 1e-6f * fabsf(l[0][j]) + 1e-9f,
-                          "%s: %s loss flat %.9g stride %.9g", what, j ? "CE" : "KL", l[1][j], l[0][j]);
-                cr_expect_eq(l[2][j], l[1][j], "%s: %s loss on the flat grid not deterministic",
-                             what, j ? "CE" : "KL");
-                cr_expect(l[0][j] > 0.0f, "%s: %s loss %g not positive", what, j ? "CE" : "KL", l[0][j]);
-            }
-            for (int r = 0; r < 3; r++) { free(gkl[r]); free(gce[r]); free(am[r]); }
-            free(zt); free(zs); free(lab);
+    for (size_t si = 0; si < sizeof cases / sizeof cases[0]; si++) {
+        const unsigned cap = (unsigned)cases[si][2];
+        int n = cases[si][0], k = cases[si][1];
+        size_t m = (size_t)n * k;
+        uint64_t seed = 1700 + si;
+        float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 1);
+        int32_t *lab = calloc(n, sizeof(int32_t)), *am[3];
+        for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : (int)((i * 7919u) % (unsigned)k);
+        float l[3][2], *gkl[3], *gce[3];
+        for (int r = 0; r < 3; r++) {
+            am[r] = calloc(n, sizeof(int32_t));
+            sq_cuda_grid_set(r > 0, cap); /* run 0 stride, runs 1 and 2 flat */
+            loss_run(g, n, k, zt, zs, lab, l[r], &gkl[r], &gce[r], am[r]);
         }
+        sq_cuda_grid_set(env_flat, 0);
+        char what[64];
+        snprintf(what, sizeof what, "%d x %d, cap %u", n, k, cap);
+        cr_expect_eq(sqt_check_equal(what, gkl[1], gkl[0], m), 0, "%s: KL gradient differs", what);
+        cr_expect_eq(sqt_check_equal(what, gce[1], gce[0], m), 0, "%s: CE gradient differs", what);
+        cr_expect_eq(memcmp(am[1], am[0], n * sizeof(int32_t)), 0, "%s: argmax differs", what);
+        for (int j = 0; j < 2; j++) {
+            cr_expect(fabsf(l[1][j] - l[0][j]) <= 1e-6f * fabsf(l[0][j]) + 1e-9f,
+                      "%s: %s loss flat %.9g stride %.9g", what, j ? "CE" : "KL", l[1][j], l[0][j]);
+            cr_expect_eq(l[2][j], l[1][j], "%s: %s loss on the flat grid not deterministic",
+                         what, j ? "CE" : "KL");
+            cr_expect(l[0][j] > 0.0f, "%s: %s loss %g not positive", what, j ? "CE" : "KL", l[0][j]);
+        }
+        for (int r = 0; r < 3; r++) { free(gkl[r]); free(gce[r]); free(am[r]); }
+        free(zt); free(zs); free(lab);
+    }
+}
+
+/* a flat grid of more blocks than stride's 1024, so more partials than stride ever writes:
+   cross-entropy over 8300 rows (1038 blocks of 8 rows; a warp-per-row kernel, the loss
+   reduced through the partial buffer). Gradient bit-identical to stride, loss within 1e-6,
+   the same from run to run. */
+Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
+    const int n = 8300, k = 2, env_flat = grid_env_flat();
+    const size_t m = (size_t)n * k;
+    float *z = sqt_hrand(m, -6, 6, 1790), l[3], *gr[3];
+    int32_t *lab = calloc(n, sizeof(int32_t));
+    for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : i % k;
+    float *dz = sqt_dput(g, z, m * 4);
+    int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t));
+    for (int r = 0; r < 3; r++) {
+        float *dl = sqt_dput(g, NULL, 4), *dg = sqt_dput(g, NULL, m * 4);
+        sq_cuda_grid_set(r > 0, 0); /* run 0 stride, runs 1 and 2 flat */
+        g->softmax_ce(n, k, dz, dlab, 0.5f, dl, dg);
+        sqt_gpu_ok(g);
+        float *rl = sqt_fetch(g, dl, 1, "ce loss");
+        l[r] = rl[0];
+        free(rl);
+        gr[r] = sqt_fetch(g, dg, m, "ce grad");
+    }
+    sq_cuda_grid_set(env_flat, 0);
+    cr_expect_eq(sqt_check_equal("ce grad, flat", gr[1], gr[0], m), 0, "CE gradient differs");
+    cr_expect(fabsf(l[1] - l[0]) <= 1e-6f * fabsf(l[0]), "CE loss flat %.9g stride %.9g", l[1], l[0]);
+    cr_expect_eq(l[2], l[1], "CE loss on the flat grid not deterministic");
+    cr_expect(l[0] > 0.0f, "CE loss %g not positive", l[0]);
+    g->free((char *)dz - SQT_GUARD);
+    g->free((char *)dlab - SQT_GUARD);
+    for (int r = 0; r < 3; r++) free(gr[r]);
+    free(z); free(lab);
 }
 
 /* ---- fake quantization ---- */
@@ -524,15 +559,23 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                 }
 }
 
-/* fq_case (every bit width, delta 0 and 0.3, sizes 1 - 262147, unaligned starts) on the flat
-   grid, against the CPU */
-Test(cuda, fakequant_matches_cpu_on_the_flat_grid)
+/* fq_case (every bit width, delta 0 and 0.3, sizes 1 - 300001, unaligned starts) on the flat
+   grid, against the CPU; block caps of 16 and 5 (uncapped flat grids, one block per 4096
+   elements, are slow to emulate; fakequant_flat_grid_matches_the_stride_grid runs them) */
+Test(cuda, fakequant_ewgs_lsq_match_cpu_on_the_flat_grid)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_grid_set(1, 0);
+    sq_cuda_grid_set(1, 16);
     fq_case(g, SQ_QUANT_EWGS);
     fq_case(g, SQ_QUANT_LSQ);
+    sq_cuda_grid_set(grid_env_flat(), 0);
+}
+
+Test(cuda, fakequant_pact_dorefa_match_cpu_on_the_flat_grid)
+{
+    const sq_backend *g = sq_backend_cuda();
+    if (!g) cr_skip("no GPU: %s", sq_last_error());
     sq_cuda_grid_set(1, 5);
     fq_case(g, SQ_QUANT_PACT);
     fq_case(g, SQ_QUANT_DOREFA);
