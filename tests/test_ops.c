@@ -6,6 +6,7 @@
    test_ops_fd.c (suite "ops_fd"). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../kernels/cpu/cpu_ops.h"
@@ -334,6 +335,63 @@ Test(ops, dropout_mask_statistics)
     be->dropout_fwd(n, 0.0f, 9, x, y, m);
     cr_expect_eq(sqt_check_equal("p=0", y, x, n), 0, "p = 0 must be the identity");
     free(x); free(y); free(gx); free(y2); free(m); free(m2);
+}
+
+/* the KL of kernels/cpu/loss.c (two exps per element, blocks of rows on threads) against the
+   textbook per-element logs in double (log P = z / T - logsumexp): loss and gradient within a
+   float ulp or two; the loss bit-identical with 1 and 2 threads; rows with -inf and +-80 logits */
+static double ref_lse(int k, const float *z, double inv_t)
+{
+    double m = -INFINITY, s = 0.0;
+    for (int j = 0; j < k; j++) m = z[j] * inv_t > m ? z[j] * inv_t : m;
+    for (int j = 0; j < k; j++) s += exp(z[j] * inv_t - m);
+    return m + log(s);
+}
+
+Test(ops, kl_matches_per_element_logs_for_any_thread_count)
+{
+    const sq_backend *be = sq_backend_cpu();
+    static const int shapes[][2] = {{1, 1}, {3, 10}, {200, 10}, {130, 100}, {70, 1000}};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int n = shapes[si][0], k = shapes[si][1];
+        const size_t m = (size_t)n * k;
+        const double T = 4.0, alpha = 0.9, inv_t = 1.0 / T;
+        float *zt = malloc(m * sizeof(float)), *zs = malloc(m * sizeof(float));
+        sqt_fill_uniform(zt, m, -6, 6, 40 + si);
+        sqt_fill_uniform(zs, m, -6, 6, 60 + si);
+        if (n > 2)
+            for (int j = 0; j < k; j++) {
+                if (j % 3 == 0) zt[j] = -INFINITY; /* row 0: P_T = 0 terms */
+                zt[(size_t)k + j] *= 13.0f;         /* row 1: logits up to +-78 */
+                zs[(size_t)k + j] = -zt[(size_t)k + j];
+            }
+        double total = 0.0;
+        float *gref = calloc(m, sizeof(float)), *g1 = calloc(m, sizeof(float)),
+              *g2 = calloc(m, sizeof(float)), l1, l2;
+        for (int i = 0; i < n; i++) {
+            const float *a = zt + (size_t)i * k, *b = zs + (size_t)i * k;
+            const double lt = ref_lse(k, a, inv_t), ls = ref_lse(k, b, inv_t);
+            for (int j = 0; j < k; j++) {
+                const double lpt = a[j] * inv_t - lt, lps = b[j] * inv_t - ls, pt = exp(lpt);
+                if (pt > 0.0) total += pt * (lpt - lps);
+                gref[(size_t)i * k + j] = (float)(alpha * T / n * (exp(lps) - pt));
+            }
+        }
+        const float lref = (float)(alpha * T * T / n * total);
+        be->set_threads(1);
+        be->kl_fwd_bwd(n, k, zt, zs, (float)T, (float)alpha, &l1, g1);
+        be->set_threads(2);
+        be->kl_fwd_bwd(n, k, zt, zs, (float)T, (float)alpha, &l2, g2);
+        be->set_threads(0);
+        char what[64];
+        snprintf(what, sizeof what, "KL %d x %d", n, k);
+        cr_expect(fabsf(l1 - lref) <= 2e-7f * fabsf(lref) + 1e-12f, "%s: loss %.9g want %.9g", what, l1, lref);
+        cr_expect_eq(l2, l1, "%s: loss with 2 threads %.9g, with 1 %.9g", what, l2, l1);
+        cr_expect_eq(sqt_check_close(what, g1, gref, m, 1e-12, 2.5e-7, 40 + si), 0,
+                     "%s: gradient differs from the per-element logs", what);
+        cr_expect_eq(sqt_check_equal(what, g2, g1, m), 0, "%s: gradient depends on the threads", what);
+        free(zt); free(zs); free(gref); free(g1); free(g2);
+    }
 }
 
 Test(ops, loss_vectors)

@@ -21,7 +21,7 @@
 #   ~60 more with build/gpu-base (BASE=<rev> tools/gpu_pack.sh: kernels and step), +12 with
 #   build/gpu-klrows (KLROWS=1), +12 with build/gpu-ieee carried]
 #   ratio [~100 with the graph and backend-API runs]  step [~100 with the CUDA-graph runs]
-#   torch [60]  e2e [~8]  oom [1]  weight [13]  ncu [~25]  ncukernels [not run yet]  sanitizer [~60]
+#   torch [60; ~40 more for the kernels against PyTorch's]  e2e [~8]  oom [1]  weight [13]  ncu [~25]  ncukernels [not run yet]  sanitizer [~60]
 # SQAKD_CONV_API=backend (cuDNN backend API, kernels/cuda/cudnn_be.c) runs in tests (cuda_step/*),
 # ab (alternated with the legacy calls), step (host profile, vgg8, bf16, with a CUDA graph) and ratio.
 # SQAKD_GRID=flat (the fake-quant and loss kernels' flat launch geometry) runs in ab (alternated
@@ -265,6 +265,9 @@ if on torch; then
     done
     [ "${TORCH_TRAIN:-1}" = 1 ] && step "torch train resnet20 b256" 60 "$BL" python3 tools/bench_torch.py --device cuda --mode train --model resnet20 --batch 256 --steps 50 --warmup 10
     grep -E '^torch ' "$BL" | tee -a "$S"
+    # the fake-quant and KL kernels against PyTorch eager's, alternated (speedup = torch / ours)
+    step "kernels vs torch 16M,256M" 90 "$BL" env DEVICE=cuda PY=python3 REPS=2 MIN_TIME=0.1 SQAKD_BIN="$BIN/sqakd" bash tools/bench_kernels_ratio.sh
+    awk '/^===== kernels vs torch/ {on = 1; next} /^=====/ {on = 0} on && /x$/' "$BL" | sed 's/^/  [vs torch] /' | tee -a "$S"
 fi
 
 # ---- 4. end to end: distill on the GPU and on the CPU, same seed
