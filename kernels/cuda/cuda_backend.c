@@ -135,6 +135,7 @@ void sq_cuda_grid_set(int flat, unsigned cap)
 }
 
 const char *sq_cuda_grid_name(void) { return sq_cuda_grid_flat() ? "flat" : "stride"; }
+
 cudaStream_t sq_cuda_stream(void) { return g_stream; }
 double *sq_cuda_partials(void) { return g_partials; }
 unsigned *sq_cuda_counter(void) { return g_counter; }
