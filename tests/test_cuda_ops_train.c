@@ -41,8 +41,8 @@ Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
     const sq_backend *c = sq_backend_cpu();
     /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows;
        KL: the tile kernel (K = 1, 2, 7, 10), every register-row width (K = 20, 33, 37, 100, 129,
-       300; rows not a multiple of a warp's rows per trip) and the warp kernel (K = 1000, 1024,
-       1025; register rows too in a -DSQ_KL_ROWS_MAX_K=1024 build) */
+       300, 1000, 1024; rows not a multiple of a warp's rows per trip) and the warp kernel
+       (K = 1025; also 1000 and 1024 in a -DSQ_KL_ROWS_MAX_K=512 build) */
     static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7},
                                     {31, 2}, {101, 33}, {45, 100}, {13, 129}, {6, 1024}, {5, 1025},
                                     {3000, 1}, {23, 20}, {7, 300}};
@@ -89,7 +89,7 @@ Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
     }
 }
 
-/* rows the random test above does not reach, for each KL kernel (K = 10, 100, 1000) and two
+/* rows the random test above does not reach, for each KL kernel (K = 10, 100 and 1000, 1025) and two
    temperatures: student = teacher + 7 (KL 0 by cancellation of large terms), teacher logits of
    -inf (P_T = 0 terms add 0), -inf in both, logits of +-80 (exps far below float's range, 2^-126
    and less flush to 0 on the GPU), a near one-hot teacher, identical rows */
@@ -98,7 +98,7 @@ Test(cuda, kl_extreme_rows_match_cpu)
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     const sq_backend *c = sq_backend_cpu();
-    static const int ks[] = {10, 100, 1000};
+    static const int ks[] = {10, 100, 1000, 1025}; /* tile, row (2 widths), warp kernel */
     static const float temps[] = {1.0f, 4.0f};
     const int n = 9;
     for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
@@ -135,11 +135,16 @@ Test(cuda, kl_extreme_rows_match_cpu)
         }
 }
 
-/* the grid SQAKD_GRID selects (gpu_validate.sh runs the suite with flat too) */
-static int grid_env_flat(void)
+/* the grid mode SQAKD_GRID selects (default auto; gpu_validate.sh runs the suite with flat too) */
+static int grid_env_mode(void)
 {
     const char *e = getenv("SQAKD_GRID");
-    return e && !strcmp(e, "flat");
+    return e && !strcmp(e, "stride") ? SQ_GRID_STRIDE : (e && !strcmp(e, "flat") ? SQ_GRID_FLAT : SQ_GRID_AUTO);
+}
+
+static const char *grid_mode_name(int mode)
+{
+    return mode == SQ_GRID_STRIDE ? "stride" : (mode == SQ_GRID_FLAT ? "flat" : "auto");
 }
 
 /* one KL (loss and gradient), cross-entropy and argmax on the device; outputs fetched into
@@ -166,8 +171,8 @@ static void loss_run(const sq_backend *g, int n, int k, const float *zt, const f
     g->free((char *)dlab - SQT_GUARD);
 }
 
-/* SQAKD_GRID=flat against stride for the loss kernels: the KL tile kernel (K = 10), a
-   register-row kernel (K = 100), the warp kernel (K = 1000), cross-entropy and argmax. The
+/* SQAKD_GRID=flat against stride for the loss kernels: the KL tile kernel (K = 10), the
+   register-row kernel (K = 100, 1000), the warp kernel (K = 1025), cross-entropy and argmax. The
    gradients and argmax are bit-identical; the losses, summed over rows in double in another
    grouping, agree to 1e-6 and are the same from run to run. A cap of 3 blocks (test hook),
    below what each shape wants, makes the kernels' grid-stride loops run. */
@@ -177,10 +182,10 @@ Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     /* rows, classes, test cap (0: none) */
     static const int cases[][3] = {{1000, 10, 3}, {300, 100, 3}, {41, 1000, 3}, {1, 1000, 3},
-                                   {300, 10, 0}};
-    const int env_flat = grid_env_flat();
-    cr_assert_str_eq(sq_cuda_grid_name(), env_flat ? "flat" : "stride",
-                     "the grid SQAKD_GRID asks for (default stride)");
+                                   {300, 10, 0}, {30, 1025, 3}};
+    const int env_mode = grid_env_mode();
+    cr_assert_str_eq(sq_cuda_grid_name(), grid_mode_name(env_mode),
+                     "the grid SQAKD_GRID asks for (default auto)");
     for (size_t si = 0; si < sizeof cases / sizeof cases[0]; si++) {
         const unsigned cap = (unsigned)cases[si][2];
         int n = cases[si][0], k = cases[si][1];
@@ -192,10 +197,10 @@ Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
         float l[3][2], *gkl[3], *gce[3];
         for (int r = 0; r < 3; r++) {
             am[r] = calloc(n, sizeof(int32_t));
-            sq_cuda_grid_set(r > 0, cap); /* run 0 stride, runs 1 and 2 flat */
+            sq_cuda_grid_set(r > 0 ? SQ_GRID_FLAT : SQ_GRID_STRIDE, cap); /* 0 stride, 1 and 2 flat */
             loss_run(g, n, k, zt, zs, lab, l[r], &gkl[r], &gce[r], am[r]);
         }
-        sq_cuda_grid_set(env_flat, 0);
+        sq_cuda_grid_set(env_mode, 0);
         char what[64];
         snprintf(what, sizeof what, "%d x %d, cap %u", n, k, cap);
         cr_expect_eq(sqt_check_equal(what, gkl[1], gkl[0], m), 0, "%s: KL gradient differs", what);
@@ -221,7 +226,7 @@ Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const int n = 8300, k = 2, env_flat = grid_env_flat();
+    const int n = 8300, k = 2, env_mode = grid_env_mode();
     const size_t m = (size_t)n * k;
     float *z = sqt_hrand(m, -6, 6, 1790), l[3], *gr[3];
     int32_t *lab = calloc(n, sizeof(int32_t));
@@ -230,7 +235,7 @@ Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
     int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t));
     for (int r = 0; r < 3; r++) {
         float *dl = sqt_dput(g, NULL, 4), *dg = sqt_dput(g, NULL, m * 4);
-        sq_cuda_grid_set(r > 0, 0); /* run 0 stride, runs 1 and 2 flat */
+        sq_cuda_grid_set(r > 0 ? SQ_GRID_FLAT : SQ_GRID_STRIDE, 0); /* 0 stride, 1 and 2 flat */
         g->softmax_ce(n, k, dz, dlab, 0.5f, dl, dg);
         sqt_gpu_ok(g);
         float *rl = sqt_fetch(g, dl, 1, "ce loss");
@@ -238,7 +243,7 @@ Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
         free(rl);
         gr[r] = sqt_fetch(g, dg, m, "ce grad");
     }
-    sq_cuda_grid_set(env_flat, 0);
+    sq_cuda_grid_set(env_mode, 0);
     cr_expect_eq(sqt_check_equal("ce grad, flat", gr[1], gr[0], m), 0, "CE gradient differs");
     cr_expect(fabsf(l[1] - l[0]) <= 1e-6f * fabsf(l[0]), "CE loss flat %.9g stride %.9g", l[1], l[0]);
     cr_expect_eq(l[2], l[1], "CE loss on the flat grid not deterministic");
@@ -500,9 +505,9 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                                            SQ_QUANT_DOREFA};
     static const size_t sizes[] = {5, 4099, 262147};
     static const unsigned caps[] = {0, 7};
-    const int env_flat = grid_env_flat();
-    cr_assert_str_eq(sq_cuda_grid_name(), env_flat ? "flat" : "stride",
-                     "the grid SQAKD_GRID asks for (default stride)");
+    const int env_mode = grid_env_mode();
+    cr_assert_str_eq(sq_cuda_grid_name(), grid_mode_name(env_mode),
+                     "the grid SQAKD_GRID asks for (default auto)");
     for (int ki = 0; ki < 4; ki++)
         for (int weight = 0; weight < 2; weight++)
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
@@ -516,18 +521,22 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                     sqt_fq_params(kinds[ki], weight, bits, qp);
                     float *x = sqt_hrand(n, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
                           *gy = sqt_hrand(n, -1, 1, seed + 1), *gx0 = sqt_hrand(n, -1, 1, seed + 2);
-                    fq_out st, fl, fl2;
-                    sq_cuda_grid_set(0, 0);
+                    fq_out st, fl, fl2, au;
+                    sq_cuda_grid_set(SQ_GRID_STRIDE, 0);
                     fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &st);
-                    sq_cuda_grid_set(1, caps[ci]);
+                    sq_cuda_grid_set(SQ_GRID_FLAT, caps[ci]);
                     cr_expect_str_eq(sq_cuda_grid_name(), "flat");
                     fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl);
                     fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl2);
-                    sq_cuda_grid_set(env_flat, 0);
+                    sq_cuda_grid_set(SQ_GRID_AUTO, caps[ci]);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &au);
+                    sq_cuda_grid_set(env_mode, 0);
                     char what[96];
                     snprintf(what, sizeof what, "%s %s %d-bit%s n %zu cap %u",
                              sq_quant_kind_name(kinds[ki]), weight ? "w" : "a", bits,
                              scaled ? " scaled" : "", n, caps[ci]);
+                    cr_expect_eq(sqt_check_equal(what, au.y, st.y, n), 0, "%s: y differs (auto)", what);
+                    cr_expect_eq(sqt_check_equal(what, au.gx, st.gx, n), 0, "%s: gx differs (auto)", what);
                     cr_expect_eq(sqt_check_equal(what, fl.y, st.y, n), 0, "%s: y differs", what);
                     cr_expect_eq(sqt_check_equal(what, fl.gx, st.gx, n), 0, "%s: gx differs", what);
                     if (scaled) {
@@ -544,6 +553,9 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                                   "%s: gqp[%d] flat %.9g stride %.9g (tol %g)", what, j, fl.gqp[j],
                                   st.gqp[j], tol);
                         cr_expect_eq(fl2.gqp[j], fl.gqp[j], "%s: gqp[%d] not deterministic", what, j);
+                        cr_expect(fabs(au.gqp[j] - st.gqp[j]) <= tol,
+                                  "%s: gqp[%d] auto %.9g stride %.9g (tol %g)", what, j, au.gqp[j],
+                                  st.gqp[j], tol);
                         if (j >= np) cr_expect_eq(fl.gqp[j], 0.0f, "%s: gqp[%d] touched", what, j);
                     }
                     if (scaled) { /* sum |gys y| bounds the output scale's gradient's rounding */
@@ -554,7 +566,7 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                         cr_expect_eq(fl2.gs[0], fl.gs[0], "%s: gs not deterministic", what);
                         cr_expect(fabs(st.gs[0]) > 0.0f, "%s: gs was not summed", what);
                     }
-                    fq_out_free(&st); fq_out_free(&fl); fq_out_free(&fl2);
+                    fq_out_free(&st); fq_out_free(&fl); fq_out_free(&fl2); fq_out_free(&au);
                     free(x); free(gy); free(gx0);
                 }
 }
@@ -566,20 +578,20 @@ Test(cuda, fakequant_ewgs_lsq_match_cpu_on_the_flat_grid)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_grid_set(1, 16);
+    sq_cuda_grid_set(SQ_GRID_FLAT, 16);
     fq_case(g, SQ_QUANT_EWGS);
     fq_case(g, SQ_QUANT_LSQ);
-    sq_cuda_grid_set(grid_env_flat(), 0);
+    sq_cuda_grid_set(grid_env_mode(), 0);
 }
 
 Test(cuda, fakequant_pact_dorefa_match_cpu_on_the_flat_grid)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_grid_set(1, 5);
+    sq_cuda_grid_set(SQ_GRID_FLAT, 5);
     fq_case(g, SQ_QUANT_PACT);
     fq_case(g, SQ_QUANT_DOREFA);
-    sq_cuda_grid_set(grid_env_flat(), 0);
+    sq_cuda_grid_set(grid_env_mode(), 0);
 }
 
 Test(cuda, absscale_matches_cpu)

@@ -13,7 +13,8 @@
 # BASE=<git revision>: also build that revision's sqakd into build/gpu-base (from a temporary
 # git worktree), for gpu_validate.sh's A/B section: the same benchmarks, old and new binary,
 # on the same GPU in the same run. KLROWS=1: also build build/gpu-klrows/sqakd with
-# -DSQ_KL_ROWS_MAX_K=1024 (K = 1000 through the register-row KL kernel instead of the wide one).
+# -DSQ_KL_ROWS_MAX_K=512 (the old split: K = 1000 through the wide KL kernel instead of the
+# register-row one, the default since run 4).
 set -euo pipefail
 BIN=${1:-${BIN:-build/gpu}}
 FM=/usr/share/datasets/fashion-mnist
@@ -48,7 +49,7 @@ if [ -n "${BASE:-}" ]; then
 fi
 if [ "${KLROWS:-0}" = 1 ]; then
     nv=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-    make --no-print-directory BUILD=build/gpu-klrows CI=1 NVCC="$nv -DSQ_KL_ROWS_MAX_K=1024" \
+    make --no-print-directory BUILD=build/gpu-klrows CI=1 NVCC="$nv -DSQ_KL_ROWS_MAX_K=512" \
         -j"$(nproc)" build/gpu-klrows/sqakd >/dev/null
     CARRY="$CARRY, \"build/gpu-klrows/sqakd\""
 fi

@@ -291,6 +291,9 @@ const sq_backend *sq_backend_get(const char *name);
 sq_status sq_backend_oom_error(const sq_backend *be, double bytes, const char *what, int batch,
                                const char *advice);
 
+/* the CUDA streaming kernels' launch geometries (SQAKD_GRID; sq_cuda_grid_set below) */
+enum { SQ_GRID_STRIDE = 0, SQ_GRID_FLAT = 1, SQ_GRID_AUTO = 2 };
+
 #ifdef SQ_HAVE_CUDA
 /* CUDA builds only (kernels/cuda/cuda_backend.c). The ops return void, so a failing CUDA, cuBLAS
    or cuDNN call is recorded instead: this returns the first failure since the last
@@ -303,13 +306,13 @@ unsigned sq_cuda_error_count(void);
 /* Test hook (kernels/cuda/fakequant.cu): out[i] = x[i] / d[i] computed on the device the way the
    fake-quant kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
 void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
-/* The streaming kernels' launch geometry (fake-quant and KL; kernels/cuda/cuda_ops.h,
-   SQAKD_GRID=stride|flat, default stride): its name, and a test hook that sets it. cap (flat
-   only; 0 = no test cap: 16384 blocks for reducing launches, the grid's limit for the others)
-   caps every flat launch's grid, so tests reach the kernels' multi-trip loops with small
-   tensors. */
+/* The streaming kernels' launch geometry (fake-quant and loss kernels; kernels/cuda/cuda_ops.h,
+   SQAKD_GRID=auto|stride|flat, default auto): its name, and a test hook that sets it. cap
+   (flat and auto only; 0 = no test cap: 16384 blocks for reducing launches, the grid's limit
+   for the others) caps every flat launch's grid, so tests reach the kernels' multi-trip loops
+   with small tensors. */
 const char *sq_cuda_grid_name(void);
-void sq_cuda_grid_set(int flat, unsigned cap);
+void sq_cuda_grid_set(int mode, unsigned cap);
 /* Convolutions through cuDNN's backend API (kernels/cuda/cudnn_be.c, SQAKD_CONV_API=backend).
    Test hooks: switch the API (plans built while it is on carry backend plans, used while it is
    on); the backend variants in use for cs's plan (built if needed): bit 0 forward, 1 backward

@@ -109,32 +109,38 @@ static cudaStream_t g_stream;
 
 int sq_cuda_sm_count(void) { return g_sm_count; }
 
-/* the streaming kernels' launch geometry (cuda_ops.h, SQAKD_GRID); -1: not read yet */
-static int g_grid_flat = -1;
+/* the streaming kernels' launch geometry (cuda_ops.h, SQAKD_GRID): SQ_GRID_*; -1: not read yet */
+static int g_grid = -1;
 static unsigned g_flat_cap = SQ_CUDA_FLAT_MAX_BLOCKS; /* reducing launches */
 static unsigned g_flat_ew_cap = 0x7fffffffu;          /* elementwise: the grid's x limit */
 
-int sq_cuda_grid_flat(void)
+int sq_cuda_grid_mode(void)
 {
-    if (g_grid_flat < 0) {
+    if (g_grid < 0) {
         const char *e = getenv("SQAKD_GRID");
-        g_grid_flat = e && !strcmp(e, "flat");
-        if (e && *e && !g_grid_flat && strcmp(e, "stride"))
-            fprintf(stderr, "sqakd: SQAKD_GRID=%s is neither stride nor flat; using stride\n", e);
+        g_grid = SQ_GRID_AUTO;
+        if (e && !strcmp(e, "stride")) g_grid = SQ_GRID_STRIDE;
+        else if (e && !strcmp(e, "flat")) g_grid = SQ_GRID_FLAT;
+        else if (e && *e && strcmp(e, "auto"))
+            fprintf(stderr, "sqakd: SQAKD_GRID=%s is not auto, stride or flat; using auto\n", e);
     }
-    return g_grid_flat;
+    return g_grid;
 }
 
 unsigned sq_cuda_flat_cap(int reducing) { return reducing ? g_flat_cap : g_flat_ew_cap; }
 
-void sq_cuda_grid_set(int flat, unsigned cap)
+void sq_cuda_grid_set(int mode, unsigned cap)
 {
-    g_grid_flat = flat ? 1 : 0;
+    g_grid = mode == SQ_GRID_STRIDE || mode == SQ_GRID_FLAT ? mode : SQ_GRID_AUTO;
     g_flat_cap = cap && cap < SQ_CUDA_FLAT_MAX_BLOCKS ? cap : SQ_CUDA_FLAT_MAX_BLOCKS;
     g_flat_ew_cap = cap ? cap : 0x7fffffffu;
 }
 
-const char *sq_cuda_grid_name(void) { return sq_cuda_grid_flat() ? "flat" : "stride"; }
+const char *sq_cuda_grid_name(void)
+{
+    static const char *names[] = {"stride", "flat", "auto"};
+    return names[sq_cuda_grid_mode()];
+}
 
 cudaStream_t sq_cuda_stream(void) { return g_stream; }
 double *sq_cuda_partials(void) { return g_partials; }

@@ -33,14 +33,21 @@ static inline unsigned sq_grid_reduce(size_t n, int items_per_thread = 4, int bl
     return want ? (unsigned)want : 1u;
 }
 
-/* blocks for a launch whose work needs `want` blocks of one trip each (SQAKD_GRID, cuda_ops.h):
-   stride caps them at stride_cap, flat at the partial buffer's capacity (reducing launches) or
-   at the grid's x limit; the kernels' grid-stride loops cover whatever the cap leaves */
+/* blocks for a launch whose work needs `want` blocks of one trip each (SQAKD_GRID, cuda_ops.h);
+   the kernels' grid-stride loops cover whatever the cap leaves */
 static inline unsigned sq_grid_streaming(size_t want, size_t stride_cap, bool reducing)
 {
-    size_t cap = !sq_cuda_grid_flat() ? stride_cap : sq_cuda_flat_cap(reducing);
-    if (want > cap) want = cap;
-    return want ? (unsigned)want : 1u;
+    const int mode = sq_cuda_grid_mode();
+    const size_t flat_cap = sq_cuda_flat_cap(reducing);
+    size_t g;
+    if (mode == SQ_GRID_STRIDE) g = want < stride_cap ? want : stride_cap;
+    else if (mode == SQ_GRID_FLAT || !reducing) g = want < flat_cap ? want : flat_cap;
+    else { /* auto, reducing: about 4 trips per block, never fewer blocks than stride */
+        const size_t s = want < stride_cap ? want : stride_cap, q = (want + 3) / 4;
+        g = q < flat_cap ? q : flat_cap;
+        if (g < s) g = s < flat_cap ? s : flat_cap;
+    }
+    return g ? (unsigned)g : 1u;
 }
 
 static inline bool sq_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }

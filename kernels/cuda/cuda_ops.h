@@ -35,19 +35,24 @@ cudaStream_t sq_cuda_stream(void);
 #define SQ_CUDA_PARTIAL_DOUBLES 65536
 double *sq_cuda_partials(void);
 unsigned *sq_cuda_counter(void);
-/* The streaming kernels' launch geometry (fake-quant, KL; SQAKD_GRID=stride|flat, read once;
-   test hooks sq_cuda_grid_set / sq_cuda_grid_name in backend.h):
-   - stride (default, measured on the H200 in run 3): grid-stride loops over a capped grid,
-     16 blocks per SM for elementwise launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
+/* The streaming kernels' launch geometry (fake-quant, KL, cross-entropy, argmax; SQAKD_GRID=
+   auto|stride|flat, read once; test hooks sq_cuda_grid_set / sq_cuda_grid_name in backend.h;
+   measured on an H100 in docs/gpu-validation.md, run 4):
+   - stride (run 3's): grid-stride loops over a capped grid, 16 blocks per SM for elementwise
+     launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
    - flat: as many blocks as the work needs (one trip per thread), so the hardware block
      scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
-     take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop
-     beyond, so their grid still depends on the size only.
-   The per-element results are the same either way; sums are grouped differently.
+     take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop;
+   - auto (default): flat for elementwise launches (faster than stride at 16M and 256M); for
+     reducing ones, about 4 trips per block but never fewer blocks than stride:
+     max(min(want, stride cap), min(want / 4, SQ_CUDA_FLAT_MAX_BLOCKS)). At 16M fake-quant
+     elements that is stride's grid, at 256M flat's: the faster of the two at each size.
+   Reducing grids depend on the size only, so sums are deterministic; the per-element results
+   are the same in every mode, the sums are grouped differently.
    sq_cuda_flat_cap: the most blocks of a flat launch (reducing or elementwise), lower when a
    test has set a cap. */
 #define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
-int sq_cuda_grid_flat(void);
+int sq_cuda_grid_mode(void); /* SQ_GRID_STRIDE, SQ_GRID_FLAT or SQ_GRID_AUTO (backend.h) */
 unsigned sq_cuda_flat_cap(int reducing);
 
 /* ---- cublas.c ---- */

@@ -1,7 +1,7 @@
 /* loss.cu: losses over logits (N, K) and row argmax, same semantics as kernels/cpu/loss.c.
 
    Each loss is ONE launch. KL with K <= 16 classes: kl_tile_kernel (a thread per row, tiles
-   staged through shared memory); 16 < K <= 512 (SQ_KL_ROWS_MAX_K): kl_rows_kernel (a row in
+   staged through shared memory); 16 < K <= 1024 (SQ_KL_ROWS_MAX_K): kl_rows_kernel (a row in
    registers); beyond: kl_wide_kernel (a warp per row, three passes). All three share the
    per-element math below (2 exps per element, the loss summed in float along a row and in double
    across rows). CE: one
@@ -342,12 +342,12 @@ static __host__ __device__ constexpr int kl_rows_batch(int log2e)
     return (1 << log2e) / kl_rows_width(log2e) <= 4 ? 2 : 1;
 }
 
-/* K up to which rows stay in registers (kl_rows_kernel); beyond, kl_wide_kernel. 512 by default
-   (64 registers, as at K = 100). -DSQ_KL_ROWS_MAX_K=1024 also takes K = 1000 this way (32
-   values per lane, 128 registers, 2 blocks per SM): the A/B build of tools/gpu_pack.sh
-   (KLROWS=1), to measure against the wide kernel before either becomes the default. */
+/* K up to which rows stay in registers (kl_rows_kernel); beyond, kl_wide_kernel. 1024 by
+   default: K = 1000 takes 32 values per lane, 128 registers, 2 blocks per SM. On an H100 (run 4,
+   docs/gpu-validation.md) that reached 81 - 86 % of peak at K = 1000, against 37 - 39 % for the
+   wide kernel. -DSQ_KL_ROWS_MAX_K=512 builds the old split (K <= 512 in registers). */
 #ifndef SQ_KL_ROWS_MAX_K
-#define SQ_KL_ROWS_MAX_K 512
+#define SQ_KL_ROWS_MAX_K 1024
 #endif
 
 template <int LOG2E>
