@@ -248,15 +248,26 @@ Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps) { compare_sqakd_resn
 
 /* the same through cuDNN's backend API (SQAKD_CONV_API=backend): its executions are recorded
    and replayed like the legacy calls */
-Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps_through_the_backend_api)
+/* the cuDNN backend API is not recorded: on an H100 (run 4) its recorded steps drifted from the
+   eager ones after 3 steps. graph_begin refuses with a message naming it, leaves no sticky error
+   and no capture open (eager work goes on), and records again once the legacy API is back. */
+Test(cuda_graph, the_backend_api_is_not_recorded)
 {
-    gpu();
+    const sq_backend *g = gpu();
     sq_cuda_conv_api_set(1);
-    size_t packs = sq_cuda_be_pack_count();
-    long fallback = sq_cuda_be_fallback_calls();
-    compare_sqakd_resnet20();
-    cr_expect_gt(sq_cuda_be_pack_count(), packs + 19, "the backend plans were not used");
-    cr_expect_eq(sq_cuda_be_fallback_calls(), fallback);
+    cr_assert_eq(g->graph_begin(), -1, "graph_begin accepted a recording with the backend API on");
+    cr_expect(strstr(sq_last_error(), "SQAKD_CONV_API=backend") != NULL, "message: %s",
+              sq_last_error());
+    float *d = g->alloc(64);
+    g->memset0(d, 64); /* eager work still runs: no capture is open */
+    g->sync();
+    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error: %s", sq_last_error());
+    sq_cuda_conv_api_set(0);
+    cr_assert_eq(g->graph_begin(), 0, "graph_begin refused with the legacy API: %s", sq_last_error());
+    void *graph = g->graph_end();
+    cr_expect(graph != NULL, "an empty recording failed: %s", sq_last_error());
+    if (graph) g->graph_free(graph);
+    g->free(d);
 }
 
 Test(cuda_graph, ce_qat_steps_with_graphs_equal_eager_steps)
