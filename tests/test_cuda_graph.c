@@ -136,12 +136,13 @@ static sq_model *model(const sq_backend *be, const char *arch, int batch, int tr
     return m;
 }
 
-/* STEPS steps of cfg on fresh models, with (graph = 1) or without SQAKD_CUDA_GRAPH; the student
-   (and so the step) on backend sb, the teacher on g */
+/* STEPS steps of cfg on fresh models with SQAKD_CUDA_GRAPH=1 (graph = 1), =0 (0) or unset (-1:
+   the default, graphs on); the student (and so the step) on backend sb, the teacher on g */
 static void run(const sq_backend *g, const sq_backend *sb, const sq_train_cfg *cfg,
                 const char *arch, int batch, int graph, run_out *o)
 {
-    setenv("SQAKD_CUDA_GRAPH", graph ? "1" : "0", 1);
+    if (graph < 0) unsetenv("SQAKD_CUDA_GRAPH");
+    else setenv("SQAKD_CUDA_GRAPH", graph ? "1" : "0", 1);
     const int kl = cfg->loss == SQ_LOSS_KL;
     sq_model *t = kl ? model(g, arch, batch, 0, SQ_QUANT_NONE, 0, 11) : NULL;
     sq_model *s = model(sb, arch, batch, 1, SQ_QUANT_EWGS, 4, 12);
@@ -234,7 +235,7 @@ static void compare(const sq_train_cfg *cfg, const char *arch, int batch)
 }
 
 /* SQAKD (KL, Adam) on a resnet20 of batch 4 */
-static void compare_sqakd_resnet20(void)
+Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
 {
     sq_train_cfg cfg;
     sq_train_cfg_defaults(&cfg);
@@ -244,10 +245,29 @@ static void compare_sqakd_resnet20(void)
     compare(&cfg, "resnet20", 4);
 }
 
-Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps) { compare_sqakd_resnet20(); }
+/* graphs are the default: with SQAKD_CUDA_GRAPH unset the step records from its second step on
+   (after one eager step, and again after the reset at step 4); SQAKD_CUDA_GRAPH=0 never records */
+Test(cuda_graph, steps_are_recorded_by_default_and_not_with_0)
+{
+    const sq_backend *g = gpu();
+    sq_train_cfg cfg;
+    sq_train_cfg_defaults(&cfg);
+    cfg.loss = SQ_LOSS_KL;
+    cfg.batch = 2;
+    static const int want[STEPS] = {0, 1, 1, 1, 1};
+    run_out d, z;
+    run(g, g, &cfg, "smallcnn", 2, -1, &d);
+    run(g, g, &cfg, "smallcnn", 2, 0, &z);
+    for (int k = 0; k < STEPS; k++) {
+        cr_expect_eq(d.recorded[k], want[k], "default, step %d: recorded %d", k + 1, d.recorded[k]);
+        cr_expect_eq(z.recorded[k], 0, "SQAKD_CUDA_GRAPH=0, step %d: recorded", k + 1);
+        cr_expect(d.loss[k] > 0 && d.loss[k] == z.loss[k], "step %d: loss default %.9g, =0 %.9g",
+                  k + 1, d.loss[k], z.loss[k]);
+    }
+    free(d.p); free(d.qp); free(d.m); free(d.v);
+    free(z.p); free(z.qp); free(z.m); free(z.v);
+}
 
-/* the same through cuDNN's backend API (SQAKD_CONV_API=backend): its executions are recorded
-   and replayed like the legacy calls */
 /* the cuDNN backend API is not recorded: on an H100 (run 4) its recorded steps drifted from the
    eager ones after 3 steps. graph_begin refuses with a message naming it, leaves no sticky error
    and no capture open (eager work goes on), and records again once the legacy API is back. */

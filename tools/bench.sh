@@ -31,8 +31,8 @@ if "$SQAKD_BIN" bench step --device cuda --batch 8 --steps 1 --warmup 0 >/dev/nu
     DEVICE=cuda PY=python3 REPS=2 bash tools/bench_kernels_ratio.sh
   fi
   for m in resnet20 vgg8; do
-    echo "== SQAKD step on the GPU, $m batch 256: sqakd, sqakd with the step as a CUDA graph, PyTorch eager"
-    "$SQAKD_BIN" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20
+    echo "== SQAKD step on the GPU, $m batch 256: sqakd eager, sqakd with the step as a CUDA graph (the default), PyTorch eager"
+    SQAKD_CUDA_GRAPH=0 "$SQAKD_BIN" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20
     SQAKD_CUDA_GRAPH=1 "$SQAKD_BIN" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20
     if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
       python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10

@@ -95,8 +95,9 @@ TL="$OUT/tests.log"
 if on tests; then
     step "sqakd_cuda_tests (all suites)" 150 "$TL" "$BIN/sqakd_cuda_tests" --verbose --jobs 8
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
-    # the free-running SQAKD steps against the CPU with the step recorded as a CUDA graph
-    SQAKD_CUDA_GRAPH=1 step "cuda_step free steps with SQAKD_CUDA_GRAPH=1" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*free*'
+    # the suite above ran with the defaults (steps recorded as CUDA graphs); the step suite
+    # once more on eager steps
+    SQAKD_CUDA_GRAPH=0 step "cuda_step/* with SQAKD_CUDA_GRAPH=0 (eager)" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
     # the fake-quant and loss kernels and the step suite on the flat launch geometry (SQAKD_GRID=flat)
     SQAKD_GRID=flat step "cuda/fakequant*, cuda/loss*, cuda_step/* with SQAKD_GRID=flat" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter '@(cuda/fakequant*|cuda/loss*|cuda_step/*)'
@@ -110,6 +111,11 @@ if on tests; then
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     fi
 fi
+
+# From here on a run without SQAKD_CUDA_GRAPH is eager, as in runs 1 - 4: the product's default
+# (since run 5) records the step as a CUDA graph, and the runs that measure it say
+# SQAKD_CUDA_GRAPH=1.
+export SQAKD_CUDA_GRAPH=${SQAKD_CUDA_GRAPH:-0}
 
 # ---- 2. kernel bandwidth
 BL="$OUT/bench.log"
@@ -140,10 +146,10 @@ fi
 #         same GPU, before the other A/B runs and the step survey (device time is short)
 if on ratio; then
     for i in $(seq 1 ${REPS:-3}); do
-        step "ratio $i: ours resnet20 b256" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
-        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph] /" >>"$S"
+        step "ratio $i: ours resnet20 b256 eager" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, eager] /" >>"$S"
+        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1 (default)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph (default)] /" >>"$S"
         SQAKD_CONV_API=backend step "ratio $i: ours resnet20 b256 SQAKD_CONV_API=backend" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, backend API] /" >>"$S"
         step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
@@ -258,7 +264,7 @@ if on step; then
     done
 fi
 if on torch; then
-    for m in ${TORCH_MODELS:-resnet20 vgg8}; do
+    for m in ${TORCH_MODELS-resnet20 vgg8}; do
         for b in "" --cudnn-benchmark; do
             step "torch sqakd $m b256 $b" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model $m --batch 256 --steps 50 --warmup 10 $b
         done

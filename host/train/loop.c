@@ -60,8 +60,8 @@ struct sq_step_bufs {
     float *glogits, *loss, *loss_sum;
     int32_t *labels;             /* the step's labels (CE), always in this buffer */
     void *stage_x, *stage_y;     /* input and label stages (NULL: synchronous copies) */
-    /* SQAKD_CUDA_GRAPH=1 on a backend that records (backend.h, graph_*): the step body is
-       recorded once and replayed (see step_run) */
+    /* on a backend that records (backend.h, graph_*) unless SQAKD_CUDA_GRAPH=0: the step body
+       is recorded once and replayed (see step_run) */
     int graph_mode;              /* 1 on, 0 off, -1 off after a failed recording */
     void *graph;                 /* the recorded body (NULL: none) */
     graph_key key;               /* the key of `graph`, or of the last eager body */
@@ -110,7 +110,7 @@ sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
         return NULL;
     }
     const char *ge = getenv("SQAKD_CUDA_GRAPH");
-    b->graph_mode = ge && ge[0] == '1' && be->graph_begin && be->graph_end && be->graph_run &&
+    b->graph_mode = !(ge && ge[0] == '0') && be->graph_begin && be->graph_end && be->graph_run &&
                     be->graph_free;
     for (int i = 0; i < m->nnodes && b->graph_mode; i++) /* a dropout seed advances every step */
         if (m->nodes[i].op == SQ_NODE_DROPOUT && m->nodes[i].p > 0) b->graph_mode = 0;

@@ -17,7 +17,7 @@ sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items,
    line is prefixed by "label: " when label is not NULL. */
 sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
                                 sq_progress *pg);
-/* Drops b's recorded step (SQAKD_CUDA_GRAPH=1), so that the next step records a new one: call
+/* Drops b's recorded step (CUDA graphs, on unless SQAKD_CUDA_GRAPH=0), so that the next step records a new one: call
    it whenever host-side settings the step's ops take may have changed (every epoch). */
 void sq_step_bufs_graph_reset(const sq_model *m, sq_step_bufs *b);
 /* 1 while b holds a recorded step (for tests) */
