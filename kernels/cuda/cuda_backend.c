@@ -129,6 +129,19 @@ int sq_cuda_grid_mode(void)
 
 unsigned sq_cuda_flat_cap(int reducing) { return reducing ? g_flat_cap : g_flat_ew_cap; }
 
+/* SQAKD_REDUCE_BLOCKS=N (benchmarks only): every reducing launch takes at most N blocks,
+   whatever SQAKD_GRID says; 0: unset */
+unsigned sq_cuda_reduce_blocks(void)
+{
+    static long v = -1;
+    if (v < 0) {
+        const char *e = getenv("SQAKD_REDUCE_BLOCKS");
+        v = e ? strtol(e, NULL, 10) : 0;
+        if (v < 0 || v > SQ_CUDA_FLAT_MAX_BLOCKS) v = 0;
+    }
+    return (unsigned)v;
+}
+
 void sq_cuda_grid_set(int mode, unsigned cap)
 {
     g_grid = mode == SQ_GRID_STRIDE || mode == SQ_GRID_FLAT ? mode : SQ_GRID_AUTO;

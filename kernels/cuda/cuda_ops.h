@@ -43,17 +43,22 @@ unsigned *sq_cuda_counter(void);
    - flat: as many blocks as the work needs (one trip per thread), so the hardware block
      scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
      take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop;
-   - auto (default): flat for elementwise launches (faster than stride at 16M and 256M); for
-     reducing ones, about 4 trips per block but never fewer blocks than stride:
-     max(min(want, stride cap), min(want / 4, SQ_CUDA_FLAT_MAX_BLOCKS)). At 16M fake-quant
-     elements that is stride's grid, at 256M flat's: the faster of the two at each size.
-   Reducing grids depend on the size only, so sums are deterministic; the per-element results
-   are the same in every mode, the sums are grouped differently.
+   - auto (default): flat for elementwise launches (faster than stride at 16M and 256M); the
+     fake-quant backward's reducing launch on one wave of resident blocks (SMs x its blocks
+     per SM, fakequant.cu fq_grid_bwd_reduce; faster than both at 16M, 64M and 256M on an
+     H200, run 5); other reducing ones (KL, cross-entropy, max|x|) at about 4 trips per block
+     but never fewer blocks than stride: max(min(want, stride cap), min(want / 4,
+     SQ_CUDA_FLAT_MAX_BLOCKS)), stride's grid at 16M and flat's at 256M, the faster of the two
+     at each size.
+   Reducing grids depend on the size (and the device) only, so sums are deterministic; the
+   per-element results are the same in every mode, the sums are grouped differently.
    sq_cuda_flat_cap: the most blocks of a flat launch (reducing or elementwise), lower when a
-   test has set a cap. */
+   test has set a cap. sq_cuda_reduce_blocks: SQAKD_REDUCE_BLOCKS=N, for benchmarks: every
+   reducing launch on at most N blocks whatever the mode (0: unset). */
 #define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
 int sq_cuda_grid_mode(void); /* SQ_GRID_STRIDE, SQ_GRID_FLAT or SQ_GRID_AUTO (backend.h) */
 unsigned sq_cuda_flat_cap(int reducing);
+unsigned sq_cuda_reduce_blocks(void);
 
 /* ---- cublas.c ---- */
 sq_status sq_cuda_cublas_init(void);

@@ -130,6 +130,15 @@ template <typename T> static inline cudaError_t cudaGetSymbolAddress(void **p, c
     return cudaSuccess;
 }
 
+/* the C++ template of cuda_runtime.h: cuemu's SMs hold 2048 threads, whatever the kernel */
+template <typename F>
+static inline cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int *n, F, int block, size_t)
+{
+    if (block <= 0 || block > 1024) return cudaErrorInvalidValue;
+    *n = 2048 / block;
+    return cudaSuccess;
+}
+
 /* capture.cc: records f on the capturing stream s (cuemu_rt.h has the C side) */
 void cuemu_record_fn(cudaStream_t s, std::function<void()> f);
 
