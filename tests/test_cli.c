@@ -2,9 +2,11 @@
    and no files; --help works everywhere; a label-free distillation runs on an IDX file without
    labels; eval --json prints the promised fields. Uses $SQAKD_BIN (make test sets it). */
 #include "sqakd/checkpoint.h"
+#include "sqakd/json.h"
 #include "util_check.h"
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,4 +181,64 @@ Test(cli, distilled_student_resumes_exactly, .init = setup, .fini = teardown)
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "cmp -s %s/a/last.safetensors %s/b/last.safetensors", g_dir, g_dir);
     cr_expect_eq(system(cmd), 0, "resumed student differs from the uninterrupted one");
+}
+
+/* bench kernels --json: the bytes each row counts (copy 8n, fake-quant forward 8n, backward 16n,
+   the pair 24n: its bytes and time are the forward's plus the backward's; KL 12 per logit), and
+   GB/s = bytes / time */
+Test(cli, bench_kernels_json_counts_the_bytes_of_each_op, .init = setup, .fini = teardown)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s bench kernels --device cpu --sizes 4096 --bits 2,4 --min-time 0 "
+             "--threads 1 --json 2>/dev/null", bin());
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+    g_out[n] = 0;
+    cr_assert_eq(pclose(p), 0, "%s", g_out);
+    sq_json *j = NULL;
+    cr_assert_eq(sq_json_parse(g_out, n, &j, NULL), SQ_OK, "%s", g_out);
+    const sq_json *rs = sq_json_get(j, "results");
+    const double e = 4096;
+    int nfwd = 0, nbwd = 0, npair = 0, nkl = 0, ncopy = 0;
+    double fwd_ms = 0, fwd_bytes = 0, bwd_ms = 0, bwd_bytes = 0;
+    for (int i = 0; i < sq_json_len(rs); i++) {
+        const sq_json *r = sq_json_at(rs, i);
+        const char *op = sq_json_str(sq_json_get(r, "op"));
+        const double ms = sq_json_num(sq_json_get(r, "ms"), -1);
+        const double bytes = sq_json_num(sq_json_get(r, "bytes"), -1);
+        const double gbps = sq_json_num(sq_json_get(r, "gbps"), -1);
+        cr_assert(op && ms > 0 && bytes > 0, "row %d", i);
+        cr_expect(fabs(gbps - bytes / (ms * 1e-3) / 1e9) <= 1e-6 * gbps, "%s: %g GB/s", op, gbps);
+        if (!strcmp(op, "copy_d2d")) {
+            ncopy++;
+            cr_expect_eq(bytes, 8 * e);
+        } else if (!strcmp(op, "fakequant_fwd")) {
+            nfwd++;
+            cr_expect_eq(bytes, 8 * e, "%s", sq_json_str(sq_json_get(r, "kind")));
+            fwd_ms = ms, fwd_bytes = bytes;
+        } else if (!strcmp(op, "fakequant_bwd")) {
+            nbwd++;
+            cr_expect_eq(bytes, 16 * e);
+            bwd_ms = ms, bwd_bytes = bytes;
+        } else if (!strcmp(op, "fakequant_f+b")) { /* follows its forward and backward */
+            npair++;
+            cr_expect_eq(bytes, fwd_bytes + bwd_bytes);
+            cr_expect(fabs(ms - (fwd_ms + bwd_ms)) <= 1e-7 * ms, "pair %.9g ms, parts %.9g + %.9g",
+                      ms, fwd_ms, bwd_ms);
+        } else if (!strcmp(op, "kl_fwd_bwd")) {
+            nkl++;
+            int64_t k = 0;
+            cr_assert(sq_json_int(sq_json_get(r, "classes"), &k));
+            cr_expect_eq(bytes, 12.0 * (double)(4096 / k * k), "K=%lld", (long long)k);
+        } else {
+            cr_expect(0, "unexpected op %s", op);
+        }
+    }
+    cr_expect_eq(ncopy, 1);
+    cr_expect_eq(nfwd, 8, "4 quantizers x 2 bit-widths");
+    cr_expect_eq(nbwd, 8);
+    cr_expect_eq(npair, 8);
+    cr_expect_eq(nkl, 3);
+    sq_json_free(j);
 }

@@ -208,6 +208,7 @@ def main():
                 tfb = time_op(fwd_bwd)
                 report("fakequant_fwd", kind, args.role, bits, 0, n, tf, (12 if maxpass else 8) * n)
                 report("fakequant_bwd", kind, args.role, bits, 0, n, max(tfb - tf, 1e-12), 16 * n)
+                report("fakequant_f+b", kind, args.role, bits, 0, n, tfb, (28 if maxpass else 24) * n)
         for k in (10, 100, 1000):
             r = n // k
             if r < 1:

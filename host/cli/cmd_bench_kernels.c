@@ -1,5 +1,6 @@
 /* cmd_bench_kernels.c: 'sqakd bench kernels' — achieved memory bandwidth of the fused fake-quant
-   forward / backward (every quantizer kind, bits 1, 2, 4, 8) and of the fused KL loss kernel, on
+   forward / backward and the two together (fakequant_f+b: their bytes over their summed times;
+   every quantizer kind, bits 1, 2, 4, 8) and of the fused KL loss kernel, on
    whichever backend --device selects (it only uses the op table). GB/s = bytes the op must move
    (each input read once, each output written once; an accumulated output counts read + write) /
    time per call. On a CUDA device it also prints the percentage of the peak memory bandwidth,
@@ -251,13 +252,15 @@ static int bench_size(bk_ctx *c, size_t n, const int *bits, int nbits, int weigh
             /* DoReFa weights (and PACT weights, which are DoReFa) re-read x for max|tanh| */
             int maxpass = weight && (kinds[ki] == SQ_QUANT_DOREFA || kinds[ki] == SQ_QUANT_PACT);
             const char *kn = sq_quant_kind_name(kinds[ki]), *rn = weight ? "weight" : "act";
-            double t = time_op(c, run_fq_fwd, &a);
+            const double tf = time_op(c, run_fq_fwd, &a), bf = (maxpass ? 12.0 : 8.0) * n;
             if ((failed = backend_failed(be))) break;
-            report(c, "fakequant_fwd", kn, rn, bits[bi], 0, n, t, (maxpass ? 12.0 : 8.0) * n);
+            report(c, "fakequant_fwd", kn, rn, bits[bi], 0, n, tf, bf);
             /* backward: reads x, gy and gx, writes gx (y's buffer serves as gx) */
-            t = time_op(c, run_fq_bwd, &a);
+            const double tb = time_op(c, run_fq_bwd, &a);
             if ((failed = backend_failed(be))) break;
-            report(c, "fakequant_bwd", kn, rn, bits[bi], 0, n, t, 16.0 * n);
+            report(c, "fakequant_bwd", kn, rn, bits[bi], 0, n, tb, 16.0 * n);
+            /* the pair, as a training step runs it: both kernels' bytes over both times */
+            report(c, "fakequant_f+b", kn, rn, bits[bi], 0, n, tf + tb, bf + 16.0 * n);
         }
     static const int ks[3] = {10, 100, 1000};
     for (int i = 0; i < 3 && !failed; i++) {
