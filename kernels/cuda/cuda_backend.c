@@ -136,8 +136,13 @@ unsigned sq_cuda_reduce_blocks(void)
     static long v = -1;
     if (v < 0) {
         const char *e = getenv("SQAKD_REDUCE_BLOCKS");
-        v = e ? strtol(e, NULL, 10) : 0;
-        if (v < 0 || v > SQ_CUDA_FLAT_MAX_BLOCKS) v = 0;
+        char *end = NULL;
+        v = e && *e ? strtol(e, &end, 10) : 0;
+        if (e && *e && (*end || v < 0 || v > SQ_CUDA_FLAT_MAX_BLOCKS)) {
+            fprintf(stderr, "sqakd: SQAKD_REDUCE_BLOCKS=%s is not a block count in 0..%d; ignored\n",
+                    e, SQ_CUDA_FLAT_MAX_BLOCKS);
+            v = 0;
+        }
     }
     return (unsigned)v;
 }

@@ -342,7 +342,8 @@ static unsigned fq_grid_bwd_reduce(size_t n)
     if (sq_cuda_grid_mode() != SQ_GRID_AUTO || sq_cuda_reduce_blocks()) return fq_grid_reduce(n);
     static const int per_sm = fq_bwd_blocks_per_sm<OP, SCALED>();
     const size_t want = (n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK;
-    const size_t wave = (size_t)sq_cuda_sm_count() * per_sm;
+    size_t wave = (size_t)sq_cuda_sm_count() * per_sm;
+    if (wave > sq_cuda_flat_cap(1)) wave = sq_cuda_flat_cap(1); /* the partials; a test's cap */
     const size_t g = want < wave ? want : wave;
     return g ? (unsigned)g : 1u;
 }
