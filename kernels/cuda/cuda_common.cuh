@@ -39,8 +39,9 @@ static inline unsigned sq_grid_streaming(size_t want, size_t stride_cap, bool re
 {
     const int mode = sq_cuda_grid_mode();
     const size_t flat_cap = sq_cuda_flat_cap(reducing);
+    const size_t rb = reducing ? sq_cuda_reduce_blocks() : 0; /* SQAKD_REDUCE_BLOCKS */
     size_t g;
-    if (reducing && sq_cuda_reduce_blocks()) g = want < sq_cuda_reduce_blocks() ? want : sq_cuda_reduce_blocks();
+    if (rb) g = want < rb ? want : rb;
     else if (mode == SQ_GRID_STRIDE) g = want < stride_cap ? want : stride_cap;
     else if (mode == SQ_GRID_FLAT || !reducing) g = want < flat_cap ? want : flat_cap;
     else { /* auto, reducing: about 4 trips per block, never fewer blocks than stride */
