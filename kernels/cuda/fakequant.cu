@@ -12,7 +12,8 @@
    - backward: one pass reading x and gy, accumulating gx, and reducing the quantizer-parameter
      gradients in the same pass: per-thread double sums, block tree, then the last block to
      finish adds the block partials in block order and does gqp += total (no float atomics;
-     bit-identical run to run; the grid depends on n only).
+     bit-identical run to run on a device; the grid depends on n and the device only,
+     fq_grid_bwd_reduce).
    - scaled (backend.h fakequant_scaled_fwd / _bwd, a layer's EWGS output scale s folded into its
      weight): the forward also writes ys = |s| y; the backward reads gys and y, writes
      gy = |s| gys, and reduces sign(s) sum(gys y) as a third column beside the parameters'
@@ -182,7 +183,8 @@ static __device__ __forceinline__ float fq_scaled_gy(float a, float g, float yv,
 
 /* REDUCE: the parameter gradients are wanted (gqp != NULL and the op has parameters, or SCALED).
    Same loop shape as the forward; every thread adds its elements in a fixed order and the grid
-   depends on n only, so the parameter gradients are identical from run to run. SCALED: gy is
+   depends on n and the device only, so the parameter gradients are identical from run to run.
+   SCALED: gy is
    sc.gys, see fq_scaled. */
 template <int OP, bool REDUCE, bool SCALED>
 static __global__ void fq_bwd_kernel(sq_qm_ctx ctx, size_t n, const float *__restrict__ x,
