@@ -4,6 +4,8 @@
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU)
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests)
+#   make memcheck   every suite under ASan + UBSan + LSan; make test-san: CI's short sanitized subset
+#   make test-crash random kill -9 points, resumed runs compared byte for byte with uninterrupted ones
 SHELL := /bin/bash
 BUILD ?= build
 CC ?= gcc
@@ -73,7 +75,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck demo bench clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench clean info fixtures
 all: info $(BUILD)/sqakd
 
 info:
@@ -151,15 +153,34 @@ test-cuemu:
 	  $(BUILD)/cuemu/$$t --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v' || exit 1; \
 	done
 
-# AddressSanitizer runs (not part of `make test`: ~12 minutes on 2 cores): the CPU suite, and the
-# CUDA suite under cuemu, where device buffers are heap blocks (memcheck of the kernels)
-SAN_FLAGS := -fsanitize=address -fno-omit-frame-pointer -g
+# Sanitizer runs (not part of `make test`: ~20 minutes on 2 cores): the CPU suite and the CUDA
+# suite under cuemu (where device buffers are heap blocks: memcheck of the kernels), built with
+# AddressSanitizer, UndefinedBehaviorSanitizer (float-cast-overflow included: out-of-range
+# double-to-int casts) and LeakSanitizer. test-san is the short subset CI runs on every change:
+# the parsers, the CLI's error paths, run directories, checkpoints, reports and sweeps.
+SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow \
+  -fno-omit-frame-pointer -g
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
+SAN_SUITES := safetensors json data cli runs report sweep model multi quant
 memcheck:
 	@$(MAKE) --no-print-directory CUDA=0 BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" $(BUILD)/asan/sqakd $(BUILD)/asan/sqakd_tests
 	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu-asan CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" \
 	  $(BUILD)/cuemu-asan/sqakd_cuda_tests
-	ASAN_OPTIONS=detect_leaks=0 $(BUILD)/cuemu-asan/sqakd_cuda_tests --jobs 1
-	SQAKD_BIN=$(abspath $(BUILD)/asan/sqakd) ASAN_OPTIONS=detect_leaks=0 OMP_NUM_THREADS=2 $(BUILD)/asan/sqakd_tests --jobs 1
+	$(SAN_ENV) $(BUILD)/cuemu-asan/sqakd_cuda_tests --jobs 1
+	SQAKD_BIN=$(abspath $(BUILD)/asan/sqakd) $(SAN_ENV) OMP_NUM_THREADS=2 $(BUILD)/asan/sqakd_tests --jobs 1
+
+test-san:
+	@$(MAKE) --no-print-directory CUDA=0 BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" $(BUILD)/asan/sqakd $(BUILD)/asan/sqakd_tests
+	@set -o pipefail; t0=$$(date +%s); for s in $(SAN_SUITES); do \
+	  SQAKD_BIN=$(abspath $(BUILD)/asan/sqakd) $(SAN_ENV) OMP_NUM_THREADS=2 $(BUILD)/asan/sqakd_tests --jobs 1 \
+	    --filter "$$s/*" 2>&1 | grep -E '^\[(FAIL|====|----)\]|ERROR|runtime error' | grep -v 'Running\|Criterion v' || exit 1; \
+	done; echo "test-san: sanitized subset ($(SAN_SUITES)) in $$(( $$(date +%s) - t0 )) s"
+
+# Random kill -9 points in train, distill and multi-student distill runs, each resumed and
+# compared byte for byte with an uninterrupted run (KILLS=20 per command; a few minutes).
+test-crash: all
+	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 bash tools/crash_campaign.sh
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -116,7 +116,8 @@ Test(model, checkpoint_round_trip_and_torn_file, .init = mk_tmp, .fini = rm_tmp)
     sq_model_set_input(a, x, 8);
     float ya[80];
     memcpy(ya, sq_model_forward(a, 8, 0), sizeof ya);
-    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .epoch = 2, .step = 77, .q = q};
+    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .epoch = 2, .step = 77, .q = q,
+                         .std = {1, 1, 1, 1}};
     snprintf(meta.arch, sizeof meta.arch, "smallcnn");
     char path[400];
     snprintf(path, sizeof path, "%s/s.safetensors", g_tmp);
@@ -153,9 +154,9 @@ Test(model, checkpoint_round_trip_and_torn_file, .init = mk_tmp, .fini = rm_tmp)
     }
     free(buf);
     /* a failed overwrite leaves the previous checkpoint intact */
-    setenv("SQAKD_TEST_FAIL_WRITE_AT", "100", 1);
+    sqt_fail_writes_at(100);
     cr_expect_neq(sq_ckpt_save(a, &meta, path), SQ_OK);
-    unsetenv("SQAKD_TEST_FAIL_WRITE_AT");
+    sqt_fail_writes_at(-1);
     sq_model *d;
     cr_expect_eq(sq_ckpt_open_model(path, sq_backend_cpu(), 8, 0, &d, &mb), SQ_OK, "%s", sq_last_error());
     sq_model_free(d);
@@ -235,6 +236,7 @@ static void run_tiny(const sq_dataset *ds, int epochs, const char *out, const ch
     io.resume_state = resume ? state : NULL;
     snprintf(io.meta.arch, sizeof io.meta.arch, "smallcnn");
     io.meta.in_c = 1; io.meta.in_h = 8; io.meta.in_w = 8; io.meta.classes = 3;
+    for (int i = 0; i < 4; i++) io.meta.std[i] = 1;
     cr_assert_eq(sq_train_run(&cfg, &io), SQ_OK, "%s", sq_last_error());
     sq_model_free(m);
 }
@@ -298,7 +300,7 @@ Test(model, hessian_delta_update_and_checkpoint, .init = mk_tmp, .fini = rm_tmp)
     }
     /* a loss that is convex-ish near the teacher gives some positive curvature */
     cr_expect_gt(positive, 0);
-    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .q = q};
+    sq_ckpt_meta meta = {.in_c = 1, .in_h = 28, .in_w = 28, .classes = 10, .q = q, .std = {1, 1, 1, 1}};
     snprintf(meta.arch, sizeof meta.arch, "smallcnn");
     char path[400];
     snprintf(path, sizeof path, "%s/d.safetensors", g_tmp);

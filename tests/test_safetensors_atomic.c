@@ -1,7 +1,7 @@
 /* test_safetensors_atomic.c: Criterion suite "safetensors" (shared with
    test_safetensors_format.c; this file declares the suite and its fixture): atomic writes that
    leave neither a torn file nor a temporary file behind (missing or read-only directory, failures
-   injected with SQAKD_TEST_FAIL_WRITE_AT, rename onto a directory), sq_write_file_atomic, and the
+   injected through the atomic writer's fault hook, rename onto a directory), sq_write_file_atomic, and the
    writer's argument checks. Each test gets its own mkdtemp scratch directory (sqt_scratch_dir). */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -42,7 +42,7 @@ static void teardown(void)
 {
     chmod(sqt_scratch_dir, 0700);
     remove_tree(sqt_scratch_dir);
-    unsetenv("SQAKD_TEST_FAIL_WRITE_AT");
+    sqt_fail_writes_at(-1);
 }
 
 TestSuite(safetensors, .init = setup, .fini = teardown);
@@ -66,7 +66,7 @@ Test(safetensors, write_into_readonly_directory_fails_cleanly)
     if (geteuid() == 0) {
         teardown(); /* a skipped test does not run .fini */
         cr_skip_test("%s", "running as root, which bypasses directory permissions; the "
-                     "SQAKD_TEST_FAIL_WRITE_AT and missing-directory tests cover this path");
+                     "injected write-fault and missing-directory tests cover this path");
     }
     char p[1024];
     sqt_path_in(p, sizeof p, "ckpt.safetensors");
@@ -81,7 +81,7 @@ Test(safetensors, write_into_readonly_directory_fails_cleanly)
 
 Test(safetensors, failed_write_keeps_the_previous_file)
 {
-    char p[1024], name[256], lim[32];
+    char p[1024], name[256];
     sqt_path_in(p, sizeof p, "ckpt.safetensors");
     sqt_st_write_sample(p);
     size_t n0;
@@ -92,8 +92,7 @@ Test(safetensors, failed_write_keeps_the_previous_file)
     sq_st_file g = { .ntensors = 1, .tensors = &t };
     size_t limits[] = { 0, 3, 8, 20, 40, 60 };
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
-        snprintf(lim, sizeof lim, "%zu", limits[i]);
-        setenv("SQAKD_TEST_FAIL_WRITE_AT", lim, 1);
+        sqt_fail_writes_at((long long)limits[i]);
         sq_status st = sq_st_write(p, &g);
         cr_assert_eq(st, SQ_EIO, "limit %zu: status %s", limits[i], sq_status_str(st));
         cr_expect(strstr(sq_last_error(), p) && strstr(sq_last_error(), strerror(ENOSPC)),
@@ -106,11 +105,11 @@ Test(safetensors, failed_write_keeps_the_previous_file)
         cr_expect_eq(memcmp(before, after, n0), 0, "limit %zu: previous file changed", limits[i]);
         free(after);
     }
-    setenv("SQAKD_TEST_FAIL_WRITE_AT", "91", 1); /* 8 + 64-byte padded header + 20 bytes = 92 */
+    sqt_fail_writes_at(91); /* 8 + 64-byte padded header + 20 bytes = 92 */
     cr_expect_eq(sq_st_write(p, &g), SQ_EIO);
-    setenv("SQAKD_TEST_FAIL_WRITE_AT", "92", 1); /* exactly the file size: succeeds */
+    sqt_fail_writes_at(92); /* exactly the file size: succeeds */
     cr_assert_eq(sq_st_write(p, &g), SQ_OK, "%s", sq_last_error());
-    unsetenv("SQAKD_TEST_FAIL_WRITE_AT");
+    sqt_fail_writes_at(-1);
     sq_st_file r;
     cr_assert_eq(sq_st_read(p, &r), SQ_OK, "%s", sq_last_error());
     cr_expect(r.ntensors == 1 && sq_st_find(&r, "other") && ((float *)r.tensors[0].data)[4] == 5.0f);
@@ -135,9 +134,9 @@ Test(safetensors, write_file_atomic_round_trip_and_hook)
     sqt_path_in(p, sizeof p, "result.json");
     const char *a = "{\"acc\":0.5}\n", *b = "{\"acc\":0.75, \"longer\":true}\n";
     cr_assert_eq(sq_write_file_atomic(p, a, strlen(a)), SQ_OK, "%s", sq_last_error());
-    setenv("SQAKD_TEST_FAIL_WRITE_AT", "10", 1);
+    sqt_fail_writes_at(10);
     cr_assert_eq(sq_write_file_atomic(p, b, strlen(b)), SQ_EIO);
-    unsetenv("SQAKD_TEST_FAIL_WRITE_AT");
+    sqt_fail_writes_at(-1);
     size_t n;
     unsigned char *got = sqt_slurp(p, &n);
     cr_expect(n == strlen(a) && !memcmp(got, a, n), "previous content changed");

@@ -1,5 +1,6 @@
 /* util_fixtures.c: shared test fixtures (see util_fixtures.h). */
 #include "util_fixtures.h"
+#include "io/atomic_write.h"
 #include "util_check.h"
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -294,4 +295,21 @@ void sqt_fq_params(sq_quant_kind kind, int weight, int bits, float qp[2])
     } else if (kind == SQ_QUANT_LSQ) {
         qp[0] = 1.2f / (float)(weight ? (1 << (bits - 1)) : (1 << bits) - 1);
     }
+}
+
+/* ---- a full disk after a number of bytes, through the atomic writer's fault hook ---- */
+static long long g_fail_limit = -1;
+
+static int fail_at_hook(sq_io_fault *f, void *ctx)
+{
+    (void)ctx;
+    if (f->ev != SQ_IO_WRITE || g_fail_limit < 0 || f->off + f->n <= (unsigned long long)g_fail_limit) return 0;
+    f->allow = (size_t)((unsigned long long)g_fail_limit - f->off);
+    return ENOSPC;
+}
+
+void sqt_fail_writes_at(long long limit)
+{
+    g_fail_limit = limit;
+    sq_io_set_fault_hook(limit >= 0 ? fail_at_hook : NULL, NULL);
 }

@@ -51,6 +51,10 @@ sq_st_file sqt_st_sample(void);
 /* writes the sample to path (asserts success) */
 void sqt_st_write_sample(const char *path);
 
+/* every atomic write of this process fails with ENOSPC once limit bytes of a file are written
+   (as a full disk would); a negative limit removes the fault */
+void sqt_fail_writes_at(long long limit);
+
 /* ---- device buffers between guard bytes (CUDA op tests) ---- */
 #define SQT_GUARD 256 /* guard bytes on each side of a device buffer (keeps 256-B alignment) */
 #define SQT_NSIZES 7

@@ -1,5 +1,7 @@
 /* args.c: declarative flag parsing with range checks and one-line errors. */
 #include "cli.h"
+#include "sqakd/json.h"
+#include "sqakd/safetensors.h"
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -69,10 +71,22 @@ static int parse_one(const char *cmd, const sq_arg *a, const char *v)
     return 2;
 }
 
+/* the destinations of the flags the last sq_args_parse was given (sq_args_given) */
+static const void *g_given[128];
+static int g_ngiven;
+
+int sq_args_given(const void *dst)
+{
+    for (int i = 0; i < g_ngiven; i++)
+        if (g_given[i] == dst) return 1;
+    return 0;
+}
+
 int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, const sq_arg *spec, int nspec,
                   const char **pos, int maxpos, int *npos)
 {
     *npos = 0;
+    g_ngiven = 0;
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
         if (!strcmp(s, "--help") || !strcmp(s, "-h")) { sq_args_help(cmd, usage, spec, nspec); return 1; }
@@ -94,6 +108,7 @@ int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, con
                 v = argv[++i];
             }
             if (parse_one(cmd, a, v)) return 2;
+            if (g_ngiven < (int)(sizeof g_given / sizeof g_given[0])) g_given[g_ngiven++] = a->dst;
         } else {
             if (*npos >= maxpos) return sq_cli_fail(cmd, "unexpected argument '%s' (see 'sqakd %s --help')", s, cmd);
             pos[(*npos)++] = s;
@@ -117,23 +132,120 @@ int sq_cli_mkdirs(const char *dir)
     return stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
 }
 
-int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed)
+/* arg quoted for a POSIX shell unless it is made only of characters no shell treats specially */
+static void put_arg(sq_jbuf *b, const char *a)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/command.txt", out_dir);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "sqakd");
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        int plain = strpbrk(a, " \t'\"$\\") == NULL && *a;
-        if (plain) fprintf(f, " %s", a);
-        else {
-            fputs(" '", f);
-            for (; *a; a++) { if (*a == '\'') fputs("'\\''", f); else fputc(*a, f); }
-            fputc('\'', f);
-        }
+    int plain = *a != 0;
+    for (const char *p = a; *p && plain; p++)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("_./:=,+@%-", *p) != NULL;
+    sq_jbuf_raw(b, " ", 1);
+    if (plain) {
+        sq_jbuf_raw(b, a, strlen(a));
+        return;
     }
-    fprintf(f, "\nseed %llu\n", seed);
-    return fclose(f);
+    sq_jbuf_raw(b, "'", 1);
+    for (; *a; a++) {
+        if (*a == '\'') sq_jbuf_raw(b, "'\\''", 4);
+        else sq_jbuf_raw(b, a, 1);
+    }
+    sq_jbuf_raw(b, "'", 1);
+}
+
+int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/command.txt", out_dir);
+    sq_jbuf b;
+    sq_jbuf_init(&b);
+    FILE *f = append ? fopen(path, "rb") : NULL;
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) sq_jbuf_raw(&b, buf, n);
+        fclose(f);
+        sq_jbuf_raw(&b, "resumed:", 8);
+    } else {
+        sq_jbuf_raw(&b, "sqakd", 5);
+    }
+    if (f) sq_jbuf_raw(&b, " sqakd", 6);
+    for (int i = 0; i < argc; i++) put_arg(&b, argv[i]);
+    char tail[64];
+    snprintf(tail, sizeof tail, f ? "\n" : "\nseed %llu\n", seed);
+    sq_jbuf_raw(&b, tail, strlen(tail));
+    sq_status st = sq_write_file_atomic(path, sq_jbuf_cstr(&b), strlen(sq_jbuf_cstr(&b)));
+    sq_jbuf_free(&b);
+    return st ? -1 : 0;
+}
+
+/* a flag's current value as text (NULL for an unset string) */
+static const char *value_text(const sq_arg *a, char *buf, size_t n)
+{
+    switch (a->type) {
+    case SQ_ARG_INT: snprintf(buf, n, "%d", *(int *)a->dst); return buf;
+    case SQ_ARG_FLAG: snprintf(buf, n, "%d", *(int *)a->dst ? 1 : 0); return buf;
+    case SQ_ARG_U64: snprintf(buf, n, "%llu", (unsigned long long)*(uint64_t *)a->dst); return buf;
+    case SQ_ARG_FLOAT: { /* the shortest text that reads back as the same float */
+        float v = *(float *)a->dst;
+        for (int p = 6; p <= 9; p++) {
+            snprintf(buf, n, "%.*g", p, (double)v);
+            if (strtof(buf, NULL) == v) break;
+        }
+        return buf;
+    }
+    case SQ_ARG_STR: return *(const char **)a->dst;
+    }
+    return NULL;
+}
+
+static int named(const char *name, const char *const *list)
+{
+    for (; list && *list; list++)
+        if (!strcmp(name, *list)) return 1;
+    return 0;
+}
+
+void sq_args_config_put(sq_jbuf *b, const sq_arg *spec, int nspec, const char *const *skip)
+{
+    for (int i = 0; i < nspec; i++) {
+        if (named(spec[i].name, skip)) continue;
+        char buf[64];
+        const char *v = value_text(&spec[i], buf, sizeof buf);
+        sq_jbuf_key(b, spec[i].name);
+        if (v) sq_jbuf_str(b, v);
+        else sq_jbuf_null(b);
+    }
+}
+
+int sq_args_apply_recorded(const char *cmd, const sq_arg *spec, int nspec, const sq_json *rec,
+                           const char *const *changeable, const char *dir)
+{
+    if (!rec || rec->type != SQ_JSON_OBJ) return sq_cli_fail(cmd, "--resume: the run configuration recorded in %s is not a JSON object", dir);
+    for (int i = 0; i < nspec; i++) {
+        const sq_arg *a = &spec[i];
+        const sq_json *r = sq_json_get(rec, a->name);
+        if (!r || (r->type != SQ_JSON_STR && r->type != SQ_JSON_NULL)) continue; /* a flag the run did not know */
+        const char *want = sq_json_str(r);
+        char buf[64];
+        const char *have = value_text(a, buf, sizeof buf);
+        if (sq_args_given(a->dst)) {
+            int same = (!want && !have) || (want && have && !strcmp(want, have));
+            if (!same && !named(a->name, changeable))
+                return sq_cli_fail(cmd, "--resume: %s is '%s' but the run in %s was started with '%s'; resume "
+                                   "without it (only --epochs, --threads, --device and other run-independent flags "
+                                   "may change), or start a new run with another --out",
+                                   a->name, have ? have : "(unset)", dir, want ? want : "(unset)");
+            continue;
+        }
+        if (!want) {
+            if (a->type == SQ_ARG_STR) *(const char **)a->dst = NULL;
+            continue;
+        }
+        if (a->type == SQ_ARG_FLAG) {
+            *(int *)a->dst = !strcmp(want, "1");
+            continue;
+        }
+        if (parse_one(cmd, a, want)) return sq_cli_fail(cmd, "--resume: %s records %s '%s', which this version refuses", dir, a->name, want);
+    }
+    return 0;
 }

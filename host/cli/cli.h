@@ -18,10 +18,24 @@ typedef struct sq_arg {
 int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, const sq_arg *spec, int nspec,
                   const char **pos, int maxpos, int *npos);
 void sq_args_help(const char *cmd, const char *usage, const sq_arg *spec, int nspec);
+/* 1 when the last sq_args_parse was given the flag whose destination is dst */
+int sq_args_given(const void *dst);
+/* The run configuration: appends "FLAG": "value" (null for an unset string) to the JSON object
+   being written in b, for every flag of spec except those named in skip (a NULL-terminated list
+   of flags that do not shape a run's results, such as --threads). */
+struct sq_jbuf;
+void sq_args_config_put(struct sq_jbuf *b, const sq_arg *spec, int nspec, const char *const *skip);
+/* On --resume: every flag recorded in rec (a configuration written by sq_args_config_put) that was
+   not given takes its recorded value; a given flag whose value differs is refused with one line
+   naming it, unless it is in changeable. dir names the run in messages. 0 or 2. */
+struct sq_json;
+int sq_args_apply_recorded(const char *cmd, const sq_arg *spec, int nspec, const struct sq_json *rec,
+                           const char *const *changeable, const char *dir);
 /* prints "sqakd CMD: <msg>" to stderr and returns 2 */
 int sq_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* writes "<out>/command.txt" holding the exact command line and seed */
-int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed);
+/* writes "<out>/command.txt" (atomically) holding the exact command line, quoted for a shell, and
+   the seed; with append, adds a "resumed: sqakd ..." line to the one there instead */
+int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append);
 /* creates DIR (and parents); 0 on success */
 int sq_cli_mkdirs(const char *dir);
 

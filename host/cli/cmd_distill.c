@@ -5,8 +5,11 @@
    frozen teacher's forward in 16 bits on CUDA (sqakd/teacher_prec.h). */
 #include "distill_common.h"
 #include "sqakd/teacher_prec.h"
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *USAGE =
     "--teacher CKPT --data SPEC --quantizer ewgs|pact|lsq|dorefa --wbits N --abits N "
@@ -50,10 +53,40 @@ static void print_loss_note(const sq_train_cfg *cfg)
                 "for training (labels, if any, only for reporting accuracy)\n", cfg->alpha, cfg->T);
 }
 
+/* the state file of a run to resume: DIR's own, or for a multi-student DIR the first student's */
+static int resume_state_path(const char *cmd, const char *dir, char *state, size_t cap)
+{
+    snprintf(state, cap, "%s/last.state.safetensors", dir);
+    if (access(state, F_OK) == 0) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return sq_cli_fail(cmd, "--resume: cannot open %s: %s", dir, strerror(errno));
+    char best[256] = "";
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof best) continue;
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s/last.state.safetensors", dir, e->d_name);
+        if (access(p, F_OK) == 0 && (!best[0] || strcmp(e->d_name, best) < 0)) snprintf(best, sizeof best, "%s", e->d_name);
+    }
+    closedir(d);
+    if (!best[0])
+        return sq_cli_fail(cmd, "--resume: %s holds no last.state.safetensors (nor a student directory with one): "
+                           "nothing to resume (a run stopped before its first epoch ended starts again without "
+                           "--resume)", dir);
+    snprintf(state, cap, "%s/%s/last.state.safetensors", dir, best);
+    return 0;
+}
+
+/* what identifies the teacher a run was started with (its path may change) */
+static void teacher_id(const sq_ckpt_meta *tm, char *dst, size_t n)
+{
+    snprintf(dst, n, "%s %dx%dx%d/%d epoch %d step %lld metric %.6f", tm->arch, tm->in_c, tm->in_h, tm->in_w,
+             tm->classes, tm->epoch, (long long)tm->step, tm->metric);
+}
+
 int sq_cmd_distill(int argc, char **argv)
 {
     const char *cmd = "distill";
-    sq_cli_common c;
+    sq_cli_common c __attribute__((cleanup(sq_cli_common_free)));
     sq_distill_defaults(&c);
     distill_flags f = {.loss = "kl", .tprec_name = "fp32", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
@@ -83,6 +116,12 @@ int sq_cmd_distill(int argc, char **argv)
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, n, pos, 0, &npos);
     if (r) return r == 1 ? 0 : 2;
+    char state[4096], last[4096], tid[256];
+    if (c.resume) {
+        int rc0 = resume_state_path(cmd, c.resume, state, sizeof state);
+        if (!rc0) rc0 = sq_cli_resume_config(cmd, &c, a, n, state);
+        if (rc0) return rc0;
+    }
     if (sq_teacher_prec_parse(f.tprec_name, &f.tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
     if (f.tprec != SQ_TPREC_FP32) { /* refused before anything is opened; a missing GPU is reported later */
         const sq_backend *be = sq_backend_get(c.device);
@@ -91,7 +130,7 @@ int sq_cmd_distill(int argc, char **argv)
     f.q.delta_w = delta_w;
     f.q.delta_a = delta_a;
     if (f.students) {
-        if (f.quantizer || f.q.wbits || f.q.abits)
+        if (sq_args_given(&f.quantizer) || sq_args_given(&f.q.wbits) || sq_args_given(&f.q.abits))
             return sq_cli_fail(cmd, "--students replaces --quantizer, --wbits and --abits: give one or the other");
         if (c.resume && c.out && strcmp(c.resume, c.out))
             return sq_cli_fail(cmd, "--students: --resume DIR continues the students in DIR/<name>/: drop --out");
@@ -112,29 +151,46 @@ int sq_cmd_distill(int argc, char **argv)
         sq_student_spec specs[SQ_MAX_STUDENTS];
         int ns;
         if (sq_students_parse(cmd, f.students, &f.q, specs, SQ_MAX_STUDENTS, &ns)) return 2;
+        const char *top = c.out ? c.out : c.resume;
+        for (int i = 0; top && i < ns; i++) {
+            char dir[4200];
+            snprintf(dir, sizeof dir, "%s/%s", top, specs[i].name);
+            if (sq_cli_check_run_dir(cmd, dir, c.resume != NULL, c.overwrite)) return 2;
+        }
         sq_distill_ctx d;
         if (open_teacher(cmd, &c, &f, &d)) return 2;
+        teacher_id(&d.tm, tid, sizeof tid);
+        if (sq_cli_check_recorded(cmd, &c, "teacher_id", tid)) {
+            close_teacher(&d);
+            return 2;
+        }
+        sq_cli_make_config(&c, a, n, "teacher_id", tid);
         print_loss_note(&c.cfg);
         int rc = sq_distill_students(cmd, &c, &d, f.model, f.student, specs, ns, argc, argv, NULL, NULL);
         close_teacher(&d);
         return rc;
     }
 
-    char last[4096], state[4096];
-    sq_ckpt_meta rm; /* outlives the block: f.model points into it */
+    if ((c.out || c.resume) && sq_cli_check_run_dir(cmd, c.out ? c.out : c.resume, c.resume != NULL, c.overwrite))
+        return 2;
+    sq_ckpt_meta rm; /* outlives the block: arch points into it */
+    const char *arch = f.model;
     if (c.resume) {
-        snprintf(last, sizeof last, "%s/last.safetensors", c.resume);
         snprintf(state, sizeof state, "%s/last.state.safetensors", c.resume);
-        if (sq_ckpt_read_meta(last, &rm)) return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
+        if (sq_state_weights(state, last, sizeof last) || sq_ckpt_read_meta(last, &rm))
+            return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
         if (rm.q.kind == SQ_QUANT_NONE) return sq_cli_fail(cmd, "%s is not a quantized student", last);
         f.q = rm.q;
-        f.model = rm.arch;
+        arch = rm.arch;
     }
     sq_distill_ctx d;
     if (open_teacher(cmd, &c, &f, &d)) return 2;
     int rc = 2, use_labels = c.cfg.loss == SQ_LOSS_CE;
     sq_model *s = NULL;
-    if (sq_distill_new_student(cmd, &d, &c.cfg, f.model, f.student, c.resume ? last : NULL, &f.q, &s)) goto done;
+    teacher_id(&d.tm, tid, sizeof tid);
+    if (sq_cli_check_recorded(cmd, &c, "teacher_id", tid)) goto done;
+    sq_cli_make_config(&c, a, n, "teacher_id", tid);
+    if (sq_distill_new_student(cmd, &d, &c.cfg, arch, f.student, c.resume ? last : NULL, &f.q, &s)) goto done;
     if (sq_cli_prepare_out(cmd, &c, argc, argv)) goto done;
     sq_train_io io;
     memset(&io, 0, sizeof io);

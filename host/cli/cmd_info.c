@@ -5,6 +5,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* prints s with control characters, DEL and bytes that are not ASCII escaped as \xNN, so that a
+   hostile file cannot move the cursor, recolour the terminal or forge lines */
+static void show(const char *s, int width)
+{
+    int n = 0;
+    for (; *s; s++, n++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20 || c >= 0x7f || c == '\\') n += printf("\\x%02x", c) - 1;
+        else putchar(c);
+    }
+    for (; n < width; n++) putchar(' ');
+}
+
 int sq_cmd_info(int argc, char **argv)
 {
     const char *cmd = "info";
@@ -18,8 +31,22 @@ int sq_cmd_info(int argc, char **argv)
     if (sq_st_read(pos[0], &f)) return sq_cli_fail(cmd, "%s", sq_last_error());
     sq_ckpt_meta meta;
     int is_ckpt = sq_ckpt_read_meta(pos[0], &meta) == SQ_OK;
-    printf("%s\n", pos[0]);
-    for (int i = 0; i < f.nmeta; i++) printf("  %-18s %s\n", f.meta[i].key, f.meta[i].value);
+    char why[512];
+    snprintf(why, sizeof why, "%s", is_ckpt ? "" : sq_last_error());
+    show(pos[0], 0);
+    putchar('\n');
+    for (int i = 0; i < f.nmeta; i++) {
+        printf("  ");
+        show(f.meta[i].key, 18);
+        putchar(' ');
+        show(f.meta[i].value, 0);
+        putchar('\n');
+    }
+    if (!is_ckpt) {
+        printf("  %-18s ", "not a checkpoint");
+        show(why, 0);
+        putchar('\n');
+    }
     size_t total = 0;
     for (int i = 0; i < f.ntensors; i++) total += f.tensors[i].nbytes;
     printf("  %-18s %d (%.2f MiB)\n", "tensors", f.ntensors, total / 1048576.0);
@@ -35,7 +62,9 @@ int sq_cmd_info(int argc, char **argv)
     if (tensors)
         for (int i = 0; i < f.ntensors; i++) {
             const sq_st_tensor *t = &f.tensors[i];
-            printf("  %-40s %s [", t->name, sq_st_dtype_name(t->dtype));
+            printf("  ");
+            show(t->name, 40);
+            printf(" %s [", sq_st_dtype_name(t->dtype));
             for (int d = 0; d < t->ndim; d++) printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
             printf("]\n");
         }

@@ -23,30 +23,42 @@ int sq_cmd_train(int argc, char **argv)
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, n, pos, 0, &npos);
     if (r) return r == 1 ? 0 : 2;
-    if (!strcmp(optim, "sgd")) c.cfg.opt = SQ_OPT_SGD;
-    else if (!strcmp(optim, "adam")) c.cfg.opt = SQ_OPT_ADAM;
-    else return sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim);
 
     char last[4096], state[4096];
     sq_ckpt_meta rmeta;
-    if (c.resume) {
-        snprintf(last, sizeof last, "%s/last.safetensors", c.resume);
-        snprintf(state, sizeof state, "%s/last.state.safetensors", c.resume);
-        if (sq_ckpt_read_meta(last, &rmeta)) return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
-        if (model && strcmp(model, rmeta.arch))
-            return sq_cli_fail(cmd, "--model %s but %s holds a %s", model, last, rmeta.arch);
-        if (rmeta.q.kind != SQ_QUANT_NONE)
-            return sq_cli_fail(cmd, "%s is a quantized student: resume it with 'sqakd distill --resume'", last);
-        model = rmeta.arch;
-    }
-    if (!model) return sq_cli_fail(cmd, "--model is required (see 'sqakd models')");
-    const sq_backend *be = sq_cli_backend(cmd, &c);
-    if (!be) return 2;
-    sq_dataset train, test;
-    int have_test;
-    if (sq_cli_open_data(cmd, c.data, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) return 2;
     int rc = 2;
     sq_model *m = NULL;
+    sq_dataset train, test;
+    memset(&train, 0, sizeof train);
+    memset(&test, 0, sizeof test);
+    if (c.resume) {
+        snprintf(state, sizeof state, "%s/last.state.safetensors", c.resume);
+        if (sq_state_weights(state, last, sizeof last) || sq_ckpt_read_meta(last, &rmeta)) {
+            sq_cli_fail(cmd, "--resume: %s", sq_last_error());
+            goto done;
+        }
+        if (rmeta.q.kind != SQ_QUANT_NONE) {
+            sq_cli_fail(cmd, "%s is a quantized student: resume it with 'sqakd distill --resume'", last);
+            goto done;
+        }
+        if (sq_cli_resume_config(cmd, &c, a, n, state)) goto done;
+        if (model && strcmp(model, rmeta.arch)) {
+            sq_cli_fail(cmd, "--model %s but %s holds a %s", model, last, rmeta.arch);
+            goto done;
+        }
+        model = rmeta.arch;
+    }
+    if ((c.out || c.resume) && sq_cli_check_run_dir(cmd, c.out ? c.out : c.resume, c.resume != NULL, c.overwrite))
+        goto done;
+    if (!strcmp(optim, "sgd")) c.cfg.opt = SQ_OPT_SGD;
+    else if (!strcmp(optim, "adam")) c.cfg.opt = SQ_OPT_ADAM;
+    else { sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim); goto done; }
+    if (!model) { sq_cli_fail(cmd, "--model is required (see 'sqakd models')"); goto done; }
+    sq_cli_make_config(&c, a, n, NULL, NULL);
+    const sq_backend *be = sq_cli_backend(cmd, &c);
+    if (!be) goto done;
+    int have_test;
+    if (sq_cli_open_data(cmd, c.data, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) goto done;
     if (sq_cli_common_finish(cmd, &c, &train)) goto done;
     if (sq_model_create(model, train.c, train.h, train.w, train.classes, &m) ||
         sq_model_setup(m, be, c.cfg.batch, 1)) {
@@ -54,7 +66,7 @@ int sq_cmd_train(int argc, char **argv)
         goto done;
     }
     if (c.resume) {
-        if (sq_ckpt_load_into(m, last, 1)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+        if (sq_ckpt_load_into(m, last, 2)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
     } else {
         sq_model_init_weights(m, c.cfg.seed);
     }
@@ -83,5 +95,6 @@ done:
     sq_model_free(m);
     sq_dataset_free(&train);
     sq_dataset_free(&test);
+    sq_cli_common_free(&c);
     return rc;
 }

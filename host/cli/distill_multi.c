@@ -2,6 +2,7 @@
    students trained in one process from one teacher pass (sq_train_multi), each under
    OUT/<name>/ with the files of a single run, with a summary of how each one ended. */
 #include "distill_common.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,34 +24,69 @@ static void cleanup_student(const char *dir)
     sq_cli_cleanup_out(&c);
 }
 
-/* the student's checkpoint to resume from, when c->resume is set and its directory has one */
-static int resume_paths(const sq_cli_common *c, const char *dir, char *last, char *state, size_t n)
+/* the student's state to resume from, when c->resume is set and its directory has one */
+static int resume_paths(const sq_cli_common *c, const char *dir, char *state, size_t n)
 {
-    snprintf(last, n, "%s/last.safetensors", dir);
     snprintf(state, n, "%s/last.state.safetensors", dir);
-    return c->resume && file_exists(last) && file_exists(state);
+    return c->resume && file_exists(state);
+}
+
+/* the run configuration of one student: the run's, plus the student's own quantizer, bits and
+   learning rates (the --students list may change on resume; each student may not) */
+static char *student_config(const char *run_config, const sq_student *s)
+{
+    if (!run_config) return NULL;
+    char own[160];
+    snprintf(own, sizeof own, "%s:lr=%.9g:lrq=%.9g", s->name, (double)s->cfg.lr, (double)s->cfg.lr_quant);
+    size_t len = strlen(run_config);
+    char *out = sq_xmalloc(len + sizeof own + 32);
+    memcpy(out, run_config, len);
+    while (len && out[len - 1] != '}') len--;
+    if (!len) { free(out); return NULL; }
+    len--; /* before the closing brace */
+    int empty = len > 0 && out[len - 1] == '{';
+    snprintf(out + len, sizeof own + 32, "%s\"student\":\"%s\"}", empty ? "" : ",", own);
+    return out;
 }
 
 static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx *d, const char *arch,
                          const char *init_ckpt, const sq_student_spec *sp, const char *dir, char *state,
                          int argc, char **argv, sq_student *s)
 {
-    char last[4096];
-    int resume = resume_paths(c, dir, last, state, 4096);
-    if (resume) {
-        sq_ckpt_meta rm;
-        if (sq_ckpt_read_meta(last, &rm)) return sq_cli_fail(cmd, "%s", sq_last_error());
-        if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits)
-            return sq_cli_fail(cmd, "%s holds a %s W%dA%d student, not %s: use another --out", last,
-                               sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits, sp->name);
-    }
+    char weights[4096];
+    int resume = resume_paths(c, dir, state, 4096);
     snprintf(s->name, sizeof s->name, "%s", sp->name);
     s->cfg = c->cfg;
     s->cfg.out_dir = dir;
     if (sp->lr >= 0) s->cfg.lr = sp->lr;
     if (sp->lr_quant >= 0) s->cfg.lr_quant = sp->lr_quant;
     if (sp->q.kind != SQ_QUANT_EWGS) s->cfg.delta_every = 0;   /* delta is the EWGS backward's scale */
-    if (sq_distill_new_student(cmd, d, &s->cfg, arch, init_ckpt, resume ? last : NULL, &sp->q, &s->model))
+    s->cfg.run_config = student_config(c->cfg.run_config, s);
+    if (sq_cli_open_run_dir(cmd, dir, c->resume != NULL, c->overwrite)) return 2;
+    if (resume) {
+        sq_ckpt_meta rm;
+        char *rec = NULL;
+        if (sq_state_weights(state, weights, sizeof weights) || sq_ckpt_read_meta(weights, &rm) ||
+            sq_ckpt_read_config(state, &rec))
+            return sq_cli_fail(cmd, "%s", sq_last_error());
+        if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits) {
+            free(rec);
+            return sq_cli_fail(cmd, "%s holds a %s W%dA%d student, not %s: use another --out", weights,
+                               sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits, sp->name);
+        }
+        /* its own settings: the recorded "student" entry against this run's */
+        const char *mine = s->cfg.run_config ? strstr(s->cfg.run_config, "\"student\":\"") : NULL;
+        const char *theirs = rec ? strstr(rec, "\"student\":\"") : NULL;
+        if (mine && theirs && strcmp(mine, theirs)) {
+            sq_cli_fail(cmd, "--resume: student %s was started with %.*s but is resumed with %.*s; resume it with the "
+                        "same settings, or start a new run with another --out", sp->name,
+                        (int)strcspn(theirs + 11, "\""), theirs + 11, (int)strcspn(mine + 11, "\""), mine + 11);
+            free(rec);
+            return 2;
+        }
+        free(rec);
+    }
+    if (sq_distill_new_student(cmd, d, &s->cfg, arch, init_ckpt, resume ? weights : NULL, &sp->q, &s->model))
         return 2;
     s->resume_state = resume ? state : NULL;
     s->meta = d->tm;
@@ -59,9 +95,8 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
     s->meta.epoch = 0;
     s->meta.step = 0;
     snprintf(s->meta.role, sizeof s->meta.role, "%s", c->cfg.loss == SQ_LOSS_CE ? "qat" : "student");
-    if (sq_cli_mkdirs(dir)) return sq_cli_fail(cmd, "cannot create output directory '%s'", dir);
-    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed))
-        return sq_cli_fail(cmd, "cannot write %s/command.txt", dir);
+    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed, resume))
+        return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", dir, sq_last_error());
     return 0;
 }
 
@@ -88,7 +123,8 @@ int sq_distill_students(const char *cmd, sq_cli_common *c, const sq_distill_ctx 
 {
     if (!c->out) c->out = c->resume;
     if (!c->out) return sq_cli_fail(cmd, "several students need --out DIR (each one writes DIR/<name>/)");
-    if (sq_cli_mkdirs(c->out)) return sq_cli_fail(cmd, "cannot create output directory '%s'", c->out);
+    if (sq_cli_mkdirs(c->out))
+        return sq_cli_fail(cmd, "cannot create output directory '%s': %s", c->out, strerror(errno));
     sq_student *st = sq_xcalloc(n, sizeof *st);
     char (*dirs)[4096] = sq_xcalloc(n, sizeof *dirs);
     char (*states)[4096] = sq_xcalloc(n, sizeof *states);
@@ -134,6 +170,7 @@ done:
     for (int i = 0; i < made; i++) {
         if (rc != 0 && !st[i].resume_state && (rc == 2 || st[i].status != SQ_OK)) cleanup_student(dirs[i]);
         sq_model_free(st[i].model);
+        free((char *)st[i].cfg.run_config);
     }
     if (rc == 2) rmdir(c->out);   /* only when empty: nothing of an earlier run is touched */
     free(st);

@@ -1,7 +1,15 @@
 /* train_common.c: flags and set-up shared by 'sqakd train' and 'sqakd distill'. */
 #include "train_common.h"
+#include "io/atomic_write.h"
+#include "sqakd/json.h"
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
@@ -23,6 +31,8 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--max-steps", SQ_ARG_INT, &c->cfg.max_steps_per_epoch, 0, 100000000, "at most N steps per epoch (0 = all)"};
     a[n++] = (sq_arg){"--holdout", SQ_ARG_FLOAT, &c->holdout, 0, 0.9, "evaluate on this fraction of the train split instead of the test split"};
     a[n++] = (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"};
+    a[n++] = (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"};
+    a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
     return n;
 }
 
@@ -59,20 +69,176 @@ int sq_cli_common_finish(const char *cmd, sq_cli_common *c, const sq_dataset *tr
     return 0;
 }
 
+/* ---- run directories: owned through a lock held for the life of the process ---- */
+#define LOCK_NAME ".sqakd.lock"
+
+typedef struct { dev_t dev; ino_t ino; int fd; } held_lock;
+static held_lock g_locks[160]; /* the students of a run, with room for in-process tests */
+static int g_nlocks;
+
+/* s with control characters shown as '?' (text read from a file, printed in a message) */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) *s = '?';
+}
+
+int sq_cli_lock_dir(const char *cmd, const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return sq_cli_fail(cmd, "cannot open the lock file %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb)) {
+        int e = errno;
+        close(fd);
+        return sq_cli_fail(cmd, "cannot stat %s: %s", path, strerror(e));
+    }
+    for (int i = 0; i < g_nlocks; i++)
+        if (g_locks[i].dev == sb.st_dev && g_locks[i].ino == sb.st_ino) { close(fd); return 0; } /* ours already */
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        char holder[512] = "";
+        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+        holder[got > 0 ? got : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        printable(holder);
+        close(fd);
+        if (e == EWOULDBLOCK)
+            return sq_cli_fail(cmd, "%s is in use by another run (%s); wait for it to end, or use another --out",
+                               dir, holder[0] ? holder : "no details in " LOCK_NAME);
+        return sq_cli_fail(cmd, "cannot lock %s: %s", path, strerror(e));
+    }
+    if (g_nlocks == (int)(sizeof g_locks / sizeof g_locks[0])) {
+        close(fd);
+        return sq_cli_fail(cmd, "too many run directories locked by one process");
+    }
+    char host[128] = "?", when[64] = "?", line[512];
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    int len = snprintf(line, sizeof line, "sqakd %s, pid %ld on %s since %s\n", cmd, (long)getpid(), host, when);
+    if (ftruncate(fd, 0) == 0 && len > 0) {
+        ssize_t w = pwrite(fd, line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1, 0);
+        (void)w; /* the details are a courtesy; the lock is what counts */
+    }
+    g_locks[g_nlocks++] = (held_lock){sb.st_dev, sb.st_ino, fd};
+    return 0;
+}
+
+void sq_cli_unlock_dir(const char *dir, int remove_file)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+    struct stat sb;
+    if (lstat(path, &sb)) return;
+    for (int i = 0; i < g_nlocks; i++) {
+        if (g_locks[i].dev != sb.st_dev || g_locks[i].ino != sb.st_ino) continue;
+        if (remove_file) unlink(path);
+        close(g_locks[i].fd);
+        g_locks[i] = g_locks[--g_nlocks];
+        return;
+    }
+}
+
+static int holds_lock(const char *dir);
+
+static int file_exists(const char *dir, const char *name)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat sb;
+    return lstat(p, &sb) == 0;
+}
+
+static const char *const RUN_FILES[] = {"last.state.safetensors", "last.safetensors", "best.safetensors",
+                                        "metrics.jsonl", "command.txt", NULL};
+
+int sq_cli_open_run_dir(const char *cmd, const char *dir, int resume, int overwrite)
+{
+    if (sq_cli_mkdirs(dir)) return sq_cli_fail(cmd, "cannot create output directory '%s': %s", dir, strerror(errno));
+    if (sq_cli_lock_dir(cmd, dir)) return 2;
+    sq_io_remove_stale_temps(dir); /* only this process writes here now */
+    if (resume) return 0;
+    int held = 0;
+    for (int i = 0; i < 3; i++) held |= file_exists(dir, RUN_FILES[i]); /* a committed epoch */
+    if (!held) return 0;
+    if (!overwrite) {
+        sq_cli_unlock_dir(dir, 0);
+        return sq_cli_fail(cmd, "%s already holds a run (last.state.safetensors, last.safetensors, ...): continue it with "
+                           "--resume %s, replace it with --overwrite, or choose another --out", dir, dir);
+    }
+    for (int i = 0; RUN_FILES[i]; i++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", dir, RUN_FILES[i]);
+        if (unlink(p) && errno != ENOENT)
+            return sq_cli_fail(cmd, "--overwrite: cannot remove %s: %s", p, strerror(errno));
+    }
+    return 0;
+}
+
+int sq_cli_check_run_dir(const char *cmd, const char *dir, int resume, int overwrite)
+{
+    struct stat sb;
+    if (stat(dir, &sb)) {
+        if (errno == ENOENT) return 0;
+        return sq_cli_fail(cmd, "cannot create output directory '%s': %s", dir, strerror(errno));
+    }
+    if (!S_ISDIR(sb.st_mode)) return sq_cli_fail(cmd, "cannot create output directory '%s': %s", dir, strerror(ENOTDIR));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+    if (!holds_lock(dir)) {
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0) {
+            int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+            char holder[512] = "";
+            ssize_t got = busy ? pread(fd, holder, sizeof holder - 1, 0) : 0;
+            holder[got > 0 ? got : 0] = 0;
+            holder[strcspn(holder, "\n")] = 0;
+            printable(holder);
+            close(fd); /* releases the shared lock taken to test it */
+            if (busy)
+                return sq_cli_fail(cmd, "%s is in use by another run (%s); wait for it to end, or use another --out",
+                                   dir, holder[0] ? holder : "no details in " LOCK_NAME);
+        }
+    }
+    if (resume || overwrite) return 0;
+    int held = 0;
+    for (int i = 0; i < 3; i++) held |= file_exists(dir, RUN_FILES[i]);
+    if (held)
+        return sq_cli_fail(cmd, "%s already holds a run (last.state.safetensors, last.safetensors, ...): continue it "
+                           "with --resume %s, replace it with --overwrite, or choose another --out", dir, dir);
+    return 0;
+}
+
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
 {
     if (!c->out) c->out = c->resume;
     if (!c->out) return 0;
-    if (sq_cli_mkdirs(c->out)) return sq_cli_fail(cmd, "cannot create output directory '%s'", c->out);
-    if (sq_cli_write_command(c->out, argc, argv, (unsigned long long)c->cfg.seed))
-        return sq_cli_fail(cmd, "cannot write %s/command.txt", c->out);
+    if (sq_cli_open_run_dir(cmd, c->out, c->resume != NULL, c->overwrite)) return 2;
+    if (sq_cli_write_command(c->out, argc, argv, (unsigned long long)c->cfg.seed, c->resume != NULL))
+        return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", c->out, sq_last_error());
     c->cfg.out_dir = c->out;
+    return 0;
+}
+
+/* 1 when this process holds dir's lock */
+static int holds_lock(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+    struct stat sb;
+    if (lstat(path, &sb)) return 0;
+    for (int i = 0; i < g_nlocks; i++)
+        if (g_locks[i].dev == sb.st_dev && g_locks[i].ino == sb.st_ino) return 1;
     return 0;
 }
 
 void sq_cli_cleanup_out(const sq_cli_common *c)
 {
-    if (!c->cfg.out_dir || c->resume) return;
+    if (!c->cfg.out_dir || c->resume || !holds_lock(c->cfg.out_dir)) return; /* never another run's files */
     char p[4096];
     snprintf(p, sizeof p, "%s/last.safetensors", c->cfg.out_dir);
     FILE *f = fopen(p, "rb");
@@ -81,7 +247,66 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
     remove(p);
     snprintf(p, sizeof p, "%s/metrics.jsonl", c->cfg.out_dir);
     remove(p);
+    sq_cli_unlock_dir(c->cfg.out_dir, 1);
     rmdir(c->cfg.out_dir);
+}
+
+/* ---- the run configuration, recorded and compared on --resume ---- */
+static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
+static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device",
+                                         "--max-loss-ratio", "--teacher", "--students", NULL};
+
+int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
+{
+    char *text = NULL;
+    if (sq_ckpt_read_config(state, &text)) return sq_cli_fail(cmd, "--resume: %s", sq_last_error());
+    if (!text) {
+        if (!c->cfg.quiet)
+            fprintf(stderr, "sqakd %s: --resume: %s records no run configuration (written by an earlier version): "
+                    "the flags given now are used as they are\n", cmd, state);
+        return 0;
+    }
+    sq_json *rec = NULL;
+    sq_json_error je;
+    if (sq_json_parse(text, strlen(text), &rec, &je)) {
+        free(text);
+        return sq_cli_fail(cmd, "--resume: the run configuration recorded in %s is not valid JSON", state);
+    }
+    free(text);
+    int rc = sq_args_apply_recorded(cmd, spec, nspec, rec, CHANGEABLE, c->resume);
+    c->recorded = rec;
+    return rc;
+}
+
+void sq_cli_make_config(sq_cli_common *c, const sq_arg *spec, int nspec, const char *extra_key, const char *extra_val)
+{
+    sq_jbuf b;
+    sq_jbuf_init(&b);
+    sq_jbuf_begin_obj(&b);
+    sq_args_config_put(&b, spec, nspec, NOT_RECORDED);
+    if (extra_key) sq_jbuf_kv_str(&b, extra_key, extra_val);
+    sq_jbuf_end_obj(&b);
+    free(c->run_config);
+    c->run_config = strdup(sq_jbuf_cstr(&b));
+    sq_jbuf_free(&b);
+    c->cfg.run_config = c->run_config;
+}
+
+int sq_cli_check_recorded(const char *cmd, const sq_cli_common *c, const char *key, const char *value)
+{
+    const char *want = c->recorded ? sq_json_str(sq_json_get(c->recorded, key)) : NULL;
+    if (!want || !value || !strcmp(want, value)) return 0;
+    return sq_cli_fail(cmd, "--resume: the run in %s was started with %s '%s', this one has '%s'; resume with the "
+                       "same, or start a new run with another --out", c->resume, key, want, value);
+}
+
+void sq_cli_common_free(sq_cli_common *c)
+{
+    free(c->run_config);
+    c->run_config = NULL;
+    c->cfg.run_config = NULL;
+    sq_json_free(c->recorded);
+    c->recorded = NULL;
 }
 
 const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c)

@@ -4,10 +4,14 @@
 #include "cli.h"
 #include "sqakd/train.h"
 
+struct sq_json;
 typedef struct sq_cli_common {
     sq_train_cfg cfg;
     const char *data, *out, *resume, *device, *sched, *augment;
     float holdout;
+    int overwrite;
+    char *run_config;              /* owned: cfg.run_config points here */
+    struct sq_json *recorded;      /* owned: the configuration a resumed run was started with */
 } sq_cli_common;
 
 void sq_cli_common_defaults(sq_cli_common *c);
@@ -15,8 +19,31 @@ void sq_cli_common_defaults(sq_cli_common *c);
 int sq_cli_common_args(sq_cli_common *c, sq_arg *a);
 /* resolves string flags (schedule, augmentation) once the train split is known; 0 or 2 */
 int sq_cli_common_finish(const char *cmd, sq_cli_common *c, const sq_dataset *train);
-/* creates --out (or the --resume directory) and writes command.txt; 0 or 2 */
+/* Creates --out (or the --resume directory), owns it (sq_cli_open_run_dir) and writes command.txt
+   (on --resume, appends the resuming command to it); 0 or 2 */
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv);
+/* Creates dir and takes its lock for the life of the process (a run already holding it is named
+   in the refusal), removes temporary files a killed run left, and unless resume, refuses a
+   directory that holds a run (--overwrite removes that run's files instead). 0 or 2. */
+int sq_cli_open_run_dir(const char *cmd, const char *dir, int resume, int overwrite);
+/* The same refusals as sq_cli_open_run_dir (held by another run, holds a run, cannot be made),
+   checked before any work without creating or locking anything; 0 or 2. */
+int sq_cli_check_run_dir(const char *cmd, const char *dir, int resume, int overwrite);
+/* dir's lock (DIR/.sqakd.lock, flock), held until sq_cli_unlock_dir or the process ends; taking one
+   this process holds already succeeds. 0 or 2 (one line printed). */
+int sq_cli_lock_dir(const char *cmd, const char *dir);
+void sq_cli_unlock_dir(const char *dir, int remove_file);
+/* On --resume: reads the run configuration recorded in state and applies it to spec's flags
+   (sq_args_apply_recorded: flags not given take the recorded values, conflicting ones are refused).
+   A state of an earlier version without one is accepted with a note. 0 or 2. */
+int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state);
+/* the run configuration of spec's flags (plus one extra key when not NULL) into c->run_config and
+   c->cfg.run_config */
+void sq_cli_make_config(sq_cli_common *c, const sq_arg *spec, int nspec, const char *extra_key, const char *extra_val);
+/* on --resume: refuses (one line) when the recorded configuration has key with a value other than
+   value; 0 or 2 */
+int sq_cli_check_recorded(const char *cmd, const sq_cli_common *c, const char *key, const char *value);
+void sq_cli_common_free(sq_cli_common *c);
 /* removes what prepare_out created when a run ends before its first checkpoint */
 void sq_cli_cleanup_out(const sq_cli_common *c);
 /* the backend named by --device with --threads applied; NULL after printing an error */

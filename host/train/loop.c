@@ -7,6 +7,7 @@
    overlaps the previous step's compute; without one (CPU) the step is exactly as before.
    The helpers declared in train_internal.h are shared with the multi-student driver (multi.c). */
 #include "sqakd/json.h"
+#include "sqakd/safetensors.h"
 #include "sqakd/teacher_prec.h"
 #include "train_internal.h"
 #include <errno.h>
@@ -36,6 +37,7 @@ void sq_train_cfg_defaults(sq_train_cfg *c)
     c->T = 4;
     c->log_every = 20;
     c->delta_batches = 2;
+    c->max_loss_ratio = 100;
 }
 
 float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
@@ -342,14 +344,48 @@ int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item
     return n;
 }
 
-static void write_metrics(const char *dir, const char *json)
+/* the "epoch" of a metrics.jsonl line; -1 for a line that is not a whole JSON object with one */
+static int metrics_line_epoch(const char *line, size_t n)
+{
+    sq_json *o = NULL;
+    if (sq_json_parse(line, n, &o, NULL)) return -1;
+    int64_t e = -1;
+    if (o->type != SQ_JSON_OBJ || !sq_json_int(sq_json_get(o, "epoch"), &e) || e < 0 || e > 100000000) e = -1;
+    sq_json_free(o);
+    return (int)e;
+}
+
+/* Rewrites DIR/metrics.jsonl atomically, keeping its whole lines of epochs 1..keep (those of later
+   epochs were written by a run that stopped before committing them) and appending line (when not
+   NULL). *changed tells whether the file changed. */
+static sq_status rewrite_metrics(const char *dir, int keep, const char *line, int *changed)
 {
     char path[4096];
     path_join(path, sizeof path, dir, "metrics.jsonl");
-    FILE *f = fopen(path, "a");
-    if (!f) return;
-    fprintf(f, "%s\n", json);
-    fclose(f);
+    sq_jbuf out;
+    sq_jbuf_init(&out);
+    *changed = line != NULL;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char *buf = NULL;
+        size_t cap = 0;
+        ssize_t len;
+        while ((len = getline(&buf, &cap, f)) > 0) {
+            int whole = buf[len - 1] == '\n';
+            int e = whole ? metrics_line_epoch(buf, (size_t)len - 1) : -1;
+            if (e >= 1 && e <= keep) sq_jbuf_raw(&out, buf, (size_t)len);
+            else *changed = 1;
+        }
+        free(buf);
+        fclose(f);
+    }
+    if (line) {
+        sq_jbuf_raw(&out, line, strlen(line));
+        sq_jbuf_raw(&out, "\n", 1);
+    }
+    sq_status st = *changed ? sq_write_file_atomic(path, sq_jbuf_cstr(&out), strlen(sq_jbuf_cstr(&out))) : SQ_OK;
+    sq_jbuf_free(&out);
+    return st;
 }
 
 sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
@@ -427,22 +463,77 @@ sq_status sq_train_check_io(const sq_train_cfg *cfg, const sq_train_io *io)
     return SQ_OK;
 }
 
-sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items, int n, sq_ckpt_meta *meta,
-                              int *start_epoch, int64_t *step)
+sq_status sq_train_load_state(const sq_train_cfg *cfg, const sq_train_io *io, const sq_state_item *items, int n,
+                              sq_ckpt_meta *meta, sq_run_state *rs, sq_progress *pg, const char *label)
 {
     sq_ckpt_meta sm;
-    uint64_t extra = 0;
-    sq_status st = sq_state_load(io->resume_state, io->model->be, items, n, &sm, &extra);
+    sq_state_info info;
+    sq_model *m = io->model;
+    sq_status st = sq_state_load(io->resume_state, m, items, n, &sm, &info);
     if (st) return st;
-    *start_epoch = sm.epoch;
-    *step = sm.step;
-    io->model->dropout_seed = extra;
+    rs->start_epoch = sm.epoch;
+    rs->step = sm.step;
+    rs->best = info.best_metric;
+    rs->best_epoch = info.best_epoch;
+    rs->loss_ref = info.loss_ref;
+    m->dropout_seed = info.dropout_seed;
     meta->metric = sm.metric;
+    if (!cfg->out_dir) return SQ_OK;
+    /* The state is the commit point of an epoch: it is written first, then last.safetensors, then
+       best.safetensors. A run stopped in between left those behind; they are rewritten from the
+       state, as the uninterrupted run wrote them. */
+    const char *names[2] = {"last.safetensors", "best.safetensors"};
+    const char *pre = label ? label : "", *sep = label ? ": " : "";
+    for (int i = 0; i < 2; i++) {
+        if (i == 1 && (info.best_epoch != sm.epoch || sm.epoch == 0)) continue;
+        char path[4096];
+        path_join(path, sizeof path, cfg->out_dir, names[i]);
+        sq_ckpt_meta fm;
+        int have = sq_ckpt_read_meta(path, &fm) == SQ_OK;
+        if (have && fm.epoch == sm.epoch && fm.step == sm.step) continue;
+        sq_ckpt_meta wm = *meta;
+        wm.epoch = sm.epoch;
+        wm.step = sm.step;
+        wm.metric = i == 0 ? info.last_metric : info.best_metric;
+        if ((st = sq_ckpt_save_cfg(m, &wm, cfg->run_config, path))) return st;
+        if (have)
+            sq_progress_line(pg, "%s%s%s held epoch %d but the committed state epoch %d (the run stopped between the "
+                             "two writes): rewritten from the state", pre, sep, path, fm.epoch, sm.epoch);
+        else
+            sq_progress_line(pg, "%s%s%s was missing or unreadable: rewritten from the state of epoch %d", pre, sep,
+                             path, sm.epoch);
+    }
+    int changed;
+    if ((st = rewrite_metrics(cfg->out_dir, sm.epoch, NULL, &changed))) return st;
+    if (changed)
+        sq_progress_line(pg, "%s%s%s/metrics.jsonl: lines after the committed epoch %d removed", pre, sep,
+                         cfg->out_dir, sm.epoch);
+    return SQ_OK;
+}
+
+sq_status sq_train_check_loss(const sq_train_cfg *cfg, sq_run_state *rs, double loss, int ep)
+{
+    if (!isfinite(loss)) {
+        sq_set_error("non-finite loss at epoch %d step %lld (lower --lr?); the last good checkpoint is kept",
+                     ep + 1, (long long)rs->step);
+        return SQ_ENUMERIC;
+    }
+    if (rs->loss_ref <= 0) {
+        rs->loss_ref = loss > 0 ? loss : 1e-30; /* the floor then applies */
+        return SQ_OK;
+    }
+    double ref = rs->loss_ref > SQ_LOSS_REF_FLOOR ? rs->loss_ref : SQ_LOSS_REF_FLOOR;
+    if (cfg->max_loss_ratio > 0 && loss > cfg->max_loss_ratio * ref) {
+        sq_set_error("the loss diverged at epoch %d step %lld: %.4g is more than --max-loss-ratio %g times the "
+                     "run's first loss %.4g (lower --lr?); the last good checkpoint is kept", ep + 1,
+                     (long long)rs->step, loss, cfg->max_loss_ratio, rs->loss_ref);
+        return SQ_ENUMERIC;
+    }
     return SQ_OK;
 }
 
 sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
-                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, double *best,
+                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, sq_run_state *rs,
                              const char *label, sq_progress *pg, sq_eval_result *er)
 {
     sq_model *m = io->model;
@@ -466,10 +557,12 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
     if (have_eval && er->top1 >= 0) len += snprintf(line + len, sizeof line - len, "  test top1 %.2f%% top5 %.2f%%", er->top1, er->top5);
     if (have_eval && er->agreement >= 0) len += snprintf(line + len, sizeof line - len, "  agreement %.2f%% KL %.4f", er->agreement, er->kl);
     sq_progress_line(pg, "%s", line);
-    if (!cfg->out_dir) {
-        if (metric > *best || *best < 0) *best = metric;
-        return SQ_OK;
+    int is_best = rs->best_epoch == 0 || metric > rs->best || rs->best < 0;
+    if (is_best) {
+        rs->best = metric;
+        rs->best_epoch = es->epoch + 1;
     }
+    if (!cfg->out_dir) return SQ_OK;
     sq_jbuf jb;
     sq_jbuf_init(&jb);
     sq_jbuf_begin_obj(&jb);
@@ -486,19 +579,22 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
     }
     sq_jbuf_kv_num(&jb, "elapsed_seconds", sq_now() - es->t_start);
     sq_jbuf_end_obj(&jb);
-    write_metrics(cfg->out_dir, sq_jbuf_cstr(&jb));
+    int changed;
+    st = rewrite_metrics(cfg->out_dir, es->epoch, sq_jbuf_cstr(&jb), &changed);
     sq_jbuf_free(&jb);
-    char path[4096], path2[4096];
+    if (st) return st;
+    /* The state file is the commit point of the epoch: it carries the weights too, so a resume
+       needs nothing else. last and best come after it; a stop in between is repaired at resume. */
+    sq_state_info info = {.dropout_seed = m->dropout_seed, .best_epoch = rs->best_epoch, .best_metric = rs->best,
+                          .last_metric = metric, .loss_ref = rs->loss_ref, .run_config = cfg->run_config};
+    char path[4096];
+    path_join(path, sizeof path, cfg->out_dir, "last.state.safetensors");
+    if ((st = sq_state_save(path, m, items, nitems, meta, &info))) return st;
     path_join(path, sizeof path, cfg->out_dir, "last.safetensors");
-    path_join(path2, sizeof path2, cfg->out_dir, "last.state.safetensors");
-    sq_ckpt_meta sm = *meta; /* the state file remembers the best metric so far */
-    sm.metric = metric > *best ? metric : *best;
-    if ((st = sq_state_save(path2, m->be, items, nitems, &sm, m->dropout_seed))) return st;
-    if ((st = sq_ckpt_save(m, meta, path))) return st;
-    if (metric > *best || *best < 0) {
-        *best = metric;
+    if ((st = sq_ckpt_save_cfg(m, meta, cfg->run_config, path))) return st;
+    if (is_best) {
         path_join(path, sizeof path, cfg->out_dir, "best.safetensors");
-        if ((st = sq_ckpt_save(m, meta, path))) return st;
+        if ((st = sq_ckpt_save_cfg(m, meta, cfg->run_config, path))) return st;
     }
     return SQ_OK;
 }
@@ -513,33 +609,34 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
     step_bufs *bp = sq_step_bufs_new(m);
     if (!bp) return SQ_ENOMEM;
     sq_ckpt_meta meta = io->meta;
-    int start_epoch = 0, t = 0;
-    int64_t step = 0;
+    sq_run_state rs = {.best = -1};
     sq_state_item items[4];
     int nitems = sq_train_state_items(m, bp, items);
-    if (io->resume_state && (st = sq_train_load_state(io, items, nitems, &meta, &start_epoch, &step))) {
+    sq_progress *pg = sq_progress_new(cfg->quiet);
+    if (io->resume_state && (st = sq_train_load_state(cfg, io, items, nitems, &meta, &rs, pg, NULL))) {
+        sq_progress_free(pg);
         sq_step_bufs_free(m, bp);
         return st;
     }
-    t = (int)step;
+    int start_epoch = rs.start_epoch, t = (int)rs.step;
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
                          .drop_last = 1, .seed = cfg->seed};
     sq_loader *loader;
     if ((st = sq_loader_create(io->train, &lo, &loader))) {
+        sq_progress_free(pg);
         sq_step_bufs_free(m, bp);
         return st;
     }
     int steps = sq_loader_batches(loader);
     if (cfg->max_steps_per_epoch > 0 && cfg->max_steps_per_epoch < steps) steps = cfg->max_steps_per_epoch;
     if (steps <= 0) {
+        sq_progress_free(pg);
         sq_loader_free(loader);
         sq_step_bufs_free(m, bp);
         sq_set_error("%s has %d images: fewer than one batch of %d (use a smaller --batch)", io->train->name,
                      io->train->n, N);
         return SQ_EARG;
     }
-    sq_progress *pg = sq_progress_new(cfg->quiet);
-    double best = io->resume_state ? meta.metric : -1;
     double t_start = sq_now();
     for (int ep = start_epoch; ep < cfg->epochs && st == SQ_OK; ep++) {
         float lr = sq_sched_lr(cfg, cfg->lr, ep), lrq = sq_sched_lr(cfg, cfg->lr_quant, ep);
@@ -558,20 +655,17 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
             if (nb <= 0) break;
             t++;
             sq_train_step(cfg, m, io->teacher, bp, x, y, nb, lr, lrq, t);
-            step++;
+            rs.step++;
             imgs += nb;
             since++;
-            if (since == cfg->log_every || s == steps - 1) {
+            /* the first step of a run is read back alone: its loss is the divergence guard's reference */
+            if (since == cfg->log_every || s == steps - 1 || rs.loss_ref <= 0) {
                 float ls;
                 be->copy_d2h(&ls, bp->loss_sum, sizeof ls);
                 be->memset0(bp->loss_sum, sizeof(float));
-                if ((st = sq_train_device_status(m, step))) break;
-                if (!isfinite(ls)) {
-                    sq_progress_line(pg, "sqakd: non-finite loss at epoch %d step %lld; stopping (the last good "
-                                     "checkpoint is kept)", ep + 1, (long long)step);
-                    sq_set_error("non-finite loss at epoch %d step %lld (lower --lr?); the last good checkpoint "
-                                 "is kept", ep + 1, (long long)step);
-                    st = SQ_ENUMERIC;
+                if ((st = sq_train_device_status(m, rs.step))) break;
+                if ((st = sq_train_check_loss(cfg, &rs, (double)ls / since, ep))) {
+                    sq_progress_line(pg, "sqakd: %s", sq_last_error());
                     break;
                 }
                 loss_ep += ls;
@@ -583,10 +677,10 @@ sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io)
             }
         }
         if (st) break;
-        sq_epoch_stats es = {.epoch = ep, .step = step, .lr = lr, .loss_sum = loss_ep, .imgs = imgs,
+        sq_epoch_stats es = {.epoch = ep, .step = rs.step, .lr = lr, .loss_sum = loss_ep, .imgs = imgs,
                              .train_s = sq_now() - t_ep, .t_start = t_start};
         sq_eval_result er;
-        st = sq_train_end_epoch(cfg, io, &es, items, nitems, &meta, &best, NULL, pg, &er);
+        st = sq_train_end_epoch(cfg, io, &es, items, nitems, &meta, &rs, NULL, pg, &er);
     }
     sq_progress_free(pg);
     sq_loader_free(loader);

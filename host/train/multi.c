@@ -40,9 +40,9 @@ typedef struct {
     sq_train_io io;
     sq_step_bufs *b;
     sq_state_item items[4];
-    int nitems, start_epoch, t, since, active;
-    int64_t step;
-    double best, loss_ep, last_loss, t_ep_own;
+    int nitems, t, since, active;
+    sq_run_state rs;
+    double loss_ep, last_loss, t_ep_own;
     long imgs;
     float lr, lrq;
 } student_run;
@@ -90,7 +90,7 @@ static sq_status check_students(const sq_train_cfg *cfg, const sq_dataset *train
 }
 
 static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_model *teacher,
-                           sq_student *students, int n, student_run *runs)
+                           sq_student *students, int n, student_run *runs, sq_progress *pg)
 {
     for (int i = 0; i < n; i++) {
         student_run *r = &runs[i];
@@ -108,20 +108,19 @@ static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_m
         r->b = sq_step_bufs_create(s->model, 0);
         if (!r->b) return SQ_ENOMEM;
         r->nitems = sq_train_state_items(s->model, r->b, r->items);
-        r->best = -1;
+        r->rs = (sq_run_state){.best = -1};
         if (s->resume_state) {
-            sq_status st = sq_train_load_state(&r->io, r->items, r->nitems, &r->io.meta, &r->start_epoch, &r->step);
+            sq_status st = sq_train_load_state(&s->cfg, &r->io, r->items, r->nitems, &r->io.meta, &r->rs, pg, s->name);
             if (st) {
                 char msg[512];
                 snprintf(msg, sizeof msg, "%s", sq_last_error());
                 sq_set_error("student %s: %s", s->name, msg);
                 return st;
             }
-            r->best = r->io.meta.metric;
-            s->epochs_done = r->start_epoch;
-            s->steps = r->step;
+            s->epochs_done = r->rs.start_epoch;
+            s->steps = r->rs.step;
         }
-        r->t = (int)r->step;
+        r->t = (int)r->rs.step;
         r->active = 1;
     }
     return SQ_OK;
@@ -138,7 +137,8 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
     sq_loader *loader = NULL;
     sq_progress *pg = NULL;
     void *stage_x = NULL, *stage_y = NULL;
-    if ((st = open_runs(train, test, teacher, students, n, runs))) goto done;
+    pg = sq_progress_new(cfg->quiet);
+    if ((st = open_runs(train, test, teacher, students, n, runs, pg))) goto done;
     if (sq_train_staging(be)) { /* without pinned memory: synchronous copies, same results */
         stage_x = be->stage_new(sq_train_input_bytes(students[0].model, N));
         stage_y = stage_x ? be->stage_new((size_t)N * sizeof(int32_t)) : NULL;
@@ -157,16 +157,15 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
         st = SQ_EARG;
         goto done;
     }
-    pg = sq_progress_new(cfg->quiet);
     int first_epoch = cfg->epochs;
     for (int i = 0; i < n; i++)
-        if (runs[i].start_epoch < first_epoch) first_epoch = runs[i].start_epoch;
+        if (runs[i].rs.start_epoch < first_epoch) first_epoch = runs[i].rs.start_epoch;
     double t_start = sq_now();
     for (int ep = first_epoch; ep < cfg->epochs; ep++) {
         int nact = 0;
         for (int i = 0; i < n; i++) {
             student_run *r = &runs[i];
-            if (!r->active || r->start_epoch > ep) continue;
+            if (!r->active || r->rs.start_epoch > ep) continue;
             const sq_train_cfg *c = &r->s->cfg;
             double t0 = sq_now();
             r->lr = sq_sched_lr(c, c->lr, ep);
@@ -215,28 +214,23 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
             int nloss = 0;
             for (int i = 0; i < n; i++) {
                 student_run *r = &runs[i];
-                if (!r->active || r->start_epoch > ep) continue;
+                if (!r->active || r->rs.start_epoch > ep) continue;
                 double t1 = sq_now();
                 r->t++;
                 if (dx) sq_train_step_dev(&r->s->cfg, r->s->model, r->b, dx, dy, nb, zt, r->lr, r->lrq, r->t);
                 else sq_train_step_from_logits(&r->s->cfg, r->s->model, r->b, x, y, nb, zt, r->lr, r->lrq, r->t);
-                r->step++;
+                r->rs.step++;
                 r->imgs += nb;
                 r->since++;
-                if (r->since == cfg->log_every || s == steps - 1) {
+                /* a student's first step is read back alone: the divergence guard's reference */
+                if (r->since == cfg->log_every || s == steps - 1 || r->rs.loss_ref <= 0) {
                     float ls;
                     be->copy_d2h(&ls, sq_step_bufs_loss_sum(r->b), sizeof ls);
                     be->memset0(sq_step_bufs_loss_sum(r->b), sizeof(float));
-                    sq_status ds = sq_train_device_status(r->s->model, r->step);
+                    sq_status ds = sq_train_device_status(r->s->model, r->rs.step);
+                    if (!ds) ds = sq_train_check_loss(&r->s->cfg, &r->rs, (double)ls / r->since, ep);
                     if (ds) {
                         stop_student(r, ds, pg);
-                        nact--;
-                        continue;
-                    }
-                    if (!isfinite(ls)) {
-                        sq_set_error("non-finite loss at epoch %d step %lld (lower its lr?); its last good "
-                                     "checkpoint is kept", ep + 1, (long long)r->step);
-                        stop_student(r, SQ_ENUMERIC, pg);
                         nact--;
                         continue;
                     }
@@ -254,12 +248,12 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
         }
         for (int i = 0; i < n; i++) {
             student_run *r = &runs[i];
-            if (!r->active || r->start_epoch > ep) continue;
+            if (!r->active || r->rs.start_epoch > ep) continue;
             double t0 = sq_now();
-            sq_epoch_stats es = {.epoch = ep, .step = r->step, .lr = r->lr, .loss_sum = r->loss_ep, .imgs = r->imgs,
+            sq_epoch_stats es = {.epoch = ep, .step = r->rs.step, .lr = r->lr, .loss_sum = r->loss_ep, .imgs = r->imgs,
                                  .train_s = r->t_ep_own, .t_start = t_start};
             sq_eval_result er;
-            sq_status se = sq_train_end_epoch(&r->s->cfg, &r->io, &es, r->items, r->nitems, &r->io.meta, &r->best,
+            sq_status se = sq_train_end_epoch(&r->s->cfg, &r->io, &es, r->items, r->nitems, &r->io.meta, &r->rs,
                                               r->s->name, pg, &er);
             r->s->train_seconds += r->t_ep_own;
             r->s->eval_seconds += sq_now() - t0;
@@ -269,7 +263,7 @@ sq_status sq_train_multi(const sq_train_cfg *cfg, const sq_dataset *train, const
             }
             r->s->eval = er;
             r->s->epochs_done = ep + 1;
-            r->s->steps = r->step;
+            r->s->steps = r->rs.step;
         }
     }
     for (int i = 0; i < n; i++)

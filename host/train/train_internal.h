@@ -9,10 +9,31 @@
 sq_status sq_train_check_io(const sq_train_cfg *cfg, const sq_train_io *io);
 /* Names the optimizer buffers of b for the training-state side file; returns how many (4). */
 int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item *it);
-/* Loads io->resume_state into items and the model's dropout seed; meta gets the saved best metric,
-   start_epoch and step the counters. */
-sq_status sq_train_load_state(const sq_train_io *io, const sq_state_item *items, int n, sq_ckpt_meta *meta,
-                              int *start_epoch, int64_t *step);
+/* What a run carries from epoch to epoch, and from a state file into a resumed run. */
+typedef struct sq_run_state {
+    int start_epoch;     /* epochs completed before this process started */
+    int64_t step;        /* optimizer steps taken */
+    double best;         /* best metric so far (-1: none) */
+    int best_epoch;      /* the epoch best.safetensors holds (0: none yet) */
+    double loss_ref;     /* the run's first-step loss, the divergence guard's reference (0: not yet) */
+} sq_run_state;
+
+/* The divergence guard's reference is never taken below this (a student that starts almost equal
+   to its teacher has a first loss near 0). */
+#define SQ_LOSS_REF_FLOOR 0.1
+
+/* Loads io->resume_state (the commit point of the last finished epoch) into items, the model's
+   dropout seed and rs; meta gets the saved metric. With cfg->out_dir, repairs what a run stopped
+   during an epoch end left behind: last.safetensors and best.safetensors older than the state are
+   rewritten from it, metrics.jsonl lines of uncommitted epochs are removed (each said on pg, prefixed
+   by "label: " when label is not NULL). The model's weights come from the state file too (the CLI
+   loads them with sq_ckpt_load_into before). */
+sq_status sq_train_load_state(const sq_train_cfg *cfg, const sq_train_io *io, const sq_state_item *items, int n,
+                              sq_ckpt_meta *meta, sq_run_state *rs, sq_progress *pg, const char *label);
+/* The divergence guard on the mean loss of a read-back window of epoch ep: SQ_ENUMERIC, with a
+   one-line error naming the step, when it is not finite or exceeds cfg->max_loss_ratio times the
+   run's first-step loss (taken on the first call when rs has none). */
+sq_status sq_train_check_loss(const sq_train_cfg *cfg, sq_run_state *rs, double loss, int ep);
 /* EWGS delta from the Hessian trace on a few batches of epoch ep (cfg->delta_batches); the progress
    line is prefixed by "label: " when label is not NULL. */
 sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
@@ -53,10 +74,12 @@ typedef struct sq_epoch_stats {
 } sq_epoch_stats;
 
 /* Evaluates on io->test (when not NULL), prints the epoch line (prefixed by "label: " when label is
-   not NULL) and, with cfg->out_dir, appends to metrics.jsonl and writes last.safetensors,
-   last.state.safetensors and best.safetensors when the metric improved. meta gets epoch, step and
-   metric; *best the best metric so far; er the evaluation (er->n == 0 without a test split). */
+   not NULL) and, with cfg->out_dir, commits the epoch: metrics.jsonl (rewritten atomically with
+   this epoch's line), then last.state.safetensors (the commit point: weights, optimizer state,
+   counters), then last.safetensors, and best.safetensors when the metric improved. meta gets
+   epoch, step and metric; rs the best metric and its epoch; er the evaluation (er->n == 0 without
+   a test split). */
 sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
-                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, double *best,
+                             const sq_state_item *items, int nitems, sq_ckpt_meta *meta, sq_run_state *rs,
                              const char *label, sq_progress *pg, sq_eval_result *er);
 #endif

@@ -53,11 +53,8 @@ sq_status sq_write_file_atomic(const char *path, const void *data, size_t n);
 size_t sq_st_dtype_size(sq_st_dtype d);
 const char *sq_st_dtype_name(sq_st_dtype d);
 
-/* Test hook: when the environment variable SQAKD_TEST_FAIL_WRITE_AT=<bytes> is set, every atomic
-   write (sq_st_write, sq_write_file_atomic) writes only that many bytes to its temporary file and
-   then fails as if the disk were full (ENOSPC), so tests can check that no torn or temporary file
-   is left and that an existing file under the final name is unchanged. Writes of at most <bytes>
-   bytes succeed. Temporary files are named "<path>.tmp.<pid>". */
+/* Atomic writes report their steps to a fault hook that tests inject (host/io/atomic_write.h);
+   temporary files are named "<path>.tmp.XXXXXX". */
 
 #ifdef __cplusplus
 }

@@ -33,6 +33,10 @@ typedef struct sq_train_cfg {
     int crop_pad, flip;
     const char *out_dir;     /* NULL: write nothing */
     int quiet;
+    float max_loss_ratio;    /* divergence guard: stop when a loss exceeds this times the run's first
+                                (0: only non-finite losses stop a run) */
+    const char *run_config;  /* JSON object of the flags that shaped the run, recorded in the state
+                                and checkpoint metadata (NULL: none); the CLI compares it on resume */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);
