@@ -1,9 +1,13 @@
 /* test_report.c: 'sqakd report DIR' on fixed result.json inputs: the exact Markdown and CSV text,
    a PNG of the promised size with the series drawn, and one-line errors for a missing or corrupt
-   sweep directory. Runs the subcommand in-process (sq_cmd_report). */
+   sweep directory; hostile result.json values: a size of 1e300 printed whole (it overflowed a
+   line buffer), bit-widths, seeds and metrics out of range or not integers refused with one line
+   naming the file and key, control characters and over-long names refused, separators quoted in
+   the CSV and escaped in the Markdown. Runs the subcommand in-process (sq_cmd_report). */
 #include "cli/cli.h"
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,4 +176,200 @@ Test(report, missing_or_corrupt_results_fail_with_one_line, .init = mk_tmp, .fin
     cr_expect_eq(report(g_tmp), 2);
     snprintf(p, sizeof p, "%s/report.md", g_tmp);
     cr_expect_neq(access(p, F_OK), 0, "a failed report wrote %s", p);
+}
+
+/* ---- hostile or odd result.json values ---- */
+
+/* runs report(g_tmp) with stderr captured into err */
+static int report_err(char *err, size_t n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/stderr.txt", g_tmp);
+    fflush(stdout);
+    fflush(stderr);
+    int saved = dup(2), fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    int rc = report(g_tmp);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(p, "r");
+    size_t k = f ? fread(err, 1, n - 1, f) : 0;
+    err[k] = 0;
+    if (f) fclose(f);
+    return rc;
+}
+
+static void expect_one_line(const char *err, const char *what, const char *value)
+{
+    size_t len = strlen(err);
+    int lines = 0;
+    for (const char *c = err; *c; c++) lines += *c == '\n';
+    cr_expect(lines == 1 && len && err[len - 1] == '\n' && !strncmp(err, "sqakd report: ", 14) && strstr(err, what),
+              "value [%s]: expected one line naming '%s', got:\n%s", value, what, err);
+}
+
+/* the whole file, NULs included (*n bytes) */
+static char *slurp_n(const char *name, size_t *n)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", g_tmp, name);
+    FILE *f = fopen(p, "rb");
+    cr_assert_not_null(f, "%s missing", p);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc(len + 1);
+    cr_assert_eq(fread(s, 1, len, f), (size_t)len);
+    s[len] = 0;
+    fclose(f);
+    *n = len;
+    return s;
+}
+
+Test(report, huge_model_size_over_two_seeds_is_printed_whole, .init = mk_tmp, .fini = rm_tmp)
+{
+    put_result("ewgs_w2a2_s1", "{\"id\":\"ewgs_w2a2_s1\",\"role\":\"student\",\"model\":\"resnet20\",\"quantizer\":\"ewgs\","
+                               "\"wbits\":2,\"abits\":2,\"seed\":1,\"status\":\"ok\",\"top1\":88.5,\"agreement\":93.12,"
+                               "\"kl\":0.0625,\"model_bytes\":1e300,\"train_seconds\":300.4}\n");
+    put_result("ewgs_w2a2_s2", "{\"id\":\"ewgs_w2a2_s2\",\"role\":\"student\",\"model\":\"resnet20\",\"quantizer\":\"ewgs\","
+                               "\"wbits\":2,\"abits\":2,\"seed\":2,\"status\":\"ok\",\"top1\":89.5,\"agreement\":93.88,"
+                               "\"kl\":0.0375,\"model_bytes\":1e300,\"train_seconds\":1e300}\n");
+    cr_assert_eq(report(g_tmp), 0);
+    char big[400], row[800], line[800];
+    snprintf(big, sizeof big, "%.0f", 1e300);
+    cr_assert_eq(strlen(big), 301u);
+    size_t nmd, ncsv;
+    char *md = slurp_n("report.md", &nmd), *csv = slurp_n("report.csv", &ncsv);
+    cr_expect_eq(strlen(md), nmd, "report.md holds a NUL byte (bytes from beyond a buffer)");
+    cr_expect_eq(strlen(csv), ncsv, "report.csv holds a NUL byte");
+    snprintf(row, sizeof row, "\n| ewgs | W2A2 | 2 of 2 | 89.00 ± 0.71 | 93.50 ± 0.54 | %s |\n\n", big);
+    cr_expect(strstr(md, row) != NULL, "the mean row is not\n%s\nin:\n%s", row, md);
+    snprintf(line, sizeof line, "\n| ewgs_w2a2_s2 | resnet20 | ewgs | W2A2 | 89.50 | 93.88 | 0.0375 | %s | %.1f | ok |\n",
+             big, 1e300);
+    cr_expect(strstr(md, line) != NULL, "the task row is not\n%s\nin:\n%s", line, md);
+    snprintf(line, sizeof line, "\newgs_w2a2_s2,student,resnet20,ewgs,2,2,2,89.5,93.88,0.0375,%s,%.3f,ok\n", big, 1e300);
+    cr_expect(strstr(csv, line) != NULL, "the CSV row is not\n%s\nin:\n%s", line, csv);
+    free(md);
+    free(csv);
+}
+
+/* one result whose key holds value (JSON text; NULL: no such key) is refused with one line that
+   names the file and holds what */
+static void expect_refused_why(int i, const char *key, const char *value, const char *what);
+/* ... and names the key */
+static void expect_refused(int i, const char *key, const char *value)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\"", key);
+    expect_refused_why(i, key, value, k);
+}
+
+static void expect_refused_why(int i, const char *key, const char *value, const char *what)
+{
+    char id[32], json[1024], err[2048];
+    snprintf(id, sizeof id, "r%d", i);
+    const char *keys[] = {"id", "role", "model", "quantizer", "wbits", "abits", "seed", "status", "top1", "agreement",
+                          "kl", "model_bytes", "train_seconds"};
+    const char *vals[] = {"\"r\"", "\"student\"", "\"resnet20\"", "\"ewgs\"", "2", "2", "1", "\"ok\"", "88.5", "93",
+                          "0.06", "73140", "300"};
+    size_t len = snprintf(json, sizeof json, "{");
+    int found = 0;
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        const char *v = vals[k];
+        if (!strcmp(keys[k], key)) { v = value; found = 1; }
+        if (v) len += snprintf(json + len, sizeof json - len, "%s\"%s\":%s", len > 1 ? "," : "", keys[k], v);
+    }
+    cr_assert(found);
+    snprintf(json + len, sizeof json - len, "}\n");
+    put_result(id, json);
+    cr_expect_eq(report_err(err, sizeof err), 2, "%s was accepted", json);
+    expect_one_line(err, what, json);
+    cr_expect(strstr(err, "/tasks/") && strstr(err, "result.json"), "the file is not named: %s", err);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/tasks/%s'", g_tmp, id);
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s/report.md", g_tmp);
+    cr_expect_neq(access(cmd, F_OK), 0, "a report was written from %s", json);
+}
+
+Test(report, bit_widths_and_seeds_out_of_range_are_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    int i = 0;
+    const char *bits[] = {"1e300", "-1e300", "2.5", "0", "33", "-4", "2147483647", "-2147483648", "\"4\"", "null", NULL};
+    for (int k = 0; k < 11; k++) {
+        expect_refused(i++, "wbits", bits[k]);
+        expect_refused(i++, "abits", bits[k]);
+    }
+    const char *seeds[] = {"1e300", "-1e300", "1.5", "9223372036854775808", "-9300000000000000000", "\"1\"", NULL};
+    for (int k = 0; k < 7; k++) expect_refused(i++, "seed", seeds[k]);
+    /* percentages, sizes and times out of range */
+    expect_refused(i++, "top1", "1e300");
+    expect_refused(i++, "top1", "-1");
+    expect_refused(i++, "agreement", "100.5");
+    expect_refused(i++, "model_bytes", "-5");
+    expect_refused(i++, "train_seconds", "-1e300");
+    /* numbers beyond a double (infinite once read) are refused by the JSON reader, at their byte */
+    const char *keys[] = {"wbits", "seed", "agreement", "kl", "model_bytes"};
+    for (int k = 0; k < 5; k++) expect_refused_why(i++, keys[k], k % 2 ? "-1e999" : "1e999", "result.json");
+}
+
+Test(report, control_characters_and_overlong_names_are_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    int i = 0;
+    expect_refused(i++, "id", "\"a\\u001b[31mred\"");
+    expect_refused(i++, "id", "\"a\\nb\"");
+    expect_refused(i++, "id", "\"a\\u0000b\"");
+    expect_refused(i++, "model", "\"res\\rnet\"");
+    expect_refused(i++, "quantizer", "\"e\\u0007wgs\"");
+    expect_refused(i++, "status", "\"ok\\u009b31m\"");
+    expect_refused(i++, "role", "\"student\\u007f\"");
+    expect_refused(i++, "model", "\"res\\tnet\"");
+    char longid[200];
+    snprintf(longid, sizeof longid, "\"%0100d\"", 7);
+    expect_refused(i++, "id", longid);
+    expect_refused(i++, "model", "\"a_model_name_of_more_than_31_bytes\"");
+    expect_refused(i++, "quantizer", "\"quantizer_name_x\"");
+}
+
+Test(report, separators_in_names_are_quoted_in_csv_and_escaped_in_markdown, .init = mk_tmp, .fini = rm_tmp)
+{
+    put_result("a", "{\"id\":\"a,b \\\"c\\\"\",\"role\":\"student\",\"model\":\"res|net\",\"quantizer\":\"q,1\","
+                    "\"wbits\":2,\"abits\":2,\"seed\":1,\"status\":\"ok\",\"top1\":88.5,\"agreement\":93,"
+                    "\"kl\":0.5,\"model_bytes\":100,\"train_seconds\":3}\n");
+    cr_assert_eq(report(g_tmp), 0);
+    char *md = slurp("report.md"), *csv = slurp("report.csv");
+    const char *want_csv = "\"a,b \"\"c\"\"\",student,res|net,\"q,1\",2,2,1,88.5,93,0.5,100,3.000,ok\n";
+    cr_expect(strstr(csv, want_csv) != NULL, "no\n%s\nin:\n%s", want_csv, csv);
+    const char *want_md = "\n| a,b \"c\" | res\\|net | q,1 | W2A2 | 88.50 | 93.00 | 0.5000 | 100 | 3.0 | ok |\n";
+    cr_expect(strstr(md, want_md) != NULL, "no\n%s\nin:\n%s", want_md, md);
+    free(md);
+    free(csv);
+}
+
+Test(report, overlong_directory_is_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    fixed_inputs();
+    char dir[4400], err[2048];
+    int n = snprintf(dir, sizeof dir, "%s", g_tmp);
+    while (n < 4300) n += snprintf(dir + n, sizeof dir - n, "/.");
+    char *argv[] = {"report", dir, "--quiet", NULL};
+    char p[512];
+    snprintf(p, sizeof p, "%s/stderr.txt", g_tmp);
+    fflush(stderr);
+    int saved = dup(2), fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+    int rc = sq_cmd_report(3, argv);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(p, "r");
+    size_t k = fread(err, 1, sizeof err - 1, f);
+    err[k] = 0;
+    fclose(f);
+    cr_expect_eq(rc, 2, "a %zu-byte directory was accepted", strlen(dir));
+    expect_one_line(err, "bytes", "dir");
 }

@@ -1,14 +1,21 @@
 /* test_sweep.c: 'sqakd sweep' run in-process on a tiny IDX data set: a re-run skips finished tasks
    (result.json untouched), a task whose result is missing is redone alone, a different sweep in
    the same directory is refused; the sbatch scripts (array range of the pending groups,
-   directives, 'bash -n'); and, where Debian's Slurm is installed, a real 4-task CPU job array on a
-   slurmctld + slurmd started on localhost (skipped, with the reason, when it cannot run). */
+   directives, 'bash -n'); hostile values on their way into the scripts (partitions, times and
+   paths that would inject a command or an sbatch option, from flags, a --config file or an edited
+   DIR/sweep.json) refused with one line, over-long values refused rather than cut, and odd but
+   legal paths (spaces, quotes, $, backticks, '#', '%') written so that bash and sbatch's own
+   #SBATCH parsing read them as meant; and, where Debian's Slurm is installed, a real 4-task CPU
+   job array and a sweep in a directory with such a name on a slurmctld + slurmd started on
+   localhost (skipped, with the reason, when it cannot run). */
 #include "cli/sweep.h"
 #include "sqakd/checkpoint.h"
 #include "util_check.h"
 #include <arpa/inet.h>
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
+#include <ctype.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
@@ -91,7 +98,7 @@ static const char *TASKS[] = {"ewgs_w2a2_s1", "ewgs_w4a4_s1", "lsq_w2a2_s1", "ls
 /* modification time of DIR/tasks/<id>/result.json in ns; 0 when missing */
 static long long result_mtime(const char *dir, const char *id)
 {
-    char p[600];
+    char p[1400];
     snprintf(p, sizeof p, "%s/tasks/%s/result.json", dir, id);
     struct stat sb;
     if (stat(p, &sb)) return 0;
@@ -171,7 +178,7 @@ Test(sweep, sbatch_script_lists_pending_groups_and_passes_bash_n, .init = mk_tmp
     cr_assert_not_null(s, "no %s", p);
     const char *want[] = {"#!/bin/bash\n", "\n#SBATCH --array=0-5%2\n", "\n#SBATCH --partition=p1\n",
                           "\n#SBATCH --time=00:10:00\n", "\n#SBATCH --gres=gpu:2\n", "\n#SBATCH --cpus-per-task=3\n",
-                          "\n#SBATCH --job-name=sqakd-sweep\n", "/logs/group_%a.out\n",
+                          "\n#SBATCH --job-name=sqakd-sweep\n", "\n#SBATCH --output=\"", "/sw/logs/group_%a.out\"\n",
                           "\nexec '/opt/sqakd' sweep --config '", "/sw/sweep.json' --run-group \"$SLURM_ARRAY_TASK_ID\"\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect(strstr(s, want[i]) != NULL, "missing '%s' in:\n%s", want[i], s);
@@ -245,6 +252,493 @@ Test(sweep, array_specs_and_bad_configurations)
     cr_expect_eq(sq_sweep_parse_seeds("t", "1,-2", &sw), 2);
     cr_expect_eq(sweep("--data fashion-mnist --quantizers ewgs --bits 4 --out /tmp/x"), 2);   /* no teacher */
     cr_expect_eq(sweep("--teacher /nonexistent.safetensors --data x --bits 4 --out /tmp/x"), 2);   /* no quantizers */
+}
+
+/* ---- hostile or odd values on their way into the generated scripts ---- */
+
+/* runs 'sqakd sweep' in-process on these arguments (NULL-terminated) after the base ones of a
+   dry-run Slurm sweep of the tiny inputs (none when base is 0); stderr is captured into err */
+static int sweep_argv(char *err, size_t n, int base, const char *const *args)
+{
+    static char teacher[400], data[600];
+    snprintf(teacher, sizeof teacher, "%s/t.safetensors", g_tmp);
+    snprintf(data, sizeof data, "idx:%s/img.idx,%s/lab.idx", g_tmp, g_tmp);
+    const char *av[96];
+    int ac = 0;
+    av[ac++] = "sweep";
+    if (base) {
+        const char *b[] = {"--teacher", teacher, "--data", data, "--quantizers", "ewgs", "--bits", "2", "--slurm",
+                           "--dry-run", "--bin", "/opt/sqakd", "--quiet"};
+        for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) av[ac++] = b[i];
+    }
+    for (int i = 0; args[i] && ac < 95; i++) av[ac++] = args[i];
+    av[ac] = NULL;
+    char p[400];
+    snprintf(p, sizeof p, "%s/stderr.txt", g_tmp);
+    fflush(stdout);
+    fflush(stderr);
+    int saved = dup(2), fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    cr_assert(saved >= 0 && fd >= 0);
+    dup2(fd, 2);
+    close(fd);
+    int rc = sq_cmd_sweep(ac, (char **)av);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *s = slurp(p);
+    snprintf(err, n, "%s", s ? s : "");
+    free(s);
+    return rc;
+}
+
+/* err is one line "sqakd sweep: ..." that contains what */
+static void expect_one_line(const char *err, const char *what, const char *value)
+{
+    size_t len = strlen(err);
+    int lines = 0;
+    for (const char *c = err; *c; c++) lines += *c == '\n';
+    cr_expect(lines == 1 && len && err[len - 1] == '\n' && !strncmp(err, "sqakd sweep: ", 13) && strstr(err, what),
+              "value [%s]: expected one line naming '%s', got:\n%s", value, what, err);
+}
+
+static int exists(const char *p)
+{
+    struct stat sb;
+    return lstat(p, &sb) == 0;
+}
+
+/* no file named INJ* in dir */
+static void expect_no_injected_files(const char *dir)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "find '%s' -name 'INJ*' | grep -q .", dir);
+    cr_expect_neq(system(cmd), 0, "a command injected through a path ran: INJ* files in %s", dir);
+}
+
+static const char *HOSTILE_PARTITIONS[] = {
+    "gpu\ntouch pwned", "gpu --output=$HOME/.bashrc", "gpu;touch pwned", "$(touch pwned)", "`touch pwned`",
+    "gpu #SBATCH --output=/tmp/x", "gpu\n#SBATCH --output=/tmp/x", "a'b", "a\"b", "gpu\r", "gp u", "gpu\t",
+    "gpu,", ",gpu", "a,,b", "gpu/x", "gpu\\", "gpu=1", "\x1b[31m",
+};
+static const char *HOSTILE_TIMES[] = {
+    "01:00:00\ntouch pwned", "01:00:00 --output=/tmp/x", "$(touch pwned)", "1:00:00;x", "abc", "1-", ":30",
+    "1:2:3:4", "1-2-3", "#SBATCH", "", "1:00:00\n#SBATCH --output=/tmp/x", "`id`", " 10", "10 ", "1-2:3:4:5",
+    "-5", "1e3", "0x10",
+};
+
+Test(sweep, injected_partition_and_time_flags_are_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[400];
+    for (size_t i = 0; i < sizeof HOSTILE_PARTITIONS / sizeof *HOSTILE_PARTITIONS; i++) {
+        snprintf(dir, sizeof dir, "%s/p%zu", g_tmp, i);
+        const char *a[] = {"--out", dir, "--partition", HOSTILE_PARTITIONS[i], NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 2, "--partition [%s] was accepted", HOSTILE_PARTITIONS[i]);
+        expect_one_line(err, "--partition", HOSTILE_PARTITIONS[i]);
+        char p[500];
+        snprintf(p, sizeof p, "%s/sweep.sbatch", dir);
+        cr_expect(!exists(p), "a script was written for --partition [%s]", HOSTILE_PARTITIONS[i]);
+    }
+    for (size_t i = 0; i < sizeof HOSTILE_TIMES / sizeof *HOSTILE_TIMES; i++) {
+        snprintf(dir, sizeof dir, "%s/t%zu", g_tmp, i);
+        const char *a[] = {"--out", dir, "--time", HOSTILE_TIMES[i], NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 2, "--time [%s] was accepted", HOSTILE_TIMES[i]);
+        expect_one_line(err, "--time", HOSTILE_TIMES[i]);
+    }
+    /* Slurm's own formats are accepted and written as they are */
+    const char *good[] = {"30", "30:00", "1:00:00", "2-0", "2-12:00", "2-12:00:00", "UNLIMITED", "infinite", "0"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        snprintf(dir, sizeof dir, "%s/g%zu", g_tmp, i);
+        const char *a[] = {"--out", dir, "--time", good[i], "--partition", i % 2 ? "gpu,debug" : "gpu-a100_x.1", NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 0, "--time %s: %s", good[i], err);
+        char p[500], want[64];
+        snprintf(p, sizeof p, "%s/sweep.sbatch", dir);
+        char *s = slurp(p);
+        snprintf(want, sizeof want, "\n#SBATCH --time=%s\n", good[i]);
+        cr_expect(s && strstr(s, want), "no '%s' in:\n%s", want, s ? s : "(none)");
+        free(s);
+    }
+    /* out and bin paths with a control character are refused; no directory is created */
+    snprintf(dir, sizeof dir, "%s/new\nline", g_tmp);
+    const char *a1[] = {"--out", dir, NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a1), 2);
+    expect_one_line(err, "--out", dir);
+    cr_expect(!exists(dir), "the directory [%s] was created", dir);
+    snprintf(dir, sizeof dir, "%s/ok", g_tmp);
+    const char *a2[] = {"--out", dir, "--bin", "/opt/sq\nakd", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a2), 2);
+    expect_one_line(err, "--bin", "/opt/sq\\nakd");
+    const char *a3[] = {"--out", dir, "--bin", "/opt/sq\x1b" "akd", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a3), 2);
+    expect_one_line(err, "--bin", "/opt/sq\\x1bakd");
+}
+
+/* writes text to DIR/name */
+static void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(sweep, injected_values_in_a_config_or_saved_sweep_json_are_refused, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[400], cfg[400];
+    const char *bad[][2] = {
+        {"partition", "\"gpu --output=$HOME/.bashrc\""}, {"partition", "\"gpu\\ntouch pwned\""},
+        {"partition", "\"$(touch pwned)\""}, {"partition", "\"gpu\\u0000 --output=/tmp/x\""},
+        {"partition", "\"gpu\\n#SBATCH --output=/tmp/x\""}, {"time", "\"1:00:00\\n#SBATCH --output=/tmp/x\""},
+        {"time", "\"01:00:00 --wrap=id\""}, {"time", "\"`id`\""}, {"out", "\"a\\nb\""}, {"out", "\"a\\u0000b\""},
+        {"data", "\"idx:x\\ny\""}, {"model", "\"small\\u001bcnn\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(cfg, sizeof cfg, "%s/c%zu.json", g_tmp, i);
+        char text[300];
+        snprintf(text, sizeof text, "{\"%s\": %s}\n", bad[i][0], bad[i][1]);
+        put_file(cfg, text);
+        snprintf(dir, sizeof dir, "%s/c%zu", g_tmp, i);
+        const char *a[] = {"--config", cfg, "--out", dir, NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 2, "%s was accepted", text);
+        char key[40];
+        snprintf(key, sizeof key, "\"%s\"", bad[i][0]);
+        expect_one_line(err, key, text);
+        cr_expect(strstr(err, cfg) != NULL, "the error does not name %s: %s", cfg, err);
+    }
+    /* a DIR/sweep.json edited after the fact is refused on a re-run and by an array task */
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    const char *a[] = {"--out", dir, "--partition", "p1", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 1, a), 0, "%s", err);
+    char p[500];
+    snprintf(p, sizeof p, "%s/sweep.json", dir);
+    char *s = slurp(p), *at = strstr(s, "\"partition\":\"p1\"");
+    cr_assert_not_null(at, "%s", s);
+    char edited[8192];
+    snprintf(edited, sizeof edited, "%.*s\"partition\":\"p1\\ntouch pwned\"%s", (int)(at - s), s,
+             at + strlen("\"partition\":\"p1\""));
+    free(s);
+    put_file(p, edited);
+    const char *rerun[] = {"--out", dir, "--slurm", "--dry-run", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 0, rerun), 2);
+    expect_one_line(err, "\"partition\"", "re-run");
+    const char *task[] = {"--config", p, "--run-group", "0", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 0, task), 2);
+    expect_one_line(err, "\"partition\"", "--run-group");
+}
+
+/* The arguments sbatch takes from a script's #SBATCH lines, by Slurm's rules (src/sbatch/opt.c,
+   _opt_batch_script and _get_argument): directives are read up to the first line that is neither
+   blank nor a comment; in a directive, whitespace separates arguments, '...' and "..." group
+   characters, a backslash makes the next character literal, and an unquoted '#' ends the line.
+   Returns the count (malloc'd strings in args), -1 on an unmatched quote. */
+static int sbatch_args(const char *script, char **args, int max)
+{
+    int n = 0;
+    for (const char *line = script; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (!strncmp(line, "#SBATCH", 7)) {
+            const char *p = line + 7, *e = line + len;
+            for (;;) {
+                while (p < e && isspace((unsigned char)*p)) p++;
+                if (p >= e) break;
+                char *a = malloc(len + 1);
+                size_t k = 0;
+                int quoted = 0, esc = 0;
+                char q = 0;
+                for (; p < e && (quoted || !isspace((unsigned char)*p)); p++) {
+                    if (esc) esc = 0;
+                    else if (*p == '\\') { esc = 1; continue; }
+                    else if (quoted) { if (*p == q) { quoted = 0; continue; } }
+                    else if (*p == '"' || *p == '\'') { quoted = 1; q = *p; continue; }
+                    else if (*p == '#') { p = e; break; }
+                    a[k++] = *p;
+                }
+                if (quoted) { free(a); return -1; }
+                a[k] = 0;
+                if (k && n < max) args[n++] = a;
+                else free(a);
+            }
+        } else {
+            size_t i = 0;
+            while (i < len && isspace((unsigned char)line[i])) i++;
+            if (i < len && line[i] != '#') break;   /* the first command: no more directives */
+        }
+        line += len + (end != NULL);
+    }
+    return n;
+}
+
+/* a Slurm filename pattern with %a, %j and %% replaced (a backslash turns replacement off) */
+static void expand_pattern(const char *pat, const char *a, const char *j, char *dst, size_t cap)
+{
+    size_t k = 0;
+    int raw = strchr(pat, '\\') != NULL;
+    for (const char *p = pat; *p && k + 16 < cap; p++) {
+        if (raw && *p == '\\') continue;
+        if (!raw && p[0] == '%' && p[1]) {
+            const char *r = p[1] == 'a' ? a : p[1] == 'j' ? j : p[1] == '%' ? "%" : NULL;
+            if (r) { k += snprintf(dst + k, cap - k, "%s", r); p++; continue; }
+        }
+        dst[k++] = *p;
+    }
+    dst[k] = 0;
+}
+
+/* runs 'bash [-n] SCRIPT' in dir with SLURM_ARRAY_TASK_ID=7 and REC_OUT=rec; its exit status */
+static int run_bash(const char *script, int syntax_only, const char *dir, const char *rec)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t p = fork();
+    if (p == 0) {
+        if (chdir(dir)) _exit(126);
+        setenv("SLURM_ARRAY_TASK_ID", "7", 1);
+        setenv("REC_OUT", rec, 1);
+        if (syntax_only) execl("/bin/bash", "bash", "-n", script, (char *)NULL);
+        else execl("/bin/bash", "bash", script, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    cr_assert_eq(waitpid(p, &st, 0), p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* an executable that writes its arguments, one per line, to $REC_OUT */
+static void write_recorder(const char *path)
+{
+    put_file(path, "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > \"$REC_OUT\"\n");
+    cr_assert_eq(chmod(path, 0755), 0);
+}
+
+/* the recorded arguments, joined by '|' */
+static void recorded(const char *rec, char *dst, size_t cap)
+{
+    char *s = slurp(rec);
+    snprintf(dst, cap, "%s", s ? s : "(did not run)");
+    for (char *c = dst; *c; c++) if (*c == '\n') *c = '|';
+    free(s);
+}
+
+/* the script's #SBATCH arguments are exactly the expected options, its log path expands to
+   DIR/logs/<log> (array index 7, job 99), and running it execs BIN with the expected arguments */
+static void check_script(const char *dir, const char *name, const char *log, const char *tail, const char *rec)
+{
+    char p[4600], got[5000], want[5000];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    char *s = slurp(p);
+    cr_assert_not_null(s, "no %s", p);
+    cr_expect_eq(run_bash(p, 1, g_tmp, rec), 0, "bash -n %s failed:\n%s", p, s);
+    char *args[64];
+    int n = sbatch_args(s, args, 64), outputs = 0;
+    cr_expect_gt(n, 0, "sbatch cannot parse the directives of:\n%s", s);
+    const char *allowed[] = {"--job-name=", "--partition=", "--time=", "--gres=", "--cpus-per-task=", "--ntasks=",
+                             "--array=", "--output="};
+    for (int i = 0; i < n; i++) {
+        size_t k = 0;
+        while (k < sizeof allowed / sizeof *allowed && strncmp(args[i], allowed[k], strlen(allowed[k]))) k++;
+        cr_expect_lt(k, sizeof allowed / sizeof *allowed, "sbatch reads an unexpected argument [%s] from:\n%s", args[i], s);
+        if (!strncmp(args[i], "--output=", 9)) {
+            outputs++;
+            expand_pattern(args[i] + 9, "7", "99", got, sizeof got);
+            snprintf(want, sizeof want, "%s/logs/%s", dir, log);
+            cr_expect_str_eq(got, want, "sbatch's log path [%s] is not under the sweep directory:\n%s", args[i] + 9, s);
+        }
+        free(args[i]);
+    }
+    cr_expect_eq(outputs, 1, "%d --output directives in:\n%s", outputs, s);
+    free(s);
+    unlink(rec);
+    cr_expect_eq(run_bash(p, 0, g_tmp, rec), 0, "running %s failed", p);
+    recorded(rec, got, sizeof got);
+    snprintf(want, sizeof want, "sweep|--config|%s/sweep.json|%s|", dir, tail);
+    cr_expect_str_eq(got, want, "%s ran the executable with other arguments", name);
+}
+
+Test(sweep, odd_but_legal_paths_give_scripts_that_bash_and_sbatch_read_as_meant, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[600], bindir[600], bin[700], rec[400], data[600];
+    /* spaces, both quotes, $, $(...), backticks, ';', '#', '%' and UTF-8 in the sweep directory and the executable's path */
+    const char *odd = "odd dir $(touch INJ1) `touch INJ2`; touch INJ3 'sq' \"dq\" #SBATCH --x %j %%a \xc3\xa9";
+    snprintf(dir, sizeof dir, "%s/%s", g_tmp, odd);
+    snprintf(bindir, sizeof bindir, "%s/bin $(touch INJ4) 'x' \"y\"", g_tmp);
+    cr_assert_eq(mkdir(bindir, 0755), 0);
+    snprintf(bin, sizeof bin, "%s/rec;`touch INJ5`", bindir);
+    write_recorder(bin);
+    snprintf(rec, sizeof rec, "%s/args.txt", g_tmp);
+    snprintf(data, sizeof data, "idx:%s/img.idx,%s/lab.idx", g_tmp, g_tmp);
+    const char *a[] = {"sweep", "--model", "smallcnn", "--train-teacher-epochs", "1", "--data", data, "--quantizers",
+                       "ewgs,lsq", "--bits", "2", "--group-size", "1", "--out", dir, "--slurm", "--dry-run", "--bin", bin,
+                       "--partition", "debug", "--time", "0-00:05", "--quiet", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 0, a + 1), 0, "%s", err);
+    check_script(dir, "sweep.sbatch", "group_7.out", "--run-group|7", rec);
+    check_script(dir, "teacher.sbatch", "teacher_99.out", "--run-teacher", rec);
+    expect_no_injected_files(g_tmp);
+    /* the configuration read back from DIR/sweep.json gives the same scripts */
+    const char *again[] = {"--out", dir, "--slurm", "--dry-run", "--bin", bin, "--quiet", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 0, again), 0, "%s", err);
+    check_script(dir, "sweep.sbatch", "group_7.out", "--run-group|7", rec);
+    expect_no_injected_files(g_tmp);
+    /* a backslash cannot be in an sbatch log path (it turns %a off): refused with --slurm */
+    snprintf(dir, sizeof dir, "%s/back\\slash", g_tmp);
+    const char *b[] = {"--out", dir, NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, b), 2);
+    expect_one_line(err, "--out", dir);
+}
+
+Test(sweep, executable_path_full_of_quotes_is_quoted_whole, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[400], bin[4096], rec[400], q[201];
+    memset(q, '\'', 200);
+    q[200] = 0;
+    int len = snprintf(bin, sizeof bin, "%s", g_tmp);
+    for (int i = 0; i < 6; i++) {   /* 1200 single quotes: 4800 bytes once quoted for bash */
+        len += snprintf(bin + len, sizeof bin - len, "/%s", q);
+        cr_assert_eq(mkdir(bin, 0755), 0);
+    }
+    snprintf(bin + len, sizeof bin - len, "/rec");
+    write_recorder(bin);
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    snprintf(rec, sizeof rec, "%s/args.txt", g_tmp);
+    const char *a[] = {"--out", dir, "--bin", bin, NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 1, a), 0, "%s", err);
+    check_script(dir, "sweep.sbatch", "group_7.out", "--run-group|7", rec);
+}
+
+Test(sweep, overlong_values_are_refused_not_truncated, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[400], big[2300];
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    struct { const char *flag; size_t len; const char *limit; } cases[] = {
+        {"--partition", 64, "63"}, {"--time", 32, "31"}, {"--model", 32, "31"}, {"--device", 16, "15"},
+        {"--augment", 32, "31"}, {"--data", 1024, "1023"}, {"--teacher", 1024, "1023"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        memset(big, '1', cases[i].len);   /* a valid time and partition up to its length */
+        big[cases[i].len] = 0;
+        const char *a[] = {"--out", dir, cases[i].flag, big, NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 2, "%s of %zu bytes was accepted", cases[i].flag, cases[i].len);
+        expect_one_line(err, cases[i].flag, cases[i].flag);
+        cr_expect(strstr(err, cases[i].limit) != NULL, "%s: the limit %s is not named: %s", cases[i].flag, cases[i].limit, err);
+    }
+    /* a 2,223-byte --out is refused, not cut into another directory */
+    int n = snprintf(big, sizeof big, "%s/", g_tmp);
+    memset(big + n, 'd', 2223 - n);
+    big[2223] = 0;
+    for (int k = 250; k < 2223; k += 250) big[k] = '/';
+    const char *a1[] = {"--out", big, NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a1), 2);
+    expect_one_line(err, "--out", "2223 bytes");
+    cr_expect(strstr(err, "2047") != NULL, "%s", err);
+    char cut[2100];
+    snprintf(cut, sizeof cut, "%.2047s", big);
+    cr_expect(!exists(cut), "a truncated directory %s was created", cut);
+    snprintf(cut, sizeof cut, "%.250s", big);   /* its first level under the scratch directory */
+    cr_expect(!exists(cut), "%s was created", cut);
+    /* a list cut at 1023 bytes loses its last items: refused instead */
+    const char *lists[][2] = {{"--seeds", "1,2"}, {"--bits", "4,2"}, {"--quantizers", "ewgs,lsq"}};
+    for (int i = 0; i < 3; i++) {
+        const char *comma = strchr(lists[i][1], ',');
+        n = snprintf(big, sizeof big, "%.*s", (int)(comma - lists[i][1]), lists[i][1]);
+        memset(big + n, ' ', 1100);
+        snprintf(big + n + 1100, sizeof big - n - 1100, "%s", comma);
+        const char *a[] = {"--out", dir, lists[i][0], big, NULL};
+        cr_expect_eq(sweep_argv(err, sizeof err, 1, a), 2, "%s of %zu bytes was cut", lists[i][0], strlen(big));
+        expect_one_line(err, lists[i][0], lists[i][0]);
+    }
+    /* the same in a configuration: a string with a NUL, an over-long list item */
+    char cfg[400], text[1400];
+    snprintf(cfg, sizeof cfg, "%s/c.json", g_tmp);
+    snprintf(text, sizeof text, "{\"seeds\": [\"1\", \"%070d\"]}", 2);
+    put_file(cfg, text);
+    const char *a2[] = {"--config", cfg, "--out", dir, NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a2), 2, "%s was accepted", text);
+    expect_one_line(err, "\"seeds\"", text);
+    snprintf(text, sizeof text, "{\"seeds\": [\"1\", \"%s2\"]}", "                                                                        ");
+    put_file(cfg, text);
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a2), 2, "%s was accepted", text);
+    snprintf(text, sizeof text, "{\"quantizers\": \"ewgs,%1100s\"}", "lsq");
+    put_file(cfg, text);
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, a2), 2, "a 1,100-byte list string was accepted");
+    expect_one_line(err, "\"quantizers\"", "long list");
+    /* --data whose absolute form is longer than 1023 bytes is refused (it was kept relative) */
+    char deep[1400];
+    n = snprintf(deep, sizeof deep, "%s", g_tmp);
+    for (int i = 0; i < 5; i++) {
+        n += snprintf(deep + n, sizeof deep - n, "/%0200d", i);
+        cr_assert_eq(mkdir(deep, 0755), 0);
+    }
+    char p[2000];
+    snprintf(p, sizeof p, "cp %s/img.idx '%s/img.idx'", g_tmp, deep);
+    cr_assert_eq(system(p), 0);
+    char cwd[4096];
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    cr_assert_eq(chdir(deep), 0);
+    const char *a3[] = {"sweep", "--teacher", NULL, "--data", "idx:img.idx", "--quantizers", "ewgs", "--bits", "2",
+                        "--out", dir, "--slurm", "--dry-run", "--bin", "/opt/sqakd", NULL};
+    char t[400];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_tmp);
+    a3[2] = t;
+    int rc = sweep_argv(err, sizeof err, 0, a3 + 1);
+    cr_assert_eq(chdir(cwd), 0);
+    cr_expect_eq(rc, 2, "--data whose absolute form is %zu bytes was kept relative", strlen(deep) + 12);
+    expect_one_line(err, "--data", "deep");
+}
+
+Test(sweep, array_spec_of_many_scattered_groups_is_written_whole, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[400];
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    /* 4 quantizers x 16 bit-widths x 16 seeds, one student per group: 1024 groups */
+    const char *a[] = {"--out", dir, "--quantizers", "ewgs,pact,lsq,dorefa", "--bits",
+                       "1,2,3,4,5,6,7,8,w1a2,w2a1,w2a4,w4a2,w4a8,w8a4,w1a8,w8a1", "--seeds",
+                       "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16", "--group-size", "1", "--max-running", "9", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 1, a), 0, "%s", err);
+    sq_sweep sw;
+    sq_sweep_defaults(&sw);
+    char p[600];
+    snprintf(p, sizeof p, "%s/sweep.json", dir);
+    cr_assert_eq(sq_sweep_load("test", p, &sw), 0);
+    static sq_sweep_task tasks[SQ_SWEEP_MAX_TASKS];
+    int ngroups, n = sq_sweep_tasks(&sw, tasks, &ngroups);
+    cr_assert_eq(ngroups, 1024);
+    /* every third group done: the others are pairs, "1-2,4-5,...", about 2,900 bytes */
+    static char want[8192];
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        int g = tasks[i].group;
+        if (g % 3 == 0) {
+            char d[1200];
+            snprintf(d, sizeof d, "%s/tasks/%.63s", dir, tasks[i].id);
+            cr_assert_eq(sq_cli_mkdirs(d), 0);
+            strcat(d, "/result.json");
+            put_file(d, "{\"id\":\"x\"}\n");
+        } else if (g % 3 == 1) {
+            len += snprintf(want + len, sizeof want - len, "%s%d-%d", len ? "," : "", g, g + 1 < ngroups ? g + 1 : g);
+        }
+    }
+    snprintf(want + len, sizeof want - len, "%%9");
+    const char *again[] = {"--out", dir, "--slurm", "--dry-run", "--bin", "/opt/sqakd", "--quiet", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 0, again), 0, "%s", err);
+    snprintf(p, sizeof p, "%s/sweep.sbatch", dir);
+    char *s = slurp(p), *args[64];
+    cr_assert_not_null(s);
+    int na = sbatch_args(s, args, 64), found = 0;
+    for (int i = 0; i < na; i++) {
+        if (!strncmp(args[i], "--array=", 8)) {
+            found = 1;
+            cr_expect(!strcmp(args[i] + 8, want), "--array is not the %zu-byte list of pending groups: %zu bytes, ends '%s'",
+                      strlen(want), strlen(args[i] + 8), args[i] + 8 + (strlen(args[i] + 8) > 40 ? strlen(args[i] + 8) - 40 : 0));
+        }
+        free(args[i]);
+    }
+    cr_expect(found, "no --array in:\n%.400s", s);
+    free(s);
 }
 
 /* ---- a real Slurm: slurmctld + slurmd on localhost, a 4-task CPU job array ---- */
@@ -434,4 +928,45 @@ Test(sweep, slurm_job_array_runs_four_tasks_end_to_end, .init = slurm_init, .fin
         cr_expect_eq(access(p, F_OK), 0, "no array task log %s", p);
     }
     cr_expect_neq(result_mtime(dir, "teacher"), 0, "no teacher result");
+}
+
+Test(sweep, slurm_runs_a_sweep_whose_directory_has_spaces_quotes_and_dollars, .init = slurm_init, .fini = slurm_fini,
+     .timeout = 90)
+{
+    const char *bin = getenv("SQAKD_BIN");
+    if (!bin || access(bin, X_OK))
+        cr_skip("SQAKD_BIN is not an executable sqakd (the array tasks run it): the Slurm check did not run");
+    char host[256];
+    cr_assert_eq(gethostname(host, sizeof host), 0);
+    host[strcspn(host, ".")] = 0;
+    char why[1024];
+    if (start_slurm(host, why, sizeof why)) cr_skip("%s", why);
+    tiny_inputs();
+    char dir[600], data[400], teacher[400], err[4096], cwd[4096];
+    snprintf(dir, sizeof dir, "%s/odd dir $(touch INJ1) `touch INJ2`; touch INJ3 'sq' \"dq\" #SBATCH --x %%j $HOME", g_tmp);
+    snprintf(data, sizeof data, "idx:%s/img.idx", g_tmp);
+    snprintf(teacher, sizeof teacher, "%s/t.safetensors", g_tmp);
+    cr_assert_not_null(getcwd(cwd, sizeof cwd));
+    const char *a[] = {"--teacher", teacher, "--data", data, "--quantizers", "ewgs", "--bits", "2", "--epochs", "1",
+                       "--batch", "16", "--threads", "1", "--out", dir, "--slurm", "--partition", "debug", "--time",
+                       "00:05:00", "--cpus-per-task", "1", "--bin", bin, "--quiet", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 0, a), 0, "%s", err);
+    int done = 0;
+    for (int i = 0; i < 240 && !done; i++) {   /* at most 60 s */
+        usleep(250000);
+        done = result_mtime(dir, "ewgs_w2a2_s1") != 0;
+    }
+    char log[700], t[400];
+    snprintf(log, sizeof log, "%s/logs/group_0.out", dir);
+    tail_of(log, t, sizeof t);
+    cr_assert(done, "the array task wrote no result within 60 s (its log %s: %s)", log, t);
+    cr_expect(exists(log), "the array task's log is not %s", log);
+    cr_expect_neq(result_mtime(dir, "teacher"), 0, "no teacher result");
+    char p[800];
+    snprintf(p, sizeof p, "%s/tasks/ewgs_w2a2_s1/result.json", dir);
+    char *s = slurp(p);
+    cr_expect(s && strstr(s, "\"status\":\"ok\""), "%s", s ? s : "(none)");
+    free(s);
+    expect_no_injected_files(g_tmp);
+    expect_no_injected_files(cwd);
 }

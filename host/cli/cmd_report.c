@@ -1,12 +1,17 @@
 /* cmd_report.c: 'sqakd report DIR' — gathers a sweep's DIR/tasks/<id>/result.json into
    DIR/report.md (Markdown tables, printed too), DIR/report.csv and DIR/report.png (accuracy or
-   teacher agreement against model size, see report_plot.c). */
+   teacher agreement against model size, see report_plot.c). A result is checked before it is
+   used (names of printable ASCII that fit, bit-widths 1..32, an integer seed, percentages in
+   0..100, sizes and times >= 0), or refused with one line naming the file and key; the text is
+   built in growable buffers, with | and \ escaped in Markdown cells and CSV fields quoted. */
 #include "cli.h"
 #include "report.h"
 #include "sqakd/json.h"
 #include "sqakd/safetensors.h"
 #include <dirent.h>
+#include <float.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +19,49 @@
 
 static const char *USAGE = "DIR   (a 'sqakd sweep' directory: reads DIR/tasks/*/result.json)";
 
-static void str_field(const sq_json *o, const char *key, char *dst, size_t n, const char *fallback)
-{
-    const char *s = sq_json_str(sq_json_get(o, key));
-    snprintf(dst, n, "%s", s ? s : fallback);
-}
-
-static double num_field(const sq_json *o, const char *key)
+/* a name of a result (id, role, model, quantizer, status): absent or null gives fallback; else a
+   string of printable ASCII (it goes into Markdown, CSV and the terminal) that fits into n bytes */
+static int name_field(const char *cmd, const char *path, const sq_json *o, const char *key, char *dst, size_t n,
+                      const char *fallback)
 {
     const sq_json *v = sq_json_get(o, key);
-    return v && v->type == SQ_JSON_NUM ? v->num : NAN;
+    if (!v || v->type == SQ_JSON_NULL) {
+        snprintf(dst, n, "%s", fallback);
+        return 0;
+    }
+    int ok = v->type == SQ_JSON_STR && v->len < n;
+    for (size_t i = 0; ok && i < v->len; i++) ok = v->str[i] >= 0x20 && v->str[i] < 0x7f;
+    if (!ok)
+        return sq_cli_fail(cmd, "%s: \"%s\" must be a string of printable ASCII characters, at most %zu: fix or "
+                           "remove the file", path, key, n - 1);
+    memcpy(dst, v->str, v->len + 1);
+    return 0;
+}
+
+/* an integer in [lo, hi] that must be there */
+static int int_field(const char *cmd, const char *path, const sq_json *o, const char *key, double lo, double hi,
+                     double *out)
+{
+    const sq_json *v = sq_json_get(o, key);
+    if (!v || v->type != SQ_JSON_NUM || !(v->num >= lo && v->num <= hi) || v->num != floor(v->num))
+        return sq_cli_fail(cmd, "%s: \"%s\" must be an integer from %.0f to %.0f: fix or remove the file", path, key, lo,
+                           hi);
+    *out = v->num;
+    return 0;
+}
+
+/* a measurement: absent or null gives NAN (printed as "-"), else a number in [lo, hi] */
+static int num_field(const char *cmd, const char *path, const sq_json *o, const char *key, double lo, double hi,
+                     double *out)
+{
+    const sq_json *v = sq_json_get(o, key);
+    *out = NAN;
+    if (!v || v->type == SQ_JSON_NULL) return 0;
+    if (v->type != SQ_JSON_NUM || !(v->num >= lo && v->num <= hi))
+        return sq_cli_fail(cmd, "%s: \"%s\" must be null or a number from %g to %g: fix or remove the file", path, key,
+                           lo, hi);
+    *out = v->num;
+    return 0;
 }
 
 static int load_row(const char *cmd, const char *path, sq_report_row *r)
@@ -31,40 +69,49 @@ static int load_row(const char *cmd, const char *path, sq_report_row *r)
     sq_json *o;
     if (sq_json_parse_file(path, &o)) return sq_cli_fail(cmd, "%s", sq_last_error());
     int rc = 0;
+    double wbits = 0, abits = 0, seed = 0;
+    memset(r, 0, sizeof *r);
     if (o->type != SQ_JSON_OBJ || !sq_json_str(sq_json_get(o, "id"))) {
         rc = sq_cli_fail(cmd, "%s is not a sweep result (no \"id\"): remove it or re-run the sweep", path);
+    } else if (name_field(cmd, path, o, "id", r->id, sizeof r->id, "") ||
+               name_field(cmd, path, o, "role", r->role, sizeof r->role, "student") ||
+               name_field(cmd, path, o, "model", r->model, sizeof r->model, "?") ||
+               name_field(cmd, path, o, "quantizer", r->quantizer, sizeof r->quantizer, "?") ||
+               name_field(cmd, path, o, "status", r->status, sizeof r->status, "ok") ||
+               int_field(cmd, path, o, "wbits", 1, 32, &wbits) || int_field(cmd, path, o, "abits", 1, 32, &abits) ||
+               /* any long long: [-2^63, 2^63 - 1024], the doubles below 2^63 */
+               int_field(cmd, path, o, "seed", -9223372036854775808.0, 9223372036854774784.0, &seed) ||
+               num_field(cmd, path, o, "top1", 0, 100, &r->top1) ||
+               num_field(cmd, path, o, "agreement", 0, 100, &r->agreement) ||
+               num_field(cmd, path, o, "kl", -DBL_MAX, DBL_MAX, &r->kl) ||
+               num_field(cmd, path, o, "model_bytes", 0, DBL_MAX, &r->model_bytes) ||
+               num_field(cmd, path, o, "train_seconds", 0, DBL_MAX, &r->train_seconds)) {
+        rc = 2;
     } else {
-        memset(r, 0, sizeof *r);
-        str_field(o, "id", r->id, sizeof r->id, "");
-        str_field(o, "role", r->role, sizeof r->role, "student");
-        str_field(o, "model", r->model, sizeof r->model, "?");
-        str_field(o, "quantizer", r->quantizer, sizeof r->quantizer, "?");
-        str_field(o, "status", r->status, sizeof r->status, "ok");
-        r->wbits = (int)sq_json_num(sq_json_get(o, "wbits"), 0);
-        r->abits = (int)sq_json_num(sq_json_get(o, "abits"), 0);
-        r->seed = (long long)sq_json_num(sq_json_get(o, "seed"), 0);
-        r->top1 = num_field(o, "top1");
-        r->agreement = num_field(o, "agreement");
-        r->kl = num_field(o, "kl");
-        r->model_bytes = num_field(o, "model_bytes");
-        r->train_seconds = num_field(o, "train_seconds");
+        r->wbits = (int)wbits;
+        r->abits = (int)abits;
+        r->seed = (long long)seed;
     }
     sq_json_free(o);
     return rc;
 }
 
+static int cmp_int(long long a, long long b) { return (a > b) - (a < b); }
+
 static int row_cmp(const void *pa, const void *pb)
 {
     const sq_report_row *a = pa, *b = pb;
     int ta = !strcmp(a->role, "teacher"), tb = !strcmp(b->role, "teacher");
-    if (ta != tb) return tb - ta;
+    if (ta != tb) return ta ? -1 : 1;
     int c = strcmp(a->quantizer, b->quantizer);
     if (c) return c;
-    if (a->wbits != b->wbits) return a->wbits - b->wbits;
-    if (a->abits != b->abits) return a->abits - b->abits;
-    if (a->seed != b->seed) return a->seed < b->seed ? -1 : 1;
+    if ((c = cmp_int(a->wbits, b->wbits))) return c;
+    if ((c = cmp_int(a->abits, b->abits))) return c;
+    if ((c = cmp_int(a->seed, b->seed))) return c;
     return strcmp(a->id, b->id);
 }
+
+#define MAX_DIR 4000   /* DIR/tasks/<name>/result.json and DIR/report.csv fit their buffers */
 
 static int load_rows(const char *cmd, const char *dir, sq_report_row **out, int *n)
 {
@@ -97,10 +144,58 @@ static int load_rows(const char *cmd, const char *dir, sq_report_row **out, int 
     return 0;
 }
 
-static void cell(char *dst, size_t n, const char *fmt, double v, const char *missing)
+static void appendf(sq_jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(sq_jbuf *b, const char *fmt, ...)
 {
-    if (isfinite(v)) snprintf(dst, n, fmt, v);
-    else snprintf(dst, n, "%s", missing);
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof small) {
+        sq_jbuf_raw(b, small, n);
+        return;
+    }
+    char *big = sq_xmalloc((size_t)n + 1);   /* %.0f of 1e300 is 301 digits */
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sq_jbuf_raw(b, big, n);
+    free(big);
+}
+
+/* a number, or missing when it is not finite */
+static void cell(sq_jbuf *b, const char *fmt, double v, const char *missing)
+{
+    if (isfinite(v)) appendf(b, fmt, v);
+    else sq_jbuf_raw(b, missing, strlen(missing));
+}
+
+/* a Markdown table cell: " s |" with | and \ escaped */
+static void md_cell(sq_jbuf *b, const char *s)
+{
+    sq_jbuf_raw(b, " ", 1);
+    for (; *s; s++) {
+        if (*s == '|' || *s == '\\') sq_jbuf_raw(b, "\\", 1);
+        sq_jbuf_raw(b, s, 1);
+    }
+    sq_jbuf_raw(b, " |", 2);
+}
+
+/* a CSV field and its separator: quoted, with "" for ", when it holds a comma, a quote or
+   surrounding spaces (RFC 4180) */
+static void csv_field(sq_jbuf *b, const char *s, const char *sep)
+{
+    size_t n = strlen(s);
+    if (strpbrk(s, ",\"\r\n") || (n && (s[0] == ' ' || s[n - 1] == ' '))) {
+        sq_jbuf_raw(b, "\"", 1);
+        for (; *s; s++) sq_jbuf_raw(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
+        sq_jbuf_raw(b, "\"", 1);
+    } else {
+        sq_jbuf_raw(b, s, n);
+    }
+    sq_jbuf_raw(b, sep, strlen(sep));
 }
 
 static void bits_label(const sq_report_row *r, char *dst, size_t n)
@@ -117,6 +212,15 @@ static void mean_std(const double *v, int n, double *mean, double *sd)
     *mean = k ? s / k : NAN;
     for (int i = 0; i < n; i++) if (isfinite(v[i])) s2 += (v[i] - *mean) * (v[i] - *mean);
     *sd = k > 1 ? sqrt(s2 / (k - 1)) : NAN;
+}
+
+/* "m ± s", or "m" with one value, or "-" */
+static void mean_cell(sq_jbuf *b, double m, double sd)
+{
+    sq_jbuf_raw(b, " ", 1);
+    if (isfinite(sd)) appendf(b, "%.2f ± %.2f", m, sd);
+    else cell(b, "%.2f", m, "-");
+    sq_jbuf_raw(b, " |", 2);
 }
 
 /* one row per (quantizer, bit-width) that ran with more than one seed */
@@ -141,13 +245,17 @@ static void seed_means(const sq_report_row *rows, int n, sq_jbuf *md)
             double m1, s1, ma, sa;
             mean_std(t1, k, &m1, &s1);
             mean_std(ag, k, &ma, &sa);
-            char b[16], a1[48], a2[48], line[256];
+            char b[32];
             bits_label(&rows[i], b, sizeof b);
-            if (isfinite(s1)) snprintf(a1, sizeof a1, "%.2f ± %.2f", m1, s1); else cell(a1, sizeof a1, "%.2f", m1, "-");
-            if (isfinite(sa)) snprintf(a2, sizeof a2, "%.2f ± %.2f", ma, sa); else cell(a2, sizeof a2, "%.2f", ma, "-");
-            int len = snprintf(line, sizeof line, "| %s | %s | %d of %d | %s | %s | %.0f |\n", rows[i].quantizer, b, k,
-                               j - i, a1, a2, rows[i].model_bytes);
-            sq_jbuf_raw(md, line, len);
+            sq_jbuf_raw(md, "|", 1);
+            md_cell(md, rows[i].quantizer);
+            md_cell(md, b);
+            appendf(md, " %d of %d |", k, j - i);
+            mean_cell(md, m1, s1);
+            mean_cell(md, ma, sa);
+            sq_jbuf_raw(md, " ", 1);
+            cell(md, "%.0f", rows[i].model_bytes, "-");
+            sq_jbuf_raw(md, " |\n", 3);
         }
         i = j;
     }
@@ -163,16 +271,22 @@ static void build_markdown(const sq_report_row *rows, int n, sq_jbuf *md)
     sq_jbuf_raw(md, head, strlen(head));
     for (int i = 0; i < n; i++) {
         const sq_report_row *r = &rows[i];
-        char b[16], t1[32], ag[32], kl[32], sz[32], ts[32], line[512];
+        char b[32];
         bits_label(r, b, sizeof b);
-        cell(t1, sizeof t1, "%.2f", r->top1, "-");
-        cell(ag, sizeof ag, "%.2f", r->agreement, "-");
-        cell(kl, sizeof kl, "%.4f", r->kl, "-");
-        cell(sz, sizeof sz, "%.0f", r->model_bytes, "-");
-        cell(ts, sizeof ts, "%.1f", r->train_seconds, "-");
-        int len = snprintf(line, sizeof line, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->id, r->model,
-                           r->quantizer, b, t1, ag, kl, sz, ts, r->status);
-        sq_jbuf_raw(md, line, len);
+        sq_jbuf_raw(md, "|", 1);
+        md_cell(md, r->id);
+        md_cell(md, r->model);
+        md_cell(md, r->quantizer);
+        md_cell(md, b);
+        const char *fmt[] = {"%.2f", "%.2f", "%.4f", "%.0f", "%.1f"};
+        const double v[] = {r->top1, r->agreement, r->kl, r->model_bytes, r->train_seconds};
+        for (int k = 0; k < 5; k++) {
+            sq_jbuf_raw(md, " ", 1);
+            cell(md, fmt[k], v[k], "-");
+            sq_jbuf_raw(md, " |", 2);
+        }
+        md_cell(md, r->status);
+        sq_jbuf_raw(md, "\n", 1);
     }
     seed_means(rows, n, md);
     const char *tail = "\nAccuracy is top-1 on the evaluation split (\"-\" without labels); agreement is top-1 agreement "
@@ -188,15 +302,18 @@ static void build_csv(const sq_report_row *rows, int n, sq_jbuf *csv)
     sq_jbuf_raw(csv, head, strlen(head));
     for (int i = 0; i < n; i++) {
         const sq_report_row *r = &rows[i];
-        char t1[32], ag[32], kl[32], sz[32], ts[32], line[512];
-        cell(t1, sizeof t1, "%.6g", r->top1, "");
-        cell(ag, sizeof ag, "%.6g", r->agreement, "");
-        cell(kl, sizeof kl, "%.6g", r->kl, "");
-        cell(sz, sizeof sz, "%.0f", r->model_bytes, "");
-        cell(ts, sizeof ts, "%.3f", r->train_seconds, "");
-        int len = snprintf(line, sizeof line, "%s,%s,%s,%s,%d,%d,%lld,%s,%s,%s,%s,%s,%s\n", r->id, r->role, r->model,
-                           r->quantizer, r->wbits, r->abits, r->seed, t1, ag, kl, sz, ts, r->status);
-        sq_jbuf_raw(csv, line, len);
+        csv_field(csv, r->id, ",");
+        csv_field(csv, r->role, ",");
+        csv_field(csv, r->model, ",");
+        csv_field(csv, r->quantizer, ",");
+        appendf(csv, "%d,%d,%lld,", r->wbits, r->abits, r->seed);
+        const char *fmt[] = {"%.6g", "%.6g", "%.6g", "%.0f", "%.3f"};
+        const double v[] = {r->top1, r->agreement, r->kl, r->model_bytes, r->train_seconds};
+        for (int k = 0; k < 5; k++) {
+            cell(csv, fmt[k], v[k], "");
+            sq_jbuf_raw(csv, ",", 1);
+        }
+        csv_field(csv, r->status, "\n");
     }
 }
 
@@ -218,6 +335,8 @@ int sq_cmd_report(int argc, char **argv)
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, 1, pos, 1, &npos);
     if (r) return r == 1 ? 0 : 2;
     if (npos != 1) return sq_cli_fail(cmd, "expected the sweep directory (usage: sqakd report %s)", USAGE);
+    if (strlen(pos[0]) > MAX_DIR)
+        return sq_cli_fail(cmd, "the directory's path is %zu bytes, at most %d: give a shorter one", strlen(pos[0]), MAX_DIR);
     sq_report_row *rows = NULL;
     int n = 0;
     if (load_rows(cmd, pos[0], &rows, &n)) return 2;

@@ -32,7 +32,28 @@ static int file_exists(const char *p)
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-#define SET_STR(dst, v) do { if (v) snprintf((dst), sizeof(dst), "%s", (v)); } while (0)
+/* a string flag's value, refused (one line naming the flag) when it does not fit whole into cap
+   bytes, holds a control character, or is not what check allows */
+static int check_str(const char *cmd, const char *flag, const char *v, size_t cap, const char *(*check)(const char *))
+{
+    if (!v) return 0;
+    size_t n = strlen(v);
+    if (n >= cap) return sq_cli_fail(cmd, "%s: at most %zu bytes, got %zu", flag, cap - 1, n);
+    const char *bad = sq_sweep_bad_text(v);
+    if (!bad && check) bad = check(v);
+    if (bad) {
+        char shown[96];
+        sq_sweep_show(v, shown, sizeof shown);
+        return sq_cli_fail(cmd, "%s: must be %s, got '%s'", flag, bad, shown);
+    }
+    return 0;
+}
+
+#define SET_STR(dst, v, flag, check) \
+    do { \
+        if (check_str(cmd, (flag), (v), sizeof(dst), (check))) return 2; \
+        if (v) memcpy((dst), (v), strlen(v) + 1); \
+    } while (0)
 #define SET_NUM(dst, v) do { if ((v) >= 0) (dst) = (v); } while (0)
 
 /* the configuration: --config FILE (or DIR/sweep.json when resuming), then the flags */
@@ -40,20 +61,21 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
 {
     sq_sweep_defaults(sw);
     char saved[4096] = "";
+    if (check_str(cmd, "--out", f->out, sizeof sw->out, NULL)) return 2;
     if (f->out) snprintf(saved, sizeof saved, "%s/sweep.json", f->out);
     if (f->config) {
         if (sq_sweep_load(cmd, f->config, sw)) return 2;
     } else if (saved[0] && file_exists(saved)) {
         if (sq_sweep_load(cmd, saved, sw)) return 2;
     }
-    SET_STR(sw->model, f->model);
-    SET_STR(sw->data, f->data);
-    SET_STR(sw->teacher, f->teacher);
-    SET_STR(sw->out, f->out);
-    SET_STR(sw->device, f->device);
-    SET_STR(sw->augment, f->augment);
-    SET_STR(sw->partition, f->partition);
-    SET_STR(sw->time, f->time);
+    SET_STR(sw->model, f->model, "--model", NULL);
+    SET_STR(sw->data, f->data, "--data", NULL);
+    SET_STR(sw->teacher, f->teacher, "--teacher", NULL);
+    SET_STR(sw->out, f->out, "--out", NULL);
+    SET_STR(sw->device, f->device, "--device", NULL);
+    SET_STR(sw->augment, f->augment, "--augment", NULL);
+    SET_STR(sw->partition, f->partition, "--partition", sq_sweep_bad_partition);
+    SET_STR(sw->time, f->time, "--time", sq_sweep_bad_time);
     SET_NUM(sw->train_teacher_epochs, f->tte);
     SET_NUM(sw->epochs, f->epochs);
     SET_NUM(sw->batch, f->batch);
@@ -105,11 +127,12 @@ static void first_difference(const char *a, const char *b, char *key, size_t n)
 }
 
 /* PREFIX:PATH[,PATH] with each existing PATH made absolute, so that jobs started in another
-   directory read the same files ("fashion-mnist" and other bare names stay as they are) */
-static void absolute_data(char *spec, size_t cap)
+   directory read the same files ("fashion-mnist" and other bare names stay as they are); 0, or 2
+   with an error when the absolute form does not fit into cap bytes */
+static int absolute_data(const char *cmd, char *spec, size_t cap)
 {
     char *colon = strchr(spec, ':');
-    if (!colon) return;
+    if (!colon) return 0;
     char out[4096], part[4096], abs[PATH_MAX];
     size_t len = snprintf(out, sizeof out, "%.*s:", (int)(colon - spec), spec);
     const char *p = colon + 1;
@@ -117,12 +140,18 @@ static void absolute_data(char *spec, size_t cap)
         size_t k = strcspn(p, ",");
         snprintf(part, sizeof part, "%.*s", (int)k, p);
         const char *use = part[0] != '/' && realpath(part, abs) ? abs : part;
-        len += snprintf(out + len, len < sizeof out ? sizeof out - len : 0, "%s%s", first ? "" : ",", use);
+        size_t add = strlen(use) + !first;
+        if (len + add >= cap || len + add >= sizeof out || sq_sweep_bad_text(use))
+            return sq_cli_fail(cmd, "--data: the absolute form of '%s' is over %zu bytes or has control characters: "
+                               "give a shorter path", part, cap - 1);
+        snprintf(out + len, sizeof out - len, "%s%s", first ? "" : ",", use);
+        len += add;
         p += k;
         if (*p == ',') p++;
         else break;
     }
-    if (len < cap) memcpy(spec, out, len + 1);
+    memcpy(spec, out, len + 1);
+    return 0;
 }
 
 /* absolute paths (jobs may start elsewhere), the student architecture from the teacher, and a
@@ -132,17 +161,22 @@ static int resolve_config(const char *cmd, sq_sweep *sw, int save)
     char abs[PATH_MAX];
     if (sq_cli_mkdirs(sw->out)) return sq_cli_fail(cmd, "cannot create output directory '%s'", sw->out);
     if (!realpath(sw->out, abs)) return sq_cli_fail(cmd, "cannot resolve '%s'", sw->out);
-    if (strlen(abs) >= sizeof sw->out) return sq_cli_fail(cmd, "--out path %s is too long", abs);
+    if (strlen(abs) >= sizeof sw->out)
+        return sq_cli_fail(cmd, "--out: its absolute path is %zu bytes, at most %zu", strlen(abs), sizeof sw->out - 1);
+    if (sq_sweep_bad_text(abs)) return sq_cli_fail(cmd, "--out: its absolute path has control characters");
     memcpy(sw->out, abs, strlen(abs) + 1);
     if (sw->teacher[0]) {
         if (!realpath(sw->teacher, abs)) return sq_cli_fail(cmd, "--teacher %s: no such file", sw->teacher);
-        if (strlen(abs) >= sizeof sw->teacher) return sq_cli_fail(cmd, "--teacher path %s is too long", abs);
+        if (strlen(abs) >= sizeof sw->teacher)
+            return sq_cli_fail(cmd, "--teacher: its absolute path is %zu bytes, at most %zu", strlen(abs),
+                               sizeof sw->teacher - 1);
+        if (sq_sweep_bad_text(abs)) return sq_cli_fail(cmd, "--teacher: its absolute path has control characters");
         memcpy(sw->teacher, abs, strlen(abs) + 1);
         sq_ckpt_meta tm;
         if (sq_ckpt_read_meta(sw->teacher, &tm)) return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
         if (!sw->model[0]) snprintf(sw->model, sizeof sw->model, "%s", tm.arch);
     }
-    absolute_data(sw->data, sizeof sw->data);
+    if (absolute_data(cmd, sw->data, sizeof sw->data)) return 2;
     char path[4096];
     snprintf(path, sizeof path, "%s/sweep.json", sw->out);
     sq_jbuf now, was;
@@ -456,7 +490,16 @@ int sq_cmd_sweep(int argc, char **argv)
     if (r) return r == 1 ? 0 : 2;
     sq_sweep sw;
     int worker = f.run_group >= 0 || f.run_teacher;
-    if (build_config(cmd, &f, &sw) || resolve_config(cmd, &sw, !worker)) return 2;
+    char self[PATH_MAX] = "";
+    if (f.slurm && !f.bin) {
+        ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (len <= 0) return sq_cli_fail(cmd, "cannot tell where this sqakd executable is: give --bin PATH");
+        self[len] = 0;
+    }
+    const char *bin = f.bin ? f.bin : self;
+    if (check_str(cmd, "--bin", f.bin, PATH_MAX, NULL) || build_config(cmd, &f, &sw) ||
+        (f.slurm && sq_sweep_slurm_check(cmd, &sw, bin)) || resolve_config(cmd, &sw, !worker))
+        return 2;
     if (f.run_teacher) return ensure_teacher(cmd, &sw, f.quiet);
     if (f.run_group >= 0) {
         if (sw.teacher[0] && ensure_teacher(cmd, &sw, f.quiet)) return 2;
@@ -472,10 +515,7 @@ int sq_cmd_sweep(int argc, char **argv)
         if (!np && !teacher_job) {
             fprintf(stderr, "sqakd %s: every task has a result; nothing to submit\n", cmd);
         } else {
-            char self[PATH_MAX];
-            ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-            self[len > 0 ? len : 0] = 0;
-            rc = sq_sweep_slurm(cmd, &sw, f.bin ? f.bin : self, pending, np, teacher_job, f.dry_run);
+            rc = sq_sweep_slurm(cmd, &sw, bin, pending, np, teacher_job, f.dry_run);
         }
         free(pending);
         return rc;

@@ -27,8 +27,16 @@ typedef struct {
     double lx0, lx1, y0, y1;
 } frame;
 
-static int px(const frame *f, double x) { return (int)lround(f->left + (log10(x) - f->lx0) / (f->lx1 - f->lx0) * (f->right - f->left)); }
-static int py(const frame *f, double y) { return (int)lround(f->bottom - (y - f->y0) / (f->y1 - f->y0) * (f->bottom - f->top)); }
+/* a pixel coordinate, kept within a few images of the canvas (an out-of-range double to int is
+   undefined, and far-off points would make the line drawing loop for long) */
+static int pixel(double v)
+{
+    if (!(v > -4.0 * SQ_REPORT_W)) return -4 * SQ_REPORT_W;   /* NAN too */
+    if (v > 4.0 * SQ_REPORT_W) return 4 * SQ_REPORT_W;
+    return (int)lround(v);
+}
+static int px(const frame *f, double x) { return pixel(f->left + (log10(x) - f->lx0) / (f->lx1 - f->lx0) * (f->right - f->left)); }
+static int py(const frame *f, double y) { return pixel(f->bottom - (y - f->y0) / (f->y1 - f->y0) * (f->bottom - f->top)); }
 
 static double metric_of(const sq_report_row *r, int use_top1) { return use_top1 ? r->top1 : r->agreement; }
 
@@ -39,7 +47,9 @@ static int collect(const sq_report_row *rows, int n, int use_top1, series *s)
     for (int i = 0; i < n; i++) {
         const sq_report_row *r = &rows[i];
         double y = metric_of(r, use_top1);
-        if (strcmp(r->role, "student") || strcmp(r->status, "ok") || !isfinite(y) || !(r->model_bytes > 0)) continue;
+        if (strcmp(r->role, "student") || strcmp(r->status, "ok") || !isfinite(y) || !(r->model_bytes > 0) ||
+            !isfinite(r->model_bytes))
+            continue;
         int k = 0;
         while (k < ns && strcmp(s[k].name, r->quantizer)) k++;
         if (k == ns) {
@@ -108,9 +118,11 @@ static void y_axis(sq_img *im, const frame *f)
     const double mult[] = {1, 2, 2.5, 5, 10};
     for (int i = 0; i < 5; i++)
         if (mult[i] * mag >= raw) { step = mult[i] * mag; break; }
+    if (!(step > 1e-6 && step < 1e6) || !(f->y1 - f->y0 < 1e7)) return;   /* no sane ticks (the values are 0..100) */
     int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
     if (fabs(step * pow(10, dec) - round(step * pow(10, dec))) > 1e-6) dec++;   /* 2.5, 0.25 */
-    for (double v = ceil(f->y0 / step - 1e-9) * step; v <= f->y1 + 1e-9; v += step) {
+    int ticks = 0;
+    for (double v = ceil(f->y0 / step - 1e-9) * step; v <= f->y1 + 1e-9 && ticks < 64; v += step, ticks++) {
         int y = py(f, v);
         sq_img_line(im, f->left, y, f->right, y, GRID, 1, 0);
         sq_img_line(im, f->left - 6, y, f->left, y, FRAME, 1, 0);
@@ -171,7 +183,7 @@ sq_status sq_report_plot(const sq_report_row *rows, int n, const char *path)
         double ty = metric_of(t, use_top1);
         ymin = fmin(ymin, ty);
         ymax = fmax(ymax, ty);
-        if (t->model_bytes > 0) { xmin = fmin(xmin, t->model_bytes); xmax = fmax(xmax, t->model_bytes); }
+        if (t->model_bytes > 0 && isfinite(t->model_bytes)) { xmin = fmin(xmin, t->model_bytes); xmax = fmax(xmax, t->model_bytes); }
     }
     if (!isfinite(xmin)) { xmin = 1e3; xmax = 1e6; }
     if (!isfinite(ymin)) { ymin = 0; ymax = 100; }
@@ -196,7 +208,7 @@ sq_status sq_report_plot(const sq_report_row *rows, int n, const char *path)
     if (t) {
         int y = py(&f, metric_of(t, use_top1));
         sq_img_line(&im, f.left + 1, y, f.right - 1, y, TEACHER, 2, 6);
-        if (t->model_bytes > 0) marker(&im, px(&f, t->model_bytes), y, TEACHER);
+        if (t->model_bytes > 0 && isfinite(t->model_bytes)) marker(&im, px(&f, t->model_bytes), y, TEACHER);
     }
     for (int k = 0; k < ns; k++) {   /* bit-width labels above the x axis, once per size */
         for (int p = 0; p < s[k].npts; p++) {

@@ -57,11 +57,32 @@ int sq_sweep_task_done(const sq_sweep *sw, const char *id);
 void sq_sweep_task_path(const sq_sweep *sw, const char *id, const char *file, char *dst, size_t n);
 void sq_sweep_teacher_ckpt(const sq_sweep *sw, char *dst, size_t n);
 
+/* The strings that reach a generated script, checked: NULL when s is fine, else what is allowed
+   (for an error line). A partition: names of letters, digits, '.', '_' and '-', several separated
+   by commas ("" is no partition). A time in one of Slurm's formats (minutes, minutes:seconds,
+   hours:minutes:seconds, days-hours, days-hours:minutes, days-hours:minutes:seconds) or
+   UNLIMITED / INFINITE. A path (or any other string of the configuration): no control
+   characters (bytes below 0x20, and 0x7f). */
+const char *sq_sweep_bad_partition(const char *s);
+const char *sq_sweep_bad_time(const char *s);
+const char *sq_sweep_bad_text(const char *s);
+/* s on one line for an error message: printable ASCII as it is, other bytes as \xHH, cut with
+   "..." to fit n */
+void sq_sweep_show(const char *s, char *dst, size_t n);
+/* What --slurm needs beyond sq_sweep_bad_*: the sweep directory has no backslash (in an sbatch
+   --output path it turns the %-patterns off) and bin, the executable the jobs run, is a path
+   without control characters. 0, or 2 with an error printed. */
+int sq_sweep_slurm_check(const char *cmd, const sq_sweep *sw, const char *bin);
+
 /* Slurm: writes DIR/sweep.sbatch (an array over the pending groups) and, when the teacher must be
    trained first, DIR/teacher.sbatch; submits them with sbatch unless dry_run (the array after the
-   teacher job with --dependency=afterok). bin is the sqakd executable the jobs run. 0 or 2. */
+   teacher job with --dependency=afterok). bin is the sqakd executable the jobs run. Every value
+   is checked again before it is written: the partition and time by the rules above, paths
+   double-quoted (\" and %% inside) in #SBATCH lines, as sbatch parses them, and single-quoted in
+   the bash body. 0 or 2. */
 int sq_sweep_slurm(const char *cmd, const sq_sweep *sw, const char *bin, const int *pending, int npending,
                    int teacher_job, int dry_run);
-/* "0-3", "1,3-5": a sorted list of group indices as an sbatch --array value */
-void sq_sweep_array_spec(const int *groups, int n, char *dst, size_t cap);
+/* "0-3", "1,3-5": a sorted list of group indices as an sbatch --array value; 0, or -1 (dst cut
+   short) when it needs more than cap bytes */
+int sq_sweep_array_spec(const int *groups, int n, char *dst, size_t cap);
 #endif

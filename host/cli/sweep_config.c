@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 void sq_sweep_defaults(sq_sweep *sw)
@@ -21,6 +22,70 @@ void sq_sweep_defaults(sq_sweep *sw)
     sw->temperature = 4;
     snprintf(sw->device, sizeof sw->device, "auto");
     snprintf(sw->time, sizeof sw->time, "01:00:00");
+}
+
+const char *sq_sweep_bad_text(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) return "no control characters (newline, tab, escape, ...)";
+    return NULL;
+}
+
+const char *sq_sweep_bad_partition(const char *s)
+{
+    static const char *what = "partition names of letters, digits, '.', '_' and '-', several separated by commas";
+    int name = 0;   /* characters in the current name */
+    for (const char *p = s; *p; p++) {
+        if (isalnum((unsigned char)*p) || *p == '.' || *p == '_' || *p == '-') name++;
+        else if (*p == ',' && name) name = 0;
+        else return what;
+    }
+    return *s && !name ? what : NULL;
+}
+
+/* a run of 1 to 9 digits at *p; advances *p */
+static int digits(const char **p)
+{
+    int k = 0;
+    while (isdigit((unsigned char)**p) && k < 10) (*p)++, k++;
+    return k >= 1 && k <= 9;
+}
+
+const char *sq_sweep_bad_time(const char *s)
+{
+    static const char *what = "a Slurm time: minutes, minutes:seconds, hours:minutes:seconds, days-hours, "
+                              "days-hours:minutes, days-hours:minutes:seconds, or UNLIMITED";
+    if (!strcasecmp(s, "UNLIMITED") || !strcasecmp(s, "INFINITE")) return NULL;
+    const char *p = s;
+    if (!digits(&p)) return what;
+    if (*p == '-') {   /* days-hours[:minutes[:seconds]] */
+        p++;
+        if (!digits(&p)) return what;
+    }
+    for (int colons = 0; *p == ':' && colons < 2; colons++) {
+        p++;
+        if (!digits(&p)) return what;
+    }
+    return *p ? what : NULL;
+}
+
+void sq_sweep_show(const char *s, char *dst, size_t n)
+{
+    size_t len = 0;
+    if (!n) return;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char one[8];
+        int k = *p >= 0x20 && *p < 0x7f && *p != '\\' ? snprintf(one, sizeof one, "%c", *p)
+                                                      : snprintf(one, sizeof one, "\\x%02x", *p);
+        if (len + k + 4 > n) {   /* room for "..." and the NUL */
+            if (n >= 4) memcpy(dst + (len < n - 4 ? len : n - 4), "...", 4);
+            else dst[0] = 0;
+            return;
+        }
+        memcpy(dst + len, one, k);
+        len += k;
+    }
+    dst[len] = 0;
 }
 
 /* splits a comma-separated list into at most max trimmed, non-empty items (in place) */
@@ -42,7 +107,8 @@ static int split_list(char *s, char **items, int max)
 int sq_sweep_parse_quantizers(const char *cmd, const char *list, sq_sweep *sw)
 {
     char buf[1024], *it[SQ_SWEEP_MAX_Q];
-    snprintf(buf, sizeof buf, "%s", list);
+    if (strlen(list) >= sizeof buf) return sq_cli_fail(cmd, "--quantizers: at most %zu bytes, got %zu", sizeof buf - 1, strlen(list));
+    memcpy(buf, list, strlen(list) + 1);
     int n = split_list(buf, it, SQ_SWEEP_MAX_Q);
     if (n <= 0) return sq_cli_fail(cmd, "--quantizers: give 1 to %d of ewgs, pact, lsq, dorefa, got '%s'", SQ_SWEEP_MAX_Q, list);
     for (int i = 0; i < n; i++) {
@@ -59,7 +125,8 @@ int sq_sweep_parse_quantizers(const char *cmd, const char *list, sq_sweep *sw)
 int sq_sweep_parse_bits(const char *cmd, const char *list, sq_sweep *sw)
 {
     char buf[1024], *it[SQ_SWEEP_MAX_BITS];
-    snprintf(buf, sizeof buf, "%s", list);
+    if (strlen(list) >= sizeof buf) return sq_cli_fail(cmd, "--bits: at most %zu bytes, got %zu", sizeof buf - 1, strlen(list));
+    memcpy(buf, list, strlen(list) + 1);
     int n = split_list(buf, it, SQ_SWEEP_MAX_BITS);
     if (n <= 0) return sq_cli_fail(cmd, "--bits: give 1 to %d bit-widths (wWaA or B, e.g. 1,2,w4a8), got '%s'", SQ_SWEEP_MAX_BITS, list);
     for (int i = 0; i < n; i++) {
@@ -76,7 +143,8 @@ int sq_sweep_parse_bits(const char *cmd, const char *list, sq_sweep *sw)
 int sq_sweep_parse_seeds(const char *cmd, const char *list, sq_sweep *sw)
 {
     char buf[1024], *it[SQ_SWEEP_MAX_SEEDS];
-    snprintf(buf, sizeof buf, "%s", list);
+    if (strlen(list) >= sizeof buf) return sq_cli_fail(cmd, "--seeds: at most %zu bytes, got %zu", sizeof buf - 1, strlen(list));
+    memcpy(buf, list, strlen(list) + 1);
     int n = split_list(buf, it, SQ_SWEEP_MAX_SEEDS);
     if (n <= 0) return sq_cli_fail(cmd, "--seeds: give 1 to %d non-negative integers, got '%s'", SQ_SWEEP_MAX_SEEDS, list);
     for (int i = 0; i < n; i++) {
@@ -93,11 +161,19 @@ int sq_sweep_parse_seeds(const char *cmd, const char *list, sq_sweep *sw)
     return 0;
 }
 
-/* a JSON list (array of strings/numbers, or one comma-separated string) as one comma-separated string */
+/* a string value that C sees whole: no NUL (\u0000) inside, no control characters */
+static int plain_str(const sq_json *v)
+{
+    return v->type == SQ_JSON_STR && strlen(v->str) == v->len && !sq_sweep_bad_text(v->str);
+}
+
+/* a JSON list (array of strings/numbers, or one comma-separated string) as one comma-separated
+   string; -1 when it is not one, or does not fit whole (an item over 63 bytes, the list over n - 1) */
 static int json_list(const sq_json *v, char *dst, size_t n)
 {
     if (v->type == SQ_JSON_STR) {
-        snprintf(dst, n, "%s", v->str);
+        if (!plain_str(v) || v->len >= n) return -1;
+        memcpy(dst, v->str, v->len + 1);
         return 0;
     }
     if (v->type != SQ_JSON_ARR) return -1;
@@ -107,11 +183,14 @@ static int json_list(const sq_json *v, char *dst, size_t n)
         const sq_json *e = &v->items[i];
         char item[64];
         int64_t iv;
-        if (e->type == SQ_JSON_STR) snprintf(item, sizeof item, "%s", e->str);
-        else if (sq_json_int(e, &iv) && iv >= 0) snprintf(item, sizeof item, "%lld", (long long)iv);
+        if (e->type == SQ_JSON_STR && plain_str(e) && e->len < sizeof item)
+            memcpy(item, e->str, e->len + 1);
+        else if (e->type == SQ_JSON_NUM && sq_json_int(e, &iv) && iv >= 0) snprintf(item, sizeof item, "%lld", (long long)iv);
         else return -1;
-        len += snprintf(dst + len, len < n ? n - len : 0, "%s%s", i ? "," : "", item);
-        if (len >= n) return -1;
+        size_t k = strlen(item) + (i > 0);
+        if (len + k >= n) return -1;
+        snprintf(dst + len, n - len, "%s%s", i ? "," : "", item);
+        len += k;
     }
     return 0;
 }
@@ -155,11 +234,21 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         int64_t iv;
         char list[1024];
         switch (keys[j].kind) {
-        case K_STR:
+        case K_STR: {
+            const char *bad = NULL;
             if (v->type != SQ_JSON_STR || v->len >= keys[j].cap)
                 rc = sq_cli_fail(cmd, "%s: \"%s\" must be a string of under %zu bytes (byte %zu)", path, k, keys[j].cap, v->offset);
-            else snprintf(keys[j].dst, keys[j].cap, "%s", v->str);
+            else if (!plain_str(v))
+                rc = sq_cli_fail(cmd, "%s: \"%s\" must have no control characters and no \\u0000 (byte %zu)", path, k,
+                                 v->offset);
+            else if ((!strcmp(k, "partition") && (bad = sq_sweep_bad_partition(v->str))) ||
+                     (!strcmp(k, "time") && (bad = sq_sweep_bad_time(v->str)))) {
+                char shown[96];
+                sq_sweep_show(v->str, shown, sizeof shown);
+                rc = sq_cli_fail(cmd, "%s: \"%s\" must be %s, got '%s' (byte %zu)", path, k, bad, shown, v->offset);
+            } else memcpy(keys[j].dst, v->str, v->len + 1);
             break;
+        }
         case K_INT:
             if (!sq_json_int(v, &iv) || iv < 0 || iv > 100000000)
                 rc = sq_cli_fail(cmd, "%s: \"%s\" must be a non-negative integer (byte %zu)", path, k, v->offset);
@@ -173,7 +262,8 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         case K_LIST: {
             int (*parse)(const char *, const char *, sq_sweep *) = (int (*)(const char *, const char *, sq_sweep *))keys[j].dst;
             if (json_list(v, list, sizeof list))
-                rc = sq_cli_fail(cmd, "%s: \"%s\" must be a list of strings or numbers (byte %zu)", path, k, v->offset);
+                rc = sq_cli_fail(cmd, "%s: \"%s\" must be a list of strings (under 64 bytes each, no control "
+                                 "characters) or numbers, under %zu bytes in all (byte %zu)", path, k, sizeof list, v->offset);
             else if (parse(cmd, list, sw))
                 rc = 2;
             break;
