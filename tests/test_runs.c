@@ -67,10 +67,16 @@ static void setup(void)
     sqt_rng_seed(&r, 3);
     for (int i = 0; i < 48; i++) {
         for (int p = 0; p < 64; p++) fputc((int)((p % 3 == i % 3 ? 160 : 40) + (sqt_rng_next(&r) & 63)), f);
-        fputc(i % 3, g);
+        fputc(i % 10, g); /* 10 classes, as the mnist: spec that eval reads has */
     }
     fclose(f);
     fclose(g);
+    /* the same images as an MNIST-style directory, whose t10k split eval reads */
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "mkdir %s/mn && cp %s %s/mn/train-images-idx3-ubyte && cp %s %s/mn/t10k-images-idx3-ubyte && "
+             "cp %s %s/mn/train-labels-idx1-ubyte && cp %s %s/mn/t10k-labels-idx1-ubyte", g_dir, g_img, g_dir, g_img,
+             g_dir, g_lab, g_dir, g_lab, g_dir);
+    cr_assert_eq(system(cmd), 0);
     snprintf(g_teacher, sizeof g_teacher, "%s/teacher/last.safetensors", g_dir);
     cr_assert_eq(run("train --model smallcnn --data idx:%s,%s --epochs 1 --batch 16 --holdout 0.25 --quiet --out "
                      "%s/teacher", g_img, g_lab, g_dir), 0, "%s", g_out);
@@ -294,9 +300,10 @@ Test(runs, checkpoint_metadata_is_validated_naming_the_key)
         {"dataset", "x\x1b[2J", "'dataset'"},
         {"delta_w", "-1", "'delta_w'"},
     };
+    cr_assert_eq(run("eval %s --data mnist:%s/mn", student, g_dir), 0, "the unchanged student: %s", g_out);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         with_meta(student, bad, cases[i].key, cases[i].value);
-        int rc = run("eval %s --data idx:%s,%s", bad, g_img, g_lab);
+        int rc = run("eval %s --data mnist:%s/mn", bad, g_dir);
         cr_expect_eq(rc, 2, "%s=%s accepted: %s", cases[i].key, cases[i].value, g_out);
         expect_one_line(cases[i].want);
         cr_expect(!strstr(g_out, "--wbits") && !strchr(g_out, '\x1b'), "%s", g_out);
