@@ -183,6 +183,7 @@ Test(runs, resume_takes_the_recorded_flags_and_refuses_conflicts)
     snprintf(cmdtxt, sizeof cmdtxt, "%s/command.txt", b);
     size_t n;
     unsigned char *t = sqt_slurp(cmdtxt, &n);
+    t[n] = 0;
     cr_expect(strstr((char *)t, "\nseed 5\n") && !strstr((char *)t, "resumed"), "refused resumes touched command.txt: %s", t);
     free(t);
     /* --epochs may change; every other flag comes from the record: the result is the 2-epoch run's */
@@ -195,6 +196,7 @@ Test(runs, resume_takes_the_recorded_flags_and_refuses_conflicts)
     cr_expect(na == nb && !memcmp(x, y, na), "the resumed run differs from the uninterrupted one");
     free(x); free(y);
     t = sqt_slurp(cmdtxt, &n);
+    t[n] = 0;
     cr_expect(strstr((char *)t, "\nseed 5\n") != NULL, "the original seed is lost: %s", t);
     cr_expect(strstr((char *)t, "\nresumed: sqakd distill --resume ") != NULL, "no resumed line: %s", t);
     free(t);

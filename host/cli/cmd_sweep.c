@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -159,7 +160,8 @@ static int absolute_data(const char *cmd, char *spec, size_t cap)
 static int resolve_config(const char *cmd, sq_sweep *sw, int save)
 {
     char abs[PATH_MAX];
-    if (sq_cli_mkdirs(sw->out)) return sq_cli_fail(cmd, "cannot create output directory '%s'", sw->out);
+    if (sq_cli_mkdirs(sw->out))
+        return sq_cli_fail(cmd, "cannot create output directory '%s': %s", sw->out, strerror(errno));
     if (!realpath(sw->out, abs)) return sq_cli_fail(cmd, "cannot resolve '%s'", sw->out);
     if (strlen(abs) >= sizeof sw->out)
         return sq_cli_fail(cmd, "--out: its absolute path is %zu bytes, at most %zu", strlen(abs), sizeof sw->out - 1);
@@ -321,7 +323,7 @@ static int ensure_teacher(const char *cmd, const sq_sweep *sw, int quiet)
     sq_jbuf_kv_num(&jb, "train_seconds", secs);
     sq_jbuf_end_obj(&jb);
     sq_distill_close(&d);
-    int rc = sq_cli_mkdirs(dir) ? sq_cli_fail(cmd, "cannot create %s", dir) : 0;
+    int rc = sq_cli_mkdirs(dir) ? sq_cli_fail(cmd, "cannot create %s: %s", dir, strerror(errno)) : 0;
     sq_sweep_task_path(sw, "teacher", "result.json", res, sizeof res);
     if (!rc) rc = write_json(cmd, res, &jb);
     sq_jbuf_free(&jb);

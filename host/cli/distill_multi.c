@@ -113,7 +113,7 @@ static void print_summary(const char *cmd, const sq_student *st, int n)
             snprintf(kl, sizeof kl, "%.4f", s->eval.kl);
         }
         fprintf(stderr, "sqakd %s: %-18s %6d %9s %11s %8s  %s\n", cmd, s->name, s->epochs_done, top1, agr, kl,
-                s->status == SQ_OK ? "done" : s->status == SQ_ENUMERIC ? "stopped: non-finite loss" : "stopped");
+                s->status == SQ_OK ? "done" : s->status == SQ_ENUMERIC ? "stopped: loss non-finite or diverged" : "stopped");
     }
 }
 

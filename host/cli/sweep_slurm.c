@@ -188,7 +188,7 @@ int sq_sweep_slurm(const char *cmd, const sq_sweep *sw, const char *bin, const i
     char path[4096], tscript[4096], logs[4096];
     snprintf(path, sizeof path, "%s/sweep.json", sw->out);
     snprintf(logs, sizeof logs, "%s/logs", sw->out);
-    if (sq_cli_mkdirs(logs)) return sq_cli_fail(cmd, "cannot create %s", logs);
+    if (sq_cli_mkdirs(logs)) return sq_cli_fail(cmd, "cannot create %s: %s", logs, strerror(errno));
     sq_jbuf b;
     sq_jbuf_init(&b);
     int rc = 0;
