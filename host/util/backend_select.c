@@ -1,6 +1,7 @@
 /* backend_select.c: picks a backend by name ("auto" | "cpu" | "cuda"); the out-of-memory
    message shared by every place that plans backend memory for a batch. */
 #include "sqakd/backend.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,4 +71,65 @@ sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int 
         return SQ_EARG;
     }
     return SQ_OK;
+}
+
+/* one KEY=VALUE of --backend-opt: 0 or SQ_EARG with the message */
+static sq_status opt_one(const char *kv, size_t n, sq_backend_opts *o)
+{
+    static const struct { const char *key; size_t off; } flags[] = {
+        {"graph", offsetof(sq_backend_opts, cuda_graph)},
+        {"stage", offsetof(sq_backend_opts, stage)},
+        {"tf32", offsetof(sq_backend_opts, tf32)},
+        {"deterministic", offsetof(sq_backend_opts, conv_deterministic)},
+        {"host-profile", offsetof(sq_backend_opts, host_profile)},
+    };
+    const char *eq = memchr(kv, '=', n);
+    size_t kn = eq ? (size_t)(eq - kv) : n;
+    const char *v = eq ? eq + 1 : "";
+    size_t vn = eq ? n - kn - 1 : 0;
+    if (kn == 9 && !strncmp(kv, "conv-algo", 9)) {
+        if (vn == 9 && !strncmp(v, "heuristic", 9)) o->conv_find = 0;
+        else if (vn == 4 && !strncmp(v, "find", 4)) o->conv_find = 1;
+        else goto bad_algo;
+        return SQ_OK;
+    }
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (strlen(flags[i].key) != kn || strncmp(kv, flags[i].key, kn)) continue;
+        if (vn != 1 || (v[0] != '0' && v[0] != '1')) {
+            sq_set_error("--backend-opt %.*s takes 0 or 1, got '%.*s'", (int)kn, kv, (int)(vn > 40 ? 40 : vn), v);
+            return SQ_EARG;
+        }
+        *(int *)((char *)o + flags[i].off) = v[0] == '1';
+        return SQ_OK;
+    }
+    sq_set_error("--backend-opt: unknown key '%.*s' (graph, stage, tf32, conv-algo, deterministic, host-profile)",
+                 (int)(kn > 40 ? 40 : kn), kv);
+    return SQ_EARG;
+bad_algo:
+    sq_set_error("--backend-opt conv-algo takes heuristic or find, got '%.*s'", (int)(vn > 40 ? 40 : vn), v);
+    return SQ_EARG;
+}
+
+sq_status sq_backend_opts_parse(const char *text, sq_backend_opts *o)
+{
+    const char *p = text ? text : "";
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 0) {
+            sq_set_error("--backend-opt: empty entry in '%s' (KEY=VALUE,KEY=VALUE)", text);
+            return SQ_EARG;
+        }
+        sq_status st = opt_one(p, n, o);
+        if (st) return st;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return SQ_OK;
+}
+
+void sq_backend_opts_format(const sq_backend_opts *o, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "graph=%d,stage=%d,tf32=%d,conv-algo=%s,deterministic=%d,host-profile=%d", o->cuda_graph != 0,
+             o->stage != 0, o->tf32 != 0, o->conv_find ? "find" : "heuristic", o->conv_deterministic != 0,
+             o->host_profile != 0);
 }

@@ -38,6 +38,29 @@ typedef enum { SQ_POOL_MAX = 0, SQ_POOL_AVG = 1 } sq_pool_kind;
 /* 16-bit storage formats of the reduced-precision teacher ops (2 bytes per element) */
 typedef enum { SQ_DT_F16 = 1, SQ_DT_BF16 = 2 } sq_dtype16;
 
+/* Backend options: what a user may switch about how a backend runs (not what it computes, beyond
+   TF32 rounding and non-deterministic cuDNN algorithms). The CLI fills them from --backend-opt
+   KEY=VALUE,... (sq_backend_opts_parse), command.txt and checkpoint metadata record them, and a
+   backend gets them through its configure member before its first op. Backends ignore what does
+   not apply to them (the CPU backend: all of them). */
+typedef struct sq_backend_opts {
+    int cuda_graph;          /* graph=0|1: record each training step once as a CUDA graph and replay it */
+    int stage;               /* stage=0|1: asynchronous, double-buffered input staging */
+    int tf32;                /* tf32=0|1: cuDNN may use TF32 tensor cores for fp32 convolutions */
+    int conv_find;           /* conv-algo=heuristic|find: time cuDNN's algorithms instead of asking its heuristics */
+    int conv_deterministic;  /* deterministic=0|1: only deterministic cuDNN algorithms (bit-reproducible) */
+    int host_profile;        /* host-profile=0|1: print the host time spent inside cuDNN convolution calls */
+} sq_backend_opts;
+#define SQ_BACKEND_OPTS_DEFAULT {.cuda_graph = 1, .stage = 1, .tf32 = 1, .conv_find = 0, .conv_deterministic = 1, \
+                                 .host_profile = 0}
+
+/* What a backend's device is (sqakd bench kernels, error messages). */
+typedef struct sq_device_info {
+    char name[128];          /* "cpu", or the GPU's name */
+    double peak_gbps;        /* peak memory bandwidth, GB/s (0: unknown) */
+    int multiprocessors;     /* streaming multiprocessors (0 on the CPU) */
+} sq_device_info;
+
 typedef struct sq_backend {
     const char *name;   /* "cpu" or "cuda" */
     int is_device;      /* 1 when pointers are not host-addressable */
@@ -51,6 +74,21 @@ typedef struct sq_backend {
     void (*copy_d2d)(void *dst, const void *src, size_t bytes);
     void (*sync)(void);
     void (*set_threads)(int threads);             /* CPU: OpenMP/BLAS threads; CUDA: no-op */
+
+    /* ---- options, status and information (every backend fills these) ---- */
+    /* applies o (before the first op; later calls apply to what is set up afterwards); SQ_EARG with
+       a message for a value it cannot honour */
+    sq_status (*configure)(const sq_backend_opts *o);
+    const sq_backend_opts *(*options)(void);      /* the options in force */
+    /* The ops return void, so a failing device call is recorded instead: status returns the first
+       failure since set-up or the last clear_status (SQ_OK if none) with its message in
+       sq_last_error(); asynchronous faults surface at the next sync(), so call it after sync().
+       error_count: failures recorded so far (never reset), to tell whether a stretch of work
+       failed. The CPU backend never fails here (SQ_OK, 0). */
+    sq_status (*status)(void);
+    void (*clear_status)(void);
+    unsigned (*error_count)(void);
+    void (*device_info)(sq_device_info *info);
 
     /* ---- convolution ---- (workspace: ws of conv_ws_bytes(cs) bytes, owned by the caller) */
     size_t (*conv_ws_bytes)(const sq_conv_shape *cs);
@@ -283,6 +321,11 @@ const sq_backend *sq_backend_cpu(void);
 const sq_backend *sq_backend_cuda(void);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
+/* Parses "KEY=VALUE[,KEY=VALUE...]" over o (keys and values in sq_backend_opts' comments);
+   SQ_EARG with a one-line error naming the key and what it takes. */
+sq_status sq_backend_opts_parse(const char *text, sq_backend_opts *o);
+/* the options as the canonical "KEY=VALUE,..." list, every key (dst of cap bytes) */
+void sq_backend_opts_format(const sq_backend_opts *o, char *dst, size_t cap);
 /* Sets the one-line error for a failed allocation of about `bytes` for `what` (e.g. the
    architecture) planned at batch `batch` and returns SQ_ENOMEM: "out of GPU memory allocating
    1.2 GiB for resnet20 at batch 4096 (free 0.8 of 79.1 GiB): lower --batch" on a device backend

@@ -1,10 +1,38 @@
 /* backend_cpu.c: assembles the CPU op table (sqakd/backend.h) from the per-family kernels in
    kernels/cpu. Host memory throughout; copies are memcpy; sync is a no-op. */
 #include "cpu_ops.h"
+#include <stdio.h>
+#include <string.h>
+
+/* the CPU backend runs the same whatever the options say; it keeps them for options() */
+static sq_backend_opts g_opts = SQ_BACKEND_OPTS_DEFAULT;
+
+static sq_status cpu_configure(const sq_backend_opts *o)
+{
+    g_opts = *o;
+    return SQ_OK;
+}
+
+static const sq_backend_opts *cpu_options(void) { return &g_opts; }
+static sq_status cpu_status(void) { return SQ_OK; }
+static void cpu_clear_status(void) {}
+static unsigned cpu_error_count(void) { return 0; }
+
+static void cpu_device_info(sq_device_info *info)
+{
+    memset(info, 0, sizeof *info);
+    snprintf(info->name, sizeof info->name, "cpu");
+}
 
 static const sq_backend g_cpu = {
     .name = "cpu",
     .is_device = 0,
+    .configure = cpu_configure,
+    .options = cpu_options,
+    .status = cpu_status,
+    .clear_status = cpu_clear_status,
+    .error_count = cpu_error_count,
+    .device_info = cpu_device_info,
     .alloc = sq_cpu_alloc,
     .free = sq_cpu_free,
     .memset0 = sq_cpu_memset0,
