@@ -7,7 +7,7 @@
 #include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
 #include "train/train_internal.h"
-#include "util/rng.h"
+#include "sqakd/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

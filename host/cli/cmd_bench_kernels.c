@@ -9,7 +9,7 @@
 #include "cli.h"
 #include "sqakd/backend.h"
 #include "sqakd/json.h"
-#include "util/rng.h"
+#include "sqakd/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

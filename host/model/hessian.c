@@ -6,7 +6,7 @@
    discretizer output; the map back y = s q + b (EWGS: s = 2 for weights, 1 for activations) turns
    gradients w.r.t. y into g_q = s g_y and a probe of q into one of y with s eps v. */
 #include "model_internal.h"
-#include "util/rng.h"
+#include "sqakd/rng.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* params.c: named access to a model's tensors, weight initialisation, teacher->student copy and
    model size at its bit-widths. */
 #include "model_internal.h"
-#include "util/rng.h"
+#include "sqakd/rng.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cudnn_be_int.h"
-#include "util/rng.h"
+#include "sqakd/rng.h"
 
 static int g_verified; /* plans that passed the self-check in this process */
 

@@ -1,4 +1,4 @@
-/* rng.h: small deterministic random number generators (splitmix64 and Box-Muller normals). */
+/* rng.h (base layer, below host/ and kernels/): small deterministic random number generators (splitmix64 and Box-Muller normals). */
 #ifndef SQAKD_RNG_H
 #define SQAKD_RNG_H
 #include <math.h>
