@@ -19,7 +19,7 @@ static const char *USAGE = "--model NAME --wbits N --abits N --batch B --threads
 int sq_cmd_bench_step(int argc, char **argv)
 {
     const char *cmd = "bench step";
-    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32";
+    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL;
     int wbits = 4, abits = 4, batch = 128, threads = 2, steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
@@ -33,6 +33,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         {"--input", SQ_ARG_STR, &input, 0, 0, "input CxHxW (default 3x32x32)"},
         {"--classes", SQ_ARG_INT, &classes, 2, 100000, "classes (default 10)"},
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
+        {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--fp", SQ_ARG_FLAG, &fp, 0, 0, "time a full-precision CE training step (SGD) instead"},
         {"--teacher-precision", SQ_ARG_STR, &tprec_name, 0, 0, "fp32 (default) | fp16 | bf16 (fp16/bf16: cuda)"},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object"},
@@ -48,10 +49,9 @@ int sq_cmd_bench_step(int argc, char **argv)
     if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s'", quantizer);
     sq_teacher_prec tprec;
     if (sq_teacher_prec_parse(tprec_name, &tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
-    const sq_backend *be = sq_backend_get(device);
+    const sq_backend *be = sq_backend_open(device, bopt, threads);
     if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
     if (sq_teacher_prec_check(be, tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
-    be->set_threads(threads);
     sq_model *s = NULL, *t = NULL;
     sq_quant_opts q = {.kind = fp ? SQ_QUANT_NONE : (sq_quant_kind)kind, .wbits = wbits, .abits = abits};
     if (sq_model_create(model, c, h, w, classes, &s) || sq_model_set_quant(s, &q) || sq_model_setup(s, be, batch, 1))

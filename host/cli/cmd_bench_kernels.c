@@ -307,9 +307,8 @@ int sq_cmd_bench_kernels(int argc, char **argv)
     if (nbits <= 0)
         return sq_cli_fail(cmd, "--bits must be a comma list of 1..8 (at most %d), got '%s'",
                            BK_MAX_BITS, bits_s);
-    const sq_backend *be = sq_backend_get(device);
+    const sq_backend *be = sq_backend_open(device, NULL, threads);
     if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
-    if (threads > 0) be->set_threads(threads);
     size_t sizes[BK_MAX_SIZES];
     const char *dflt = be->is_device ? "1M,4M,16M,64M,256M" : "1M,4M,16M";
     int nsizes = parse_sizes(sizes_s ? sizes_s : dflt, sizes, BK_MAX_SIZES);

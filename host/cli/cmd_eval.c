@@ -11,7 +11,7 @@ static const char *USAGE = "CKPT --data SPEC [--split test|train --teacher CKPT 
 int sq_cmd_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
-    const char *data = "fashion-mnist", *split = "test", *teacher_path = NULL, *device = "auto";
+    const char *data = "fashion-mnist", *split = "test", *teacher_path = NULL, *device = "auto", *bopt = NULL;
     int batch = 256, json = 0, threads = 2;
     sq_arg a[] = {
         {"--data", SQ_ARG_STR, &data, 0, 0, "data SPEC (see 'sqakd train --help')"},
@@ -20,6 +20,7 @@ int sq_cmd_eval(int argc, char **argv)
         {"--batch", SQ_ARG_INT, &batch, 1, 65536, "batch size (default 256)"},
         {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads"},
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
+        {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object on stdout"},
     };
     const char *pos[1];
@@ -30,9 +31,8 @@ int sq_cmd_eval(int argc, char **argv)
     if (!strcmp(split, "test")) sp = SQ_SPLIT_TEST;
     else if (!strcmp(split, "train")) sp = SQ_SPLIT_TRAIN;
     else return sq_cli_fail(cmd, "--split must be test or train, got '%s'", split);
-    const sq_backend *be = sq_backend_get(device);
+    const sq_backend *be = sq_backend_open(device, bopt, threads);
     if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
-    be->set_threads(threads);
     sq_model *m = NULL, *t = NULL;
     sq_ckpt_meta meta, tmeta;
     if (sq_ckpt_open_model(pos[0], be, batch, 0, &m, &meta)) return sq_cli_fail(cmd, "%s", sq_last_error());

@@ -23,6 +23,7 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--out", SQ_ARG_STR, &c->out, 0, 0, "output directory (checkpoints, metrics.jsonl, command.txt)"};
     a[n++] = (sq_arg){"--resume", SQ_ARG_STR, &c->resume, 0, 0, "resume from DIR (its last.safetensors and last.state.safetensors)"};
     a[n++] = (sq_arg){"--device", SQ_ARG_STR, &c->device, 0, 0, "auto | cpu | cuda"};
+    a[n++] = (sq_arg){"--backend-opt", SQ_ARG_STR, &c->backend_opt, 0, 0, SQ_BACKEND_OPT_HELP};
     a[n++] = (sq_arg){"--sched", SQ_ARG_STR, &c->sched, 0, 0, "cosine | step | const (per epoch)"};
     a[n++] = (sq_arg){"--step-every", SQ_ARG_INT, &c->cfg.step_every, 1, 100000, "step schedule: epochs between decays"};
     a[n++] = (sq_arg){"--step-gamma", SQ_ARG_FLOAT, &c->cfg.step_gamma, 0, 1, "step schedule: decay factor"};
@@ -253,7 +254,7 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
 
 /* ---- the run configuration, recorded and compared on --resume ---- */
 static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
-static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device",
+static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device", "--backend-opt",
                                          "--max-loss-ratio", "--teacher", "--students", NULL};
 
 int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
@@ -280,6 +281,12 @@ int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, 
 
 void sq_cli_make_config(sq_cli_common *c, const sq_arg *spec, int nspec, const char *extra_key, const char *extra_val)
 {
+    /* the backend options as they are in force, every key (a bad value is refused at set-up) */
+    sq_backend_opts o = SQ_BACKEND_OPTS_DEFAULT;
+    if (!sq_backend_opts_parse(c->backend_opt, &o)) {
+        sq_backend_opts_format(&o, c->backend_opt_buf, sizeof c->backend_opt_buf);
+        c->backend_opt = c->backend_opt_buf;
+    }
     sq_jbuf b;
     sq_jbuf_init(&b);
     sq_jbuf_begin_obj(&b);
@@ -311,9 +318,8 @@ void sq_cli_common_free(sq_cli_common *c)
 
 const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c)
 {
-    const sq_backend *be = sq_backend_get(c->device);
-    if (!be) { sq_cli_fail(cmd, "%s", sq_last_error()); return NULL; }
-    be->set_threads(c->cfg.threads);
+    const sq_backend *be = sq_backend_open(c->device, c->backend_opt, c->cfg.threads);
+    if (!be) sq_cli_fail(cmd, "%s", sq_last_error());
     return be;
 }
 

@@ -7,9 +7,10 @@
 struct sq_json;
 typedef struct sq_cli_common {
     sq_train_cfg cfg;
-    const char *data, *out, *resume, *device, *sched, *augment;
+    const char *data, *out, *resume, *device, *backend_opt, *sched, *augment;
     float holdout;
     int overwrite;
+    char backend_opt_buf[160];     /* the options in force, canonical (sq_backend_opts_format) */
     char *run_config;              /* owned: cfg.run_config points here */
     struct sq_json *recorded;      /* owned: the configuration a resumed run was started with */
 } sq_cli_common;

@@ -62,7 +62,7 @@ struct sq_step_bufs {
     float *glogits, *loss, *loss_sum;
     int32_t *labels;             /* the step's labels (CE), always in this buffer */
     void *stage_x, *stage_y;     /* input and label stages (NULL: synchronous copies) */
-    /* on a backend that records (backend.h, graph_*) unless SQAKD_CUDA_GRAPH=0: the step body
+    /* on a backend that records (backend.h, graph_*) unless its options say graph=0: the step body
        is recorded once and replayed (see step_run) */
     int graph_mode;              /* 1 on, 0 off, -1 off after a failed recording */
     void *graph;                 /* the recorded body (NULL: none) */
@@ -83,10 +83,16 @@ void sq_train_set_input_dev(sq_model *m, const float *dx, int n)
     m->be->copy_d2d(m->nodes[0].out, dx, sq_train_input_bytes(m, n));
 }
 
+/* the backend's options (TRANSITIONAL fallback to the defaults until the CUDA table fills options) */
+static const sq_backend_opts *opts_of(const sq_backend *be)
+{
+    static const sq_backend_opts dflt = SQ_BACKEND_OPTS_DEFAULT;
+    return be->options ? be->options() : &dflt;
+}
+
 int sq_train_staging(const sq_backend *be)
 {
-    const char *e = getenv("SQAKD_STAGE");
-    return be->stage_new && be->stage_put && be->stage_free && !(e && e[0] == '0');
+    return be->stage_new && be->stage_put && be->stage_free && opts_of(be)->stage;
 }
 
 sq_step_bufs *sq_step_bufs_new(const sq_model *m) { return sq_step_bufs_create(m, 1); }
@@ -111,9 +117,7 @@ sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
         sq_backend_oom_error(be, need, what, m->batch, NULL);
         return NULL;
     }
-    const char *ge = getenv("SQAKD_CUDA_GRAPH");
-    b->graph_mode = !(ge && ge[0] == '0') && be->graph_begin && be->graph_end && be->graph_run &&
-                    be->graph_free;
+    b->graph_mode = opts_of(be)->cuda_graph && be->graph_begin && be->graph_end && be->graph_run && be->graph_free;
     for (int i = 0; i < m->nnodes && b->graph_mode; i++) /* a dropout seed advances every step */
         if (m->nodes[i].op == SQ_NODE_DROPOUT && m->nodes[i].p > 0) b->graph_mode = 0;
     if (b->graph_mode) b->bn_delta = sq_xcalloc((size_t)m->nnodes, sizeof *b->bn_delta);

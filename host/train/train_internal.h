@@ -38,7 +38,7 @@ sq_status sq_train_check_loss(const sq_train_cfg *cfg, sq_run_state *rs, double 
    line is prefixed by "label: " when label is not NULL. */
 sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, int ep, const char *label,
                                 sq_progress *pg);
-/* Drops b's recorded step (CUDA graphs, on unless SQAKD_CUDA_GRAPH=0), so that the next step records a new one: call
+/* Drops b's recorded step (CUDA graphs, on unless the backend's options say graph=0), so that the next step records a new one: call
    it whenever host-side settings the step's ops take may have changed (every epoch). */
 void sq_step_bufs_graph_reset(const sq_model *m, sq_step_bufs *b);
 /* 1 while b holds a recorded step (for tests) */
@@ -49,8 +49,8 @@ float *sq_step_bufs_loss_sum(sq_step_bufs *b);
    backend was set up (CUDA's sticky status), as a one-line error naming the step (and the batch
    when it was out of memory); SQ_OK on the CPU backend. */
 sq_status sq_train_device_status(const sq_model *m, int64_t step);
-/* 1 when be has asynchronous input staging and the environment does not turn it off
-   (SQAKD_STAGE=0: synchronous copies, for A/B measurements; results are the same either way). */
+/* 1 when be has asynchronous input staging and its options do not turn it off (stage=0:
+   synchronous copies, for A/B measurements; results are the same either way). */
 int sq_train_staging(const sq_backend *be);
 /* sq_step_bufs_new with (staged = 1) or without the asynchronous input stages: the
    multi-student driver stages each batch once itself and makes its students' buffers without. */

@@ -33,6 +33,17 @@ const sq_backend *sq_backend_get(const char *name)
     return NULL;
 }
 
+const sq_backend *sq_backend_open(const char *device, const char *opts, int threads)
+{
+    sq_backend_opts o = SQ_BACKEND_OPTS_DEFAULT;
+    if (opts && sq_backend_opts_parse(opts, &o)) return NULL;
+    const sq_backend *be = sq_backend_get(device);
+    if (!be) return NULL;
+    if (be->configure && be->configure(&o)) return NULL; /* TRANSITIONAL: until the CUDA table fills it */
+    if (threads > 0) be->set_threads(threads);
+    return be;
+}
+
 /* "1.2 GiB" or, below one GiB, "350 MiB" */
 static void fmt_bytes(char *buf, size_t cap, double bytes)
 {

@@ -321,6 +321,9 @@ const sq_backend *sq_backend_cpu(void);
 const sq_backend *sq_backend_cuda(void);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
+/* sq_backend_get, then the options parsed from opts (NULL: the defaults) given to its configure,
+   and its threads (threads > 0); NULL with a one-line error */
+const sq_backend *sq_backend_open(const char *device, const char *opts, int threads);
 /* Parses "KEY=VALUE[,KEY=VALUE...]" over o (keys and values in sq_backend_opts' comments);
    SQ_EARG with a one-line error naming the key and what it takes. */
 sq_status sq_backend_opts_parse(const char *text, sq_backend_opts *o);
