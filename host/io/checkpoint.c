@@ -1,4 +1,5 @@
-/* checkpoint.c: model <-> safetensors, with PyTorch names and sqakd metadata. */
+/* checkpoint.c: model <-> safetensors, with PyTorch names and sqakd metadata. Metadata strings
+   quoted in errors go through sq_printable. */
 #include "sqakd/checkpoint.h"
 #include "sqakd/safetensors.h"
 #include <inttypes.h>
@@ -59,7 +60,9 @@ static sq_status meta_from_file(const sq_st_file *f, const char *path, sq_ckpt_m
     }
     snprintf(m->arch, sizeof m->arch, "%s", arch);
     if (sscanf(shape, "%d,%d,%d", &m->in_c, &m->in_h, &m->in_w) != 3 || sscanf(classes, "%d", &m->classes) != 1) {
-        sq_set_error("%s: bad input_shape '%s' or classes '%s' in metadata", path, shape, classes);
+        char ps[128], pc[128];
+        sq_set_error("%s: bad input_shape '%s' or classes '%s' in metadata", path,
+                     sq_printable(shape, ps, sizeof ps), sq_printable(classes, pc, sizeof pc));
         return SQ_EFORMAT;
     }
     const char *s;
@@ -73,7 +76,11 @@ static sq_status meta_from_file(const sq_st_file *f, const char *path, sq_ckpt_m
     if ((s = sq_st_meta(f, "metric"))) m->metric = atof(s);
     if ((s = sq_st_meta(f, "quantizer"))) {
         int k = sq_quant_kind_parse(s);
-        if (k < 0) { sq_set_error("%s: unknown quantizer '%s' in metadata", path, s); return SQ_EFORMAT; }
+        if (k < 0) {
+            char pq[128];
+            sq_set_error("%s: unknown quantizer '%s' in metadata", path, sq_printable(s, pq, sizeof pq));
+            return SQ_EFORMAT;
+        }
         m->q.kind = (sq_quant_kind)k;
     }
     if ((s = sq_st_meta(f, "wbits"))) m->q.wbits = atoi(s);
