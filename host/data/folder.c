@@ -4,7 +4,8 @@
    no image files directly but has subdirectories, each subdirectory is a class (classes = the
    sorted subdirectory names of the train split) and its images, at any depth, get that label;
    otherwise the data is unlabeled. Samples are ordered by (class, path) with strcmp, so the order
-   never depends on the file system. All images must share one size and channel count. */
+   never depends on the file system. All images must share one size and channel count. Names read
+   from the disk are quoted in errors through sq_printable. */
 #include "data/data_internal.h"
 
 #include <dirent.h>
@@ -113,9 +114,11 @@ static int is_dir(const char *p)
 /* Subdirectory names (sorted) and count of image files directly in dir. */
 static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
 {
+    char pd[512];
     DIR *d = opendir(dir);
     if (!d) {
-        sq_set_error("folder: cannot open directory '%s': %s", dir, strerror(errno));
+        sq_set_error("folder: cannot open directory '%s': %s", sq_printable(dir, pd, sizeof pd),
+                     strerror(errno));
         return SQ_EIO;
     }
     struct dirent *e;
@@ -134,13 +137,16 @@ static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
 
 static sq_status walk(const char *dir, int label, int depth, list *out)
 {
+    char pd[512];
     if (depth > 64) {
-        sq_set_error("folder: directories nested deeper than 64 under '%s' (a symlink loop?)", dir);
+        sq_set_error("folder: directories nested deeper than 64 under '%s' (a symlink loop?)",
+                     sq_printable(dir, pd, sizeof pd));
         return SQ_EFORMAT;
     }
     DIR *d = opendir(dir);
     if (!d) {
-        sq_set_error("folder: cannot open directory '%s': %s", dir, strerror(errno));
+        sq_set_error("folder: cannot open directory '%s': %s", sq_printable(dir, pd, sizeof pd),
+                     strerror(errno));
         return SQ_EIO;
     }
     struct dirent *e;
@@ -167,6 +173,7 @@ static sq_status collect(const char *splitdir, const names *classes, int labeled
     if (!labeled) return walk(splitdir, -1, 0, files);
     names sub = {0};
     int nimg = 0;
+    char p1[512], p2[512];
     sq_status st = scan_top(splitdir, &sub, &nimg);
     for (int i = 0; st == SQ_OK && i < sub.n; i++) {
         int lab = -1;
@@ -174,7 +181,8 @@ static sq_status collect(const char *splitdir, const names *classes, int labeled
             if (strcmp(classes->v[k], sub.v[i]) == 0) lab = k;
         if (lab < 0) {
             sq_set_error("folder: class folder '%s/%s' has no counterpart in the train split; "
-                         "test classes must be a subset of train classes", splitdir, sub.v[i]);
+                         "test classes must be a subset of train classes",
+                         sq_printable(splitdir, p1, sizeof p1), sq_printable(sub.v[i], p2, sizeof p2));
             st = SQ_EFORMAT;
             break;
         }
@@ -186,36 +194,49 @@ static sq_status collect(const char *splitdir, const names *classes, int labeled
     return st;
 }
 
+/* Decodes the images into out (C, H, W each). The pixel buffer grows (doubling) as images are
+   decoded, from at most 64 MiB or one image: memory follows what the files really hold, never the
+   file count times the size the first header declares. */
 static sq_status load_images(const list *files, sq_dataset *out)
 {
     uint8_t *pix = NULL;
     int h0 = 0, w0 = 0, c0 = 0;
+    size_t sample = 0, cap = 0;   /* bytes per image; images the buffer holds */
+    char p1[512], p2[512];
     for (int i = 0; i < files->n; i++) {
         int h, w, c;
         sq_status st = sq_image_decode(files->v[i].path, &pix, &h, &w, &c);
         if (st) return st;
         if (i == 0) {
             h0 = h, w0 = w, c0 = c;
-            size_t total = (size_t)files->n * c * h * w;
-            out->images = malloc(total);
-            if (!out->images) {
-                free(pix);
-                sq_set_error("folder: out of memory for %d images of %dx%dx%d", files->n, h, w, c);
-                return SQ_ENOMEM;
-            }
-            out->n = files->n, out->c = c, out->h = h, out->w = w;
+            sample = (size_t)c * h * w;
         } else if (h != h0 || w != w0 || c != c0) {
             sq_set_error("folder: image '%s' is %dx%dx%d (HxWxC) but the first image '%s' is "
                          "%dx%dx%d; all images must share one size (resize them first)",
-                         files->v[i].path, h, w, c, files->v[0].path, h0, w0, c0);
+                         sq_printable(files->v[i].path, p1, sizeof p1), h, w, c,
+                         sq_printable(files->v[0].path, p2, sizeof p2), h0, w0, c0);
             free(pix);
             return SQ_EFORMAT;
         }
-        uint8_t *dst = out->images + (size_t)i * c * h * w;
+        if ((size_t)i == cap) {
+            size_t ncap = cap ? 2 * cap : ((size_t)64 << 20) / sample;
+            if (ncap < 1) ncap = 1;
+            if (ncap > (size_t)files->n) ncap = (size_t)files->n;
+            uint8_t *grown = realloc(out->images, ncap * sample);
+            if (!grown) {
+                free(pix);
+                sq_set_error("folder: out of memory for %zu images of %dx%dx%d", ncap, h, w, c);
+                return SQ_ENOMEM;
+            }
+            out->images = grown;
+            cap = ncap;
+        }
+        uint8_t *dst = out->images + (size_t)i * sample;
         for (int ch = 0; ch < c; ch++) /* (H, W, C) -> (C, H, W) */
             for (int p = 0; p < h * w; p++) dst[(size_t)ch * h * w + p] = pix[(size_t)p * c + ch];
         free(pix);
     }
+    out->n = files->n, out->c = c0, out->h = h0, out->w = w0;
     return SQ_OK;
 }
 
@@ -225,8 +246,9 @@ sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_da
         sq_set_error("data spec 'folder:' needs a directory: folder:DIR");
         return SQ_EARG;
     }
+    char p1[512], p2[512];
     if (!is_dir(dir)) {
-        sq_set_error("folder: '%s' is not a directory", dir);
+        sq_set_error("folder: '%s' is not a directory", sq_printable(dir, p1, sizeof p1));
         return SQ_EIO;
     }
     char *train = join(dir, "train"), *test = join(dir, "test");
@@ -238,20 +260,22 @@ sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_da
     int nimg = 0;
     sq_status st = SQ_OK;
     if (split == SQ_SPLIT_TEST && (!has_split || !is_dir(test))) {
+        sq_printable(dir, p1, sizeof p1);
         sq_set_error("folder '%s' has no test split (no %s/train and %s/test subfolders); hold "
-                     "out part of the train split instead (sq_dataset_holdout)", dir, dir, dir);
+                     "out part of the train split instead (sq_dataset_holdout)", p1, p1, p1);
         st = SQ_EARG;
     }
     if (!st) st = scan_top(traindir, &classes, &nimg);
     int labeled = !st && nimg == 0 && classes.n > 0;
     if (!st && labeled && classes.n > SQ_MAX_CLASSES) {
-        sq_set_error("folder '%s' has %d class subfolders, more than %d", traindir, classes.n,
-                     SQ_MAX_CLASSES);
+        sq_set_error("folder '%s' has %d class subfolders, more than %d",
+                     sq_printable(traindir, p1, sizeof p1), classes.n, SQ_MAX_CLASSES);
         st = SQ_EFORMAT;
     }
     if (!st) st = collect(splitdir, &classes, labeled, &files);
     if (!st && files.n == 0) {
-        sq_set_error("folder: no .png/.jpg/.jpeg images under '%s'", splitdir);
+        sq_set_error("folder: no .png/.jpg/.jpeg images under '%s'",
+                     sq_printable(splitdir, p2, sizeof p2));
         st = SQ_EFORMAT;
     }
     if (!st) {
