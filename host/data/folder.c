@@ -4,8 +4,10 @@
    no image files directly but has subdirectories, each subdirectory is a class (classes = the
    sorted subdirectory names of the train split) and its images, at any depth, get that label;
    otherwise the data is unlabeled. Samples are ordered by (class, path) with strcmp, so the order
-   never depends on the file system. All images must share one size and channel count. Names read
-   from the disk are quoted in errors through sq_printable. */
+   never depends on the file system. All images must share one size and channel count. Symbolic
+   links are followed, but a directory reached twice in one split (a link loop, or two links to one
+   folder) is an error: the walk never repeats work, so a few links cannot make it exponential.
+   Names read from the disk are quoted in errors through sq_printable. */
 #include "data/data_internal.h"
 
 #include <dirent.h>
@@ -111,6 +113,73 @@ static int is_dir(const char *p)
     return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* Directories already walked in one split, by device and inode (open addressing, at most half
+   full), with the path they were first reached by. */
+typedef struct seen_ent {
+    dev_t dev;
+    ino_t ino;
+    char *path;   /* NULL: free slot */
+} seen_ent;
+
+typedef struct seen_set {
+    seen_ent *v;
+    size_t cap, n;
+} seen_set;
+
+static size_t seen_slot(const seen_set *s, dev_t dev, ino_t ino)
+{
+    uint64_t h = ((uint64_t)dev * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)ino * 0xBF58476D1CE4E5B9ull);
+    size_t i = (size_t)(h ^ (h >> 29)) & (s->cap - 1);
+    while (s->v[i].path && !(s->v[i].dev == dev && s->v[i].ino == ino)) i = (i + 1) & (s->cap - 1);
+    return i;
+}
+
+/* Records dir; returns NULL when it is new, else the path it was first reached by. */
+static const char *seen_add(seen_set *s, dev_t dev, ino_t ino, const char *path)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        seen_set g = {sq_xcalloc(s->cap ? 2 * s->cap : 64, sizeof *g.v), s->cap ? 2 * s->cap : 64, s->n};
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->v[i].path) g.v[seen_slot(&g, s->v[i].dev, s->v[i].ino)] = s->v[i];
+        free(s->v);
+        *s = g;
+    }
+    seen_ent *e = &s->v[seen_slot(s, dev, ino)];
+    if (e->path) return e->path;
+    size_t len = strlen(path) + 1;
+    *e = (seen_ent){dev, ino, sq_xmalloc(len)};
+    memcpy(e->path, path, len);
+    s->n++;
+    return NULL;
+}
+
+static void seen_free(seen_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++) free(s->v[i].path);
+    free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+/* Marks dir as walked; an error naming both paths when it was walked before. */
+static sq_status visit(const char *dir, seen_set *seen)
+{
+    struct stat sb;
+    char p1[512], p2[512];
+    if (stat(dir, &sb) != 0) {
+        sq_set_error("folder: cannot open directory '%s': %s", sq_printable(dir, p1, sizeof p1),
+                     strerror(errno));
+        return SQ_EIO;
+    }
+    const char *first = seen_add(seen, sb.st_dev, sb.st_ino, dir);
+    if (first) {
+        sq_set_error("folder: '%s' is the directory '%s' again (symbolic links); a directory may be "
+                     "reached only once", sq_printable(dir, p1, sizeof p1),
+                     sq_printable(first, p2, sizeof p2));
+        return SQ_EFORMAT;
+    }
+    return SQ_OK;
+}
+
 /* Subdirectory names (sorted) and count of image files directly in dir. */
 static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
 {
@@ -135,14 +204,16 @@ static sq_status scan_top(const char *dir, names *subdirs, int *nimages)
     return SQ_OK;
 }
 
-static sq_status walk(const char *dir, int label, int depth, list *out)
+static sq_status walk(const char *dir, int label, int depth, list *out, seen_set *seen)
 {
     char pd[512];
     if (depth > 64) {
-        sq_set_error("folder: directories nested deeper than 64 under '%s' (a symlink loop?)",
+        sq_set_error("folder: directories nested deeper than 64 under '%s'",
                      sq_printable(dir, pd, sizeof pd));
         return SQ_EFORMAT;
     }
+    sq_status st = visit(dir, seen);
+    if (st) return st;
     DIR *d = opendir(dir);
     if (!d) {
         sq_set_error("folder: cannot open directory '%s': %s", sq_printable(dir, pd, sizeof pd),
@@ -150,12 +221,11 @@ static sq_status walk(const char *dir, int label, int depth, list *out)
         return SQ_EIO;
     }
     struct dirent *e;
-    sq_status st = SQ_OK;
     while (st == SQ_OK && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
         char *p = join(dir, e->d_name);
         if (is_dir(p)) {
-            st = walk(p, label, depth + 1, out);
+            st = walk(p, label, depth + 1, out, seen);
             free(p);
         } else if (is_image_name(e->d_name)) {
             list_push(out, p, label);
@@ -170,11 +240,18 @@ static sq_status walk(const char *dir, int label, int depth, list *out)
 /* Fills files (and classes) for one split directory. classes: names from the train split. */
 static sq_status collect(const char *splitdir, const names *classes, int labeled, list *files)
 {
-    if (!labeled) return walk(splitdir, -1, 0, files);
+    seen_set seen = {0};
+    sq_status st;
+    if (!labeled) {
+        st = walk(splitdir, -1, 0, files, &seen);
+        seen_free(&seen);
+        return st;
+    }
     names sub = {0};
     int nimg = 0;
     char p1[512], p2[512];
-    sq_status st = scan_top(splitdir, &sub, &nimg);
+    st = visit(splitdir, &seen);
+    if (!st) st = scan_top(splitdir, &sub, &nimg);
     for (int i = 0; st == SQ_OK && i < sub.n; i++) {
         int lab = -1;
         for (int k = 0; k < classes->n; k++)
@@ -187,10 +264,11 @@ static sq_status collect(const char *splitdir, const names *classes, int labeled
             break;
         }
         char *p = join(splitdir, sub.v[i]);
-        st = walk(p, lab, 1, files);
+        st = walk(p, lab, 1, files, &seen);
         free(p);
     }
     names_free(&sub);
+    seen_free(&seen);
     return st;
 }
 
