@@ -173,3 +173,25 @@ Test(report, missing_or_corrupt_results_fail_with_one_line, .init = mk_tmp, .fin
     snprintf(p, sizeof p, "%s/report.md", g_tmp);
     cr_expect_neq(access(p, F_OK), 0, "a failed report wrote %s", p);
 }
+
+/* Results edited by hand or corrupt: bit widths and seeds that are not integers in range count as
+   0 in the tables, and metrics far outside 0..100 or sizes whose sum overflows still give a plot,
+   quickly (a point a billion pixels off the frame once meant a line of a billion steps). */
+Test(report, out_of_range_values_give_a_report_quickly, .init = mk_tmp, .fini = rm_tmp)
+{
+    put_result("teacher", "{\"id\":\"teacher\",\"role\":\"teacher\",\"model\":\"m\",\"quantizer\":\"fp32\",\"wbits\":32,"
+                          "\"abits\":32,\"status\":\"ok\",\"top1\":250,\"model_bytes\":1000}\n");
+    put_result("a", "{\"id\":\"a\",\"role\":\"student\",\"model\":\"m\",\"quantizer\":\"ewgs\",\"wbits\":1e30,"
+                    "\"abits\":-3,\"seed\":1e300,\"status\":\"ok\",\"top1\":1e12,\"model_bytes\":1e308}\n");
+    put_result("b", "{\"id\":\"b\",\"role\":\"student\",\"model\":\"m\",\"quantizer\":\"ewgs\",\"wbits\":1e30,"
+                    "\"abits\":-3,\"seed\":2.5,\"status\":\"ok\",\"top1\":-1e12,\"model_bytes\":1e308}\n");
+    put_result("c", "{\"id\":\"c\",\"role\":\"student\",\"model\":\"m\",\"quantizer\":\"lsq\",\"wbits\":2,"
+                    "\"abits\":2,\"seed\":3,\"status\":\"ok\",\"top1\":50,\"model_bytes\":1e-300}\n");
+    double t0 = sq_now();
+    cr_assert_eq(report(g_tmp), 0);
+    cr_expect_lt(sq_now() - t0, 5.0, "report took %.1f s", sq_now() - t0);
+    char *csv = slurp("report.csv");
+    cr_expect(strstr(csv, "\na,student,m,ewgs,0,0,0,1e+12,"), "wbits, abits, seed of a: %s", csv);
+    cr_expect(strstr(csv, "\nb,student,m,ewgs,0,0,0,-1e+12,"), "wbits, abits, seed of b: %s", csv);
+    free(csv);
+}

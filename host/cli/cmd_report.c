@@ -26,6 +26,13 @@ static double num_field(const sq_json *o, const char *key)
     return v && v->type == SQ_JSON_NUM ? v->num : NAN;
 }
 
+/* an integer field; 0 when absent or not an integer that fits (a corrupt or hand-edited file) */
+static long long int_field(const sq_json *o, const char *key, long long lo, long long hi)
+{
+    int64_t v;
+    return sq_json_int(sq_json_get(o, key), &v) && v >= lo && v <= hi ? (long long)v : 0;
+}
+
 static int load_row(const char *cmd, const char *path, sq_report_row *r)
 {
     sq_json *o;
@@ -40,9 +47,9 @@ static int load_row(const char *cmd, const char *path, sq_report_row *r)
         str_field(o, "model", r->model, sizeof r->model, "?");
         str_field(o, "quantizer", r->quantizer, sizeof r->quantizer, "?");
         str_field(o, "status", r->status, sizeof r->status, "ok");
-        r->wbits = (int)sq_json_num(sq_json_get(o, "wbits"), 0);
-        r->abits = (int)sq_json_num(sq_json_get(o, "abits"), 0);
-        r->seed = (long long)sq_json_num(sq_json_get(o, "seed"), 0);
+        r->wbits = (int)int_field(o, "wbits", 0, 64);
+        r->abits = (int)int_field(o, "abits", 0, 64);
+        r->seed = int_field(o, "seed", 0, INT64_MAX);
         r->top1 = num_field(o, "top1");
         r->agreement = num_field(o, "agreement");
         r->kl = num_field(o, "kl");

@@ -27,8 +27,11 @@ typedef struct {
     double lx0, lx1, y0, y1;
 } frame;
 
-static int px(const frame *f, double x) { return (int)lround(f->left + (log10(x) - f->lx0) / (f->lx1 - f->lx0) * (f->right - f->left)); }
-static int py(const frame *f, double y) { return (int)lround(f->bottom - (y - f->y0) / (f->y1 - f->y0) * (f->bottom - f->top)); }
+/* a pixel coordinate, kept within a margin around the image: a value far outside the frame (a
+   result edited by hand, say) must not become an int overflow or a line of a billion steps */
+static int clamp_px(double v) { return v >= -1000 ? v <= 2000 ? (int)lround(v) : 2000 : -1000; }
+static int px(const frame *f, double x) { return clamp_px(f->left + (log10(x) - f->lx0) / (f->lx1 - f->lx0) * (f->right - f->left)); }
+static int py(const frame *f, double y) { return clamp_px(f->bottom - (y - f->y0) / (f->y1 - f->y0) * (f->bottom - f->top)); }
 
 static double metric_of(const sq_report_row *r, int use_top1) { return use_top1 ? r->top1 : r->agreement; }
 
@@ -180,6 +183,13 @@ sq_status sq_report_plot(const sq_report_row *rows, int n, const char *path)
                .lx0 = log10(xmin) - 0.08, .lx1 = log10(xmax) + 0.08, .y0 = ymin - 0.1 * yr, .y1 = ymax + 0.1 * yr};
     if (f.lx1 - f.lx0 < 0.5) { double c = (f.lx0 + f.lx1) / 2; f.lx0 = c - 0.25; f.lx1 = c + 0.25; }
     if (use_top1 || t) { f.y0 = fmax(f.y0, 0); f.y1 = fmin(f.y1, 100.5); }
+    /* sizes whose logarithm overflows, or metrics outside 0..100 that leave no range after the
+       clipping above (a corrupt or hand-edited result), still give a drawable frame */
+    if (!isfinite(f.lx0) || !isfinite(f.lx1)) { f.lx0 = 3; f.lx1 = 6; }
+    if (!isfinite(f.y0) || !isfinite(f.y1) || !(f.y1 - f.y0 > 1e-6 * fmax(fabs(f.y0), fabs(f.y1)))) {
+        f.y0 = 0;
+        f.y1 = 100.5;
+    }
     sq_img im;
     sq_img_init(&im, SQ_REPORT_W, SQ_REPORT_H, WHITE);
     x_axis(&im, &f);
