@@ -4,6 +4,8 @@
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU)
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests)
+#   make fuzz       libFuzzer harnesses of every parser, FUZZ_SECONDS (120) each; fuzz-ci: 30 s each
+#                   (tests/fuzz/fuzz.mk)
 SHELL := /bin/bash
 BUILD ?= build
 CC ?= gcc
@@ -170,5 +172,7 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
