@@ -6,6 +6,8 @@
 #   make bench      throughput figures (not tests)
 #   make memcheck   every suite under ASan + UBSan + LSan; make test-san: CI's short sanitized subset
 #   make test-crash random kill -9 points, resumed runs compared byte for byte with uninterrupted ones
+#   make fuzz       libFuzzer harnesses of every parser, FUZZ_SECONDS (120) each; fuzz-ci: 30 s each
+#                   (tests/fuzz/fuzz.mk)
 SHELL := /bin/bash
 BUILD ?= build
 CC ?= gcc
@@ -195,5 +197,7 @@ bench: all
 
 clean:
 	rm -rf $(BUILD)
+
+include tests/fuzz/fuzz.mk
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

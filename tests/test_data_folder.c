@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jpeglib.h>
 #include <png.h>
@@ -242,4 +243,48 @@ Test(data, folder_train_test_split)
     cr_expect_eq(te.classes, 2);
     sq_dataset_free(&tr);
     sq_dataset_free(&te);
+}
+
+/* Two links back to their own folder: following them blindly walks 2^64 paths. Each directory is
+   walked once; reaching one again is an error naming both paths, at once. */
+Test(data, folder_symlink_loops_fail_at_once)
+{
+    sqt_tmkdir("l");
+    write_rgb_png(sqt_tpath("l/1.png"), 2, 2, 0);
+    cr_assert_eq(symlink(".", sqt_tpath("l/a")), 0);
+    cr_assert_eq(symlink(".", sqt_tpath("l/b")), 0);
+    char spec[600];
+    snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("l"));
+    sq_dataset ds;
+    double t0 = sq_now();
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_EFORMAT);
+    cr_expect(sq_now() - t0 < 1.0, "took %.1f s", sq_now() - t0);
+    sqt_expect_error_has("again (symbolic links)");
+    sqt_expect_error_has(sqt_tpath("l"));
+    /* two class folders that are one directory: each image would get two labels */
+    sqt_tmkdir("c");
+    sqt_tmkdir("c/cat");
+    write_rgb_png(sqt_tpath("c/cat/1.png"), 2, 2, 0);
+    cr_assert_eq(symlink("cat", sqt_tpath("c/dog")), 0);
+    snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("c"));
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 1, &ds), SQ_EFORMAT);
+    sqt_expect_error_has("again (symbolic links)");
+}
+
+/* A class folder reached through one link is followed as before. */
+Test(data, folder_class_folder_through_a_symlink)
+{
+    sqt_tmkdir("real");
+    write_rgb_png(sqt_tpath("real/1.png"), 2, 2, 0);
+    sqt_tmkdir("f");
+    sqt_tmkdir("f/a");
+    write_rgb_png(sqt_tpath("f/a/2.png"), 2, 2, 1);
+    cr_assert_eq(symlink(sqt_tpath("real"), sqt_tpath("f/b")), 0);
+    char spec[600];
+    snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("f"));
+    sq_dataset ds;
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 1, &ds), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(ds.n, 2);
+    cr_expect_eq(ds.labels[1], 1, "the linked folder is class b");
+    sq_dataset_free(&ds);
 }

@@ -229,6 +229,69 @@ Test(data, idx_trailing_bytes)
     }
 }
 
+/* gzip IDX: a file is a series of gzip members (RFC 1952), so two members read as one stream;
+   anything after the last member (junk or zero padding) and a member cut inside its 8-byte
+   trailer are refused, naming the file. */
+Test(data, idx_gzip_members_trailing_garbage_and_cut_trailer)
+{
+    const char *raw = sqt_tpath("i"), *gp = sqt_tpath("i.gz");
+    size_t len = write_idx_images(raw, 0x803, 3, 2, 2, 0, 0);
+    size_t n;
+    unsigned char *b = sqt_slurp(raw, &n);
+    cr_assert_eq(n, len);
+    /* two members: header and part of the pixels, then the rest */
+    sqt_write_bytes(gp, b, 20, 1);
+    sqt_write_bytes(sqt_tpath("second.gz"), b + 20, len - 20, 1);
+    size_t n1, n2;
+    unsigned char *m1 = sqt_slurp(gp, &n1), *m2 = sqt_slurp(sqt_tpath("second.gz"), &n2);
+    unsigned char *cat = malloc(n1 + n2 + 16);
+    memcpy(cat, m1, n1), memcpy(cat + n1, m2, n2);
+    sqt_write_bytes(gp, cat, n1 + n2, 0);
+    char spec[600];
+    snprintf(spec, sizeof spec, "idx:%s", gp);
+    sq_dataset ds;
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(ds.n, 3);
+    cr_expect_eq(memcmp(ds.images, b + 16, 12), 0, "pixels across the member boundary");
+    sq_dataset_free(&ds);
+    /* junk, then zero padding, after the gzip data */
+    static const char *tails[] = {"junk", "\0\0\0\0"};
+    for (int t = 0; t < 2; t++) {
+        memcpy(cat + n1 + n2, tails[t], 4);
+        sqt_write_bytes(gp, cat, n1 + n2 + 4, 0);
+        cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_EFORMAT, "tail %d accepted", t);
+        sqt_expect_error_has(gp);
+        sqt_expect_error_has("4 bytes of trailing garbage after the gzip data");
+    }
+    /* the last member without the 4-byte length of its trailer: every pixel is there, but the
+       stream is cut */
+    sqt_write_bytes(gp, cat, n1 + n2 - 4, 0);
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_EFORMAT);
+    sqt_expect_error_has(gp);
+    sqt_expect_error_has("unexpected end of file");
+    free(b), free(m1), free(m2), free(cat);
+}
+
+/* A gzip IDX of a hundred bytes whose header declares 60000 x 28 x 28000 images (47 GB) is
+   truncated, and found so without allocating the declared size first. */
+Test(data, idx_gzip_declaring_47gb_fails_without_allocating_it)
+{
+    uint8_t h[16 + 64] = {0};
+    put_be32(h, 0x803), put_be32(h + 4, 60000), put_be32(h + 8, 28), put_be32(h + 12, 28000);
+    const char *gp = sqt_tpath("bomb.gz");
+    sqt_write_bytes(gp, h, sizeof h, 1);
+    char spec[600];
+    snprintf(spec, sizeof spec, "idx:%s", gp);
+    sq_dataset ds;
+    long vm0 = sqt_vm_peak_kb(), rss0 = sqt_max_rss_kb();
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_EFORMAT, "%s", sq_last_error());
+    sqt_expect_error_has("truncated");
+    sqt_expect_error_has("byte 80");
+    double vm = (sqt_vm_peak_kb() - vm0) / 1024.0, rss = (sqt_max_rss_kb() - rss0) / 1024.0;
+    cr_expect(vm < 1024, "peak address space grew by %.0f MiB", vm);
+    cr_expect(rss < 128, "peak RSS grew by %.0f MiB", rss);
+}
+
 Test(data, fashion_mnist_real)
 {
     const char *d = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "sqakd/checkpoint.h"
 #include "sqakd/json.h"
 #include "sqakd/safetensors.h"
 #include "util_fixtures.h"
@@ -364,4 +365,64 @@ Test(safetensors, overlapping_gapped_and_trailing_data)
     expect_format_error(p, "trailing", "offset");
     write_crafted(p, "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[4,8]}}", data, 8);
     expect_format_error(p, "gap", "offset");
+}
+
+/* Names and strings from the header reach error messages escaped: no terminal escape or line
+   break from the file gets to the terminal. */
+Test(safetensors, control_characters_in_names_are_escaped)
+{
+    static const uint8_t data[4];
+    struct { const char *json; size_t ndata; const char *needle; } cases[] = {
+        { "{\"evil\\u001b[2J\\n\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+          "tensor 'evil\\x1b[2J\\x0a' has unsupported dtype" },
+        { "{\"a\":{\"dtype\":\"\\u001b]0;title\\u0007\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+          "dtype \"\\x1b]0;title\\x07\"" },
+        { "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4],\"\\r\\u007f\":1}}", 4,
+          "unknown field \"\\x0d\\x7f\"" },
+        { "{\"__metadata__\":{\"k\\u009b1m\":3}}", 0, "metadata entry \"k\\xc2\\x9b1m\"" },
+        { "{\"x\\ty\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]},"
+          "\"x\\ty\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[2,4]}}", 4, "duplicate tensor name 'x\\x09y'" },
+    };
+    char p[1024];
+    sqt_path_in(p, sizeof p, "escapes.safetensors");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_crafted(p, cases[i].json, data, cases[i].ndata);
+        expect_format_error(p, cases[i].needle, NULL);
+        sqt_expect_error_printable();
+    }
+}
+
+/* The same for checkpoint metadata quoted by sq_ckpt_read_meta. */
+Test(safetensors, checkpoint_metadata_in_errors_is_escaped)
+{
+    char p[1024];
+    sqt_path_in(p, sizeof p, "meta.safetensors");
+    write_crafted(p, "{\"__metadata__\":{\"format\":\"sqakd\",\"arch\":\"smallcnn\",\"input_shape\":"
+                     "\"\\u001b]0;pwned\\u0007\",\"classes\":\"10\\n\"}}", NULL, 0);
+    sq_ckpt_meta m;
+    cr_assert_eq(sq_ckpt_read_meta(p, &m), SQ_EFORMAT);
+    sqt_expect_error_has("metadata 'input_shape' is '\\x1b]0;pwned\\x07'");
+    sqt_expect_error_printable();
+    write_crafted(p, "{\"__metadata__\":{\"format\":\"sqakd\",\"arch\":\"smallcnn\",\"input_shape\":"
+                     "\"1,28,28\",\"classes\":\"10\",\"quantizer\":\"\\u001b[5mlsq\"}}", NULL, 0);
+    cr_assert_eq(sq_ckpt_read_meta(p, &m), SQ_EFORMAT);
+    sqt_expect_error_has("metadata 'quantizer' is '\\x1b[5mlsq'");
+    sqt_expect_error_printable();
+}
+
+/* sq_printable itself: controls escaped, UTF-8 kept whole, long text cut with "..." and never
+   inside an escape or a character. */
+Test(safetensors, printable_helper)
+{
+    char b[64];
+    cr_expect_str_eq(sq_printable("a\x1b[31m\n\x7f", b, sizeof b), "a\\x1b[31m\\x0a\\x7f");
+    cr_expect_str_eq(sq_printable("caf\xc3\xa9 \xc2\x9b\xc2\xa0", b, sizeof b), "caf\xc3\xa9 \\xc2\\x9b\xc2\xa0");
+    cr_expect_str_eq(sq_printable(NULL, b, sizeof b), "(null)");
+    cr_expect_str_eq(sq_printable("abcdef", b, 7), "abcdef");
+    cr_expect_str_eq(sq_printable("abcdefg", b, 7), "abc...");
+    cr_expect_str_eq(sq_printable("ab\ncd", b, 9), "ab\\x0acd");   /* fits exactly */
+    cr_expect_str_eq(sq_printable("ab\ncd", b, 8), "ab...");       /* "ab\x0a..." needs 11 */
+    cr_expect_str_eq(sq_printable("ab\xc3\xa9zzzz", b, 8), "ab\xc3\xa9...");
+    cr_expect_str_eq(sq_printable("ab\xc3\xa9zzzz", b, 7), "ab...");   /* é not split */
+    cr_expect_str_eq(sq_printable("abc", b, 1), "");
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <zlib.h>
@@ -103,6 +104,31 @@ void sqt_expect_error_has(const char *what)
 {
     cr_expect(strstr(sq_last_error(), what) != NULL, "error message '%s' should contain '%s'",
               sq_last_error(), what);
+}
+
+void sqt_expect_error_printable(void)
+{
+    const unsigned char *e = (const unsigned char *)sq_last_error();
+    for (size_t i = 0; e[i]; i++)
+        cr_expect(e[i] >= 0x20 && e[i] != 0x7f && !(e[i] == 0xc2 && e[i + 1] >= 0x80 && e[i + 1] <= 0x9f),
+                  "error message holds control byte 0x%02x at %zu", e[i], i);
+}
+
+long sqt_vm_peak_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmPeak:", 7)) kb = strtol(line + 7, NULL, 10);
+    if (f) fclose(f);
+    return kb;
+}
+
+long sqt_max_rss_kb(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
 }
 
 int sqt_count_entries(const char *dir, char *first, size_t n)

@@ -37,6 +37,12 @@ void sqt_tmkdir(const char *name);
 void sqt_write_bytes(const char *path, const void *data, size_t n, int gz);
 /* expects sq_last_error() to contain what */
 void sqt_expect_error_has(const char *what);
+/* expects sq_last_error() to hold no control character (file text is quoted through sq_printable) */
+void sqt_expect_error_printable(void);
+/* peak virtual size (VmPeak of /proc/self/status) and peak resident size (getrusage ru_maxrss) of
+   the test process in KiB; -1 when unknown. Both only grow: compare before and after a call. */
+long sqt_vm_peak_kb(void);
+long sqt_max_rss_kb(void);
 /* number of entries of dir (excluding . and ..), -1 if unreadable; the first name goes to first */
 int sqt_count_entries(const char *dir, char *first, size_t n);
 /* the whole file (malloc'd, one spare byte); its size in *n (asserts success) */

@@ -52,7 +52,8 @@ sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_da
 
 /* Decodes a PNG or JPEG file (detected by its magic bytes) to 8-bit interleaved pixels (H, W, C)
    with C = 1 (gray) or 3 (RGB; alpha dropped, palette expanded, 16-bit stripped). *pix is
-   malloc'ed. Never exits the process on a corrupt file: returns SQ_EFORMAT naming it. */
+   malloc'ed. Never exits the process on a corrupt file: returns SQ_EFORMAT naming it. A header
+   declaring more than SQ_IMAGE_MAX_PIXELS pixels is refused before anything is allocated. */
 sq_status sq_image_decode(const char *path, uint8_t **pix, int *h, int *w, int *c);
 
 /* ---- augmentation (augment.c) ---- */

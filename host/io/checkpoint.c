@@ -100,16 +100,10 @@ static int meta_plain(const char *s)
 
 static sq_status bad_meta(const char *path, const char *key, const char *val, const char *want)
 {
-    char shown[48];
-    size_t k = 0;
-    for (const char *p = val ? val : ""; *p && k + 5 < sizeof shown; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20 || c >= 0x7f) k += (size_t)snprintf(shown + k, sizeof shown - k, "\\x%02x", c);
-        else shown[k++] = (char)c;
-    }
-    shown[k] = 0;
-    sq_set_error("%s: metadata '%s' is '%s%s'%s: expected %s (a damaged or hand-edited checkpoint?)", path, key,
-                 shown, val && strlen(val) > 40 ? "..." : "", val ? "" : " (missing)", want);
+    char shown[64];
+    sq_printable(val ? val : "", shown, sizeof shown);
+    sq_set_error("%s: metadata '%s' is '%s'%s: expected %s (a damaged or hand-edited checkpoint?)", path, key, shown,
+                 val ? "" : " (missing)", want);
     return SQ_EFORMAT;
 }
 

@@ -1,7 +1,9 @@
 /* safetensors.c: safetensors writer (JSON header built with sq_jbuf, space-padded so the data
    starts 8-byte aligned, written atomically) and strict reader (header length vs. file size, JSON
    syntax, dtypes, shapes vs. offsets, contiguous coverage of the data area). Reader errors name
-   the file and the byte offset. Each tensor read is placed 64-byte aligned in one owned blob. */
+   the file and the byte offset, and quote names and strings from the header through
+   sq_printable (a tensor name may hold any character). Each tensor read is placed 64-byte aligned
+   in one owned blob. */
 #include "sqakd/safetensors.h"
 #include "sqakd/json.h"
 #include "io/atomic_write.h"
@@ -159,14 +161,16 @@ static sq_status parse_metadata(const char *path, const sq_json *m, sq_st_file *
         FMT_ERR("%s: \"__metadata__\" at file offset %llu is not an object of strings", path,
                 8 + (u64)m->offset);
     out->meta = sq_xcalloc((size_t)m->n + 1, sizeof *out->meta);
+    char pk[256];
     for (int i = 0; i < m->n; i++) {
         const sq_json *v = &m->items[i];
+        sq_printable(m->keys[i], pk, sizeof pk);
         if (v->type != SQ_JSON_STR || strlen(v->str) != v->len || strlen(m->keys[i]) != m->key_lens[i])
             FMT_ERR("%s: metadata entry \"%s\" at file offset %llu must be a string without NUL"
-                    " characters", path, m->keys[i], 8 + (u64)v->offset);
+                    " characters", path, pk, 8 + (u64)v->offset);
         for (int j = 0; j < i; j++)
             if (!strcmp(m->keys[j], m->keys[i]))
-                FMT_ERR("%s: duplicate metadata key \"%s\" at file offset %llu", path, m->keys[i],
+                FMT_ERR("%s: duplicate metadata key \"%s\" at file offset %llu", path, pk,
                         8 + (u64)v->offset);
         out->meta[i].key = strdup(m->keys[i]);
         out->meta[i].value = strdup(v->str);
@@ -183,53 +187,57 @@ static sq_status parse_tensor(const char *path, const char *name, size_t name_le
                               u64 data_start, u64 data_size, sq_st_tensor *t, entry *e)
 {
     u64 at = 8 + (u64)v->offset;
+    char pn[256], pf[128];   /* the name as quoted in errors */
+    sq_printable(name, pn, sizeof pn);
     if (strlen(name) != name_len)
         FMT_ERR("%s: tensor name at file offset %llu holds a NUL character", path, at);
     if (v->type != SQ_JSON_OBJ)
-        FMT_ERR("%s: entry for tensor '%s' at file offset %llu is not an object", path, name, at);
+        FMT_ERR("%s: entry for tensor '%s' at file offset %llu is not an object", path, pn, at);
     for (int i = 0; i < v->n; i++) {
         const char *k = v->keys[i];
         if (strcmp(k, "dtype") && strcmp(k, "shape") && strcmp(k, "data_offsets"))
-            FMT_ERR("%s: tensor '%s' at file offset %llu has unknown field \"%s\"", path, name, at, k);
+            FMT_ERR("%s: tensor '%s' at file offset %llu has unknown field \"%s\"", path, pn, at,
+                    sq_printable(k, pf, sizeof pf));
     }
     const sq_json *dt = sq_json_get(v, "dtype"), *sh = sq_json_get(v, "shape"),
                   *of = sq_json_get(v, "data_offsets");
     if (!dt || !sh || !of || v->n != 3)
         FMT_ERR("%s: tensor '%s' at file offset %llu needs exactly dtype, shape and data_offsets",
-                path, name, at);
+                path, pn, at);
     int d = -1;
     for (int i = 0; i < 4; i++)
         if (sq_json_str(dt) && !strcmp(sq_json_str(dt), k_names[i])) d = i;
     if (d < 0)
         FMT_ERR("%s: tensor '%s' has unsupported dtype %s%s%s at file offset %llu (supported: F32, "
-                "I64, I32, U8)", path, name, sq_json_str(dt) ? "\"" : "",
-                sq_json_str(dt) ? sq_json_str(dt) : "(not a string)", sq_json_str(dt) ? "\"" : "",
+                "I64, I32, U8)", path, pn, sq_json_str(dt) ? "\"" : "",
+                sq_printable(sq_json_str(dt) ? sq_json_str(dt) : "(not a string)", pf, sizeof pf),
+                sq_json_str(dt) ? "\"" : "",
                 8 + (u64)dt->offset);
     if (sh->type != SQ_JSON_ARR || sh->n > SQ_ST_MAX_DIMS)
         FMT_ERR("%s: tensor '%s' shape at file offset %llu is not an array of at most %d dims", path,
-                name, 8 + (u64)sh->offset, SQ_ST_MAX_DIMS);
+                pn, 8 + (u64)sh->offset, SQ_ST_MAX_DIMS);
     t->dtype = (sq_st_dtype)d;
     t->ndim = sh->n;
     for (int i = 0; i < sh->n; i++) {
         u64 dim;
         if (!get_u64(&sh->items[i], &dim))
             FMT_ERR("%s: tensor '%s' dim %d at file offset %llu is not a non-negative integer", path,
-                    name, i, 8 + (u64)sh->items[i].offset);
+                    pn, i, 8 + (u64)sh->items[i].offset);
         t->shape[i] = (int64_t)dim;
     }
     if (of->type != SQ_JSON_ARR || of->n != 2 || !get_u64(&of->items[0], &e->begin) ||
         !get_u64(&of->items[1], &e->end) || e->end < e->begin)
         FMT_ERR("%s: tensor '%s' data_offsets at file offset %llu must be [begin, end] with "
-                "0 <= begin <= end", path, name, 8 + (u64)of->offset);
+                "0 <= begin <= end", path, pn, 8 + (u64)of->offset);
     int ok;
     u64 need = shape_bytes(t->shape, t->ndim, k_sizes[d], &ok);
     if (!ok || need != e->end - e->begin)
         FMT_ERR("%s: tensor '%s' at file offset %llu: shape and dtype %s need %llu bytes but "
-                "data_offsets [%llu, %llu] span %llu", path, name, at, k_names[d], need, e->begin,
+                "data_offsets [%llu, %llu] span %llu", path, pn, at, k_names[d], need, e->begin,
                 e->end, e->end - e->begin);
     if (e->end > data_size)
         FMT_ERR("%s: tensor '%s' data_offsets [%llu, %llu] end at file offset %llu, past the end "
-                "of the file at offset %llu (truncated file?)", path, name, e->begin, e->end,
+                "of the file at offset %llu (truncated file?)", path, pn, e->begin, e->end,
                 data_start + e->end, data_start + data_size);
     t->nbytes = (size_t)need;
     t->name = strdup(name);
@@ -246,8 +254,9 @@ static sq_status check_layout(const char *path, sq_st_file *out, entry *ents, u6
     qsort(ents, (size_t)n, sizeof *ents, cmp_entry);
     u64 pos = 0;
     for (int i = 0; i < n; i++) {
-        const char *name = out->tensors[ents[i].idx].name;
-        const char *prev = i ? out->tensors[ents[i - 1].idx].name : "";
+        char name[256], prev[256];
+        sq_printable(out->tensors[ents[i].idx].name, name, sizeof name);
+        sq_printable(i ? out->tensors[ents[i - 1].idx].name : "", prev, sizeof prev);
         if (ents[i].begin < pos)
             FMT_ERR("%s: tensors '%s' and '%s' overlap: '%s' starts at file offset %llu before '%s'"
                     " ends at %llu", path, prev, name, name, data_start + ents[i].begin, prev,
@@ -265,8 +274,9 @@ static sq_status check_layout(const char *path, sq_st_file *out, entry *ents, u6
     qsort(names, (size_t)n, sizeof *names, cmp_name);
     for (int i = 1; i < n; i++)
         if (!strcmp(names[i].name, names[i - 1].name)) {
+            char pn[256];
             sq_set_error("%s: duplicate tensor name '%s' in the header, again at file offset %llu",
-                         path, names[i].name, names[i].at);
+                         path, sq_printable(names[i].name, pn, sizeof pn), names[i].at);
             free(names);
             return SQ_EFORMAT;
         }
@@ -292,7 +302,9 @@ static sq_status load_data(const char *path, FILE *fp, sq_st_file *out, const en
         t->data = (char *)out->blob + place;
         place += (t->nbytes + ST_ALIGN - 1) & ~(u64)(ST_ALIGN - 1);
         if (t->nbytes && fread(t->data, 1, t->nbytes, fp) != t->nbytes) {
-            sq_set_error("%s: read failed for tensor '%s' at file offset %llu: %s", path, t->name,
+            char pn[256];
+            sq_set_error("%s: read failed for tensor '%s' at file offset %llu: %s", path,
+                         sq_printable(t->name, pn, sizeof pn),
                          data_start + ents[i].begin, ferror(fp) ? strerror(errno) : "unexpected end of file");
             return SQ_EIO;
         }

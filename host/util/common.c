@@ -1,8 +1,10 @@
-/* common.c: thread-local error message, status names, checked allocation, clock. */
+/* common.c: thread-local error message, status names, checked allocation, clock, and the escaping
+   of file text quoted in error messages. */
 #include "sqakd/common.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static _Thread_local char g_err[1024];
@@ -50,4 +52,52 @@ double sq_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* One piece of sq_printable's output for the text at p: its bytes (in esc or at p), length *k,
+   and the number of bytes of p it stands for (returned). */
+static size_t printable_piece(const unsigned char *p, char esc[9], const char **piece, size_t *k)
+{
+    *piece = esc;
+    if (*p < 0x20 || *p == 0x7f) {
+        *k = (size_t)snprintf(esc, 9, "\\x%02x", *p);
+        return 1;
+    }
+    if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {   /* a C1 control in UTF-8 */
+        *k = (size_t)snprintf(esc, 9, "\\xc2\\x%02x", p[1]);
+        return 2;
+    }
+    size_t used = 1;   /* one character: a byte and its UTF-8 continuation bytes, never split */
+    if (*p >= 0xc0)
+        while (used < 4 && p[used] >= 0x80 && p[used] <= 0xbf) used++;
+    *piece = (const char *)p;
+    *k = used;
+    return used;
+}
+
+const char *sq_printable(const char *s, char *buf, size_t cap)
+{
+    if (!buf || !cap) return "";
+    if (!s) s = "(null)";
+    char esc[9];
+    const char *piece;
+    size_t k, total = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        p += printable_piece(p, esc, &piece, &k);
+        total += k;
+    }
+    /* when it does not all fit, keep room for "..." after every piece */
+    size_t reserve = total + 1 > cap ? 3 : 0, n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t used = printable_piece(p, esc, &piece, &k);
+        if (n + k + reserve + 1 > cap) {
+            if (n + 4 <= cap) memcpy(buf + n, "...", 3), n += 3;
+            break;
+        }
+        memcpy(buf + n, piece, k);
+        n += k;
+        p += used;
+    }
+    buf[n] = '\0';
+    return buf;
 }

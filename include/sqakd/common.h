@@ -34,6 +34,13 @@ static inline size_t sq_pad64(size_t nfloats) { return (nfloats + 63) & ~(size_t
 
 double sq_now(void); /* monotonic seconds */
 
+/* Text from a file (a tensor name, a file name, a metadata value) made safe to quote in an error
+   line: bytes below 0x20, 0x7f and the UTF-8 C1 controls U+0080..U+009F (which some terminals
+   obey as escapes) become \xNN, everything else is copied. Writes at most cap bytes including
+   the terminating NUL into buf (longer text ends in "..."; an escape is never cut) and returns
+   buf; NULL s gives "(null)". */
+const char *sq_printable(const char *s, char *buf, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -12,7 +12,8 @@
      folder:DIR                 PNG/JPEG images; if DIR has one subfolder per class, labels come
                                 from the sorted subfolder names, otherwise unlabeled. All images
                                 must share one size (or pass resize in options; not implemented:
-                                error names the first mismatching file). */
+                                error names the first mismatching file); each at most
+                                SQ_IMAGE_MAX_PIXELS pixels. */
 #ifndef SQAKD_DATA_H
 #define SQAKD_DATA_H
 
@@ -23,6 +24,11 @@ extern "C" {
 #endif
 
 #define SQ_MAX_CLASSES 1000
+
+/* Pixel budget of one PNG/JPEG image (width x height): 2^26, i.e. 8192 x 8192. A file whose
+   header declares more is refused, naming the file, its declared size and the budget, before any
+   pixel memory is allocated or anything decoded (a 543-byte JPEG may declare 30000 x 30000). */
+#define SQ_IMAGE_MAX_PIXELS ((uint64_t)1 << 26)
 
 typedef enum sq_split { SQ_SPLIT_TRAIN = 0, SQ_SPLIT_TEST = 1 } sq_split;
 
