@@ -1,9 +1,9 @@
 /* eval.c: top-1/top-5/per-class accuracy (when labels exist) and teacher agreement / KL (when a
-   teacher is given) of a model in eval mode. On a backend with asynchronous input staging (CUDA)
-   each batch is uploaded once, through pinned memory, for the model and the teacher. */
+   teacher is given) of a model in eval mode. Each batch is put once into a feeder's input buffer
+   (feeder.h) that the model and the teacher both read. */
 #include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
-#include "train_internal.h"
+#include "feeder.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,8 +46,13 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
     sq_status st = sq_loader_create(ds, &lo, &l);
     if (st) return st;
     sq_loader_start_epoch(l, 0);
-    const sq_backend *be = m->be;
-    void *stage = sq_train_staging(be) ? be->stage_new(sq_train_input_bytes(m, batch)) : NULL;
+    sq_feeder *feed = sq_feeder_new(m, batch, 0, 1);
+    if (!feed) {
+        sq_loader_free(l);
+        return SQ_ENOMEM;
+    }
+    sq_feeder_bind(feed, m);
+    if (teacher) sq_feeder_bind(feed, teacher);
     float *zs = sq_xmalloc((size_t)batch * k * sizeof(float));
     float *zt = sq_xmalloc((size_t)batch * k * sizeof(float));
     double *ls = sq_xmalloc(k * sizeof(double)), *lt = sq_xmalloc(k * sizeof(double));
@@ -57,14 +62,10 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
     const int32_t *y;
     int nb;
     while ((nb = sq_loader_next(l, &x, &y)) > 0) {
-        const float *dx = stage ? be->stage_put(stage, x, sq_train_input_bytes(m, nb)) : NULL;
-        if (dx) sq_train_set_input_dev(m, dx, nb);
-        else sq_model_set_input(m, x, nb);
+        sq_feeder_put(feed, x, NULL, nb);
         float *out = sq_model_forward(m, nb, 0);
         m->be->copy_d2h(zs, out, (size_t)nb * k * sizeof(float));
         if (teacher) {
-            if (dx) sq_train_set_input_dev(teacher, dx, nb);
-            else sq_model_set_input(teacher, x, nb);
             float *tout = sq_teacher_forward(teacher, nb);
             teacher->be->copy_d2h(zt, tout, (size_t)nb * k * sizeof(float));
         }
@@ -92,7 +93,7 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
         r->n += nb;
     }
     sq_loader_free(l);
-    if (stage) be->stage_free(stage);
+    sq_feeder_free(feed);
     free(zs); free(zt); free(ls); free(lt);
     r->classes = k;
     r->top1 = r->top5 = r->agreement = r->kl = -1;

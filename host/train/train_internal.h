@@ -1,6 +1,6 @@
-/* train_internal.h: the pieces of the training loop shared by the single-model loop (loop.c) and
-   the multi-student driver (multi.c): run checks, resume state, EWGS delta updates and the
-   end-of-epoch bookkeeping (evaluation, progress line, metrics line, checkpoints). */
+/* train_internal.h: the training step (step.c) as the driver (driver.c) uses it, and the driver's
+   pieces that tests reach: run checks, resume state, the divergence guard, EWGS delta updates and
+   the end-of-epoch commit (evaluation, progress line, metrics line, checkpoints). */
 #ifndef SQAKD_TRAIN_INTERNAL_H
 #define SQAKD_TRAIN_INTERNAL_H
 #include "sqakd/train.h"
@@ -49,19 +49,13 @@ float *sq_step_bufs_loss_sum(sq_step_bufs *b);
    backend was set up (CUDA's sticky status), as a one-line error naming the step (and the batch
    when it was out of memory); SQ_OK on the CPU backend. */
 sq_status sq_train_device_status(const sq_model *m, int64_t step);
-/* 1 when be has asynchronous input staging and its options do not turn it off (stage=0:
-   synchronous copies, for A/B measurements; results are the same either way). */
-int sq_train_staging(const sq_backend *be);
-/* sq_step_bufs_new with (staged = 1) or without the asynchronous input stages: the
-   multi-student driver stages each batch once itself and makes its students' buffers without. */
-sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged);
-/* Bytes of n input samples of m; copies n samples already in backend memory (dx) into m's input. */
-size_t sq_train_input_bytes(const sq_model *m, int n);
-void sq_train_set_input_dev(sq_model *m, const float *dx, int n);
-/* sq_train_step_from_logits for a batch already in backend memory: dx (nb samples), dy (labels,
-   backend memory; used with CE only; NULL with KL). */
-void sq_train_step_dev(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *dx, const int32_t *dy,
-                       int nb, const float *zt, float lr, float lrq, int t);
+/* Step buffers for the driver: no feeder of their own (the driver's feeder feeds the model). */
+sq_step_bufs *sq_step_bufs_driver(const sq_model *m);
+/* One step of m on the nb images already in its (bound) input buffer: with the KL loss against the
+   teacher's logits zt (backend memory), or the teacher's own forward inside the step when teacher
+   is given (zt NULL); with CE against the labels dlab (backend memory). */
+void sq_train_step_fed(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, int nb,
+                       const float *zt, const int32_t *dlab, float lr, float lrq, int t);
 
 typedef struct sq_epoch_stats {
     int epoch;          /* 0-based epoch just finished */

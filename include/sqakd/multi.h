@@ -1,6 +1,6 @@
 /* multi.h: several students trained from one teacher pass (a bit-width sweep in one process).
    Each batch is loaded and augmented once, the teacher's forward runs once, and every student
-   takes its step from the same teacher logits (sq_train_step_from_logits). Each student has its
+   takes its step from the same teacher logits (host/train/driver.c, which also runs single runs). Each student has its
    own optimizer state, checkpoints, metrics and progress lines; a student whose loss becomes
    non-finite (or whose checkpoint cannot be written) is stopped and reported while the others go
    on. A GPU failure (the CUDA backend's sticky error, read at each loss read-back) stops every

@@ -68,19 +68,17 @@ typedef struct sq_train_io {
 
 sq_status sq_train_run(const sq_train_cfg *cfg, sq_train_io *io);
 
-/* One training step on a batch (used by the loop and by 'sqakd bench step'): forward, loss (CE
-   with labels y, or KL against the teacher), backward, optimizer steps; the loss is added to a
-   backend-side running sum (no host synchronisation). t is the 1-based optimizer step. */
+/* One training step on a host batch (for 'sqakd bench step' and tests; the driver feeds its steps
+   itself): forward, loss (CE with labels y, or KL against the teacher), backward, optimizer steps;
+   the loss is added to a backend-side running sum (no host synchronisation). t is the 1-based
+   optimizer step. The buffers own a feeder (staged when staged is set and the backend can): m,
+   and the teacher once given, read their input from it until the buffers are freed. */
 typedef struct sq_step_bufs sq_step_bufs;
 sq_step_bufs *sq_step_bufs_new(const sq_model *m);
+sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged);
 void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b);
 void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
                    const int32_t *y, int nb, float lr, float lrq, int t);
-/* The same step given the teacher's logits zt for this batch (backend memory (nb, classes); unused
-   with SQ_LOSS_CE): several students can step from one teacher forward (sq_train_step calls it). */
-void sq_train_step_from_logits(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, const float *x,
-                               const int32_t *y, int nb, const float *zt, float lr, float lrq, int t);
-
 /* progress.c */
 typedef struct sq_progress sq_progress;
 sq_progress *sq_progress_new(int quiet);

@@ -1,0 +1,273 @@
+/* step.c: the training step. Full-precision training with labels (CE), SQAKD distillation from
+   a frozen teacher without labels (KL), or label-supervised QAT (CE on a quantized model): forward,
+   loss, backward, optimizer updates, all device-resident; the loss is added to a backend-side sum
+   that the driver (driver.c) reads back every log_every steps only. The step reads its batch from
+   the input buffer of the feeder its model is bound to (feeder.h), so it never copies inputs
+   itself; on a backend that records (CUDA graphs) its body is recorded once and replayed. */
+#include "sqakd/json.h"
+#include "sqakd/safetensors.h"
+#include "sqakd/teacher_prec.h"
+#include "feeder.h"
+#include "train_internal.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sq_train_cfg_defaults(sq_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->loss = SQ_LOSS_CE;
+    c->epochs = 10;
+    c->batch = 128;
+    c->threads = 2;
+    c->seed = 1;
+    c->opt = SQ_OPT_SGD;
+    c->lr = 0.1f;
+    c->momentum = 0.9f;
+    c->wd = 1e-4f;
+    c->sched = SQ_SCHED_COSINE;
+    c->step_every = 30;
+    c->step_gamma = 0.1f;
+    c->lr_quant = 1e-5f;
+    c->wd_quant = 0;
+    c->alpha = 1;
+    c->T = 4;
+    c->log_every = 20;
+    c->delta_batches = 2;
+    c->max_loss_ratio = 100;
+}
+
+float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
+{
+    switch (c->sched) {
+    case SQ_SCHED_COSINE: return lr0 * 0.5f * (1.0f + cosf(3.14159265358979f * epoch / c->epochs));
+    case SQ_SCHED_STEP: return lr0 * powf(c->step_gamma, (float)(epoch / (c->step_every > 0 ? c->step_every : 1)));
+    default: return lr0;
+    }
+}
+
+/* what a recorded step body was recorded for: replaying it for anything else would be wrong */
+typedef struct graph_key {
+    int nb, loss;
+    const sq_model *teacher;
+    const float *zt;
+    const int32_t *dlab;
+} graph_key;
+
+struct sq_step_bufs {
+    float *m, *v, *qm, *qv;      /* optimizer state (backend memory) */
+    float *glogits, *loss, *loss_sum;
+    sq_feeder *feed;             /* sq_train_step's own feeder (NULL in the driver's buffers) */
+    /* on a backend that records (backend.h, graph_*) unless its options say graph=0: the step body
+       is recorded once and replayed (see step_run) */
+    int graph_mode;              /* 1 on, 0 off, -1 off after a failed recording */
+    void *graph;                 /* the recorded body (NULL: none) */
+    graph_key key;               /* the key of `graph`, or of the last eager body */
+    int warm;                    /* an eager body with `key` ran: lazy set-up is done */
+    int64_t *bn_delta;           /* num_batches_tracked added by one body, per node */
+};
+typedef sq_step_bufs step_bufs;
+
+/* the backend's options (TRANSITIONAL fallback to the defaults until the CUDA table fills options) */
+static const sq_backend_opts *opts_of(const sq_backend *be)
+{
+    static const sq_backend_opts dflt = SQ_BACKEND_OPTS_DEFAULT;
+    return be->options ? be->options() : &dflt;
+}
+
+sq_step_bufs *sq_step_bufs_new(const sq_model *m) { return sq_step_bufs_create(m, 1); }
+
+sq_step_bufs *sq_step_bufs_driver(const sq_model *m)
+{
+    const sq_backend *be = m->be;
+    sq_step_bufs *b = sq_xcalloc(1, sizeof *b);
+    b->m = be->alloc(m->n_train * sizeof(float) + 256);
+    b->v = be->alloc(m->n_train * sizeof(float) + 256);
+    b->qm = be->alloc(m->n_quant * sizeof(float) + 256);
+    b->qv = be->alloc(m->n_quant * sizeof(float) + 256);
+    b->glogits = be->alloc((size_t)m->batch * m->classes * sizeof(float));
+    b->loss = be->alloc(256);
+    b->loss_sum = be->alloc(256);
+    if (!b->m || !b->v || !b->qm || !b->qv || !b->glogits || !b->loss || !b->loss_sum) {
+        sq_step_bufs_free(m, b);
+        double need = (2.0 * m->n_train + 2.0 * m->n_quant + (double)m->batch * m->classes) * 4.0 + 5 * 256.0;
+        char what[64];
+        snprintf(what, sizeof what, "the optimizer state of %s", m->arch);
+        sq_backend_oom_error(be, need, what, m->batch, NULL);
+        return NULL;
+    }
+    b->graph_mode = opts_of(be)->cuda_graph && be->graph_begin && be->graph_end && be->graph_run && be->graph_free;
+    for (int i = 0; i < m->nnodes && b->graph_mode; i++) /* a dropout seed advances every step */
+        if (m->nodes[i].op == SQ_NODE_DROPOUT && m->nodes[i].p > 0) b->graph_mode = 0;
+    if (b->graph_mode) b->bn_delta = sq_xcalloc((size_t)m->nnodes, sizeof *b->bn_delta);
+    return b;
+}
+
+sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
+{
+    sq_step_bufs *b = sq_step_bufs_driver(m);
+    if (!b) return NULL;
+    /* sq_train_step's own feeder: the model reads its input from it until the buffers are freed */
+    if (!(b->feed = sq_feeder_new(m, m->batch, 1, staged))) {
+        sq_step_bufs_free(m, b);
+        return NULL;
+    }
+    sq_feeder_bind(b->feed, (sq_model *)m);
+    return b;
+}
+
+void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
+{
+    if (!b) return;
+    void *bufs[] = {b->m, b->v, b->qm, b->qv, b->glogits, b->loss, b->loss_sum};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) m->be->free(bufs[i]);
+    sq_feeder_free(b->feed);
+    if (b->graph) m->be->graph_free(b->graph);
+    free(b->bn_delta);
+    free(b);
+}
+
+int sq_step_bufs_recorded(const sq_step_bufs *b) { return b->graph != NULL; }
+
+void sq_step_bufs_graph_reset(const sq_model *m, sq_step_bufs *b)
+{
+    if (b->graph) m->be->graph_free(b->graph);
+    b->graph = NULL;
+}
+
+/* The step's body once its inputs are in place: the teacher's forward when `teacher` is given
+   (zt = its logits; else zt as given), the student's forward, the loss (KL against zt, or CE
+   against dlab, labels in backend memory), the backward and the loss sum. Everything it calls is
+   asynchronous device work on a device backend: it can be recorded (step_run). */
+static void step_body(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b,
+                      int nb, const float *zt, const int32_t *dlab)
+{
+    const sq_backend *be = m->be;
+    if (teacher) zt = sq_teacher_forward(teacher, nb);
+    float *zs = sq_model_forward(m, nb, 1);
+    if (cfg->loss == SQ_LOSS_KL)
+        be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
+    else
+        be->softmax_ce(nb, m->classes, zs, dlab, 1.0f, b->loss, b->glogits);
+    sq_model_zero_grad(m);
+    sq_model_backward(m, nb, b->glogits);
+    be->axpy(1, 1.0f, b->loss, b->loss_sum);
+}
+
+/* the optimizer steps: their learning rates and Adam's step number change between steps, so
+   they are never recorded */
+static void step_update(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, float lr,
+                        float lrq, int t)
+{
+    const sq_backend *be = m->be;
+    if (cfg->opt == SQ_OPT_SGD) be->sgd_step(m->n_train, m->p, m->g, b->m, lr, cfg->momentum, cfg->wd);
+    else be->adam_step(m->n_train, m->p, m->g, b->m, b->v, lr, 0.9f, 0.999f, 1e-8f, cfg->wd, t);
+    if (m->n_quant)
+        be->adam_step(m->n_quant, m->qp, m->qg, b->qm, b->qv, lrq, 0.9f, 0.999f, 1e-8f, cfg->wd_quant, t);
+}
+
+static int same_key(const graph_key *a, const graph_key *k)
+{
+    return a->nb == k->nb && a->loss == k->loss && a->teacher == k->teacher && a->zt == k->zt &&
+           a->dlab == k->dlab;
+}
+
+/* One step. With graph_mode on, the body is recorded once per key (after one eager body with
+   that key, so that lazy set-up such as cuDNN plans and workspaces has happened outside the
+   recording) and then replayed: one graph launch instead of a few hundred calls, each of which
+   costs the host tens of microseconds in cuDNN. The host-side effect of a body, the BN nodes'
+   num_batches_tracked, is re-applied per replay. The caller drops the graph when the host-side
+   settings the body's ops take change (sq_step_bufs_graph_reset: every epoch). A recording
+   that fails turns graphs off for these buffers, with one line on stderr, and the step runs
+   eagerly: the results are the same either way. */
+static void step_run(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b,
+                     int nb, const float *zt, const int32_t *dlab, float lr, float lrq, int t)
+{
+    const sq_backend *be = m->be;
+    const graph_key k = {nb, (int)cfg->loss, teacher, zt, dlab};
+    if (b->graph_mode != 1) {
+        step_body(cfg, m, teacher, b, nb, zt, dlab);
+    } else if (b->graph && same_key(&b->key, &k)) {
+        be->graph_run(b->graph);
+        for (int i = 0; i < m->nnodes; i++) m->nodes[i].bn_tracked += b->bn_delta[i];
+    } else if (!b->warm || !same_key(&b->key, &k)) {
+        sq_step_bufs_graph_reset(m, b);
+        step_body(cfg, m, teacher, b, nb, zt, dlab);
+        b->key = k;
+        b->warm = 1;
+    } else {
+        for (int i = 0; i < m->nnodes; i++) b->bn_delta[i] = m->nodes[i].bn_tracked; /* before */
+        void *g = NULL;
+        if (be->graph_begin() == 0) {
+            step_body(cfg, m, teacher, b, nb, zt, dlab); /* recorded, not run */
+            g = be->graph_end();
+        }
+        for (int i = 0; i < m->nnodes; i++) {
+            const int64_t before = b->bn_delta[i];
+            b->bn_delta[i] = m->nodes[i].bn_tracked - before;
+            if (!g) m->nodes[i].bn_tracked = before; /* nothing ran */
+        }
+        if (g) {
+            b->graph = g;
+            be->graph_run(g); /* this step's body */
+        } else {
+            fprintf(stderr, "sqakd: CUDA graphs off (%s); the step runs without them\n", sq_last_error());
+            b->graph_mode = -1;
+            step_body(cfg, m, teacher, b, nb, zt, dlab);
+        }
+    }
+    step_update(cfg, m, b, lr, lrq, t);
+}
+
+void sq_train_step_fed(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, int nb,
+                       const float *zt, const int32_t *dlab, float lr, float lrq, int t)
+{
+    step_run(cfg, m, cfg->loss == SQ_LOSS_KL ? teacher : NULL, b, nb, zt, cfg->loss == SQ_LOSS_KL ? NULL : dlab, lr,
+             lrq, t);
+}
+
+void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
+                   const int32_t *y, int nb, float lr, float lrq, int t)
+{
+    if (teacher && cfg->loss == SQ_LOSS_KL) sq_feeder_bind(b->feed, teacher); /* one put feeds both */
+    sq_feeder_put(b->feed, x, cfg->loss == SQ_LOSS_KL ? NULL : y, nb);
+    sq_train_step_fed(cfg, m, teacher, b, nb, NULL, b->feed->y, lr, lrq, t);
+}
+
+float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }
+
+sq_status sq_train_device_status(const sq_model *m, int64_t step)
+{
+#ifdef SQ_HAVE_CUDA
+    if (m->be->is_device) {
+        sq_status st = sq_cuda_last_status();
+        if (st != SQ_OK) {
+            char msg[900];
+            snprintf(msg, sizeof msg, "%s", sq_last_error());
+            if (st == SQ_ENOMEM)
+                sq_set_error("out of GPU memory by step %lld at batch %d (%s): lower --batch", (long long)step,
+                             m->batch, msg);
+            else
+                sq_set_error("GPU failure by step %lld: %s", (long long)step, msg);
+            return st;
+        }
+    }
+#else
+    (void)m;
+    (void)step;
+#endif
+    return SQ_OK;
+}
+
+int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item *it)
+{
+    int n = 0;
+    it[n++] = (sq_state_item){"optim.model.m", b->m, m->n_train};
+    it[n++] = (sq_state_item){"optim.model.v", b->v, m->n_train};
+    it[n++] = (sq_state_item){"optim.quant.m", b->qm, m->n_quant};
+    it[n++] = (sq_state_item){"optim.quant.v", b->qv, m->n_quant};
+    return n;
+}
