@@ -46,6 +46,7 @@ static int bwd_fusable3(const sq_model *m, int i);
 static int gout_zeroed(const sq_model *m, int i)
 {
     const sq_node *n = &m->nodes[i];
+    if (i == m->nnodes - 1 && n->op != SQ_NODE_FLATTEN) return 0; /* the logits': the loss writes it whole */
     return !(bwd_fusable(m, i) || bwd_fusable3(m, i) ||
              (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1)));
 }
@@ -504,6 +505,11 @@ static int bwd_fusable3(const sq_model *m, int i)
     return i >= 0 && m->nodes[i].fuse_act == 2 && !m->nodes[i].folded && m->be->bn_add_act_bwd;
 }
 
+float *sq_model_logits_grad(sq_model *m)
+{
+    return m->with_grad ? m->nodes[m->nnodes - 1].gout : NULL;
+}
+
 void sq_model_backward(sq_model *m, int batch, const float *glogits)
 {
     const sq_backend *be = m->be;
@@ -512,7 +518,7 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
        with the activation after it are never touched and lie behind them */
     be->memset0(m->grad_arena, m->grad_zero_floats * sizeof(float));
     sq_node *last = &m->nodes[m->nnodes - 1];
-    be->copy_d2d(last->gout, glogits, (size_t)batch * node_numel(last) * sizeof(float));
+    if (glogits != last->gout) be->copy_d2d(last->gout, glogits, (size_t)batch * node_numel(last) * sizeof(float));
     for (int i = m->nnodes - 1; i > 0; i--) {
         sq_node *n = &m->nodes[i];
         sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;

@@ -58,7 +58,7 @@ typedef struct graph_key {
 
 struct sq_step_bufs {
     float *m, *v, *qm, *qv;      /* optimizer state (backend memory) */
-    float *glogits, *loss, *loss_sum;
+    float *loss, *loss_sum;
     sq_feeder *feed;             /* sq_train_step's own feeder (NULL in the driver's buffers) */
     /* on a backend that records (backend.h, graph_*) unless its options say graph=0: the step body
        is recorded once and replayed (see step_run) */
@@ -87,12 +87,11 @@ sq_step_bufs *sq_step_bufs_driver(const sq_model *m)
     b->v = be->alloc(m->n_train * sizeof(float) + 256);
     b->qm = be->alloc(m->n_quant * sizeof(float) + 256);
     b->qv = be->alloc(m->n_quant * sizeof(float) + 256);
-    b->glogits = be->alloc((size_t)m->batch * m->classes * sizeof(float));
     b->loss = be->alloc(256);
     b->loss_sum = be->alloc(256);
-    if (!b->m || !b->v || !b->qm || !b->qv || !b->glogits || !b->loss || !b->loss_sum) {
+    if (!b->m || !b->v || !b->qm || !b->qv || !b->loss || !b->loss_sum) {
         sq_step_bufs_free(m, b);
-        double need = (2.0 * m->n_train + 2.0 * m->n_quant + (double)m->batch * m->classes) * 4.0 + 5 * 256.0;
+        double need = (2.0 * m->n_train + 2.0 * m->n_quant) * 4.0 + 6 * 256.0;
         char what[64];
         snprintf(what, sizeof what, "the optimizer state of %s", m->arch);
         sq_backend_oom_error(be, need, what, m->batch, NULL);
@@ -121,7 +120,7 @@ sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged)
 void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b)
 {
     if (!b) return;
-    void *bufs[] = {b->m, b->v, b->qm, b->qv, b->glogits, b->loss, b->loss_sum};
+    void *bufs[] = {b->m, b->v, b->qm, b->qv, b->loss, b->loss_sum};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) m->be->free(bufs[i]);
     sq_feeder_free(b->feed);
@@ -148,12 +147,13 @@ static void step_body(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, s
     const sq_backend *be = m->be;
     if (teacher) zt = sq_teacher_forward(teacher, nb);
     float *zs = sq_model_forward(m, nb, 1);
+    float *g = sq_model_logits_grad(m); /* the loss's gradient goes straight where the backward starts */
     if (cfg->loss == SQ_LOSS_KL)
-        be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, b->glogits);
+        be->kl_fwd_bwd(nb, m->classes, zt, zs, cfg->T, cfg->alpha, b->loss, g);
     else
-        be->softmax_ce(nb, m->classes, zs, dlab, 1.0f, b->loss, b->glogits);
+        be->softmax_ce(nb, m->classes, zs, dlab, 1.0f, b->loss, g);
     sq_model_zero_grad(m);
-    sq_model_backward(m, nb, b->glogits);
+    sq_model_backward(m, nb, g);
     be->axpy(1, 1.0f, b->loss, b->loss_sum);
 }
 

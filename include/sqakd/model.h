@@ -140,6 +140,10 @@ float *sq_model_forward(sq_model *m, int n, int train);
 /* Backward from glogits (backend memory (n, classes)); accumulates into m->g and m->qg, which the
    caller zeroes (sq_model_zero_grad). */
 void sq_model_backward(sq_model *m, int n, const float *glogits);
+/* The model's own logits-gradient buffer (n x classes, backend memory; NULL without gradients): a
+   loss that writes its gradient there saves the backward its copy (sq_model_backward(m, n,
+   sq_model_logits_grad(m))). */
+float *sq_model_logits_grad(sq_model *m);
 void sq_model_zero_grad(sq_model *m);
 
 /* Host access to a named tensor (copies). Returns SQ_EARG if the name is unknown. */
