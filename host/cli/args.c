@@ -152,7 +152,8 @@ static void put_arg(sq_jbuf *b, const char *a)
     sq_jbuf_raw(b, "'", 1);
 }
 
-int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append)
+int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append,
+                         const char *config)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/command.txt", out_dir);
@@ -173,6 +174,11 @@ int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned lo
     char tail[64];
     snprintf(tail, sizeof tail, f ? "\n" : "\nseed %llu\n", seed);
     sq_jbuf_raw(&b, tail, strlen(tail));
+    if (config && !f) { /* every flag's value in force, defaults included */
+        sq_jbuf_raw(&b, "config ", 7);
+        sq_jbuf_raw(&b, config, strlen(config));
+        sq_jbuf_raw(&b, "\n", 1);
+    }
     sq_status st = sq_write_file_atomic(path, sq_jbuf_cstr(&b), strlen(sq_jbuf_cstr(&b)));
     sq_jbuf_free(&b);
     return st ? -1 : 0;

@@ -36,9 +36,11 @@ int sq_args_apply_recorded(const char *cmd, const sq_arg *spec, int nspec, const
                            const char *const *changeable, const char *dir);
 /* prints "sqakd CMD: <msg>" to stderr and returns 2 */
 int sq_cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* writes "<out>/command.txt" (atomically) holding the exact command line, quoted for a shell, and
-   the seed; with append, adds a "resumed: sqakd ..." line to the one there instead */
-int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append);
+/* writes "<out>/command.txt" (atomically) holding the exact command line, quoted for a shell, the
+   seed and, when config is not NULL, a "config {...}" line (the run configuration: every flag's
+   value in force); with append, adds a "resumed: sqakd ..." line to the one there instead */
+int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned long long seed, int append,
+                         const char *config);
 /* creates DIR (and parents); 0 on success */
 int sq_cli_mkdirs(const char *dir);
 

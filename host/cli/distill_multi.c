@@ -95,7 +95,7 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
     s->meta.epoch = 0;
     s->meta.step = 0;
     snprintf(s->meta.role, sizeof s->meta.role, "%s", c->cfg.loss == SQ_LOSS_CE ? "qat" : "student");
-    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed, resume))
+    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed, resume, s->cfg.run_config))
         return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", dir, sq_last_error());
     return 0;
 }

@@ -219,7 +219,7 @@ int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
     if (!c->out) c->out = c->resume;
     if (!c->out) return 0;
     if (sq_cli_open_run_dir(cmd, c->out, c->resume != NULL, c->overwrite)) return 2;
-    if (sq_cli_write_command(c->out, argc, argv, (unsigned long long)c->cfg.seed, c->resume != NULL))
+    if (sq_cli_write_command(c->out, argc, argv, (unsigned long long)c->cfg.seed, c->resume != NULL, c->run_config))
         return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", c->out, sq_last_error());
     c->cfg.out_dir = c->out;
     return 0;
