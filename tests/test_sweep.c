@@ -250,6 +250,11 @@ Test(sweep, array_specs_and_bad_configurations)
     cr_expect_eq(sq_sweep_parse_bits("t", "w4x4", &sw), 2);
     cr_expect_eq(sq_sweep_parse_quantizers("t", "ewgs,nope", &sw), 2);
     cr_expect_eq(sq_sweep_parse_seeds("t", "1,-2", &sw), 2);
+    /* seeds past 2^53 would come back from sweep.json as other (or negative) numbers */
+    cr_expect_eq(sq_sweep_parse_seeds("t", "9007199254740991", &sw), 0);
+    cr_expect_eq(sw.seeds[0], 9007199254740991ull);
+    cr_expect_eq(sq_sweep_parse_seeds("t", "9007199254740993", &sw), 2);
+    cr_expect_eq(sq_sweep_parse_seeds("t", "18446744073709551615", &sw), 2);
     cr_expect_eq(sweep("--data fashion-mnist --quantizers ewgs --bits 4 --out /tmp/x"), 2);   /* no teacher */
     cr_expect_eq(sweep("--teacher /nonexistent.safetensors --data x --bits 4 --out /tmp/x"), 2);   /* no quantizers */
 }

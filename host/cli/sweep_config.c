@@ -153,6 +153,9 @@ int sq_sweep_parse_seeds(const char *cmd, const char *list, sq_sweep *sw)
         unsigned long long v = strtoull(it[i], &end, 10);
         if (!isdigit((unsigned char)it[i][0]) || *end || errno)
             return sq_cli_fail(cmd, "--seeds: '%s' is not a non-negative integer", it[i]);
+        if (v > 9007199254740991ull) /* sweep.json keeps seeds as JSON numbers: exact up to 2^53 */
+            return sq_cli_fail(cmd, "--seeds: %llu is above 2^53 - 1 = 9007199254740991, the largest seed sweep.json "
+                               "stores exactly", v);
         for (int j = 0; j < i; j++)
             if (sw->seeds[j] == v) return sq_cli_fail(cmd, "--seeds: %llu is listed twice", v);
         sw->seeds[i] = v;
