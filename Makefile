@@ -3,7 +3,8 @@
 #   make deps       install missing Debian packages (idempotent, quiet when all present)
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU)
 #   make demo       deps + build + the main job on Fashion-MNIST
-#   make bench      throughput figures (not tests)
+#   make bench      throughput figures (not tests); make bench-ops: time and GB/s of every op of the
+#                   table (the conformance harness's rows at their bench shapes), CPU and CUDA
 #   make memcheck   every suite under ASan + UBSan + LSan; make test-san: CI's short sanitized subset
 #   make test-crash random kill -9 points, resumed runs compared byte for byte with uninterrupted ones
 #   make fuzz       libFuzzer harnesses of every parser, FUZZ_SECONDS (120) each; fuzz-ci: 30 s each
@@ -77,7 +78,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info fixtures
 all: info $(BUILD)/sqakd
 
 info:
@@ -194,6 +195,17 @@ demo: deps
 
 bench: all
 	@SQAKD_BIN=$(abspath $(BUILD)/sqakd) bash tools/bench.sh
+	@$(MAKE) --no-print-directory bench-ops
+
+# The op-table conformance harness's timing mode (tests/bench_backend_ops.c includes
+# tests/test_cuda_backend_ops.c and runs its rows at their bench shapes): time per call and GB/s
+# per op on the CPU backend (THREADS, default 2) and, where a GPU is usable, on CUDA. Not a test.
+$(BUILD)/bench_backend_ops: $(BUILD)/obj/tests/bench_backend_ops.o $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_UTIL)) \
+                            $(BUILD)/libsqakd.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
+
+bench-ops: $(BUILD)/bench_backend_ops
+	@OMP_NUM_THREADS=$${THREADS:-2} $(BUILD)/bench_backend_ops --jobs 1 2>&1 | grep -v '^\[\(----\|====\)\]'
 
 clean:
 	rm -rf $(BUILD)

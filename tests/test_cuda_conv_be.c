@@ -1,9 +1,10 @@
 /* test_cuda_conv_be.c: Criterion suite "cuda_conv_be": the convolutions through cuDNN's backend
    (graph) API (SQAKD_CONV_API=backend, kernels/cuda/cudnn_be.c).
-   - On the awkward shapes of cuda/conv_matches_cpu (sizes 1, odd and prime sizes, stride 2,
-     groups, depthwise, 1x1 and 5x5), all four backend variants are in use (forward, backward
-     data set and accumulate, backward filter), and each agrees with the CPU backend and with the
-     legacy calls on the same plan: the test cannot pass through a silent fallback.
+   - On the awkward shapes of the conformance harness's conv2d row (backend_ops: sizes 1, odd
+     and prime sizes, stride 2, groups, depthwise, 1x1 and 5x5), all four backend variants are in
+     use (forward, backward data set and accumulate, backward filter), and each agrees with the
+     CPU backend and with the legacy calls on the same plan: the test cannot pass through a
+     silent fallback.
    - A variant pack is built once per set of pointers and then reused.
    - Pointers that are not 16-byte aligned take the legacy call, with the right result.
    - A quantized resnet20 forward and backward through the backend plans equals the same through
@@ -139,7 +140,7 @@ static conv_out run_cpu(const sq_conv_shape *cs, const conv_io *io)
     return o;
 }
 
-/* as cuda/conv_matches_cpu: 1e-5 per term of each sum */
+/* as the conformance harness's conv2d row (backend_ops): 1e-5 per term of each sum */
 static void expect_conv_close(const char *who, const sq_conv_shape *cs, const conv_out *a,
                               const conv_out *b, const conv_io *io, uint64_t seed)
 {

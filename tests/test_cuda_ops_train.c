@@ -1,9 +1,11 @@
-/* test_cuda_ops_train.c: Criterion suite "cuda" (declared in test_cuda_ops_layers.c, whose .init
-   keeps cuDNN off TF32): the training-objective and update CUDA ops against the CPU reference
-   backend: the KL test vector, KL/cross-entropy losses and argmax (run-to-run determinism of the
-   reductions), fake quantization of every kind with its parameter gradients (unaligned starts,
-   deterministic and NULL-safe), absscale, SGD and Adam steps. Guarded device buffers as in
-   test_cuda_ops_layers.c; without a GPU every test SKIPS (never passes). */
+/* test_cuda_ops_train.c: Criterion suite "cuda": the CUDA launch-grid variants of the streaming
+   kernels (SQAKD_GRID=flat against stride, through the sq_cuda_grid_set test hook, with block caps
+   that make the kernels loop): the loss kernels (KL, cross-entropy, argmax; cross-entropy past 1024
+   blocks) and fake quantization (every kind and role, plain and scaled; fq_case against the CPU on
+   the flat grid). The per-op comparisons with the CPU backend that this suite and
+   test_cuda_ops_layers.c held are the conformance harness's now (tests/test_cuda_backend_ops.c,
+   suite backend_ops); these grid tests stay until the grid variants leave the shipped kernels.
+   Guarded device buffers (sqt_dput/sqt_fetch); without a GPU every test SKIPS (never passes). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,126 +16,9 @@
 #include "util_check.h"
 #include "util_fixtures.h"
 
-/* ---- losses ---- */
+static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
 
-Test(cuda, kl_test_vector)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const float zt[2] = {0.0f, 0.0f}, zs[2] = {4.0f, 0.0f};
-    float *dzt = sqt_dput(g, zt, 8), *dzs = sqt_dput(g, zs, 8), *dl = sqt_dput(g, NULL, 4),
-          *dg = sqt_dput(g, NULL, 8);
-    g->kl_fwd_bwd(1, 2, dzt, dzs, 4.0f, 1.0f, dl, dg);
-    sqt_gpu_ok(g);
-    float *l = sqt_fetch(g, dl, 1, "kl loss"), *gr = sqt_fetch(g, dg, 2, "kl grad");
-    /* method.md section 2 test vector, printed to 6-7 digits */
-    cr_expect(fabsf(l[0] - 1.921832f) <= 2e-6f, "loss %.9g want 1.921832", l[0]);
-    cr_expect(fabsf(gr[0] - 0.924234f) <= 2e-6f, "grad[0] %.9g want 0.924234", gr[0]);
-    cr_expect(fabsf(gr[1] + 0.924234f) <= 2e-6f, "grad[1] %.9g want -0.924234", gr[1]);
-    g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
-    free(l); free(gr);
-}
-
-Test(cuda, losses_and_argmax_match_cpu_and_are_deterministic)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const sq_backend *c = sq_backend_cpu();
-    /* rows x classes: single, tiny, more rows than one block's warps, > 1024 blocks of rows;
-       KL: the tile kernel (K = 1, 2, 7, 10), every register-row width (K = 20, 33, 37, 100, 129,
-       300, 1000, 1024; rows not a multiple of a warp's rows per trip) and the warp kernel
-       (K = 1025; also 1000 and 1024 in a -DSQ_KL_ROWS_MAX_K=512 build) */
-    static const int shapes[][2] = {{1, 1}, {1, 10}, {3, 37}, {257, 10}, {64, 1000}, {9000, 7},
-                                    {31, 2}, {101, 33}, {45, 100}, {13, 129}, {6, 1024}, {5, 1025},
-                                    {3000, 1}, {23, 20}, {7, 300}};
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-        int n = shapes[s][0], k = shapes[s][1];
-        size_t m = (size_t)n * k;
-        uint64_t seed = 800 + s;
-        float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 1);
-        int32_t *lab = calloc(n, sizeof(int32_t));
-        for (int i = 0; i < n; i++) lab[i] = i % 5 == 3 ? -1 : (int)((i * 7919u) % (unsigned)k);
-        float lkl = 0, lce = 0, *gkl = sqt_hvec(m), *gce = sqt_hvec(m);
-        int32_t *am = calloc(n, sizeof(int32_t)), *ram = calloc(n, sizeof(int32_t));
-        c->kl_fwd_bwd(n, k, zt, zs, 4.0f, 1.0f, &lkl, gkl);
-        c->softmax_ce(n, k, zs, lab, 0.5f, &lce, gce);
-        c->argmax(n, k, zs, am);
-
-        float *dzt = sqt_dput(g, zt, m * 4), *dzs = sqt_dput(g, zs, m * 4), *dl = sqt_dput(g, NULL, 16),
-              *dgkl = sqt_dput(g, NULL, m * 4), *dgce = sqt_dput(g, NULL, m * 4);
-        int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t)), *dam = sqt_dput(g, NULL, n * sizeof(int32_t));
-        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl, dgkl);
-        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl + 1, NULL); /* loss only */
-        g->kl_fwd_bwd(n, k, dzt, dzs, 4.0f, 1.0f, dl + 2, dgkl);  /* again: determinism */
-        g->softmax_ce(n, k, dzs, dlab, 0.5f, dl + 3, dgce);
-        g->argmax(n, k, dzs, dam);
-        sqt_gpu_ok(g);
-        float *rl = sqt_fetch(g, dl, 4, "losses"), *rgkl = sqt_fetch(g, dgkl, m, "kl grad"),
-              *rgce = sqt_fetch(g, dgce, m, "ce grad");
-        sqt_dget_free(g, ram, dam, n * sizeof(int32_t), "argmax");
-        /* the CPU works in double with exp/log in double; the GPU's KL in float with
-           ex2.approx, summed in float along a row and in double across rows: relative 1e-5 of
-           the loss, 1e-6 absolute for the gradients */
-        sqt_expect_close("kl loss", rl, &lkl, 1, 1e-6, 1e-5, seed);
-        sqt_expect_equal("kl loss without gradient", rl + 1, rl, 1);
-        sqt_expect_equal("kl loss, second run", rl + 2, rl, 1);
-        sqt_expect_close("ce loss", rl + 3, &lce, 1, 1e-6, 1e-5, seed);
-        sqt_expect_close("kl grad", rgkl, gkl, m, 1e-6, 1e-4, seed);
-        sqt_expect_close("ce grad", rgce, gce, m, 1e-6, 1e-4, seed);
-        for (int i = 0; i < n; i++)
-            cr_expect_eq(ram[i], am[i], "argmax[%d]: got %d want %d", i, ram[i], am[i]);
-        g->free((char *)dzt - SQT_GUARD); g->free((char *)dzs - SQT_GUARD);
-        g->free((char *)dlab - SQT_GUARD);
-        free(zt); free(zs); free(lab); free(gkl); free(gce); free(am); free(ram);
-        free(rl); free(rgkl); free(rgce);
-    }
-}
-
-/* rows the random test above does not reach, for each KL kernel (K = 10, 100 and 1000, 1025) and two
-   temperatures: student = teacher + 7 (KL 0 by cancellation of large terms), teacher logits of
-   -inf (P_T = 0 terms add 0), -inf in both, logits of +-80 (exps far below float's range, 2^-126
-   and less flush to 0 on the GPU), a near one-hot teacher, identical rows */
-Test(cuda, kl_extreme_rows_match_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const sq_backend *c = sq_backend_cpu();
-    static const int ks[] = {10, 100, 1000, 1025}; /* tile, row (2 widths), warp kernel */
-    static const float temps[] = {1.0f, 4.0f};
-    const int n = 9;
-    for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++)
-        for (size_t ti = 0; ti < 2; ti++) {
-            const int k = ks[ki];
-            const size_t m = (size_t)n * k;
-            const uint64_t seed = 900 + ki * 2 + ti;
-            float *zt = sqt_hrand(m, -6, 6, seed), *zs = sqt_hrand(m, -6, 6, seed + 50);
-            for (int j = 0; j < k; j++) {
-                zs[0 * k + j] = zt[0 * k + j] + 7.0f;
-                if (j % 3 == 0) zt[1 * k + j] = -INFINITY;
-                if (j % 3 == 0) zt[2 * k + j] = zs[2 * k + j] = -INFINITY;
-                zt[3 * k + j] *= 13.0f; /* up to +-78 */
-                zs[3 * k + j] = -zt[3 * k + j];
-                zt[4 * k + j] = j == k / 2 ? 60.0f : -60.0f;
-                zs[5 * k + j] = zt[5 * k + j];
-                zs[6 * k + j] = zt[6 * k + j] + 1e-3f * (float)(j % 7);
-            }
-            float lref = 0, l[1], *gref = sqt_hvec(m);
-            c->kl_fwd_bwd(n, k, zt, zs, temps[ti], 0.9f, &lref, gref);
-            float *dzt = sqt_dput(g, zt, m * 4), *dzs = sqt_dput(g, zs, m * 4),
-                  *dl = sqt_dput(g, NULL, 4), *dg = sqt_dput(g, NULL, m * 4);
-            g->kl_fwd_bwd(n, k, dzt, dzs, temps[ti], 0.9f, dl, dg);
-            sqt_gpu_ok(g);
-            float *rl = sqt_fetch(g, dl, 1, "kl loss"), *rg = sqt_fetch(g, dg, m, "kl grad");
-            cr_assert(isfinite(lref) && lref > 0.0f, "CPU KL loss %g (K=%d, T=%g)", lref, k,
-                      temps[ti]);
-            l[0] = rl[0];
-            sqt_expect_close("kl loss, extreme rows", l, &lref, 1, 1e-6, 1e-5, seed);
-            sqt_expect_close("kl grad, extreme rows", rg, gref, m, 1e-6, 1e-4, seed);
-            g->free((char *)dzt - SQT_GUARD);
-            g->free((char *)dzs - SQT_GUARD);
-            free(zt); free(zs); free(gref); free(rl); free(rg);
-        }
-}
+TestSuite(cuda, .init = setup, .timeout = 60);
 
 /* the grid mode SQAKD_GRID selects (default auto; gpu_validate.sh runs the suite with flat too) */
 static int grid_env_mode(void)
@@ -349,109 +234,6 @@ static void fq_case(const sq_backend *g, sq_quant_kind kind)
                 }
 }
 
-/* the fake-quant kernels divide by a per-tensor constant with a reciprocal and one FMA
-   correction (sq_qm_div): bit-identical to IEEE division on random operands over 120 binades,
-   on the discretizer's k / steps, and on zeros, infinities, NaN, subnormals and extremes */
-Test(cuda, division_by_reciprocal_is_ieee_division)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const size_t nr = 1 << 20;
-    static const float special[] = {0.0f, -0.0f, INFINITY, -INFINITY, NAN, 1e-45f, -1e-40f,
-                                    1.17549435e-38f, 3.4e38f, -3.4e38f, 1.0f, -1.0f, 0x1p-100f,
-                                    0x1p100f, 0x1.fffffep-101f, 0x1p101f, 3.0f, 255.0f};
-    const size_t ns = sizeof special / sizeof special[0];
-    size_t n = nr + 255 * 601 + ns * ns, m = 0;
-    float *x = malloc(n * sizeof(float)), *d = malloc(n * sizeof(float));
-    uint64_t s = 77;
-    for (; m < nr; m++) { /* random signs, mantissas, exponents: x in 2^[-60,60], d in 2^[-30,30] */
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        uint32_t ux = (uint32_t)s, ud = (uint32_t)(s >> 32);
-        uint32_t bx = ((ux >> 8) & 0x7fffffu) | ((uint32_t)(127 + (int)((ux >> 1) % 121) - 60) << 23) | ((ux & 1u) << 31);
-        uint32_t bd = ((ud >> 8) & 0x7fffffu) | ((uint32_t)(127 + (int)((ud >> 1) % 61) - 30) << 23) | ((ud & 1u) << 31);
-        memcpy(&x[m], &bx, 4);
-        memcpy(&d[m], &bd, 4);
-    }
-    for (int st = 1; st <= 255; st++)
-        for (int k = -300; k <= 300; k++, m++) x[m] = (float)k, d[m] = (float)st;
-    for (size_t i = 0; i < ns; i++)
-        for (size_t j = 0; j < ns; j++, m++) x[m] = special[i], d[m] = special[j];
-    cr_assert_eq(m, n);
-    float *dx = sqt_dput(g, x, n * 4), *dd = sqt_dput(g, d, n * 4), *dq = sqt_dput(g, NULL, n * 4);
-    sq_cuda_div_check(n, dx, dd, dq);
-    float *q = sqt_fetch(g, dq, n, "quotients");
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) {
-        float want = x[i] / d[i];
-        int same = isnan(want) ? isnan(q[i]) : !memcmp(&want, &q[i], 4);
-        if (!same && bad++ < 8)
-            fprintf(stderr, "x %a / d %a: device %a, IEEE %a\n", x[i], d[i], q[i], want);
-    }
-    cr_assert_eq(bad, 0, "%zu of %zu quotients differ from IEEE division", bad, n);
-    free(x); free(d); free(q); /* sqt_fetch freed dq */
-    g->free((char *)dx - SQT_GUARD); g->free((char *)dd - SQT_GUARD);
-    g->sync();
-    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "%s", sq_last_error());
-}
-
-Test(cuda, fakequant_ewgs_matches_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    fq_case(g, SQ_QUANT_EWGS);
-}
-
-Test(cuda, fakequant_pact_matches_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    fq_case(g, SQ_QUANT_PACT);
-}
-
-Test(cuda, fakequant_lsq_matches_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    fq_case(g, SQ_QUANT_LSQ);
-}
-
-Test(cuda, fakequant_dorefa_matches_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    fq_case(g, SQ_QUANT_DOREFA);
-}
-
-Test(cuda, fakequant_param_grads_are_deterministic_and_null_safe)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    size_t n = (size_t)3 << 20; /* enough for the full 1024-block reduction grid */
-    sq_quant_cfg cfg = {SQ_QUANT_EWGS, SQ_QROLE_ACT, 2, 0, 0.2f, 0.0f};
-    float qp[2] = {0.0f, 1.0f};
-    float *x = sqt_hrand(n, -0.5f, 1.5f, 77), *gy = sqt_hrand(n, -1, 1, 78);
-    float *dx = sqt_dput(g, x, n * 4), *dgy = sqt_dput(g, gy, n * 4), *dqp = sqt_dput(g, qp, 8),
-          *dg = sqt_dput(g, NULL, 6 * 4), *dgx = sqt_dput(g, NULL, n * 4);
-    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, NULL, dg, NULL);       /* gx not wanted */
-    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, dgx, dg + 2, NULL);
-    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, dgx, NULL, NULL);      /* gqp not wanted */
-    g->fakequant_bwd(&cfg, n, dx, dqp, dgy, NULL, dg + 4, NULL);
-    sqt_gpu_ok(g);
-    float *r = sqt_fetch(g, dg, 6, "gqp runs");
-    for (int j = 0; j < 2; j++) {
-        cr_expect_eq(r[2 + j], r[j], "run 2 gqp[%d] %.9g differs from run 1 %.9g", j, r[2 + j], r[j]);
-        cr_expect_eq(r[4 + j], r[j], "run 3 gqp[%d] %.9g differs from run 1 %.9g", j, r[4 + j], r[j]);
-    }
-    float *rgx = sqt_fetch(g, dgx, n, "gx");
-    float *ref = sqt_hvec(n);
-    float gq[2] = {0, 0};
-    sq_backend_cpu()->fakequant_bwd(&cfg, n, x, qp, gy, ref, gq, NULL);
-    for (size_t i = 0; i < n; i++) ref[i] *= 2.0f; /* two runs accumulated into gx */
-    sqt_expect_close("gx after two accumulating runs", rgx, ref, n, 2e-6, 1e-5, 77);
-    g->free((char *)dx - SQT_GUARD); g->free((char *)dgy - SQT_GUARD); g->free((char *)dqp - SQT_GUARD);
-    free(x); free(gy); free(r); free(rgx); free(ref);
-}
-
 /* one fake-quant forward and backward on the device (SCALED: the fused output-scale pair,
    s = -0.7) from host inputs; results fetched into o (freed by fq_out_free) */
 typedef struct fq_out {
@@ -592,72 +374,4 @@ Test(cuda, fakequant_pact_dorefa_match_cpu_on_the_flat_grid)
     fq_case(g, SQ_QUANT_PACT);
     fq_case(g, SQ_QUANT_DOREFA);
     sq_cuda_grid_set(grid_env_mode(), 0);
-}
-
-Test(cuda, absscale_matches_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const sq_backend *c = sq_backend_cpu();
-    for (size_t si = 0; si < SQT_NSIZES; si++) {
-        size_t n = sqt_sizes[si];
-        uint64_t seed = 1100 + si;
-        float s = si & 1 ? -0.7f : 1.3f, gs0 = 0.5f, gs = gs0;
-        float *z = sqt_hrand(n, -2, 2, seed), *gy = sqt_hrand(n, -1, 1, seed + 1),
-              *gz0 = sqt_hrand(n, -1, 1, seed + 2), *y = sqt_hvec(n), *gz = sqt_hdup(gz0, n);
-        c->absscale_fwd(n, &s, z, y);
-        c->absscale_bwd(n, &s, z, gy, gz, &gs);
-        float *ds = sqt_dput(g, &s, 4), *dz = sqt_dput(g, z, n * 4), *dgy = sqt_dput(g, gy, n * 4),
-              *dy = sqt_dput(g, NULL, n * 4), *dgz = sqt_dput(g, gz0, n * 4), *dgs = sqt_dput(g, &gs0, 4);
-        g->absscale_fwd(n, ds, dz, dy);
-        g->absscale_bwd(n, ds, dz, dgy, dgz, dgs);
-        sqt_gpu_ok(g);
-        float *ry = sqt_fetch(g, dy, n, "absscale y"), *rgz = sqt_fetch(g, dgz, n, "absscale gz"),
-              *rgs = sqt_fetch(g, dgs, 1, "absscale gs");
-        sqt_expect_equal("absscale y", ry, y, n);
-        sqt_expect_close("absscale gz", rgz, gz, n, 1e-6, 1e-6, seed);
-        /* sum of n products bounded by 2: 1e-6 relative to that bound */
-        sqt_expect_close("absscale gs", rgs, &gs, 1, 2e-6 * n, 1e-5, seed);
-        g->free((char *)ds - SQT_GUARD); g->free((char *)dz - SQT_GUARD); g->free((char *)dgy - SQT_GUARD);
-        free(z); free(gy); free(gz0); free(y); free(gz); free(ry); free(rgz); free(rgs);
-    }
-}
-
-/* ---- optimizers ---- */
-
-Test(cuda, optimizers_match_cpu)
-{
-    const sq_backend *g = sq_backend_cuda();
-    if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const sq_backend *c = sq_backend_cpu();
-    for (size_t si = 0; si < SQT_NSIZES; si++) {
-        size_t n = sqt_sizes[si], B = n * 4;
-        uint64_t seed = 1200 + si;
-        float *p0 = sqt_hrand(n, -1, 1, seed), *gr = sqt_hrand(n, -1, 1, seed + 1),
-              *m0 = sqt_hrand(n, -0.1f, 0.1f, seed + 2), *v0 = sqt_hrand(n, 0.0f, 0.01f, seed + 3);
-        float *p = sqt_hdup(p0, n), *m = sqt_hdup(m0, n), *v = sqt_hdup(v0, n), *ps = sqt_hdup(p0, n),
-              *pa = sqt_hdup(p0, n), *ma = sqt_hdup(m0, n);
-        c->sgd_step(n, p, gr, m, 0.1f, 0.9f, 1e-4f);
-        c->sgd_step(n, ps, gr, NULL, 0.1f, 0.0f, 1e-4f);
-        for (int t = 1; t <= 3; t++) c->adam_step(n, pa, gr, ma, v, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f, t);
-        float *dp = sqt_dput(g, p0, B), *dm = sqt_dput(g, m0, B), *dgr = sqt_dput(g, gr, B),
-              *dps = sqt_dput(g, p0, B), *dpa = sqt_dput(g, p0, B), *dma = sqt_dput(g, m0, B),
-              *dv = sqt_dput(g, v0, B);
-        g->sgd_step(n, dp, dgr, dm, 0.1f, 0.9f, 1e-4f);
-        g->sgd_step(n, dps, dgr, NULL, 0.1f, 0.0f, 1e-4f);
-        for (int t = 1; t <= 3; t++) g->adam_step(n, dpa, dgr, dma, dv, 1e-3f, 0.9f, 0.999f, 1e-8f, 1e-4f, t);
-        sqt_gpu_ok(g);
-        /* same operation order; the GPU may fuse multiply-adds (one rounding fewer) */
-        float *r;
-        r = sqt_fetch(g, dp, n, "sgd p"); sqt_expect_close("sgd p", r, p, n, 1e-6, 1e-6, seed); free(r);
-        r = sqt_fetch(g, dm, n, "sgd m"); sqt_expect_close("sgd m", r, m, n, 1e-6, 1e-6, seed); free(r);
-        r = sqt_fetch(g, dps, n, "sgd p (no momentum)");
-        sqt_expect_close("sgd p (no momentum)", r, ps, n, 1e-6, 1e-6, seed); free(r);
-        r = sqt_fetch(g, dpa, n, "adam p"); sqt_expect_close("adam p", r, pa, n, 1e-6, 1e-6, seed); free(r);
-        r = sqt_fetch(g, dma, n, "adam m"); sqt_expect_close("adam m", r, ma, n, 1e-7, 1e-6, seed); free(r);
-        r = sqt_fetch(g, dv, n, "adam v"); sqt_expect_close("adam v", r, v, n, 1e-9, 1e-5, seed); free(r);
-        g->free((char *)dgr - SQT_GUARD);
-        free(p0); free(gr); free(m0); free(v0); free(p); free(m); free(v); free(ps); free(pa);
-        free(ma);
-    }
 }

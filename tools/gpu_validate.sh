@@ -100,7 +100,7 @@ if on tests; then
     SQAKD_CUDA_GRAPH=0 step "cuda_step/* with SQAKD_CUDA_GRAPH=0 (eager)" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
     # the fake-quant and loss kernels and the step suite on the flat launch geometry (SQAKD_GRID=flat)
-    SQAKD_GRID=flat step "cuda/fakequant*, cuda/loss*, cuda_step/* with SQAKD_GRID=flat" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter '@(cuda/fakequant*|cuda/loss*|cuda_step/*)'
+    SQAKD_GRID=flat step "cuda/*, backend_ops/cuda_fakequant, backend_ops/cuda_losses, cuda_step/* with SQAKD_GRID=flat" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter '@(cuda/*|backend_ops/cuda_fakequant|backend_ops/cuda_losses|cuda_step/*)'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     # every convolution through cuDNN's backend API (kernels/cuda/cudnn_be.c): the step suite
     # against the CPU (its own suite cuda_conv_be ran above)
@@ -364,7 +364,7 @@ fi
 
 # ---- 8. compute-sanitizer (last: slowest)
 SL="$OUT/sanitizer.log"
-SAN=${SAN:-"memcheck:cuda/fakequant* racecheck:cuda/fakequant* racecheck:cuda/losses* racecheck:cuda/batchnorm* racecheck:cuda/absscale* memcheck:cuda/losses* memcheck:cuda/batchnorm* synccheck:cuda/fakequant* memcheck:cuda_stage/* memcheck:cuda/optimizers* memcheck:cuda/pooling* memcheck:cuda/structural* memcheck:cuda/conv* memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/* memcheck:cuda_fused/* racecheck:cuda_fused/bn* memcheck:cuda_conv_be/*"}
+SAN=${SAN:-"memcheck:backend_ops/cuda_fakequant racecheck:backend_ops/cuda_fakequant racecheck:backend_ops/cuda_losses racecheck:backend_ops/cuda_batchnorm memcheck:backend_ops/cuda_losses memcheck:backend_ops/cuda_batchnorm synccheck:backend_ops/cuda_fakequant memcheck:cuda_stage/* memcheck:backend_ops/cuda_optim memcheck:backend_ops/cuda_pool memcheck:backend_ops/cuda_structural memcheck:backend_ops/cuda_conv memcheck:backend_ops/cuda_half memcheck:backend_ops/cuda_record memcheck:cuda_teacher/* memcheck:cuda_step/resnet20_pact* memcheck:cuda_graph/* memcheck:cuda_fused/* memcheck:backend_ops/cuda_fused racecheck:backend_ops/cuda_fused memcheck:cuda_conv_be/*"}
 if on sanitizer && [ -n "${CS:-}" ]; then
     for tf in $SAN; do
         tool=${tf%%:*}; filt=${tf#*:}
