@@ -12,8 +12,8 @@ CC ?= gcc
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ( [ -x $(CUDA_HOME)/bin/nvcc ] && echo $(CUDA_HOME)/bin/nvcc ))
 
-# CUEMU=1: the CUDA backend built for cuemu (tools/cuemu), a CPU emulation of the CUDA runtime,
-# cuDNN and cuBLAS: .cu files go through g++, the libraries are replaced by tools/cuemu/*.
+# CUEMU=1: the CUDA backend built for cuemu (tests/cuemu), a CPU emulation of the CUDA runtime,
+# cuDNN and cuBLAS: .cu files go through g++, the libraries are replaced by tests/cuemu/*.
 ifeq ($(CUEMU),1)
   HAVE_CUDA := 1
 else ifeq ($(CUDA),0)
@@ -46,7 +46,7 @@ ifeq ($(CUEMU),1)
   CXX ?= g++
   # -Wno-unknown-pragmas: g++ has no '#pragma unroll' (nvcc's); the emulation ignores it
   CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas \
-    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
+    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itests/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
   NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
 else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -59,7 +59,7 @@ HOST_SRC := $(filter-out host/cli/main.c,$(shell find host -name '*.c' | sort))
 CPU_SRC := $(shell find kernels/cpu -name '*.c' | sort)
 CUDA_C_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.c' | sort),)
 CUDA_CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.cu' | sort),)
-CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tools/cuemu/test_%,$(wildcard tools/cuemu/*.c tools/cuemu/*.cc)),)
+CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tests/cuemu/test_%,$(wildcard tests/cuemu/*.c tests/cuemu/*.cc)),)
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC)) \
            $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC)) \
            $(patsubst %,$(BUILD)/obj/%.o,$(filter %.cc,$(CUEMU_SRC))) \
@@ -89,9 +89,9 @@ $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 ifeq ($(CUEMU),1)
-$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tools/cuemu/rewrite.pl tools/cuemu/cuemu.h
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tests/cuemu/rewrite.pl tests/cuemu/cuemu.h
 	@mkdir -p $(dir $@)
-	perl tools/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
+	perl tests/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
 	$(CXX) $(CUEMU_CXXFLAGS) -include cuemu.h -x c++ -c $(BUILD)/obj/$*.cu.cc -o $@
 
 $(BUILD)/obj/%.cc.o: %.cc $(CONFIG_STAMP)
@@ -118,22 +118,22 @@ $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
 
 # cuemu's own tests (CUEMU=1 builds): the cuDNN/cuBLAS emulation alone, and the kernel executor
-$(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tools/cuemu/test_dnn_emu.o $(BUILD)/obj/tools/cuemu/test_dnn_api.o \
-                          $(BUILD)/obj/tools/cuemu/test_dnn_backend.o \
-                          $(BUILD)/obj/tools/cuemu/test_dnn_util.o $(BUILD)/obj/tools/cuemu/cudnn_emu.o \
-                          $(BUILD)/obj/tools/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tools/cuemu/cudnn_emu_capture.o \
-                          $(BUILD)/obj/tools/cuemu/cudnn_emu_ops.o $(BUILD)/obj/tools/cuemu/cudnn_emu_backend.o \
-                          $(BUILD)/obj/tools/cuemu/cublas_emu.o $(BUILD)/obj/tools/cuemu/capture.cc.o
+$(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tests/cuemu/test_dnn_emu.o $(BUILD)/obj/tests/cuemu/test_dnn_api.o \
+                          $(BUILD)/obj/tests/cuemu/test_dnn_backend.o \
+                          $(BUILD)/obj/tests/cuemu/test_dnn_util.o $(BUILD)/obj/tests/cuemu/cudnn_emu.o \
+                          $(BUILD)/obj/tests/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tests/cuemu/cudnn_emu_capture.o \
+                          $(BUILD)/obj/tests/cuemu/cudnn_emu_ops.o $(BUILD)/obj/tests/cuemu/cudnn_emu_backend.o \
+                          $(BUILD)/obj/tests/cuemu/cublas_emu.o $(BUILD)/obj/tests/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 
-$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tools/cuemu/test_exec.cu.o $(BUILD)/obj/tools/cuemu/test_memory.cu.o \
-                           $(BUILD)/obj/tools/cuemu/test_capture.cu.o \
-                           $(BUILD)/obj/tools/cuemu/runtime.cc.o $(BUILD)/obj/tools/cuemu/capture.cc.o
+$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tests/cuemu/test_exec.cu.o $(BUILD)/obj/tests/cuemu/test_memory.cu.o \
+                           $(BUILD)/obj/tests/cuemu/test_capture.cu.o \
+                           $(BUILD)/obj/tests/cuemu/runtime.cc.o $(BUILD)/obj/tests/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 
 # The CUDA suite runs first (each test SKIPS, visibly, without a GPU), then the same suite under
 # cuemu (CPU emulation of CUDA: runs the kernels and the host code, not a GPU; see
-# tools/cuemu/README.md; only where the CUDA headers exist), the CPU suite last.
+# tests/cuemu/README.md; only where the CUDA headers exist), the CPU suite last.
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # rewrite.pl: turns the CUDA launches of a .cu file into plain C++ calls for cuemu
-# (tools/cuemu/cuemu.h): `kernel<T, U><<<grid, block[, shmem, stream]>>>(args)` becomes
+# (tests/cuemu/cuemu.h): `kernel<T, U><<<grid, block[, shmem, stream]>>>(args)` becomes
 # `cuemu::Launch("kernel<T, U>", grid, block[, shmem, stream]).run(kernel<T, U>, args)`.
 # A launch's `<<<...>>>(` must sit on one line (true of every launch in kernels/cuda).
 # Usage: rewrite.pl in.cu > out.cc ; the #line directive keeps diagnostics on the .cu file.
