@@ -22,13 +22,14 @@
 #include "sqakd/model.h"
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 #ifdef SQ_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
 
 static void setup(void)
 {
-    setenv("SQAKD_TF32", "0", 1);
+    (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */
     setenv("SQAKD_CONV_API", "backend", 1);
     unsetenv("CUEMU_DNN_BACKEND_FAULT");
 }
@@ -250,7 +251,7 @@ static void fault_case(const char *fault_at_build, const char *fault_after, int 
     expect_conv_close("after the fault vs CPU", &cs, &d, &cpu, &io, 300 + ci);
     cr_expect_eq(sq_cuda_conv_be_variants(&cs), want_mask, "variants in use 0x%x, want 0x%x",
                  sq_cuda_conv_be_variants(&cs), want_mask);
-    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error: %s", sq_last_error());
+    cr_expect_eq(g->status(), SQ_OK, "sticky error: %s", sq_last_error());
     out_free(&d); out_free(&cpu);
     io_free(&io);
     unsetenv("CUEMU_DNN_BACKEND_FAULT");

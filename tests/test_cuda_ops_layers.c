@@ -5,7 +5,7 @@
    every device output (sqt_dput/sqt_fetch in util_fixtures: allocated on both sides, filled with a
    sentinel, checked untouched after the op); gradient outputs start non-zero so that accumulation
    (+=) is what is checked. Built into its own binary (build/<dir>/sqakd_cuda_tests); without a GPU
-   every test SKIPS (never passes). cuDNN is kept off TF32 (SQAKD_TF32=0) so convolutions compare
+   every test SKIPS (never passes). cuDNN is kept off TF32 (option tf32 = 0) so convolutions compare
    with FP32 tolerances. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -14,8 +14,9 @@
 #include <string.h>
 #include "sqakd/backend.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda, .init = setup, .timeout = 60);
 
@@ -51,19 +52,19 @@ Test(cuda, failing_call_is_sticky_until_cleared)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_clear_status();
+    g->clear_status();
     float host[4] = {0};
     g->copy_h2d(NULL, host, sizeof host); /* invalid destination: cudaMemcpy fails at once */
-    cr_assert_neq(sq_cuda_last_status(), SQ_OK, "a failing cudaMemcpy was not recorded");
+    cr_assert_neq(g->status(), SQ_OK, "a failing cudaMemcpy was not recorded");
     cr_expect(strstr(sq_last_error(), "cudaMemcpy") != NULL, "message lacks the statement: %s",
               sq_last_error());
     float *d = g->alloc(16);
     g->fill(4, 1.0f, d); /* a later successful op keeps the first error */
     g->free(d);
     g->sync();
-    cr_expect_neq(sq_cuda_last_status(), SQ_OK, "the sticky error vanished");
-    sq_cuda_clear_status();
-    cr_expect_eq(sq_cuda_last_status(), SQ_OK);
+    cr_expect_neq(g->status(), SQ_OK, "the sticky error vanished");
+    g->clear_status();
+    cr_expect_eq(g->status(), SQ_OK);
     sqt_gpu_ok(g);
 }
 #endif

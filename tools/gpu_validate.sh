@@ -107,7 +107,7 @@ if on tests; then
     SQAKD_CONV_API=backend step "cuda_step/* with SQAKD_CONV_API=backend" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
     grep -E '^\[(FAIL|SKIP)|Synthesis|cuDNN backend API' "$TL" | tail -4 | tee -a "$S"
     if [ "${FIND_TESTS:-0}" = 1 ]; then
-        SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+        SQAKD_TEST_BACKEND_OPT=conv-algo=find,deterministic=0 step "cuda_step/* with conv-algo=find, deterministic=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     fi
 fi

@@ -15,6 +15,7 @@
 #include <string.h>
 #ifdef SQ_HAVE_CUDA
 #include <cuda_runtime_api.h>
+#include "../../kernels/cuda/cuda_legacy.h" /* transitional: be->status() & co. replace it */
 #endif
 
 static const char *USAGE = "[--device auto|cpu|cuda --sizes 1M,16M,... --bits 1,2,4,8 "

@@ -15,6 +15,9 @@
    16-bit op processes m->batch rows, so the plans made at apply are the only ones used. */
 #include "model_internal.h"
 #include "sqakd/teacher_prec.h"
+#ifdef SQ_HAVE_CUDA
+#include "../../kernels/cuda/cuda_legacy.h" /* transitional: be->status() & co. replace it */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

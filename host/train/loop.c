@@ -10,6 +10,9 @@
 #include "sqakd/safetensors.h"
 #include "sqakd/teacher_prec.h"
 #include "train_internal.h"
+#ifdef SQ_HAVE_CUDA
+#include "../../kernels/cuda/cuda_legacy.h" /* transitional: be->status() & co. replace it */
+#endif
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

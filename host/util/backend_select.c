@@ -5,14 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifndef SQ_HAVE_CUDA
-const sq_backend *sq_backend_cuda(void)
-{
-    sq_set_error("this sqakd was built without CUDA (nvcc not found at build time); use --device cpu");
-    return NULL;
-}
-#endif
-
 const sq_backend *sq_backend_get(const char *name)
 {
     if (!name || !strcmp(name, "auto")) {
