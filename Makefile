@@ -6,6 +6,9 @@
 #   make bench      throughput figures (not tests)
 #   make memcheck   every suite under ASan + UBSan + LSan; make test-san: CI's short sanitized subset
 #   make test-crash random kill -9 points, resumed runs compared byte for byte with uninterrupted ones
+#   make lab        the kernel lab (kernels/lab, never in the library) under cuemu: its validation,
+#                   and its timing harness once (figures meaningless there); make lab-cuda: the same
+#                   binaries built with nvcc, to run on a GPU
 SHELL := /bin/bash
 BUILD ?= build
 CC ?= gcc
@@ -77,7 +80,8 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench clean info fixtures \
+        lab lab-cuda
 all: info $(BUILD)/sqakd
 
 info:
@@ -132,6 +136,42 @@ $(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tests/cuemu/test_exec.cu.o $(BUILD)/obj/
                            $(BUILD)/obj/tests/cuemu/test_capture.cu.o \
                            $(BUILD)/obj/tests/cuemu/runtime.cc.o $(BUILD)/obj/tests/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
+
+# ---- kernels/lab: kernel variants that lost, with their validation (Criterion, lab_tests) and
+# timing (lab_bench) harness; never part of libsqakd.a (kernels/lab/README.md). Its sources may
+# include tests/' helpers (-Itests); its .cu files compile kernels/cuda's again.
+LAB_C_SRC := $(shell find kernels/lab -name '*.c' 2>/dev/null | sort)
+LAB_CU_SRC := $(shell find kernels/lab -name '*.cu' 2>/dev/null | sort)
+LAB_TEST_SRC := $(shell find kernels/lab -name 'test_*.c' 2>/dev/null | sort)
+LAB_BENCH_SRC := $(shell find kernels/lab -name 'bench*.c' 2>/dev/null | sort)
+LAB_CORE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(LAB_TEST_SRC) $(LAB_BENCH_SRC),$(LAB_C_SRC))) \
+                $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(LAB_CU_SRC))
+
+$(BUILD)/obj/kernels/lab/%.o: kernels/lab/%.c $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/lab/lab_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(LAB_TEST_SRC)) $(LAB_CORE_OBJ) \
+                        $(BUILD)/obj/tests/util_check.o $(BUILD)/obj/tests/util_fixtures.o $(BUILD)/libsqakd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
+
+$(BUILD)/lab/lab_bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(LAB_BENCH_SRC)) $(LAB_CORE_OBJ) $(BUILD)/libsqakd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+lab:
+	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(BUILD)/cuemu/lab/lab_tests $(BUILD)/cuemu/lab/lab_bench
+	@set -o pipefail; echo "lab: validation (kernels/lab under cuemu, the CPU emulation, not a GPU)"; \
+	  $(BUILD)/cuemu/lab/lab_tests --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v'
+	@echo "lab: timing harness, once (cuemu: the figures mean nothing)"
+	@$(BUILD)/cuemu/lab/lab_bench grid --sizes 64K --min-time 0 --reduce-blocks 3 > $(BUILD)/cuemu/lab/bench_grid.log
+	@$(BUILD)/cuemu/lab/lab_bench conv --batch 2 --iters 1 > $(BUILD)/cuemu/lab/bench_conv.log
+	@echo "lab: lab_bench grid and conv ran ($(BUILD)/cuemu/lab/bench_*.log)"
+
+lab-cuda:
+	@[ "$(HAVE_CUDA)" = 1 ] && [ "$(CUEMU)" != 1 ] || { echo "lab-cuda: needs nvcc (CUDA builds)"; exit 1; }
+	@$(MAKE) --no-print-directory $(BUILD)/lab/lab_tests $(BUILD)/lab/lab_bench
 
 # The CUDA suite runs first (each test SKIPS, visibly, without a GPU), then the same suite under
 # cuemu (CPU emulation of CUDA: runs the kernels and the host code, not a GPU; see

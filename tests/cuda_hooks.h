@@ -14,24 +14,11 @@
    kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
 void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
 
-/* kernels/cuda/context.c: the streaming kernels' launch geometry (fake-quant and loss kernels,
-   SQAKD_GRID=auto|stride|flat, default auto): its name, and a hook that sets it. cap (flat and
-   auto only; 0 = no test cap: 16384 blocks for reducing launches, the grid's limit for the
-   others) caps every flat launch's grid, so tests reach the kernels' multi-trip loops with small
-   tensors. */
-enum { SQ_GRID_STRIDE = 0, SQ_GRID_FLAT = 1, SQ_GRID_AUTO = 2 };
-const char *sq_cuda_grid_name(void);
-void sq_cuda_grid_set(int mode, unsigned cap);
-
-/* kernels/cuda/cudnn_be.c: convolutions through cuDNN's backend API (SQAKD_CONV_API=backend).
-   Switch the API (plans built while it is on carry backend plans, used while it is on); the
-   backend variants in use for cs's plan (built if needed): bit 0 forward, 1 backward data (set),
-   2 backward data (accumulate), 3 backward filter; the variant packs cached so far; the calls
-   handed back to the legacy API (misaligned pointers, failed executions). */
-void sq_cuda_conv_api_set(int backend);
-int sq_cuda_conv_be_variants(const sq_conv_shape *cs);
-size_t sq_cuda_be_pack_count(void);
-long sq_cuda_be_fallback_calls(void);
+/* kernels/cuda/context.c: caps every streaming launch (fake-quant and loss kernels,
+   cuda_common.cuh) at cap blocks (0: no test cap, the default: 16384 blocks for reducing
+   launches, the grid's limit for the others), so that tests reach the kernels' multi-trip
+   loops with small tensors. */
+void sq_cuda_grid_cap_set(unsigned cap);
 #endif
 
 /* The CUDA backend (NULL without one) configured for the tests: cuDNN kept off TF32 (option

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "context.h"
+#include "cuda_legacy.h"
 
 /* ---- sticky error record ---- */
 
@@ -78,8 +79,7 @@ static void hprof_print(void)
                                                 "cudnnConvolutionBackwardData",
                                                 "cudnnConvolutionBackwardFilter",
                                                 "cudnn 16-bit teacher convolution",
-                                                "conv bias kernel launch",
-                                                "cudnnBackendExecute (all directions)"};
+                                                "conv bias kernel launch"};
     for (int i = 0; i < SQ_HPROF_COUNT; i++)
         if (g_hprof_n[i])
             fprintf(stderr, "host profile: %-34s %8ld calls %10.2f ms host time %7.2f us/call\n",
@@ -149,56 +149,20 @@ unsigned *sq_cuda_counter(void) { return g_counter; }
 cublasHandle_t sq_cuda_cublas(void) { return g_cublas; }
 cudnnHandle_t sq_cuda_cudnn(void) { return g_cudnn; }
 
-/* the streaming kernels' launch geometry (context.h, SQAKD_GRID): SQ_GRID_*; -1: not read yet */
-static int g_grid = -1;
-static unsigned g_flat_cap = SQ_CUDA_FLAT_MAX_BLOCKS; /* reducing launches */
-static unsigned g_flat_ew_cap = 0x7fffffffu;          /* elementwise: the grid's x limit */
+/* the test cap on streaming grids (tests/cuda_hooks.h); 0: none */
+static unsigned g_grid_cap;
 
-int sq_cuda_grid_mode(void)
+unsigned sq_cuda_grid_cap(int reducing)
 {
-    if (g_grid < 0) {
-        const char *e = getenv("SQAKD_GRID");
-        g_grid = SQ_GRID_AUTO;
-        if (e && !strcmp(e, "stride")) g_grid = SQ_GRID_STRIDE;
-        else if (e && !strcmp(e, "flat")) g_grid = SQ_GRID_FLAT;
-        else if (e && *e && strcmp(e, "auto"))
-            fprintf(stderr, "sqakd: SQAKD_GRID=%s is not auto, stride or flat; using auto\n", e);
-    }
-    return g_grid;
+    const unsigned limit = reducing ? SQ_CUDA_FLAT_MAX_BLOCKS : 0x7fffffffu;
+    return g_grid_cap && g_grid_cap < limit ? g_grid_cap : limit;
 }
 
-unsigned sq_cuda_flat_cap(int reducing) { return reducing ? g_flat_cap : g_flat_ew_cap; }
+void sq_cuda_grid_cap_set(unsigned cap) { g_grid_cap = cap; }
 
-/* SQAKD_REDUCE_BLOCKS=N (benchmarks only): every reducing launch takes at most N blocks,
-   whatever SQAKD_GRID says; 0: unset */
-unsigned sq_cuda_reduce_blocks(void)
-{
-    static long v = -1;
-    if (v < 0) {
-        const char *e = getenv("SQAKD_REDUCE_BLOCKS");
-        char *end = NULL;
-        v = e && *e ? strtol(e, &end, 10) : 0;
-        if (e && *e && (*end || v < 0 || v > SQ_CUDA_FLAT_MAX_BLOCKS)) {
-            fprintf(stderr, "sqakd: SQAKD_REDUCE_BLOCKS=%s is not a block count in 0..%d; ignored\n",
-                    e, SQ_CUDA_FLAT_MAX_BLOCKS);
-            v = 0;
-        }
-    }
-    return (unsigned)v;
-}
-
-void sq_cuda_grid_set(int mode, unsigned cap)
-{
-    g_grid = mode == SQ_GRID_STRIDE || mode == SQ_GRID_FLAT ? mode : SQ_GRID_AUTO;
-    g_flat_cap = cap && cap < SQ_CUDA_FLAT_MAX_BLOCKS ? cap : SQ_CUDA_FLAT_MAX_BLOCKS;
-    g_flat_ew_cap = cap ? cap : 0x7fffffffu;
-}
-
-const char *sq_cuda_grid_name(void)
-{
-    static const char *names[] = {"stride", "flat", "auto"};
-    return names[sq_cuda_grid_mode()];
-}
+/* transitional (cuda_legacy.h): host/cli/cmd_bench_kernels.c prints the launch geometry, of
+   which one is left (the variants that lost are in kernels/lab/grid) */
+const char *sq_cuda_grid_name(void) { return "auto"; }
 
 void sq_cuda_device_info(sq_device_info *info)
 {

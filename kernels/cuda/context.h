@@ -54,30 +54,11 @@ double *sq_cuda_partials(void);
 unsigned *sq_cuda_counter(void);
 /* the most blocks of a reducing launch: one partial slot each */
 #define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
-/* The streaming kernels' launch geometry (fake-quant, KL, cross-entropy, argmax; SQAKD_GRID=
-   auto|stride|flat, read once; test hooks sq_cuda_grid_set / sq_cuda_grid_name in
-   tests/cuda_hooks.h; measured on an H100 in docs/gpu-validation.md, run 4):
-   - stride (run 3's): grid-stride loops over a capped grid, 16 blocks per SM for elementwise
-     launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
-   - flat: as many blocks as the work needs (one trip per thread), so the hardware block
-     scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
-     take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop;
-   - auto (default): flat for elementwise launches (faster than stride at 16M and 256M); the
-     fake-quant backward's reducing launch on one wave of resident blocks (SMs x its blocks
-     per SM, fakequant.cu fq_grid_bwd_reduce; faster than both at 16M, 64M and 256M on an
-     H200, run 5); other reducing ones (KL, cross-entropy, max|x|) at about 4 trips per block
-     but never fewer blocks than stride: max(min(want, stride cap), min(want / 4,
-     SQ_CUDA_FLAT_MAX_BLOCKS)), stride's grid at 16M and flat's at 256M, the faster of the two
-     at each size.
-   Reducing grids depend on the size (and the device) only, so sums are deterministic; the
-   per-element results are the same in every mode, the sums are grouped differently.
-   sq_cuda_flat_cap: the most blocks of a flat launch (reducing or elementwise), lower when a
-   test has set a cap. sq_cuda_reduce_blocks: SQAKD_REDUCE_BLOCKS=N, for benchmarks: every
-   reducing launch on at most N blocks whatever the mode (0: unset). */
-enum { SQ_GRID_STRIDE = 0, SQ_GRID_FLAT = 1, SQ_GRID_AUTO = 2 };
-int sq_cuda_grid_mode(void);
-unsigned sq_cuda_flat_cap(int reducing);
-unsigned sq_cuda_reduce_blocks(void);
+/* The most blocks a streaming launch (cuda_common.cuh, sq_grid_streaming / sq_grid_wave) may
+   take: SQ_CUDA_FLAT_MAX_BLOCKS for reducing launches, the grid's x limit for the others, or
+   less while a test has set a cap (tests/cuda_hooks.h, sq_cuda_grid_cap_set), so that small
+   tensors take the kernels' grid-stride loops several times. */
+unsigned sq_cuda_grid_cap(int reducing);
 
 /* ---- options (backend.h sq_backend_opts; defaults SQ_BACKEND_OPTS_DEFAULT) ----
    configure validates o and applies it. cuda_graph and stage are the host's to read (options);
@@ -97,7 +78,7 @@ void sq_cuda_conv_options_used(void);
    step's speed when the GPU finishes its work faster than the host can queue it). Printed to
    stderr at exit. */
 enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_CONV_BIAS,
-       SQ_HPROF_BACKEND, SQ_HPROF_COUNT };
+       SQ_HPROF_COUNT };
 int sq_cuda_hprof_on(void);
 void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */
 #define SQ_HPROF(what, stmt)                                                                     \

@@ -21,25 +21,8 @@ typedef struct sq_cuda_conv_plan {
     cudnnConvolutionFwdAlgo_t fwd_algo;
     cudnnConvolutionBwdDataAlgo_t bwd_data_algo;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo;
-    size_t ws_bytes; /* max workspace of the three algorithms (and of the backend plans) */
-    struct sq_cuda_be_conv *be; /* SQAKD_CONV_API=backend: the backend-API plans, else NULL */
+    size_t ws_bytes; /* max workspace of the three algorithms */
 } sq_cuda_conv_plan;
-
-/* ---- cudnn_be.c: the same convolutions through cuDNN's backend API (SQAKD_CONV_API=backend) */
-enum { SQ_BE_FWD, SQ_BE_BWD_DATA_SET, SQ_BE_BWD_DATA_ACC, SQ_BE_BWD_FILTER_ACC, SQ_BE_VARIANTS };
-typedef struct sq_cuda_be_conv sq_cuda_be_conv;
-int sq_cuda_conv_api_backend(void); /* SQAKD_CONV_API=backend, read once (test hooks: tests/cuda_hooks.h) */
-/* the four variants' plans for legacy plan lp's shape, each checked against lp's legacy calls;
-   NULL when none is usable (lines on stderr say why; no error recorded) */
-sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
-                                       size_t ws_cap);
-void sq_cuda_be_conv_free(sq_cuda_be_conv *b);
-size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b);
-int sq_cuda_be_conv_usable(const sq_cuda_be_conv *b, int variant);
-/* runs variant on the uid pointers x (dx), w (dw), y (dy); 1 = enqueued, 0 = the caller must
-   make the legacy call (variant unusable, pointers not 16-byte aligned, or execution failed) */
-int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int variant, const void *x, const void *w,
-                        const void *y, void *ws);
 
 /* cached plan for this shape, built on first use (that is "plan time": algorithms are chosen
    and the internal workspace grows there, never later); NULL if cuDNN failed (error recorded) */

@@ -19,10 +19,9 @@
    PyTorch's default) unless the option tf32 is 0, which restricts cuDNN to FMA kernels
    (CUDNN_FMA_MATH; the CUDA tests do this to compare with the CPU reference).
 
-   SQAKD_CONV_API=backend (read once) adds to each plan the same convolutions through cuDNN's
-   backend API (cudnn_be.c): execution plans built and checked against these legacy calls at plan
-   time, then one cudnnBackendExecute per call, which costs far less host time than a legacy call.
-   Any variant that cannot be built or checked keeps the legacy call. */
+   cuDNN's backend (graph) API for the same convolutions lost to these legacy calls (not faster,
+   and its CUDA-graph replays drifted: docs/gpu-validation.md, runs 3 and 4); it lives in
+   kernels/lab/cudnn_be. */
 #include <stdlib.h>
 #include <string.h>
 #include "cuda_ops.h"
@@ -69,7 +68,6 @@ static int pick(const algo_choice *c, int count)
 
 static void plan_destroy(sq_cuda_conv_plan *p)
 {
-    sq_cuda_be_conv_free(p->be);
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
@@ -254,11 +252,6 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
         return 0;
     }
     if (sq_cuda_error_count() != before) return 0;
-    if (sq_cuda_conv_api_backend()) {
-        p->be = sq_cuda_be_conv_build(p, tf32, o->conv_deterministic, SQ_CONV_WS_CAP);
-        if (sq_cuda_be_conv_ws(p->be) > p->ws_bytes) p->ws_bytes = sq_cuda_be_conv_ws(p->be);
-        if (sq_cuda_error_count() != before) return 0;
-    }
 
     if (p->ws_bytes > g_ws_bytes) {
         void *nws = NULL;
@@ -296,13 +289,4 @@ const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs)
     }
     g_nplans++;
     return p;
-}
-
-int sq_cuda_conv_be_variants(const sq_conv_shape *cs)
-{
-    const sq_cuda_conv_plan *p = sq_cuda_conv_plan_get(cs);
-    int mask = 0;
-    for (int k = 0; p && k < SQ_BE_VARIANTS; k++)
-        if (sq_cuda_be_conv_usable(p->be, k)) mask |= 1 << k;
-    return mask;
 }
