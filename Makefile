@@ -35,13 +35,15 @@ endif
 
 WERROR := $(if $(CI),-Werror,)
 CFLAGS_BASE := -std=gnu11 -O3 -march=x86-64-v2 -mtune=native -fno-trapping-math -fopenmp -Wall -Wextra -Wno-unused-parameter \
-  -Wshadow -Wno-sign-compare $(WERROR) -Iinclude -Ihost -MMD -MP
+  -Wshadow -Wno-sign-compare $(WERROR) -Iinclude -MMD -MP
+# host/ and tests/ see host/'s internal headers; kernels/ sees include/ only (checked below)
+HOST_INC := -Ihost
 ifeq ($(HAVE_BLAS),1)
   CFLAGS_BASE += -DSQ_HAVE_BLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
   BLAS_LIBS := -lopenblas
 endif
 LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lm -lpthread -fopenmp
-NVCCFLAGS := -O3 -std=c++17 -Iinclude -Ihost -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
+NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -49,7 +51,7 @@ ifeq ($(CUEMU),1)
   CXX ?= g++
   # -Wno-unknown-pragmas: g++ has no '#pragma unroll' (nvcc's); the emulation ignores it
   CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas \
-    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itests/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
+    $(WERROR) -Iinclude -Itests/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
   NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
 else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -92,10 +94,24 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(HOST_INC) -c $< -o $@
+
+# kernels/ compiles with -Iinclude only, and no file under it may include a host/ header: every
+# quoted include must resolve beside the file or under include/ (kernels/lab: also tests/),
+# checked before any kernel is compiled or archived, with one line per offending include
+KERNEL_FILES := $(shell find kernels -name '*.c' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | sort)
+KERNEL_INCLUDE_CHECK := $(BUILD)/kernels-includes.ok
+$(KERNEL_INCLUDE_CHECK): $(KERNEL_FILES) tools/check_kernel_includes.pl
+	@mkdir -p $(dir $@)
+	@perl tools/check_kernel_includes.pl $(KERNEL_FILES)
+	@touch $@
+
+$(BUILD)/obj/kernels/%.o: kernels/%.c $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 ifeq ($(CUEMU),1)
-$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tests/cuemu/rewrite.pl tests/cuemu/cuemu.h
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tests/cuemu/rewrite.pl tests/cuemu/cuemu.h | $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(dir $@)
 	perl tests/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
 	$(CXX) $(CUEMU_CXXFLAGS) -include cuemu.h -x c++ -c $(BUILD)/obj/$*.cu.cc -o $@
@@ -104,15 +120,15 @@ $(BUILD)/obj/%.cc.o: %.cc $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -c $< -o $@
 else
-$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP)
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
-$(BUILD)/libsqakd.a: $(LIB_OBJ)
+$(BUILD)/libsqakd.a: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(BUILD)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ)
 
 $(BUILD)/sqakd: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
@@ -147,7 +163,7 @@ LAB_BENCH_SRC := $(shell find kernels/lab -name 'bench*.c' 2>/dev/null | sort)
 LAB_CORE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(LAB_TEST_SRC) $(LAB_BENCH_SRC),$(LAB_C_SRC))) \
                 $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(LAB_CU_SRC))
 
-$(BUILD)/obj/kernels/lab/%.o: kernels/lab/%.c $(CONFIG_STAMP)
+$(BUILD)/obj/kernels/lab/%.o: kernels/lab/%.c $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
 
