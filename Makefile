@@ -9,14 +9,17 @@
 #   make test-crash random kill -9 points, resumed runs compared byte for byte with uninterrupted ones
 #   make fuzz       libFuzzer harnesses of every parser, FUZZ_SECONDS (120) each; fuzz-ci: 30 s each
 #                   (tests/fuzz/fuzz.mk)
+#   make lab        the kernel lab (kernels/lab, never in the library) under cuemu: its validation,
+#                   and its timing harness once (figures meaningless there); make lab-cuda: the same
+#                   binaries built with nvcc, to run on a GPU
 SHELL := /bin/bash
 BUILD ?= build
 CC ?= gcc
 CUDA_HOME ?= /usr/local/cuda
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ( [ -x $(CUDA_HOME)/bin/nvcc ] && echo $(CUDA_HOME)/bin/nvcc ))
 
-# CUEMU=1: the CUDA backend built for cuemu (tools/cuemu), a CPU emulation of the CUDA runtime,
-# cuDNN and cuBLAS: .cu files go through g++, the libraries are replaced by tools/cuemu/*.
+# CUEMU=1: the CUDA backend built for cuemu (tests/cuemu), a CPU emulation of the CUDA runtime,
+# cuDNN and cuBLAS: .cu files go through g++, the libraries are replaced by tests/cuemu/*.
 ifeq ($(CUEMU),1)
   HAVE_CUDA := 1
 else ifeq ($(CUDA),0)
@@ -35,13 +38,15 @@ endif
 
 WERROR := $(if $(CI),-Werror,)
 CFLAGS_BASE := -std=gnu11 -O3 -march=x86-64-v2 -mtune=native -fno-trapping-math -fopenmp -Wall -Wextra -Wno-unused-parameter \
-  -Wshadow -Wno-sign-compare $(WERROR) -Iinclude -Ihost -MMD -MP
+  -Wshadow -Wno-sign-compare $(WERROR) -Iinclude -MMD -MP
+# host/ and tests/ see host/'s internal headers; kernels/ sees include/ only (checked below)
+HOST_INC := -Ihost
 ifeq ($(HAVE_BLAS),1)
   CFLAGS_BASE += -DSQ_HAVE_BLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
   BLAS_LIBS := -lopenblas
 endif
 LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lm -lpthread -fopenmp
-NVCCFLAGS := -O3 -std=c++17 -Iinclude -Ihost -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
+NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -49,7 +54,7 @@ ifeq ($(CUEMU),1)
   CXX ?= g++
   # -Wno-unknown-pragmas: g++ has no '#pragma unroll' (nvcc's); the emulation ignores it
   CUEMU_CXXFLAGS := -std=c++17 -O2 -fopenmp -Wall -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas \
-    $(WERROR) -Iinclude -Ihost -Ikernels/cuda -Itools/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
+    $(WERROR) -Iinclude -Itests/cuemu -I$(CUDA_HOME)/include -DSQ_HAVE_CUDA -MMD -MP $(CXXFLAGS)
   NVCCFLAGS := cuemu $(CUEMU_CXXFLAGS)
 else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -62,8 +67,10 @@ HOST_SRC := $(filter-out host/cli/main.c,$(shell find host -name '*.c' | sort))
 CPU_SRC := $(shell find kernels/cpu -name '*.c' | sort)
 CUDA_C_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.c' | sort),)
 CUDA_CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.cu' | sort),)
-CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tools/cuemu/test_%,$(wildcard tools/cuemu/*.c tools/cuemu/*.cc)),)
-LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC)) \
+# without CUDA, sq_backend_cuda() is the stub of kernels/cuda_absent.c
+CUDA_ABSENT_SRC := $(if $(filter 1,$(HAVE_CUDA)),,kernels/cuda_absent.c)
+CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tests/cuemu/test_%,$(wildcard tests/cuemu/*.c tests/cuemu/*.cc)),)
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC) $(CUDA_ABSENT_SRC)) \
            $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC)) \
            $(patsubst %,$(BUILD)/obj/%.o,$(filter %.cc,$(CUEMU_SRC))) \
            $(patsubst %.c,$(BUILD)/obj/%.o,$(filter %.c,$(CUEMU_SRC)))
@@ -78,7 +85,8 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info fixtures
+.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+        fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
 info:
@@ -89,27 +97,41 @@ deps:
 
 $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(HOST_INC) -c $< -o $@
+
+# kernels/ compiles with -Iinclude only, and no file under it may include a host/ header: every
+# quoted include must resolve beside the file or under include/ (kernels/lab: also tests/),
+# checked before any kernel is compiled or archived, with one line per offending include
+KERNEL_FILES := $(shell find kernels -name '*.c' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | sort)
+KERNEL_INCLUDE_CHECK := $(BUILD)/kernels-includes.ok
+$(KERNEL_INCLUDE_CHECK): $(KERNEL_FILES) tools/check_kernel_includes.pl
+	@mkdir -p $(dir $@)
+	@perl tools/check_kernel_includes.pl $(KERNEL_FILES)
+	@touch $@
+
+$(BUILD)/obj/kernels/%.o: kernels/%.c $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 ifeq ($(CUEMU),1)
-$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tools/cuemu/rewrite.pl tools/cuemu/cuemu.h
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) tests/cuemu/rewrite.pl tests/cuemu/cuemu.h | $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(dir $@)
-	perl tools/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
+	perl tests/cuemu/rewrite.pl $< > $(BUILD)/obj/$*.cu.cc
 	$(CXX) $(CUEMU_CXXFLAGS) -include cuemu.h -x c++ -c $(BUILD)/obj/$*.cu.cc -o $@
 
 $(BUILD)/obj/%.cc.o: %.cc $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CUEMU_CXXFLAGS) -c $< -o $@
 else
-$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP)
+$(BUILD)/obj/%.cu.o: %.cu $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -MMD -MP -MF $(@:.o=.d) -c $< -o $@
 endif
 
-$(BUILD)/libsqakd.a: $(LIB_OBJ)
+$(BUILD)/libsqakd.a: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(BUILD)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ)
 
 $(BUILD)/sqakd: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
@@ -121,22 +143,58 @@ $(BUILD)/sqakd_cuda_tests: $(TEST_CUDA_OBJ) $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
 
 # cuemu's own tests (CUEMU=1 builds): the cuDNN/cuBLAS emulation alone, and the kernel executor
-$(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tools/cuemu/test_dnn_emu.o $(BUILD)/obj/tools/cuemu/test_dnn_api.o \
-                          $(BUILD)/obj/tools/cuemu/test_dnn_backend.o \
-                          $(BUILD)/obj/tools/cuemu/test_dnn_util.o $(BUILD)/obj/tools/cuemu/cudnn_emu.o \
-                          $(BUILD)/obj/tools/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tools/cuemu/cudnn_emu_capture.o \
-                          $(BUILD)/obj/tools/cuemu/cudnn_emu_ops.o $(BUILD)/obj/tools/cuemu/cudnn_emu_backend.o \
-                          $(BUILD)/obj/tools/cuemu/cublas_emu.o $(BUILD)/obj/tools/cuemu/capture.cc.o
+$(BUILD)/cuemu_dnn_tests: $(BUILD)/obj/tests/cuemu/test_dnn_emu.o $(BUILD)/obj/tests/cuemu/test_dnn_api.o \
+                          $(BUILD)/obj/tests/cuemu/test_dnn_backend.o \
+                          $(BUILD)/obj/tests/cuemu/test_dnn_util.o $(BUILD)/obj/tests/cuemu/cudnn_emu.o \
+                          $(BUILD)/obj/tests/cuemu/cudnn_emu_algo.o $(BUILD)/obj/tests/cuemu/cudnn_emu_capture.o \
+                          $(BUILD)/obj/tests/cuemu/cudnn_emu_ops.o $(BUILD)/obj/tests/cuemu/cudnn_emu_backend.o \
+                          $(BUILD)/obj/tests/cuemu/cublas_emu.o $(BUILD)/obj/tests/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
 
-$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tools/cuemu/test_exec.cu.o $(BUILD)/obj/tools/cuemu/test_memory.cu.o \
-                           $(BUILD)/obj/tools/cuemu/test_capture.cu.o \
-                           $(BUILD)/obj/tools/cuemu/runtime.cc.o $(BUILD)/obj/tools/cuemu/capture.cc.o
+$(BUILD)/cuemu_exec_tests: $(BUILD)/obj/tests/cuemu/test_exec.cu.o $(BUILD)/obj/tests/cuemu/test_memory.cu.o \
+                           $(BUILD)/obj/tests/cuemu/test_capture.cu.o \
+                           $(BUILD)/obj/tests/cuemu/runtime.cc.o $(BUILD)/obj/tests/cuemu/capture.cc.o
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion -lstdc++ -lm -fopenmp
+
+# ---- kernels/lab: kernel variants that lost, with their validation (Criterion, lab_tests) and
+# timing (lab_bench) harness; never part of libsqakd.a (kernels/lab/README.md). Its sources may
+# include tests/' helpers (-Itests); its .cu files compile kernels/cuda's again.
+LAB_C_SRC := $(shell find kernels/lab -name '*.c' 2>/dev/null | sort)
+LAB_CU_SRC := $(shell find kernels/lab -name '*.cu' 2>/dev/null | sort)
+LAB_TEST_SRC := $(shell find kernels/lab -name 'test_*.c' 2>/dev/null | sort)
+LAB_BENCH_SRC := $(shell find kernels/lab -name 'bench*.c' 2>/dev/null | sort)
+LAB_CORE_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(filter-out $(LAB_TEST_SRC) $(LAB_BENCH_SRC),$(LAB_C_SRC))) \
+                $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(LAB_CU_SRC))
+
+$(BUILD)/obj/kernels/lab/%.o: kernels/lab/%.c $(CONFIG_STAMP) | $(KERNEL_INCLUDE_CHECK)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -c $< -o $@
+
+$(BUILD)/lab/lab_tests: $(patsubst %.c,$(BUILD)/obj/%.o,$(LAB_TEST_SRC)) $(LAB_CORE_OBJ) \
+                        $(BUILD)/obj/tests/util_check.o $(BUILD)/obj/tests/util_fixtures.o $(BUILD)/libsqakd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
+
+$(BUILD)/lab/lab_bench: $(patsubst %.c,$(BUILD)/obj/%.o,$(LAB_BENCH_SRC)) $(LAB_CORE_OBJ) $(BUILD)/libsqakd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+lab:
+	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(BUILD)/cuemu/lab/lab_tests $(BUILD)/cuemu/lab/lab_bench
+	@set -o pipefail; echo "lab: validation (kernels/lab under cuemu, the CPU emulation, not a GPU)"; \
+	  $(BUILD)/cuemu/lab/lab_tests --jobs 1 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v'
+	@echo "lab: timing harness, once (cuemu: the figures mean nothing)"
+	@$(BUILD)/cuemu/lab/lab_bench grid --sizes 64K --min-time 0 --reduce-blocks 3 > $(BUILD)/cuemu/lab/bench_grid.log
+	@$(BUILD)/cuemu/lab/lab_bench conv --batch 2 --iters 1 > $(BUILD)/cuemu/lab/bench_conv.log
+	@echo "lab: lab_bench grid and conv ran ($(BUILD)/cuemu/lab/bench_*.log)"
+
+lab-cuda:
+	@[ "$(HAVE_CUDA)" = 1 ] && [ "$(CUEMU)" != 1 ] || { echo "lab-cuda: needs nvcc (CUDA builds)"; exit 1; }
+	@$(MAKE) --no-print-directory $(BUILD)/lab/lab_tests $(BUILD)/lab/lab_bench
 
 # The CUDA suite runs first (each test SKIPS, visibly, without a GPU), then the same suite under
 # cuemu (CPU emulation of CUDA: runs the kernels and the host code, not a GPU; see
-# tools/cuemu/README.md; only where the CUDA headers exist), the CPU suite last.
+# tests/cuemu/README.md; only where the CUDA headers exist), the CPU suite last.
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests

@@ -44,6 +44,7 @@
 #include "sqakd/quant_math.h"
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
 /* ================================================================ the members of sq_backend */
 
@@ -404,32 +405,9 @@ static void *fetch_b(bo_ctx *c, void *d)
 static float *fetch(bo_ctx *c, float *d) { return fetch_b(c, d); }
 
 /* syncs; no failure recorded by the backend */
-static sq_status be_status(const sq_backend *be)
-{
-    if (be->status) return be->status();
-#ifdef SQ_HAVE_CUDA
-    if (!strcmp(be->name, "cuda")) return sq_cuda_last_status();
-#endif
-    return SQ_OK;
-}
-static void be_clear(const sq_backend *be)
-{
-    if (be->clear_status) {
-        be->clear_status();
-        return;
-    }
-#ifdef SQ_HAVE_CUDA
-    if (!strcmp(be->name, "cuda")) sq_cuda_clear_status();
-#endif
-}
-static unsigned be_errors(const sq_backend *be)
-{
-    if (be->error_count) return be->error_count();
-#ifdef SQ_HAVE_CUDA
-    if (!strcmp(be->name, "cuda")) return sq_cuda_error_count();
-#endif
-    return 0;
-}
+static sq_status be_status(const sq_backend *be) { return be->status(); }
+static void be_clear(const sq_backend *be) { be->clear_status(); }
+static unsigned be_errors(const sq_backend *be) { return be->error_count(); }
 
 static void ok(bo_ctx *c)
 {
@@ -2530,17 +2508,12 @@ static void run_row(bo_ctx *c, int ri, bo_counts *k)
     }
 }
 
-/* TF32 off for fp32 convolutions: the backend's option where it has configure, else the
-   environment variable the CUDA backend reads at each plan */
+/* TF32 off for fp32 convolutions (the backend's option) */
 static void no_tf32(const sq_backend *be)
 {
-    if (be->configure) {
-        sq_backend_opts o = SQ_BACKEND_OPTS_DEFAULT;
-        if (be->options) o = *be->options();
-        o.tf32 = 0;
-        cr_assert_eq(be->configure(&o), SQ_OK, "%s: configure: %s", be->name, sq_last_error());
-    } else
-        setenv("SQAKD_TF32", "0", 1);
+    sq_backend_opts o = *be->options();
+    o.tf32 = 0;
+    cr_assert_eq(be->configure(&o), SQ_OK, "%s: configure: %s", be->name, sq_last_error());
 }
 
 /* every row of family fam (-1: all) that applies to be, against ref; returns the counts */

@@ -16,8 +16,9 @@
 #include <stdio.h>
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda_fused, .init = setup, .timeout = 600);
 

@@ -11,8 +11,8 @@
      warm-up step, a recording, replays, a reset (as at an epoch boundary) and a new recording:
      losses, parameters, quantizer parameters, optimizer state and BN batch counts. Every
      kernel is deterministic and cuDNN runs deterministic algorithms, so the same ops in the same
-     order give the same bits. The SQAKD case runs twice: with the legacy cuDNN calls and with
-     cuDNN's backend API (SQAKD_CONV_API=backend).
+     order give the same bits. (That cuDNN's backend API is never recorded is tested with it,
+     in kernels/lab/cudnn_be.)
    Without a GPU every test SKIPS (under cuemu they run on the emulated device). */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -23,8 +23,9 @@
 #include "train/train_internal.h"
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda_graph, .init = setup, .timeout = 600);
 
@@ -39,7 +40,7 @@ static const sq_backend *gpu(void)
 static void expect_clean(const sq_backend *g)
 {
     g->sync();
-    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
+    cr_assert_eq(g->status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
 }
 
 Test(cuda_graph, replays_read_current_buffers_with_recorded_scalars)
@@ -83,7 +84,7 @@ Test(cuda_graph, a_recording_that_synchronises_fails_cleanly)
     cr_assert(y);
     g->fill(n, 3.0f, y);
     expect_clean(g);
-    const unsigned errors = sq_cuda_error_count();
+    const unsigned errors = g->error_count();
     cr_assert_eq(g->graph_begin(), 0, "%s", sq_last_error());
     g->fill(n, 7.0f, y);                  /* recorded, must not run */
     for (int i = 0; i < n; i++) h[i] = 5.0f;
@@ -91,8 +92,8 @@ Test(cuda_graph, a_recording_that_synchronises_fails_cleanly)
     void *gr = g->graph_end();
     cr_assert_null(gr, "a recording with a synchronous copy in it succeeded");
     cr_assert(strstr(sq_last_error(), "CUDA graph"), "message: %s", sq_last_error());
-    cr_assert_gt(sq_cuda_error_count(), errors, "the failing call was not reported");
-    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "sticky error left behind: %s", sq_last_error());
+    cr_assert_gt(g->error_count(), errors, "the failing call was not reported");
+    cr_assert_eq(g->status(), SQ_OK, "sticky error left behind: %s", sq_last_error());
     g->copy_d2h(h, y, sizeof h);
     for (int i = 0; i < n; i++) cr_assert_eq(h[i], 3.0f, "y[%d] = %g: recorded work ran", i, h[i]);
     g->fill(n, 4.0f, y); /* eager work goes on */
@@ -268,28 +269,6 @@ Test(cuda_graph, steps_are_recorded_by_default_and_not_with_0)
     free(z.p); free(z.qp); free(z.m); free(z.v);
 }
 
-/* the cuDNN backend API is not recorded: on an H100 (run 4) its recorded steps drifted from the
-   eager ones after 3 steps. graph_begin refuses with a message naming it, leaves no sticky error
-   and no capture open (eager work goes on), and records again once the legacy API is back. */
-Test(cuda_graph, the_backend_api_is_not_recorded)
-{
-    const sq_backend *g = gpu();
-    sq_cuda_conv_api_set(1);
-    cr_assert_eq(g->graph_begin(), -1, "graph_begin accepted a recording with the backend API on");
-    cr_expect(strstr(sq_last_error(), "SQAKD_CONV_API=backend") != NULL, "message: %s",
-              sq_last_error());
-    float *d = g->alloc(64);
-    g->memset0(d, 64); /* eager work still runs: no capture is open */
-    g->sync();
-    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error: %s", sq_last_error());
-    sq_cuda_conv_api_set(0);
-    cr_assert_eq(g->graph_begin(), 0, "graph_begin refused with the legacy API: %s", sq_last_error());
-    void *graph = g->graph_end();
-    cr_expect(graph != NULL, "an empty recording failed: %s", sq_last_error());
-    if (graph) g->graph_free(graph);
-    g->free(d);
-}
-
 Test(cuda_graph, ce_qat_steps_with_graphs_equal_eager_steps)
 {
     sq_train_cfg cfg;
@@ -314,5 +293,5 @@ Test(cuda_graph, a_failed_recording_falls_back_to_eager_steps)
     cfg.batch = 2;
     static const int never[STEPS] = {0, 0, 0, 0, 0};
     compare_on(&failing, &cfg, "resnet20", 2, never);
-    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error after the fallback: %s", sq_last_error());
+    cr_expect_eq(failing.status(), SQ_OK, "sticky error after the fallback: %s", sq_last_error());
 }

@@ -1,11 +1,7 @@
-/* test_cuda_ops_train.c: Criterion suite "cuda": the CUDA launch-grid variants of the streaming
-   kernels (SQAKD_GRID=flat against stride, through the sq_cuda_grid_set test hook, with block caps
-   that make the kernels loop): the loss kernels (KL, cross-entropy, argmax; cross-entropy past 1024
-   blocks) and fake quantization (every kind and role, plain and scaled; fq_case against the CPU on
-   the flat grid). The per-op comparisons with the CPU backend that this suite and
-   test_cuda_ops_layers.c held are the conformance harness's now (tests/test_cuda_backend_ops.c,
-   suite backend_ops); these grid tests stay until the grid variants leave the shipped kernels.
-   Guarded device buffers (sqt_dput/sqt_fetch); without a GPU every test SKIPS (never passes). */
+/* test_cuda_ops_train.c: Criterion suite "cuda": the loss and fake-quant kernels on launch grids
+   capped by the test hook (tests/cuda_hooks.h), so that their multi-trip loops run with small
+   tensors, against their own grids and the CPU. The per-op comparisons with the CPU are in the
+   conformance harness (test_cuda_backend_ops.c). Without a GPU every test SKIPS (never passes). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,22 +11,20 @@
 #include "sqakd/quant_math.h"
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda, .init = setup, .timeout = 60);
 
-/* the grid mode SQAKD_GRID selects (default auto; gpu_validate.sh runs the suite with flat too) */
-static int grid_env_mode(void)
-{
-    const char *e = getenv("SQAKD_GRID");
-    return e && !strcmp(e, "stride") ? SQ_GRID_STRIDE : (e && !strcmp(e, "flat") ? SQ_GRID_FLAT : SQ_GRID_AUTO);
-}
+/* ---- losses ---- */
 
-static const char *grid_mode_name(int mode)
-{
-    return mode == SQ_GRID_STRIDE ? "stride" : (mode == SQ_GRID_FLAT ? "flat" : "auto");
-}
+
+
+/* rows the random test above does not reach, for each KL kernel (K = 10, 100 and 1000, 1025) and two
+   temperatures: student = teacher + 7 (KL 0 by cancellation of large terms), teacher logits of
+   -inf (P_T = 0 terms add 0), -inf in both, logits of +-80 (exps far below float's range, 2^-126
+   and less flush to 0 on the GPU), a near one-hot teacher, identical rows */
 
 /* one KL (loss and gradient), cross-entropy and argmax on the device; outputs fetched into
    l[2] (KL, CE), gkl, gce, am */
@@ -56,21 +50,19 @@ static void loss_run(const sq_backend *g, int n, int k, const float *zt, const f
     g->free((char *)dlab - SQT_GUARD);
 }
 
-/* SQAKD_GRID=flat against stride for the loss kernels: the KL tile kernel (K = 10), the
-   register-row kernel (K = 100, 1000), the warp kernel (K = 1025), cross-entropy and argmax. The
-   gradients and argmax are bit-identical; the losses, summed over rows in double in another
-   grouping, agree to 1e-6 and are the same from run to run. A cap of 3 blocks (test hook),
-   below what each shape wants, makes the kernels' grid-stride loops run. */
-Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
+/* The loss kernels on grids capped below what each shape wants (test hook), so that their
+   grid-stride loops run several trips, against the same kernels on their own grids: the KL tile
+   kernel (K = 10), the register-row kernel (K = 100, 1000), the warp kernel (K = 1025),
+   cross-entropy and argmax. The gradients and argmax are bit-identical; the losses, summed over
+   rows in double in another grouping, agree to 1e-6 and are the same from run to run. (The
+   launch geometries that lost, stride and flat, are compared in kernels/lab/grid.) */
+Test(cuda, losses_on_capped_grids_match_their_own_grids)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    /* rows, classes, test cap (0: none) */
+    /* rows, classes, test cap */
     static const int cases[][3] = {{1000, 10, 3}, {300, 100, 3}, {41, 1000, 3}, {1, 1000, 3},
-                                   {300, 10, 0}, {30, 1025, 3}};
-    const int env_mode = grid_env_mode();
-    cr_assert_str_eq(sq_cuda_grid_name(), grid_mode_name(env_mode),
-                     "the grid SQAKD_GRID asks for (default auto)");
+                                   {300, 10, 1}, {30, 1025, 3}};
     for (size_t si = 0; si < sizeof cases / sizeof cases[0]; si++) {
         const unsigned cap = (unsigned)cases[si][2];
         int n = cases[si][0], k = cases[si][1];
@@ -82,10 +74,10 @@ Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
         float l[3][2], *gkl[3], *gce[3];
         for (int r = 0; r < 3; r++) {
             am[r] = calloc(n, sizeof(int32_t));
-            sq_cuda_grid_set(r > 0 ? SQ_GRID_FLAT : SQ_GRID_STRIDE, cap); /* 0 stride, 1 and 2 flat */
+            sq_cuda_grid_cap_set(r > 0 ? cap : 0); /* 0 own grid, 1 and 2 capped */
             loss_run(g, n, k, zt, zs, lab, l[r], &gkl[r], &gce[r], am[r]);
         }
-        sq_cuda_grid_set(env_mode, 0);
+        sq_cuda_grid_cap_set(0);
         char what[64];
         snprintf(what, sizeof what, "%d x %d, cap %u", n, k, cap);
         cr_expect_eq(sqt_check_equal(what, gkl[1], gkl[0], m), 0, "%s: KL gradient differs", what);
@@ -93,8 +85,8 @@ Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
         cr_expect_eq(memcmp(am[1], am[0], n * sizeof(int32_t)), 0, "%s: argmax differs", what);
         for (int j = 0; j < 2; j++) {
             cr_expect(fabsf(l[1][j] - l[0][j]) <= 1e-6f * fabsf(l[0][j]) + 1e-9f,
-                      "%s: %s loss flat %.9g stride %.9g", what, j ? "CE" : "KL", l[1][j], l[0][j]);
-            cr_expect_eq(l[2][j], l[1][j], "%s: %s loss on the flat grid not deterministic",
+                      "%s: %s loss capped %.9g own grid %.9g", what, j ? "CE" : "KL", l[1][j], l[0][j]);
+            cr_expect_eq(l[2][j], l[1][j], "%s: %s loss on the capped grid not deterministic",
                          what, j ? "CE" : "KL");
             cr_expect(l[0][j] > 0.0f, "%s: %s loss %g not positive", what, j ? "CE" : "KL", l[0][j]);
         }
@@ -103,15 +95,15 @@ Test(cuda, losses_on_the_flat_grid_match_the_stride_grid)
     }
 }
 
-/* a flat grid of more blocks than stride's 1024, so more partials than stride ever writes:
-   cross-entropy over 8300 rows (1038 blocks of 8 rows; a warp-per-row kernel, the loss
-   reduced through the partial buffer). Gradient bit-identical to stride, loss within 1e-6,
-   the same from run to run. */
-Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
+/* a grid of more blocks than 1024, so more partials than a capped grid writes: cross-entropy
+   over 33000 rows (4125 blocks of 8 rows wanted, a quarter of that, 1032, launched; a
+   warp-per-row kernel, the loss reduced through the partial buffer), against the same capped
+   at 1024 blocks. Gradient bit-identical, loss within 1e-6, the same from run to run. */
+Test(cuda, cross_entropy_past_1024_blocks)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    const int n = 8300, k = 2, env_mode = grid_env_mode();
+    const int n = 33000, k = 2;
     const size_t m = (size_t)n * k;
     float *z = sqt_hrand(m, -6, 6, 1790), l[3], *gr[3];
     int32_t *lab = calloc(n, sizeof(int32_t));
@@ -120,7 +112,7 @@ Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
     int32_t *dlab = sqt_dput(g, lab, n * sizeof(int32_t));
     for (int r = 0; r < 3; r++) {
         float *dl = sqt_dput(g, NULL, 4), *dg = sqt_dput(g, NULL, m * 4);
-        sq_cuda_grid_set(r > 0 ? SQ_GRID_FLAT : SQ_GRID_STRIDE, 0); /* 0 stride, 1 and 2 flat */
+        sq_cuda_grid_cap_set(r == 0 ? 1024 : 0); /* 0 capped at 1024 blocks, 1 and 2 not */
         g->softmax_ce(n, k, dz, dlab, 0.5f, dl, dg);
         sqt_gpu_ok(g);
         float *rl = sqt_fetch(g, dl, 1, "ce loss");
@@ -128,10 +120,10 @@ Test(cuda, cross_entropy_past_1024_blocks_on_the_flat_grid)
         free(rl);
         gr[r] = sqt_fetch(g, dg, m, "ce grad");
     }
-    sq_cuda_grid_set(env_mode, 0);
-    cr_expect_eq(sqt_check_equal("ce grad, flat", gr[1], gr[0], m), 0, "CE gradient differs");
-    cr_expect(fabsf(l[1] - l[0]) <= 1e-6f * fabsf(l[0]), "CE loss flat %.9g stride %.9g", l[1], l[0]);
-    cr_expect_eq(l[2], l[1], "CE loss on the flat grid not deterministic");
+    sq_cuda_grid_cap_set(0);
+    cr_expect_eq(sqt_check_equal("ce grad, past 1024 blocks", gr[1], gr[0], m), 0, "CE gradient differs");
+    cr_expect(fabsf(l[1] - l[0]) <= 1e-6f * fabsf(l[0]), "CE loss %.9g, capped at 1024 blocks %.9g", l[1], l[0]);
+    cr_expect_eq(l[2], l[1], "CE loss past 1024 blocks not deterministic");
     cr_expect(l[0] > 0.0f, "CE loss %g not positive", l[0]);
     g->free((char *)dz - SQT_GUARD);
     g->free((char *)dlab - SQT_GUARD);
@@ -234,6 +226,15 @@ static void fq_case(const sq_backend *g, sq_quant_kind kind)
                 }
 }
 
+/* the fake-quant kernels divide by a per-tensor constant with a reciprocal and one FMA
+   correction (sq_qm_div): bit-identical to IEEE division on random operands over 120 binades,
+   on the discretizer's k / steps, and on zeros, infinities, NaN, subnormals and extremes */
+
+
+
+
+
+
 /* one fake-quant forward and backward on the device (SCALED: the fused output-scale pair,
    s = -0.7) from host inputs; results fetched into o (freed by fq_out_free) */
 typedef struct fq_out {
@@ -273,23 +274,21 @@ static void fq_out_free(fq_out *o)
     free(o->y); free(o->ys); free(o->gx); free(o->gy); free(o->gqp); free(o->gs); free(o->scr);
 }
 
-/* SQAKD_GRID=flat (one trip per thread, up to 16384 reducing blocks) against the default
-   stride grid: the per-element outputs (y, ys, gx, the scaled gy, DoReFa's max|tanh|) are
+/* The fake-quant kernels on grids capped at 1 and 7 blocks (test hook; 262147 elements want 64
+   blocks), so that their loops, reducing ones included, run many trips, against the same on
+   their own grids: the per-element outputs (y, ys, gx, the scaled gy, DoReFa's max|tanh|) are
    bit-identical; the sums (parameter and output-scale gradients) are grouped differently, so
-   they agree within fq_case's bound, and each is the same from run to run. Every kind and
-   role, plain and scaled, unaligned and odd sizes, and a block cap of 7 so that the reducing
-   kernels loop (262147 elements want 64 blocks). */
-Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
+   they agree within fq_case's bound, and each is the same from run to run. Every kind and role,
+   plain and scaled, unaligned and odd sizes. (The launch geometries that lost, stride and flat,
+   are compared in kernels/lab/grid.) */
+Test(cuda, fakequant_capped_grids_match_their_own_grids)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     static const sq_quant_kind kinds[4] = {SQ_QUANT_EWGS, SQ_QUANT_PACT, SQ_QUANT_LSQ,
                                            SQ_QUANT_DOREFA};
     static const size_t sizes[] = {5, 4099, 262147};
-    static const unsigned caps[] = {0, 7};
-    const int env_mode = grid_env_mode();
-    cr_assert_str_eq(sq_cuda_grid_name(), grid_mode_name(env_mode),
-                     "the grid SQAKD_GRID asks for (default auto)");
+    static const unsigned caps[] = {1, 7};
     for (int ki = 0; ki < 4; ki++)
         for (int weight = 0; weight < 2; weight++)
             for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
@@ -303,75 +302,70 @@ Test(cuda, fakequant_flat_grid_matches_the_stride_grid)
                     sqt_fq_params(kinds[ki], weight, bits, qp);
                     float *x = sqt_hrand(n, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
                           *gy = sqt_hrand(n, -1, 1, seed + 1), *gx0 = sqt_hrand(n, -1, 1, seed + 2);
-                    fq_out st, fl, fl2, au;
-                    sq_cuda_grid_set(SQ_GRID_STRIDE, 0);
-                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &st);
-                    sq_cuda_grid_set(SQ_GRID_FLAT, caps[ci]);
-                    cr_expect_str_eq(sq_cuda_grid_name(), "flat");
-                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl);
-                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &fl2);
-                    sq_cuda_grid_set(SQ_GRID_AUTO, caps[ci]);
-                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &au);
-                    sq_cuda_grid_set(env_mode, 0);
+                    fq_out own, cp, cp2;
+                    sq_cuda_grid_cap_set(0);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &own);
+                    sq_cuda_grid_cap_set(caps[ci]);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &cp);
+                    fq_run(g, &cfg, n, x, qp, gy, gx0, scaled, &cp2);
+                    sq_cuda_grid_cap_set(0);
                     char what[96];
                     snprintf(what, sizeof what, "%s %s %d-bit%s n %zu cap %u",
                              sq_quant_kind_name(kinds[ki]), weight ? "w" : "a", bits,
                              scaled ? " scaled" : "", n, caps[ci]);
-                    cr_expect_eq(sqt_check_equal(what, au.y, st.y, n), 0, "%s: y differs (auto)", what);
-                    cr_expect_eq(sqt_check_equal(what, au.gx, st.gx, n), 0, "%s: gx differs (auto)", what);
-                    cr_expect_eq(sqt_check_equal(what, fl.y, st.y, n), 0, "%s: y differs", what);
-                    cr_expect_eq(sqt_check_equal(what, fl.gx, st.gx, n), 0, "%s: gx differs", what);
+                    cr_expect_eq(sqt_check_equal(what, cp.y, own.y, n), 0, "%s: y differs", what);
+                    cr_expect_eq(sqt_check_equal(what, cp.gx, own.gx, n), 0, "%s: gx differs", what);
                     if (scaled) {
-                        cr_expect_eq(sqt_check_equal(what, fl.ys, st.ys, n), 0, "%s: ys differs", what);
-                        cr_expect_eq(sqt_check_equal(what, fl.gy, st.gy, n), 0, "%s: gy differs", what);
+                        cr_expect_eq(sqt_check_equal(what, cp.ys, own.ys, n), 0, "%s: ys differs", what);
+                        cr_expect_eq(sqt_check_equal(what, cp.gy, own.gy, n), 0, "%s: gy differs", what);
                     }
-                    cr_expect_eq(sqt_check_equal(what, fl.scr, st.scr, 1), 0, "%s: max|tanh| differs", what);
+                    cr_expect_eq(sqt_check_equal(what, cp.scr, own.scr, 1), 0, "%s: max|tanh| differs", what);
                     /* the sums: fq_case's bound; scaled, gy is 0.7 gys */
                     double gscale = fq_grad_scale(&cfg, n, qp, gy) * (scaled ? 0.7 : 1.0);
                     int np = sq_quant_nparams(&cfg);
                     for (int j = 0; j < 2; j++) {
-                        double tol = 1e-6 * gscale + 1e-6 * fabs(st.gqp[j]) + 1e-7;
-                        cr_expect(fabs(fl.gqp[j] - st.gqp[j]) <= tol,
-                                  "%s: gqp[%d] flat %.9g stride %.9g (tol %g)", what, j, fl.gqp[j],
-                                  st.gqp[j], tol);
-                        cr_expect_eq(fl2.gqp[j], fl.gqp[j], "%s: gqp[%d] not deterministic", what, j);
-                        cr_expect(fabs(au.gqp[j] - st.gqp[j]) <= tol,
-                                  "%s: gqp[%d] auto %.9g stride %.9g (tol %g)", what, j, au.gqp[j],
-                                  st.gqp[j], tol);
-                        if (j >= np) cr_expect_eq(fl.gqp[j], 0.0f, "%s: gqp[%d] touched", what, j);
+                        double tol = 1e-6 * gscale + 1e-6 * fabs(own.gqp[j]) + 1e-7;
+                        cr_expect(fabs(cp.gqp[j] - own.gqp[j]) <= tol,
+                                  "%s: gqp[%d] capped %.9g own grid %.9g (tol %g)", what, j,
+                                  cp.gqp[j], own.gqp[j], tol);
+                        cr_expect_eq(cp2.gqp[j], cp.gqp[j], "%s: gqp[%d] not deterministic", what, j);
+                        if (j >= np) cr_expect_eq(cp.gqp[j], 0.0f, "%s: gqp[%d] touched", what, j);
                     }
                     if (scaled) { /* sum |gys y| bounds the output scale's gradient's rounding */
                         double sy = 0.0;
-                        for (size_t i = 0; i < n; i++) sy += fabs((double)gy[i] * fl.y[i]);
-                        cr_expect(fabs(fl.gs[0] - st.gs[0]) <= 1e-6 * sy + 1e-7,
-                                  "%s: gs flat %.9g stride %.9g", what, fl.gs[0], st.gs[0]);
-                        cr_expect_eq(fl2.gs[0], fl.gs[0], "%s: gs not deterministic", what);
-                        cr_expect(fabs(st.gs[0]) > 0.0f, "%s: gs was not summed", what);
+                        for (size_t i = 0; i < n; i++) sy += fabs((double)gy[i] * cp.y[i]);
+                        cr_expect(fabs(cp.gs[0] - own.gs[0]) <= 1e-6 * sy + 1e-7,
+                                  "%s: gs capped %.9g own grid %.9g", what, cp.gs[0], own.gs[0]);
+                        cr_expect_eq(cp2.gs[0], cp.gs[0], "%s: gs not deterministic", what);
+                        cr_expect(fabs(own.gs[0]) > 0.0f, "%s: gs was not summed", what);
                     }
-                    fq_out_free(&st); fq_out_free(&fl); fq_out_free(&fl2); fq_out_free(&au);
+                    fq_out_free(&own); fq_out_free(&cp); fq_out_free(&cp2);
                     free(x); free(gy); free(gx0);
                 }
 }
 
-/* fq_case (every bit width, delta 0 and 0.3, sizes 1 - 300001, unaligned starts) on the flat
-   grid, against the CPU; block caps of 16 and 5 (uncapped flat grids, one block per 4096
-   elements, are slow to emulate; fakequant_flat_grid_matches_the_stride_grid runs them) */
-Test(cuda, fakequant_ewgs_lsq_match_cpu_on_the_flat_grid)
+/* fq_case (every bit width, delta 0 and 0.3, sizes 1 - 300001, unaligned starts) on grids
+   capped at 16 and 5 blocks, against the CPU: the kernels' loops take many trips */
+Test(cuda, fakequant_ewgs_lsq_match_cpu_on_capped_grids)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_grid_set(SQ_GRID_FLAT, 16);
+    sq_cuda_grid_cap_set(16);
     fq_case(g, SQ_QUANT_EWGS);
     fq_case(g, SQ_QUANT_LSQ);
-    sq_cuda_grid_set(grid_env_mode(), 0);
+    sq_cuda_grid_cap_set(0);
 }
 
-Test(cuda, fakequant_pact_dorefa_match_cpu_on_the_flat_grid)
+Test(cuda, fakequant_pact_dorefa_match_cpu_on_capped_grids)
 {
     const sq_backend *g = sq_backend_cuda();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
-    sq_cuda_grid_set(SQ_GRID_FLAT, 5);
+    sq_cuda_grid_cap_set(5);
     fq_case(g, SQ_QUANT_PACT);
     fq_case(g, SQ_QUANT_DOREFA);
-    sq_cuda_grid_set(grid_env_mode(), 0);
+    sq_cuda_grid_cap_set(0);
 }
+
+
+/* ---- optimizers ---- */
+

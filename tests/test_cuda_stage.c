@@ -11,8 +11,9 @@
 #include "sqakd/train.h"
 #include "train/train_internal.h"
 #include "util_check.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda_stage, .init = setup, .timeout = 120);
 
@@ -29,9 +30,7 @@ static const sq_backend *gpu_or_skip(void)
 static void gpu_ok(const sq_backend *g)
 {
     g->sync();
-#ifdef SQ_HAVE_CUDA
-    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
-#endif
+    cr_assert_eq(g->status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
 }
 
 Test(cuda_stage, puts_deliver_exact_bytes_through_both_slots)

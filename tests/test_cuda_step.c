@@ -18,7 +18,7 @@
      GPU from the CPU's activations must give the CPU's parameter and quantizer-parameter
      gradients; one GPU Adam step from the CPU's optimizer state must give the CPU's update.
    - finally both backends run three free steps and their losses must stay close (loose: chaos).
-   Without a GPU every test SKIPS. cuDNN is kept off TF32 (SQAKD_TF32=0). */
+   Without a GPU every test SKIPS. cuDNN is kept off TF32 (option tf32 = 0). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,8 +30,9 @@
 #include "train/train_internal.h"
 #include "util_check.h"
 #include "util_fixtures.h"
+#include "cuda_hooks.h"
 
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda_step, .init = setup, .timeout = 600);
 
@@ -55,10 +56,7 @@ static void put(const sq_backend *be, float *d, const float *h, size_t n)
 static void backend_ok(const sq_backend *be)
 {
     be->sync();
-#ifdef SQ_HAVE_CUDA
-    if (be->is_device)
-        cr_assert_eq(sq_cuda_last_status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
-#endif
+    cr_assert_eq(be->status(), SQ_OK, "%s backend error: %s", be->name, sq_last_error());
 }
 
 static void batch(float *x, int k) { sqt_fill_uniform(x, NX, -2.0f, 2.0f, 900 + (uint64_t)k); }

@@ -11,9 +11,10 @@
 #include <string.h>
 #include "sqakd/teacher_prec.h"
 #include "util_check.h"
+#include "cuda_hooks.h"
 
 /* fp32 convolutions without TF32, for the fp32-after-release comparison */
-static void setup(void) { setenv("SQAKD_TF32", "0", 1); }
+static void setup(void) { (void)sqt_cuda_configure(); /* cuDNN off TF32 (cuda_hooks.h) */ }
 
 TestSuite(cuda_teacher, .init = setup, .timeout = 120);
 
@@ -27,9 +28,7 @@ static const sq_backend *gpu_or_skip(void)
 static void gpu_ok(const sq_backend *g)
 {
     g->sync();
-#ifdef SQ_HAVE_CUDA
-    cr_assert_eq(sq_cuda_last_status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
-#endif
+    cr_assert_eq(g->status(), SQ_OK, "CUDA backend error: %s", sq_last_error());
 }
 
 static int ends_with(const char *s, const char *suf)

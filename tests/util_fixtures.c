@@ -252,10 +252,8 @@ void sqt_dget_free(const sq_backend *g, void *host, void *d, size_t bytes, const
 void sqt_gpu_ok(const sq_backend *g)
 {
     g->sync();
-#ifdef SQ_HAVE_CUDA
-    sq_status st = sq_cuda_last_status();
-    cr_assert_eq(st, SQ_OK, "CUDA backend error: %s", sq_last_error());
-#endif
+    sq_status st = g->status();
+    cr_assert_eq(st, SQ_OK, "%s backend error: %s", g->name, sq_last_error());
 }
 
 float *sqt_hvec(size_t n) { return calloc(n ? n : 1, sizeof(float)); }

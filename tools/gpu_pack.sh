@@ -2,7 +2,8 @@
 # gpu_pack.sh: prepares, on the development machine, everything tools/gpu_validate.sh needs on a
 # lent GPU machine, which has CUDA, cuDNN and PyTorch but neither Criterion nor OpenBLAS and
 # cannot install anything:
-#   - the binaries, built here: $BIN/sqakd and $BIN/sqakd_cuda_tests (BIN default build/gpu);
+#   - the binaries, built here: $BIN/sqakd and $BIN/sqakd_cuda_tests (BIN default build/gpu), and
+#     the kernel lab's $BIN/lab/lab_tests and $BIN/lab/lab_bench (kernels/lab);
 #   - .gpu/libs.tar.xz: the non-system libraries they link. main/ goes first on LD_LIBRARY_PATH;
 #     extra/ is used only where the machine has none of its own;
 #   - .gpu/teacher.safetensors (a smallcnn Fashion-MNIST teacher: runs/demo's when present,
@@ -18,7 +19,8 @@
 set -euo pipefail
 BIN=${1:-${BIN:-build/gpu}}
 FM=/usr/share/datasets/fashion-mnist
-make --no-print-directory BUILD="$BIN" CI=1 -j"$(nproc)" "$BIN/sqakd" "$BIN/sqakd_cuda_tests"
+make --no-print-directory BUILD="$BIN" CI=1 -j"$(nproc)" "$BIN/sqakd" "$BIN/sqakd_cuda_tests" \
+    "$BIN/lab/lab_tests" "$BIN/lab/lab_bench"
 mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
 tmp=$(mktemp -d)
@@ -35,7 +37,7 @@ ldd "$BIN/sqakd_cuda_tests" "$BIN/sqakd" | awk '/=> \// {print $3}' | sort -u | 
     esac
 done
 tar -C "$tmp" -cJf .gpu/libs.tar.xz main extra
-CARRY="\"$BIN/sqakd\", \"$BIN/sqakd_cuda_tests\", \".gpu\""
+CARRY="\"$BIN/sqakd\", \"$BIN/sqakd_cuda_tests\", \"$BIN/lab\", \".gpu\""
 if [ -n "${BASE:-}" ]; then
     wt="$tmp/base"
     git worktree add --detach "$wt" "$BASE" >/dev/null

@@ -17,15 +17,14 @@
 # Sections (SECTIONS, comma-separated; seconds on the H200 of 2026-11-26 in brackets, estimates
 # with ~). They run in this order: tests, kernels, ab (launch grids), ratio, ab (the rest), step,
 # torch, e2e, oom, weight, ncu, ncukernels, sanitizer.
-#   tests [42; +33 with FIND_TESTS=1]  kernels [37]  ab [~40 for SQAKD_GRID stride vs flat;
+#   tests [42; +33 with FIND_TESTS=1; + the lab's tests]  kernels [37]  ab [~40 for the lab's grid variants;
 #   ~60 more with build/gpu-base (BASE=<rev> tools/gpu_pack.sh: kernels and step), +12 with
 #   build/gpu-klrows (KLROWS=1), +12 with build/gpu-ieee carried]
-#   ratio [~100 with the graph and backend-API runs]  step [~100 with the CUDA-graph runs]
+#   ratio [~80 with the graph runs]  step [~100 with the CUDA-graph runs]
 #   torch [60; ~40 more for the kernels against PyTorch's]  e2e [~8]  oom [1]  weight [13]  ncu [~25]  ncukernels [not run yet]  sanitizer [~60]
-# SQAKD_CONV_API=backend (cuDNN backend API, kernels/cuda/cudnn_be.c) runs in tests (cuda_step/*),
-# ab (alternated with the legacy calls), step (host profile, vgg8, bf16, with a CUDA graph) and ratio.
-# SQAKD_GRID=flat (the fake-quant and loss kernels' flat launch geometry) runs in ab (alternated
-# with stride) and in tests (cuda/fakequant*, cuda/loss*, cuda_step/*).
+# The kernel lab (kernels/lab: the variants that lost, cuDNN's backend API and the stride / flat
+# launch geometries) runs when $BIN/lab carries its binaries (tools/gpu_pack.sh builds them):
+# its validation in tests, its timing (lab_bench grid, lab_bench conv) in ab.
 # Variables: KSIZES (1M,16M,64M,256M), KJSON (1), CONVS ("heuristic:1 find:0": SQAKD_CONV_ALGO:
 # SQAKD_CONV_DETERMINISTIC pairs), PRECS ("fp32 fp16 bf16"), CONVS_VGG8, PRECS_VGG8 ("fp32 bf16"),
 # AB_SIZES (16M,256M: section ab's kernel runs), REPS (3), TORCH_MODELS ("resnet20 vgg8"), TORCH_TRAIN (1), NCU_CONVS (heuristic:1),
@@ -41,6 +40,23 @@ S="$OUT/summary.txt"
 T0=$(date +%s)
 say() { echo "$*" | tee -a "$S"; }
 left() { echo $((DEADLINE - ($(date +%s) - T0))); }
+# sqakd reads no environment variable: this wrapper (written into OUT) turns the SQAKD_* prefixes
+# this script's steps use for readable labels (SQAKD_CUDA_GRAPH, SQAKD_STAGE, SQAKD_TF32,
+# SQAKD_CONV_ALGO=heuristic|find, SQAKD_CONV_DETERMINISTIC, SQAKD_HOST_PROFILE) into --backend-opt
+# for the subcommands that take it; SQ_BIN names the executable (default $BIN/sqakd).
+SQ="$OUT/sqakd_opt.sh"
+cat >"$SQ" <<'WRAP'
+#!/usr/bin/env bash
+bin=${SQ_BIN:?}
+opt="graph=${SQAKD_CUDA_GRAPH:-1},stage=${SQAKD_STAGE:-1},tf32=${SQAKD_TF32:-1},conv-algo=${SQAKD_CONV_ALGO:-heuristic},deterministic=${SQAKD_CONV_DETERMINISTIC:-1},host-profile=${SQAKD_HOST_PROFILE:-0}"
+case "$1 $2" in
+  "bench step"*) shift 2; exec "$bin" bench step "$@" --backend-opt "$opt" ;;
+  train\ *|distill\ *|eval\ *) sub=$1; shift; exec "$bin" "$sub" "$@" --backend-opt "$opt" ;;
+  *) exec "$bin" "$@" ;;
+esac
+WRAP
+chmod +x "$SQ"
+export SQ_BIN="${SQ_BIN:-$BIN/sqakd}"
 # step NAME TIMEOUT LOG CMD...: runs CMD under timeout when it fits, appends to LOG, records rc
 step() {
     local name=$1 to=$2 log=$3; shift 3
@@ -97,17 +113,16 @@ if on tests; then
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -8 | tee -a "$S"
     # the suite above ran with the defaults (steps recorded as CUDA graphs); the step suite
     # once more on eager steps
-    SQAKD_CUDA_GRAPH=0 step "cuda_step/* with SQAKD_CUDA_GRAPH=0 (eager)" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+    SQAKD_TEST_BACKEND_OPT=graph=0 step "cuda_step/* with graph=0 (eager)" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
     grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -2 | tee -a "$S"
-    # the fake-quant and loss kernels and the step suite on the flat launch geometry (SQAKD_GRID=flat)
-    SQAKD_GRID=flat step "cuda/*, backend_ops/cuda_fakequant, backend_ops/cuda_losses, cuda_step/* with SQAKD_GRID=flat" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter '@(cuda/*|backend_ops/cuda_fakequant|backend_ops/cuda_losses|cuda_step/*)'
-    grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
-    # every convolution through cuDNN's backend API (kernels/cuda/cudnn_be.c): the step suite
-    # against the CPU (its own suite cuda_conv_be ran above)
-    SQAKD_CONV_API=backend step "cuda_step/* with SQAKD_CONV_API=backend" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
-    grep -E '^\[(FAIL|SKIP)|Synthesis|cuDNN backend API' "$TL" | tail -4 | tee -a "$S"
+    # the kernel lab's validation: the stride / flat launch geometries against the shipped one,
+    # cuDNN's backend API against the legacy calls (kernels/lab)
+    if [ -x "$BIN/lab/lab_tests" ]; then
+        step "lab_tests (kernels/lab)" 90 "$TL" "$BIN/lab/lab_tests" --verbose --jobs 8
+        grep -E '^\[(FAIL|SKIP)|Synthesis|cuDNN backend API' "$TL" | tail -4 | tee -a "$S"
+    fi
     if [ "${FIND_TESTS:-0}" = 1 ]; then
-        SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0 step "cuda_step/* with CONV_ALGO=find, DETERMINISTIC=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
+        SQAKD_TEST_BACKEND_OPT=conv-algo=find,deterministic=0 step "cuda_step/* with conv-algo=find, deterministic=0" 60 "$TL" "$BIN/sqakd_cuda_tests" --jobs 8 --filter 'cuda_step/*'
         grep -E '^\[(FAIL|SKIP)|Synthesis' "$TL" | tail -3 | tee -a "$S"
     fi
 fi
@@ -124,34 +139,21 @@ if on kernels; then
     [ "${KJSON:-1}" = 1 ] && step "bench kernels act json" 60 "$OUT/kernels.json" "$BIN/sqakd" bench kernels --device cuda --sizes 16M,256M --min-time 0.1 --json
     kernel_summary "$BL" | tee -a "$S"
 fi
-# A/B: the streaming kernels' launch geometry (fake-quant, KL), SQAKD_GRID=stride, flat (one
-# trip per thread, hardware-scheduled blocks) and auto (the default; kernels/cuda/cuda_ops.h),
-# alternated twice
-if on ab; then
+# A/B: the streaming kernels' launch geometries (fake-quant, KL): stride and flat (the lab's)
+# against auto (the shipped one), on the same kernels, alternated within one run of the lab
+if on ab && [ -x "$BIN/lab/lab_bench" ]; then
     AL="$OUT/ab.log"
-    for i in 1 2; do
-        for grid in stride flat auto; do
-            SQAKD_GRID=$grid step "bench kernels 16M,256M $i, SQAKD_GRID=$grid" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
-            awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
-            kernel_summary "$OUT/ab_last.tmp" | sed "s/^/  [grid $grid] /" | tee -a "$S"
-            rm -f "$OUT/ab_last.tmp"
-        done
-    done
-    SQAKD_GRID=flat step "bench kernels weight 16M,256M, SQAKD_GRID=flat" 40 "$AL" "$BIN/sqakd" bench kernels --device cuda --role weight --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
-    awk '/^=====/ {n++} n == N' N="$(grep -c '^=====' "$AL")" "$AL" >"$OUT/ab_last.tmp"
-    kernel_summary "$OUT/ab_last.tmp" | grep fakequant | sed "s/^/  [grid flat, weight] /" | tee -a "$S"
-    rm -f "$OUT/ab_last.tmp"
+    step "lab_bench grid ${AB_SIZES:-16M,256M}" 60 "$AL" "$BIN/lab/lab_bench" grid --sizes ${AB_SIZES:-16M,256M} --bits 4 --min-time 0.1
+    grep -E '^(fakequant|kl)' "$AL" | tail -n 60 | sed 's/^/  [lab grid] /' >>"$S"
 fi
 # ---- 3. the issue's step ratio: ours and PyTorch eager (defaults) alternated REPS times on the
 #         same GPU, before the other A/B runs and the step survey (device time is short)
 if on ratio; then
     for i in $(seq 1 ${REPS:-3}); do
-        step "ratio $i: ours resnet20 b256 eager" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        step "ratio $i: ours resnet20 b256 eager" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, eager] /" >>"$S"
-        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1 (default)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+        SQAKD_CUDA_GRAPH=1 step "ratio $i: ours resnet20 b256 SQAKD_CUDA_GRAPH=1 (default)" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, CUDA graph (default)] /" >>"$S"
-        SQAKD_CONV_API=backend step "ratio $i: ours resnet20 b256 SQAKD_CONV_API=backend" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i, backend API] /" >>"$S"
         step "ratio $i: torch resnet20 b256" 90 "$BL" python3 tools/bench_torch.py --device cuda --mode sqakd --model resnet20 --batch 256 --steps 50 --warmup 10
         grep -E '^torch ' "$BL" | tail -n 1 | sed "s/^/  [ratio $i] /" >>"$S"
     done
@@ -176,25 +178,19 @@ if on ab && [ -x build/gpu-base/sqakd ]; then
     AL="$OUT/ab.log"
     rev=$(cat build/gpu-base/REVISION 2>/dev/null || echo base)
     for i in 1 2; do
-        for who in base new new-be; do
-            api=legacy
+        for who in base new; do
             if [ $who = base ]; then b=build/gpu-base; label="base $rev"; else b=$BIN; label=$who; fi
-            [ $who = new-be ] && api=backend && label="new, SQAKD_CONV_API=backend"
-            SQAKD_CONV_API=$api step "bench step resnet20 b256 $i, $label" 40 "$AL" "$b/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+            step "bench step resnet20 b256 $i, $label" 40 "$AL" env SQ_BIN="$b/sqakd" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
             grep -E '^SQAKD ' "$AL" | tail -n 1 | sed "s/^/  [$label] /" | tee -a "$S"
         done
     done
 fi
-# the legacy cuDNN calls against the backend API (SQAKD_CONV_API=backend), alternated, when no
-# base revision was carried
-if on ab && [ ! -x build/gpu-base/sqakd ]; then
+# the legacy cuDNN calls against the backend API (the lab's), alternated per shape and direction:
+# host time per call and time per call
+if on ab && [ -x "$BIN/lab/lab_bench" ]; then
     AL="$OUT/ab.log"
-    for i in 1 2; do
-        for api in legacy backend; do
-            SQAKD_CONV_API=$api step "bench step resnet20 b256 $i, SQAKD_CONV_API=$api" 40 "$AL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-            grep -E '^SQAKD ' "$AL" | tail -n 1 | sed "s/^/  [conv API $api] /" | tee -a "$S"
-        done
-    done
+    step "lab_bench conv resnet20 shapes b256" 60 "$AL" "$BIN/lab/lab_bench" conv --batch 256 --iters 50
+    grep -E '^[0-9]+x.*(legacy|backend)|handed back' "$AL" | tail -n 37 | sed 's/^/  [lab conv] /' >>"$S"
 fi
 # A/B: K = 1000 through the wide KL kernel, the old split (-DSQ_KL_ROWS_MAX_K=512, KLROWS=1 gpu_pack.sh)
 if on ab && [ -x build/gpu-klrows/sqakd ]; then
@@ -222,7 +218,7 @@ if on step; then
         for cv in $cvs; do
             for p in $prs; do
                 SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "bench step $m b256 teacher $p conv $cv" 40 "$BL" \
-                    "$BIN/sqakd" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20 --teacher-precision $p
+                    "$SQ" bench step --device cuda --model $m --batch 256 --steps 200 --warmup 20 --teacher-precision $p
                 grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [conv $cv] /" >>"$S"
             done
         done
@@ -230,7 +226,7 @@ if on step; then
     # the step body recorded once as a CUDA graph and replayed (host/train/loop.c, step_run)
     for mp in resnet20:fp32 resnet20:bf16 vgg8:fp32; do
         SQAKD_CUDA_GRAPH=1 step "bench step ${mp%%:*} b256 teacher ${mp#*:} SQAKD_CUDA_GRAPH=1" 40 "$BL" \
-            "$BIN/sqakd" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
+            "$SQ" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [CUDA graph] /" >>"$S"
     done
     # with the host cost gone, the step is its kernel time: which convolution set-up makes that
@@ -238,28 +234,19 @@ if on step; then
     # kernel time; SQAKD_TF32=0 keeps FP32 kernels on NCHW; find:0 times the algorithms)
     for env in "SQAKD_TF32=0" "SQAKD_CONV_ALGO=find SQAKD_CONV_DETERMINISTIC=0"; do
         step "bench step resnet20 b256 SQAKD_CUDA_GRAPH=1 $env" 40 "$BL" \
-            env SQAKD_CUDA_GRAPH=1 $env "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+            env SQAKD_CUDA_GRAPH=1 $env "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
         grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [CUDA graph, $env] /" >>"$S"
     done
-    SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    SQAKD_STAGE=0 step "bench step resnet20 b256 fp32 SQAKD_STAGE=0" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
     grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [SQAKD_STAGE=0] /" >>"$S"
-    step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
+    step "bench step resnet20 b256 --fp (CE, SGD)" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20 --fp
     grep -E '^full-precision ' "$BL" | tail -n 1 >>"$S"
     # host time inside the cuDNN calls (SQAKD_HOST_PROFILE=1; 220 steps: 20 warm-up + 200)
-    SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
+    SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_HOST_PROFILE=1" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
     grep -E '^(SQAKD |host profile)' "$BL" | tail -n 5 | sed "s/^/  [host profile] /" >>"$S"
-    SQAKD_CONV_API=backend SQAKD_HOST_PROFILE=1 step "bench step resnet20 b256 fp32 SQAKD_CONV_API=backend SQAKD_HOST_PROFILE=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-    grep -E '^(SQAKD |host profile|sqakd: cuDNN backend)' "$BL" | tail -n 4 | sed "s/^/  [host profile, backend API] /" >>"$S"
-    for mp in vgg8:fp32 resnet20:bf16; do
-        SQAKD_CONV_API=backend step "bench step ${mp%%:*} b256 teacher ${mp#*:} SQAKD_CONV_API=backend" 40 "$BL" \
-            "$BIN/sqakd" bench step --device cuda --model ${mp%%:*} --batch 256 --steps 200 --warmup 20 --teacher-precision ${mp#*:}
-        grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [backend API] /" >>"$S"
-    done
-    SQAKD_CONV_API=backend SQAKD_CUDA_GRAPH=1 step "bench step resnet20 b256 SQAKD_CONV_API=backend SQAKD_CUDA_GRAPH=1" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 200 --warmup 20
-    grep -E '^SQAKD ' "$BL" | tail -n 1 | sed "s/^/  [backend API, CUDA graph] /" >>"$S"
     # launch-bound or GPU-bound? images/s against batch size
     for b in 64 1024; do
-        step "bench step resnet20 b$b fp32" 40 "$BL" "$BIN/sqakd" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
+        step "bench step resnet20 b$b fp32" 40 "$BL" "$SQ" bench step --device cuda --model resnet20 --batch $b --steps 100 --warmup 10
         grep -E '^SQAKD ' "$BL" | tail -n 1 >>"$S"
     done
 fi
@@ -282,14 +269,14 @@ if on e2e && [ -f .gpu/teacher.safetensors ]; then
     D="idx:.gpu/t10k-images-idx3-ubyte.gz,.gpu/t10k-labels-idx1-ubyte.gz"
     for dv in cuda cpu; do
         rm -rf /tmp/e2e_$dv
-        step "distill smallcnn ewgs W4A4 1 epoch --device $dv" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
+        step "distill smallcnn ewgs W4A4 1 epoch --device $dv" 60 "$EL" "$SQ" distill --teacher .gpu/teacher.safetensors \
             --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
             --device $dv --threads 16 --log-every 10 --quiet --out /tmp/e2e_$dv
         tail -n 2 /tmp/e2e_$dv/metrics.jsonl >>"$S" 2>/dev/null
     done
     # the same run with the step recorded as a CUDA graph: the metrics must be identical
     rm -rf /tmp/e2e_graph
-    SQAKD_CUDA_GRAPH=1 step "distill smallcnn ewgs W4A4 1 epoch --device cuda SQAKD_CUDA_GRAPH=1" 60 "$EL" "$BIN/sqakd" distill \
+    SQAKD_CUDA_GRAPH=1 step "distill smallcnn ewgs W4A4 1 epoch --device cuda SQAKD_CUDA_GRAPH=1" 60 "$EL" "$SQ" distill \
         --teacher .gpu/teacher.safetensors --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 \
         --batch 128 --seed 1 --device cuda --threads 16 --log-every 10 --quiet --out /tmp/e2e_graph
     tail -n 1 /tmp/e2e_graph/metrics.jsonl >>"$S" 2>/dev/null
@@ -301,14 +288,8 @@ if on e2e && [ -f .gpu/teacher.safetensors ]; then
     else
         say "FAIL  CUDA graph distill metrics differ from the eager run's"
     fi
-    # through cuDNN's backend API: other algorithms, so close to the eager run, not identical
-    rm -rf /tmp/e2e_be
-    SQAKD_CONV_API=backend step "distill smallcnn ewgs W4A4 1 epoch --device cuda SQAKD_CONV_API=backend" 60 "$EL" "$BIN/sqakd" distill \
-        --teacher .gpu/teacher.safetensors --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 \
-        --batch 128 --seed 1 --device cuda --threads 16 --log-every 10 --quiet --out /tmp/e2e_be
-    tail -n 1 /tmp/e2e_be/metrics.jsonl | sed 's/^/  [backend API] /' >>"$S" 2>/dev/null
     rm -rf /tmp/e2e_fp16
-    step "distill smallcnn teacher fp16 --device cuda" 60 "$EL" "$BIN/sqakd" distill --teacher .gpu/teacher.safetensors \
+    step "distill smallcnn teacher fp16 --device cuda" 60 "$EL" "$SQ" distill --teacher .gpu/teacher.safetensors \
         --data "$D" --holdout 0.2 --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 128 --seed 1 \
         --device cuda --teacher-precision fp16 --log-every 10 --quiet --out /tmp/e2e_fp16
     tail -n 1 /tmp/e2e_fp16/metrics.jsonl >>"$S" 2>/dev/null
@@ -336,7 +317,7 @@ if on ncu && [ -n "${NCU:-}" ]; then
         case $cv in find*) nst=30 skip=20 ;; esac
         SQAKD_CONV_ALGO=${cv%%:*} SQAKD_CONV_DETERMINISTIC=${cv#*:} step "ncu bench step resnet20 b256 conv $cv" 120 "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" \
             "$NCU" --clock-control none --metrics gpu__time_duration.sum --launch-skip $((per * skip)) --launch-count $((per * 3)) --csv \
-            "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
+            "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps $nst --warmup 3
         python3 tools/ncu_summary.py "$NCUDIR/ncu_${cv%%:*}${cv#*:}.csv" auto 2>&1 | head -n 24 | sed "s/^/  [conv $cv] /" | tee -a "$S"
     done
 fi
@@ -358,7 +339,7 @@ if on ncukernels && [ -n "${NCU:-}" ]; then
     step "ncu sections: BN kernels of a resnet20 step" 120 "$OUT/ncu_kernels.txt" "$NCU" --clock-control none \
         --kernel-name regex:'bn_(stats|train_apply|bwd_stats|bwd_apply)_kernel' --launch-skip 40 --launch-count 8 \
         --section SpeedOfLight --section Occupancy \
-        "$BIN/sqakd" bench step --device cuda --model resnet20 --batch 256 --steps 1 --warmup 1
+        "$SQ" bench step --device cuda --model resnet20 --batch 256 --steps 1 --warmup 1
     grep -E "^  [a-z_]+.*kernel|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Stall" "$OUT/ncu_kernels.txt" | head -n 90 | tee -a "$S"
 fi
 

@@ -13,9 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef SQ_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 static const char *USAGE = "[--device auto|cpu|cuda --sizes 1M,16M,... --bits 1,2,4,8 "
                            "--role act|weight --min-time S --threads T --json]";
@@ -63,35 +60,10 @@ static int parse_bits(const char *s, int *out, int max)
     return n;
 }
 
-static double peak_bandwidth_gbps(const sq_backend *be, char *name, size_t name_len)
-{
-    snprintf(name, name_len, "%s", be->name);
-#ifdef SQ_HAVE_CUDA
-    if (be->is_device) {
-        int dev = 0, clock_khz = 0, bus_bits = 0;
-        struct cudaDeviceProp prop;
-        if (cudaGetDevice(&dev) != cudaSuccess) return 0.0;
-        if (cudaGetDeviceProperties(&prop, dev) == cudaSuccess)
-            snprintf(name, name_len, "%s", prop.name);
-        if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, dev) != cudaSuccess)
-            return 0.0;
-        /* double data rate: two transfers per clock */
-        return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / 1e9;
-    }
-#endif
-    return 0.0;
-}
-
 /* device error after a measurement (CUDA ops return void; their failures are sticky) */
 static int backend_failed(const sq_backend *be)
 {
-#ifdef SQ_HAVE_CUDA
-    if (be->is_device && sq_cuda_last_status() != SQ_OK) return 1;
-#else
-    (void)be;
-#endif
-    return 0;
+    return be->status() != SQ_OK;
 }
 
 typedef void (*bk_fn)(void *arg);
@@ -317,25 +289,21 @@ int sq_cmd_bench_kernels(int argc, char **argv)
                                 "(at most %d), got '%s'", BK_MAX_SIZES, sizes_s);
 
     bk_ctx c = {be, 0.0, min_time, json, {0}};
-    char devname[256];
-    c.peak_gbps = peak_bandwidth_gbps(be, devname, sizeof devname);
+    sq_device_info dev;
+    be->device_info(&dev);
+    c.peak_gbps = dev.peak_gbps;
+    const char *devname = dev.name;
     if (json) {
         sq_jbuf_init(&c.jb);
         sq_jbuf_begin_obj(&c.jb);
         sq_jbuf_kv_str(&c.jb, "backend", be->name);
         sq_jbuf_kv_str(&c.jb, "device", devname);
-#ifdef SQ_HAVE_CUDA
-        if (be->is_device) sq_jbuf_kv_str(&c.jb, "grid", sq_cuda_grid_name());
-#endif
         if (c.peak_gbps > 0) sq_jbuf_kv_num(&c.jb, "peak_gbps", c.peak_gbps);
         sq_jbuf_key(&c.jb, "results");
         sq_jbuf_begin_arr(&c.jb);
     } else {
         printf("bench kernels on %s (%s)", be->name, devname);
         if (c.peak_gbps > 0) printf(", peak memory bandwidth %.1f GB/s", c.peak_gbps);
-#ifdef SQ_HAVE_CUDA
-        if (be->is_device) printf(", launch grid %s (SQAKD_GRID)", sq_cuda_grid_name());
-#endif
         printf("\n");
     }
     int rc = 0;

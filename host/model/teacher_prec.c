@@ -312,24 +312,21 @@ sq_status sq_teacher_prec_apply(sq_model *m, sq_teacher_prec p)
        Only failures of this warm-up are blamed on it (the error count, not the sticky status,
        which may hold an older error); a failure here is cleared again if the status was clean
        before, so that the backend stays usable for the caller's own error handling. */
-#ifdef SQ_HAVE_CUDA
-    const unsigned fails_before = m->be->is_device ? sq_cuda_error_count() : 0;
-    const int clean_before = m->be->is_device && sq_cuda_last_status() == SQ_OK;
-#endif
+    const sq_backend *be = m->be;
+    const unsigned fails_before = be->error_count();
+    const int clean_before = be->status() == SQ_OK;
     sq_teacher_forward(m, m->batch);
-    m->be->sync();
-#ifdef SQ_HAVE_CUDA
-    if (m->be->is_device && sq_cuda_error_count() != fails_before) {
+    be->sync();
+    if (be->error_count() != fails_before) {
         char msg[900];
-        if (clean_before) sq_cuda_last_status(); /* the first failure of the warm-up */
+        if (clean_before) be->status(); /* the first failure of the warm-up */
         snprintf(msg, sizeof msg, "%s", sq_last_error());
         sq_teacher_prec_release(m);
-        if (clean_before) sq_cuda_clear_status();
-        sq_set_error("--teacher-precision %s: the 16-bit teacher forward failed on this GPU (%s); use "
+        if (clean_before) be->clear_status();
+        sq_set_error("--teacher-precision %s: the 16-bit teacher forward failed on this device (%s); use "
                      "--teacher-precision fp32", sq_teacher_prec_name(p), msg);
         return SQ_EDEVICE;
     }
-#endif
     return SQ_OK;
 }
 

@@ -6,8 +6,7 @@
 
 int sq_feeder_staging(const sq_backend *be)
 {
-    static const sq_backend_opts dflt = SQ_BACKEND_OPTS_DEFAULT; /* TRANSITIONAL: until CUDA fills options */
-    return be->stage_new && be->stage_put && be->stage_free && (be->options ? be->options() : &dflt)->stage;
+    return be->stage_new && be->stage_put && be->stage_free && be->options()->stage;
 }
 
 sq_feeder *sq_feeder_new(const sq_model *m, int batch, int labels, int staged)

@@ -70,13 +70,6 @@ struct sq_step_bufs {
 };
 typedef sq_step_bufs step_bufs;
 
-/* the backend's options (TRANSITIONAL fallback to the defaults until the CUDA table fills options) */
-static const sq_backend_opts *opts_of(const sq_backend *be)
-{
-    static const sq_backend_opts dflt = SQ_BACKEND_OPTS_DEFAULT;
-    return be->options ? be->options() : &dflt;
-}
-
 sq_step_bufs *sq_step_bufs_new(const sq_model *m) { return sq_step_bufs_create(m, 1); }
 
 sq_step_bufs *sq_step_bufs_driver(const sq_model *m)
@@ -97,7 +90,7 @@ sq_step_bufs *sq_step_bufs_driver(const sq_model *m)
         sq_backend_oom_error(be, need, what, m->batch, NULL);
         return NULL;
     }
-    b->graph_mode = opts_of(be)->cuda_graph && be->graph_begin && be->graph_end && be->graph_run && be->graph_free;
+    b->graph_mode = be->options()->cuda_graph && be->graph_begin && be->graph_end && be->graph_run && be->graph_free;
     for (int i = 0; i < m->nnodes && b->graph_mode; i++) /* a dropout seed advances every step */
         if (m->nodes[i].op == SQ_NODE_DROPOUT && m->nodes[i].p > 0) b->graph_mode = 0;
     if (b->graph_mode) b->bn_delta = sq_xcalloc((size_t)m->nnodes, sizeof *b->bn_delta);
@@ -241,25 +234,16 @@ float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }
 
 sq_status sq_train_device_status(const sq_model *m, int64_t step)
 {
-#ifdef SQ_HAVE_CUDA
-    if (m->be->is_device) {
-        sq_status st = sq_cuda_last_status();
-        if (st != SQ_OK) {
-            char msg[900];
-            snprintf(msg, sizeof msg, "%s", sq_last_error());
-            if (st == SQ_ENOMEM)
-                sq_set_error("out of GPU memory by step %lld at batch %d (%s): lower --batch", (long long)step,
-                             m->batch, msg);
-            else
-                sq_set_error("GPU failure by step %lld: %s", (long long)step, msg);
-            return st;
-        }
-    }
-#else
-    (void)m;
-    (void)step;
-#endif
-    return SQ_OK;
+    sq_status st = m->be->status();
+    if (st == SQ_OK) return SQ_OK;
+    char msg[900];
+    snprintf(msg, sizeof msg, "%s", sq_last_error());
+    if (st == SQ_ENOMEM)
+        sq_set_error("out of %s memory by step %lld at batch %d (%s): lower --batch", m->be->is_device ? "GPU" : "host",
+                     (long long)step, m->batch, msg);
+    else
+        sq_set_error("%s failure by step %lld: %s", m->be->is_device ? "GPU" : "device", (long long)step, msg);
+    return st;
 }
 
 int sq_train_state_items(const sq_model *m, const sq_step_bufs *b, sq_state_item *it)

@@ -5,14 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifndef SQ_HAVE_CUDA
-const sq_backend *sq_backend_cuda(void)
-{
-    sq_set_error("this sqakd was built without CUDA (nvcc not found at build time); use --device cpu");
-    return NULL;
-}
-#endif
-
 const sq_backend *sq_backend_get(const char *name)
 {
     if (!name || !strcmp(name, "auto")) {
@@ -39,7 +31,7 @@ const sq_backend *sq_backend_open(const char *device, const char *opts, int thre
     if (opts && sq_backend_opts_parse(opts, &o)) return NULL;
     const sq_backend *be = sq_backend_get(device);
     if (!be) return NULL;
-    if (be->configure && be->configure(&o)) return NULL; /* TRANSITIONAL: until the CUDA table fills it */
+    if (be->configure(&o)) return NULL;
     if (threads > 0) be->set_threads(threads);
     return be;
 }

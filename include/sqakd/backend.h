@@ -337,39 +337,6 @@ void sq_backend_opts_format(const sq_backend_opts *o, char *dst, size_t cap);
 sq_status sq_backend_oom_error(const sq_backend *be, double bytes, const char *what, int batch,
                                const char *advice);
 
-/* the CUDA streaming kernels' launch geometries (SQAKD_GRID; sq_cuda_grid_set below) */
-enum { SQ_GRID_STRIDE = 0, SQ_GRID_FLAT = 1, SQ_GRID_AUTO = 2 };
-
-#ifdef SQ_HAVE_CUDA
-/* CUDA builds only (kernels/cuda/cuda_backend.c). The ops return void, so a failing CUDA, cuBLAS
-   or cuDNN call is recorded instead: this returns the first failure since the last
-   sq_cuda_clear_status() (SQ_OK if none) and puts its message in sq_last_error(). Asynchronous
-   kernel faults surface at the next sync(), so call it after sync(). */
-sq_status sq_cuda_last_status(void);
-void sq_cuda_clear_status(void);
-/* failures recorded so far (never reset): tells whether a given stretch of work failed */
-unsigned sq_cuda_error_count(void);
-/* Test hook (kernels/cuda/fakequant.cu): out[i] = x[i] / d[i] computed on the device the way the
-   fake-quant kernels divide (sq_qm_div with the reciprocal 1/d[i]); device pointers. */
-void sq_cuda_div_check(size_t n, const float *x, const float *d, float *out);
-/* The streaming kernels' launch geometry (fake-quant and loss kernels; kernels/cuda/cuda_ops.h,
-   SQAKD_GRID=auto|stride|flat, default auto): its name, and a test hook that sets it. cap
-   (flat and auto only; 0 = no test cap: 16384 blocks for reducing launches, the grid's limit
-   for the others) caps every flat launch's grid, so tests reach the kernels' multi-trip loops
-   with small tensors. */
-const char *sq_cuda_grid_name(void);
-void sq_cuda_grid_set(int mode, unsigned cap);
-/* Convolutions through cuDNN's backend API (kernels/cuda/cudnn_be.c, SQAKD_CONV_API=backend).
-   Test hooks: switch the API (plans built while it is on carry backend plans, used while it is
-   on); the backend variants in use for cs's plan (built if needed): bit 0 forward, 1 backward
-   data (set), 2 backward data (accumulate), 3 backward filter; the variant packs cached so far;
-   the calls handed back to the legacy API (misaligned pointers, failed executions). */
-void sq_cuda_conv_api_set(int backend);
-int sq_cuda_conv_be_variants(const sq_conv_shape *cs);
-size_t sq_cuda_be_pack_count(void);
-long sq_cuda_be_fallback_calls(void);
-#endif
-
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,14 @@
 #define SQ_HD
 #endif
 
+/* SQ_QM_DEVICE_DIV selects the device's division formula of sq_qm_div below: defined in device
+   code (__CUDA_ARCH__); an emulation of the device that provides __fmul_rn, __fmaf_rn and
+   __float_as_uint with the device's rounding defines it itself (tests/cuemu/cuemu.h).
+   -DSQ_QM_IEEE_DIV keeps the plain division everywhere (A/B builds). */
+#if defined(__CUDA_ARCH__) && !defined(SQ_QM_DEVICE_DIV)
+#define SQ_QM_DEVICE_DIV 1
+#endif
+
 /* Per-element backward result. */
 typedef struct sq_qm_grad {
     float gx;  /* dL/dx */
@@ -57,8 +65,7 @@ static inline SQ_HD sq_qm_grad sq_qm_grad_make(float gx, float gp0, float gp1)
    else (inf, NaN, extreme exponents) divides. */
 static inline SQ_HD float sq_qm_div(float x, float d, float r)
 {
-/* device code or cuemu's emulation of it; -DSQ_QM_IEEE_DIV keeps the plain division (A/B builds) */
-#if (defined(__CUDA_ARCH__) || defined(__CUEMU__)) && !defined(SQ_QM_IEEE_DIV)
+#if defined(SQ_QM_DEVICE_DIV) && !defined(SQ_QM_IEEE_DIV)
     const float q0 = __fmul_rn(x, r);
     const float q = __fmaf_rn(r, __fmaf_rn(-d, q0, x), q0);
     /* |r| and |q0| in [2^-100, 2^100] by their bits (NaN, inf and 0 fail); r's test is the
@@ -94,7 +101,7 @@ static inline SQ_HD float sq_qm_disc_fwd_r(float c, float steps, float rsteps)
    there n may be infinite. */
 static inline SQ_HD float sq_qm_disc_fwd_unit_r(float c, float steps, float rsteps)
 {
-#if (defined(__CUDA_ARCH__) || defined(__CUEMU__)) && !defined(SQ_QM_IEEE_DIV)
+#if defined(SQ_QM_DEVICE_DIV) && !defined(SQ_QM_IEEE_DIV)
     const float n = rintf(c * steps), q0 = __fmul_rn(n, rsteps);
     return copysignf(__fmaf_rn(rsteps, __fmaf_rn(-steps, q0, n), q0), n);
 #else

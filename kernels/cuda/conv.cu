@@ -125,13 +125,9 @@ extern "C" void sq_cuda_conv2d_fwd(const sq_conv_shape *cs, const float *x, cons
     const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t h = sq_cuda_cudnn();
     void *wsp = pick_ws(p, ws);
-    int done = 0;
-    if (p->be) SQ_HPROF(SQ_HPROF_BACKEND, done = sq_cuda_be_conv_run(p->be, SQ_BE_FWD, x, w, y, wsp));
-    if (!done)
-        SQ_HPROF(SQ_HPROF_FWD,
-                 CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd,
-                                                     p->fwd_algo, wsp, p->ws_bytes, &zero, p->yd,
-                                                     y)));
+    SQ_HPROF(SQ_HPROF_FWD,
+             CUDNN_CHECK(cudnnConvolutionForward(h, &one, p->xd, x, p->wd, w, p->cd_fwd, p->fwd_algo,
+                                                 wsp, p->ws_bytes, &zero, p->yd, y)));
     if (b) SQ_HPROF(SQ_HPROF_CONV_BIAS, conv_bias_fwd(cs, b, y));
 }
 
@@ -144,22 +140,13 @@ static void conv_bwd(const sq_conv_shape *cs, const float *x, const float *w, co
     const float one = 1.0f, zero = 0.0f;
     cudnnHandle_t h = sq_cuda_cudnn();
     void *wsp = pick_ws(p, ws);
-    int done = 0;
-    if (gx && p->be)
-        SQ_HPROF(SQ_HPROF_BACKEND,
-                 done = sq_cuda_be_conv_run(p->be, set ? SQ_BE_BWD_DATA_SET : SQ_BE_BWD_DATA_ACC,
-                                            gx, w, gy, wsp));
-    if (gx && !done)
+    if (gx)
         SQ_HPROF(SQ_HPROF_BWD_DATA,
                  CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, p->wd, w, p->yd, gy,
                                                           p->cd_bwd_data, p->bwd_data_algo, wsp,
                                                           p->ws_bytes, set ? &zero : &one,
                                                           p->xd, gx)));
-    done = 0;
-    if (gw && p->be)
-        SQ_HPROF(SQ_HPROF_BACKEND,
-                 done = sq_cuda_be_conv_run(p->be, SQ_BE_BWD_FILTER_ACC, x, gw, gy, wsp));
-    if (gw && !done)
+    if (gw)
         SQ_HPROF(SQ_HPROF_BWD_FILTER,
                  CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, p->xd, x, p->yd, gy,
                                                             p->cd_bwd_filter, p->bwd_filter_algo,

@@ -1,11 +1,14 @@
-/* cuda_check.h: error checking for the CUDA backend (used from .c via gcc and from .cu via nvcc).
+/* cuda_check.h: error checking for the CUDA backend (used from .c via gcc and from .cu via nvcc),
+   part of its context (context.c).
 
    CUDA_CHECK / CUBLAS_CHECK / CUDNN_CHECK wrap one library call. On failure they record the error
    (statement text, library, code and message, file, line): the message goes to sq_set_error() and
-   the FIRST failure since the last sq_cuda_clear_status() becomes the backend's sticky error,
-   queried with sq_cuda_last_status(). The ops of the table return void, so callers (training loop,
-   tests, bench) query the sticky status after sync(). Nothing here aborts on a failing library
-   call; SQ_CUDA_BUG aborts, and only for internal programming errors (an impossible enum value). */
+   the FIRST failure since the last clear becomes the backend's sticky error. The ops of the table
+   return void, so callers (training loop, tests, bench) query the sticky status after sync()
+   through the table's status / clear_status / error_count members (backend.h), which are
+   sq_cuda_last_status / sq_cuda_clear_status / sq_cuda_error_count below. Nothing here aborts on a
+   failing library call; SQ_CUDA_BUG aborts, and only for internal programming errors (an
+   impossible enum value). */
 #ifndef SQAKD_CUDA_CHECK_H
 #define SQAKD_CUDA_CHECK_H
 

@@ -1,6 +1,6 @@
 /* cuda_common.cuh: device helpers shared by the .cu files of the CUDA backend: launch geometry,
    warp/block reductions (fixed order, hence deterministic) and the one-launch cross-block
-   reduction through the context's partial buffer (see cuda_ops.h). */
+   reduction through the context's partial buffer (see context.h). */
 #ifndef SQAKD_CUDA_COMMON_CUH
 #define SQAKD_CUDA_COMMON_CUH
 
@@ -33,22 +33,39 @@ static inline unsigned sq_grid_reduce(size_t n, int items_per_thread = 4, int bl
     return want ? (unsigned)want : 1u;
 }
 
-/* blocks for a launch whose work needs `want` blocks of one trip each (SQAKD_GRID, cuda_ops.h);
-   the kernels' grid-stride loops cover whatever the cap leaves */
-static inline unsigned sq_grid_streaming(size_t want, size_t stride_cap, bool reducing)
+/* Launch geometry of the streaming kernels (fake-quant, KL, cross-entropy, argmax), whose
+   grid-stride loops cover whatever grid they get (docs/gpu-validation.md, runs 4 and 5; the
+   variants that lost, stride and flat grids and a block cap for reducing launches, are in
+   kernels/lab/grid). sq_grid_streaming: blocks for a launch whose work needs `want` blocks of
+   one trip each. Elementwise launches take them all (one trip per thread, so no last partial
+   wave); reducing launches take about 4 trips per block but never fewer blocks than
+   min(want, SQ_CUDA_MAX_BLOCKS): max(min(want, SQ_CUDA_MAX_BLOCKS), min(want / 4, cap)).
+   Reducing grids depend on the size and the device only, so sums are deterministic. cap:
+   sq_cuda_grid_cap (the partial buffer's slots for reducing launches; lower under a test's
+   cap). */
+static inline unsigned sq_grid_streaming(size_t want, bool reducing)
 {
-    const int mode = sq_cuda_grid_mode();
-    const size_t flat_cap = sq_cuda_flat_cap(reducing);
-    const size_t rb = reducing ? sq_cuda_reduce_blocks() : 0; /* SQAKD_REDUCE_BLOCKS */
+    const size_t cap = sq_cuda_grid_cap(reducing);
     size_t g;
-    if (rb) g = want < rb ? want : rb;
-    else if (mode == SQ_GRID_STRIDE) g = want < stride_cap ? want : stride_cap;
-    else if (mode == SQ_GRID_FLAT || !reducing) g = want < flat_cap ? want : flat_cap;
-    else { /* auto, reducing: about 4 trips per block, never fewer blocks than stride */
-        const size_t s = want < stride_cap ? want : stride_cap, q = (want + 3) / 4;
-        g = q < flat_cap ? q : flat_cap;
-        if (g < s) g = s < flat_cap ? s : flat_cap;
+    if (!reducing) {
+        g = want < cap ? want : cap;
+    } else {
+        const size_t s = want < SQ_CUDA_MAX_BLOCKS ? want : SQ_CUDA_MAX_BLOCKS, q = (want + 3) / 4;
+        g = q < cap ? q : cap;
+        if (g < s) g = s < cap ? s : cap;
     }
+    return g ? (unsigned)g : 1u;
+}
+
+/* blocks for a reducing launch run as one wave of resident blocks, SMs x blocks_per_sm (the
+   kernel's occupancy), each looping over its share (the fake-quant backward, run 5); at most
+   `want` and the cap */
+static inline unsigned sq_grid_wave(size_t want, int blocks_per_sm)
+{
+    size_t wave = (size_t)sq_cuda_sm_count() * (size_t)(blocks_per_sm > 0 ? blocks_per_sm : 1);
+    const size_t cap = sq_cuda_grid_cap(1);
+    if (wave > cap) wave = cap;
+    const size_t g = want < wave ? want : wave;
     return g ? (unsigned)g : 1u;
 }
 

@@ -1,70 +1,17 @@
-/* cuda_ops.h: internal prototypes of the CUDA backend (one .cu per op family; the table itself is
-   assembled in cuda_backend.c) and the shared device context: library handles, the conv plan
-   cache, the reduction scratch. Signatures of the ops mirror sq_backend in sqakd/backend.h.
-
-   Every op runs on the compute stream sq_cuda_stream(), in order; the reduction scratch below is
-   shared by all kernels that use it and relies on that ordering (one compute stream per
-   backend). The only other stream is an input stage's copy stream (stage.c), which touches
-   nothing but the stage's own buffers and is ordered against the compute stream with events. */
+/* cuda_ops.h: internal prototypes of the CUDA backend's op families (one .cu or .c per family;
+   the table itself is assembled in cuda_backend.c) and the convolution plan cache of cudnn.c.
+   Signatures of the ops mirror sq_backend in sqakd/backend.h. Below them all, the context
+   (context.h: device, stream, handles, scratch, options, status). */
 #ifndef SQAKD_CUDA_OPS_H
 #define SQAKD_CUDA_OPS_H
 
-#include "cuda_check.h"
-#include "sqakd/backend.h"
+#include "context.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- context (cuda_backend.c) ---- */
-int sq_cuda_sm_count(void);
-/* The compute stream: every kernel, cuDNN and cuBLAS call and asynchronous copy of the backend.
-   A stream of our own because the legacy default stream cannot be captured into a CUDA graph
-   (graph.c); a blocking one (cudaStreamDefault), so the synchronous copies of mem.cu, which run
-   on the legacy stream, still wait for it and it for them. */
-cudaStream_t sq_cuda_stream(void);
-/* Deterministic cross-block reductions: a kernel of at most SQ_CUDA_MAX_BLOCKS blocks writes one
-   partial per block (up to SQ_CUDA_PARTIAL_WIDTH doubles each) into sq_cuda_partials(), increments
-   *sq_cuda_counter() after a fence; the last block to arrive sums the partials in block order,
-   writes the result and resets the counter to 0. One launch, no float atomics, same result every
-   run for the same grid. */
-#define SQ_CUDA_MAX_BLOCKS 1024
-#define SQ_CUDA_PARTIAL_WIDTH 4
-/* the partial buffer holds SQ_CUDA_PARTIAL_DOUBLES doubles; kernels with per-channel two-pass
-   reductions (batch norm) use it as plain scratch between their two launches */
-#define SQ_CUDA_PARTIAL_DOUBLES 65536
-double *sq_cuda_partials(void);
-unsigned *sq_cuda_counter(void);
-/* The streaming kernels' launch geometry (fake-quant, KL, cross-entropy, argmax; SQAKD_GRID=
-   auto|stride|flat, read once; test hooks sq_cuda_grid_set / sq_cuda_grid_name in backend.h;
-   measured on an H100 in docs/gpu-validation.md, run 4):
-   - stride (run 3's): grid-stride loops over a capped grid, 16 blocks per SM for elementwise
-     launches, SQ_CUDA_MAX_BLOCKS for reducing ones;
-   - flat: as many blocks as the work needs (one trip per thread), so the hardware block
-     scheduler keeps every SM full to the end instead of a last partial wave; reducing launches
-     take at most SQ_CUDA_FLAT_MAX_BLOCKS blocks (the partial buffer's capacity) and loop;
-   - auto (default): flat for elementwise launches (faster than stride at 16M and 256M); the
-     fake-quant backward's reducing launch on one wave of resident blocks (SMs x its blocks
-     per SM, fakequant.cu fq_grid_bwd_reduce; faster than both at 16M, 64M and 256M on an
-     H200, run 5); other reducing ones (KL, cross-entropy, max|x|) at about 4 trips per block
-     but never fewer blocks than stride: max(min(want, stride cap), min(want / 4,
-     SQ_CUDA_FLAT_MAX_BLOCKS)), stride's grid at 16M and flat's at 256M, the faster of the two
-     at each size.
-   Reducing grids depend on the size (and the device) only, so sums are deterministic; the
-   per-element results are the same in every mode, the sums are grouped differently.
-   sq_cuda_flat_cap: the most blocks of a flat launch (reducing or elementwise), lower when a
-   test has set a cap. sq_cuda_reduce_blocks: SQAKD_REDUCE_BLOCKS=N, for benchmarks: every
-   reducing launch on at most N blocks whatever the mode (0: unset). */
-#define SQ_CUDA_FLAT_MAX_BLOCKS (SQ_CUDA_PARTIAL_DOUBLES / SQ_CUDA_PARTIAL_WIDTH)
-int sq_cuda_grid_mode(void); /* SQ_GRID_STRIDE, SQ_GRID_FLAT or SQ_GRID_AUTO (backend.h) */
-unsigned sq_cuda_flat_cap(int reducing);
-unsigned sq_cuda_reduce_blocks(void);
-
-/* ---- cublas.c ---- */
-sq_status sq_cuda_cublas_init(void);
-cublasHandle_t sq_cuda_cublas(void);
-
-/* ---- cudnn.c: handle, one plan per conv shape (descriptors + algorithms), internal workspace */
+/* ---- cudnn.c: one plan per fp32 conv shape (descriptors + algorithms), internal workspace */
 typedef struct sq_cuda_conv_plan {
     sq_conv_shape cs;
     cudnnTensorDescriptor_t xd, yd; /* input, output */
@@ -74,28 +21,9 @@ typedef struct sq_cuda_conv_plan {
     cudnnConvolutionFwdAlgo_t fwd_algo;
     cudnnConvolutionBwdDataAlgo_t bwd_data_algo;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter_algo;
-    size_t ws_bytes; /* max workspace of the three algorithms (and of the backend plans) */
-    struct sq_cuda_be_conv *be; /* SQAKD_CONV_API=backend: the backend-API plans, else NULL */
+    size_t ws_bytes; /* max workspace of the three algorithms */
 } sq_cuda_conv_plan;
 
-/* ---- cudnn_be.c: the same convolutions through cuDNN's backend API (SQAKD_CONV_API=backend) */
-enum { SQ_BE_FWD, SQ_BE_BWD_DATA_SET, SQ_BE_BWD_DATA_ACC, SQ_BE_BWD_FILTER_ACC, SQ_BE_VARIANTS };
-typedef struct sq_cuda_be_conv sq_cuda_be_conv;
-int sq_cuda_conv_api_backend(void); /* SQAKD_CONV_API=backend, read once (test hooks: backend.h) */
-/* the four variants' plans for legacy plan lp's shape, each checked against lp's legacy calls;
-   NULL when none is usable (lines on stderr say why; no error recorded) */
-sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
-                                       size_t ws_cap);
-void sq_cuda_be_conv_free(sq_cuda_be_conv *b);
-size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b);
-int sq_cuda_be_conv_usable(const sq_cuda_be_conv *b, int variant);
-/* runs variant on the uid pointers x (dx), w (dw), y (dy); 1 = enqueued, 0 = the caller must
-   make the legacy call (variant unusable, pointers not 16-byte aligned, or execution failed) */
-int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int variant, const void *x, const void *w,
-                        const void *y, void *ws);
-
-sq_status sq_cuda_cudnn_init(void);
-cudnnHandle_t sq_cuda_cudnn(void);
 /* cached plan for this shape, built on first use (that is "plan time": algorithms are chosen
    and the internal workspace grows there, never later); NULL if cuDNN failed (error recorded) */
 const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs);
@@ -194,23 +122,6 @@ void sq_cuda_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, floa
 void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y,
                          uint8_t *mask);
 void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);
-
-/* SQAKD_HOST_PROFILE=1 (cuda_backend.c): host time inside the cuDNN convolution calls, and in
-   the launch of the convolution bias kernel that replaced cudnnAddTensor, for comparison */
-enum { SQ_HPROF_FWD, SQ_HPROF_BWD_DATA, SQ_HPROF_BWD_FILTER, SQ_HPROF_CONV16, SQ_HPROF_CONV_BIAS,
-       SQ_HPROF_BACKEND, SQ_HPROF_COUNT };
-int sq_cuda_hprof_on(void);
-void sq_cuda_hprof_add(int what, double t0); /* adds sq_now() - t0 */
-#define SQ_HPROF(what, stmt)                                                                     \
-    do {                                                                                         \
-        if (sq_cuda_hprof_on()) {                                                                \
-            double sq_hp_t0_ = sq_now();                                                         \
-            stmt;                                                                                \
-            sq_cuda_hprof_add(what, sq_hp_t0_);                                                  \
-        } else {                                                                                 \
-            stmt;                                                                                \
-        }                                                                                        \
-    } while (0)
 
 /* ---- loss.cu ---- */
 void sq_cuda_softmax_ce(int n, int k, const float *logits, const int32_t *labels, float scale,

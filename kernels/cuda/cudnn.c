@@ -1,28 +1,27 @@
-/* cudnn.c: the backend's cuDNN handle, one cached plan per convolution shape and the internal
-   convolution workspace.
+/* cudnn.c: one cached cuDNN plan per fp32 convolution shape and the internal convolution
+   workspace (the cuDNN handle is the context's, context.c).
 
    Plan time = the first conv_ws_bytes / conv2d_fwd / conv2d_bwd call for a shape: descriptors are
    built, the forward, backward-data and backward-filter algorithms are chosen once, and the
    internal workspace grows to the largest plan's need. After that a step never allocates.
-   How the algorithms are chosen (read when a plan is built):
-   - SQAKD_CONV_ALGO=heuristic (default): the cuDNN heuristics (cudnnGet*Algorithm_v7: no trial
-     runs, no memory needed), as PyTorch does without cudnn.benchmark;
-   - SQAKD_CONV_ALGO=find: cudnnFind*AlgorithmEx times every algorithm on scratch tensors of the
-     plan's shape (allocated for the search and freed; if they do not fit, the heuristics are
-     used), as PyTorch's cudnn.benchmark = True;
-   - SQAKD_CONV_DETERMINISTIC=1 (default) takes the first deterministic algorithm of the list
+   How the algorithms are chosen (backend options, context.h; a plan keeps the options it was
+   built with, and configure refuses to change them once a shape has been planned):
+   - conv_find = 0 (conv-algo=heuristic, default): the cuDNN heuristics (cudnnGet*Algorithm_v7:
+     no trial runs, no memory needed), as PyTorch does without cudnn.benchmark;
+   - conv_find = 1 (conv-algo=find): cudnnFind*AlgorithmEx times every algorithm on scratch
+     tensors of the plan's shape (allocated for the search and freed; if they do not fit, the
+     heuristics are used), as PyTorch's cudnn.benchmark = True;
+   - conv_deterministic = 1 (default) takes the first deterministic algorithm of the list
      (results identical from run to run), 0 the first of any kind.
    Every choice stays within a workspace cap (SQ_CONV_WS_CAP).
 
    Math: FP32 data; TF32 tensor cores are allowed on Ampere and newer (CUDNN_DEFAULT_MATH, as
-   PyTorch's default) unless the environment sets SQAKD_TF32=0, which restricts cuDNN to FMA
-   kernels (CUDNN_FMA_MATH; the CUDA tests do this to compare with the CPU reference). The variable
-   is read when a plan is built.
+   PyTorch's default) unless the option tf32 is 0, which restricts cuDNN to FMA kernels
+   (CUDNN_FMA_MATH; the CUDA tests do this to compare with the CPU reference).
 
-   SQAKD_CONV_API=backend (read once) adds to each plan the same convolutions through cuDNN's
-   backend API (cudnn_be.c): execution plans built and checked against these legacy calls at plan
-   time, then one cudnnBackendExecute per call, which costs far less host time than a legacy call.
-   Any variant that cannot be built or checked keeps the legacy call. */
+   cuDNN's backend (graph) API for the same convolutions lost to these legacy calls (not faster,
+   and its CUDA-graph replays drifted: docs/gpu-validation.md, runs 3 and 4); it lives in
+   kernels/lab/cudnn_be. */
 #include <stdlib.h>
 #include <string.h>
 #include "cuda_ops.h"
@@ -30,30 +29,10 @@
 #define SQ_CONV_WS_CAP ((size_t)1 << 30) /* never pick an algorithm needing more than 1 GiB */
 #define SQ_CONV_FIND_WS ((size_t)256 << 20) /* workspace offered to cudnnFind*AlgorithmEx */
 
-static cudnnHandle_t g_cudnn;
 static sq_cuda_conv_plan *g_plans;
 static int g_nplans, g_cap_plans;
 static void *g_ws;
 static size_t g_ws_bytes;
-
-sq_status sq_cuda_cudnn_init(void)
-{
-    if (g_cudnn) return SQ_OK;
-    cudnnStatus_t st = cudnnCreate(&g_cudnn);
-    if (st != CUDNN_STATUS_SUCCESS) {
-        g_cudnn = NULL;
-        sq_set_error("cuDNN unusable: cudnnCreate failed (%s); check that libcudnn 9 matches the "
-                     "CUDA driver", cudnnGetErrorString(st));
-        return SQ_EDEVICE;
-    }
-    if ((st = cudnnSetStream(g_cudnn, sq_cuda_stream())) != CUDNN_STATUS_SUCCESS) {
-        sq_set_error("cuDNN unusable: cudnnSetStream failed (%s)", cudnnGetErrorString(st));
-        return SQ_EDEVICE;
-    }
-    return SQ_OK;
-}
-
-cudnnHandle_t sq_cuda_cudnn(void) { return g_cudnn; }
 
 void *sq_cuda_conv_internal_ws(void) { return g_ws; }
 
@@ -62,12 +41,6 @@ static int same_shape(const sq_conv_shape *a, const sq_conv_shape *b)
     return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w && a->k == b->k &&
            a->r == b->r && a->s == b->s && a->stride == b->stride && a->pad == b->pad &&
            a->groups == b->groups;
-}
-
-static int tf32_allowed(void)
-{
-    const char *e = getenv("SQAKD_TF32");
-    return !(e && e[0] == '0');
 }
 
 /* one heuristic result, whatever the direction */
@@ -79,17 +52,12 @@ typedef struct algo_choice {
     cudnnMathType_t math;
 } algo_choice;
 
-static int env_is(const char *name, const char *value)
-{
-    const char *e = getenv(name);
-    return e && !strcmp(e, value);
-}
-
-/* index of the first usable result, deterministic ones first unless SQAKD_CONV_DETERMINISTIC=0;
-   -1 if none. Results that would down-convert FP32 data to FP16 are never used. */
+/* index of the first usable result, deterministic ones first unless the option
+   conv_deterministic is 0; -1 if none. Results that would down-convert FP32 data to FP16 are
+   never used. */
 static int pick(const algo_choice *c, int count)
 {
-    for (int pass = env_is("SQAKD_CONV_DETERMINISTIC", "0") ? 1 : 0; pass < 2; pass++)
+    for (int pass = sq_cuda_options()->conv_deterministic ? 0 : 1; pass < 2; pass++)
         for (int i = 0; i < count; i++)
             if (c[i].status == CUDNN_STATUS_SUCCESS && c[i].memory <= SQ_CONV_WS_CAP &&
                 c[i].math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&
@@ -100,7 +68,6 @@ static int pick(const algo_choice *c, int count)
 
 static void plan_destroy(sq_cuda_conv_plan *p)
 {
-    sq_cuda_be_conv_free(p->be);
     if (p->xd) cudnnDestroyTensorDescriptor(p->xd);
     if (p->yd) cudnnDestroyTensorDescriptor(p->yd);
     if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
@@ -121,13 +88,13 @@ static void conv_desc(cudnnConvolutionDescriptor_t *cd, const sq_conv_shape *cs,
 }
 
 /* with TF32 allowed, a direction adopts its chosen algorithm's math type (as PyTorch does); with
-   SQAKD_TF32=0 it stays on FMA whatever the heuristic reports */
+   the option tf32 = 0 it stays on FMA whatever the heuristic reports */
 static void adopt_math(cudnnConvolutionDescriptor_t cd, cudnnMathType_t chosen, int tf32)
 {
     if (tf32) CUDNN_CHECK(cudnnSetConvolutionMathType(cd, chosen));
 }
 
-/* scratch tensors for cudnnFind*AlgorithmEx (SQAKD_CONV_ALGO=find), freed after the search */
+/* scratch tensors for cudnnFind*AlgorithmEx (option conv_find), freed after the search */
 typedef struct find_bufs {
     void *x, *y, *w, *ws;
     size_t ws_bytes;
@@ -174,7 +141,7 @@ static int find_bufs_alloc(find_bufs *b, const sq_conv_shape *cs)
 /* fb: scratch tensors for cudnnFind*AlgorithmEx, or NULL for the heuristics */
 static int choose_algorithms(sq_cuda_conv_plan *p, int tf32, const find_bufs *fb)
 {
-    cudnnHandle_t h = g_cudnn;
+    cudnnHandle_t h = sq_cuda_cudnn();
     algo_choice ch[16];
     int got = 0, i;
     size_t ws = 0, need;
@@ -247,7 +214,9 @@ static int choose_algorithms(sq_cuda_conv_plan *p, int tf32, const find_bufs *fb
 static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
 {
     unsigned before = sq_cuda_error_count();
-    int tf32 = tf32_allowed();
+    const sq_backend_opts *o = sq_cuda_options();
+    const int tf32 = o->tf32;
+    sq_cuda_conv_options_used(); /* this plan keeps them */
     cudnnMathType_t math = tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
     memset(p, 0, sizeof *p);
     p->cs = *cs;
@@ -272,7 +241,7 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
     if (on != cs->n || oc != cs->k || oh != cs->oh || ow != cs->ow)
         SQ_CUDA_BUG("cuDNN output shape differs from sq_conv_shape_init's");
     find_bufs fb;
-    int find = env_is("SQAKD_CONV_ALGO", "find") && find_bufs_alloc(&fb, cs);
+    int find = o->conv_find && find_bufs_alloc(&fb, cs);
     int chose = choose_algorithms(p, tf32, find ? &fb : NULL);
     if (find) find_bufs_free(&fb);
     if (!chose) {
@@ -283,12 +252,6 @@ static int plan_build(sq_cuda_conv_plan *p, const sq_conv_shape *cs)
         return 0;
     }
     if (sq_cuda_error_count() != before) return 0;
-    if (sq_cuda_conv_api_backend()) {
-        p->be = sq_cuda_be_conv_build(p, tf32, !env_is("SQAKD_CONV_DETERMINISTIC", "0"),
-                                      SQ_CONV_WS_CAP);
-        if (sq_cuda_be_conv_ws(p->be) > p->ws_bytes) p->ws_bytes = sq_cuda_be_conv_ws(p->be);
-        if (sq_cuda_error_count() != before) return 0;
-    }
 
     if (p->ws_bytes > g_ws_bytes) {
         void *nws = NULL;
@@ -307,7 +270,7 @@ const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs)
 {
     for (int i = 0; i < g_nplans; i++)
         if (same_shape(&g_plans[i].cs, cs)) return &g_plans[i];
-    if (!g_cudnn) SQ_CUDA_BUG("conv used before the CUDA backend was initialised");
+    if (!sq_cuda_cudnn()) SQ_CUDA_BUG("conv used before the CUDA backend was initialised");
     if (g_nplans == g_cap_plans) {
         int ncap = g_cap_plans ? 2 * g_cap_plans : 32;
         sq_cuda_conv_plan *np = realloc(g_plans, (size_t)ncap * sizeof *np);
@@ -326,13 +289,4 @@ const sq_cuda_conv_plan *sq_cuda_conv_plan_get(const sq_conv_shape *cs)
     }
     g_nplans++;
     return p;
-}
-
-int sq_cuda_conv_be_variants(const sq_conv_shape *cs)
-{
-    const sq_cuda_conv_plan *p = sq_cuda_conv_plan_get(cs);
-    int mask = 0;
-    for (int k = 0; p && k < SQ_BE_VARIANTS; k++)
-        if (sq_cuda_be_conv_usable(p->be, k)) mask |= 1 << k;
-    return mask;
 }

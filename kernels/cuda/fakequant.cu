@@ -53,8 +53,7 @@ static __device__ __forceinline__ sq_qm_ctx fq_ctx(const sq_qm_ctx &in, const fl
    slots per trip, i, i + stride, ..., issues every load of the trip before any arithmetic (so
    FQ_UNROLL independent 16-byte loads per operand are in flight per thread), then computes and
    stores. Loads and stores carry the evict-first hint (__ldcs / __stcs): the data is touched
-   once. Measured on an H200 (docs/gpu-validation.md): one float4 per trip left PACT's forward,
-   whose two IEEE divisions per element sit between load and store, at 45 % of peak. */
+   once (docs/gpu-validation.md, kernel bandwidth of runs 2 and 3). */
 #define FQ_UNROLL 4
 
 /* the float4 slots i, i + stride, ... of one trip that lie below n4; STREAM: evict-first loads
@@ -286,26 +285,22 @@ static __global__ void absscale_bwd_kernel(size_t n, const float *s, const float
     }
 }
 
-/* Launch geometry (SQAKD_GRID, cuda_ops.h): stride, run 3's, loops over 16 blocks per SM
-   (elementwise) or 1024 blocks (reducing: the backward with parameter gradients, max|tanh|);
-   flat takes one trip of FQ_UNROLL float4 per thread, FQ_PER_BLOCK elements per block, like
-   PyTorch's vectorized elementwise kernels, so that no last partial wave is left: at 3 blocks
-   per SM (the backward's 74 - 78 registers) the 1024-block grid is 2.6 waves on 132 SMs, and
-   its last wave runs 1 - 2 blocks per SM. docs/gpu-validation.md has the arithmetic. */
+/* Launch geometry (cuda_common.cuh): elementwise launches take one trip of FQ_UNROLL float4 per
+   thread, FQ_PER_BLOCK elements per block, like PyTorch's vectorized elementwise kernels, so
+   that no last partial wave is left (docs/gpu-validation.md, run 4). */
 #define FQ_PER_BLOCK ((size_t)SQ_CUDA_BLOCK * 4 * FQ_UNROLL)
 
 /* blocks of an elementwise (non-reducing) launch over n elements */
 static unsigned fq_grid_ew(size_t n, bool vec)
 {
     const size_t items = vec ? (n + 4 * FQ_UNROLL - 1) / (4 * FQ_UNROLL) : n;
-    return sq_grid_streaming((items + SQ_CUDA_BLOCK - 1) / SQ_CUDA_BLOCK,
-                             (size_t)sq_cuda_sm_count() * 16, false);
+    return sq_grid_streaming((items + SQ_CUDA_BLOCK - 1) / SQ_CUDA_BLOCK, false);
 }
 
-/* blocks of a reducing launch over n elements: depends on n (and the geometry) only */
+/* blocks of a reducing launch over n elements (max|tanh|): depends on n (and the device) only */
 static unsigned fq_grid_reduce(size_t n)
 {
-    return sq_grid_streaming((n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK, SQ_CUDA_MAX_BLOCKS, true);
+    return sq_grid_streaming((n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK, true);
 }
 
 /* launches the fused forward for a compile-time op (SCALED: also ys = |s| y) */
@@ -318,14 +313,10 @@ static void fq_fwd_launch(const sq_qm_ctx &k, size_t n, const float *x, const fl
     SQ_CUDA_LAUNCHED();
 }
 
-/* blocks of the backward's reducing launch (the parameter gradients): under SQAKD_GRID=auto one
-   wave of resident blocks, SMs x the kernel's blocks per SM (3 at its 74 - 78 registers on
-   sm_90), each looping over its share. On an H200 (2026-11-26, run 5) this beat the previous
-   auto grid (sq_grid_streaming's: 1024 blocks at 16M, 2.6 waves with a partial last one; 4096
-   at 64M; 16384 at 256M) at all three sizes: EWGS 70.6 -> 75.5, 81.2 -> 84.1, 85.1 -> 85.8 %
-   of peak, PACT and LSQ alike; two waves fell in between. The KL kernels lost on one wave at
-   64M and up, so they keep sq_grid_streaming's grid. The grid depends on n and the device only,
-   so the sums are deterministic on a device. */
+/* blocks of the backward's reducing launch (the parameter gradients): one wave of resident
+   blocks, SMs x the kernel's blocks per SM, each looping over its share (sq_grid_wave;
+   docs/gpu-validation.md, run 5). The grid depends on n and the device only, so the sums are
+   deterministic on a device. */
 template <int OP, bool SCALED>
 static int fq_bwd_blocks_per_sm()
 {
@@ -341,13 +332,8 @@ static int fq_bwd_blocks_per_sm()
 template <int OP, bool SCALED>
 static unsigned fq_grid_bwd_reduce(size_t n)
 {
-    if (sq_cuda_grid_mode() != SQ_GRID_AUTO || sq_cuda_reduce_blocks()) return fq_grid_reduce(n);
     static const int per_sm = fq_bwd_blocks_per_sm<OP, SCALED>();
-    const size_t want = (n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK;
-    size_t wave = (size_t)sq_cuda_sm_count() * per_sm;
-    if (wave > sq_cuda_flat_cap(1)) wave = sq_cuda_flat_cap(1); /* the partials; a test's cap */
-    const size_t g = want < wave ? want : wave;
-    return g ? (unsigned)g : 1u;
+    return sq_grid_wave((n + FQ_PER_BLOCK - 1) / FQ_PER_BLOCK, per_sm);
 }
 
 template <int OP, bool SCALED>

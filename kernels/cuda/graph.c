@@ -7,9 +7,7 @@
    Errors: the ops report failures through the sticky status (cuda_check.h). A capture during
    which any op failed, or that the runtime invalidated, is dropped: graph_end returns NULL with
    the first failure's message, and the sticky status is put back as it was before graph_begin,
-   so that the caller can run the same ops eagerly. With the cuDNN backend API on
-   (SQAKD_CONV_API=backend), graph_begin refuses: run 4 measured its recorded steps drifting from
-   the eager ones. */
+   so that the caller can run the same ops eagerly. */
 #include <stdio.h>
 #include "cuda_ops.h"
 
@@ -19,13 +17,6 @@ static sq_status g_status_before;
 int sq_cuda_graph_begin(void)
 {
     if (g_capturing) SQ_CUDA_BUG("graph_begin inside a recording");
-    if (sq_cuda_conv_api_backend()) {
-        /* on an H100 (docs/gpu-validation.md, run 4), steps recorded with the backend API's
-           executions drifted from the eager steps after 3 steps */
-        sq_set_error("the cuDNN backend API (SQAKD_CONV_API=backend) is not recorded in CUDA "
-                     "graphs: its replays drifted from the eager steps on an H100");
-        return -1;
-    }
     g_status_before = sq_cuda_peek_status();
     sq_cuda_mark_errors();
     cudaError_t e = cudaStreamBeginCapture(sq_cuda_stream(), cudaStreamCaptureModeThreadLocal);

@@ -121,11 +121,10 @@ static __global__ void argmax_kernel(int n, int k, const float *__restrict__ z,
     }
 }
 
-/* a warp per row: the blocks n rows need, capped by the launch geometry (SQAKD_GRID,
-   cuda_ops.h) */
+/* a warp per row: the blocks n rows need, capped by the launch geometry (cuda_common.cuh) */
 static unsigned loss_grid(int n)
 {
-    return sq_grid_streaming(((size_t)n + LOSS_WARPS - 1) / LOSS_WARPS, SQ_CUDA_MAX_BLOCKS, true);
+    return sq_grid_streaming(((size_t)n + LOSS_WARPS - 1) / LOSS_WARPS, true);
 }
 
 /* ---- KL: the per-element and per-row math shared by the three KL kernels ----
@@ -139,9 +138,8 @@ static unsigned loss_grid(int n)
    sed = sum of et (x - y) (terms with P_T = 0 add 0, as on the CPU), and the
    gradient is gscale (P_S - P_T) = es (gscale / ss) - et (gscale / st). Per element this is 2
    MUFU.EX2 and about 10 FP32 instructions; the loss is summed in float along a row (at most 16
-   elements per thread) and in double across rows. The former kernels computed 4 accurate expf
-   (about 8 instructions each) and a double FMA with 2 conversions per element; their SASS held
-   about 3.5 times the instructions per element (docs/gpu-validation.md). */
+   elements per thread) and in double across rows (docs/gpu-validation.md, "KL kernels after
+   run 3"). */
 
 struct kl_consts {
     float inv_t, c2, gscale; /* 1/T, log2(e)/T, alpha T / N */
@@ -321,13 +319,10 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, K <= 11 ? 4 : K <= 13 ? 
    (load bi of the warp covers rows bi * 32 / WIDTH + group, adjacent in memory), every load of
    the trip issued before any arithmetic. Per row: maxima, then exps and sums (group shuffles of
    WIDTH lanes), then the loss term and gradient. The trip count is uniform across a warp (rows
-   past n are masked), so every shuffle has all 32 lanes. Measured on an H200
-   (docs/gpu-validation.md): the warp-per-row online kernel reached 3 % of peak bandwidth at
-   K = 10 (22 lanes idle, a 5-round shuffle merge with exps per 10 elements) and 22 % at K = 1000
-   (one dependent exp chain per lane).
-   KL_ROW_VALS: sm_90 SASS of the loop per value a lane holds, at ELEMS = 128: 60 instructions
-   with 4 values per lane (a warp per row), 46 with 8, 39 with 16; the shuffles and the row's
-   constants are shared by more values. 64 registers, no spills. */
+   past n are masked), so every shuffle has all 32 lanes (docs/gpu-validation.md, runs 1 - 3).
+   KL_ROW_VALS: values per lane; with more of them the shuffles and the row's constants are
+   shared by more values (sm_90 SASS counts: docs/gpu-validation.md, "KL kernels after run 3").
+   64 registers, no spills. */
 #define KL_ROW_VALS 16
 
 static __host__ __device__ constexpr int kl_rows_width(int log2e)
@@ -343,9 +338,9 @@ static __host__ __device__ constexpr int kl_rows_batch(int log2e)
 }
 
 /* K up to which rows stay in registers (kl_rows_kernel); beyond, kl_wide_kernel. 1024 by
-   default: K = 1000 takes 32 values per lane, 128 registers, 2 blocks per SM. On an H100 (run 4,
-   docs/gpu-validation.md) that reached 81 - 86 % of peak at K = 1000, against 37 - 39 % for the
-   wide kernel. -DSQ_KL_ROWS_MAX_K=512 builds the old split (K <= 512 in registers). */
+   default: K = 1000 takes 32 values per lane, 128 registers, 2 blocks per SM
+   (docs/gpu-validation.md, run 4). -DSQ_KL_ROWS_MAX_K=512 builds the old split (K <= 512 in
+   registers). */
 #ifndef SQ_KL_ROWS_MAX_K
 #define SQ_KL_ROWS_MAX_K 1024
 #endif
@@ -420,9 +415,7 @@ static __global__ void __launch_bounds__(SQ_CUDA_BLOCK, (1 << LOG2E) / kl_rows_w
    lane taking
    KLW_UNROLL elements j, j + 32, ... per trip with every load of the trip issued first. The
    first pass reads memory; the row (8 KiB at K = 1000 for both inputs) is then re-read from
-   L1/L2. Few registers, so the SM is full of warps. Measured on an H200 with run 3's heavier
-   per-element math: keeping such a row in registers (a row kernel at ELEMS = 1024, 136
-   registers, one block per SM) ran at 16 % of peak, an online one-pass warp kernel at 22 %. */
+   L1/L2. Few registers, so the SM is full of warps (docs/gpu-validation.md, runs 2 and 3). */
 #define KLW_UNROLL 4
 
 /* the KLW_UNROLL elements j0, j0 + 32, ... of both rows; -inf past the end (et = es = 0) */
@@ -498,8 +491,7 @@ template <int K>
 static void kl_tile_launch(int n, const float *zt, const float *zs, kl_consts c, double lscale,
                            float *loss, float *gzs)
 {
-    unsigned grid = sq_grid_streaming(((size_t)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS,
-                                      SQ_CUDA_MAX_BLOCKS, true);
+    unsigned grid = sq_grid_streaming(((size_t)n + KL_TILE_ROWS - 1) / KL_TILE_ROWS, true);
     kl_tile_kernel<K><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, zt, zs, c, lscale, loss, gzs, sq_cuda_partials(),
                                                sq_cuda_counter());
 }
@@ -509,8 +501,7 @@ static void kl_rows_launch(int n, int k, const float *zt, const float *zs, kl_co
                            double lscale, float *loss, float *gzs)
 {
     constexpr int ROWS_PER_BLOCK = (SQ_CUDA_BLOCK / 32) * (32 / kl_rows_width(LOG2E)) * kl_rows_batch(LOG2E);
-    unsigned grid = sq_grid_streaming(((size_t)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK,
-                                      SQ_CUDA_MAX_BLOCKS, true);
+    unsigned grid = sq_grid_streaming(((size_t)n + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK, true);
     kl_rows_kernel<LOG2E><<<grid, SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, k, zt, zs, c, lscale, loss, gzs,
                                                    sq_cuda_partials(), sq_cuda_counter());
 }

@@ -80,7 +80,7 @@ static int check_alloc(check_bufs *c, const sq_conv_shape *cs, size_t ws_bytes)
 
 /* runs variant k by the legacy call (legacy != 0) or the backend plan into c->out, starting from
    c->h_in; 1 when it ran and the result is in dst */
-static int check_run(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int k, int legacy,
+static int check_run(lab_be_conv *b, const sq_cuda_conv_plan *lp, int k, int legacy,
                      check_bufs *c, size_t nout, float *dst, cudnnStatus_t *st)
 {
     cudnnHandle_t h = sq_cuda_cudnn();
@@ -89,31 +89,31 @@ static int check_run(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int k, int
         return 0;
     if (legacy) {
         void *ws = lp->ws_bytes ? c->ws : NULL;
-        if (k == SQ_BE_FWD)
+        if (k == LAB_BE_FWD)
             *st = cudnnConvolutionForward(h, &one, lp->xd, c->x, lp->wd, c->w, lp->cd_fwd,
                                           lp->fwd_algo, ws, lp->ws_bytes, &zero, lp->yd, c->out);
-        else if (k == SQ_BE_BWD_FILTER_ACC)
+        else if (k == LAB_BE_BWD_FILTER_ACC)
             *st = cudnnConvolutionBackwardFilter(h, &one, lp->xd, c->x, lp->yd, c->y,
                                                  lp->cd_bwd_filter, lp->bwd_filter_algo, ws,
                                                  lp->ws_bytes, &one, lp->wd, c->out);
         else
             *st = cudnnConvolutionBackwardData(h, &one, lp->wd, c->w, lp->yd, c->y,
                                                lp->cd_bwd_data, lp->bwd_data_algo, ws,
-                                               lp->ws_bytes, k == SQ_BE_BWD_DATA_SET ? &zero : &one,
+                                               lp->ws_bytes, k == LAB_BE_BWD_DATA_SET ? &zero : &one,
                                                lp->xd, c->out);
     } else {
         be_variant *v = &b->v[k];
         const void *p[3] = {c->x, c->w, c->y};
-        if (k == SQ_BE_FWD)
+        if (k == LAB_BE_FWD)
             p[2] = c->out;
-        else if (k == SQ_BE_BWD_FILTER_ACC)
+        else if (k == LAB_BE_BWD_FILTER_ACC)
             p[1] = c->out;
         else
             p[0] = c->out;
-        cudnnBackendDescriptor_t pack = sq_be_pack_get(v, p, v->ws ? c->ws : NULL, st);
+        cudnnBackendDescriptor_t pack = lab_be_pack_get(v, p, v->ws ? c->ws : NULL, st);
         if (!pack) return 0;
         *st = cudnnBackendExecute(h, v->plan, pack);
-        sq_be_packs_drop(v); /* the scratch pointers are freed after the check */
+        lab_be_packs_drop(v); /* the scratch pointers are freed after the check */
     }
     if (*st != CUDNN_STATUS_SUCCESS) return 0;
     if (cudaMemcpy(dst, c->out, nout * sizeof(float), cudaMemcpyDeviceToHost) != cudaSuccess)
@@ -134,25 +134,25 @@ static int agree(const float *ref, const float *got, size_t n, float tol)
     return 1;
 }
 
-void sq_be_self_check(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int tf32)
+void lab_be_self_check(lab_be_conv *b, const sq_cuda_conv_plan *lp, int tf32)
 {
     size_t ws = b->ws_bytes > lp->ws_bytes ? b->ws_bytes : lp->ws_bytes;
     check_bufs c;
     if (!check_alloc(&c, &b->cs, ws)) {
         if (!g_verified) /* nothing verified yet in this process: no unchecked plan is used */
-            for (int k = 0; k < SQ_BE_VARIANTS; k++) {
-                sq_be_packs_drop(&b->v[k]);
+            for (int k = 0; k < LAB_BE_VARIANTS; k++) {
+                lab_be_packs_drop(&b->v[k]);
                 b->v[k].usable = 0;
             }
         return;
     }
     const float tol = tf32 ? 2e-2f : 1e-4f;
     int passed = 0;
-    for (int k = 0; k < SQ_BE_VARIANTS; k++) {
+    for (int k = 0; k < LAB_BE_VARIANTS; k++) {
         if (!b->v[k].usable) continue;
-        size_t nout = k == SQ_BE_FWD ? c.ny : k == SQ_BE_BWD_FILTER_ACC ? c.nw : c.nx;
+        size_t nout = k == LAB_BE_FWD ? c.ny : k == LAB_BE_BWD_FILTER_ACC ? c.nw : c.nx;
         uint64_t seed = 101u + (uint64_t)k;
-        if (k == SQ_BE_FWD || k == SQ_BE_BWD_DATA_SET)
+        if (k == LAB_BE_FWD || k == LAB_BE_BWD_DATA_SET)
             for (size_t i = 0; i < nout; i++) c.h_in[i] = NAN; /* beta 0: never read */
         else
             for (size_t i = 0; i < nout; i++)
@@ -161,16 +161,16 @@ void sq_be_self_check(sq_cuda_be_conv *b, const sq_cuda_conv_plan *lp, int tf32)
         if (!check_run(b, lp, k, 1, &c, nout, c.h_ref, &st)) {
             /* the legacy call itself failed: no reference, keep the legacy path */
             cudaGetLastError();
-            sq_be_variant_off(b, k, "could not be checked (the legacy call failed)", st);
+            lab_be_variant_off(b, k, "could not be checked (the legacy call failed)", st);
             continue;
         }
         if (!check_run(b, lp, k, 0, &c, nout, c.h_got, &st)) {
             cudaGetLastError();
-            sq_be_variant_off(b, k, "failed its first run", st);
+            lab_be_variant_off(b, k, "failed its first run", st);
             continue;
         }
         if (!agree(c.h_ref, c.h_got, nout, tol)) {
-            sq_be_variant_off(b, k, "disagrees with the legacy call", CUDNN_STATUS_SUCCESS);
+            lab_be_variant_off(b, k, "disagrees with the legacy call", CUDNN_STATUS_SUCCESS);
             continue;
         }
         passed++;

@@ -2,7 +2,7 @@
    runtime, cuDNN and cuBLAS that lets the CUDA backend's host code and kernels run (slowly) on a
    machine without a GPU. cuemu validates logic (indexing, reductions, host orchestration, error
    paths); it says nothing about GPU speed, memory-model races or the real libraries' numerics.
-   See tools/cuemu/README.md. */
+   See tests/cuemu/README.md. */
 #ifndef SQAKD_CUEMU_RT_H
 #define SQAKD_CUEMU_RT_H
 

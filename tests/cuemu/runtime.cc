@@ -567,7 +567,7 @@ extern "C" int cuemu_lane(void) { return g_cur & 31; }
 /* A fiber slot is entered once through makecontext/swapcontext and then lives for the whole
    process: it runs the body of one thread after another, and every switch (a barrier, the end of
    a thread, a resume) is a _setjmp/_longjmp pair, which unlike swapcontext makes no system call. */
-/* AddressSanitizer builds (tools/cuemu/README.md, memcheck under emulation) must be told of
+/* AddressSanitizer builds (tests/cuemu/README.md, memcheck under emulation) must be told of
    every switch between the scheduler's stack and a fiber's */
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>

@@ -1,45 +1,48 @@
-/* test_cuda_conv_be.c: Criterion suite "cuda_conv_be": the convolutions through cuDNN's backend
-   (graph) API (SQAKD_CONV_API=backend, kernels/cuda/cudnn_be.c).
-   - On the awkward shapes of the conformance harness's conv2d row (backend_ops: sizes 1, odd
-     and prime sizes, stride 2, groups, depthwise, 1x1 and 5x5), all four backend variants are in
-     use (forward, backward data set and accumulate, backward filter), and each agrees with the
-     CPU backend and with the legacy calls on the same plan: the test cannot pass through a
-     silent fallback.
+/* test_conv_be.c: Criterion suite "lab_conv_be" (kernels/lab): the convolutions through cuDNN's
+   backend (graph) API (cudnn_be.c), run by the lab's op table (conv_be_lab.c). Moved from
+   tests/test_cuda_conv_be.c and tests/test_cuda_graph.c when the backend API left the shipped
+   backend.
+   - On the awkward shapes of cuda/conv_matches_cpu (sizes 1, odd and prime sizes, stride 2,
+     groups, depthwise, 1x1 and 5x5), all four backend variants are in use (forward, backward
+     data set and accumulate, backward filter), and each agrees with the CPU backend and with the
+     shipped legacy calls: the test cannot pass through a silent fallback.
    - A variant pack is built once per set of pointers and then reused.
    - Pointers that are not 16-byte aligned take the legacy call, with the right result.
    - A quantized resnet20 forward and backward through the backend plans equals the same through
      the legacy calls (bit for bit under cuemu; on a GPU the algorithms differ, so within the
-     loose bounds of test_cuda_step.c for free runs).
+     loose bounds of tests/test_cuda_step.c for free runs).
    - Failure paths (under cuemu only, whose cuDNN plants the faults; on a GPU these SKIP):
      heuristics without results, plans that disagree with the legacy calls in the self-check,
      and an execution that fails after set-up. Each leaves the legacy call in charge, with the
      right results and no sticky error.
+   - The backend API is never recorded: the table's graph_begin refuses (its replays drifted
+     from the eager steps on an H100, docs/gpu-validation.md run 4), leaving no sticky error and
+     no capture open; with the API switched off it records.
    Without a GPU every test SKIPS (under cuemu they run on the emulated device). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <cuda_runtime_api.h>
+#include "conv_be_lab.h"
+#include "cuda_hooks.h"
 #include "sqakd/model.h"
 #include "util_check.h"
 #include "util_fixtures.h"
-#ifdef SQ_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 
 static void setup(void)
 {
-    setenv("SQAKD_TF32", "0", 1);
-    setenv("SQAKD_CONV_API", "backend", 1);
+    (void)sqt_cuda_configure(); /* cuDNN off TF32 (tests/cuda_hooks.h) */
     unsetenv("CUEMU_DNN_BACKEND_FAULT");
 }
 
-TestSuite(cuda_conv_be, .init = setup, .timeout = 600);
+TestSuite(lab_conv_be, .init = setup, .timeout = 600);
 
-#ifdef SQ_HAVE_CUDA
+/* the lab's table: convolutions through the backend API */
 static const sq_backend *gpu(void)
 {
-    const sq_backend *g = sq_backend_cuda();
+    const sq_backend *g = lab_conv_be_backend();
     if (!g) cr_skip("no GPU: %s", sq_last_error());
     cr_assert(g->conv2d_bwd_set);
     return g;
@@ -140,7 +143,7 @@ static conv_out run_cpu(const sq_conv_shape *cs, const conv_io *io)
     return o;
 }
 
-/* as the conformance harness's conv2d row (backend_ops): 1e-5 per term of each sum */
+/* as cuda/conv_matches_cpu: 1e-5 per term of each sum */
 static void expect_conv_close(const char *who, const sq_conv_shape *cs, const conv_out *a,
                               const conv_out *b, const conv_io *io, uint64_t seed)
 {
@@ -157,46 +160,44 @@ static void expect_conv_close(const char *who, const sq_conv_shape *cs, const co
     sqt_expect_close(what, a->gw, b->gw, io->nw, 1e-5 * tw, 1e-4, seed);
 }
 
-Test(cuda_conv_be, backend_plans_match_cpu_and_legacy_calls)
+Test(lab_conv_be, backend_plans_match_cpu_and_legacy_calls)
 {
     const sq_backend *g = gpu();
-    long fb0 = sq_cuda_be_fallback_calls();
+    long fb0 = lab_be_fallback_calls();
     for (size_t ci = 0; ci < NCASES; ci++) {
         sq_conv_shape cs = shape((int)ci);
-        cr_assert_eq(sq_cuda_conv_be_variants(&cs), 0xF,
+        cr_assert_eq(lab_conv_be_variants(&cs), 0xF,
                      "case %zu: backend variants in use 0x%x, want all four", ci,
-                     sq_cuda_conv_be_variants(&cs));
+                     lab_conv_be_variants(&cs));
         conv_io io = io_make(&cs, 900 + 10 * ci);
-        size_t packs = sq_cuda_be_pack_count();
+        size_t packs = lab_be_pack_count();
         conv_out be = run_device(g, &cs, &io);
-        cr_expect_eq(sq_cuda_be_pack_count(), packs + 4, "case %zu: %zu new variant packs", ci,
-                     sq_cuda_be_pack_count() - packs);
-        sq_cuda_conv_api_set(0);
-        conv_out lg = run_device(g, &cs, &io);
-        sq_cuda_conv_api_set(1);
+        cr_expect_eq(lab_be_pack_count(), packs + 4, "case %zu: %zu new variant packs", ci,
+                     lab_be_pack_count() - packs);
+        conv_out lg = run_device(sq_backend_cuda(), &cs, &io); /* the shipped legacy calls */
         conv_out cpu = run_cpu(&cs, &io);
         expect_conv_close("backend vs CPU", &cs, &be, &cpu, &io, 900 + 10 * ci);
         expect_conv_close("backend vs legacy", &cs, &be, &lg, &io, 900 + 10 * ci);
         out_free(&be); out_free(&lg); out_free(&cpu);
         io_free(&io);
     }
-    cr_expect_eq(sq_cuda_be_fallback_calls(), fb0, "calls handed back to the legacy API");
+    cr_expect_eq(lab_be_fallback_calls(), fb0, "calls handed back to the legacy API");
 }
 
-Test(cuda_conv_be, variant_packs_are_built_once_per_pointer_set)
+Test(lab_conv_be, variant_packs_are_built_once_per_pointer_set)
 {
     const sq_backend *g = gpu();
     sq_conv_shape cs = shape(1);
     conv_io io = io_make(&cs, 77);
     float *dx = sqt_dput(g, io.x, io.nx * 4), *dw = sqt_dput(g, io.w, io.nw * 4),
           *dy = sqt_dput(g, NULL, io.ny * 4), *dy2 = sqt_dput(g, NULL, io.ny * 4);
-    cr_assert_eq(sq_cuda_conv_be_variants(&cs), 0xF);
-    size_t p0 = sq_cuda_be_pack_count();
+    cr_assert_eq(lab_conv_be_variants(&cs), 0xF);
+    size_t p0 = lab_be_pack_count();
     for (int i = 0; i < 3; i++) g->conv2d_fwd(&cs, dx, dw, NULL, dy, NULL);
-    cr_expect_eq(sq_cuda_be_pack_count(), p0 + 1, "three calls, same pointers");
+    cr_expect_eq(lab_be_pack_count(), p0 + 1, "three calls, same pointers");
     g->conv2d_fwd(&cs, dx, dw, NULL, dy2, NULL);
     g->conv2d_fwd(&cs, dx, dw, NULL, dy2, NULL);
-    cr_expect_eq(sq_cuda_be_pack_count(), p0 + 2, "another output buffer: one more pack");
+    cr_expect_eq(lab_be_pack_count(), p0 + 2, "another output buffer: one more pack");
     sqt_gpu_ok(g);
     float *a = sqt_fetch(g, dy, io.ny, "y"), *b = sqt_fetch(g, dy2, io.ny, "y2");
     sqt_expect_equal("same convolution into two buffers", a, b, io.ny);
@@ -206,23 +207,23 @@ Test(cuda_conv_be, variant_packs_are_built_once_per_pointer_set)
     io_free(&io);
 }
 
-Test(cuda_conv_be, misaligned_pointers_take_the_legacy_call)
+Test(lab_conv_be, misaligned_pointers_take_the_legacy_call)
 {
     const sq_backend *g = gpu();
     sq_conv_shape cs = shape(2);
     conv_io io = io_make(&cs, 78);
-    cr_assert_eq(sq_cuda_conv_be_variants(&cs), 0xF);
+    cr_assert_eq(lab_conv_be_variants(&cs), 0xF);
     /* x one float past a 16-byte boundary */
     float *x1 = malloc((io.nx + 1) * sizeof(float));
     x1[0] = 0.0f;
     memcpy(x1 + 1, io.x, io.nx * sizeof(float));
     float *dxb = sqt_dput(g, x1, (io.nx + 1) * 4), *dw = sqt_dput(g, io.w, io.nw * 4),
           *dy = sqt_dput(g, NULL, io.ny * 4);
-    long fb0 = sq_cuda_be_fallback_calls();
+    long fb0 = lab_be_fallback_calls();
     g->conv2d_fwd(&cs, dxb + 1, dw, NULL, dy, NULL);
     sqt_gpu_ok(g);
-    cr_expect_eq(sq_cuda_be_fallback_calls(), fb0 + 1);
-    cr_expect_eq(sq_cuda_conv_be_variants(&cs), 0xF, "a misaligned call switches nothing off");
+    cr_expect_eq(lab_be_fallback_calls(), fb0 + 1);
+    cr_expect_eq(lab_conv_be_variants(&cs), 0xF, "a misaligned call switches nothing off");
     conv_out cpu = run_cpu(&cs, &io);
     float *y = sqt_fetch(g, dy, io.ny, "y");
     sqt_expect_close("misaligned x: y vs CPU", y, cpu.y, io.ny,
@@ -241,7 +242,7 @@ static void fault_case(const char *fault_at_build, const char *fault_after, int 
     need_cuemu();
     if (fault_at_build) setenv("CUEMU_DNN_BACKEND_FAULT", fault_at_build, 1);
     sq_conv_shape cs = shape(ci);
-    int built = sq_cuda_conv_be_variants(&cs);
+    int built = lab_conv_be_variants(&cs);
     if (fault_after) {
         cr_assert_eq(built, 0xF);
         setenv("CUEMU_DNN_BACKEND_FAULT", fault_after, 1);
@@ -249,28 +250,28 @@ static void fault_case(const char *fault_at_build, const char *fault_after, int 
     conv_io io = io_make(&cs, 300 + ci);
     conv_out d = run_device(g, &cs, &io), cpu = run_cpu(&cs, &io);
     expect_conv_close("after the fault vs CPU", &cs, &d, &cpu, &io, 300 + ci);
-    cr_expect_eq(sq_cuda_conv_be_variants(&cs), want_mask, "variants in use 0x%x, want 0x%x",
-                 sq_cuda_conv_be_variants(&cs), want_mask);
-    cr_expect_eq(sq_cuda_last_status(), SQ_OK, "sticky error: %s", sq_last_error());
+    cr_expect_eq(lab_conv_be_variants(&cs), want_mask, "variants in use 0x%x, want 0x%x",
+                 lab_conv_be_variants(&cs), want_mask);
+    cr_expect_eq(g->status(), SQ_OK, "sticky error: %s", sq_last_error());
     out_free(&d); out_free(&cpu);
     io_free(&io);
     unsetenv("CUEMU_DNN_BACKEND_FAULT");
 }
 
-Test(cuda_conv_be, heuristics_without_results_keep_the_legacy_calls)
+Test(lab_conv_be, heuristics_without_results_keep_the_legacy_calls)
 {
     fault_case("heuristics", NULL, 3, 0);
 }
 
-Test(cuda_conv_be, plans_that_disagree_in_the_self_check_are_never_used)
+Test(lab_conv_be, plans_that_disagree_in_the_self_check_are_never_used)
 {
     fault_case("wrong", NULL, 7, 0);
 }
 
-Test(cuda_conv_be, a_failing_execution_hands_the_variant_back_for_good)
+Test(lab_conv_be, a_failing_execution_hands_the_variant_back_for_good)
 {
     fault_case(NULL, "execute", 1, 0); /* every variant ran once and failed once */
-    cr_expect_gt(sq_cuda_be_fallback_calls(), 0);
+    cr_expect_gt(lab_be_fallback_calls(), 0);
 }
 
 /* ---- a quantized resnet20 through both APIs ---- */
@@ -289,7 +290,7 @@ static int is_cuemu(void)
     return cudaGetDeviceProperties(&prop, 0) == cudaSuccess && !strncmp(prop.name, "cuemu", 5);
 }
 
-Test(cuda_conv_be, resnet20_forward_backward_equals_the_legacy_calls)
+Test(lab_conv_be, resnet20_forward_backward_equals_the_legacy_calls)
 {
     const sq_backend *g = gpu();
     const int batch = 3;
@@ -307,9 +308,9 @@ Test(cuda_conv_be, resnet20_forward_backward_equals_the_legacy_calls)
     g->copy_h2d(dglog, glog, sizeof glog);
     cr_assert_eq(sq_model_quant_init(m, x, batch), SQ_OK, "%s", sq_last_error());
     float *logit[2], *grad[2];
-    size_t packs0 = sq_cuda_be_pack_count();
+    size_t packs0 = lab_be_pack_count();
     for (int api = 1; api >= 0; api--) {
-        sq_cuda_conv_api_set(api);
+        lab_conv_be_enable(api);
         sq_model_set_input(m, x, batch);
         /* training mode: batch statistics, so the running statistics that the first pass
            updates do not change the second */
@@ -318,9 +319,9 @@ Test(cuda_conv_be, resnet20_forward_backward_equals_the_legacy_calls)
         sq_model_backward(m, batch, dglog);
         sqt_gpu_ok(g);
         grad[api] = host_copy(g, m->g, m->n_train);
-        if (api) cr_expect_gt(sq_cuda_be_pack_count(), packs0 + 19, "the backend plans ran");
+        if (api) cr_expect_gt(lab_be_pack_count(), packs0 + 19, "the backend plans ran");
     }
-    sq_cuda_conv_api_set(1);
+    lab_conv_be_enable(1);
     double ss = 0;
     for (size_t i = 0; i < m->n_train; i++) ss += (double)grad[0][i] * grad[0][i];
     cr_expect_gt(ss, 0.0);
@@ -341,9 +342,22 @@ Test(cuda_conv_be, resnet20_forward_backward_equals_the_legacy_calls)
     sq_model_free(m);
 }
 
-#else
-Test(cuda_conv_be, backend_plans_match_cpu_and_legacy_calls)
+/* ---- CUDA graphs (from tests/test_cuda_graph.c) ---- */
+
+Test(lab_conv_be, the_backend_api_is_not_recorded)
 {
-    cr_skip("built without CUDA");
+    const sq_backend *g = gpu();
+    cr_assert_eq(g->graph_begin(), -1, "graph_begin accepted a recording with the backend API on");
+    cr_expect(strstr(sq_last_error(), "backend API") != NULL, "message: %s", sq_last_error());
+    float *d = g->alloc(64);
+    g->memset0(d, 64); /* eager work still runs: no capture is open */
+    g->sync();
+    cr_expect_eq(g->status(), SQ_OK, "sticky error: %s", sq_last_error());
+    lab_conv_be_enable(0);
+    cr_assert_eq(g->graph_begin(), 0, "graph_begin refused with the legacy API: %s", sq_last_error());
+    void *graph = g->graph_end();
+    cr_expect(graph != NULL, "an empty recording failed: %s", sq_last_error());
+    if (graph) g->graph_free(graph);
+    lab_conv_be_enable(1);
+    g->free(d);
 }
-#endif

@@ -52,7 +52,7 @@ static int packs_grow(void)
 }
 
 /* the packs of a variant go with it (its address may be reused by a later plan) */
-void sq_be_packs_drop(const be_variant *v)
+void lab_be_packs_drop(const be_variant *v)
 {
     if (!g_cap_packs) return;
     int any = 0;
@@ -83,7 +83,7 @@ void sq_be_packs_drop(const be_variant *v)
     free(old);
 }
 
-cudnnBackendDescriptor_t sq_be_pack_get(const be_variant *v, const void *const p[3], void *ws,
+cudnnBackendDescriptor_t lab_be_pack_get(const be_variant *v, const void *const p[3], void *ws,
                                         cudnnStatus_t *st)
 {
     *st = CUDNN_STATUS_SUCCESS;
@@ -123,4 +123,4 @@ cudnnBackendDescriptor_t sq_be_pack_get(const be_variant *v, const void *const p
 }
 
 
-size_t sq_cuda_be_pack_count(void) { return g_npacks; }
+size_t lab_be_pack_count(void) { return g_npacks; }

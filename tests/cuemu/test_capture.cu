@@ -1,5 +1,5 @@
 /* test_capture.cu: Criterion suite "cuemu_capture", the tests of cuemu's stream capture and graph
-   replay (tools/cuemu/capture.cc, runtime.cc, cuemu.h), built like test_exec.cu. Recorded work
+   replay (tests/cuemu/capture.cc, runtime.cc, cuemu.h), built like test_exec.cu. Recorded work
    does not run until the graph is launched and runs again at every launch, with the arguments it
    was recorded with and the buffers' contents at the launch; the calls that CUDA forbids during
    a capture (synchronous copies and memsets, allocations, synchronisation, work on the legacy

@@ -1,5 +1,5 @@
 /* cudnn_emu.c: the part of cuDNN 9's legacy API that the CUDA backend uses, emulated on the CPU
-   for cuemu (tools/cuemu/README.md): status strings, handles, 4-d tensor / filter / convolution /
+   for cuemu (tests/cuemu/README.md): status strings, handles, 4-d tensor / filter / convolution /
    activation descriptors and the convolution geometry check. The compute calls (convolution
    forward, backward data, backward filter, the fused convolution + bias + activation forward and
    cudnnAddTensor) are in cudnn_emu_ops.c, their public symbols (run now, or recorded by a stream

@@ -1,10 +1,10 @@
 /* cuemu.h: force-included (g++ -include) into every .cu file of kernels/cuda when the CUDA backend
-   is built for cuemu, the CPU emulation of CUDA (tools/cuemu/README.md). It turns CUDA C++ into
+   is built for cuemu, the CPU emulation of CUDA (tests/cuemu/README.md). It turns CUDA C++ into
    host C++: the execution-space qualifiers vanish, __shared__ variables become static (blocks run
    one after another, so one copy per variable is one copy per block), threadIdx & co. are
    globals the scheduler sets before it resumes a thread, and __syncthreads / warp shuffles are
    barriers of the fiber scheduler in runtime.cc. Launches `k<<<g, b, s, st>>>(args)` are
-   rewritten by tools/cuemu/rewrite.pl into `cuemu::Launch("k", g, b, s, st).run(k, args)`. */
+   rewritten by tests/cuemu/rewrite.pl into `cuemu::Launch("k", g, b, s, st).run(k, args)`. */
 #ifndef SQAKD_CUEMU_H
 #define SQAKD_CUEMU_H
 
@@ -32,6 +32,9 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define __CUEMU__ 1
+/* include/sqakd/quant_math.h: run the device's division formula (__fmul_rn and __fmaf_rn below
+   round as the device's do), as device code does */
+#define SQ_QM_DEVICE_DIV 1
 
 extern "C" {
 extern uint3 cuemu_threadIdx, cuemu_blockIdx;

@@ -1,21 +1,23 @@
-/* cudnn_be.c: the convolutions through cuDNN's backend (graph) API, with execution plans built once
-   per shape and variant packs built once per set of pointers (SQAKD_CONV_API=backend; the
-   default, legacy, keeps every call on cudnnConvolutionForward / BackwardData / BackwardFilter).
+/* cudnn_be.c: the convolutions through cuDNN's backend (graph) API, with execution plans built
+   once per shape and variant packs built once per set of pointers. The shipped backend keeps
+   every call on cudnnConvolutionForward / BackwardData / BackwardFilter (kernels/cuda/cudnn.c):
+   this lost (docs/gpu-validation.md, run 4: not faster, and its CUDA-graph replays drifted) and
+   lives in the lab (conv_be_lab.c runs it behind an op table).
 
-   Why: on the H200 (run 3) each legacy convolution call cost 74 - 79 us of host time inside cuDNN
-   9, about 75 calls and 5.8 ms of host time per resnet20 SQAKD step, which made the eager step
-   bound by the host. A finalized execution plan and a finalized variant pack leave one
-   cudnnBackendExecute per call.
+   Why it was tried: a legacy convolution call costs tens of microseconds of host time inside
+   cuDNN 9 (docs/gpu-validation.md, run 3); a finalized execution plan and a finalized variant
+   pack leave one cudnnBackendExecute per call.
 
-   Per convolution shape (cudnn.c builds this next to the legacy plan), four plans, one per
+   Per convolution shape (conv_be_lab.c builds this next to the legacy plan), four plans, one per
    variant: forward (beta 0), backward data (beta 0: the "set" op, and beta 1: accumulate) and
    backward filter (beta 1). Each is one operation in one operation graph. Its engine config is
-   the first of the heuristics' (mode A) list (SQAKD_CONV_ALGO=find does not apply here) that
+   the first of the heuristics' (mode A) list (the option conv-algo=find does not apply here)
+   that
    - does not down-convert FP32 inputs or reduce in reduced precision,
-   - uses no tensor cores when TF32 is off (SQAKD_TF32=0; with FP32 data a tensor-core engine
+   - uses no tensor cores when TF32 is off (option tf32 = 0; with FP32 data a tensor-core engine
      computes in TF32),
    - is not compiled at run time (seconds of set-up per shape, and no faster for these sizes),
-   - is deterministic, unless SQAKD_CONV_DETERMINISTIC=0 or no deterministic engine is left,
+   - is deterministic, unless the option deterministic is 0 or no deterministic engine is left,
    - finalizes, with a workspace within the cap.
    Tensor UIDs: 1 = x (dx), 2 = w (dw), 3 = y (dy); FP32, packed NCHW, 16-byte alignment.
 
@@ -41,23 +43,10 @@
 
 #include "cudnn_be_int.h"
 
-static const char *const g_vname[SQ_BE_VARIANTS] = {"forward", "backward data (set)",
+static const char *const g_vname[LAB_BE_VARIANTS] = {"forward", "backward data (set)",
                                                     "backward data (accumulate)",
                                                     "backward filter"};
 static long g_fallback_calls; /* calls that went to the legacy path after a failed execute */
-
-static int g_api = -1; /* 1 = backend API, 0 = legacy, -1 = not read yet */
-
-int sq_cuda_conv_api_backend(void)
-{
-    if (g_api < 0) {
-        const char *e = getenv("SQAKD_CONV_API");
-        g_api = e && !strcmp(e, "backend");
-    }
-    return g_api;
-}
-
-void sq_cuda_conv_api_set(int backend) { g_api = backend ? 1 : 0; }
 
 static void keep(be_variant *v, cudnnBackendDescriptor_t d)
 {
@@ -135,7 +124,7 @@ static cudnnBackendDescriptor_t operation(be_variant *v, int k, cudnnBackendDesc
                                           cudnnBackendDescriptor_t w, cudnnBackendDescriptor_t y,
                                           cudnnBackendDescriptor_t cd, cudnnStatus_t *st)
 {
-    static const cudnnBackendDescriptorType_t type[SQ_BE_VARIANTS] = {
+    static const cudnnBackendDescriptorType_t type[LAB_BE_VARIANTS] = {
         CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR,
         CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
         CUDNN_BACKEND_OPERATION_CONVOLUTION_BACKWARD_DATA_DESCRIPTOR,
@@ -143,22 +132,22 @@ static cudnnBackendDescriptor_t operation(be_variant *v, int k, cudnnBackendDesc
     cudnnBackendDescriptor_t d = make(v, type[k], st);
     if (!d) return NULL;
     /* per variant: the attributes of x (dx), w (dw), y (dy), the convolution, alpha, beta */
-    static const cudnnBackendAttributeName_t attr[SQ_BE_VARIANTS][6] = {
+    static const cudnnBackendAttributeName_t attr[LAB_BE_VARIANTS][6] = {
         {CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W,
          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC,
          CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA},
-#define SQ_BE_DATA                                                                               \
+#define LAB_BE_DATA                                                                               \
     {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DX, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_W,     \
      CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_DY, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_CONV_DESC, \
      CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_ALPHA, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_DATA_BETA}
-        SQ_BE_DATA, SQ_BE_DATA,
-#undef SQ_BE_DATA
+        LAB_BE_DATA, LAB_BE_DATA,
+#undef LAB_BE_DATA
         {CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_X, CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DW,
          CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_DY,
          CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_CONV_DESC,
          CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_ALPHA,
          CUDNN_ATTR_OPERATION_CONVOLUTION_BWD_FILTER_BETA}};
-    const float alpha = 1.0f, beta = (k == SQ_BE_FWD || k == SQ_BE_BWD_DATA_SET) ? 0.0f : 1.0f;
+    const float alpha = 1.0f, beta = (k == LAB_BE_FWD || k == LAB_BE_BWD_DATA_SET) ? 0.0f : 1.0f;
     const cudnnBackendDescriptor_t operand[4] = {x, w, y, cd};
     for (int i = 0; i < 4; i++)
         SET(d, attr[k][i], CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &operand[i]);
@@ -293,11 +282,11 @@ static int variant_build(be_variant *v, int k, cudnnHandle_t h, const sq_conv_sh
     return 0;
 }
 
-long sq_cuda_be_fallback_calls(void) { return g_fallback_calls; }
+long lab_be_fallback_calls(void) { return g_fallback_calls; }
 
 /* ---- execution ---- */
 
-void sq_be_variant_off(sq_cuda_be_conv *b, int k, const char *why, cudnnStatus_t st)
+void lab_be_variant_off(lab_be_conv *b, int k, const char *why, cudnnStatus_t st)
 {
     fprintf(stderr,
             "sqakd: cuDNN backend API: %s convolution of N=%d C=%d %dx%d K=%d %dx%d stride %d pad "
@@ -305,16 +294,16 @@ void sq_be_variant_off(sq_cuda_be_conv *b, int k, const char *why, cudnnStatus_t
             g_vname[k], b->cs.n, b->cs.c, b->cs.h, b->cs.w, b->cs.k, b->cs.r, b->cs.s,
             b->cs.stride, b->cs.pad, b->cs.groups, (long long)b->v[k].engine, why,
             cudnnGetErrorString(st));
-    sq_be_packs_drop(&b->v[k]);
+    lab_be_packs_drop(&b->v[k]);
     b->v[k].usable = 0;
 }
 
-int sq_cuda_be_conv_usable(const sq_cuda_be_conv *b, int k) { return b && b->v[k].usable; }
+int lab_be_conv_usable(const lab_be_conv *b, int k) { return b && b->v[k].usable; }
 
-int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int k, const void *px, const void *pw, const void *py,
+int lab_be_conv_run(lab_be_conv *b, int k, const void *px, const void *pw, const void *py,
                         void *ws)
 {
-    if (!b || !b->v[k].usable || !g_api) return 0;
+    if (!b || !b->v[k].usable) return 0;
     be_variant *v = &b->v[k];
     if (v->ws == 0) ws = NULL;
     if ((((uintptr_t)px | (uintptr_t)pw | (uintptr_t)py | (uintptr_t)ws) & 15u) != 0) {
@@ -323,15 +312,15 @@ int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int k, const void *px, const void *p
     }
     const void *p[3] = {px, pw, py};
     cudnnStatus_t st;
-    cudnnBackendDescriptor_t pack = sq_be_pack_get(v, p, ws, &st);
+    cudnnBackendDescriptor_t pack = lab_be_pack_get(v, p, ws, &st);
     if (!pack) {
-        sq_be_variant_off(b, k, "variant pack failed", st);
+        lab_be_variant_off(b, k, "variant pack failed", st);
         g_fallback_calls++;
         return 0;
     }
     st = cudnnBackendExecute(sq_cuda_cudnn(), v->plan, pack);
     if (st != CUDNN_STATUS_SUCCESS) {
-        sq_be_variant_off(b, k, "execution failed", st);
+        lab_be_variant_off(b, k, "execution failed", st);
         g_fallback_calls++;
         return 0;
     }
@@ -340,28 +329,28 @@ int sq_cuda_be_conv_run(sq_cuda_be_conv *b, int k, const void *px, const void *p
 
 /* ---- build / free ---- */
 
-void sq_cuda_be_conv_free(sq_cuda_be_conv *b)
+void lab_be_conv_free(lab_be_conv *b)
 {
     if (!b) return;
-    for (int k = 0; k < SQ_BE_VARIANTS; k++) {
-        sq_be_packs_drop(&b->v[k]);
+    for (int k = 0; k < LAB_BE_VARIANTS; k++) {
+        lab_be_packs_drop(&b->v[k]);
         variant_free(&b->v[k]);
     }
     free(b);
 }
 
-sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
+lab_be_conv *lab_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, int det_first,
                                        size_t ws_cap)
 {
     cudnnHandle_t h = sq_cuda_cudnn();
-    sq_cuda_be_conv *b = calloc(1, sizeof *b);
+    lab_be_conv *b = calloc(1, sizeof *b);
     if (!h || !b) {
         free(b);
         return NULL;
     }
     b->cs = lp->cs;
     int built = 0;
-    for (int k = 0; k < SQ_BE_VARIANTS; k++) {
+    for (int k = 0; k < LAB_BE_VARIANTS; k++) {
         cudnnStatus_t st = CUDNN_STATUS_SUCCESS;
         b->v[k].engine = -1;
         if (variant_build(&b->v[k], k, h, &b->cs, tf32, det_first, ws_cap, &st)) {
@@ -379,15 +368,15 @@ sq_cuda_be_conv *sq_cuda_be_conv_build(const sq_cuda_conv_plan *lp, int tf32, in
         }
     }
     if (built) {
-        sq_be_self_check(b, lp, tf32);
+        lab_be_self_check(b, lp, tf32);
         built = 0;
-        for (int k = 0; k < SQ_BE_VARIANTS; k++) built += b->v[k].usable;
+        for (int k = 0; k < LAB_BE_VARIANTS; k++) built += b->v[k].usable;
     }
     if (!built) {
-        sq_cuda_be_conv_free(b);
+        lab_be_conv_free(b);
         return NULL;
     }
     return b;
 }
 
-size_t sq_cuda_be_conv_ws(const sq_cuda_be_conv *b) { return b ? b->ws_bytes : 0; }
+size_t lab_be_conv_ws(const lab_be_conv *b) { return b ? b->ws_bytes : 0; }

@@ -1,5 +1,5 @@
 /* cublas_emu.c: the part of cuBLAS (v2 API) that the CUDA backend uses, emulated on the CPU for
-   cuemu (tools/cuemu/README.md): handle creation, math / pointer mode, stream and workspace
+   cuemu (tests/cuemu/README.md): handle creation, math / pointer mode, stream and workspace
    setters, status strings and cublasSgemm (column-major C = alpha op(A) op(B) + beta C, op N or
    T), recorded instead of run while the handle's stream captures a CUDA graph (capture.cc).
 

@@ -1,5 +1,5 @@
 /* test_exec.cu: Criterion suite "cuemu_exec", the tests of cuemu's kernel executor and runtime
-   (tools/cuemu/runtime.cc, cuemu.h) themselves. Written as CUDA C++ and built like the backend's
+   (tests/cuemu/runtime.cc, cuemu.h) themselves. Written as CUDA C++ and built like the backend's
    .cu files under CUEMU=1 (rewrite.pl, then g++ -include cuemu.h), so every kernel below runs on
    the emulator: grid/block indexing, __syncthreads through __shared__ memory, the four warp
    shuffles against the CUDA programming guide's definitions, block and grid reductions (also in

@@ -1,0 +1,8 @@
+/* cuda_absent.c: sq_backend_cuda() of a build without CUDA (compiled instead of kernels/cuda). */
+#include "sqakd/backend.h"
+
+const sq_backend *sq_backend_cuda(void)
+{
+    sq_set_error("this sqakd was built without CUDA (nvcc not found at build time); use --device cpu");
+    return NULL;
+}
