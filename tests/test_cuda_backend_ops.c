@@ -29,9 +29,8 @@
    - tests/bench_backend_ops.c (make bench-ops) includes this file with BO_BENCH defined and runs
      the same rows at their bench shapes, printing time per call and GB/s per backend (BO_CALL
      below); that is not part of make test.
-   Convolutions compare without TF32: through the backend's configure member with tf32 = 0 where
-   it has one, else SQAKD_TF32=0 in the environment. No case touches the CUDA launch-grid test
-   hooks or cuDNN's backend API: every row holds whatever grid the backend chooses. */
+   Convolutions compare without TF32 (the backend's configure member with tf32 = 0). No case
+   touches the CUDA launch-grid test hook: every row holds whatever grid the backend chooses. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /* test_cuda_graph.c: Criterion suite "cuda_graph": record and replay (backend.h, graph_*) on
-   the CUDA backend, and the training step that uses it (SQAKD_CUDA_GRAPH=1, host/train/loop.c).
+   the CUDA backend, and the training step that uses it (backend option graph=1, host/train/step.c).
    - Replays read the buffers' current contents and run the recorded ops with their recorded
      scalars.
    - A recording during which an op synchronises (a blocking host copy) fails: graph_end returns
@@ -137,13 +137,14 @@ static sq_model *model(const sq_backend *be, const char *arch, int batch, int tr
     return m;
 }
 
-/* STEPS steps of cfg on fresh models with SQAKD_CUDA_GRAPH=1 (graph = 1), =0 (0) or unset (-1:
-   the default, graphs on); the student (and so the step) on backend sb, the teacher on g */
+/* STEPS steps of cfg on fresh models with the backend option graph=1 (graph = 1), graph=0 (0) or
+   the default (-1: graphs on); the student (and so the step) on backend sb, the teacher on g */
 static void run(const sq_backend *g, const sq_backend *sb, const sq_train_cfg *cfg,
                 const char *arch, int batch, int graph, run_out *o)
 {
-    if (graph < 0) unsetenv("SQAKD_CUDA_GRAPH");
-    else setenv("SQAKD_CUDA_GRAPH", graph ? "1" : "0", 1);
+    sq_backend_opts opts = *sb->options(), dflt = SQ_BACKEND_OPTS_DEFAULT;
+    opts.cuda_graph = graph < 0 ? dflt.cuda_graph : graph;
+    cr_assert_eq(sb->configure(&opts), SQ_OK, "%s", sq_last_error());
     const int kl = cfg->loss == SQ_LOSS_KL;
     sq_model *t = kl ? model(g, arch, batch, 0, SQ_QUANT_NONE, 0, 11) : NULL;
     sq_model *s = model(sb, arch, batch, 1, SQ_QUANT_EWGS, 4, 12);
@@ -179,7 +180,8 @@ static void run(const sq_backend *g, const sq_backend *sb, const sq_train_cfg *c
     if (t) sq_model_free(t);
     free(x);
     free(y);
-    unsetenv("SQAKD_CUDA_GRAPH");
+    opts.cuda_graph = dflt.cuda_graph;
+    sb->configure(&opts);
 }
 
 static void same_floats(const char *what, const float *a, const float *b, size_t n)
@@ -246,8 +248,8 @@ Test(cuda_graph, sqakd_steps_with_graphs_equal_eager_steps)
     compare(&cfg, "resnet20", 4);
 }
 
-/* graphs are the default: with SQAKD_CUDA_GRAPH unset the step records from its second step on
-   (after one eager step, and again after the reset at step 4); SQAKD_CUDA_GRAPH=0 never records */
+/* graphs are the default: with the default options the step records from its second step on
+   (after one eager step, and again after the reset at step 4); graph=0 never records */
 Test(cuda_graph, steps_are_recorded_by_default_and_not_with_0)
 {
     const sq_backend *g = gpu();
@@ -261,7 +263,7 @@ Test(cuda_graph, steps_are_recorded_by_default_and_not_with_0)
     run(g, g, &cfg, "smallcnn", 2, 0, &z);
     for (int k = 0; k < STEPS; k++) {
         cr_expect_eq(d.recorded[k], want[k], "default, step %d: recorded %d", k + 1, d.recorded[k]);
-        cr_expect_eq(z.recorded[k], 0, "SQAKD_CUDA_GRAPH=0, step %d: recorded", k + 1);
+        cr_expect_eq(z.recorded[k], 0, "graph=0, step %d: recorded", k + 1);
         cr_expect(d.loss[k] > 0 && d.loss[k] == z.loss[k], "step %d: loss default %.9g, =0 %.9g",
                   k + 1, d.loss[k], z.loss[k]);
     }
