@@ -64,13 +64,15 @@ CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 
 HOST_SRC := $(filter-out host/cli/main.c,$(shell find host -name '*.c' | sort))
+# the base layer below host/ and the backends: errors, allocation, time (headers in include/sqakd)
+BASE_SRC := $(shell find kernels/base -name '*.c' | sort)
 CPU_SRC := $(shell find kernels/cpu -name '*.c' | sort)
 CUDA_C_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.c' | sort),)
 CUDA_CU_SRC := $(if $(filter 1,$(HAVE_CUDA)),$(shell find kernels/cuda -name '*.cu' | sort),)
 # without CUDA, sq_backend_cuda() is the stub of kernels/cuda_absent.c
 CUDA_ABSENT_SRC := $(if $(filter 1,$(HAVE_CUDA)),,kernels/cuda_absent.c)
 CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tests/cuemu/test_%,$(wildcard tests/cuemu/*.c tests/cuemu/*.cc)),)
-LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC) $(CUDA_ABSENT_SRC)) \
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BASE_SRC) $(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC) $(CUDA_ABSENT_SRC)) \
            $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC)) \
            $(patsubst %,$(BUILD)/obj/%.o,$(filter %.cc,$(CUEMU_SRC))) \
            $(patsubst %.c,$(BUILD)/obj/%.o,$(filter %.c,$(CUEMU_SRC)))

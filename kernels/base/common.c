@@ -1,4 +1,5 @@
-/* common.c: thread-local error message, status names, checked allocation, clock, and the escaping
+/* common.c (the base layer, below host/ and the backends; it includes only include/sqakd):
+   thread-local error message, status names, checked allocation, clock, and the escaping
    of file text quoted in error messages. */
 #include "sqakd/common.h"
 #include <stdarg.h>
