@@ -77,7 +77,9 @@ typedef struct sq_backend {
 
     /* ---- options, status and information (every backend fills these) ---- */
     /* applies o (before the first op; later calls apply to what is set up afterwards); SQ_EARG with
-       a message for a value it cannot honour */
+       a message for a value it cannot honour, and then nothing of o is applied (CUDA: tf32,
+       conv-algo and deterministic cannot change once a convolution has been planned, since the
+       plans keep the setting they were built with) */
     sq_status (*configure)(const sq_backend_opts *o);
     const sq_backend_opts *(*options)(void);      /* the options in force */
     /* The ops return void, so a failing device call is recorded instead: status returns the first
