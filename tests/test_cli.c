@@ -20,11 +20,7 @@ static char g_out[8192];
 
 static const char *bin(void) { return sqt_bin(); }
 
-static void setup(void)
-{
-    if (access(bin(), X_OK)) cr_skip("sqakd binary %s not built (make test builds it)", bin());
-    cr_assert_not_null(sqt_mkdtemp(g_dir, sizeof g_dir, "sqakd_cli"));
-}
+static void setup(void) { sqt_cli_setup(g_dir, sizeof g_dir, "sqakd_cli"); }
 
 static void teardown(void)
 {

@@ -25,11 +25,7 @@
 
 static char g_dir[256], g_out[16384];
 
-static void setup(void)
-{
-    if (access(sqt_bin(), X_OK)) cr_skip("sqakd binary %s not built (make test builds it)", sqt_bin());
-    cr_assert_not_null(sqt_mkdtemp(g_dir, sizeof g_dir, "sqakd_crash"));
-}
+static void setup(void) { sqt_cli_setup(g_dir, sizeof g_dir, "sqakd_crash"); }
 
 static void teardown(void)
 {
@@ -44,24 +40,6 @@ static int run(const char *fmt, ...)
     int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
     va_end(ap);
     return rc;
-}
-
-/* 48 labelled 1x8x8 IDX images of 3 classes (a class-dependent pattern plus noise) */
-static void write_data(const char *img, const char *lab)
-{
-    int n = 48;
-    FILE *f = fopen(img, "wb"), *g = fopen(lab, "wb");
-    cr_assert(f && g);
-    sqt_write_be32(f, 0x803); sqt_write_be32(f, n); sqt_write_be32(f, 8); sqt_write_be32(f, 8);
-    sqt_write_be32(g, 0x801); sqt_write_be32(g, n);
-    sqt_rng r;
-    sqt_rng_seed(&r, 11);
-    for (int i = 0; i < n; i++) {
-        for (int p = 0; p < 64; p++) fputc((int)((p % 3 == i % 3 ? 160 : 40) + (sqt_rng_next(&r) & 63)), f);
-        fputc(i % 3, g);
-    }
-    fclose(f);
-    fclose(g);
 }
 
 /* ---- the kill hook: counts the atomic writer's events; logs them, or kills at one ---- */
@@ -219,7 +197,7 @@ static void make_inputs(char *img, char *lab, char *teacher, size_t n)
     snprintf(img, n, "%s/img.idx", g_dir);
     snprintf(lab, n, "%s/lab.idx", g_dir);
     snprintf(teacher, n, "%s/teacher", g_dir);
-    write_data(img, lab);
+    sqt_write_idx_pattern(img, lab, 48, 8, 3, 11);
     cr_assert_eq(run("train --model smallcnn --data idx:%s,%s --epochs 1 --batch 16 --threads 2 --holdout 0.25 "
                      "--quiet --out %s", img, lab, teacher), 0, "%s", g_out);
 }

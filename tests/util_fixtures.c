@@ -337,3 +337,25 @@ void sqt_fail_writes_at(long long limit)
     g_fail_limit = limit;
     sq_io_set_fault_hook(limit >= 0 ? fail_at_hook : NULL, NULL);
 }
+
+void sqt_cli_setup(char *dir, size_t cap, const char *prefix)
+{
+    if (access(sqt_bin(), X_OK)) cr_skip("sqakd binary %s not built (make test builds it)", sqt_bin());
+    cr_assert_not_null(sqt_mkdtemp(dir, cap, prefix));
+}
+
+void sqt_write_idx_pattern(const char *img, const char *lab, int n, int side, int classes, uint64_t seed)
+{
+    FILE *f = fopen(img, "wb"), *g = fopen(lab, "wb");
+    cr_assert(f && g, "cannot write %s or %s", img, lab);
+    sqt_write_be32(f, 0x803); sqt_write_be32(f, n); sqt_write_be32(f, side); sqt_write_be32(f, side);
+    sqt_write_be32(g, 0x801); sqt_write_be32(g, n);
+    sqt_rng r;
+    sqt_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        for (int p = 0; p < side * side; p++) fputc((int)((p % 3 == i % 3 ? 160 : 40) + (sqt_rng_next(&r) & 63)), f);
+        fputc(i % classes, g);
+    }
+    fclose(f);
+    fclose(g);
+}

@@ -57,6 +57,13 @@ sq_st_file sqt_st_sample(void);
 /* writes the sample to path (asserts success) */
 void sqt_st_write_sample(const char *path);
 
+/* the scratch directory (mkdtemp /tmp/PREFIX_XXXXXX) of a suite that runs the executable; the test
+   SKIPS, visibly, when the executable is not built */
+void sqt_cli_setup(char *dir, size_t cap, const char *prefix);
+/* n labelled side x side IDX images (pixels 160 where p % 3 == i % 3, else 40, plus seeded noise
+   below 64; label i % classes) into img and lab */
+void sqt_write_idx_pattern(const char *img, const char *lab, int n, int side, int classes, uint64_t seed);
+
 /* every atomic write of this process fails with ENOSPC once limit bytes of a file are written
    (as a full disk would); a negative limit removes the fault */
 void sqt_fail_writes_at(long long limit);

@@ -5,17 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
-/* prints s with control characters, DEL and bytes that are not ASCII escaped as \xNN, so that a
-   hostile file cannot move the cursor, recolour the terminal or forge lines */
+/* prints s escaped (sq_printable: a hostile file cannot move the cursor, recolour the terminal or
+   forge lines), padded to width */
 static void show(const char *s, int width)
 {
-    int n = 0;
-    for (; *s; s++, n++) {
-        unsigned char c = (unsigned char)*s;
-        if (c < 0x20 || c >= 0x7f || c == '\\') n += printf("\\x%02x", c) - 1;
-        else putchar(c);
-    }
-    for (; n < width; n++) putchar(' ');
+    static char buf[16384];
+    printf("%-*s", width, sq_printable(s, buf, sizeof buf));
 }
 
 int sq_cmd_info(int argc, char **argv)

@@ -77,11 +77,17 @@ typedef struct { dev_t dev; ino_t ino; int fd; } held_lock;
 static held_lock g_locks[160]; /* the students of a run, with room for in-process tests */
 static int g_nlocks;
 
-/* s with control characters shown as '?' (text read from a file, printed in a message) */
-static void printable(char *s)
+/* the refusal of a directory whose lock file fd another run holds, naming the holder (the first
+   line of the lock file, escaped: it is text from a file); returns 2 */
+static int refuse_busy(const char *cmd, const char *dir, int fd)
 {
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f) *s = '?';
+    char raw[512] = "", holder[600];
+    ssize_t got = pread(fd, raw, sizeof raw - 1, 0);
+    raw[got > 0 ? got : 0] = 0;
+    raw[strcspn(raw, "\n")] = 0;
+    sq_printable(raw, holder, sizeof holder);
+    return sq_cli_fail(cmd, "%s is in use by another run (%s); wait for it to end, or use another --out", dir,
+                       holder[0] ? holder : "no details in " LOCK_NAME);
 }
 
 int sq_cli_lock_dir(const char *cmd, const char *dir)
@@ -99,17 +105,10 @@ int sq_cli_lock_dir(const char *cmd, const char *dir)
     for (int i = 0; i < g_nlocks; i++)
         if (g_locks[i].dev == sb.st_dev && g_locks[i].ino == sb.st_ino) { close(fd); return 0; } /* ours already */
     if (flock(fd, LOCK_EX | LOCK_NB)) {
-        int e = errno;
-        char holder[512] = "";
-        ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
-        holder[got > 0 ? got : 0] = 0;
-        holder[strcspn(holder, "\n")] = 0;
-        printable(holder);
+        int e = errno, rc = e == EWOULDBLOCK ? refuse_busy(cmd, dir, fd)
+                                             : sq_cli_fail(cmd, "cannot lock %s: %s", path, strerror(e));
         close(fd);
-        if (e == EWOULDBLOCK)
-            return sq_cli_fail(cmd, "%s is in use by another run (%s); wait for it to end, or use another --out",
-                               dir, holder[0] ? holder : "no details in " LOCK_NAME);
-        return sq_cli_fail(cmd, "cannot lock %s: %s", path, strerror(e));
+        return rc;
     }
     if (g_nlocks == (int)(sizeof g_locks / sizeof g_locks[0])) {
         close(fd);
@@ -157,19 +156,30 @@ static int file_exists(const char *dir, const char *name)
 static const char *const RUN_FILES[] = {"last.state.safetensors", "last.safetensors", "best.safetensors",
                                         "metrics.jsonl", "command.txt", NULL};
 
+/* 1 when dir holds a committed run (the first three of RUN_FILES) */
+static int holds_run(const char *dir)
+{
+    int held = 0;
+    for (int i = 0; i < 3; i++) held |= file_exists(dir, RUN_FILES[i]);
+    return held;
+}
+
+static int refuse_held(const char *cmd, const char *dir)
+{
+    return sq_cli_fail(cmd, "%s already holds a run (last.state.safetensors, last.safetensors, ...): continue it with "
+                       "--resume %s, replace it with --overwrite, or choose another --out", dir, dir);
+}
+
 int sq_cli_open_run_dir(const char *cmd, const char *dir, int resume, int overwrite)
 {
     if (sq_cli_mkdirs(dir)) return sq_cli_fail(cmd, "cannot create output directory '%s': %s", dir, strerror(errno));
     if (sq_cli_lock_dir(cmd, dir)) return 2;
     sq_io_remove_stale_temps(dir); /* only this process writes here now */
     if (resume) return 0;
-    int held = 0;
-    for (int i = 0; i < 3; i++) held |= file_exists(dir, RUN_FILES[i]); /* a committed epoch */
-    if (!held) return 0;
+    if (!holds_run(dir)) return 0;
     if (!overwrite) {
         sq_cli_unlock_dir(dir, 0);
-        return sq_cli_fail(cmd, "%s already holds a run (last.state.safetensors, last.safetensors, ...): continue it with "
-                           "--resume %s, replace it with --overwrite, or choose another --out", dir, dir);
+        return refuse_held(cmd, dir);
     }
     for (int i = 0; RUN_FILES[i]; i++) {
         char p[4200];
@@ -194,24 +204,12 @@ int sq_cli_check_run_dir(const char *cmd, const char *dir, int resume, int overw
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd >= 0) {
             int busy = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-            char holder[512] = "";
-            ssize_t got = busy ? pread(fd, holder, sizeof holder - 1, 0) : 0;
-            holder[got > 0 ? got : 0] = 0;
-            holder[strcspn(holder, "\n")] = 0;
-            printable(holder);
+            int rc = busy ? refuse_busy(cmd, dir, fd) : 0;
             close(fd); /* releases the shared lock taken to test it */
-            if (busy)
-                return sq_cli_fail(cmd, "%s is in use by another run (%s); wait for it to end, or use another --out",
-                                   dir, holder[0] ? holder : "no details in " LOCK_NAME);
+            if (rc) return rc;
         }
     }
-    if (resume || overwrite) return 0;
-    int held = 0;
-    for (int i = 0; i < 3; i++) held |= file_exists(dir, RUN_FILES[i]);
-    if (held)
-        return sq_cli_fail(cmd, "%s already holds a run (last.state.safetensors, last.safetensors, ...): continue it "
-                           "with --resume %s, replace it with --overwrite, or choose another --out", dir, dir);
-    return 0;
+    return resume || overwrite || !holds_run(dir) ? 0 : refuse_held(cmd, dir);
 }
 
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
