@@ -15,7 +15,12 @@ extern "C" {
 typedef enum sq_node_op {
     SQ_NODE_INPUT = 0, SQ_NODE_CONV, SQ_NODE_BN, SQ_NODE_ACT, SQ_NODE_POOL, SQ_NODE_GAP,
     SQ_NODE_LINEAR, SQ_NODE_ADD, SQ_NODE_SHORTCUT_A, SQ_NODE_CONCAT, SQ_NODE_SHUFFLE,
-    SQ_NODE_DROPOUT, SQ_NODE_FLATTEN
+    SQ_NODE_DROPOUT, SQ_NODE_FLATTEN,
+    /* added for imported (ONNX) graphs, issue 18 */
+    SQ_NODE_PAD,      /* constant padding of H and W: pt, pl, pb, pr rows/columns of pad_value */
+    SQ_NODE_CLIP,     /* y = min(max(x, lo), hi) (Clip with constant bounds other than ReLU/ReLU6) */
+    SQ_NODE_AFFINE,   /* y = a[ch] x + b[ch]: Mul / Add / Sub / Div by a constant (buffers pw = a, pb = b) */
+    SQ_NODE_SLICE     /* channels [c0, c0 + c) of the input (Split / Slice on the channel axis) */
 } sq_node_op;
 
 /* kinds of entries in the parameter table */
@@ -36,6 +41,16 @@ typedef struct sq_node {
     int c, h, w;          /* output shape per sample */
     /* attrs */
     int k, stride, pad, groups, has_bias;     /* conv (k: kernel size), pool (k) */
+    /* general windows (issue 18; the zoo's square ones keep kh = kw = k, sh = sw = stride and
+       pad_t = pad_l = pad_b = pad_r = pad): conv kernel kh x kw (stride and pad stay square and symmetric:
+       the builder puts a PAD node before a conv whose padding is not), pool kernel, strides and
+       pads (pads of a max pool are ignored elements, as -inf), PAD's amounts */
+    int kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r;
+    int ceil_mode;        /* pool: output size rounded up (ONNX / PyTorch ceil_mode) */
+    int count_include_pad;/* avg pool: pads count in the divisor (the zoo's pools: 1) */
+    float lo, hi;         /* CLIP bounds */
+    float pad_value;      /* PAD */
+    int c0;               /* SLICE: first channel taken */
     int act;              /* sq_act_kind */
     int pool;             /* sq_pool_kind */
     float p;              /* dropout */

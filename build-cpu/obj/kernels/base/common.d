@@ -1,0 +1,3 @@
+build-cpu/obj/kernels/base/common.o: kernels/base/common.c \
+ include/sqakd/common.h
+include/sqakd/common.h:
