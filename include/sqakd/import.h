@@ -43,6 +43,14 @@ sq_status sq_onnx_import(const char *path, const sq_import_opts *o, sq_imported 
 sq_status sq_imported_load(const sq_imported *imp, sq_model *m);
 void sq_imported_free(sq_imported *imp);   /* frees the values and, unless taken (NULL), imp->m */
 
+/* A model file by path: an ONNX file (.onnx, imported with io; NULL: no options) or an sqakd
+   checkpoint. sq_model_open builds, sets up and loads it (as sq_ckpt_open_model); an ONNX model
+   gets arch "graph", role "teacher", no quantizer and the import's normalisation in *meta. */
+struct sq_ckpt_meta;
+sq_status sq_model_open(const char *path, const sq_import_opts *io, const struct sq_backend *be, int batch,
+                        int with_grad, sq_model **out, struct sq_ckpt_meta *meta);
+sq_status sq_model_read_meta(const char *path, const sq_import_opts *io, struct sq_ckpt_meta *meta);
+
 /* 1 when path names an ONNX file (by its extension, .onnx) */
 int sq_is_onnx_path(const char *path);
 
