@@ -15,6 +15,27 @@ static sq_status check_bits(const char *what, int bits)
     return SQ_OK;
 }
 
+/* 1 when node id's output is never negative: it comes from a ReLU (ReLU6, a Clip at >= 0) through
+   ops that keep the sign (pooling, padding with >= 0, slicing, shuffles, concatenations and sums
+   of such tensors). Imported graphs quantize a convolution's input unsigned only then: a
+   MobileNet's linear bottleneck or a ShuffleNet branch feeds convolutions signed values. */
+static int nonneg(const sq_model *m, int id, int depth)
+{
+    if (id < 0 || depth > 64) return 0;
+    const sq_node *n = &m->nodes[id];
+    switch (n->op) {
+    case SQ_NODE_ACT: return 1;
+    case SQ_NODE_CLIP: return n->lo >= 0.0f;
+    case SQ_NODE_PAD: return n->pad_value >= 0.0f && nonneg(m, n->in0, depth + 1);
+    case SQ_NODE_POOL: case SQ_NODE_GAP: case SQ_NODE_FLATTEN: case SQ_NODE_SLICE: case SQ_NODE_SHUFFLE:
+    case SQ_NODE_DROPOUT: case SQ_NODE_SHORTCUT_A:
+        return nonneg(m, n->in0, depth + 1);
+    case SQ_NODE_CONCAT: case SQ_NODE_ADD:
+        return nonneg(m, n->in0, depth + 1) && nonneg(m, n->in1, depth + 1);
+    default: return 0;
+    }
+}
+
 sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
 {
     m->qopts = *q;
@@ -42,8 +63,9 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qa.kind = q->kind;
         n->qa.role = SQ_QROLE_ACT;
         n->qa.bits = q->abits;
-        /* only the stem sees signed (normalised image) inputs; block inputs follow a ReLU */
-        n->qa.is_signed = in->op == SQ_NODE_INPUT;
+        /* the zoo: only the stem sees signed (normalised image) inputs, block inputs follow a ReLU;
+           an imported graph: signed unless the input is known to be >= 0 */
+        n->qa.is_signed = in->op == SQ_NODE_INPUT || (!strcmp(m->arch, "graph") && !nonneg(m, n->in0, 0));
         n->qa.delta = q->delta_a;
         n->qa.grad_numel = (float)(in->c * in->h * in->w);
         int scalar[1] = {0};
