@@ -1,0 +1,22 @@
+build-cpu/obj/tests/test_sweep.o: tests/test_sweep.c host/cli/sweep.h \
+ host/cli/distill_common.h include/sqakd/multi.h include/sqakd/train.h \
+ include/sqakd/checkpoint.h include/sqakd/model.h include/sqakd/backend.h \
+ include/sqakd/common.h include/sqakd/quant.h include/sqakd/data.h \
+ host/cli/train_common.h host/cli/cli.h include/sqakd/json.h \
+ tests/util_check.h tests/util_fixtures.h include/sqakd/safetensors.h
+host/cli/sweep.h:
+host/cli/distill_common.h:
+include/sqakd/multi.h:
+include/sqakd/train.h:
+include/sqakd/checkpoint.h:
+include/sqakd/model.h:
+include/sqakd/backend.h:
+include/sqakd/common.h:
+include/sqakd/quant.h:
+include/sqakd/data.h:
+host/cli/train_common.h:
+host/cli/cli.h:
+include/sqakd/json.h:
+tests/util_check.h:
+tests/util_fixtures.h:
+include/sqakd/safetensors.h:
