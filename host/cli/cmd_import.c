@@ -34,10 +34,6 @@ int sq_cmd_import(int argc, char **argv)
         return sq_cli_fail(cmd, "%s takes %d input channels; checkpoints hold models of 1 to 4 (image) channels",
                            pos[0], m->in_c);
     }
-    if (m->nodes[1].op == SQ_NODE_INPUT) {
-        sq_model_free(m);
-        return sq_cli_fail(cmd, "%s has several inputs; checkpoints hold image classifiers of one input", pos[0]);
-    }
     const char *base = strrchr(pos[0], '/');
     snprintf(meta.dataset, sizeof meta.dataset, "onnx:%s", base ? base + 1 : pos[0]);
     for (char *p = meta.dataset; *p; p++)
@@ -54,26 +50,21 @@ int sq_cmd_import(int argc, char **argv)
     return 0;
 }
 
-/* a tensor file: .npy, else an ONNX TensorProto (.pb) */
-static sq_status read_tensor(const char *path, float **data, int *ndim, int64_t *dims)
+/* a tensor file: .npy (float), else an ONNX TensorProto (.pb, any type: ONNX's node tests pass
+   weights, shapes and indices as inputs) */
+static sq_status read_tensor(const char *path, sq_onnx_tensor *t)
 {
+    memset(t, 0, sizeof *t);
     size_t n = strlen(path);
-    if (n > 4 && !strcmp(path + n - 4, ".npy")) return sq_npy_read(path, data, ndim, dims);
-    sq_onnx_tensor t;
-    sq_status st = sq_onnx_read_tensor(path, &t);
-    if (st) return st;
-    if (!t.f) {
-        sq_onnx_tensor_clear(&t);
-        char pb[256];
-        sq_set_error("%s: the tensor is not of a float type", sq_printable(path, pb, sizeof pb));
-        return SQ_EARG;
+    if (n > 4 && !strcmp(path + n - 4, ".npy")) {
+        sq_status st = sq_npy_read(path, &t->f, &t->ndim, t->dims);
+        if (st) return st;
+        t->dtype = SQ_ONNX_FLOAT;
+        t->numel = 1;
+        for (int i = 0; i < t->ndim; i++) t->numel *= (size_t)t->dims[i];
+        return SQ_OK;
     }
-    *data = t.f;
-    t.f = NULL;
-    *ndim = t.ndim;
-    memcpy(dims, t.dims, sizeof t.dims);
-    sq_onnx_tensor_clear(&t);
-    return SQ_OK;
+    return sq_onnx_read_tensor(path, t);
 }
 
 #define MAX_IN 8
@@ -116,11 +107,10 @@ int sq_cmd_infer(int argc, char **argv)
     free(rest);
     if (r) return r == 1 ? 0 : 2;
     if (npos != 1) return sq_cli_fail(cmd, "expected one model path (usage: sqakd infer %s)", USAGE);
-    if (!nin) return sq_cli_fail(cmd, "--input X.npy is required");
+    if (!nin && !sq_is_onnx_path(pos[0])) return sq_cli_fail(cmd, "--input X.npy is required");
     if (!out) return sq_cli_fail(cmd, "--out Y.npy is required");
-    float *x[MAX_IN] = {0};
-    int xnd[MAX_IN];
-    int64_t xd[MAX_IN][SQ_ONNX_MAX_DIMS];
+    sq_onnx_tensor x[MAX_IN];
+    memset(x, 0, sizeof x);
     int rc = 2;
     sq_model *m = NULL;
     float *y = NULL;
@@ -128,52 +118,72 @@ int sq_cmd_infer(int argc, char **argv)
     sq_imported imp;
     memset(&imp, 0, sizeof imp);
     for (int k = 0; k < nin; k++)
-        if (read_tensor(inputs[k], &x[k], &xnd[k], xd[k])) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
-    for (int k = 0; k < nin; k++)
-        if (xnd[k] < 2 || xnd[k] > 4 || xd[k][0] < 1 || xd[k][0] != xd[0][0]) {
-            sq_cli_fail(cmd, "%s: expected a tensor of 2 to 4 dimensions with the batch first (the same batch for "
-                        "every input)", inputs[k]);
-            goto done;
-        }
-    const int64_t N = xd[0][0];
+        if (read_tensor(inputs[k], &x[k])) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
     const sq_backend *be = sq_backend_open(device, bopt, threads);
     if (!be) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
-    if (batch > N) batch = (int)N;
     sq_ckpt_meta meta;
+    int node_of_input[MAX_IN];
     if (onnx) {
-        /* symbolic input dimensions take the tensor's */
+        /* symbolic input dimensions take the first tensor's; later tensors are bound to their graph
+           inputs (constants where the graph needs constants) */
         sq_import_opts io;
         memset(&io, 0, sizeof io);
-        io.in_c = (int)xd[0][1];
-        io.in_h = xnd[0] > 2 ? (int)xd[0][2] : 1;
-        io.in_w = xnd[0] > 3 ? (int)xd[0][3] : 1;
+        const sq_onnx_tensor *bind[MAX_IN];
+        for (int k = 0; k < nin; k++) bind[k] = k ? &x[k] : NULL;
+        io.nbind = nin;
+        io.bind = bind;
+        if (nin && x[0].ndim >= 2 && x[0].ndim <= 4) {
+            io.in_c = (int)x[0].dims[1];
+            io.in_h = x[0].ndim > 2 ? (int)x[0].dims[2] : 1;
+            io.in_w = x[0].ndim > 3 ? (int)x[0].dims[3] : 1;
+        }
         sq_status st = sq_onnx_import(pos[0], &io, &imp);
         if (st == SQ_EARG && strstr(sq_last_error(), "--input gives")) {
-            /* the graph fixes its dimensions: those are checked against the tensor below */
-            st = sq_onnx_import(pos[0], NULL, &imp);
+            /* the graph fixes its dimensions: the tensors are checked against them below */
+            io.in_c = io.in_h = io.in_w = 0;
+            st = sq_onnx_import(pos[0], &io, &imp);
         }
         if (st) { sq_cli_fail(cmd, "%s", sq_last_error()); rc = st == SQ_EARG ? 3 : 2; goto done; }
         m = imp.m;
-        memset(&meta, 0, sizeof meta);
-        memcpy(meta.mean, imp.mean, sizeof meta.mean);
-        memcpy(meta.std, imp.std, sizeof meta.std);
-        if (sq_model_setup(m, be, batch, 0) || sq_imported_load(&imp, m)) {
-            sq_cli_fail(cmd, "%s", sq_last_error());
-            goto done;
-        }
+        if (!nin) { sq_cli_fail(cmd, "--input X.npy is required"); goto done; }
         if (imp.ninputs != nin) {
             sq_cli_fail(cmd, "%s has %d inputs but %d --input tensors were given", pos[0], imp.ninputs, nin);
             goto done;
         }
+        memset(&meta, 0, sizeof meta);
+        memcpy(meta.mean, imp.mean, sizeof meta.mean);
+        memcpy(meta.std, imp.std, sizeof meta.std);
+        for (int k = 0; k < nin; k++) node_of_input[k] = imp.input_node[k];
     } else {
-        if (sq_ckpt_open_model(pos[0], be, batch, 0, &m, &meta)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
         if (nin != 1) { sq_cli_fail(cmd, "a checkpoint takes one --input"); goto done; }
+        node_of_input[0] = 0;
     }
-    /* each input's per-sample shape against its input node */
+    /* every tensor that feeds an input node: float, batch first, one batch, the node's shape */
+    int64_t N = -1;
     for (int k = 0; k < nin; k++) {
-        const sq_node *in = &m->nodes[k];
-        int64_t c = xd[k][1], h = xnd[k] > 2 ? xd[k][2] : 1, w = xnd[k] > 3 ? xd[k][3] : 1;
-        if (in->op != SQ_NODE_INPUT || c != in->c || h != in->h || w != in->w) {
+        if (node_of_input[k] < 0) continue;
+        const sq_onnx_tensor *t = &x[k];
+        if (!t->f || t->ndim < (onnx ? 1 : 4) || t->ndim > 4 || t->dims[0] < 1 || (N >= 0 && t->dims[0] != N)) {
+            sq_cli_fail(cmd, "%s: expected a float tensor %s with the batch first (the same batch for every input)",
+                        inputs[k], onnx ? "of 1 to 4 dimensions" : "N x C x H x W");
+            goto done;
+        }
+        N = t->dims[0];
+    }
+    if (N < 1) { sq_cli_fail(cmd, "no input tensor feeds the model"); goto done; }
+    if (batch > N) batch = (int)N;
+    if (onnx) {
+        if (sq_model_setup(m, be, batch, 0) || sq_imported_load(&imp, m)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+    } else if (sq_ckpt_open_model(pos[0], be, batch, 0, &m, &meta)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        goto done;
+    }
+    for (int k = 0; k < nin; k++) {
+        if (node_of_input[k] < 0) continue;
+        const sq_node *in = &m->nodes[node_of_input[k]];
+        const sq_onnx_tensor *t = &x[k];
+        int64_t c = t->ndim > 1 ? t->dims[1] : 1, h = t->ndim > 2 ? t->dims[2] : 1, w = t->ndim > 3 ? t->dims[3] : 1;
+        if (c != in->c || h != in->h || w != in->w) {
             sq_cli_fail(cmd, "%s is %lldx%lldx%lld per sample but the model's input %d is %dx%dx%d", inputs[k],
                         (long long)c, (long long)h, (long long)w, k, in->c, in->h, in->w);
             goto done;
@@ -188,7 +198,7 @@ int sq_cmd_infer(int argc, char **argv)
         int nb = (int)(N - b0 < batch ? N - b0 : batch);
         /* input 0 normalised as the model expects (an ONNX graph's own leading Sub/Div, lifted at import, or
            the checkpoint's), the others as given */
-        const float *src = x[0] + (size_t)b0 * per_in0;
+        const float *src = x[0].f + (size_t)b0 * per_in0;
         for (int i = 0; i < nb; i++)
             for (int c = 0; c < m->in_c; c++) {
                 const float mu = meta.mean[c < 4 ? c : 3], sd = meta.std[c < 4 ? c : 3];
@@ -198,9 +208,10 @@ int sq_cmd_infer(int argc, char **argv)
             }
         sq_model_set_input(m, xn, nb);
         for (int k = 1; k < nin; k++) {
-            const sq_node *in = &m->nodes[k];
+            if (node_of_input[k] < 0) continue;
+            const sq_node *in = &m->nodes[node_of_input[k]];
             size_t per = (size_t)in->c * in->h * in->w;
-            be->copy_h2d(in->out, x[k] + (size_t)b0 * per, (size_t)nb * per * sizeof(float));
+            be->copy_h2d(in->out, x[k].f + (size_t)b0 * per, (size_t)nb * per * sizeof(float));
         }
         float *z = sq_model_forward(m, nb, 0);
         be->copy_d2h(y + (size_t)b0 * k_out, z, (size_t)nb * k_out * sizeof(float));
@@ -223,7 +234,7 @@ int sq_cmd_infer(int argc, char **argv)
     if (sq_npy_write(out, y, ond, od)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
     rc = 0;
 done:
-    for (int k = 0; k < nin; k++) free(x[k]);
+    for (int k = 0; k < nin; k++) sq_onnx_tensor_clear(&x[k]);
     free(y);
     if (onnx) sq_imported_free(&imp);   /* frees m, which is imp.m */
     else sq_model_free(m);

@@ -37,6 +37,13 @@ sq_status sq_model_open(const char *path, const sq_import_opts *io, const sq_bac
     sq_imported imp;
     sq_status st = sq_onnx_import(path, io, &imp);
     if (st) return st;
+    if (imp.ninputs > 1) {
+        char pb[256];
+        sq_set_error("%s has %d inputs; sqakd trains and evaluates image classifiers of one input ('sqakd infer' "
+                     "runs it)", sq_printable(path, pb, sizeof pb), imp.ninputs);
+        sq_imported_free(&imp);
+        return SQ_EARG;
+    }
     meta_of_import(&imp, meta);
     sq_model *m = imp.m;
     if ((st = sq_model_set_quant(m, &meta->q)) || (st = sq_model_setup(m, be, batch, with_grad)) ||

@@ -34,6 +34,9 @@ typedef struct val {
     int node, rank;          /* V_ACT / V_VIEW*: node id and ONNX rank */
     int groups;              /* V_VIEW*: the shuffle's group count */
     sq_onnx_tensor t;        /* V_CONST (owned) */
+    int input_k;             /* V_CONST: > 0 for graph input k given as a tensor (sq_import_opts.bind):
+                                a constant where an op needs one, an input node where it needs a
+                                computed tensor */
 } val;
 
 typedef struct imp {
@@ -168,6 +171,38 @@ static val *in_val(imp *I, const sq_onnx_node *n, int k)
     return find(I, n->in[k]);
 }
 
+static int sample_dims(const sq_node *nd, int rank, int64_t *d);
+static const sq_node *node_of(imp *I, const val *x);
+
+/* a bound graph input used as a computed tensor: an input node of the tensor's shape */
+static sq_status materialize(imp *I, val *x)
+{
+    const sq_onnx_tensor *t = &x->t;
+    if (t->ndim < 1 || t->ndim > 4 || !t->f)
+        return fail(I, SQ_EARG, "graph input %d is used as a computed tensor but is not float of 1 to 4 dimensions",
+                    x->input_k);
+    for (int i = 1; i < t->ndim; i++)
+        if (t->dims[i] < 1 || t->dims[i] > 65536) return fail(I, SQ_EARG, "graph input %d has a bad dimension", x->input_k);
+    int id = sq_b_input(I->m, t->ndim > 1 ? (int)t->dims[1] : 1, t->ndim > 2 ? (int)t->dims[2] : 1,
+                        t->ndim > 3 ? (int)t->dims[3] : 1);
+    I->out->input_node[x->input_k] = id;
+    x->kind = V_ACT;
+    x->node = id;
+    x->rank = t->ndim;
+    return SQ_OK;
+}
+
+/* a bound graph input with the same per-sample shape as computed tensor a: used as one */
+static int bound_like(imp *I, const val *c, const val *a)
+{
+    if (c->kind != V_CONST || c->input_k <= 0 || a->kind != V_ACT || c->t.ndim != a->rank) return 0;
+    int64_t d[3];
+    int nd = sample_dims(node_of(I, a), a->rank, d);
+    for (int i = 0; i < nd; i++)
+        if (c->t.dims[i + 1] != d[i]) return 0;
+    return 1;
+}
+
 static sq_status need_act(imp *I, const sq_onnx_node *n, int k, val **out)
 {
     val *x = in_val(I, n, k);
@@ -177,6 +212,10 @@ static sq_status need_act(imp *I, const sq_onnx_node *n, int k, val **out)
             return fail(I, SQ_EFORMAT, "input '%s' is not produced by any earlier node, initializer or graph input",
                         sq_printable(n->in[k], b, sizeof b));
         return fail(I, SQ_EFORMAT, "input %d is missing", k);
+    }
+    if (x->kind == V_CONST && x->input_k > 0) {
+        sq_status st = materialize(I, x);
+        if (st) return st;
     }
     if (x->kind == V_CONST)
         return fail(I, SQ_EARG, "input '%s' is a constant; sqakd maps this op on computed tensors only",
@@ -341,7 +380,7 @@ static sq_status window(imp *I, const sq_onnx_node *n, const sq_node *in, int kh
 
 static sq_status op_conv(imp *I, const sq_onnx_node *n)
 {
-    val *x;
+    val *x = NULL;
     const sq_onnx_tensor *W, *B = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x)) || (st = need_const(I, n, 1, &W))) return st;
@@ -374,7 +413,7 @@ static sq_status op_conv(imp *I, const sq_onnx_node *n)
 
 static sq_status op_bn(imp *I, const sq_onnx_node *n)
 {
-    val *x;
+    val *x = NULL;
     const sq_onnx_tensor *t[4];
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
@@ -410,7 +449,7 @@ static sq_status op_bn(imp *I, const sq_onnx_node *n)
 
 static sq_status op_clip(imp *I, const sq_onnx_node *n, int relu)
 {
-    val *x;
+    val *x = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
     float lo = 0.0f, hi = INFINITY;
@@ -458,8 +497,10 @@ static sq_status op_binary(imp *I, const sq_onnx_node *n)
     if (a->kind == V_CONST && b->kind == V_CONST) return fold_binary(I, n, &a->t, &b->t);
     const char *op = n->op;
     sq_status st;
+    if (bound_like(I, a, b) && (st = materialize(I, a))) return st;
+    if (bound_like(I, b, a) && (st = materialize(I, b))) return st;
     if (a->kind != V_CONST && b->kind != V_CONST) {
-        val *x, *y;
+        val *x = NULL, *y = NULL;
         if ((st = need_act(I, n, 0, &x)) || (st = need_act(I, n, 1, &y))) return st;
         const sq_node *p = node_of(I, x), *q = node_of(I, y);
         if (strcmp(op, "Add"))
@@ -472,7 +513,7 @@ static sq_status op_binary(imp *I, const sq_onnx_node *n)
         return SQ_OK;
     }
     const int const_first = a->kind == V_CONST;
-    val *x;
+    val *x = NULL;
     if ((st = need_act(I, n, const_first ? 1 : 0, &x))) return st;
     const sq_onnx_tensor *t = const_first ? &a->t : &b->t;
     const sq_node *in = node_of(I, x);
@@ -509,7 +550,7 @@ static sq_status op_binary(imp *I, const sq_onnx_node *n)
 
 static sq_status op_pool(imp *I, const sq_onnx_node *n, int avg)
 {
-    val *x;
+    val *x = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
     if (x->rank != 4) return fail(I, SQ_EARG, "only 2-D pooling (NCHW inputs) is supported");
@@ -542,7 +583,7 @@ static int view_node(imp *I, int node, int c, int h, int w)
 
 static sq_status op_gap(imp *I, const sq_onnx_node *n, int reduce)
 {
-    val *x;
+    val *x = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
     if (x->rank != 4) return fail(I, SQ_EARG, "only NCHW inputs are supported");
@@ -572,7 +613,7 @@ static sq_status op_gap(imp *I, const sq_onnx_node *n, int reduce)
 
 static sq_status op_flatten(imp *I, const sq_onnx_node *n)
 {
-    val *x;
+    val *x = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
     int64_t axis = attr_i(n, "axis", 1);
@@ -588,6 +629,7 @@ static int sample_dims(const sq_node *nd, int rank, int64_t *d)
 {
     if (rank == 4) { d[0] = nd->c; d[1] = nd->h; d[2] = nd->w; return 3; }
     if (rank == 3) { d[0] = nd->c; d[1] = nd->h; return 2; }
+    if (rank == 1) return 0;
     d[0] = nd->c;
     return 1;
 }
@@ -687,7 +729,7 @@ static sq_status op_transpose(imp *I, const sq_onnx_node *n)
 
 static sq_status op_linear(imp *I, const sq_onnx_node *n, int gemm)
 {
-    val *x;
+    val *x = NULL;
     const sq_onnx_tensor *Bm, *C = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x)) || (st = need_const(I, n, 1, &Bm))) return st;
@@ -734,8 +776,16 @@ static int chan_axis(int64_t axis, int rank) { return (axis < 0 ? axis + rank : 
 
 static sq_status op_concat(imp *I, const sq_onnx_node *n)
 {
-    int nconst = 0;
-    for (int k = 0; k < n->nin; k++) { val *x = in_val(I, n, k); nconst += x && x->kind == V_CONST; }
+    int nconst = 0, nact = 0;
+    for (int k = 0; k < n->nin; k++) { val *x = in_val(I, n, k); nconst += x && x->kind == V_CONST; nact += x && x->kind == V_ACT; }
+    if (nact && nconst) {
+        for (int k = 0; k < n->nin; k++) {
+            val *x = in_val(I, n, k);
+            sq_status st;
+            if (x && x->kind == V_CONST && x->input_k > 0 && (st = materialize(I, x))) return st;
+        }
+        nconst = 0;
+    }
     if (n->nin < 1) return fail(I, SQ_EFORMAT, "needs inputs");
     if (nconst == n->nin) {
         /* constants: 1-D concatenation (shape arithmetic) */
@@ -759,7 +809,7 @@ static sq_status op_concat(imp *I, const sq_onnx_node *n)
         }
         return SQ_OK;
     }
-    val *x0;
+    val *x0 = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x0))) return st;
     if (!chan_axis(attr_i(n, "axis", 0), x0->rank))
@@ -779,7 +829,7 @@ static sq_status op_concat(imp *I, const sq_onnx_node *n)
 
 static sq_status op_split(imp *I, const sq_onnx_node *n)
 {
-    val *x;
+    val *x = NULL;
     sq_status st;
     if ((st = need_act(I, n, 0, &x))) return st;
     if (!chan_axis(attr_i(n, "axis", 0), x->rank)) return fail(I, SQ_EARG, "Split is supported on the channel axis (1) only");
@@ -1162,14 +1212,23 @@ static sq_status import_graph(imp *I)
     }
     /* graph inputs */
     int nin = 0;
+    if (g->ninput > SQ_IMPORT_MAX_INPUTS) return fail(I, SQ_EARG, "more than %d graph inputs", SQ_IMPORT_MAX_INPUTS);
     for (int k = 0; k < g->ninput; k++) {
         const sq_onnx_value *v = &g->input[k];
         char b[128];
+        I->out->input_node[k] = -1;
+        if (k > 0 && I->o && k < I->o->nbind && I->o->bind && I->o->bind[k]) {
+            val *x = add_val(I, v->name, V_CONST);
+            tensor_copy(&x->t, I->o->bind[k]);
+            x->input_k = k;
+            nin++;
+            continue;
+        }
         if (v->dtype && v->dtype != SQ_ONNX_FLOAT)
             return fail(I, SQ_EARG, "graph input '%s' is not float32", sq_printable(v->name, b, sizeof b));
-        if (v->ndim < 2 || v->ndim > 4)
-            return fail(I, SQ_EARG, "graph input '%s' has %d dimensions; sqakd takes (N, C, H, W), (N, C, L) or (N, F)",
-                        sq_printable(v->name, b, sizeof b), v->ndim);
+        if (v->ndim < 1 || v->ndim > 4)
+            return fail(I, SQ_EARG, "graph input '%s' has %d dimensions; sqakd takes (N, C, H, W), (N, C, L), (N, F) "
+                        "or (N)", sq_printable(v->name, b, sizeof b), v->ndim);
         int64_t d[4] = {1, 1, 1, 1};
         const int given = I->o && I->o->in_c > 0 && nin == 0;
         int64_t want[3] = {given ? I->o->in_c : 0, given ? I->o->in_h : 0, given ? I->o->in_w : 0};
@@ -1189,9 +1248,10 @@ static sq_status import_graph(imp *I)
         if (nin == 0 && v->dims[0] > 0) I->batch_fixed = v->dims[0];
         int id = sq_b_input(I->m, (int)d[1], (int)d[2], (int)d[3]);
         act_val(I, v->name, id, v->ndim);
+        I->out->input_node[k] = id;
         nin++;
     }
-    if (nin == 0) return fail(I, SQ_EFORMAT, "the graph has no input (besides its initializers)");
+    if (nin == 0) return fail(I, SQ_EARG, "the graph has no input (besides its initializers): it computes a constant");
     I->out->ninputs = nin;
     /* normalisation at the front, lifted into the checkpoint's mean/std */
     int skip_from = -1, skip_n = 0;
@@ -1232,9 +1292,10 @@ static sq_status import_graph(imp *I)
     if (!o || o->kind != V_ACT)
         return fail(I, SQ_EARG, "graph output '%s' is %s", sq_printable(g->output[0].name, b, sizeof b),
                     !o ? "not computed by the graph" : "not a computed tensor (a constant or a 5-D view)");
-    if (o->node == 0 && I->m->nnodes == 1) return fail(I, SQ_EARG, "the graph computes nothing");
     const sq_node *on = node_of(I, o);
-    if (o->node != I->m->nnodes - 1) view_node(I, o->node, on->c, on->h, on->w);
+    /* the output must be the last node: a view of it otherwise (also when the graph only passes
+       its input through) */
+    if (o->node != I->m->nnodes - 1 || on->op == SQ_NODE_INPUT) view_node(I, o->node, on->c, on->h, on->w);
     I->out->out_ndim = o->rank;
     sample_dims(&I->m->nodes[I->m->nnodes - 1], o->rank, I->out->out_dims);
     return SQ_OK;

@@ -16,10 +16,18 @@
 extern "C" {
 #endif
 
+#define SQ_IMPORT_MAX_INPUTS 16
+
+struct sq_onnx_tensor;
 typedef struct sq_import_opts {
     int in_c, in_h, in_w;       /* --input CxHxW: fixes symbolic input dimensions (0: from the graph) */
     int has_mean, has_std;      /* --mean / --std given */
     float mean[4], std[4];
+    /* sqakd infer: graph inputs 1..nbind-1 given as tensors (bind[k], NULL: not given). Such an
+       input is a constant where an op needs one (a weight, a shape, Slice's starts: ONNX's own
+       node tests pass them as inputs) and an input node where it needs a computed tensor. */
+    int nbind;
+    const struct sq_onnx_tensor *const *bind;
 } sq_import_opts;
 
 typedef struct sq_imported {
@@ -31,7 +39,8 @@ typedef struct sq_imported {
     float mean[4], std[4];      /* normalisation: a leading per-channel Sub/Div of the graph, else
                                    the options', else 0 / 1 */
     int norm_from_graph;        /* 1 when the graph's own normalisation was lifted into mean/std */
-    int ninputs;                /* graph inputs (INPUT nodes 0..ninputs-1 in graph order) */
+    int ninputs;                /* graph inputs */
+    int input_node[SQ_IMPORT_MAX_INPUTS];   /* graph input k -> its INPUT node (-1: used as a constant) */
     int out_ndim;               /* the output's rank with its batch dimension (2 for logits) */
     int64_t out_dims[8];        /* the output's dims after the batch dimension */
     int64_t opset;

@@ -3,7 +3,7 @@ build-cpu/obj/host/cli/cmd_sweep.o: host/cli/cmd_sweep.c \
  host/cli/distill_common.h include/sqakd/multi.h include/sqakd/train.h \
  include/sqakd/checkpoint.h include/sqakd/model.h include/sqakd/backend.h \
  include/sqakd/quant.h include/sqakd/data.h host/cli/train_common.h \
- host/cli/cli.h include/sqakd/json.h
+ host/cli/cli.h include/sqakd/import.h include/sqakd/json.h
 include/sqakd/safetensors.h:
 include/sqakd/common.h:
 host/cli/sweep.h:
@@ -17,4 +17,5 @@ include/sqakd/quant.h:
 include/sqakd/data.h:
 host/cli/train_common.h:
 host/cli/cli.h:
+include/sqakd/import.h:
 include/sqakd/json.h:

@@ -2,7 +2,7 @@ build-cpu/obj/host/cli/distill_multi.o: host/cli/distill_multi.c \
  host/cli/distill_common.h include/sqakd/multi.h include/sqakd/train.h \
  include/sqakd/checkpoint.h include/sqakd/model.h include/sqakd/backend.h \
  include/sqakd/common.h include/sqakd/quant.h include/sqakd/data.h \
- host/cli/train_common.h host/cli/cli.h
+ host/cli/train_common.h host/cli/cli.h include/sqakd/import.h
 host/cli/distill_common.h:
 include/sqakd/multi.h:
 include/sqakd/train.h:
@@ -14,3 +14,4 @@ include/sqakd/quant.h:
 include/sqakd/data.h:
 host/cli/train_common.h:
 host/cli/cli.h:
+include/sqakd/import.h:

@@ -3,7 +3,7 @@ build-cpu/obj/host/cli/sweep_config.o: host/cli/sweep_config.c \
  include/sqakd/train.h include/sqakd/checkpoint.h include/sqakd/model.h \
  include/sqakd/backend.h include/sqakd/common.h include/sqakd/quant.h \
  include/sqakd/data.h host/cli/train_common.h host/cli/cli.h \
- include/sqakd/json.h
+ include/sqakd/import.h include/sqakd/json.h
 host/cli/sweep.h:
 host/cli/distill_common.h:
 include/sqakd/multi.h:
@@ -16,4 +16,5 @@ include/sqakd/quant.h:
 include/sqakd/data.h:
 host/cli/train_common.h:
 host/cli/cli.h:
+include/sqakd/import.h:
 include/sqakd/json.h:
