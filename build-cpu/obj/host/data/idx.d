@@ -1,5 +1,0 @@
-build-cpu/obj/host/data/idx.o: host/data/idx.c host/data/data_internal.h \
- include/sqakd/data.h include/sqakd/common.h
-host/data/data_internal.h:
-include/sqakd/data.h:
-include/sqakd/common.h:

@@ -1,6 +1,0 @@
-build-cpu/obj/kernels/cpu/bn.o: kernels/cpu/bn.c kernels/cpu/cpu_ops.h \
- include/sqakd/backend.h include/sqakd/common.h include/sqakd/quant.h
-kernels/cpu/cpu_ops.h:
-include/sqakd/backend.h:
-include/sqakd/common.h:
-include/sqakd/quant.h:

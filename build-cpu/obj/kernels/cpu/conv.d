@@ -1,7 +1,0 @@
-build-cpu/obj/kernels/cpu/conv.o: kernels/cpu/conv.c \
- kernels/cpu/cpu_ops.h include/sqakd/backend.h include/sqakd/common.h \
- include/sqakd/quant.h
-kernels/cpu/cpu_ops.h:
-include/sqakd/backend.h:
-include/sqakd/common.h:
-include/sqakd/quant.h:
