@@ -35,7 +35,9 @@ graph inputs. What the exporter makes of them, which an importer has to handle: 
 where initializers are equal (zero conv biases: squeezenet1_1, vgg13_bn), Clip with Constant
 min/max (ReLU6, mobilenet_v2), and for shufflenet_v2_x1_0 the shape arithmetic of channel_shuffle
 and chunk under a dynamic batch (Shape, Gather, Div, Cast, Unsqueeze, Concat, Reshape, Transpose,
-Slice: ~800 of its ~900 nodes) and ReduceMean for the final pooling. onnxruntime is run on both forms and compared with PyTorch; the error printed is
+Slice: ~800 of its ~900 nodes) and ReduceMean for the final pooling.
+
+onnxruntime is run on both forms and compared with PyTorch; the error printed is
 max|ort - torch| / max|torch| (relative to the logits' scale; element-wise relative error is
 meaningless near zero). Exit 1 if any check fails (folding, BN count, error above --tol), 2 on bad
 usage or a missing package.

@@ -65,7 +65,7 @@ def die(msg, code=2):
 
 
 try:
-    import numpy as np
+    import numpy  # noqa: F401 - ort_run.compare needs it; fail here with the hint
     import onnx
 except ImportError as e:
     die(f"{e.name} missing: run `make deps-py` (tools/install_py_deps.sh)")
