@@ -1,6 +1,8 @@
 # sqakd build. CPU parts always; CUDA parts whenever nvcc is found (CUDA=0 forces them off).
 #   make            library build/libsqakd.a and executable build/sqakd
 #   make deps       install missing Debian packages (idempotent, quiet when all present)
+#   make deps-py    the Python side of the ONNX tests: Debian's torch, torchvision, onnx, numpy and
+#                   onnxruntime from PyPI for /usr/bin/python3 (tools/install_py_deps.sh)
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU)
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests); make bench-ops: time and GB/s of every op of the
@@ -92,7 +94,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+.PHONY: all deps deps-py test test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
         fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
@@ -101,6 +103,9 @@ info:
 
 deps:
 	@bash tools/install_deps.sh
+
+deps-py:
+	@bash tools/install_py_deps.sh
 
 $(BUILD)/obj/%.o: %.c $(CONFIG_STAMP)
 	@mkdir -p $(dir $@)
