@@ -45,9 +45,11 @@ static void print_graph(const sq_model *m)
         char ins[32] = "";
         if (n->in1 >= 0) snprintf(ins, sizeof ins, "<- %d, %d", n->in0, n->in1);
         else if (n->in0 >= 0) snprintf(ins, sizeof ins, "<- %d", n->in0);
+        char shape[48];
+        snprintf(shape, sizeof shape, "%dx%dx%d", n->c, n->h, n->w);
         printf("  %4d %c %-10s ", i, n->quantizable ? '*' : n->first_or_last ? '+' : ' ', sq_node_op_name(n->op));
-        show(n->name, 28);
-        printf(" %5dx%-4dx%-4d %-26s %s\n", n->c, n->h, n->w, attr, ins);
+        show(n->name, 32);
+        printf(" %-14s %-28s %s\n", shape, attr, ins);
     }
 }
 

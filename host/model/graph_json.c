@@ -156,7 +156,9 @@ sq_status sq_model_from_graph_json(const char *text, const char *what, sq_model 
         int ok = 1, opi = -1;
         for (int k = 0; op && k < N_OPS; k++)
             if (g_op_names[k] && !strcmp(op, g_op_names[k])) opi = k;
-        int in0 = geti(o, "in0", 0, i - 1, -1, &ok), in1 = geti(o, "in1", 0, i - 1, -1, &ok);
+        /* inputs: earlier nodes, or absent (-1) */
+        int in0 = sq_json_get(o, "in0") ? geti(o, "in0", 0, i - 1, -1, &ok) : -1;
+        int in1 = sq_json_get(o, "in1") ? geti(o, "in1", 0, i - 1, -1, &ok) : -1;
         const int need_in0 = opi != SQ_NODE_INPUT, need_in1 = opi == SQ_NODE_ADD || opi == SQ_NODE_CONCAT;
         if (opi < 0 || (need_in0 && in0 < 0) || (need_in1 && in1 < 0) || (!need_in1 && in1 >= 0) ||
             (!need_in0 && in0 >= 0) || !ok || (nm && strlen(nm) >= sizeof name)) {
