@@ -702,7 +702,8 @@ static sq_status op_reshape(imp *I, const sq_onnx_node *n)
     if (nd > 3) return fail(I, SQ_EARG, "reshape to %d dimensions is supported only as ShuffleNet's channel shuffle", nd + 1);
     int c = (int)d[0], h = nd > 1 ? (int)d[1] : 1, w = nd > 2 ? (int)d[2] : 1;
     int id = x->node;
-    if (c != in->c || h != in->h || w != in->w) id = nd == 1 ? sq_b_flatten(I->m, x->node) : view_node(I, x->node, c, h, w);
+    if (nd == 1 && x->rank != 2) id = sq_b_flatten(I->m, x->node);
+    else if (c != in->c || h != in->h || w != in->w) id = view_node(I, x->node, c, h, w);
     act_val(I, n->out[0], id, nd + 1);
     return SQ_OK;
 }
