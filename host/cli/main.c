@@ -14,6 +14,7 @@ static void usage(FILE *f)
             "  report    a sweep's results as a Markdown table, a CSV and a PNG plot\n"
             "  eval      accuracy / teacher agreement of a checkpoint\n"
             "  info      metadata and tensors of a checkpoint\n"
+            "  export    a checkpoint as ONNX (plain or QDQ) or as packed integer codes\n"
             "  models    the built-in architectures and their parameter counts\n"
             "  bench     'bench step' (images/s of one training step) or 'bench kernels'\n");
 }
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "report")) return sq_cmd_report(argc - 1, argv + 1);
     if (!strcmp(c, "eval")) return sq_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(c, "info")) return sq_cmd_info(argc - 1, argv + 1);
+    if (!strcmp(c, "export")) return sq_cmd_export(argc - 1, argv + 1);
     if (!strcmp(c, "models")) return sq_cmd_models(argc - 1, argv + 1);
     if (!strcmp(c, "bench")) return sq_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "sqakd: unknown command '%s' (run 'sqakd --help')\n", c);
