@@ -84,7 +84,7 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
     if (sq_quant_cfg_check(cfg)) return SQ_EARG;
     const char *kn = sq_quant_kind_name(cfg->kind);
     if (cfg->kind == SQ_QUANT_NONE) {
-        sq_set_error("export: a tensor without a quantizer has no integer grid");
+        sq_set_error("a tensor without a quantizer has no integer grid");
         return SQ_EARG;
     }
     const int b = cfg->bits, n = sq_qm_levels(b) - 1;
@@ -94,14 +94,14 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
     const int np = sq_quant_nparams(cfg);
     for (int i = 0; i < np; i++)
         if (!isfinite(qp[i])) {
-            sq_set_error("export: %s %s quantizer parameter %d is not finite", kn, role_name(cfg), i);
+            sq_set_error("%s %s quantizer parameter %d is not finite", kn, role_name(cfg), i);
             return SQ_EARG;
         }
     if (cfg->kind == SQ_QUANT_LSQ) {
         float qn, qpos;
         sq_qm_lsq_bounds(b, cfg->is_signed, &qn, &qpos);
         if (!(qp[0] > 0.0f)) {
-            sq_set_error("export: lsq %s step s = %g is not positive: no grid", role_name(cfg), qp[0]);
+            sq_set_error("lsq %s step s = %g is not positive: no grid", role_name(cfg), qp[0]);
             return SQ_EARG;
         }
         g->is_signed = cfg->is_signed;
@@ -114,13 +114,13 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
     if (cfg->role == SQ_QROLE_WEIGHT) {
         /* ewgs, dorefa, pact (DoReFa weights): levels (2 j - n) / n, codes k = 2 j - n */
         if (b == 8 && !wide) {
-            sq_set_error("export: %s weights at 8 bits are not representable in an 8-bit container: their "
+            sq_set_error("%s weights at 8 bits are not representable in an 8-bit container: their "
                          "256 levels (2j - 255)/255 need codes -255..255 (or the zero point 127.5); use "
                          "--format int, or lsq for 8-bit weights", kn);
             return SQ_EARG;
         }
         if (cfg->kind == SQ_QUANT_EWGS && !(qp[1] > qp[0])) {
-            sq_set_error("export: ewgs weight interval [%g, %g] is empty", qp[0], qp[1]);
+            sq_set_error("ewgs weight interval [%g, %g] is empty", qp[0], qp[1]);
             return SQ_EARG;
         }
         g->is_signed = 1;
@@ -139,7 +139,7 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
     switch (cfg->kind) {
     case SQ_QUANT_EWGS:
         if (!(qp[1] > qp[0])) {
-            sq_set_error("export: ewgs activation interval [%g, %g] is empty", qp[0], qp[1]);
+            sq_set_error("ewgs activation interval [%g, %g] is empty", qp[0], qp[1]);
             return SQ_EARG;
         }
         g->has_sub = 1;
@@ -150,7 +150,7 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
         break;
     case SQ_QUANT_PACT:
         if (!(qp[0] > 0.0f)) {
-            sq_set_error("export: pact clipping level alpha = %g is not positive: no grid", qp[0]);
+            sq_set_error("pact clipping level alpha = %g is not positive: no grid", qp[0]);
             return SQ_EARG;
         }
         g->has_div = 1;
@@ -185,7 +185,7 @@ sq_status sq_qgrid_weight_codes(const sq_quant_cfg *cfg, const float *qp, const 
         const double r = rint(v);
         const int c = (int)r;
         if (!(fabs(v - r) < 1e-3) || c < g->cmin || c > g->cmax || (c - g->cmin) % g->code_step) {
-            sq_set_error("export: weight element %zu quantizes to %g, off the %s grid", i, y,
+            sq_set_error("weight element %zu quantizes to %g, off the %s grid", i, y,
                          sq_quant_kind_name(cfg->kind));
             return SQ_ENUMERIC;
         }
@@ -220,7 +220,7 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
     l->bn = -1;
     const sq_node *nd = &m->nodes[id];
     if (!nd->quant) {
-        sq_set_error("export: layer %s is not quantized", nd->name);
+        sq_set_error("layer %s is not quantized", nd->name);
         return SQ_EARG;
     }
     float qw[SQ_QUANT_MAX_PARAMS] = {0}, qa[SQ_QUANT_MAX_PARAMS] = {0}, s = 1.0f;
@@ -235,7 +235,7 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
         return st;
     }
     if (!isfinite(s)) {
-        sq_set_error("export: layer %s: output scale %g is not finite", nd->name, s);
+        sq_set_error("layer %s: output scale %g is not finite", nd->name, s);
         return SQ_EARG;
     }
     const int co = nd->c;

@@ -29,7 +29,7 @@ typedef struct {
 sq_status sq_export_int(const sq_model *m, const sq_ckpt_meta *meta, const char *path)
 {
     if (m->qopts.kind == SQ_QUANT_NONE) {
-        sq_set_error("export: model %s is full precision: no integer codes to write", m->arch);
+        sq_set_error("model %s is full precision: no integer codes to write", m->arch);
         return SQ_EARG;
     }
     int nq = 0;

@@ -343,7 +343,7 @@ static sq_status emit_node(ex *e, int id, const sq_ckpt_meta *meta)
         return SQ_OK;
     }
     }
-    sq_set_error("export: node %d (%s) has an op the exporter does not know (%d)", id, n->name, (int)n->op);
+    sq_set_error("node %d (%s) has an op the exporter does not know (%d)", id, n->name, (int)n->op);
     return SQ_EARG;
 }
 
