@@ -58,6 +58,7 @@ int sq_cmd_train(int argc, char **argv);
 int sq_cmd_distill(int argc, char **argv);
 int sq_cmd_eval(int argc, char **argv);
 int sq_cmd_info(int argc, char **argv);
+int sq_cmd_export(int argc, char **argv);
 int sq_cmd_models(int argc, char **argv);
 int sq_cmd_bench(int argc, char **argv);
 int sq_cmd_bench_kernels(int argc, char **argv);

@@ -16,6 +16,7 @@ static void usage(FILE *f)
             "  info      metadata, tensors and graph of a checkpoint or ONNX model\n"
             "  import    convert an ONNX model (your own CNN) into an sqakd checkpoint\n"
             "  infer     run a checkpoint or ONNX model on a tensor (.npy / .pb) and write its outputs as .npy\n"
+            "  export    a checkpoint as ONNX (plain or QDQ) or as packed integer codes\n"
             "  models    the built-in architectures and their parameter counts\n"
             "  bench     'bench step' (images/s of one training step) or 'bench kernels'\n");
 }
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "info")) return sq_cmd_info(argc - 1, argv + 1);
     if (!strcmp(c, "import")) return sq_cmd_import(argc - 1, argv + 1);
     if (!strcmp(c, "infer")) return sq_cmd_infer(argc - 1, argv + 1);
+    if (!strcmp(c, "export")) return sq_cmd_export(argc - 1, argv + 1);
     if (!strcmp(c, "models")) return sq_cmd_models(argc - 1, argv + 1);
     if (!strcmp(c, "bench")) return sq_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "sqakd: unknown command '%s' (run 'sqakd --help')\n", c);
