@@ -4,10 +4,13 @@
    from the onnx.proto schema that Debian's python3-onnx installs) and copies what sqakd uses into
    the structs below, so nothing outside host/io sees protobuf-c. Tensors are decoded whichever
    way the file stores them (raw_data little-endian, or the typed repeated fields), widened to
-   float (FLOAT, DOUBLE, FLOAT16) or int64 (INT8..INT64, UINT8..UINT32, BOOL). Refused, each with
-   one line naming the file (and the node or tensor): a file that does not parse, external data,
-   a tensor whose data does not match its dims, more than SQ_ONNX_MAX_DIMS dimensions, sizes
-   beyond the budget below.
+   float (FLOAT, DOUBLE, FLOAT16, BFLOAT16) or int64 (INT8..INT64, UINT8..UINT64, BOOL; a UINT64
+   value beyond INT64_MAX is refused). Refused, each with one line naming the file (and the node
+   or tensor): a file that does not parse or nests messages more than 64 deep, external data,
+   segmented tensors, sparse initializers, other element types (STRING, COMPLEX*), a negative
+   dimension, a tensor whose data does not match its dims, more than SQ_ONNX_MAX_DIMS
+   dimensions, sizes beyond the budget below. Attributes of other kinds (graphs, lists of
+   strings or tensors) are kept by name as SQ_ONNX_ATTR_OTHER.
 
    The writer builds a graph in the same structs (sq_onnx_new and the add_ functions) and encodes
    it with protobuf-c, writing the file atomically (host/io/atomic_write.h). */
@@ -26,7 +29,8 @@ extern "C" {
 enum {
     SQ_ONNX_FLOAT = 1, SQ_ONNX_UINT8 = 2, SQ_ONNX_INT8 = 3, SQ_ONNX_UINT16 = 4, SQ_ONNX_INT16 = 5,
     SQ_ONNX_INT32 = 6, SQ_ONNX_INT64 = 7, SQ_ONNX_STRING = 8, SQ_ONNX_BOOL = 9,
-    SQ_ONNX_FLOAT16 = 10, SQ_ONNX_DOUBLE = 11, SQ_ONNX_UINT32 = 12, SQ_ONNX_UINT64 = 13
+    SQ_ONNX_FLOAT16 = 10, SQ_ONNX_DOUBLE = 11, SQ_ONNX_UINT32 = 12, SQ_ONNX_UINT64 = 13,
+    SQ_ONNX_BFLOAT16 = 16
 };
 
 typedef struct sq_onnx_tensor {
