@@ -34,6 +34,14 @@ static void need_testdata(void)
         cr_skip_test("libonnx-testdata is not installed (make deps installs it)");
 }
 
+/* 1 when /usr/bin/python3 imports every module of the comma-separated list */
+static int have_python(const char *mods)
+{
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, PYTHON " -c 'import %s' >/dev/null 2>&1", mods);
+    return system(cmd) == 0;
+}
+
 /* ---------------------------------------------------------------- a tiny protobuf encoder */
 
 typedef struct pb { unsigned char b[4096]; size_t n; } pb;
@@ -503,4 +511,239 @@ Test(onnx_io, refuses_negative_graph_input_dims_and_deep_nesting)
     cr_expect_eq(sq_onnx_read_mem(deep, n, "deep.onnx", &gr), SQ_EFORMAT);
     sqt_expect_error_has("nested more than");
     cr_expect_null(gr);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+static const float k_w[18] = { 0.5f, -1.25f, 2, 0, 1e-3f, -7, 3.5f, 0.125f, 9, -0.5f, 1.5f, 2.25f, -3, 4, 0.75f,
+                               -0.25f, 6, 1 };
+
+/* A valid opset-13 graph with every attribute kind the writer has (INT, INTS, FLOAT, FLOATS,
+   STRING, TENSOR) and FLOAT, INT8, UINT8, INT32 and INT64 initializers:
+   y = LeakyRelu(Conv(x, W, B)) * Reshape(DQ(q8) + DQ(qu8) + Constant + Constant(floats), shp) */
+static sq_onnx_graph *sample_graph(void)
+{
+    sq_onnx_graph *g = sq_onnx_new("sample", 13);
+    const int64_t xd[4] = { -1, 1, 5, 5 }, wd[4] = { 2, 1, 3, 3 }, bd[1] = { 2 }, two[1] = { 2 };
+    const int64_t yd[4] = { -1, 2, 5, 5 };
+    sq_onnx_add_input(g, "x", SQ_ONNX_FLOAT, 4, xd);
+    cr_assert_not_null(sq_onnx_add_init(g, "W", SQ_ONNX_FLOAT, 4, wd, k_w));
+    const float b[2] = { 0.25f, -0.75f };
+    cr_assert_not_null(sq_onnx_add_init(g, "B", SQ_ONNX_FLOAT, 1, bd, b));
+    const int64_t q8[2] = { -128, 127 }, qu8[2] = { 0, 255 }, zp8 = -3, zpu8 = 200, shp[4] = { 1, 2, 1, 1 };
+    const int64_t i32[3] = { -2147483647 - 1, 0, 2147483647 };
+    const float sc = 0.5f;
+    cr_assert_not_null(sq_onnx_add_init(g, "q8", SQ_ONNX_INT8, 1, two, q8));
+    cr_assert_not_null(sq_onnx_add_init(g, "qu8", SQ_ONNX_UINT8, 1, two, qu8));
+    cr_assert_not_null(sq_onnx_add_init(g, "s", SQ_ONNX_FLOAT, 0, NULL, &sc));
+    cr_assert_not_null(sq_onnx_add_init(g, "zp8", SQ_ONNX_INT8, 0, NULL, &zp8));
+    cr_assert_not_null(sq_onnx_add_init(g, "zpu8", SQ_ONNX_UINT8, 0, NULL, &zpu8));
+    const int64_t four[1] = { 4 }, three[1] = { 3 };
+    cr_assert_not_null(sq_onnx_add_init(g, "shp", SQ_ONNX_INT64, 1, four, shp));
+    cr_assert_not_null(sq_onnx_add_init(g, "unused_i32", SQ_ONNX_INT32, 1, three, i32));
+
+    const char *cin[3] = { "x", "W", "B" }, *cout[1] = { "c" };
+    sq_onnx_node *n = sq_onnx_add_node(g, "Conv", "conv0", 3, cin, 1, cout);
+    cr_assert_not_null(n);
+    const int64_t ks[2] = { 3, 3 }, pads[4] = { 1, 1, 1, 1 }, st[2] = { 1, 1 };
+    sq_onnx_attr_ints(n, "kernel_shape", 2, ks);
+    sq_onnx_attr_ints(n, "pads", 4, pads);
+    sq_onnx_attr_ints(n, "strides", 2, st);
+    sq_onnx_attr_int(n, "group", 7);
+    sq_onnx_attr_int(n, "group", 1);   /* replaces */
+    sq_onnx_attr_string(n, "auto_pad", "NOTSET");
+    const char *rin[1] = { "c" }, *rout[1] = { "r" };
+    n = sq_onnx_add_node(g, "LeakyRelu", "", 1, rin, 1, rout);
+    sq_onnx_attr_float(n, "alpha", 0.1f);
+    const char *d8in[3] = { "q8", "s", "zp8" }, *d8out[1] = { "dq8" };
+    sq_onnx_add_node(g, "DequantizeLinear", "dq8", 3, d8in, 1, d8out);
+    const char *du8in[3] = { "qu8", "s", "zpu8" }, *du8out[1] = { "dqu8" };
+    sq_onnx_add_node(g, "DequantizeLinear", "dqu8", 3, du8in, 1, du8out);
+    const char *kout[1] = { "k" }, *kfout[1] = { "kf" };
+    n = sq_onnx_add_node(g, "Constant", "k", 0, NULL, 1, kout);
+    const float kv[2] = { 1.5f, -2.5f };
+    cr_assert_eq(sq_onnx_attr_tensor(n, "value", SQ_ONNX_FLOAT, 1, two, kv), SQ_OK);
+    n = sq_onnx_add_node(g, "Constant", "kf", 0, NULL, 1, kfout);
+    const float kfv[2] = { 0.125f, 3 };
+    sq_onnx_attr_floats(n, "value_floats", 2, kfv);
+    const char *a1in[2] = { "dq8", "dqu8" }, *a1out[1] = { "a1" }, *a2in[2] = { "a1", "k" }, *a2out[1] = { "a2" };
+    const char *a3in[2] = { "a2", "kf" }, *a3out[1] = { "a3" }, *rsin[2] = { "a3", "shp" }, *rsout[1] = { "a4" };
+    const char *min[2] = { "r", "a4" }, *mout[1] = { "y" };
+    sq_onnx_add_node(g, "Add", "", 2, a1in, 1, a1out);
+    sq_onnx_add_node(g, "Add", "", 2, a2in, 1, a2out);
+    sq_onnx_add_node(g, "Add", "", 2, a3in, 1, a3out);
+    sq_onnx_add_node(g, "Reshape", "", 2, rsin, 1, rsout);
+    sq_onnx_add_node(g, "Mul", "", 2, min, 1, mout);
+    sq_onnx_add_output(g, "y", SQ_ONNX_FLOAT, 4, yd);
+    return g;
+}
+
+static void expect_sample(const sq_onnx_graph *g)
+{
+    cr_expect_eq(g->ir_version, 8);
+    cr_expect_eq(g->opset, 13);
+    cr_expect_str_eq(g->producer, "sqakd");
+    cr_expect_str_eq(g->name, "sample");
+    cr_assert_eq(g->nnode, 11);
+    cr_assert_eq(g->ninit, 9);
+    cr_assert_eq(g->ninput, 1);
+    cr_assert_eq(g->noutput, 1);
+    const sq_onnx_value *x = &g->input[0];
+    cr_expect_str_eq(x->name, "x");
+    cr_expect_eq(x->dtype, SQ_ONNX_FLOAT);
+    cr_assert_eq(x->ndim, 4);
+    cr_expect_eq(x->dims[0], -1);
+    cr_assert_not_null(x->dim_param[0]);
+    cr_expect_str_eq(x->dim_param[0], "N");
+    cr_expect_eq(x->dims[3], 5);
+    cr_expect_null(x->dim_param[3]);
+    cr_expect_str_eq(g->output[0].name, "y");
+    cr_expect_eq(g->output[0].dims[1], 2);
+
+    const sq_onnx_node *c = &g->node[0];
+    cr_expect_str_eq(c->op, "Conv");
+    cr_expect_str_eq(c->name, "conv0");
+    cr_assert_eq(c->nin, 3);
+    cr_expect_str_eq(c->in[2], "B");
+    cr_assert_eq(c->nattr, 5);
+    const sq_onnx_attr *a = sq_onnx_attr_find(c, "pads");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_INTS && a->n == 4 && a->ints[0] == 1 && a->ints[3] == 1);
+    a = sq_onnx_attr_find(c, "group");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_INT && a->i == 1);
+    a = sq_onnx_attr_find(c, "auto_pad");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_STRING);
+    cr_expect_str_eq(a->s, "NOTSET");
+    a = sq_onnx_attr_find(&g->node[1], "alpha");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_FLOAT);
+    cr_expect_eq(a->f, 0.1f);
+    cr_expect_str_eq(g->node[1].name, "");
+    a = sq_onnx_attr_find(&g->node[4], "value");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_TENSOR && a->t);
+    cr_expect_eq(a->t->dtype, SQ_ONNX_FLOAT);
+    cr_assert_eq(a->t->numel, 2);
+    cr_expect(a->t->f[0] == 1.5f && a->t->f[1] == -2.5f);
+    a = sq_onnx_attr_find(&g->node[5], "value_floats");
+    cr_assert(a && a->type == SQ_ONNX_ATTR_FLOATS && a->n == 2);
+    cr_expect(a->floats[0] == 0.125f && a->floats[1] == 3);
+
+    const sq_onnx_tensor *t = sq_onnx_init_find(g, "W");
+    cr_assert(t && t->dtype == SQ_ONNX_FLOAT && t->ndim == 4 && t->numel == 18 && t->f);
+    for (int k = 0; k < 18; k++) cr_expect_eq(t->f[k], k_w[k], "W[%d]", k);
+    t = sq_onnx_init_find(g, "q8");
+    cr_assert(t && t->dtype == SQ_ONNX_INT8 && t->numel == 2 && t->i);
+    cr_expect(t->i[0] == -128 && t->i[1] == 127);
+    t = sq_onnx_init_find(g, "qu8");
+    cr_assert(t && t->dtype == SQ_ONNX_UINT8 && t->i);
+    cr_expect(t->i[0] == 0 && t->i[1] == 255);
+    t = sq_onnx_init_find(g, "zp8");
+    cr_assert(t && t->ndim == 0 && t->numel == 1 && t->i[0] == -3);
+    t = sq_onnx_init_find(g, "zpu8");
+    cr_assert(t && t->i[0] == 200);
+    t = sq_onnx_init_find(g, "s");
+    cr_assert(t && t->ndim == 0 && t->f && t->f[0] == 0.5f);
+    t = sq_onnx_init_find(g, "shp");
+    cr_assert(t && t->dtype == SQ_ONNX_INT64 && t->numel == 4 && t->i[1] == 2);
+    t = sq_onnx_init_find(g, "unused_i32");
+    cr_assert(t && t->dtype == SQ_ONNX_INT32 && t->i[0] == INT32_MIN && t->i[2] == INT32_MAX);
+}
+
+Test(onnx_io, write_read_round_trip)
+{
+    sq_onnx_graph *g = sample_graph();
+    const char *path = sqt_tpath("sample.onnx");
+    cr_assert_eq(sq_onnx_write(g, path), SQ_OK, "%s", sq_last_error());
+    sq_onnx_graph *r = NULL;
+    cr_assert_eq(sq_onnx_read(path, &r), SQ_OK, "%s", sq_last_error());
+    expect_sample(r);
+    /* encoding what was read gives the same bytes */
+    void *b1, *b2;
+    size_t n1, n2;
+    cr_assert_eq(sq_onnx_encode(g, &b1, &n1), SQ_OK);
+    cr_assert_eq(sq_onnx_encode(r, &b2, &n2), SQ_OK, "%s", sq_last_error());
+    size_t nf;
+    unsigned char *file = sqt_slurp(path, &nf);
+    cr_expect_eq(n1, nf);
+    cr_expect_eq(memcmp(b1, file, nf), 0);
+    cr_expect_eq(n1, n2);
+    cr_expect_eq(memcmp(b1, b2, n1), 0, "re-encoding a read graph changed it");
+    free(file);
+    free(b1);
+    free(b2);
+    sq_onnx_free(r);
+    sq_onnx_free(g);
+    /* nothing but the file is left (the atomic writer's temporary is gone) */
+    cr_expect_eq(sqt_count_entries(sqt_scratch_dir, NULL, 0), 1);
+}
+
+Test(onnx_io, written_model_passes_the_onnx_checker)
+{
+    if (!have_python("onnx, numpy")) cr_skip_test("python3-onnx is not installed: the onnx checker cannot run");
+    sq_onnx_graph *g = sample_graph();
+    const char *path = sqt_tpath("checked.onnx");
+    cr_assert_eq(sq_onnx_write(g, path), SQ_OK, "%s", sq_last_error());
+    sq_onnx_free(g);
+    /* the checker with shape inference, then the values as onnx.numpy_helper reads them */
+    char cmd[2048], out[4096] = "";
+    snprintf(cmd, sizeof cmd,
+             PYTHON " -c \"import onnx, sys; from onnx import numpy_helper as nh\n"
+             "m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True)\n"
+             "i = {t.name: nh.to_array(t) for t in m.graph.initializer}\n"
+             "print(m.ir_version, m.opset_import[0].version, m.producer_name, i['W'].shape, '%%.9g' %% i['W'].astype('float64').sum(),"
+             " i['q8'].dtype, i['q8'].tolist(), i['qu8'].dtype, i['qu8'].tolist(), int(i['zp8']),"
+             " m.graph.input[0].type.tensor_type.shape.dim[0].dim_param,"
+             " [a.name for a in m.graph.node[0].attribute])\" '%s' 2>&1",
+             path);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int rc = pclose(p);
+    cr_assert_eq(rc, 0, "onnx.checker refused the file:\n%s", out);
+    double s = 0;
+    for (int k = 0; k < 18; k++) s += k_w[k];
+    char want[1024];
+    snprintf(want, sizeof want,
+             "8 13 sqakd (2, 1, 3, 3) %.9g int8 [-128, 127] uint8 [0, 255] -3 N ['kernel_shape', 'pads',"
+             " 'strides', 'group', 'auto_pad']\n", s);
+    cr_expect_str_eq(out, want);
+}
+
+Test(onnx_io, writer_refuses_bad_arguments)
+{
+    sq_onnx_graph *g = sq_onnx_new("bad", 13);
+    const int64_t d1[1] = { 2 }, dn[1] = { -2 };
+    const int64_t big[2] = { 1, 300 };
+    cr_expect_null(sq_onnx_add_init(g, "u8", SQ_ONNX_UINT8, 1, d1, big));
+    sqt_expect_error_has("does not fit UINT8");
+    const float f[2] = { 1, 2 };
+    cr_expect_null(sq_onnx_add_init(g, "neg", SQ_ONNX_FLOAT, 1, dn, f));
+    sqt_expect_error_has("negative");
+    cr_expect_null(sq_onnx_add_init(g, "str", SQ_ONNX_STRING, 1, d1, f));
+    cr_expect_null(sq_onnx_add_init(g, "nodata", SQ_ONNX_FLOAT, 1, d1, NULL));
+    cr_expect_null(sq_onnx_add_node(g, "", "x", 0, NULL, 0, NULL));
+    cr_expect_eq(g->ninit, 0);
+    cr_expect_eq(g->nnode, 0);
+    /* an attribute kind the writer cannot encode */
+    const char *o[1] = { "y" };
+    sq_onnx_node *n = sq_onnx_add_node(g, "Constant", "c", 0, NULL, 1, o);
+    cr_assert_not_null(n);
+    sq_onnx_attr_int(n, "v", 1);
+    n->attr[0].type = SQ_ONNX_ATTR_OTHER;
+    void *buf = (void *)1;
+    size_t len = 1;
+    cr_expect_eq(sq_onnx_encode(g, &buf, &len), SQ_EARG);
+    cr_expect_null(buf);
+    sqt_expect_error_has("attribute 'v' of node 0 ('c', Constant)");
+    cr_expect_eq(sq_onnx_write(g, sqt_tpath("bad.onnx")), SQ_EARG);
+    cr_expect_eq(access(sqt_tpath("bad.onnx"), F_OK), -1);
+    g->opset = 0;
+    n->attr[0].type = SQ_ONNX_ATTR_INT;
+    cr_expect_eq(sq_onnx_encode(g, &buf, &len), SQ_EARG);
+    sqt_expect_error_has("no opset");
+    sq_onnx_free(g);
+    /* a directory that does not exist: the atomic writer's error names the path */
+    g = sq_onnx_new("ok", 13);
+    cr_expect_eq(sq_onnx_write(g, sqt_tpath("no/such/dir/m.onnx")), SQ_EIO);
+    sqt_expect_error_has("no/such/dir/m.onnx");
+    sq_onnx_free(g);
 }

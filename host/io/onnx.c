@@ -692,3 +692,491 @@ const sq_onnx_tensor *sq_onnx_init_find(const sq_onnx_graph *g, const char *name
         if (g->init[k].name && !strcmp(g->init[k].name, name)) return &g->init[k];
     return NULL;
 }
+
+/* ---------------------------------------------------------------- building a graph */
+
+/* grows an array of elements of size sz to hold need elements (doubling), aborting on OOM as the
+   other small-structure allocations do; new elements are zeroed */
+static void *grow(void *p, int *cap, int need, size_t sz)
+{
+    if (need <= *cap) return p;
+    int nc = *cap ? *cap : 4;
+    while (nc < need) nc *= 2;
+    p = realloc(p, (size_t)nc * sz);
+    if (!p) { fprintf(stderr, "sqakd: out of memory\n"); abort(); }
+    memset((char *)p + (size_t)*cap * sz, 0, (size_t)(nc - *cap) * sz);
+    *cap = nc;
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d) { fprintf(stderr, "sqakd: out of memory\n"); abort(); }
+    return d;
+}
+
+sq_onnx_graph *sq_onnx_new(const char *name, int64_t opset)
+{
+    sq_onnx_graph *g = sq_xcalloc(1, sizeof *g);
+    g->name = xstrdup(name && *name ? name : "sqakd");
+    g->producer = xstrdup("sqakd");
+    g->ir_version = 8;
+    g->opset = opset;
+    return g;
+}
+
+sq_onnx_node *sq_onnx_add_node(sq_onnx_graph *g, const char *op, const char *name, int nin,
+                               const char *const *in, int nout, const char *const *out)
+{
+    if (!g || !op || !*op || nin < 0 || nout < 0 || (nin && !in) || (nout && !out)) {
+        sq_set_error("sq_onnx_add_node: invalid arguments (op '%s', %d inputs, %d outputs)", op ? op : "(null)", nin, nout);
+        return NULL;
+    }
+    g->node = grow(g->node, &g->cap_node, g->nnode + 1, sizeof *g->node);
+    sq_onnx_node *n = &g->node[g->nnode++];
+    memset(n, 0, sizeof *n);
+    n->op = xstrdup(op);
+    n->name = xstrdup(name);
+    n->domain = xstrdup("");
+    n->in = sq_xcalloc((size_t)nin + 1, sizeof *n->in);
+    n->out = sq_xcalloc((size_t)nout + 1, sizeof *n->out);
+    for (n->nin = 0; n->nin < nin; n->nin++) n->in[n->nin] = xstrdup(in[n->nin]);
+    for (n->nout = 0; n->nout < nout; n->nout++) n->out[n->nout] = xstrdup(out[n->nout]);
+    return n;
+}
+
+/* the attribute `name` of n, emptied for a new value (an existing one is replaced, so a node
+   never carries an attribute twice) */
+static sq_onnx_attr *attr_slot(sq_onnx_node *n, const char *name)
+{
+    for (int k = 0; k < n->nattr; k++)
+        if (!strcmp(n->attr[k].name, name)) {
+            sq_onnx_attr *a = &n->attr[k];
+            free(a->s);
+            if (a->t) { sq_onnx_tensor_clear(a->t); free(a->t); }
+            free(a->floats);
+            free(a->ints);
+            char *nm = a->name;
+            memset(a, 0, sizeof *a);
+            a->name = nm;
+            return a;
+        }
+    sq_onnx_attr *na = realloc(n->attr, (size_t)(n->nattr + 1) * sizeof *n->attr);
+    if (!na) { fprintf(stderr, "sqakd: out of memory\n"); abort(); }
+    n->attr = na;
+    sq_onnx_attr *a = &n->attr[n->nattr++];
+    memset(a, 0, sizeof *a);
+    a->name = xstrdup(name);
+    return a;
+}
+
+void sq_onnx_attr_int(sq_onnx_node *n, const char *name, int64_t v)
+{
+    if (!n || !name) return;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_INT;
+    a->i = v;
+}
+
+void sq_onnx_attr_float(sq_onnx_node *n, const char *name, float v)
+{
+    if (!n || !name) return;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_FLOAT;
+    a->f = v;
+}
+
+void sq_onnx_attr_string(sq_onnx_node *n, const char *name, const char *v)
+{
+    if (!n || !name) return;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_STRING;
+    a->s = xstrdup(v);
+}
+
+void sq_onnx_attr_ints(sq_onnx_node *n, const char *name, int count, const int64_t *v)
+{
+    if (!n || !name || count < 0 || (count && !v)) return;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_INTS;
+    a->n = count;
+    a->ints = sq_xmalloc(((size_t)count + 1) * sizeof *a->ints);
+    if (count) memcpy(a->ints, v, (size_t)count * sizeof *v);
+}
+
+void sq_onnx_attr_floats(sq_onnx_node *n, const char *name, int count, const float *v)
+{
+    if (!n || !name || count < 0 || (count && !v)) return;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_FLOATS;
+    a->n = count;
+    a->floats = sq_xmalloc(((size_t)count + 1) * sizeof *a->floats);
+    if (count) memcpy(a->floats, v, (size_t)count * sizeof *v);
+}
+
+/* range of the integer types the builder takes */
+static int int_range(int dtype, int64_t *lo, int64_t *hi)
+{
+    switch (dtype) {
+    case SQ_ONNX_INT8: *lo = INT8_MIN; *hi = INT8_MAX; return 1;
+    case SQ_ONNX_UINT8: *lo = 0; *hi = UINT8_MAX; return 1;
+    case SQ_ONNX_INT16: *lo = INT16_MIN; *hi = INT16_MAX; return 1;
+    case SQ_ONNX_UINT16: *lo = 0; *hi = UINT16_MAX; return 1;
+    case SQ_ONNX_INT32: *lo = INT32_MIN; *hi = INT32_MAX; return 1;
+    case SQ_ONNX_UINT32: *lo = 0; *hi = UINT32_MAX; return 1;
+    case SQ_ONNX_INT64: *lo = INT64_MIN; *hi = INT64_MAX; return 1;
+    case SQ_ONNX_BOOL: *lo = 0; *hi = 1; return 1;
+    default: return 0;
+    }
+}
+
+/* fills *t (zeroed first) from caller data: float data for FLOAT, int64_t data for the integer
+   types, each value within its type's range */
+static sq_status make_tensor(const char *fn, const char *name, int dtype, int ndim, const int64_t *dims,
+                             const void *data, sq_onnx_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    char pn[200];
+    pr(name, pn, sizeof pn);
+    int64_t lo = 0, hi = 0;
+    if (!name || ndim < 0 || ndim > SQ_ONNX_MAX_DIMS || (ndim && !dims) ||
+        (dtype != SQ_ONNX_FLOAT && !int_range(dtype, &lo, &hi))) {
+        sq_set_error("%s: tensor '%s': invalid arguments (data type %d (%s), %d dims)", fn, pn, dtype,
+                     dtype_name(dtype), ndim);
+        return SQ_EARG;
+    }
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++)
+        if (dims[d] < 0 || __builtin_mul_overflow(numel, (size_t)dims[d], &numel) || numel > SQ_ONNX_MAX_NUMEL) {
+            sq_set_error("%s: tensor '%s': dimension %d (%lld) is negative or the size is over %zu elements",
+                         fn, pn, d, (long long)dims[d], SQ_ONNX_MAX_NUMEL);
+            return SQ_EARG;
+        }
+    if (numel && !data) {
+        sq_set_error("%s: tensor '%s': NULL data", fn, pn);
+        return SQ_EARG;
+    }
+    if (dtype != SQ_ONNX_FLOAT)
+        for (size_t k = 0; k < numel; k++) {
+            int64_t v = ((const int64_t *)data)[k];
+            if (v < lo || v > hi) {
+                sq_set_error("%s: tensor '%s': element %zu (%lld) does not fit %s", fn, pn, k, (long long)v,
+                             dtype_name(dtype));
+                return SQ_EARG;
+            }
+        }
+    size_t es = dtype == SQ_ONNX_FLOAT ? sizeof(float) : sizeof(int64_t);
+    void *copy = malloc((numel ? numel : 1) * es);
+    if (!copy) {
+        sq_set_error("%s: tensor '%s': out of memory for %zu elements", fn, pn, numel);
+        return SQ_ENOMEM;
+    }
+    if (numel) memcpy(copy, data, numel * es);
+    t->name = xstrdup(name);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->dims[d] = dims[d];
+    t->numel = numel;
+    if (dtype == SQ_ONNX_FLOAT) t->f = copy;
+    else t->i = copy;
+    return SQ_OK;
+}
+
+sq_onnx_tensor *sq_onnx_add_init(sq_onnx_graph *g, const char *name, int dtype, int ndim,
+                                 const int64_t *dims, const void *data)
+{
+    if (!g) { sq_set_error("sq_onnx_add_init: NULL graph"); return NULL; }
+    sq_onnx_tensor t;
+    if (make_tensor("sq_onnx_add_init", name, dtype, ndim, dims, data, &t) != SQ_OK) return NULL;
+    g->init = grow(g->init, &g->cap_init, g->ninit + 1, sizeof *g->init);
+    g->init[g->ninit] = t;
+    return &g->init[g->ninit++];
+}
+
+sq_status sq_onnx_attr_tensor(sq_onnx_node *n, const char *name, int dtype, int ndim, const int64_t *dims,
+                              const void *data)
+{
+    if (!n || !name) { sq_set_error("sq_onnx_attr_tensor: NULL node or name"); return SQ_EARG; }
+    sq_onnx_tensor t;
+    sq_status st = make_tensor("sq_onnx_attr_tensor", "", dtype, ndim, dims, data, &t);
+    if (st != SQ_OK) return st;
+    sq_onnx_attr *a = attr_slot(n, name);
+    a->type = SQ_ONNX_ATTR_TENSOR;
+    a->t = sq_xmalloc(sizeof *a->t);
+    *a->t = t;
+    return SQ_OK;
+}
+
+static void add_value(sq_onnx_value **arr, int *cnt, int *cap, const char *name, int dtype, int ndim,
+                      const int64_t *dims)
+{
+    *arr = grow(*arr, cap, *cnt + 1, sizeof **arr);
+    sq_onnx_value *v = &(*arr)[(*cnt)++];
+    memset(v, 0, sizeof *v);
+    v->name = xstrdup(name);
+    v->dtype = dtype;
+    /* more than SQ_ONNX_MAX_DIMS dims is kept as the count alone: the encoder refuses it */
+    v->ndim = ndim < 0 ? -1 : ndim;
+    for (int d = 0; d < ndim && d < SQ_ONNX_MAX_DIMS; d++) {
+        v->dims[d] = dims && dims[d] >= 0 ? dims[d] : -1;
+        if (v->dims[d] < 0) v->dim_param[d] = xstrdup("N");
+    }
+}
+
+void sq_onnx_add_input(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims)
+{
+    if (g && name) add_value(&g->input, &g->ninput, &g->cap_input, name, dtype, ndim, dims);
+}
+
+void sq_onnx_add_output(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims)
+{
+    if (g && name) add_value(&g->output, &g->noutput, &g->cap_output, name, dtype, ndim, dims);
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+/* every allocation of one encoding, released together */
+typedef struct enc {
+    void **p;
+    int n, cap;
+    const char *what;   /* names the graph or file in errors */
+    int bad;
+} enc;
+
+static void *ealloc(enc *e, size_t n)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p) { fprintf(stderr, "sqakd: out of memory\n"); abort(); }
+    e->p = grow(e->p, &e->cap, e->n + 1, sizeof *e->p);
+    e->p[e->n++] = p;
+    return p;
+}
+
+/* NULL for "": protobuf-c leaves an unset optional string out of the file */
+static char *opt_str(const char *s) { return s && *s ? (char *)s : NULL; }
+
+static Onnx__TensorProto *enc_tensor(enc *e, const sq_onnx_tensor *t, const char *ctx)
+{
+    Onnx__TensorProto *tp = ealloc(e, sizeof *tp);
+    onnx__tensor_proto__init(tp);
+    char pn[200];
+    pr(t->name, pn, sizeof pn);
+    size_t es = elem_size(t->dtype), numel = 1;
+    int fl = is_float_type(t->dtype), ok = es && t->ndim >= 0 && t->ndim <= SQ_ONNX_MAX_DIMS;
+    for (int d = 0; ok && d < t->ndim; d++)
+        ok = t->dims[d] >= 0 && !__builtin_mul_overflow(numel, (size_t)t->dims[d], &numel);
+    if (!ok || numel != t->numel || (numel && (fl ? !t->f : !t->i))) {
+        sq_set_error("%s: %s, tensor '%s': data type %d (%s), %d dims and %zu elements do not add up"
+                     " (or its data is missing)", e->what, ctx, pn, t->dtype, dtype_name(t->dtype), t->ndim, t->numel);
+        e->bad = 1;
+        return tp;
+    }
+    tp->n_dims = (size_t)t->ndim;
+    tp->dims = (int64_t *)t->dims;
+    tp->has_data_type = 1;
+    tp->data_type = t->dtype;
+    tp->name = opt_str(t->name);
+    uint8_t *raw = ealloc(e, numel * es);
+    for (size_t k = 0; k < numel; k++) {
+        uint64_t bits = 0;
+        switch (t->dtype) {
+        case SQ_ONNX_FLOAT: { uint32_t b; memcpy(&b, &t->f[k], 4); bits = b; break; }
+        case SQ_ONNX_DOUBLE: { double x = t->f[k]; memcpy(&bits, &x, 8); break; }
+        case SQ_ONNX_FLOAT16: bits = float_to_half(t->f[k]); break;
+        case SQ_ONNX_BFLOAT16: bits = float_to_bf16(t->f[k]); break;
+        default: bits = (uint64_t)t->i[k]; break;   /* low es bytes, little-endian */
+        }
+        for (size_t b = 0; b < es; b++) raw[k * es + b] = (uint8_t)(bits >> (8 * b));
+    }
+    tp->has_raw_data = 1;
+    tp->raw_data.len = numel * es;
+    tp->raw_data.data = raw;
+    return tp;
+}
+
+static Onnx__ValueInfoProto *enc_value(enc *e, const sq_onnx_value *v, const char *kind)
+{
+    Onnx__ValueInfoProto *vp = ealloc(e, sizeof *vp);
+    onnx__value_info_proto__init(vp);
+    vp->name = (char *)(v->name ? v->name : "");
+    Onnx__TypeProto *tp = ealloc(e, sizeof *tp);
+    onnx__type_proto__init(tp);
+    Onnx__TypeProto__Tensor *tt = ealloc(e, sizeof *tt);
+    onnx__type_proto__tensor__init(tt);
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp->tensor_type = tt;
+    vp->type = tp;
+    tt->has_elem_type = v->dtype != 0;
+    tt->elem_type = v->dtype;
+    if (v->ndim > SQ_ONNX_MAX_DIMS) {
+        char pn[200];
+        sq_set_error("%s: graph %s '%s' has %d dimensions (at most %d)", e->what, kind, pr(v->name, pn, sizeof pn),
+                     v->ndim, SQ_ONNX_MAX_DIMS);
+        e->bad = 1;
+        return vp;
+    }
+    if (v->ndim >= 0) {
+        Onnx__TensorShapeProto *sh = ealloc(e, sizeof *sh);
+        onnx__tensor_shape_proto__init(sh);
+        sh->n_dim = (size_t)v->ndim;
+        sh->dim = ealloc(e, (size_t)(v->ndim + 1) * sizeof *sh->dim);
+        for (int d = 0; d < v->ndim; d++) {
+            Onnx__TensorShapeProto__Dimension *dm = ealloc(e, sizeof *dm);
+            onnx__tensor_shape_proto__dimension__init(dm);
+            if (v->dims[d] >= 0) {
+                dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+                dm->dim_value = v->dims[d];
+            } else {
+                dm->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+                dm->dim_param = (char *)(v->dim_param[d] && *v->dim_param[d] ? v->dim_param[d] : "N");
+            }
+            sh->dim[d] = dm;
+        }
+        tt->shape = sh;
+    }
+    return vp;
+}
+
+static Onnx__NodeProto *enc_node(enc *e, int k, const sq_onnx_node *n)
+{
+    Onnx__NodeProto *np = ealloc(e, sizeof *np);
+    onnx__node_proto__init(np);
+    np->n_input = (size_t)n->nin;
+    np->input = n->in;
+    np->n_output = (size_t)n->nout;
+    np->output = n->out;
+    np->name = opt_str(n->name);
+    np->op_type = n->op;
+    np->domain = opt_str(n->domain);
+    np->n_attribute = (size_t)n->nattr;
+    np->attribute = ealloc(e, (size_t)(n->nattr + 1) * sizeof *np->attribute);
+    for (int j = 0; j < n->nattr; j++) {
+        const sq_onnx_attr *a = &n->attr[j];
+        Onnx__AttributeProto *ap = ealloc(e, sizeof *ap);
+        onnx__attribute_proto__init(ap);
+        ap->name = a->name;
+        ap->has_type = 1;
+        ap->type = (Onnx__AttributeProto__AttributeType)a->type;
+        char ctx[300], pa[100], pn[100];
+        snprintf(ctx, sizeof ctx, "attribute '%s' of node %d ('%s', %s)", pr(a->name, pa, sizeof pa), k,
+                 pr(n->name, pn, sizeof pn), n->op);
+        switch (a->type) {
+        case SQ_ONNX_ATTR_FLOAT: ap->has_f = 1; ap->f = a->f; break;
+        case SQ_ONNX_ATTR_INT: ap->has_i = 1; ap->i = a->i; break;
+        case SQ_ONNX_ATTR_STRING:
+            ap->has_s = 1;
+            ap->s.data = (uint8_t *)(a->s ? a->s : "");
+            ap->s.len = a->s ? strlen(a->s) : 0;
+            break;
+        case SQ_ONNX_ATTR_TENSOR:
+            if (!a->t) { sq_set_error("%s: %s holds no tensor", e->what, ctx); e->bad = 1; break; }
+            ap->t = enc_tensor(e, a->t, ctx);
+            break;
+        case SQ_ONNX_ATTR_FLOATS: ap->n_floats = (size_t)a->n; ap->floats = a->floats; break;
+        case SQ_ONNX_ATTR_INTS: ap->n_ints = (size_t)a->n; ap->ints = a->ints; break;
+        default:
+            sq_set_error("%s: %s is of a kind the writer does not encode", e->what, ctx);
+            e->bad = 1;
+        }
+        np->attribute[j] = ap;
+    }
+    return np;
+}
+
+static sq_status encode(const sq_onnx_graph *g, const char *what, void **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (!g || g->nnode < 0 || g->ninit < 0 || g->ninput < 0 || g->noutput < 0) {
+        sq_set_error("%s: invalid graph", what);
+        return SQ_EARG;
+    }
+    if (g->opset <= 0) {
+        sq_set_error("%s: the graph has no opset (%lld) for the default domain", what, (long long)g->opset);
+        return SQ_EARG;
+    }
+    enc e = { .what = what };
+    Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+    Onnx__GraphProto gp = ONNX__GRAPH_PROTO__INIT;
+    m.has_ir_version = 1;
+    m.ir_version = g->ir_version > 0 ? g->ir_version : 8;
+    m.producer_name = opt_str(g->producer);
+    m.graph = &gp;
+    /* opset imports: the default domain, and version 1 of every other domain a node uses */
+    m.opset_import = ealloc(&e, (size_t)(g->nnode + 2) * sizeof *m.opset_import);
+    Onnx__OperatorSetIdProto *os = ealloc(&e, sizeof *os);
+    onnx__operator_set_id_proto__init(os);
+    os->has_version = 1;
+    os->version = g->opset;
+    m.opset_import[m.n_opset_import++] = os;
+    for (int k = 0; k < g->nnode; k++) {
+        const char *d = g->node[k].domain;
+        if (!d || !*d || !strcmp(d, "ai.onnx")) continue;
+        int seen = 0;
+        for (size_t j = 1; j < m.n_opset_import && !seen; j++) seen = !strcmp(m.opset_import[j]->domain, d);
+        if (seen) continue;
+        Onnx__OperatorSetIdProto *o = ealloc(&e, sizeof *o);
+        onnx__operator_set_id_proto__init(o);
+        o->domain = (char *)d;
+        o->has_version = 1;
+        o->version = 1;
+        m.opset_import[m.n_opset_import++] = o;
+    }
+    gp.name = (char *)(g->name && *g->name ? g->name : "sqakd");
+    gp.n_node = (size_t)g->nnode;
+    gp.node = ealloc(&e, (size_t)(g->nnode + 1) * sizeof *gp.node);
+    for (int k = 0; k < g->nnode; k++) gp.node[k] = enc_node(&e, k, &g->node[k]);
+    gp.n_initializer = (size_t)g->ninit;
+    gp.initializer = ealloc(&e, (size_t)(g->ninit + 1) * sizeof *gp.initializer);
+    for (int k = 0; k < g->ninit; k++) {
+        char ctx[64];
+        snprintf(ctx, sizeof ctx, "initializer %d", k);
+        gp.initializer[k] = enc_tensor(&e, &g->init[k], ctx);
+    }
+    gp.n_input = (size_t)g->ninput;
+    gp.input = ealloc(&e, (size_t)(g->ninput + 1) * sizeof *gp.input);
+    for (int k = 0; k < g->ninput; k++) gp.input[k] = enc_value(&e, &g->input[k], "input");
+    gp.n_output = (size_t)g->noutput;
+    gp.output = ealloc(&e, (size_t)(g->noutput + 1) * sizeof *gp.output);
+    for (int k = 0; k < g->noutput; k++) gp.output[k] = enc_value(&e, &g->output[k], "output");
+    sq_status st = SQ_OK;
+    if (e.bad) st = SQ_EARG;
+    else {
+        size_t n = protobuf_c_message_get_packed_size(&m.base);
+        uint8_t *b = malloc(n ? n : 1);
+        if (!b) {
+            sq_set_error("%s: out of memory for %zu bytes", what, n);
+            st = SQ_ENOMEM;
+        } else {
+            *len = protobuf_c_message_pack(&m.base, b);
+            *buf = b;
+        }
+    }
+    for (int k = 0; k < e.n; k++) free(e.p[k]);
+    free(e.p);
+    return st;
+}
+
+sq_status sq_onnx_encode(const sq_onnx_graph *g, void **buf, size_t *len)
+{
+    if (!buf || !len) { sq_set_error("sq_onnx_encode: NULL output"); return SQ_EARG; }
+    char what[300], pn[200];
+    snprintf(what, sizeof what, "encoding ONNX graph '%s'", g ? pr(g->name, pn, sizeof pn) : "(null)");
+    return encode(g, what, buf, len);
+}
+
+sq_status sq_onnx_write(const sq_onnx_graph *g, const char *path)
+{
+    if (!path) { sq_set_error("sq_onnx_write: NULL path"); return SQ_EARG; }
+    char what[600], pp[512];
+    snprintf(what, sizeof what, "writing %s", sq_printable(path, pp, sizeof pp));
+    void *buf;
+    size_t len;
+    sq_status st = encode(g, what, &buf, &len);
+    if (st != SQ_OK) return st;
+    sq_io_seg seg = { buf, len };
+    st = sq_io_write_atomic(path, &seg, 1);
+    free(buf);
+    return st;
+}

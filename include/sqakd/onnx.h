@@ -133,14 +133,23 @@ void sq_onnx_attr_string(sq_onnx_node *n, const char *name, const char *v);
 void sq_onnx_attr_ints(sq_onnx_node *n, const char *name, int count, const int64_t *v);
 void sq_onnx_attr_floats(sq_onnx_node *n, const char *name, int count, const float *v);
 /* Appends an initializer: dtype SQ_ONNX_FLOAT takes float data, SQ_ONNX_INT8 / SQ_ONNX_UINT8 /
-   SQ_ONNX_INT32 / SQ_ONNX_INT64 take int64_t data (each value must fit the type); the data is
-   copied. */
+   SQ_ONNX_INT32 / SQ_ONNX_INT64 (and INT16, UINT16, UINT32, BOOL) take int64_t data (each value
+   must fit the type); the data is copied and encoded as little-endian raw_data. NULL with the
+   error set when the arguments do not add up (negative dims, a value out of range). */
 sq_onnx_tensor *sq_onnx_add_init(sq_onnx_graph *g, const char *name, int dtype, int ndim,
                                  const int64_t *dims, const void *data);
+/* A TENSOR attribute (dtype and data as for sq_onnx_add_init); SQ_EARG with the error set when
+   the arguments do not add up (the node is unchanged then). Setting an attribute that the node
+   already has replaces it. */
+sq_status sq_onnx_attr_tensor(sq_onnx_node *n, const char *name, int dtype, int ndim, const int64_t *dims,
+                              const void *data);
 /* Graph inputs / outputs; dims[i] < 0 is written as the symbolic dimension "N". */
 void sq_onnx_add_input(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims);
 void sq_onnx_add_output(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims);
-/* Encodes g (ir_version 8 unless g->ir_version is set) and writes it atomically to path. */
+/* Encodes g (ir_version 8 unless g->ir_version is set; opset_import: g->opset for the default
+   domain, version 1 of any other domain a node names; producer_name g->producer) and writes it
+   atomically to path. A graph read by sq_onnx_read encodes too, unless it holds attributes of
+   kind SQ_ONNX_ATTR_OTHER (refused: SQ_EARG). */
 sq_status sq_onnx_write(const sq_onnx_graph *g, const char *path);
 /* The same into a malloc'ed buffer (*len bytes); the caller frees *buf. */
 sq_status sq_onnx_encode(const sq_onnx_graph *g, void **buf, size_t *len);
