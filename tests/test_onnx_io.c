@@ -747,3 +747,192 @@ Test(onnx_io, writer_refuses_bad_arguments)
     sqt_expect_error_has("no/such/dir/m.onnx");
     sq_onnx_free(g);
 }
+
+/* ---------------------------------------------------------------- .npy */
+
+/* runs a python snippet (argv[1] = path); 0 on success */
+static int run_python(const char *code, const char *path)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, PYTHON " -c \"%s\" '%s' 2>&1", code, path);
+    return system(cmd);
+}
+
+Test(onnx_io, npy_round_trip_and_numpy_layout)
+{
+    const int64_t dims[3] = { 2, 3, 4 };
+    float v[24];
+    for (int k = 0; k < 24; k++) v[k] = (float)k * 0.5f - 3;
+    const char *path = sqt_tpath("a.npy");
+    cr_assert_eq(sq_npy_write(path, v, 3, dims), SQ_OK, "%s", sq_last_error());
+    size_t n;
+    unsigned char *b = sqt_slurp(path, &n);
+    cr_assert_eq(n, 128 + 24 * 4);   /* header padded to 64 bytes, as NumPy 1.24 writes */
+    cr_expect_eq(memcmp(b, "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 4), }", 70), 0);
+    cr_expect_eq(b[127], '\n');
+    free(b);
+    float *r = NULL;
+    int nd = -1;
+    int64_t rd[SQ_ONNX_MAX_DIMS];
+    cr_assert_eq(sq_npy_read(path, &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(nd, 3);
+    for (int d = 0; d < 3; d++) cr_expect_eq(rd[d], dims[d]);
+    for (int k = 0; k < 24; k++) cr_expect_eq(r[k], v[k]);
+    free(r);
+    /* a scalar () and a vector (n,) */
+    const float one = 7.25f;
+    cr_assert_eq(sq_npy_write(sqt_tpath("s.npy"), &one, 0, NULL), SQ_OK);
+    cr_assert_eq(sq_npy_read(sqt_tpath("s.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(nd, 0);
+    cr_expect_eq(r[0], 7.25f);
+    free(r);
+    const int64_t five[1] = { 5 };
+    cr_assert_eq(sq_npy_write(sqt_tpath("v.npy"), v, 1, five), SQ_OK);
+    cr_assert_eq(sq_npy_read(sqt_tpath("v.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 1 && rd[0] == 5 && r[4] == v[4]);
+    free(r);
+    if (!have_python("numpy")) cr_skip_test("python3-numpy is not installed: NumPy's side not checked");
+    /* NumPy reads what was written, and writes the same bytes for the same array */
+    cr_expect_eq(run_python("import numpy as np, sys; a = np.load(sys.argv[1]);"
+                            " assert a.dtype == np.float32 and a.shape == (2, 3, 4), a.shape;"
+                            " assert (a.ravel() == np.arange(24, dtype=np.float32) * 0.5 - 3).all();"
+                            " np.save(sys.argv[1] + '.np.npy', a)", path), 0);
+    char np_path[1024];
+    snprintf(np_path, sizeof np_path, "%s.np.npy", path);
+    size_t n2;
+    b = sqt_slurp(path, &n);
+    unsigned char *b2 = sqt_slurp(np_path, &n2);
+    cr_expect_eq(n, n2);
+    cr_expect_eq(memcmp(b, b2, n), 0, "sq_npy_write and np.save differ");
+    free(b);
+    free(b2);
+}
+
+Test(onnx_io, npy_reads_what_numpy_writes)
+{
+    if (!have_python("numpy")) cr_skip_test("python3-numpy is not installed");
+    const char *dir = sqt_scratch_dir;
+    cr_assert_eq(run_python("import numpy as np, sys; d = sys.argv[1];"
+                            " np.save(d + '/f8.npy', np.linspace(-1, 1, 15).reshape(3, 5));"
+                            " np.save(d + '/f4.npy', np.arange(6, dtype=np.float32).reshape(1, 2, 3) / 8);"
+                            " np.save(d + '/sc.npy', np.float32(2.5));"
+                            " np.save(d + '/empty.npy', np.zeros((0, 3), np.float32));"
+                            " np.lib.format.write_array(open(d + '/v2.npy', 'wb'), np.ones(4, np.float32), version=(2, 0));"
+                            " np.lib.format.write_array(open(d + '/v3.npy', 'wb'), np.ones(2, np.float32), version=(3, 0));"
+                            " np.save(d + '/be.npy', np.ones(3, '>f4'));"
+                            " np.save(d + '/fo.npy', np.asfortranarray(np.ones((2, 3), np.float32)));"
+                            " np.save(d + '/i4.npy', np.ones(3, np.int32))", dir), 0);
+    float *r;
+    int nd;
+    int64_t rd[SQ_ONNX_MAX_DIMS];
+    cr_assert_eq(sq_npy_read(sqt_tpath("f8.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_assert(nd == 2 && rd[0] == 3 && rd[1] == 5);
+    for (int k = 0; k < 15; k++) cr_expect_eq(r[k], (float)(-1 + k * (2.0 / 14)), "f8[%d] = %g", k, r[k]);
+    free(r);
+    cr_assert_eq(sq_npy_read(sqt_tpath("f4.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_assert(nd == 3 && rd[0] == 1 && rd[1] == 2 && rd[2] == 3);
+    for (int k = 0; k < 6; k++) cr_expect_eq(r[k], k / 8.0f);
+    free(r);
+    cr_assert_eq(sq_npy_read(sqt_tpath("sc.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 0 && r[0] == 2.5f);
+    free(r);
+    cr_assert_eq(sq_npy_read(sqt_tpath("empty.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 2 && rd[0] == 0 && rd[1] == 3 && r);
+    free(r);
+    cr_assert_eq(sq_npy_read(sqt_tpath("v2.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 1 && rd[0] == 4 && r[3] == 1);
+    free(r);
+    cr_assert_eq(sq_npy_read(sqt_tpath("v3.npy"), &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 1 && rd[0] == 2 && r[1] == 1);
+    free(r);
+    r = (float *)1;
+    cr_expect_eq(sq_npy_read(sqt_tpath("be.npy"), &r, &nd, rd), SQ_EFORMAT);
+    cr_expect_null(r);
+    sqt_expect_error_has("be.npy");
+    sqt_expect_error_has("big-endian");
+    cr_expect_eq(sq_npy_read(sqt_tpath("fo.npy"), &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("Fortran");
+    cr_expect_eq(sq_npy_read(sqt_tpath("i4.npy"), &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("'<i4'");
+}
+
+/* a v1.0 file with header text h (padded to 64 bytes) and nd data bytes */
+static size_t npy_craft(unsigned char *b, const char *h, size_t nd)
+{
+    size_t hl = strlen(h), total = (10 + hl + 1 + 63) & ~(size_t)63;
+    memcpy(b, "\x93NUMPY\x01\x00", 8);
+    b[8] = (unsigned char)((total - 10) & 0xff);
+    b[9] = (unsigned char)((total - 10) >> 8);
+    memcpy(b + 10, h, hl);
+    memset(b + 10 + hl, ' ', total - 10 - hl - 1);
+    b[total - 1] = '\n';
+    memset(b + total, 0, nd);
+    return total + nd;
+}
+
+Test(onnx_io, npy_refuses_bad_headers_and_short_data)
+{
+    static unsigned char b[1024];
+    float *r = (float *)1;
+    int nd;
+    int64_t rd[SQ_ONNX_MAX_DIMS];
+    size_t n = npy_craft(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24);
+    cr_assert_eq(sq_npy_read_mem(b, n, "ok", &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    free(r);
+    /* the same with double quotes and no trailing comma, keys in another order */
+    n = npy_craft(b, "{\"shape\": (6,), \"fortran_order\": False, \"descr\": \"<f4\"}", 24);
+    cr_assert_eq(sq_npy_read_mem(b, n, "ok2", &r, &nd, rd), SQ_OK, "%s", sq_last_error());
+    cr_expect(nd == 1 && rd[0] == 6);
+    free(r);
+    static const struct { const char *h; size_t nd; const char *err; } bad[] = {
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, "data is 20 bytes but the header's shape needs 24" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, "data is 28 bytes" },
+        { "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", 24, "big-endian" },
+        { "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", 24, "Fortran" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (6), }", 24, "bad or repeated value for 'shape'" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (-6,), }", 24, "'shape'" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x': 1}", 24, "unknown key 'x'" },
+        { "{'descr': '<f4', 'shape': (2, 3), }", 24, "lacks 'fortran_order'" },
+        { "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24, "repeated" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } x", 24, "after the dict" },
+        { "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 3), }", 24, "'fortran_order'" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 1, 1, 1, 1, 1, 1), }", 4, "more than 8" },
+        { "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999, 99999999999), }", 0, "more than" },
+        { "['descr']", 0, "not a dict" },
+        { "{'descr': '<f\x1b[2J', 'fortran_order': False, 'shape': (), }", 4, "bad or repeated value for 'descr'" },
+        { "{'descr': '<f\xc2\x9b" "2J', 'fortran_order': False, 'shape': (), }", 4, "data type '<f\\x" },
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        n = npy_craft(b, bad[k].h, bad[k].nd);
+        r = (float *)1;
+        cr_expect_eq(sq_npy_read_mem(b, n, "crafted.npy", &r, &nd, rd), SQ_EFORMAT, "case %zu read", k);
+        cr_expect_null(r);
+        sqt_expect_error_has("crafted.npy");
+        sqt_expect_error_has(bad[k].err);
+        sqt_expect_error_printable();
+    }
+    /* magic, version, truncation, and the file reader's own checks */
+    n = npy_craft(b, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8);
+    cr_expect_eq(sq_npy_read_mem(b, 40, "cut.npy", &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("truncated .npy header");
+    b[6] = 4;
+    cr_expect_eq(sq_npy_read_mem(b, n, "v4.npy", &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("version 4.0");
+    b[6] = 1;
+    b[0] = 'x';
+    cr_expect_eq(sq_npy_read_mem(b, n, "magic.npy", &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("not a .npy file");
+    b[0] = 0x93;
+    sqt_write_bytes(sqt_tpath("short.npy"), b, n - 3, 0);
+    cr_expect_eq(sq_npy_read(sqt_tpath("short.npy"), &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("short.npy");
+    sqt_expect_error_has("data is 5 bytes but the header's shape needs 8");
+    sqt_write_bytes(sqt_tpath("tiny.npy"), b, 5, 0);
+    cr_expect_eq(sq_npy_read(sqt_tpath("tiny.npy"), &r, &nd, rd), SQ_EFORMAT);
+    sqt_expect_error_has("not a .npy file");
+    cr_expect_eq(sq_npy_read(sqt_tpath("none.npy"), &r, &nd, rd), SQ_EIO);
+    sqt_expect_error_has("none.npy");
+    const int64_t neg[1] = { -1 };
+    cr_expect_eq(sq_npy_write(sqt_tpath("neg.npy"), (const float *)b, 1, neg), SQ_EARG);
+    cr_expect_eq(access(sqt_tpath("neg.npy"), F_OK), -1);
+}

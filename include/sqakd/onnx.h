@@ -159,7 +159,11 @@ sq_status sq_onnx_encode(const sq_onnx_graph *g, void **buf, size_t *len);
    refuses Fortran order, other types, and headers or sizes that do not add up, with one line
    naming the file. Fills *data (malloc'ed, the caller frees), ndim and dims. */
 sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ_ONNX_MAX_DIMS]);
-/* Writes '<f4' C-order data atomically. */
+/* The same from memory (what names the source in messages): the fuzzing harness's entry point. */
+sq_status sq_npy_read_mem(const void *buf, size_t len, const char *what, float **data, int *ndim,
+                          int64_t dims[SQ_ONNX_MAX_DIMS]);
+/* Writes '<f4' C-order data atomically, in NumPy's own version 1.0 layout (the header padded
+   with spaces to a multiple of 64 bytes). */
 sq_status sq_npy_write(const char *path, const float *data, int ndim, const int64_t *dims);
 
 #ifdef __cplusplus
