@@ -730,7 +730,9 @@ sq_onnx_node *sq_onnx_add_node(sq_onnx_graph *g, const char *op, const char *nam
                                const char *const *in, int nout, const char *const *out)
 {
     if (!g || !op || !*op || nin < 0 || nout < 0 || (nin && !in) || (nout && !out)) {
-        sq_set_error("sq_onnx_add_node: invalid arguments (op '%s', %d inputs, %d outputs)", op ? op : "(null)", nin, nout);
+        char po[100];
+        sq_set_error("sq_onnx_add_node: invalid arguments (op '%s', %d inputs, %d outputs)",
+                     sq_printable(op, po, sizeof po), nin, nout);
         return NULL;
     }
     g->node = grow(g->node, &g->cap_node, g->nnode + 1, sizeof *g->node);
@@ -1058,9 +1060,9 @@ static Onnx__NodeProto *enc_node(enc *e, int k, const sq_onnx_node *n)
         ap->name = a->name;
         ap->has_type = 1;
         ap->type = (Onnx__AttributeProto__AttributeType)a->type;
-        char ctx[300], pa[100], pn[100];
+        char ctx[400], pa[100], pn[100], po[100];
         snprintf(ctx, sizeof ctx, "attribute '%s' of node %d ('%s', %s)", pr(a->name, pa, sizeof pa), k,
-                 pr(n->name, pn, sizeof pn), n->op);
+                 pr(n->name, pn, sizeof pn), pr(n->op, po, sizeof po));
         switch (a->type) {
         case SQ_ONNX_ATTR_FLOAT: ap->has_f = 1; ap->f = a->f; break;
         case SQ_ONNX_ATTR_INT: ap->has_i = 1; ap->i = a->i; break;
