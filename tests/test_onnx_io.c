@@ -513,6 +513,25 @@ Test(onnx_io, refuses_negative_graph_input_dims_and_deep_nesting)
     cr_expect_null(gr);
 }
 
+/* 20000 empty initializers: 2 bytes of input each, a ~200-byte struct each once unpacked */
+Test(onnx_io, refuses_files_that_unpack_to_far_more_memory)
+{
+    size_t n = 20000, glen = 2 * n, len = 0;
+    unsigned char *b = malloc(glen + 16);
+    b[len++] = 7 << 3 | 2;   /* ModelProto.graph, length as a varint */
+    for (size_t v = glen; ; v >>= 7) {
+        b[len++] = (unsigned char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f) break;
+    }
+    for (size_t k = 0; k < n; k++) b[len++] = 5 << 3 | 2, b[len++] = 0;   /* GraphProto.initializer {} */
+    sq_onnx_graph *g = (sq_onnx_graph *)1;
+    cr_expect_eq(sq_onnx_read_mem(b, len, "empties.onnx", &g), SQ_EFORMAT);
+    sqt_expect_error_has("empties.onnx");
+    sqt_expect_error_has("bytes of memory");
+    cr_expect_null(g);
+    free(b);
+}
+
 /* ---------------------------------------------------------------- writer */
 
 static const float k_w[18] = { 0.5f, -1.25f, 2, 0, 1e-3f, -7, 3.5f, 0.125f, 9, -0.5f, 1.5f, 2.25f, -3, 4, 0.75f,

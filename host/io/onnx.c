@@ -1,7 +1,8 @@
 /* onnx.c: ONNX models in and out (include/sqakd/onnx.h). The protobuf wire format is decoded and
    encoded by protobuf-c with code generated at build time from onnx.proto (build/gen); this is
    the only file that sees it. The reader checks the nesting depth of the input before protobuf-c
-   unpacks it (protobuf-c recurses once per nested message), then copies what sqakd uses into the
+   unpacks it (protobuf-c recurses once per nested message), unpacks it under a memory budget
+   proportional to its size, then copies what sqakd uses into the
    plain structs of onnx.h, validating every tensor (dims, data length, external data). The writer
    builds protobuf-c messages over the plain structs (no copy of tensor data beyond the
    little-endian raw_data bytes) and packs them into one buffer, written atomically. */
@@ -173,6 +174,35 @@ static int depth_ok(const ProtobufCMessageDescriptor *desc, const uint8_t *p, co
     return 1;
 }
 
+/* ---------------------------------------------------------------- unpacking under a budget */
+
+/* protobuf-c allocates a struct per message however small its encoding (an empty nested message
+   is 2 bytes of input and ~100 bytes of memory): its allocations are counted against a budget
+   proportional to the input, and unpacking stops (protobuf-c returns NULL) past it */
+typedef struct pb_budget { size_t used, limit; int hit; } pb_budget;
+
+static void *budget_alloc(void *ctx, size_t n)
+{
+    pb_budget *b = ctx;
+    if (n > b->limit - b->used) { b->hit = 1; return NULL; }
+    void *p = malloc(n);
+    if (p) b->used += n;
+    return p;
+}
+
+static void budget_free(void *ctx, void *p) { (void)ctx; free(p); }
+
+/* twice the input (bytes fields are copied) plus 64 bytes of structure per input byte, at most
+   1 GiB of it: real models stay far below (a tensor or attribute takes tens of bytes of input for
+   a ~200-byte struct, and big files are mostly raw tensor data), a file of empty messages not */
+static ProtobufCAllocator budget_for(pb_budget *b, size_t len)
+{
+    b->used = 0;
+    b->hit = 0;
+    b->limit = 2 * len + (len < ((size_t)1 << 24) ? 64 * len : (size_t)1 << 30) + 4096;
+    return (ProtobufCAllocator){ .alloc = budget_alloc, .free = budget_free, .allocator_data = b };
+}
+
 /* ---------------------------------------------------------------- tensors */
 
 void sq_onnx_tensor_clear(sq_onnx_tensor *t)
@@ -224,7 +254,8 @@ static sq_status decode_tensor(const char *what, const char *ctx, const Onnx__Te
         return SQ_EFORMAT;
     }
     if (tp->segment) {
-        fail(what, "%s, tensor '%s', is one segment of a split tensor (not supported)", ctx, pn);
+        fail(what, "%s, tensor '%s', is one segment of a split tensor (not supported; a .pb file of"
+             " a sequence or optional value reads this way too)", ctx, pn);
         return SQ_EFORMAT;
     }
     size_t es = elem_size(dtype);
@@ -562,19 +593,24 @@ sq_status sq_onnx_read_mem(const void *buf, size_t len, const char *what, sq_onn
         fail(what, "not an ONNX model: messages nested more than %d deep", ONNX_MAX_DEPTH);
         return SQ_EFORMAT;
     }
-    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    pb_budget bud;
+    ProtobufCAllocator al = budget_for(&bud, len);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&al, len, buf);
     if (!m) {
-        fail(what, "not an ONNX model (the protobuf data does not parse: truncated or corrupt)");
+        if (bud.hit)
+            fail(what, "not an ONNX model: its messages would take more than %zu bytes of memory", bud.limit);
+        else
+            fail(what, "not an ONNX model (the protobuf data does not parse: truncated or corrupt)");
         return SQ_EFORMAT;
     }
     if (!m->graph) {
-        onnx__model_proto__free_unpacked(m, NULL);
+        onnx__model_proto__free_unpacked(m, &al);
         fail(what, "not an ONNX model (no graph in it)");
         return SQ_EFORMAT;
     }
     sq_onnx_graph *g = sq_xcalloc(1, sizeof *g);
     sq_status st = decode_model(what, m, g);
-    onnx__model_proto__free_unpacked(m, NULL);
+    onnx__model_proto__free_unpacked(m, &al);
     if (st != SQ_OK) { sq_onnx_free(g); return st; }
     *out = g;
     return SQ_OK;
@@ -649,18 +685,23 @@ sq_status sq_onnx_read_tensor_mem(const void *buf, size_t len, const char *what,
         fail(what, "not an ONNX tensor: messages nested more than %d deep", ONNX_MAX_DEPTH);
         return SQ_EFORMAT;
     }
-    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(NULL, len, buf);
+    pb_budget bud;
+    ProtobufCAllocator al = budget_for(&bud, len);
+    Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&al, len, buf);
     if (!tp) {
-        fail(what, "not an ONNX TensorProto (the protobuf data does not parse: truncated or corrupt)");
+        if (bud.hit)
+            fail(what, "not an ONNX TensorProto: its messages would take more than %zu bytes of memory", bud.limit);
+        else
+            fail(what, "not an ONNX TensorProto (the protobuf data does not parse: truncated or corrupt)");
         return SQ_EFORMAT;
     }
     if (!tp->has_data_type || tp->data_type == 0) {
-        onnx__tensor_proto__free_unpacked(tp, NULL);
+        onnx__tensor_proto__free_unpacked(tp, &al);
         fail(what, "not an ONNX TensorProto (no data type)");
         return SQ_EFORMAT;
     }
     sq_status st = decode_tensor(what, "the tensor", tp, t);
-    onnx__tensor_proto__free_unpacked(tp, NULL);
+    onnx__tensor_proto__free_unpacked(tp, &al);
     return st;
 }
 
