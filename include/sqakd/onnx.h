@@ -124,7 +124,9 @@ void sq_onnx_tensor_clear(sq_onnx_tensor *t);
 /* An empty graph for the default domain at `opset`; producer "sqakd". */
 sq_onnx_graph *sq_onnx_new(const char *name, int64_t opset);
 /* Appends a node; in/out are copied ("" for an omitted optional input). Returns the node, to add
-   attributes to. */
+   attributes to (NULL with the error set for an empty op or negative counts). The pointer is
+   valid until the next sq_onnx_add_node (the array grows); sq_onnx_add_init's likewise until the
+   next sq_onnx_add_init. Setting an attribute the node already has replaces it. */
 sq_onnx_node *sq_onnx_add_node(sq_onnx_graph *g, const char *op, const char *name, int nin,
                                const char *const *in, int nout, const char *const *out);
 void sq_onnx_attr_int(sq_onnx_node *n, const char *name, int64_t v);
