@@ -61,6 +61,8 @@ int sq_b_conv(sq_model *m, int in, const char *name, int cout, int k, int stride
     sq_node *n = node_new(m, SQ_NODE_CONV, in, name);
     int cin = n->c;
     n->k = k; n->stride = stride; n->pad = pad; n->groups = groups; n->has_bias = bias;
+    n->kh = n->kw = k; n->sh = n->sw = stride;
+    n->pad_t = n->pad_l = n->pad_b = n->pad_r = pad;
     n->c = cout;
     n->h = (n->h + 2 * pad - k) / stride + 1;
     n->w = (n->w + 2 * pad - k) / stride + 1;
@@ -98,6 +100,9 @@ int sq_b_pool(sq_model *m, int in, int kind, int k, int stride, int pad)
 {
     sq_node *n = node_new(m, SQ_NODE_POOL, in, "pool");
     n->pool = kind; n->k = k; n->stride = stride; n->pad = pad;
+    n->kh = n->kw = k; n->sh = n->sw = stride;
+    n->pad_t = n->pad_l = n->pad_b = n->pad_r = pad;
+    n->count_include_pad = 1;
     n->h = (n->h + 2 * pad - k) / stride + 1;
     n->w = (n->w + 2 * pad - k) / stride + 1;
     return m->nnodes - 1;

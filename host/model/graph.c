@@ -130,7 +130,14 @@ int sq_node_consumers(const sq_model *m, int id)
 static void conv_shape(const sq_model *m, const sq_node *n, int batch, sq_conv_shape *cs)
 {
     const sq_node *in = &m->nodes[n->in0];
-    sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->k, n->k, n->stride, n->pad, n->groups);
+    sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->kh, n->kw, n->stride, n->pad, n->groups);
+}
+
+static void pool_shape(const sq_model *m, const sq_node *n, int batch, sq_pool_shape *ps)
+{
+    const sq_node *in = &m->nodes[n->in0];
+    sq_pool_shape_init(ps, batch, in->c, in->h, in->w, n->kh, n->kw, n->sh, n->sw, n->pad_t, n->pad_l,
+                       n->pad_b, n->pad_r, n->ceil_mode, n->count_include_pad);
 }
 
 sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_grad)
@@ -322,10 +329,12 @@ void sq_node_fwd(sq_model *m, int i, int batch, int train)
     case SQ_NODE_ACT:
         be->act_fwd((sq_act_kind)n->act, numel, in->out, n->out);
         break;
-    case SQ_NODE_POOL:
-        be->pool_fwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
-                     in->out, n->out, n->argmax);
+    case SQ_NODE_POOL: {
+        sq_pool_shape ps;
+        pool_shape(m, n, batch, &ps);
+        be->pool_fwd((sq_pool_kind)n->pool, &ps, in->out, n->out, n->argmax);
         break;
+    }
     case SQ_NODE_GAP:
         be->gap_fwd(batch, in->c, in->h * in->w, in->out, n->out);
         break;
@@ -568,9 +577,11 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
             if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);
             break;
         case SQ_NODE_POOL:
-            if (gin)
-                be->pool_bwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
-                             n->gout, n->argmax, gin);
+            if (gin) {
+                sq_pool_shape ps;
+                pool_shape(m, n, batch, &ps);
+                be->pool_bwd((sq_pool_kind)n->pool, &ps, n->gout, n->argmax, gin);
+            }
             break;
         case SQ_NODE_GAP:
             if (gin) be->gap_bwd(batch, in->c, in->h * in->w, n->gout, gin);

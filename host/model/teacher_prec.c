@@ -160,7 +160,7 @@ static void run_conv(tp_walk *w, int i)
     tp_state *st = w->st;
     const sq_node *n = &m->nodes[i], *in = &m->nodes[n->in0];
     sq_conv_shape cs;
-    sq_conv_shape_init(&cs, w->N, in->c, in->h, in->w, n->c, n->k, n->k, n->stride, n->pad, n->groups);
+    sq_conv_shape_init(&cs, w->N, in->c, in->h, in->w, n->c, n->kh, n->kw, n->stride, n->pad, n->groups);
     if (w->dry) {
         size_t b = m->be->conv16_ws_bytes(st->dt, &cs);
         if (b > st->ws_bytes) st->ws_bytes = b;
