@@ -42,8 +42,13 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qa.kind = q->kind;
         n->qa.role = SQ_QROLE_ACT;
         n->qa.bits = q->abits;
-        /* only the stem sees signed (normalised image) inputs; block inputs follow a ReLU */
-        n->qa.is_signed = in->op == SQ_NODE_INPUT;
+        /* only the stem sees signed (normalised image) inputs; block inputs follow a ReLU. An
+           imported stem may reach the image through padding, a constant per-channel affine (the
+           normalisation) or a channel slice: it is still the stem's input. */
+        const sq_node *src = in;
+        while (src->op == SQ_NODE_PAD || src->op == SQ_NODE_AFFINE || src->op == SQ_NODE_SLICE)
+            src = &m->nodes[src->in0];
+        n->qa.is_signed = src->op == SQ_NODE_INPUT;
         n->qa.delta = q->delta_a;
         n->qa.grad_numel = (float)(in->c * in->h * in->w);
         int scalar[1] = {0};
