@@ -55,7 +55,7 @@ int sq_cmd_train(int argc, char **argv)
     if (!strcmp(optim, "sgd")) c.cfg.opt = SQ_OPT_SGD;
     else if (!strcmp(optim, "adam")) c.cfg.opt = SQ_OPT_ADAM;
     else { sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim); goto done; }
-    if (!model && !init) { sq_cli_fail(cmd, "--model NAME (see 'sqakd models') or --init MODEL is required"); goto done; }
+    if (!model && !init) { sq_cli_fail(cmd, "--model is required (a name from 'sqakd models'), or --init MODEL to start from a checkpoint or ONNX file"); goto done; }
     if (model && init && !c.resume) { sq_cli_fail(cmd, "--model and --init exclude each other: --init brings its own graph"); goto done; }
     sq_cli_make_config(&c, a, n, NULL, NULL);
     const sq_backend *be = sq_cli_backend(cmd, &c);
@@ -71,8 +71,16 @@ int sq_cmd_train(int argc, char **argv)
             sq_cli_fail(cmd, "%s", sq_last_error());
             goto done;
         }
-        sq_cli_apply_norm(&train, rmeta.mean, rmeta.std);
-        sq_cli_apply_norm(&test, rmeta.mean, rmeta.std);
+        if (init) {
+            /* the normalisation the run started with: the --init model's, read again exactly (the
+               checkpoint's metadata holds it rounded to 6 digits) */
+            if (sq_cli_import_opts(cmd, &c.imp, &c.io) || sq_model_read_meta(init, &c.io, &imeta)) {
+                sq_cli_fail(cmd, "--init: %s", sq_last_error());
+                goto done;
+            }
+            sq_cli_apply_norm(&train, imeta.mean, imeta.std);
+            sq_cli_apply_norm(&test, imeta.mean, imeta.std);
+        }
     } else if (init) {
         if (sq_cli_import_opts(cmd, &c.imp, &c.io)) goto done;
         if (sq_model_open(init, &c.io, be, c.cfg.batch, 1, &m, &imeta)) {

@@ -44,6 +44,8 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         sq_set_error("EWGS delta must be finite and >= 0");
         return SQ_EARG;
     }
+    int zoo = 0;   /* the zoo keeps its own rule (method.md 3.6), bit for bit */
+    for (int i = 0; i < sq_model_zoo_count(); i++) zoo |= !strcmp(m->arch, sq_model_zoo_name(i));
     int nq = 0;
     unsigned char *nn = sq_xcalloc((size_t)m->nnodes, 1);   /* nodes are in topological order */
     for (int i = 0; i < m->nnodes; i++) nn[i] = (unsigned char)nonneg_node(m, nn, i);
@@ -65,8 +67,8 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qa.role = SQ_QROLE_ACT;
         n->qa.bits = q->abits;
         /* the zoo: only the stem sees signed (normalised image) inputs, block inputs follow a ReLU;
-           an imported graph: signed unless the input is known to be >= 0 */
-        n->qa.is_signed = in->op == SQ_NODE_INPUT || (!strcmp(m->arch, "graph") && !nn[n->in0]);
+           any other graph (imported): signed unless the input is known to be >= 0 */
+        n->qa.is_signed = in->op == SQ_NODE_INPUT || (!zoo && !nn[n->in0]);
         n->qa.delta = q->delta_a;
         n->qa.grad_numel = (float)(in->c * in->h * in->w);
         int scalar[1] = {0};
