@@ -52,6 +52,7 @@ typedef struct imp {
     int cur;                 /* ONNX node being mapped (-1: none) */
     int64_t batch_fixed;     /* the graph input's batch dimension when it is a number (0: symbolic) */
     int values_cap;
+    char builder_err[256];   /* a graph builder refused a node (it returned -1 with the error set) */
 } imp;
 
 /* ---- errors ---- */
@@ -158,6 +159,7 @@ static double cnum(const sq_onnx_tensor *t, size_t i) { return t->f ? (double)t-
 
 static val *act_val(imp *I, const char *name, int node, int rank)
 {
+    if (node < 0 && !I->builder_err[0]) snprintf(I->builder_err, sizeof I->builder_err, "%s", sq_last_error());
     val *x = add_val(I, name, V_ACT);
     x->node = node;
     x->rank = rank;
@@ -1284,6 +1286,7 @@ static sq_status import_graph(imp *I)
             continue;
         }
         if ((st = map_node(I, n))) return st;
+        if (I->builder_err[0]) return fail(I, SQ_EARG, "%s", I->builder_err);
         if (I->m->nnodes > 200000) return fail(I, SQ_EARG, "the graph is too large");
     }
     I->cur = -1;
