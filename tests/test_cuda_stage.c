@@ -38,7 +38,7 @@ Test(cuda_stage, puts_deliver_exact_bytes_through_both_slots)
     const sq_backend *g = gpu_or_skip();
     cr_assert(g->stage_new && g->stage_put && g->stage_free, "the CUDA backend has no input stage");
     const size_t n = 4099; /* odd, not a multiple of the block size */
-    void *st = g->stage_new(n * sizeof(float));
+    void *st = g->stage_new(n * sizeof(float), 1);
     cr_assert(st, "stage_new: %s", sq_last_error());
     unsigned char *dst = g->alloc(n * sizeof(float) + 2 * GUARD), *host = malloc(n * sizeof(float) + 2 * GUARD);
     float *src = malloc(n * sizeof(float)), *want = malloc(n * sizeof(float));

@@ -29,8 +29,8 @@ sq_feeder *sq_feeder_new(const sq_model *m, int batch, int labels, int staged)
     if (staged && sq_feeder_staging(be)) {
         /* pinned memory is a scarce resource: without it the batches are copied directly, with
            the same results */
-        f->stage_x = be->stage_new(f->sample_bytes * batch);
-        f->stage_y = f->stage_x && labels ? be->stage_new((size_t)batch * sizeof(int32_t)) : NULL;
+        f->stage_x = be->stage_new(f->sample_bytes * batch, 1);
+        f->stage_y = f->stage_x && labels ? be->stage_new((size_t)batch * sizeof(int32_t), 1) : NULL;
         if (labels && !f->stage_y && f->stage_x) {
             be->stage_free(f->stage_x);
             f->stage_x = NULL;
