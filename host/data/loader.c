@@ -1,4 +1,4 @@
-/* loader.c: background batch loader with double buffering.
+/* loader.c: background batch loader (one batch prepared ahead of the consumer).
 
    One producer thread fills batch slots (augmented, normalized float NCHW + labels) in batch
    order; sq_loader_next hands out one slot (HELD) while the producer fills another, so when the
