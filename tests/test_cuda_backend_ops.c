@@ -142,7 +142,10 @@ static const bo_member bo_members[] = {
     M_OP(mem_info),
     M_OP(stage_new),
     M_OP(stage_put),
+    M_OP(stage_put_pinned),
     M_OP(stage_free),
+    M_OP(host_alloc),
+    M_OP(host_free),
     M_OP(graph_begin),
     M_OP(graph_end),
     M_OP(graph_run),
@@ -2008,13 +2011,14 @@ static int run_graph(bo_ctx *c, const bo_row *r, const int *p, int mode)
 }
 
 /* input staging: each put's slot holds exactly the bytes put, though the host buffer is
-   overwritten right after the put and the two slots are reused; a short put too */
+   overwritten right after the put and the two slots are reused; a short put too. Then the same
+   from pinned buffers of host_alloc through stage_put_pinned. */
 static int run_stage(bo_ctx *c, const bo_row *r, const int *p, int mode)
 {
     const sq_backend *be = c->be;
     if (!be->stage_new) return 0;
     const size_t n = (size_t)p[0];
-    void *st = be->stage_new(n * sizeof(float));
+    void *st = be->stage_new(n * sizeof(float), 1);
     cr_assert(st, "%s: stage_new: %s", c->where, sq_last_error());
     for (int k = 0; k < 6; k++) {
         const size_t len = k == 3 ? 1 : n;
@@ -2029,6 +2033,38 @@ static int run_stage(bo_ctx *c, const bo_row *r, const int *p, int mode)
     }
     be->stage_free(st);
     ok(c);
+    if (!be->stage_put_pinned) return 1;
+    /* from pinned buffers the caller owns, on a stage without host slots: three buffers in turn,
+       each rewritten only once the second put after its own has returned (the contract); no
+       sync until the end, so an upload still reading a rewritten source is caught (under cuemu,
+       which checks pinned sources of copies in flight) */
+    cr_assert(be->host_alloc && be->host_free, "%s: stage_put_pinned without host_alloc", c->where);
+    enum { PUTS = 7, BUFS = 3 };
+    st = be->stage_new(n * sizeof(float), 0);
+    cr_assert(st, "%s: stage_new without host slots: %s", c->where, sq_last_error());
+    float *pin[BUFS], *want[PUTS], *dst[PUTS];
+    size_t len[PUTS];
+    for (int b = 0; b < BUFS; b++) {
+        pin[b] = be->host_alloc(n * sizeof(float));
+        cr_assert(pin[b], "%s: host_alloc: %s", c->where, sq_last_error());
+    }
+    for (int k = 0; k < PUTS; k++) {
+        len[k] = k == 4 ? 1 : n;
+        want[k] = hr(c, n, -1, 1);
+        dst[k] = dout(c, NULL, len[k]);
+    }
+    for (int k = 0; k < PUTS; k++) {
+        float *src = pin[k % BUFS];
+        memcpy(src, want[k], n * sizeof(float));
+        const void *slot = NULL;
+        BO_CALL(c, "stage_put_pinned", 4.0 * len[k], slot = be->stage_put_pinned(st, src, len[k] * sizeof(float)));
+        cr_assert(slot, "%s: stage_put_pinned: %s", c->where, sq_last_error());
+        be->copy_d2d(dst[k], slot, len[k] * sizeof(float));
+    }
+    be->stage_free(st);
+    for (int b = 0; b < BUFS; b++) be->host_free(pin[b]);
+    ok(c);
+    for (int k = 0; k < PUTS; k++) cmp(c, "same:bytes staged from pinned", fetch(c, dst[k]), want[k], len[k], 0);
     return 1;
 }
 
@@ -2610,7 +2646,7 @@ static const bo_row bo_rows[] = {
      .tol = {SAME}},
     {.name = "stage",
      .fam = F_record,
-     .covers = "stage_new stage_put stage_free",
+     .covers = "stage_new stage_put stage_put_pinned stage_free host_alloc host_free",
      .run = run_stage,
      SHAPES(stage_p, "floats"),
      .modes = FWD,

@@ -270,3 +270,92 @@ Test(data, loader_normalization_exact)
     cr_expect(fabsf(ds.mean[0] - (float)m0) <= 1e-6f, "mean %g want %g", ds.mean[0], m0); /* float rounding */
     sq_dataset_free(&ds);
 }
+
+/* ---------------------------------------------------------------- keep and host memory hooks */
+
+static int g_hook_allocs, g_hook_live, g_hook_fail_after = -1;
+static void *hook_alloc(size_t bytes)
+{
+    if (g_hook_fail_after >= 0 && g_hook_allocs >= g_hook_fail_after) {
+        sq_set_error("hook: no memory");
+        return NULL;
+    }
+    g_hook_allocs++;
+    g_hook_live++;
+    return malloc(bytes);
+}
+static void hook_free(void *p)
+{
+    if (!p) return;
+    g_hook_live--;
+    free(p);
+}
+
+/* keep = 3 with the allocator hooks: the batches are the hooks' memory, each stays unchanged
+   through the next two calls while the producer works ahead, and they equal keep = 1's batches */
+Test(data, loader_keep_holds_batches_in_hook_memory)
+{
+    enum { N = 61, B = 2, KEEP = 3 };
+    sq_dataset ds = make_ds(N, 3, 4, 4, 1);
+    const size_t nx = (size_t)B * 3 * 4 * 4;
+    g_hook_allocs = g_hook_live = 0;
+    g_hook_fail_after = -1;
+    sq_loader_opts o = {.batch = B, .shuffle = 1, .crop_pad = 1, .flip = 1, .seed = 5, .keep = KEEP,
+                        .host_alloc = hook_alloc, .host_free = hook_free};
+    sq_loader *l = NULL, *ref = mk_loader(&ds, B, 1, 1, 1, 0, 5);
+    cr_assert_eq(sq_loader_create(&ds, &o, &l), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(g_hook_allocs, 2 * (KEEP + 1), "keep + 1 slots of images and labels from the hook");
+    for (int epoch = 0; epoch < 2; epoch++) {
+        sq_loader_start_epoch(l, epoch);
+        sq_loader_start_epoch(ref, epoch);
+        const float *x[KEEP] = {0}, *rx;
+        const int32_t *y[KEEP] = {0}, *ry;
+        float saved[KEEP][2 * 3 * 4 * 4];
+        int32_t saved_y[KEEP][B];
+        int n, k = 0;
+        while ((n = sq_loader_next(l, &x[k % KEEP], &y[k % KEEP])) > 0) {
+            cr_assert_eq(sq_loader_next(ref, &rx, &ry), n);
+            cr_assert_eq(memcmp(x[k % KEEP], rx, (size_t)n * nx / B * sizeof(float)), 0, "batch %d differs", k);
+            cr_assert_eq(memcmp(y[k % KEEP], ry, (size_t)n * sizeof(int32_t)), 0, "labels of batch %d differ", k);
+            memcpy(saved[k % KEEP], x[k % KEEP], nx * sizeof(float));
+            memcpy(saved_y[k % KEEP], y[k % KEEP], B * sizeof(int32_t));
+            /* the two batches before this one are still intact and in other slots */
+            for (int back = 1; back < KEEP && back <= k; back++) {
+                int j = (k - back) % KEEP;
+                cr_assert_neq(x[j], x[k % KEEP], "batch %d shares a slot with batch %d", k - back, k);
+                cr_assert_eq(memcmp(x[j], saved[j], nx * sizeof(float)), 0, "batch %d overwritten at batch %d",
+                             k - back, k);
+                cr_assert_eq(memcmp(y[j], saved_y[j], B * sizeof(int32_t)), 0, "labels of batch %d overwritten",
+                             k - back);
+            }
+            k++;
+        }
+        cr_expect_eq(k, (N + B - 1) / B);
+    }
+    sq_loader_free(l);
+    sq_loader_free(ref);
+    cr_expect_eq(g_hook_live, 0, "%d hook allocations not given back", g_hook_live);
+    sq_dataset_free(&ds);
+}
+
+Test(data, loader_keep_and_hooks_are_checked)
+{
+    sq_dataset ds = make_ds(10, 1, 2, 2, 1);
+    sq_loader *l = NULL;
+    sq_loader_opts o = {.batch = 2, .keep = -1};
+    cr_expect_eq(sq_loader_create(&ds, &o, &l), SQ_EARG);
+    o.keep = SQ_LOADER_KEEP_MAX + 1;
+    cr_expect_eq(sq_loader_create(&ds, &o, &l), SQ_EARG);
+    o.keep = 2;
+    o.host_alloc = hook_alloc;
+    cr_expect_eq(sq_loader_create(&ds, &o, &l), SQ_EARG, "host_alloc without host_free");
+    o.host_free = hook_free;
+    g_hook_allocs = g_hook_live = 0;
+    g_hook_fail_after = 3; /* the second slot's labels */
+    cr_expect_eq(sq_loader_create(&ds, &o, &l), SQ_ENOMEM, "the hook has no memory");
+    cr_expect(strstr(sq_last_error(), "hook: no memory") != NULL, "message: %s", sq_last_error());
+    cr_expect_eq(g_hook_live, 0, "a failed create kept %d hook allocations", g_hook_live);
+    cr_expect_null(l);
+    g_hook_fail_after = -1;
+    sq_dataset_free(&ds);
+}

@@ -1,9 +1,14 @@
-/* loader.c: background batch loader with double buffering.
+/* loader.c: background batch loader (one batch prepared ahead of the consumer).
 
-   One producer thread fills two batch slots (augmented, normalized float NCHW + labels) in batch
-   order; sq_loader_next hands out one slot (HELD until the next call) while the producer fills
-   the other, so when the producer is faster the consumer never waits. A slot moves
+   One producer thread fills batch slots (augmented, normalized float NCHW + labels) in batch
+   order; sq_loader_next hands out one slot (HELD) while the producer fills another, so when the
+   producer is faster the consumer never waits. There are keep + 1 slots (sq_loader_opts.keep,
+   at least 1): a HELD slot is given back (FREE) by the call to sq_loader_next that hands out the
+   keep-th batch after it, so the consumer may read a batch until then, and the producer always
+   has a slot to fill. A slot moves
    FREE -> FILLING (producer, outside the lock) -> READY -> HELD (consumer) -> FREE.
+   The slots' memory comes from the options' host_alloc when set (a backend's pinned memory, which
+   its uploads read directly), else from malloc.
    sq_loader_start_epoch / sq_loader_skip bump a generation counter: READY slots of the old
    generation are dropped at once and a slot being filled is abandoned at the next sample (the
    producer polls an atomic copy of the generation), so they never block. The epoch order is a
@@ -24,6 +29,7 @@ typedef struct slot {
     float *x;   /* (batch, C, H, W) */
     int32_t *y; /* (batch), NULL without labels */
     int n, batch, gen, state;
+    unsigned long long handed; /* when HELD: the serial of the sq_loader_next that handed it out */
 } slot;
 
 struct sq_loader {
@@ -34,7 +40,9 @@ struct sq_loader {
     float lut[4 * 256];
     int *perm;      /* producer-owned */
     int perm_epoch; /* epoch perm was built for; INT_MIN = none */
-    slot s[2];
+    slot *s;
+    int nslots, keep; /* keep + 1 slots; the last keep batches handed out stay HELD */
+    unsigned long long handed; /* batches handed out so far */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv_prod, cv_cons;
@@ -45,9 +53,45 @@ struct sq_loader {
 
 static int find_slot(const sq_loader *l, int state)
 {
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < l->nslots; i++)
         if (l->s[i].state == state) return i;
     return -1;
+}
+
+static void free_slots(sq_loader *l)
+{
+    void (*release)(void *) = l->o.host_alloc ? l->o.host_free : free;
+    for (int i = 0; i < l->nslots && l->s; i++) {
+        release(l->s[i].x);
+        release(l->s[i].y);
+    }
+    free(l->s);
+}
+
+/* the slots' memory; SQ_ENOMEM (error set) when the options' host_alloc has none */
+static sq_status alloc_slots(sq_loader *l, int labels)
+{
+    const size_t xb = (size_t)l->o.batch * l->sample * sizeof(float), yb = (size_t)l->o.batch * sizeof(int32_t);
+    l->s = sq_xcalloc((size_t)l->nslots, sizeof *l->s);
+    for (int i = 0; i < l->nslots; i++) {
+        slot *s = &l->s[i];
+        s->state = SLOT_FREE;
+        if (!l->o.host_alloc) {
+            s->x = sq_xmalloc(xb);
+            s->y = labels ? sq_xmalloc(yb) : NULL;
+            continue;
+        }
+        s->x = l->o.host_alloc(xb);
+        s->y = labels && s->x ? l->o.host_alloc(yb) : NULL;
+        if (!s->x || (labels && !s->y)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", sq_last_error());
+            sq_set_error("loader: %d batch slots of %zu bytes in the backend's host memory not available "
+                         "(%s)", l->nslots, xb + (labels ? yb : 0), why);
+            return SQ_ENOMEM;
+        }
+    }
+    return SQ_OK;
 }
 
 /* Fills slot s with batch b of `epoch`; returns 0 if the generation changed meanwhile. */
@@ -129,19 +173,30 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
                          "(call sq_dataset_set_default_norm)", c, (double)ds->std[c], ds->name);
             return SQ_EARG;
         }
+    if (opts->keep < 0 || opts->keep > SQ_LOADER_KEEP_MAX) {
+        sq_set_error("loader: keep %d must be in 0..%d", opts->keep, SQ_LOADER_KEEP_MAX);
+        return SQ_EARG;
+    }
+    if (!opts->host_alloc != !opts->host_free) {
+        sq_set_error("loader: host_alloc and host_free are set together or not at all");
+        return SQ_EARG;
+    }
     sq_loader *l = sq_xcalloc(1, sizeof *l);
     l->ds = ds;
     l->o = *opts;
     l->nb = nb;
     l->sample = (size_t)ds->c * ds->h * ds->w;
+    l->keep = opts->keep > 1 ? opts->keep : 1;
+    l->nslots = l->keep + 1;
+    sq_status st = alloc_slots(l, ds->labels != NULL);
+    if (st) {
+        free_slots(l);
+        free(l);
+        return st;
+    }
     sq_norm_lut(ds, l->lut);
     l->perm = sq_xmalloc((size_t)ds->n * sizeof(int));
     l->perm_epoch = INT_MIN;
-    for (int i = 0; i < 2; i++) {
-        l->s[i].x = sq_xmalloc((size_t)opts->batch * l->sample * sizeof(float));
-        l->s[i].y = ds->labels ? sq_xmalloc((size_t)opts->batch * sizeof(int32_t)) : NULL;
-        l->s[i].state = SLOT_FREE;
-    }
     atomic_init(&l->gen_hint, 0);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_prod, NULL);
@@ -151,10 +206,7 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
         pthread_mutex_destroy(&l->mu);
         pthread_cond_destroy(&l->cv_prod);
         pthread_cond_destroy(&l->cv_cons);
-        for (int i = 0; i < 2; i++) {
-            free(l->s[i].x);
-            free(l->s[i].y);
-        }
+        free_slots(l);
         free(l->perm);
         free(l);
         return SQ_EDEVICE;
@@ -175,10 +227,7 @@ void sq_loader_free(sq_loader *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->cv_prod);
     pthread_cond_destroy(&l->cv_cons);
-    for (int i = 0; i < 2; i++) {
-        free(l->s[i].x);
-        free(l->s[i].y);
-    }
+    free_slots(l);
     free(l->perm);
     free(l);
 }
@@ -186,13 +235,13 @@ void sq_loader_free(sq_loader *l)
 int sq_loader_batches(const sq_loader *l) { return l ? l->nb : 0; }
 
 /* Positions the current epoch at batch `at` under the lock: new generation, stale READY slots
-   dropped, producer woken. A HELD slot stays valid until the next sq_loader_next. */
+   dropped, producer woken. HELD slots stay valid as sq_loader_next says. */
 static void reposition(sq_loader *l, int at)
 {
     l->gen = l->gen == INT_MAX ? 0 : l->gen + 1;
     atomic_store(&l->gen_hint, l->gen);
     l->prod_next = l->cons_next = at;
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < l->nslots; i++)
         if (l->s[i].state == SLOT_READY) l->s[i].state = SLOT_FREE;
     pthread_cond_broadcast(&l->cv_prod);
 }
@@ -230,9 +279,16 @@ sq_status sq_loader_skip(sq_loader *l, int nbatches)
 int sq_loader_next(sq_loader *l, const float **x, const int32_t **y)
 {
     pthread_mutex_lock(&l->mu);
-    int held = find_slot(l, SLOT_HELD);
-    if (held >= 0) {
-        l->s[held].state = SLOT_FREE;
+    /* the batch handed out keep calls ago is the caller's no more (at most one: the others are
+       younger) */
+    int oldest = -1, held = 0;
+    for (int i = 0; i < l->nslots; i++)
+        if (l->s[i].state == SLOT_HELD) {
+            held++;
+            if (oldest < 0 || l->s[i].handed < l->s[oldest].handed) oldest = i;
+        }
+    if (held >= l->keep) {
+        l->s[oldest].state = SLOT_FREE;
         pthread_cond_broadcast(&l->cv_prod);
     }
     if (!l->started || l->cons_next >= l->nb) {
@@ -242,7 +298,7 @@ int sq_loader_next(sq_loader *l, const float **x, const int32_t **y)
     int si;
     for (;;) {
         si = -1;
-        for (int i = 0; i < 2; i++)
+        for (int i = 0; i < l->nslots; i++)
             if (l->s[i].state == SLOT_READY && l->s[i].gen == l->gen &&
                 l->s[i].batch == l->cons_next)
                 si = i;
@@ -251,6 +307,7 @@ int sq_loader_next(sq_loader *l, const float **x, const int32_t **y)
     }
     slot *s = &l->s[si];
     s->state = SLOT_HELD;
+    s->handed = ++l->handed;
     l->cons_next++;
     int n = s->n;
     pthread_mutex_unlock(&l->mu);

@@ -407,16 +407,14 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
     sq_feeder *feed = NULL;
     pg = sq_progress_new(cfg->quiet);
     if ((st = open_runs(train, test, teacher, students, n, runs, pg))) goto done;
-    /* one input buffer that the teacher and every student read (staged where the backend can) */
-    if (!(feed = sq_feeder_new(students[0].model, N, cfg->loss != SQ_LOSS_KL, 1))) {
-        st = SQ_ENOMEM;
-        goto done;
-    }
-    if (cfg->loss == SQ_LOSS_KL) sq_feeder_bind(feed, teacher);
-    for (int i = 0; i < n; i++) sq_feeder_bind(feed, students[i].model);
+    /* one input buffer that the teacher and every student read, and the loader that fills it
+       (staged, from pinned batches, where the backend can; the loader is the feeder's) */
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
                          .drop_last = 1, .seed = cfg->seed};
-    if ((st = sq_loader_create(train, &lo, &loader))) goto done;
+    if ((st = sq_feeder_open(students[0].model, N, cfg->loss != SQ_LOSS_KL, train, &lo, &feed, &loader)))
+        goto done;
+    if (cfg->loss == SQ_LOSS_KL) sq_feeder_bind(feed, teacher);
+    for (int i = 0; i < n; i++) sq_feeder_bind(feed, students[i].model);
     int steps = sq_loader_batches(loader);
     if (cfg->max_steps_per_epoch > 0 && cfg->max_steps_per_epoch < steps) steps = cfg->max_steps_per_epoch;
     if (steps <= 0) {
@@ -538,9 +536,8 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             break;
         }
 done:
-    sq_feeder_free(feed); /* before the step buffers: the models get their own inputs back */
+    sq_feeder_free(feed); /* before the step buffers: the models get their own inputs back; frees the loader */
     sq_progress_free(pg);
-    sq_loader_free(loader);
     for (int i = 0; i < n; i++)
         if (runs[i].b) sq_step_bufs_free(students[i].model, runs[i].b);
     free(runs);

@@ -49,14 +49,10 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
     }
     sq_loader_opts lo = {.batch = batch, .shuffle = 0, .crop_pad = 0, .flip = 0, .drop_last = 0, .seed = 0};
     sq_loader *l;
-    sq_status st = sq_loader_create(ds, &lo, &l);
+    sq_feeder *feed;
+    sq_status st = sq_feeder_open(m, batch, 0, ds, &lo, &feed, &l); /* the loader is the feeder's */
     if (st) return st;
     sq_loader_start_epoch(l, 0);
-    sq_feeder *feed = sq_feeder_new(m, batch, 0, 1);
-    if (!feed) {
-        sq_loader_free(l);
-        return SQ_ENOMEM;
-    }
     sq_feeder_bind(feed, m);
     if (teacher) sq_feeder_bind(feed, teacher);
     float *zs = sq_xmalloc((size_t)batch * k * sizeof(float));
@@ -99,7 +95,6 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
         }
         r->n += nb;
     }
-    sq_loader_free(l);
     sq_feeder_free(feed);
     free(zs); free(zt); free(ls); free(lt);
     r->classes = k;

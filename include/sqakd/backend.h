@@ -312,21 +312,34 @@ typedef struct sq_backend {
     int (*mem_info)(size_t *free_bytes, size_t *total_bytes);
 
     /* ---- optional: asynchronous input staging (CUDA) ----
-       A stage (stage_new, once, before the loop) owns two slots, each a host-pinned buffer and a
-       device buffer of `bytes`, and a copy stream of its own. stage_put copies src (host, at most
-       `bytes`) into the next slot's pinned buffer, uploads it on the copy stream and makes the
-       compute stream wait for that upload (an event, no host synchronisation); it returns the
-       slot's device buffer, which compute work may read if it is enqueued before the NEXT
-       stage_put on this stage (the put after that overwrites the slot without waiting for work
-       enqueued later). A slot is uploaded into again only after the compute work
-       enqueued before the previous stage_put has finished (device-side wait), so batch i+1's
-       upload overlaps batch i's compute; the host waits only for the upload two puts back
-       (which bounds how far it runs ahead). stage_new returns NULL (error set) when pinned or
-       device memory is short; stage_free waits for the device and frees everything.
-       NULL members: callers copy with copy_h2d as before. */
-    void *(*stage_new)(size_t bytes);
+       A stage (stage_new, once, before the loop) owns two slots, each a device buffer of `bytes`
+       and, when host_slots is set, a host-pinned buffer of `bytes`; and a copy stream of its own.
+       stage_put copies src (host, at most `bytes`) into the next slot's pinned buffer (the stage
+       must have host slots), uploads it on the copy stream and makes the compute stream wait for
+       that upload (an event, no host synchronisation); it returns the slot's device buffer,
+       which compute work may read if it is enqueued before the NEXT put on this stage (the put
+       after that overwrites the slot without waiting for work enqueued later). A slot is
+       uploaded into again only after the compute work enqueued before the previous put has
+       finished (device-side wait), so batch i+1's upload overlaps batch i's compute; the host
+       waits only for the upload two puts back (which bounds how far it runs ahead). stage_new
+       returns NULL (error set) when pinned or device memory is short; stage_free waits for the
+       device and frees everything.
+       stage_put_pinned is stage_put without the host copy: the upload reads src itself (memory
+       from host_alloc, which the caller owns), later, on the copy stream. So src must not be
+       written or freed until that upload is known complete: the second put (of either kind)
+       after this one on the same stage waits for it before it returns, and so do stage_free
+       and sync. A stage fed only by stage_put_pinned needs no host slots.
+       host_alloc returns `bytes` of pinned (page-locked) host memory, host-addressable, that
+       stage_put_pinned uploads from directly; NULL (error set) when none is left. host_free
+       releases it (NULL: no-op) and must not be called while an upload from it may be in flight.
+       NULL members: callers copy with copy_h2d as before, and allocate host memory with malloc
+       (the CPU backend: all NULL). */
+    void *(*stage_new)(size_t bytes, int host_slots);
     const void *(*stage_put)(void *stage, const void *src, size_t bytes);
+    const void *(*stage_put_pinned)(void *stage, const void *src, size_t bytes);
     void (*stage_free)(void *stage);
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 
     /* ---- optional: record and replay (CUDA graphs) ----
        graph_begin starts recording: the ops called after it enqueue nothing and run nothing;

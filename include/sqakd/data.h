@@ -64,7 +64,18 @@ typedef struct sq_loader_opts {
     int flip;             /* random horizontal flip p = 0.5 */
     int drop_last;
     uint64_t seed;
+    /* How long a batch handed out stays valid: until keep - 1 more batches have been handed out
+       and sq_loader_next is called again (0 or 1: until the next call). For a consumer that still
+       reads a batch after the next call (an asynchronous upload); the loader holds keep + 1
+       batches, one of them being prepared. 0..SQ_LOADER_KEEP_MAX. */
+    int keep;
+    /* Where the batches live: host_alloc/host_free, both set (host memory of a backend, e.g.
+       pinned memory its uploads read directly) or both NULL (malloc/free). sq_loader_create
+       returns SQ_ENOMEM when host_alloc has too little. */
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
 } sq_loader_opts;
+#define SQ_LOADER_KEEP_MAX 8
 
 typedef struct sq_loader sq_loader;
 
@@ -78,7 +89,7 @@ int sq_loader_batches(const sq_loader *l);        /* batches per epoch */
 void sq_loader_start_epoch(sq_loader *l, int epoch);
 /* Blocks until the next batch is ready; returns its size (0 at end of epoch). x: batch*C*H*W
    floats, y: batch int32 (left untouched / may be NULL when the dataset has no labels).
-   The pointers stay valid until the next call. */
+   The pointers stay valid until the next call (with opts.keep > 1: as keep says). */
 int sq_loader_next(sq_loader *l, const float **x, const int32_t **y);
 /* Skips the first nbatches of the current epoch without preparing them (resuming mid-epoch): the
    next sq_loader_next returns batch nbatches of that epoch. Call after sq_loader_start_epoch;

@@ -167,9 +167,12 @@ void sq_cuda_adam_step(size_t n, float *p, const float *g, float *m, float *v, f
 
 /* ---- stage.c: asynchronous input staging, device memory report ---- */
 int sq_cuda_mem_info(size_t *free_bytes, size_t *total_bytes);
-void *sq_cuda_stage_new(size_t bytes);
+void *sq_cuda_stage_new(size_t bytes, int host_slots);
 const void *sq_cuda_stage_put(void *stage, const void *src, size_t bytes);
+const void *sq_cuda_stage_put_pinned(void *stage, const void *src, size_t bytes);
 void sq_cuda_stage_free(void *stage);
+void *sq_cuda_host_alloc(size_t bytes);
+void sq_cuda_host_free(void *p);
 
 /* ---- graph.c: record and replay with CUDA graphs (backend.h, graph_*) ---- */
 int sq_cuda_graph_begin(void);

@@ -5,7 +5,8 @@
    cudaMemcpy can check that a device range lies inside one live allocation; capacity is
    CUEMU_MEM_GB (default 16) GiB, so out-of-memory paths can be exercised. Everything runs
    synchronously at the call; streams and events only record that they exist, except that work
-   issued to a capturing stream is recorded into a CUDA graph instead (capture.cc).
+   issued to a capturing stream is recorded into a CUDA graph instead (capture.cc), and that an
+   asynchronous copy from pinned host memory is tracked until it is known complete (below).
 
    Kernels: the blocks of a grid run one after another; the threads of a block are fibers
    (ucontext stacks, switched with _setjmp/_longjmp) scheduled cooperatively by one OS thread. A thread runs until it finishes or reaches
@@ -27,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <vector>
 #include "cuemu_rt.h"
 
 void cuemu_record_fn(cudaStream_t s, std::function<void()> f); /* capture.cc */
@@ -268,9 +270,11 @@ extern "C" cudaError_t cudaMallocHost(void **p, size_t bytes)
     CAPTURE_SYNC_CHECK();
     return do_alloc(p, bytes, 1);
 }
+static void inflight_check_free(const void *p); /* below */
 extern "C" cudaError_t cudaFreeHost(void *p)
 {
     CAPTURE_SYNC_CHECK();
+    inflight_check_free(p);
     return do_free(p, 1);
 }
 
@@ -323,6 +327,83 @@ static cudaError_t set_bytes(void *p, int v, size_t bytes)
     return cudaSuccess;
 }
 
+/* ---- in-flight sources of asynchronous copies from pinned memory ----
+   On a GPU, cudaMemcpyAsync from pinned host memory reads the source later, on the stream; the
+   host may write the source again only once it knows the copy is complete: an event recorded
+   after it on its stream was synchronised, or its stream, or the device. Here the copy runs at the
+   call, so writing the source too early changes nothing; instead the source's bytes are kept
+   and compared when the copy becomes known complete (or its memory is freed): a difference is a
+   race a GPU would have, reported and aborted like an overrun. Pageable sources are not tracked:
+   the runtime has staged them before cudaMemcpyAsync returns. */
+struct inflight_copy {
+    cudaStream_t s;
+    unsigned long long id;    /* g_copy_serial at the copy */
+    const unsigned char *src;
+    std::vector<unsigned char> bytes;
+};
+static std::mutex g_inflight_lock;
+static std::vector<inflight_copy> g_inflight;
+static unsigned long long g_copy_serial;
+
+static int pinned_range(const void *p, size_t bytes)
+{
+    std::lock_guard<std::mutex> lock(g_mem_lock);
+    uintptr_t base;
+    const alloc_rec *r = find_alloc(p, &base);
+    return r && r->kind == 1 && (uintptr_t)p + bytes <= base + r->bytes;
+}
+
+static void inflight_add(cudaStream_t s, const void *src, size_t bytes)
+{
+    std::lock_guard<std::mutex> lock(g_inflight_lock);
+    const unsigned char *b = (const unsigned char *)src;
+    g_inflight.push_back(inflight_copy{s, ++g_copy_serial, b, std::vector<unsigned char>(b, b + bytes)});
+}
+
+/* the copies that match are complete: their sources must hold what they held at the copy */
+static void inflight_retire(const std::function<bool(const inflight_copy &)> &done, const char *at)
+{
+    std::lock_guard<std::mutex> lock(g_inflight_lock);
+    for (size_t i = 0; i < g_inflight.size();) {
+        const inflight_copy &c = g_inflight[i];
+        if (!done(c)) {
+            i++;
+            continue;
+        }
+        if (memcmp(c.src, c.bytes.data(), c.bytes.size()) != 0)
+            cuemu_fatal("cudaMemcpyAsync", "the pinned source %p (%zu bytes) of an asynchronous copy "
+                        "was written before the copy was known complete (found at %s)",
+                        (const void *)c.src, c.bytes.size(), at);
+        g_inflight[i] = std::move(g_inflight.back());
+        g_inflight.pop_back();
+    }
+}
+
+/* pinned memory is freed: no copy from it may still be in flight */
+static void inflight_check_free(const void *p)
+{
+    size_t bytes = 0;
+    {
+        std::lock_guard<std::mutex> lock(g_mem_lock);
+        auto it = g_allocs.find((uintptr_t)p);
+        if (it == g_allocs.end() || it->second.kind != 1) return;
+        bytes = it->second.bytes;
+    }
+    std::lock_guard<std::mutex> lock(g_inflight_lock);
+    const unsigned char *b = (const unsigned char *)p;
+    for (const inflight_copy &c : g_inflight)
+        if (c.src >= b && c.src < b + bytes)
+            cuemu_fatal("cudaFreeHost", "pinned memory %p is freed while an asynchronous copy from it "
+                        "(%zu bytes at %p) is not known complete", p, c.bytes.size(), (const void *)c.src);
+}
+
+/* the serial of the last copy issued so far (an event's position) */
+static unsigned long long inflight_serial(void)
+{
+    std::lock_guard<std::mutex> lock(g_inflight_lock);
+    return g_copy_serial;
+}
+
 /* asynchronous work on stream s: recorded while s captures (a replay that fails is a bug of
    the caller: the same call succeeded when it was recorded... or would have: cuemu checks the
    ranges at the replay and aborts) */
@@ -339,7 +420,11 @@ extern "C" cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t bytes,
         });
         return cudaSuccess;
     }
-    return copy(dst, src, bytes, kind);
+    cudaError_t e = copy(dst, src, bytes, kind);
+    if (e == cudaSuccess && bytes && (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDefault) &&
+        pinned_range(src, bytes))
+        inflight_add(s, src, bytes);
+    return e;
 }
 
 extern "C" cudaError_t cudaMemset(void *p, int v, size_t bytes)
@@ -366,7 +451,13 @@ extern "C" cudaError_t cudaMemsetAsync(void *p, int v, size_t bytes, cudaStream_
 /* ---- streams and events (execution is synchronous) ---- */
 
 struct CUstream_st { int magic; unsigned flags; };
-struct CUevent_st { int magic; int recorded; unsigned capture; /* serial of the capture that recorded it */ };
+struct CUevent_st {
+    int magic;
+    int recorded;
+    unsigned capture;          /* serial of the capture that recorded it */
+    cudaStream_t stream;       /* where it was last recorded */
+    unsigned long long copies; /* the in-flight copy serial then: copies up to it precede it */
+};
 
 extern "C" cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags)
 {
@@ -396,14 +487,17 @@ static cudaError_t check_stream(cudaStream_t s)
 extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t s)
 {
     CAPTURE_SYNC_CHECK();
-    return check_stream(s);
+    cudaError_t e = check_stream(s);
+    if (e == cudaSuccess)
+        inflight_retire([s](const inflight_copy &c) { return c.s == s; }, "cudaStreamSynchronize");
+    return e;
 }
 
 extern "C" cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags)
 {
     (void)flags;
     if (!e) return fail(cudaErrorInvalidValue);
-    *e = new CUevent_st{0xe7e7, 0, 0};
+    *e = new CUevent_st{0xe7e7, 0, 0, nullptr, 0};
     return cudaSuccess;
 }
 
@@ -430,10 +524,22 @@ extern "C" cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s)
     if (ce != cudaSuccess) return fail(ce);
     e->recorded = 1;
     e->capture = cuemu_capturing(s) ? cuemu_capture_serial() : 0;
+    e->stream = s;
+    e->copies = inflight_serial();
     return cudaSuccess;
 }
 
-extern "C" cudaError_t cudaEventSynchronize(cudaEvent_t e) { return check_event(e); }
+extern "C" cudaError_t cudaEventSynchronize(cudaEvent_t e)
+{
+    if (check_event(e) != cudaSuccess) return cudaErrorInvalidResourceHandle;
+    if (e->recorded) {
+        const cudaStream_t s = e->stream;
+        const unsigned long long upto = e->copies;
+        inflight_retire([s, upto](const inflight_copy &c) { return c.s == s && c.id <= upto; },
+                        "cudaEventSynchronize");
+    }
+    return cudaSuccess;
+}
 
 extern "C" cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b)
 {
@@ -461,6 +567,7 @@ extern "C" cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsign
 extern "C" cudaError_t cudaDeviceSynchronize(void)
 {
     CAPTURE_SYNC_CHECK();
+    inflight_retire([](const inflight_copy &) { return true; }, "cudaDeviceSynchronize");
     return device_count() > 0 ? cudaSuccess : fail(cudaErrorNoDevice);
 }
 

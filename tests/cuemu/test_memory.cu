@@ -144,3 +144,58 @@ Test(cuemu_exec, no_device)
     unsetenv("CUEMU_DEVICES");
 }
 
+
+/* an asynchronous copy from pinned memory reads its source later on a GPU: the host may write it
+   again once an event after the copy, its stream or the device is synchronised, not before */
+static void pinned_copy(cudaStream_t *s, cudaEvent_t *ev, float **h, float **d)
+{
+    CK(cudaStreamCreateWithFlags(s, cudaStreamNonBlocking));
+    CK(cudaEventCreateWithFlags(ev, cudaEventDisableTiming));
+    CK(cudaHostAlloc((void **)h, 64 * sizeof(float), cudaHostAllocDefault));
+    *d = dev_alloc<float>(64);
+    for (int i = 0; i < 64; i++) (*h)[i] = (float)i;
+    CK(cudaMemcpyAsync(*d, *h + 8, 32 * sizeof(float), cudaMemcpyHostToDevice, *s));
+    CK(cudaEventRecord(*ev, *s));
+}
+
+Test(cuemu_exec, pinned_source_written_after_completion_is_fine)
+{
+    cudaStream_t s;
+    cudaEvent_t ev;
+    float *h, *d;
+    pinned_copy(&s, &ev, &h, &d);
+    h[0] = -1.0f; /* outside the copied range */
+    CK(cudaEventSynchronize(ev));
+    h[8] = -1.0f;
+    CK(cudaMemcpyAsync(d, h, 64 * sizeof(float), cudaMemcpyHostToDevice, s));
+    CK(cudaStreamSynchronize(s));
+    h[9] = -1.0f;
+    CK(cudaMemcpyAsync(d, h, 64 * sizeof(float), cudaMemcpyHostToDevice, s));
+    CK(cudaDeviceSynchronize());
+    CK(cudaFreeHost(h));
+    CK(cudaFree(d));
+    CK(cudaEventDestroy(ev));
+    CK(cudaStreamDestroy(s));
+}
+
+Test(cuemu_exec, pinned_source_written_before_completion_aborts, .signal = SIGABRT)
+{
+    cudaStream_t s;
+    cudaEvent_t ev, other;
+    float *h, *d;
+    pinned_copy(&s, &ev, &h, &d);
+    CK(cudaEventCreateWithFlags(&other, cudaEventDisableTiming));
+    CK(cudaEventRecord(other, 0)); /* on another stream: says nothing about the copy */
+    h[20] = -1.0f;
+    CK(cudaEventSynchronize(other));
+    CK(cudaEventSynchronize(ev)); /* the copy is known complete here: its source was written */
+}
+
+Test(cuemu_exec, pinned_source_freed_before_completion_aborts, .signal = SIGABRT)
+{
+    cudaStream_t s;
+    cudaEvent_t ev;
+    float *h, *d;
+    pinned_copy(&s, &ev, &h, &d);
+    cudaFreeHost(h);
+}
