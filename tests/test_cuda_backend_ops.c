@@ -94,6 +94,10 @@ static const bo_member bo_members[] = {
     M_OP(axpy),
     M_OP(scale),
     M_OP(fill),
+    M_OP(clip_fwd),
+    M_OP(clip_bwd),
+    M_OP(affine_fwd),
+    M_OP(affine_bwd),
     M_OP(pool_fwd),
     M_OP(pool_bwd),
     M_OP(gap_fwd),
@@ -106,6 +110,10 @@ static const bo_member bo_members[] = {
     M_OP(concat_bwd),
     M_OP(shuffle_fwd),
     M_OP(shuffle_bwd),
+    M_OP(pad_fwd),
+    M_OP(pad_bwd),
+    M_OP(slice_fwd),
+    M_OP(slice_bwd),
     M_OP(dropout_fwd),
     M_OP(dropout_bwd),
     M_OP(softmax_ce),
@@ -178,7 +186,7 @@ static const char *const bo_family_names[BO_NFAM] = {
 #undef X
 };
 
-#define BO_P 11 /* shape parameters per case */
+#define BO_P 14 /* shape parameters per case */
 #define BO_NTOL 12
 
 /* |got - want| <= atol + per_term * terms + rtol * |want| elementwise (terms: a size the run
@@ -748,6 +756,48 @@ static int run_act(bo_ctx *c, const bo_row *r, const int *p, int mode)
     return 1;
 }
 
+/* elements; bounds from arg[0]: 0 [-0.5, 2], 1 [-inf, 0.75], 2 [-1, +inf] */
+static int run_clip(bo_ctx *c, const bo_row *r, const int *p, int mode)
+{
+    const float lo = r->arg[0] == 1 ? -INFINITY : r->arg[0] == 2 ? -1.0f : -0.5f,
+                hi = r->arg[0] == 1 ? 0.75f : r->arg[0] == 2 ? INFINITY : 2.0f;
+    const size_t n = (size_t)p[0];
+    float *x = hr(c, n, -3, 3), *gy = hr(c, n, -1, 1), *gx0 = hr(c, n, -1, 1);
+    /* the bounds themselves (gradient passes: PyTorch's clamp) and a NaN (stays NaN, no gradient) */
+    if (n > 2) x[0] = isinf(lo) ? -1e30f : lo, x[1] = isinf(hi) ? 1e30f : hi, x[2] = NAN;
+    float *y = hn(c, n), *gx = hd(c, gx0, n);
+    c->ref->clip_fwd(n, lo, hi, x, y);
+    if (mode == ACC) c->ref->clip_bwd(n, lo, hi, x, gy, gx);
+    float *dx = din(c, x, n), *dy = dout(c, NULL, n), *dgy = din(c, gy, n), *dgx = dout(c, gx0, n);
+    BO_CALL(c, "clip_fwd", 8.0 * n, c->be->clip_fwd(n, lo, hi, dx, dy));
+    if (mode == ACC) BO_CALL(c, "clip_bwd", 16.0 * n, c->be->clip_bwd(n, lo, hi, dx, dgy, dgx));
+    if (mode == NUL) c->be->clip_bwd(n, lo, hi, dx, dgy, NULL);
+    ok(c);
+    cmp(c, "y", fetch(c, dy), y, n, 0);
+    cmp(c, "gx", fetch(c, dgx), gx, n, 0);
+    return 1;
+}
+
+/* n c hw: per-channel affine */
+static int run_affine(bo_ctx *c, const bo_row *r, const int *p, int mode)
+{
+    const int n = p[0], ch = p[1], hw = p[2];
+    const size_t m = (size_t)n * ch * hw;
+    float *x = hr(c, m, -3, 3), *a = hr(c, (size_t)ch, -2, 2), *b = hr(c, (size_t)ch, -1, 1),
+          *gy = hr(c, m, -1, 1), *gx0 = hr(c, m, -1, 1), *y = hn(c, m), *gx = hd(c, gx0, m);
+    c->ref->affine_fwd(n, ch, hw, a, b, x, y);
+    if (mode == ACC) c->ref->affine_bwd(n, ch, hw, a, gy, gx);
+    float *dx = din(c, x, m), *da = din(c, a, (size_t)ch), *db = din(c, b, (size_t)ch), *dy = dout(c, NULL, m),
+          *dgy = din(c, gy, m), *dgx = dout(c, gx0, m);
+    BO_CALL(c, "affine_fwd", 8.0 * m, c->be->affine_fwd(n, ch, hw, da, db, dx, dy));
+    if (mode == ACC) BO_CALL(c, "affine_bwd", 12.0 * m, c->be->affine_bwd(n, ch, hw, da, dgy, dgx));
+    if (mode == NUL) c->be->affine_bwd(n, ch, hw, da, dgy, NULL);
+    ok(c);
+    cmp(c, "y", fetch(c, dy), y, m, 0);
+    cmp(c, "gx", fetch(c, dgx), gx, m, 0);
+    return 1;
+}
+
 static int run_elementwise(bo_ctx *c, const bo_row *r, const int *p, int mode)
 {
     const sq_backend *be = c->be, *o = c->ref;
@@ -934,26 +984,31 @@ static int run_conv(bo_ctx *c, const bo_row *r, const int *p, int mode)
 
 /* ================================================================ family: pool */
 
+/* p: n c h w k stride pad (the zoo's square pools), or with arg[1] = 1 the general window
+   n c h w kh kw sh sw pad_t pad_l pad_b pad_r ceil_mode count_include_pad */
 static int run_pool(bo_ctx *c, const bo_row *r, const int *p, int mode)
 {
     const sq_backend *be = c->be, *o = c->ref;
     const sq_pool_kind kind = (sq_pool_kind)r->arg[0];
-    const int n = p[0], ch = p[1], h = p[2], w = p[3], k = p[4], st = p[5], pd = p[6];
-    const int oh = (h + 2 * pd - k) / st + 1, ow = (w + 2 * pd - k) / st + 1;
-    const size_t ni = (size_t)n * ch * h * w, no = (size_t)n * ch * oh * ow;
+    sq_pool_shape ps;
+    const sq_status st = r->arg[1] ? sq_pool_shape_init(&ps, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7],
+                                                        p[8], p[9], p[10], p[11], p[12], p[13])
+                                   : sq_pool_shape_square(&ps, p[0], p[1], p[2], p[3], p[4], p[5], p[6]);
+    cr_assert_eq(st, SQ_OK, "%s: %s", c->where, sq_last_error());
+    const size_t ni = (size_t)ps.n * ps.c * ps.h * ps.w, no = (size_t)ps.n * ps.c * ps.oh * ps.ow;
     float *x = hr(c, ni, -2, 2), *gy = hr(c, no, -1, 1), *gx0 = hr(c, ni, -1, 1);
     float *y = hn(c, no), *gx = hd(c, gx0, ni);
     int32_t *am = hbytes(c, no * 4);
-    o->pool_fwd(kind, n, ch, h, w, k, st, pd, x, y, am);
-    if (mode == ACC) o->pool_bwd(kind, n, ch, h, w, k, st, pd, gy, am, gx);
+    o->pool_fwd(kind, &ps, x, y, am);
+    if (mode == ACC) o->pool_bwd(kind, &ps, gy, am, gx);
     float *dx = din(c, x, ni), *dy = dout(c, NULL, no), *dgy = din(c, gy, no), *dgx = dout(c, gx0, ni);
     int32_t *dam = dout_b(c, NULL, no * 4);
     BO_CALL(c, kind == SQ_POOL_MAX ? "pool_fwd max" : "pool_fwd avg", 4.0 * ni + 8.0 * no,
-            be->pool_fwd(kind, n, ch, h, w, k, st, pd, dx, dy, dam));
+            be->pool_fwd(kind, &ps, dx, dy, dam));
     if (mode == ACC)
         BO_CALL(c, kind == SQ_POOL_MAX ? "pool_bwd max" : "pool_bwd avg", 8.0 * ni + 8.0 * no,
-                be->pool_bwd(kind, n, ch, h, w, k, st, pd, dgy, dam, dgx));
-    if (mode == NUL) be->pool_bwd(kind, n, ch, h, w, k, st, pd, dgy, dam, NULL);
+                be->pool_bwd(kind, &ps, dgy, dam, dgx));
+    if (mode == NUL) be->pool_bwd(kind, &ps, dgy, dam, NULL);
     ok(c);
     int32_t *ram = fetch_b(c, dam);
     if (kind == SQ_POOL_MAX) cmp_bytes(c, "argmax", ram, am, no * 4); /* avg: argmax unspecified */
@@ -1057,6 +1112,46 @@ static int run_concat(bo_ctx *c, const bo_row *r, const int *p, int mode)
     cmp(c, "y", fetch(c, dy), y, ny, 0);
     cmp(c, "ga", fetch(c, dga), ga, na, 0);
     cmp(c, "gb", fetch(c, dgb), gb, nb, 0);
+    return 1;
+}
+
+/* n c h w pt pl pb pr: constant padding (value arg[0]: 0 zero, 1 -inf, 2 1.5) */
+static int run_pad(bo_ctx *c, const bo_row *r, const int *p, int mode)
+{
+    const int n = p[0], ch = p[1], h = p[2], w = p[3], pt = p[4], pl = p[5], pb = p[6], pr = p[7];
+    const float v = r->arg[0] == 1 ? -INFINITY : r->arg[0] == 2 ? 1.5f : 0.0f;
+    const size_t ni = (size_t)n * ch * h * w, no = (size_t)n * ch * (pt + h + pb) * (pl + w + pr);
+    float *x = hr(c, ni, -1, 1), *gy = hr(c, no, -1, 1), *gx0 = hr(c, ni, -1, 1), *y = hn(c, no),
+          *gx = hd(c, gx0, ni);
+    c->ref->pad_fwd(n, ch, h, w, pt, pl, pb, pr, v, x, y);
+    if (mode == ACC) c->ref->pad_bwd(n, ch, h, w, pt, pl, pb, pr, gy, gx);
+    float *dx = din(c, x, ni), *dy = dout(c, NULL, no), *dgy = din(c, gy, no), *dgx = dout(c, gx0, ni);
+    BO_CALL(c, "pad_fwd", 4.0 * (ni + no), c->be->pad_fwd(n, ch, h, w, pt, pl, pb, pr, v, dx, dy));
+    if (mode == ACC)
+        BO_CALL(c, "pad_bwd", 12.0 * ni, c->be->pad_bwd(n, ch, h, w, pt, pl, pb, pr, dgy, dgx));
+    if (mode == NUL) c->be->pad_bwd(n, ch, h, w, pt, pl, pb, pr, dgy, NULL);
+    ok(c);
+    cmp(c, "y", fetch(c, dy), y, no, 0);
+    cmp(c, "gx", fetch(c, dgx), gx, ni, 0);
+    return 1;
+}
+
+/* n c hw c0 k: channels [c0, c0 + k) of c */
+static int run_slice(bo_ctx *c, const bo_row *r, const int *p, int mode)
+{
+    const int n = p[0], ch = p[1], hw = p[2], c0 = p[3], k = p[4];
+    const size_t ni = (size_t)n * ch * hw, no = (size_t)n * k * hw;
+    float *x = hr(c, ni, -1, 1), *gy = hr(c, no, -1, 1), *gx0 = hr(c, ni, -1, 1), *y = hn(c, no),
+          *gx = hd(c, gx0, ni);
+    c->ref->slice_fwd(n, ch, hw, c0, k, x, y);
+    if (mode == ACC) c->ref->slice_bwd(n, ch, hw, c0, k, gy, gx);
+    float *dx = din(c, x, ni), *dy = dout(c, NULL, no), *dgy = din(c, gy, no), *dgx = dout(c, gx0, ni);
+    BO_CALL(c, "slice_fwd", 8.0 * no, c->be->slice_fwd(n, ch, hw, c0, k, dx, dy));
+    if (mode == ACC) BO_CALL(c, "slice_bwd", 12.0 * no, c->be->slice_bwd(n, ch, hw, c0, k, dgy, dgx));
+    if (mode == NUL) c->be->slice_bwd(n, ch, hw, c0, k, dgy, NULL);
+    ok(c);
+    cmp(c, "y", fetch(c, dy), y, no, 0);
+    cmp(c, "gx", fetch(c, dgx), gx, ni, 0);
     return 1;
 }
 
@@ -1838,8 +1933,10 @@ static int run_pool16(bo_ctx *c, const bo_row *r, const int *p, int mode)
         float *x = hr(c, ni, -2, 2), *ymax = hn(c, no), *yavg = hn(c, no), *yg = hn(c, ng);
         uint16_t *x16 = round16(c, dt, x, ni), *wmax = hbytes(c, no * 2);
         int32_t *am = hbytes(c, no * 4);
-        c->ref->pool_fwd(SQ_POOL_MAX, n, ch, h, w, k, st, pd, x, ymax, am);
-        c->ref->pool_fwd(SQ_POOL_AVG, n, ch, h, w, k, st, pd, x, yavg, am);
+        sq_pool_shape ps;
+        cr_assert_eq(sq_pool_shape_square(&ps, n, ch, h, w, k, st, pd), SQ_OK);
+        c->ref->pool_fwd(SQ_POOL_MAX, &ps, x, ymax, am);
+        c->ref->pool_fwd(SQ_POOL_AVG, &ps, x, yavg, am);
         c->ref->gap_fwd(n, ch, h * w, x, yg);
         for (size_t i = 0; i < no; i++) wmax[i] = to16_h(dt, ymax[i]);
         uint16_t *dx = din_b(c, x16, ni * 2), *dmax = dout_b(c, NULL, no * 2),
@@ -1991,8 +2088,12 @@ static const int conv_p[][BO_P] = {
     {2, 3, 32, 32, 16, 3, 3, 1, 1, 1, 0}, {1, 2, 11, 13, 3, 5, 5, 2, 2, 1, 1},
     {3, 3, 16, 16, 8, 3, 3, 1, 1, 1, 1}, /* bias over planes of 256 */
     {2, 6, 9, 7, 12, 3, 3, 2, 1, 6, 1}, /* depthwise, 2 outputs per channel, stride 2, odd sizes */
+    /* kh != kw (imported graphs, issue 18): 1x3 padded, 7x1 stride 2, depthwise 3x1, 1x7 */
+    {2, 4, 7, 9, 5, 1, 3, 1, 1, 1, 1}, {2, 3, 9, 6, 4, 7, 1, 2, 0, 1, 0},
+    {2, 6, 8, 7, 6, 3, 1, 1, 1, 6, 1}, {1, 8, 7, 13, 8, 1, 7, 1, 0, 1, 1},
 };
 static const int conv16_p[][BO_P] = {
+    {2, 4, 7, 9, 6, 1, 3, 1, 1, 1, 1}, /* kh != kw */
     {1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1},     {2, 3, 7, 5, 4, 3, 3, 1, 1, 1, 1},
     {2, 4, 7, 7, 6, 3, 3, 2, 1, 1, 0},     {2, 4, 6, 5, 6, 3, 3, 1, 1, 2, 1},
     {4, 8, 9, 9, 8, 3, 3, 1, 1, 8, 1},     {2, 6, 9, 7, 12, 3, 3, 2, 1, 6, 1},
@@ -2002,10 +2103,29 @@ static const int conv16_p[][BO_P] = {
 static const int qconv_p[][BO_P] = {
     {2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1}, {1, 3, 5, 5, 4, 1, 1, 1, 0, 1, 0}, {2, 8, 6, 7, 5, 5, 5, 1, 2, 1, 1},
     {3, 4, 8, 8, 8, 3, 3, 1, 1, 1, 1}, {2, 4, 7, 7, 6, 3, 3, 2, 1, 1, 1}, {2, 4, 6, 6, 4, 3, 3, 1, 1, 2, 1},
+    {2, 5, 7, 9, 6, 1, 3, 1, 1, 1, 1}, {2, 4, 9, 6, 5, 5, 2, 1, 0, 1, 0}, /* kh != kw */
 };
 /* n, c, h, w, k, stride, pad: overlapping windows, padding, odd sizes, 1x1 */
 static const int pool_p[][BO_P] = {{2, 3, 7, 7, 3, 2, 1}, {1, 1, 1, 1, 1, 1, 0},   {3, 5, 11, 13, 2, 2, 0},
                                    {2, 4, 9, 8, 3, 1, 1}, {1, 2, 32, 32, 2, 2, 0}, {2, 3, 5, 7, 5, 3, 2}};
+/* general windows: n c h w kh kw sh sw pad_t pad_l pad_b pad_r ceil_mode count_include_pad:
+   non-square kernels and strides, asymmetric pads, ceil_mode with an overhanging last window and
+   with a dropped one, count_include_pad 0 and 1 */
+static const int poolg_p[][BO_P] = {
+    {2, 3, 7, 6, 3, 2, 2, 1, 1, 0, 0, 1, 0, 1}, {1, 2, 6, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+    {2, 2, 5, 5, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0}, {2, 1, 7, 5, 2, 3, 3, 2, 1, 2, 0, 1, 1, 0},
+    {1, 2, 4, 9, 1, 4, 1, 3, 0, 2, 0, 1, 0, 0}, {1, 1, 6, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1},
+    {2, 1, 5, 5, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1}, {3, 5, 11, 13, 3, 3, 2, 2, 1, 1, 1, 1, 1, 0},
+    {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1}, {2, 3, 32, 33, 5, 3, 3, 2, 2, 1, 2, 1, 1, 0},
+};
+/* n c h w pt pl pb pr */
+static const int pad_p[][BO_P] = {{2, 3, 5, 7, 1, 1, 1, 1}, {1, 1, 1, 1, 0, 0, 0, 0}, {3, 2, 4, 3, 0, 2, 1, 0},
+                                  {2, 5, 9, 8, 3, 0, 0, 2}, {2, 16, 31, 33, 1, 2, 2, 1}};
+/* n c hw c0 k */
+static const int slice_p[][BO_P] = {{2, 6, 5, 0, 3}, {2, 6, 5, 3, 3}, {1, 1, 1, 0, 1}, {3, 7, 13, 2, 4},
+                                    {2, 116, 49, 58, 58}};
+/* n c hw (hw = 1: a 2-D input) */
+static const int affine_p[][BO_P] = {{2, 3, 5}, {1, 1, 1}, {7, 10, 1}, {3, 17, 31}, {4, 64, 1024}};
 static const int gap_p[][BO_P] = {{3, 7, 1}, {2, 5, 49}, {1, 1, 1}, {4, 64, 64}, {2, 3, 1001}};
 static const int linear_p[][BO_P] = {{1, 1, 1, 0},     {1, 1, 1, 1},    {3, 7, 5, 0},      {3, 7, 5, 1},
                                      {17, 33, 10, 0},  {17, 33, 10, 1}, {64, 130, 100, 0}, {64, 130, 100, 1},
@@ -2145,6 +2265,39 @@ static const bo_row bo_rows[] = {
      .arg = {SQ_ACT_RELU6},
      .tol = {EXACT("y"), EXACT("gx")},
      .bench = {1 << 22}},
+    {.name = "clip",
+     .fam = F_elementwise,
+     .covers = "clip_fwd clip_bwd",
+     .run = run_clip,
+     SHAPES(vec_p, "elements"),
+     .modes = ACC | NUL,
+     .arg = {0},
+     .tol = {EXACT("y"), EXACT("gx") /* a select and one add */},
+     .bench = {1 << 22}},
+    {.name = "clip -inf",
+     .fam = F_elementwise,
+     .covers = "clip_fwd clip_bwd",
+     .run = run_clip,
+     SHAPES(vec_p, "elements"),
+     .modes = ACC | NUL,
+     .arg = {1},
+     .tol = {EXACT("y"), EXACT("gx")}},
+    {.name = "clip +inf",
+     .fam = F_elementwise,
+     .covers = "clip_fwd clip_bwd",
+     .run = run_clip,
+     SHAPES(vec_p, "elements"),
+     .modes = ACC | NUL,
+     .arg = {2},
+     .tol = {EXACT("y"), EXACT("gx")}},
+    {.name = "affine",
+     .fam = F_elementwise,
+     .covers = "affine_fwd affine_bwd",
+     .run = run_affine,
+     SHAPES(affine_p, "n c hw"),
+     .modes = ACC | NUL,
+     .tol = {EXACT("y"), EXACT("gx") /* a rounded product, then one add (backend.h) */},
+     .bench = {64, 64, 1024}},
     {.name = "add axpy scale fill",
      .fam = F_elementwise,
      .covers = "add_fwd axpy scale fill",
@@ -2201,6 +2354,26 @@ static const bo_row bo_rows[] = {
      .arg = {SQ_POOL_AVG},
      .tol = {CLOSE("y", 1e-6, 0, 1e-6) /* sums of k k terms, then a division */, CLOSE("gx", 1e-6, 0, 1e-6)},
      .bench = {64, 16, 32, 32, 2, 2, 0}},
+    {.name = "maxpool general",
+     .fam = F_pool,
+     .covers = "pool_fwd pool_bwd",
+     .run = run_pool,
+     SHAPES(poolg_p, "n c h w kh kw sh sw pt pl pb pr ceil cip"),
+     .modes = ACC | NUL,
+     .arg = {SQ_POOL_MAX, 1},
+     .tol = {EXACT("y"), EXACT("argmax"), CLOSE("gx", 1e-6, 0, 1e-6) /* gather vs scatter */},
+     .bench = {64, 16, 32, 32, 3, 3, 2, 2, 0, 0, 1, 1, 1, 1}},
+    {.name = "avgpool general",
+     .fam = F_pool,
+     .covers = "pool_fwd pool_bwd",
+     .run = run_pool,
+     SHAPES(poolg_p, "n c h w kh kw sh sw pt pl pb pr ceil cip"),
+     .modes = ACC | NUL,
+     .arg = {SQ_POOL_AVG, 1},
+     /* y: the same sum, then one division (CPU: a multiplication by the reciprocal); gx: the
+        device sums gy / divisor per window in another order */
+     .tol = {CLOSE("y", 1e-6, 0, 1e-6), CLOSE("gx", 1e-6, 0, 1e-6)},
+     .bench = {64, 16, 32, 32, 3, 3, 2, 2, 0, 0, 1, 1, 1, 0}},
     {.name = "gap",
      .fam = F_pool,
      .covers = "gap_fwd gap_bwd",
@@ -2232,6 +2405,39 @@ static const bo_row bo_rows[] = {
      .modes = ACC | NUL,
      .tol = {EXACT("y"), EXACT("gx")},
      .bench = {128, 16, 32, 32, 32}},
+    {.name = "pad",
+     .fam = F_structural,
+     .covers = "pad_fwd pad_bwd",
+     .run = run_pad,
+     SHAPES(pad_p, "n c h w pt pl pb pr"),
+     .modes = ACC | NUL,
+     .arg = {0},
+     .tol = {EXACT("y"), EXACT("gx")},
+     .bench = {128, 16, 32, 32, 1, 1, 1, 1}},
+    {.name = "pad -inf",
+     .fam = F_structural,
+     .covers = "pad_fwd pad_bwd",
+     .run = run_pad,
+     SHAPES(pad_p, "n c h w pt pl pb pr"),
+     .modes = ACC | NUL,
+     .arg = {1},
+     .tol = {EXACT("y"), EXACT("gx")}},
+    {.name = "pad 1.5",
+     .fam = F_structural,
+     .covers = "pad_fwd pad_bwd",
+     .run = run_pad,
+     SHAPES(pad_p, "n c h w pt pl pb pr"),
+     .modes = ACC | NUL,
+     .arg = {2},
+     .tol = {EXACT("y"), EXACT("gx")}},
+    {.name = "slice",
+     .fam = F_structural,
+     .covers = "slice_fwd slice_bwd",
+     .run = run_slice,
+     SHAPES(slice_p, "n c hw c0 k"),
+     .modes = ACC | NUL,
+     .tol = {EXACT("y"), EXACT("gx")},
+     .bench = {128, 116, 784, 58, 58}},
     {.name = "concat",
      .fam = F_structural,
      .covers = "concat_fwd concat_bwd",

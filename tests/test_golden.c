@@ -202,9 +202,11 @@ static void run_pool(const char *c, sq_pool_kind kind)
     size_t nx = numel_of(c, "x"), ny = numel_of(c, "y");
     float *x = up(c, "x"), *y = buf(ny, 0), *gx = buf(nx, PRE);
     int32_t *am = (int32_t *)buf(ny, 0);
-    BE->pool_fwd(kind, n, ch, h, w, k, stride, pad, x, y, am);
+    sq_pool_shape ps;
+    cr_assert_eq(sq_pool_shape_square(&ps, n, ch, h, w, k, stride, pad), SQ_OK);
+    BE->pool_fwd(kind, &ps, x, y, am);
     check(c, "y", y, ny, 0, 1e-6f, 1e-5f);
-    BE->pool_bwd(kind, n, ch, h, w, k, stride, pad, up(c, "gy"), am, gx);
+    BE->pool_bwd(kind, &ps, up(c, "gy"), am, gx);
     check(c, "gx", gx, nx, PRE, 1e-6f, 1e-5f);
 }
 

@@ -224,37 +224,48 @@ Test(ops, bn_large_mean_variance)
     free(x); free(y);
 }
 
+/* the square pools of the zoo (sq_pool_shape_square) */
+static void pool_sq(const sq_backend *be, int bwd, sq_pool_kind kind, int n, int c, int h, int w,
+                    int k, int stride, int pad, const float *in, float *out, const int32_t *am_in,
+                    int32_t *am)
+{
+    sq_pool_shape ps;
+    cr_assert_eq(sq_pool_shape_square(&ps, n, c, h, w, k, stride, pad), SQ_OK);
+    if (bwd) be->pool_bwd(kind, &ps, in, am_in, out);
+    else be->pool_fwd(kind, &ps, in, out, am);
+}
+
 Test(ops, pool_argmax_and_padding)
 {
     const sq_backend *be = sq_backend_cpu();
     const float x[16] = {1, 5, 5, 2, 0, 3, 1, 2, 7, 7, 0, 0, 1, 2, 9, 9};
     float y[4];
     int32_t am[4];
-    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 2, 2, 0, x, y, am);
+    pool_sq(be, 0, SQ_POOL_MAX, 1, 1, 4, 4, 2, 2, 0, x, y, NULL, am);
     const int32_t am1[4] = {1, 2, 8, 14};
     const float y1[4] = {5, 5, 7, 9};
     for (int i = 0; i < 4; i++) {
         cr_expect_eq(am[i], am1[i], "k2s2 argmax[%d]: got %d want %d (first max wins)", i, am[i], am1[i]);
         cr_expect_eq(y[i], y1[i], "k2s2 y[%d]", i);
     }
-    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, am);
+    pool_sq(be, 0, SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, NULL, am);
     const int32_t am2[4] = {1, 1, 8, 14};
     for (int i = 0; i < 4; i++)
         cr_expect_eq(am[i], am2[i], "k3s2p1 argmax[%d]: got %d want %d", i, am[i], am2[i]);
     float neg[16];
     for (int i = 0; i < 16; i++) neg[i] = -5.0f;
-    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, neg, y, am);
+    pool_sq(be, 0, SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, neg, y, NULL, am);
     for (int i = 0; i < 4; i++) cr_expect_eq(y[i], -5.0f, "padding must act as -inf, y[%d]=%g", i, y[i]);
     float ones[16];
     for (int i = 0; i < 16; i++) ones[i] = 1.0f;
-    be->pool_fwd(SQ_POOL_AVG, 1, 1, 4, 4, 3, 2, 1, ones, y, NULL);
+    pool_sq(be, 0, SQ_POOL_AVG, 1, 1, 4, 4, 3, 2, 1, ones, y, NULL, NULL);
     const float ya[4] = {4.0f / 9, 6.0f / 9, 6.0f / 9, 1.0f};
     for (int i = 0; i < 4; i++)
         cr_expect_float_eq(y[i], ya[i], 1e-6f, "count_include_pad y[%d]: got %g want %g", i, y[i], ya[i]);
     float g[16] = {0};
     const float gy[4] = {1, 2, 3, 4};
-    be->pool_fwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, am);
-    be->pool_bwd(SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, gy, am, g);
+    pool_sq(be, 0, SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, x, y, NULL, am);
+    pool_sq(be, 1, SQ_POOL_MAX, 1, 1, 4, 4, 3, 2, 1, gy, g, am, NULL);
     cr_expect_eq(g[1], 3.0f, "two windows route to index 1");
     cr_expect_eq(g[8], 3.0f);
     cr_expect_eq(g[14], 4.0f);

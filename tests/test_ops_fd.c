@@ -105,6 +105,10 @@ static const conv_case k_conv_cases[] = {
     {2, 2, 5, 6, 3, 1, 1, 1, 1, 1, 1},     /* 1x1 with padding */
     {1, 2, 11, 10, 3, 3, 3, 3, 1, 1, 1},   /* stride 3 */
     {1, 2, 9, 9, 2, 3, 3, 5, 1, 1, 0},     /* stride 5 (im2col path) */
+    {2, 4, 7, 9, 5, 1, 3, 1, 1, 1, 1},     /* 1x3 with padding (kh != kw, issue 18) */
+    {2, 3, 9, 6, 4, 7, 1, 2, 0, 1, 0},     /* 7x1 stride 2 */
+    {2, 6, 8, 7, 6, 3, 1, 1, 1, 6, 1},     /* depthwise 3x1 */
+    {1, 3, 7, 13, 5, 1, 7, 1, 0, 1, 1},    /* 1x7 */
 };
 
 /* both CPU conv paths: implicit GEMM (AVX2 CPUs) and im2col + GEMM */
@@ -211,7 +215,7 @@ Test(ops_fd, act_bwd)
 typedef struct pool_ctx {
     const sq_backend *be;
     sq_pool_kind kind;
-    int n, c, h, w, k, stride, pad;
+    sq_pool_shape ps;
     float *x, *y, *r;
     int32_t *am;
     size_t ny;
@@ -220,31 +224,38 @@ typedef struct pool_ctx {
 static double pool_loss(void *p)
 {
     pool_ctx *q = p;
-    q->be->pool_fwd(q->kind, q->n, q->c, q->h, q->w, q->k, q->stride, q->pad, q->x, q->y, q->am);
+    q->be->pool_fwd(q->kind, &q->ps, q->x, q->y, q->am);
     return sqt_dot(q->y, q->r, q->ny);
 }
 
-static void check_pool(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                       uint64_t seed)
+/* g: n c h w kh kw sh sw pad_t pad_l pad_b pad_r ceil_mode count_include_pad */
+static void check_pool_g(sq_pool_kind kind, const int *g, uint64_t seed)
 {
-    pool_ctx q = {.be = sq_backend_cpu(), .kind = kind, .n = n, .c = c, .h = h, .w = w, .k = k,
-                  .stride = stride, .pad = pad};
-    const int oh = (h + 2 * pad - k) / stride + 1, ow = (w + 2 * pad - k) / stride + 1;
-    const size_t nx = (size_t)n * c * h * w;
-    q.ny = (size_t)n * c * oh * ow;
+    pool_ctx q = {.be = sq_backend_cpu(), .kind = kind};
+    cr_assert_eq(sq_pool_shape_init(&q.ps, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[8], g[9],
+                                    g[10], g[11], g[12], g[13]), SQ_OK, "%s", sq_last_error());
+    const size_t nx = (size_t)g[0] * g[1] * g[2] * g[3];
+    q.ny = (size_t)g[0] * g[1] * q.ps.oh * q.ps.ow;
     q.x = vec(nx); q.y = vec(q.ny); q.r = vec(q.ny);
     q.am = calloc(q.ny, sizeof(int32_t));
     /* distinct values 0.1 apart: the FD step (1e-2) never changes which element is the max */
     for (size_t i = 0; i < nx; i++) q.x[i] = 0.1f * (float)((i * 37) % nx) - 3.0f;
     sqt_fill_uniform(q.r, q.ny, -1, 1, seed);
-    q.be->pool_fwd(kind, n, c, h, w, k, stride, pad, q.x, q.y, q.am);
+    q.be->pool_fwd(kind, &q.ps, q.x, q.y, q.am);
     float *gx = prefilled(nx);
-    q.be->pool_bwd(kind, n, c, h, w, k, stride, pad, q.r, q.am, gx);
+    q.be->pool_bwd(kind, &q.ps, q.r, q.am, gx);
     double *fd = malloc(sizeof(double) * nx);
     sqt_fd_grad(pool_loss, &q, q.x, nx, 1e-2, fd);
     /* piecewise linear: exact up to rounding */
     expect_grad(kind == SQ_POOL_MAX ? "maxpool gx" : "avgpool gx", gx, fd, nx, 1e-4, 1e-3, seed);
     free(fd); free(gx); free(q.x); free(q.y); free(q.r); free(q.am);
+}
+
+static void check_pool(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
+                       uint64_t seed)
+{
+    const int g[14] = {n, c, h, w, k, k, stride, stride, pad, pad, pad, pad, 0, 1};
+    check_pool_g(kind, g, seed);
 }
 
 Test(ops_fd, pool_bwd)
@@ -255,6 +266,127 @@ Test(ops_fd, pool_bwd)
         check_pool((sq_pool_kind)kind, 2, 1, 5, 4, 3, 1, 1, 43);
         check_pool((sq_pool_kind)kind, 1, 1, 1, 1, 1, 1, 0, 44);
     }
+}
+
+/* general windows (issue 18): non-square kernels and strides, asymmetric pads, ceil_mode (with a
+   dropped last window and a window running past the trailing pad), count_include_pad 0 */
+Test(ops_fd, pool_general_bwd)
+{
+    static const int g[][14] = {
+        {2, 2, 7, 6, 3, 2, 2, 1, 1, 0, 0, 1, 0, 1},
+        {1, 3, 6, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+        {1, 2, 5, 5, 3, 3, 2, 2, 0, 0, 0, 0, 1, 0},
+        {2, 1, 7, 5, 2, 3, 3, 2, 1, 2, 0, 1, 1, 0},
+        {1, 2, 4, 9, 1, 4, 1, 3, 0, 2, 0, 1, 0, 0},
+        {1, 1, 6, 6, 3, 3, 3, 3, 2, 2, 2, 2, 1, 1},
+        {1, 1, 6, 6, 3, 3, 2, 2, 0, 0, 0, 0, 1, 1}, /* the last window overhangs the input */
+        {2, 1, 5, 5, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1}, /* a window starting in the trailing pad: dropped */
+    };
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t i = 0; i < sizeof g / sizeof g[0]; i++) check_pool_g((sq_pool_kind)kind, g[i], 60 + i);
+}
+
+/* ---------------- pad, clip, affine, slice (issue 18) ---------------- */
+typedef struct misc_ctx {
+    const sq_backend *be;
+    int op;                 /* 0 pad, 1 clip, 2 affine, 3 slice */
+    int n, c, h, w, p[4];   /* pad: t l b r; slice: c0, k */
+    float lo, hi, value, *a, *b;
+    float *x, *y, *r;
+    size_t nx, ny;
+} misc_ctx;
+
+static void misc_fwd(misc_ctx *q)
+{
+    const int hw = q->h * q->w;
+    switch (q->op) {
+    case 0: q->be->pad_fwd(q->n, q->c, q->h, q->w, q->p[0], q->p[1], q->p[2], q->p[3], q->value, q->x, q->y); break;
+    case 1: q->be->clip_fwd(q->nx, q->lo, q->hi, q->x, q->y); break;
+    case 2: q->be->affine_fwd(q->n, q->c, hw, q->a, q->b, q->x, q->y); break;
+    default: q->be->slice_fwd(q->n, q->c, hw, q->p[0], q->p[1], q->x, q->y); break;
+    }
+}
+
+static double misc_loss(void *p)
+{
+    misc_ctx *q = p;
+    misc_fwd(q);
+    return sqt_dot(q->y, q->r, q->ny);
+}
+
+static void check_misc(misc_ctx q, uint64_t seed)
+{
+    static const char *names[] = {"pad gx", "clip gx", "affine gx", "slice gx"};
+    q.be = sq_backend_cpu();
+    q.nx = (size_t)q.n * q.c * q.h * q.w;
+    q.ny = q.op == 0   ? (size_t)q.n * q.c * (q.p[0] + q.h + q.p[2]) * (q.p[1] + q.w + q.p[3])
+           : q.op == 3 ? (size_t)q.n * q.p[1] * q.h * q.w
+                       : q.nx;
+    q.x = vec(q.nx); q.y = vec(q.ny); q.r = vec(q.ny);
+    q.a = vec((size_t)q.c); q.b = vec((size_t)q.c);
+    sqt_fill_uniform(q.x, q.nx, -2, 2, seed);
+    /* clip: no input within the FD step of a bound (the kink) */
+    for (size_t i = 0; q.op == 1 && i < q.nx; i++)
+        if (fabsf(q.x[i] - q.lo) < 0.05f || fabsf(q.x[i] - q.hi) < 0.05f) q.x[i] += 0.1f;
+    sqt_fill_uniform(q.r, q.ny, -1, 1, seed + 1);
+    sqt_fill_uniform(q.a, (size_t)q.c, -2, 2, seed + 2);
+    sqt_fill_uniform(q.b, (size_t)q.c, -1, 1, seed + 3);
+    misc_fwd(&q);
+    float *gx = prefilled(q.nx);
+    const int hw = q.h * q.w;
+    switch (q.op) {
+    case 0: q.be->pad_bwd(q.n, q.c, q.h, q.w, q.p[0], q.p[1], q.p[2], q.p[3], q.r, gx); break;
+    case 1: q.be->clip_bwd(q.nx, q.lo, q.hi, q.x, q.r, gx); break;
+    case 2: q.be->affine_bwd(q.n, q.c, hw, q.a, q.r, gx); break;
+    default: q.be->slice_bwd(q.n, q.c, hw, q.p[0], q.p[1], q.r, gx); break;
+    }
+    double *fd = malloc(sizeof(double) * q.nx);
+    sqt_fd_grad(misc_loss, &q, q.x, q.nx, 1e-2, fd);
+    expect_grad(names[q.op], gx, fd, q.nx, 1e-4, 1e-3, seed);
+    free(fd); free(gx); free(q.x); free(q.y); free(q.r); free(q.a); free(q.b);
+}
+
+Test(ops_fd, pad_clip_affine_slice_bwd)
+{
+    check_misc((misc_ctx){.op = 0, .n = 2, .c = 3, .h = 4, .w = 5, .p = {1, 0, 2, 3}, .value = 0.5f}, 70);
+    check_misc((misc_ctx){.op = 0, .n = 1, .c = 1, .h = 1, .w = 1, .p = {0, 0, 0, 0}}, 71);
+    check_misc((misc_ctx){.op = 1, .n = 2, .c = 3, .h = 4, .w = 5, .lo = -0.5f, .hi = 1.0f}, 72);
+    check_misc((misc_ctx){.op = 1, .n = 2, .c = 3, .h = 1, .w = 7, .lo = -INFINITY, .hi = 0.25f}, 73);
+    check_misc((misc_ctx){.op = 2, .n = 2, .c = 3, .h = 4, .w = 5}, 74);
+    check_misc((misc_ctx){.op = 2, .n = 3, .c = 7, .h = 1, .w = 1}, 75); /* a 2-D input */
+    check_misc((misc_ctx){.op = 3, .n = 2, .c = 6, .h = 3, .w = 2, .p = {2, 3}}, 76);
+    check_misc((misc_ctx){.op = 3, .n = 1, .c = 4, .h = 1, .w = 1, .p = {0, 4}}, 77);
+}
+
+/* the forward values, and the gradient at the clip's bounds (PyTorch: it passes there) */
+Test(ops, pad_clip_affine_slice_values)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const float x[6] = {1, 2, 3, 4, 5, 6}; /* (1, 1, 2, 3) */
+    float y[20], g[6] = {0};
+    be->pad_fwd(1, 1, 2, 3, 1, 0, 1, 1, -INFINITY, x, y); /* (4, 4) */
+    const float ny = -INFINITY;
+    const float want[16] = {ny, ny, ny, ny, 1, 2, 3, ny, 4, 5, 6, ny, ny, ny, ny, ny};
+    for (int i = 0; i < 16; i++) cr_expect_eq(y[i], want[i], "pad y[%d] = %g", i, y[i]);
+    float gy[16];
+    for (int i = 0; i < 16; i++) gy[i] = (float)i;
+    be->pad_bwd(1, 1, 2, 3, 1, 0, 1, 1, gy, g);
+    const float gw[6] = {4, 5, 6, 8, 9, 10};
+    for (int i = 0; i < 6; i++) cr_expect_eq(g[i], gw[i], "pad gx[%d] = %g", i, g[i]);
+    const float xc[5] = {-2, -1, 0.5f, 2, NAN};
+    be->clip_fwd(5, -1, 2, xc, y);
+    cr_expect(y[0] == -1 && y[1] == -1 && y[2] == 0.5f && y[3] == 2 && isnan(y[4]), "clip values");
+    const float ones[5] = {1, 1, 1, 1, 1};
+    float gc[5] = {0};
+    be->clip_bwd(5, -1, 2, xc, ones, gc);
+    cr_expect(gc[0] == 0 && gc[1] == 1 && gc[2] == 1 && gc[3] == 1 && gc[4] == 0, "clip gradient %g %g %g %g %g",
+              gc[0], gc[1], gc[2], gc[3], gc[4]);
+    const float a[2] = {2, -0.5f}, b[2] = {1, 3};
+    be->affine_fwd(1, 2, 3, a, b, x, y);
+    const float wa[6] = {3, 5, 7, 1, 0.5f, 0};
+    for (int i = 0; i < 6; i++) cr_expect_eq(y[i], wa[i], "affine y[%d] = %g", i, y[i]);
+    be->slice_fwd(2, 3, 1, 1, 2, x, y);
+    cr_expect(y[0] == 2 && y[1] == 3 && y[2] == 5 && y[3] == 6, "slice y");
 }
 
 /* ---------------- global average pooling ---------------- */

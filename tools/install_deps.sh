@@ -2,7 +2,8 @@
 # Installs the Debian packages sqakd needs, only those missing; silent when all are present.
 set -euo pipefail
 need=(build-essential python3 libcriterion-dev libopenblas-dev zlib1g-dev libpng-dev libjpeg-dev
-      dataset-fashion-mnist slurm-wlm clang libclang-rt-dev libomp-dev)
+      dataset-fashion-mnist slurm-wlm clang libclang-rt-dev libomp-dev
+      libprotobuf-c-dev protobuf-c-compiler python3-onnx libonnx-testdata)
 [ "${SQAKD_WITH_TORCH:-0}" = 1 ] && need+=(python3-torch python3-numpy)
 missing=()
 for p in "${need[@]}"; do

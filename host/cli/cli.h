@@ -44,10 +44,21 @@ int sq_cli_write_command(const char *out_dir, int argc, char **argv, unsigned lo
 /* creates DIR (and parents); 0 on success */
 int sq_cli_mkdirs(const char *dir);
 
+/* --input CxHxW (with_input), --mean, --std: how an ONNX model path is imported (import.h) */
+typedef struct sq_cli_import { const char *input, *mean, *std; } sq_cli_import;
+int sq_cli_import_args(sq_cli_import *ci, sq_arg *a, int with_input);
+struct sq_import_opts;
+int sq_cli_import_opts(const char *cmd, const sq_cli_import *ci, struct sq_import_opts *o);   /* 0 or 2 */
+/* "CxHxW" into c, h, w; 0 or 2 (one line naming flag) */
+int sq_cli_parse_shape(const char *cmd, const char *flag, const char *s, int *c, int *h, int *w);
+
+int sq_cmd_import(int argc, char **argv);
+int sq_cmd_infer(int argc, char **argv);
 int sq_cmd_train(int argc, char **argv);
 int sq_cmd_distill(int argc, char **argv);
 int sq_cmd_eval(int argc, char **argv);
 int sq_cmd_info(int argc, char **argv);
+int sq_cmd_export(int argc, char **argv);
 int sq_cmd_models(int argc, char **argv);
 int sq_cmd_bench(int argc, char **argv);
 int sq_cmd_bench_kernels(int argc, char **argv);

@@ -3,6 +3,8 @@
    with the teacher in fp32, fp16 or bf16 (--teacher-precision); 'sqakd bench kernels' lives in
    cmd_bench_kernels.c. */
 #include "cli.h"
+#include "sqakd/checkpoint.h"
+#include "sqakd/import.h"
 #include "sqakd/json.h"
 #include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
@@ -13,16 +15,18 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static const char *USAGE = "--model NAME --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N "
+static const char *USAGE = "--model NAME | --teacher MODEL  --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N "
                            "--teacher-precision P --json]";
 
 int sq_cmd_bench_step(int argc, char **argv)
 {
     const char *cmd = "bench step";
+    const char *teacher_path = NULL;
     const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL;
     int wbits = 4, abits = 4, batch = 128, threads = 2, steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
+        {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "time this teacher (a checkpoint or an .onnx file, with its weights) and its own graph as the student, instead of --model"},
         {"--quantizer", SQ_ARG_STR, &quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"},
         {"--wbits", SQ_ARG_INT, &wbits, 1, 8, "weight bits (default 4)"},
         {"--abits", SQ_ARG_INT, &abits, 1, 8, "activation bits (default 4)"},
@@ -54,13 +58,29 @@ int sq_cmd_bench_step(int argc, char **argv)
     if (sq_teacher_prec_check(be, tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
     sq_model *s = NULL, *t = NULL;
     sq_quant_opts q = {.kind = fp ? SQ_QUANT_NONE : (sq_quant_kind)kind, .wbits = wbits, .abits = abits};
-    if (sq_model_create(model, c, h, w, classes, &s) || sq_model_set_quant(s, &q) || sq_model_setup(s, be, batch, 1))
-        return sq_cli_fail(cmd, "%s", sq_last_error());
-    if (!fp && (sq_model_create(model, c, h, w, classes, &t) || sq_model_setup(t, be, batch, 0))) {
-        sq_model_free(s);
-        return sq_cli_fail(cmd, "%s", sq_last_error());
+    if (teacher_path) {
+        /* a real teacher: its graph is the student's, its weights the student's start */
+        sq_ckpt_meta tm;
+        if (sq_model_open(teacher_path, NULL, be, batch, 0, &t, &tm))
+            return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+        c = t->in_c; h = t->in_h; w = t->in_w; classes = t->classes;
+        model = strcmp(t->arch, "graph") ? t->arch : teacher_path;
+        if (sq_model_clone_graph(t, &s) || sq_model_set_quant(s, &q) || sq_model_setup(s, be, batch, 1)) {
+            sq_model_free(t);
+            return sq_cli_fail(cmd, "%s", sq_last_error());
+        }
+        sq_model_copy_matching(s, t);
+        if (fp) { sq_model_free(t); t = NULL; }
+    } else {
+        if (sq_model_create(model, c, h, w, classes, &s) || sq_model_set_quant(s, &q) || sq_model_setup(s, be, batch, 1))
+            return sq_cli_fail(cmd, "%s", sq_last_error());
+        if (!fp && (sq_model_create(model, c, h, w, classes, &t) || sq_model_setup(t, be, batch, 0))) {
+            sq_model_free(s);
+            return sq_cli_fail(cmd, "%s", sq_last_error());
+        }
+        sq_model_init_weights(s, 1);
+        if (t) sq_model_init_weights(t, 1);
     }
-    sq_model_init_weights(s, 1);
     size_t nx = (size_t)batch * c * h * w;
     float *x = sq_xmalloc(nx * sizeof(float));
     int32_t *y = sq_xmalloc(batch * sizeof(int32_t));
@@ -68,7 +88,6 @@ int sq_cmd_bench_step(int argc, char **argv)
     for (size_t i = 0; i < nx; i++) x[i] = sq_rand_normal(&rng);
     for (int i = 0; i < batch; i++) y[i] = i % classes;
     if (t) {
-        sq_model_init_weights(t, 1);
         sq_model_fold_bn(t, NULL); /* as 'sqakd distill' does with its frozen teacher */
         if (sq_teacher_prec_apply(t, tprec)) {
             sq_cli_fail(cmd, "%s", sq_last_error());

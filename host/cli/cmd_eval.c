@@ -1,19 +1,25 @@
 /* cmd_eval.c: 'sqakd eval CKPT --data SPEC' — accuracy (top-1, top-5, per class) of a full-precision
    or quantized (fake-quant simulation) checkpoint, and agreement/KL against an optional teacher. */
 #include "cli_data.h"
+#include "sqakd/import.h"
 #include "sqakd/json.h"
+#include "sqakd/onnx.h"
 #include "sqakd/train.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-static const char *USAGE = "CKPT --data SPEC [--split test|train --teacher CKPT --batch B --json]";
+static const char *USAGE = "MODEL --data SPEC [--split test|train --teacher MODEL --batch B --json --dump-logits F.npy]\n"
+    "  MODEL: a checkpoint or an ONNX file (.onnx)";
 
 int sq_cmd_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
     const char *data = "fashion-mnist", *split = "test", *teacher_path = NULL, *device = "auto", *bopt = NULL;
+    const char *dump = NULL;
     int batch = 256, json = 0, threads = 2;
-    sq_arg a[] = {
+    sq_cli_import ci = {0};
+    sq_arg a[16] = {
         {"--data", SQ_ARG_STR, &data, 0, 0, "data SPEC (see 'sqakd train --help')"},
         {"--split", SQ_ARG_STR, &split, 0, 0, "test | train (default test)"},
         {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "also report top-1 agreement and KL against this teacher"},
@@ -22,10 +28,15 @@ int sq_cmd_eval(int argc, char **argv)
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
         {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object on stdout"},
+        {"--dump-logits", SQ_ARG_STR, &dump, 0, 0, "write every image's logits (N x classes, the split's order) to F.npy"},
     };
+    int na = 9;
+    na += sq_cli_import_args(&ci, a + na, 1);
     const char *pos[1];
-    int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, (int)(sizeof a / sizeof a[0]), pos, 1, &npos);
+    int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, na, pos, 1, &npos);
     if (r) return r == 1 ? 0 : 2;
+    sq_import_opts io;
+    if (sq_cli_import_opts(cmd, &ci, &io)) return 2;
     if (npos != 1) return sq_cli_fail(cmd, "expected one checkpoint path (usage: sqakd eval %s)", USAGE);
     sq_split sp;
     if (!strcmp(split, "test")) sp = SQ_SPLIT_TEST;
@@ -35,11 +46,11 @@ int sq_cmd_eval(int argc, char **argv)
     if (!be) return sq_cli_fail(cmd, "%s", sq_last_error());
     sq_model *m = NULL, *t = NULL;
     sq_ckpt_meta meta, tmeta;
-    if (sq_ckpt_open_model(pos[0], be, batch, 0, &m, &meta)) return sq_cli_fail(cmd, "%s", sq_last_error());
+    if (sq_model_open(pos[0], &io, be, batch, 0, &m, &meta)) return sq_cli_fail(cmd, "%s", sq_last_error());
     int rc = 2;
     sq_dataset ds;
     memset(&ds, 0, sizeof ds);
-    if (teacher_path && sq_ckpt_open_model(teacher_path, be, batch, 0, &t, &tmeta)) {
+    if (teacher_path && sq_model_open(teacher_path, &io, be, batch, 0, &t, &tmeta)) {
         sq_cli_fail(cmd, "%s", sq_last_error());
         goto done;
     }
@@ -51,7 +62,22 @@ int sq_cmd_eval(int argc, char **argv)
     if (sq_dataset_open(data, sp, 1, &ds)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
     sq_cli_apply_norm(&ds, meta.mean, meta.std);   /* normalise as the model was trained */
     sq_eval_result er;
-    if (sq_evaluate(m, t, &ds, batch, &er)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+    float *logits = NULL;
+    if (dump) {
+        logits = malloc((size_t)ds.n * m->classes * sizeof(float) + 1);
+        if (!logits) { sq_cli_fail(cmd, "out of memory for %d x %d logits", ds.n, m->classes); goto done; }
+    }
+    if (sq_evaluate_logits(m, t, &ds, batch, &er, logits)) {
+        free(logits);
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        goto done;
+    }
+    if (dump) {
+        int64_t dims[2] = {er.n, m->classes};
+        sq_status ws = sq_npy_write(dump, logits, 2, dims);
+        free(logits);
+        if (ws) { sq_cli_fail(cmd, "--dump-logits: %s", sq_last_error()); goto done; }
+    }
     if (json) {
         sq_jbuf jb;
         sq_jbuf_init(&jb);

@@ -1,6 +1,7 @@
 /* cmd_info.c: 'sqakd info CKPT' (metadata, tensors) and 'sqakd models' (the zoo). */
 #include "cli.h"
 #include "sqakd/checkpoint.h"
+#include "sqakd/import.h"
 #include "sqakd/safetensors.h"
 #include <stdio.h>
 #include <string.h>
@@ -13,15 +14,80 @@ static void show(const char *s, int width)
     printf("%-*s", width, sq_printable(s, buf, sizeof buf));
 }
 
+/* the graph, one node a line: id, op, name, output shape per sample, attributes, inputs */
+static void print_graph(const sq_model *m)
+{
+    printf("  graph (%d nodes; * = quantizable, + = quantized only with --quant-first-last):\n", m->nnodes);
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        char attr[96] = "";
+        switch (n->op) {
+        case SQ_NODE_CONV:
+            snprintf(attr, sizeof attr, "k%dx%d s%d p%d g%d%s", n->kh ? n->kh : n->k, n->kw ? n->kw : n->k,
+                     n->stride, n->pad, n->groups, n->has_bias ? " bias" : "");
+            break;
+        case SQ_NODE_POOL:
+            snprintf(attr, sizeof attr, "%s k%dx%d s%dx%d p%d,%d,%d,%d%s", n->pool == SQ_POOL_MAX ? "max" : "avg",
+                     n->kh ? n->kh : n->k, n->kw ? n->kw : n->k, n->sh ? n->sh : n->stride, n->sw ? n->sw : n->stride,
+                     n->kh ? n->pad_t : n->pad, n->kh ? n->pad_l : n->pad, n->kh ? n->pad_b : n->pad,
+                     n->kh ? n->pad_r : n->pad, n->ceil_mode ? " ceil" : "");
+            break;
+        case SQ_NODE_PAD:
+            snprintf(attr, sizeof attr, "%d,%d,%d,%d value %g", n->pad_t, n->pad_l, n->pad_b, n->pad_r, n->pad_value);
+            break;
+        case SQ_NODE_ACT: snprintf(attr, sizeof attr, "%s", n->act == SQ_ACT_RELU6 ? "relu6" : "relu"); break;
+        case SQ_NODE_CLIP: snprintf(attr, sizeof attr, "[%g, %g]", n->lo, n->hi); break;
+        case SQ_NODE_SLICE: snprintf(attr, sizeof attr, "channels %d..%d", n->c0, n->c0 + n->c - 1); break;
+        case SQ_NODE_SHUFFLE: snprintf(attr, sizeof attr, "groups %d", n->groups); break;
+        case SQ_NODE_DROPOUT: snprintf(attr, sizeof attr, "p %g", n->p); break;
+        default: break;
+        }
+        char ins[32] = "";
+        if (n->in1 >= 0) snprintf(ins, sizeof ins, "<- %d, %d", n->in0, n->in1);
+        else if (n->in0 >= 0) snprintf(ins, sizeof ins, "<- %d", n->in0);
+        char shape[48];
+        snprintf(shape, sizeof shape, "%dx%dx%d", n->c, n->h, n->w);
+        printf("  %4d %c %-10s ", i, n->quantizable ? '*' : n->first_or_last ? '+' : ' ', sq_node_op_name(n->op));
+        show(n->name, 32);
+        printf(" %-14s %-28s %s\n", shape, attr, ins);
+    }
+}
+
+static int info_onnx(const char *cmd, const char *path, const sq_import_opts *io)
+{
+    sq_imported imp;
+    if (sq_onnx_import(path, io, &imp)) return sq_cli_fail(cmd, "%s", sq_last_error());
+    const sq_model *m = imp.m;
+    show(path, 0);
+    printf("\n  %-18s ONNX, opset %lld, producer ", "format", (long long)imp.opset);
+    show(imp.producer[0] ? imp.producer : "(none)", 0);
+    printf("\n  %-18s %dx%dx%d%s\n", "input", m->in_c, m->in_h, m->in_w, imp.ninputs > 1 ? " (and more inputs)" : "");
+    printf("  %-18s %d\n", "outputs", m->classes);
+    printf("  %-18s mean %g,%g,%g std %g,%g,%g (%s)\n", "normalisation", imp.mean[0], imp.mean[1], imp.mean[2],
+           imp.std[0], imp.std[1], imp.std[2], imp.norm_from_graph ? "the graph's own, lifted" : "--mean/--std or none");
+    printf("  %-18s %zu\n", "parameters", sq_model_param_count(m));
+    print_graph(m);
+    sq_imported_free(&imp);
+    return 0;
+}
+
 int sq_cmd_info(int argc, char **argv)
 {
     const char *cmd = "info";
     int tensors = 0;
-    sq_arg a[] = {{"--tensors", SQ_ARG_FLAG, &tensors, 0, 0, "list every tensor with its shape"}};
+    sq_cli_import ci = {0};
+    sq_arg a[8] = {{"--tensors", SQ_ARG_FLAG, &tensors, 0, 0, "list every tensor with its shape"}};
+    int na = 1 + sq_cli_import_args(&ci, a + 1, 1);
     const char *pos[1];
-    int npos, r = sq_args_parse(cmd, "CKPT [--tensors]", argc, argv, a, 1, pos, 1, &npos);
+    int npos, r = sq_args_parse(cmd, "MODEL [--tensors]   (MODEL: a checkpoint or an ONNX file)", argc, argv, a, na,
+                                pos, 1, &npos);
     if (r) return r == 1 ? 0 : 2;
-    if (npos != 1) return sq_cli_fail(cmd, "expected one checkpoint path");
+    if (npos != 1) return sq_cli_fail(cmd, "expected one checkpoint or ONNX path");
+    if (sq_is_onnx_path(pos[0])) {
+        sq_import_opts io;
+        if (sq_cli_import_opts(cmd, &ci, &io)) return 2;
+        return info_onnx(cmd, pos[0], &io);
+    }
     sq_st_file f;
     if (sq_st_read(pos[0], &f)) return sq_cli_fail(cmd, "%s", sq_last_error());
     sq_ckpt_meta meta;
@@ -34,7 +100,8 @@ int sq_cmd_info(int argc, char **argv)
         printf("  ");
         show(f.meta[i].key, 18);
         putchar(' ');
-        show(f.meta[i].value, 0);
+        if (!strcmp(f.meta[i].key, "graph")) printf("(%zu bytes of JSON: below)", strlen(f.meta[i].value));
+        else show(f.meta[i].value, 0);
         putchar('\n');
     }
     if (!is_ckpt) {
@@ -47,11 +114,16 @@ int sq_cmd_info(int argc, char **argv)
     printf("  %-18s %d (%.2f MiB)\n", "tensors", f.ntensors, total / 1048576.0);
     if (is_ckpt) {
         sq_model *m;
-        if (sq_model_create(meta.arch, meta.in_c, meta.in_h, meta.in_w, meta.classes, &m) == SQ_OK) {
+        if (sq_ckpt_create_model(pos[0], &meta, &m) == SQ_OK) {
             sq_model_set_quant(m, &meta.q);
             printf("  %-18s %zu\n", "parameters", sq_model_param_count(m));
             printf("  %-18s %.0f bytes at W%d\n", "model size", sq_model_size_bytes(m), meta.q.kind ? meta.q.wbits : 32);
+            if (!strcmp(meta.arch, "graph")) print_graph(m);
             sq_model_free(m);
+        } else {
+            printf("  %-18s ", "graph");
+            show(sq_last_error(), 0);
+            putchar('\n');
         }
     }
     if (tensors)

@@ -5,6 +5,7 @@
    tasks that have one and resumes the others from their last checkpoint. */
 #include "sqakd/safetensors.h"
 #include "sweep.h"
+#include "sqakd/import.h"
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -175,7 +176,9 @@ static int resolve_config(const char *cmd, sq_sweep *sw, int save)
         if (sq_sweep_bad_text(abs)) return sq_cli_fail(cmd, "--teacher: its absolute path has control characters");
         memcpy(sw->teacher, abs, strlen(abs) + 1);
         sq_ckpt_meta tm;
-        if (sq_ckpt_read_meta(sw->teacher, &tm)) return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+        /* an .onnx teacher is imported with the graph's own shapes and normalisation ('sqakd import'
+           first when it needs --input, --mean or --std) */
+        if (sq_model_read_meta(sw->teacher, NULL, &tm)) return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
         if (!sw->model[0]) snprintf(sw->model, sizeof sw->model, "%s", tm.arch);
     }
     if (absolute_data(cmd, sw->data, sizeof sw->data)) return 2;

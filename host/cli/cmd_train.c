@@ -4,17 +4,19 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *USAGE = "--model NAME --data SPEC [--epochs N --batch B --lr X --seed S --threads T --out DIR]";
+static const char *USAGE = "--model NAME | --init MODEL  --data SPEC [--epochs N --batch B --lr X --seed S --threads T --out DIR]\n"
+    "  --init MODEL: fine-tune a checkpoint or an ONNX file (your own network) with labels";
 
 int sq_cmd_train(int argc, char **argv)
 {
     const char *cmd = "train";
     sq_cli_common c;
     sq_cli_common_defaults(&c);
-    const char *model = NULL, *optim = "sgd";
-    sq_arg a[40];
+    const char *model = NULL, *optim = "sgd", *init = NULL;
+    sq_arg a[48];
     int n = 0;
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &model, 0, 0, "architecture (see 'sqakd models')"};
+    a[n++] = (sq_arg){"--init", SQ_ARG_STR, &init, 0, 0, "start from this full-precision checkpoint or ONNX file (its graph, weights and normalisation) instead of --model"};
     n += sq_cli_common_args(&c, a + n);
     a[n++] = (sq_arg){"--optim", SQ_ARG_STR, &optim, 0, 0, "sgd | adam"};
     a[n++] = (sq_arg){"--lr", SQ_ARG_FLOAT, &c.cfg.lr, 0, 100, "initial learning rate (default 0.1)"};
@@ -53,21 +55,57 @@ int sq_cmd_train(int argc, char **argv)
     if (!strcmp(optim, "sgd")) c.cfg.opt = SQ_OPT_SGD;
     else if (!strcmp(optim, "adam")) c.cfg.opt = SQ_OPT_ADAM;
     else { sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim); goto done; }
-    if (!model) { sq_cli_fail(cmd, "--model is required (see 'sqakd models')"); goto done; }
+    if (!model && !init) { sq_cli_fail(cmd, "--model is required (a name from 'sqakd models'), or --init MODEL to start from a checkpoint or ONNX file"); goto done; }
+    if (model && init && !c.resume) { sq_cli_fail(cmd, "--model and --init exclude each other: --init brings its own graph"); goto done; }
     sq_cli_make_config(&c, a, n, NULL, NULL);
     const sq_backend *be = sq_cli_backend(cmd, &c);
     if (!be) goto done;
     int have_test;
     if (sq_cli_open_data(cmd, c.data, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) goto done;
     if (sq_cli_common_finish(cmd, &c, &train)) goto done;
-    if (sq_model_create(model, train.c, train.h, train.w, train.classes, &m) ||
-        sq_model_setup(m, be, c.cfg.batch, 1)) {
-        sq_cli_fail(cmd, "%s", sq_last_error());
-        goto done;
-    }
+    sq_ckpt_meta imeta;
     if (c.resume) {
-        if (sq_ckpt_load_into(m, last, 2)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+        /* the model as the run left it: a zoo model by name, an imported graph from its checkpoint */
+        if (sq_ckpt_create_model(last, &rmeta, &m) || sq_model_setup(m, be, c.cfg.batch, 1) ||
+            sq_ckpt_load_into(m, last, 2)) {
+            sq_cli_fail(cmd, "%s", sq_last_error());
+            goto done;
+        }
+        if (init) {
+            /* the normalisation the run started with: the --init model's, read again exactly (the
+               checkpoint's metadata holds it rounded to 6 digits) */
+            if (sq_cli_import_opts(cmd, &c.imp, &c.io) || sq_model_read_meta(init, &c.io, &imeta)) {
+                sq_cli_fail(cmd, "--init: %s", sq_last_error());
+                goto done;
+            }
+            sq_cli_apply_norm(&train, imeta.mean, imeta.std);
+            sq_cli_apply_norm(&test, imeta.mean, imeta.std);
+        }
+    } else if (init) {
+        if (sq_cli_import_opts(cmd, &c.imp, &c.io)) goto done;
+        if (sq_model_open(init, &c.io, be, c.cfg.batch, 1, &m, &imeta)) {
+            sq_cli_fail(cmd, "--init: %s", sq_last_error());
+            goto done;
+        }
+        if (imeta.q.kind != SQ_QUANT_NONE) {
+            sq_cli_fail(cmd, "--init %s is a quantized student: fine-tune it with 'sqakd distill --student'", init);
+            goto done;
+        }
+        if (m->in_c != train.c || m->in_h != train.h || m->in_w != train.w || m->classes < train.classes) {
+            sq_cli_fail(cmd, "--init %s takes %dx%dx%d with %d outputs, but data %s is %dx%dx%d with %d classes", init,
+                        m->in_c, m->in_h, m->in_w, m->classes, train.name, train.c, train.h, train.w, train.classes);
+            goto done;
+        }
+        /* the model is trained on what it was built for: its own normalisation */
+        sq_cli_apply_norm(&train, imeta.mean, imeta.std);
+        sq_cli_apply_norm(&test, imeta.mean, imeta.std);
+        model = imeta.arch;
     } else {
+        if (sq_model_create(model, train.c, train.h, train.w, train.classes, &m) ||
+            sq_model_setup(m, be, c.cfg.batch, 1)) {
+            sq_cli_fail(cmd, "%s", sq_last_error());
+            goto done;
+        }
         sq_model_init_weights(m, c.cfg.seed);
     }
     if (sq_cli_prepare_out(cmd, &c, argc, argv)) goto done;
@@ -79,7 +117,7 @@ int sq_cmd_train(int argc, char **argv)
     io.resume_state = c.resume ? state : NULL;
     snprintf(io.meta.arch, sizeof io.meta.arch, "%s", model);
     io.meta.in_c = train.c; io.meta.in_h = train.h; io.meta.in_w = train.w;
-    io.meta.classes = train.classes;
+    io.meta.classes = m->classes;
     memcpy(io.meta.mean, train.mean, sizeof io.meta.mean);
     memcpy(io.meta.std, train.std, sizeof io.meta.std);
     snprintf(io.meta.dataset, sizeof io.meta.dataset, "%s", train.name);

@@ -22,7 +22,8 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
     memset(d, 0, sizeof *d);
     d->be = sq_cli_backend(cmd, c);
     if (!d->be) return 2;
-    if (sq_ckpt_open_model(teacher_path, d->be, c->cfg.batch, 0, &d->teacher, &d->tm))
+    if (sq_cli_import_opts(cmd, &c->imp, &c->io)) return 2;
+    if (sq_model_open(teacher_path, &c->io, d->be, c->cfg.batch, 0, &d->teacher, &d->tm))
         return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
     /* the teacher is frozen: fold its BatchNorm layers into the convolutions (model.h) */
     if (sq_model_fold_bn(d->teacher, NULL)) {
@@ -67,7 +68,11 @@ int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_tr
     const sq_ckpt_meta *tm = &d->tm;
     sq_model *s = NULL;
     *out = NULL;
-    if (sq_model_create(arch ? arch : tm->arch, tm->in_c, tm->in_h, tm->in_w, tm->classes, &s) ||
+    if (arch && !strcmp(arch, "graph")) arch = NULL;   /* an imported teacher's graph: cloned below */
+    /* the student is the teacher's graph (a zoo model by name, an imported one as it was built) unless
+       an architecture is named */
+    if ((arch ? sq_model_create(arch, tm->in_c, tm->in_h, tm->in_w, tm->classes, &s)
+              : sq_model_clone_graph(d->teacher, &s)) ||
         sq_model_set_quant(s, q) || sq_model_setup(s, d->be, cfg->batch, 1)) {
         sq_model_free(s);
         return sq_cli_fail(cmd, "%s", sq_last_error());

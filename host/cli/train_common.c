@@ -34,6 +34,7 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"};
     a[n++] = (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"};
     a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
+    n += sq_cli_import_args(&c->imp, a + n, 1);
     return n;
 }
 

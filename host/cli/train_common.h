@@ -2,6 +2,7 @@
 #ifndef SQAKD_TRAIN_COMMON_H
 #define SQAKD_TRAIN_COMMON_H
 #include "cli.h"
+#include "sqakd/import.h"
 #include "sqakd/train.h"
 
 struct sq_json;
@@ -10,6 +11,8 @@ typedef struct sq_cli_common {
     const char *data, *out, *resume, *device, *backend_opt, *sched, *augment;
     float holdout;
     int overwrite;
+    sq_cli_import imp;             /* --input/--mean/--std for an ONNX --teacher or --init */
+    sq_import_opts io;             /* parsed from imp by sq_cli_common_finish's caller (sq_cli_import_opts) */
     char backend_opt_buf[160];     /* the options in force, canonical (sq_backend_opts_format) */
     char *run_config;              /* owned: cfg.run_config points here */
     struct sq_json *recorded;      /* owned: the configuration a resumed run was started with */

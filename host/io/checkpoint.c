@@ -279,6 +279,17 @@ static void put_config(kv *t, int *n, const char *run_config)
     t[*n - 1].ext = run_config;
 }
 
+/* a model that is not in the zoo carries its graph (model.h: sq_model_graph_json); the caller
+   frees *json */
+static void put_graph(kv *t, int *n, const sq_model *m, char **json)
+{
+    *json = NULL;
+    if (strcmp(m->arch, "graph")) return;
+    *json = sq_model_graph_json(m);
+    put(t, n, "graph", "%s", "");
+    t[*n - 1].ext = *json;
+}
+
 sq_status sq_ckpt_save_cfg(const sq_model *m, const sq_ckpt_meta *meta, const char *run_config, const char *path)
 {
     ckpt_tensors c;
@@ -286,7 +297,10 @@ sq_status sq_ckpt_save_cfg(const sq_model *m, const sq_ckpt_meta *meta, const ch
     kv meta_kv[META_MAX];
     int nm = meta_to_kv(meta, meta_kv);
     put_config(meta_kv, &nm, run_config);
+    char *graph;
+    put_graph(meta_kv, &nm, m, &graph);
     sq_status st = write_with_meta(path, c.t, c.k, meta_kv, nm);
+    free(graph);
     collect_free(&c);
     return st;
 }
@@ -369,6 +383,36 @@ sq_status sq_ckpt_load_into(sq_model *m, const char *path, int strict)
     return st;
 }
 
+sq_status sq_ckpt_create_model(const char *path, const sq_ckpt_meta *meta, sq_model **out)
+{
+    *out = NULL;
+    if (strcmp(meta->arch, "graph"))
+        return sq_model_create(meta->arch, meta->in_c, meta->in_h, meta->in_w, meta->classes, out);
+    sq_st_file f;
+    sq_status st = sq_st_read(path, &f);
+    if (st) return st;
+    const char *g = sq_st_meta(&f, "graph");
+    char pb[256];
+    sq_printable(path, pb, sizeof pb);
+    if (!g) {
+        sq_st_free(&f);
+        sq_set_error("%s: a checkpoint of arch 'graph' without its 'graph' metadata", pb);
+        return SQ_EFORMAT;
+    }
+    st = sq_model_from_graph_json(g, pb, out);
+    sq_st_free(&f);
+    if (st) return st;
+    sq_model *m = *out;
+    if (m->in_c != meta->in_c || m->in_h != meta->in_h || m->in_w != meta->in_w || m->classes != meta->classes) {
+        sq_set_error("%s: the stored graph takes %dx%dx%d and gives %d outputs, but the metadata says %dx%dx%d and %d",
+                     pb, m->in_c, m->in_h, m->in_w, m->classes, meta->in_c, meta->in_h, meta->in_w, meta->classes);
+        sq_model_free(m);
+        *out = NULL;
+        return SQ_EFORMAT;
+    }
+    return SQ_OK;
+}
+
 sq_status sq_ckpt_open_model(const char *path, const sq_backend *be, int batch, int with_grad,
                              sq_model **out, sq_ckpt_meta *meta)
 {
@@ -376,7 +420,7 @@ sq_status sq_ckpt_open_model(const char *path, const sq_backend *be, int batch, 
     sq_status st = sq_ckpt_read_meta(path, meta);
     if (st) return st;
     sq_model *m;
-    if ((st = sq_model_create(meta->arch, meta->in_c, meta->in_h, meta->in_w, meta->classes, &m))) return st;
+    if ((st = sq_ckpt_create_model(path, meta, &m))) return st;
     if ((st = sq_model_set_quant(m, &meta->q)) || (st = sq_model_setup(m, be, batch, with_grad)) ||
         (st = sq_ckpt_load_into(m, path, 2))) {
         sq_model_free(m);

@@ -1,5 +1,6 @@
 /* builder.c: growing a model's node array and parameter table (no backend memory involved). */
 #include "model_internal.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,22 +56,31 @@ int sq_b_input(sq_model *m, int c, int h, int w)
     return m->nnodes - 1;
 }
 
-int sq_b_conv(sq_model *m, int in, const char *name, int cout, int k, int stride, int pad,
-              int groups, int bias)
+/* a conv with a kh x kw kernel, square stride and symmetric padding */
+static int conv_node(sq_model *m, int in, const char *name, int cout, int kh, int kw, int stride,
+                     int pad, int groups, int bias)
 {
     sq_node *n = node_new(m, SQ_NODE_CONV, in, name);
     int cin = n->c;
-    n->k = k; n->stride = stride; n->pad = pad; n->groups = groups; n->has_bias = bias;
+    n->k = kh; n->stride = stride; n->pad = pad; n->groups = groups; n->has_bias = bias;
+    n->kh = kh; n->kw = kw; n->sh = n->sw = stride;
+    n->pad_t = n->pad_l = n->pad_b = n->pad_r = pad;
     n->c = cout;
-    n->h = (n->h + 2 * pad - k) / stride + 1;
-    n->w = (n->w + 2 * pad - k) / stride + 1;
-    int ws[4] = {cout, cin / groups, k, k};
+    n->h = (n->h + 2 * pad - kh) / stride + 1;
+    n->w = (n->w + 2 * pad - kw) / stride + 1;
+    int ws[4] = {cout, cin / groups, kh, kw};
     int id = m->nnodes - 1;
     int pw = sq_param_add(m, name, "weight", SQ_PT_TRAIN, 4, ws);
     int pb = -1;
     if (bias) { int bs[1] = {cout}; pb = sq_param_add(m, name, "bias", SQ_PT_TRAIN, 1, bs); }
     m->nodes[id].pw = pw; m->nodes[id].pb = pb;
     return id;
+}
+
+int sq_b_conv(sq_model *m, int in, const char *name, int cout, int k, int stride, int pad,
+              int groups, int bias)
+{
+    return conv_node(m, in, name, cout, k, k, stride, pad, groups, bias);
 }
 
 int sq_b_bn(sq_model *m, int in, const char *name)
@@ -98,6 +108,9 @@ int sq_b_pool(sq_model *m, int in, int kind, int k, int stride, int pad)
 {
     sq_node *n = node_new(m, SQ_NODE_POOL, in, "pool");
     n->pool = kind; n->k = k; n->stride = stride; n->pad = pad;
+    n->kh = n->kw = k; n->sh = n->sw = stride;
+    n->pad_t = n->pad_l = n->pad_b = n->pad_r = pad;
+    n->count_include_pad = 1;
     n->h = (n->h + 2 * pad - k) / stride + 1;
     n->w = (n->w + 2 * pad - k) / stride + 1;
     return m->nnodes - 1;
@@ -150,6 +163,12 @@ int sq_b_shortcut_a(sq_model *m, int in, int cout)
 
 int sq_b_concat(sq_model *m, int a, int b)
 {
+    /* channels of any two inputs of one spatial size (an importer chains it for more inputs) */
+    if (a < 0 || b < 0 || a >= m->nnodes || b >= m->nnodes || m->nodes[a].h != m->nodes[b].h ||
+        m->nodes[a].w != m->nodes[b].w) {
+        sq_set_error("concat: inputs %d and %d differ in height or width", a, b);
+        return -1;
+    }
     sq_node *n = node_new(m, SQ_NODE_CONCAT, a, "concat");
     n->in1 = b;
     n->c += m->nodes[b].c;
@@ -167,5 +186,120 @@ int sq_b_dropout(sq_model *m, int in, float p)
 {
     sq_node *n = node_new(m, SQ_NODE_DROPOUT, in, "dropout");
     n->p = p;
+    return m->nnodes - 1;
+}
+
+/* ---- general windows and the ops of imported graphs (issue 18). These check their arguments,
+   since an importer passes what a file says: -1 with the error set on an impossible one. ---- */
+
+int sq_b_conv_k(sq_model *m, int in, const char *name, int cout, int kh, int kw, int stride,
+                int pad_t, int pad_l, int pad_b, int pad_r, int groups, int bias)
+{
+    if (in < 0 || in >= m->nnodes || cout <= 0 || kh <= 0 || kw <= 0 || stride <= 0 || pad_t < 0 ||
+        pad_l < 0 || pad_b < 0 || pad_r < 0 || groups <= 0 || m->nodes[in].c % groups ||
+        cout % groups) {
+        sq_set_error("conv %s: impossible kernel %dx%d, stride %d, pads %d,%d,%d,%d, groups %d "
+                     "or %d output channels", name, kh, kw, stride, pad_t, pad_l, pad_b, pad_r,
+                     groups, cout);
+        return -1;
+    }
+    const sq_node *s = &m->nodes[in];
+    const int ph = s->h + pad_t + pad_b, pw = s->w + pad_l + pad_r;
+    if (ph < kh || pw < kw) { /* checked before a PAD node is added */
+        sq_set_error("conv %s: kernel %dx%d larger than its padded input %dx%d", name, kh, kw, ph, pw);
+        return -1;
+    }
+    int pad = pad_t;
+    if (pad_l != pad_t || pad_b != pad_t || pad_r != pad_t) {
+        /* the conv op pads symmetrically: zero padding of its own first, then a conv without */
+        in = sq_b_pad(m, in, pad_t, pad_l, pad_b, pad_r, 0.0f);
+        if (in < 0) return -1;
+        pad = 0;
+    }
+    return conv_node(m, in, name, cout, kh, kw, stride, pad, groups, bias);
+}
+
+int sq_b_pool_k(sq_model *m, int in, int kind, int kh, int kw, int sh, int sw, int pad_t,
+                int pad_l, int pad_b, int pad_r, int ceil_mode, int count_include_pad)
+{
+    sq_pool_shape ps;
+    if (in < 0 || in >= m->nnodes || (kind != SQ_POOL_MAX && kind != SQ_POOL_AVG)) {
+        sq_set_error("pool: bad input node %d or kind %d", in, kind);
+        return -1;
+    }
+    const sq_node *s = &m->nodes[in];
+    if (sq_pool_shape_init(&ps, 1, s->c, s->h, s->w, kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r,
+                           ceil_mode, count_include_pad) != SQ_OK)
+        return -1;
+    sq_node *n = node_new(m, SQ_NODE_POOL, in, "pool");
+    n->pool = kind;
+    n->k = kh; n->stride = sh; n->pad = pad_t;  /* the square fields, for what reads only them */
+    n->kh = kh; n->kw = kw; n->sh = sh; n->sw = sw;
+    n->pad_t = pad_t; n->pad_l = pad_l; n->pad_b = pad_b; n->pad_r = pad_r;
+    n->ceil_mode = ceil_mode;
+    n->count_include_pad = count_include_pad;
+    n->h = ps.oh;
+    n->w = ps.ow;
+    return m->nnodes - 1;
+}
+
+int sq_b_pad(sq_model *m, int in, int pad_t, int pad_l, int pad_b, int pad_r, float value)
+{
+    if (in < 0 || in >= m->nnodes || pad_t < 0 || pad_l < 0 || pad_b < 0 || pad_r < 0 ||
+        isnan(value)) {
+        sq_set_error("pad: bad input node %d, pads %d,%d,%d,%d (>= 0) or value %g", in, pad_t,
+                     pad_l, pad_b, pad_r, (double)value);
+        return -1;
+    }
+    sq_node *n = node_new(m, SQ_NODE_PAD, in, "pad");
+    n->pad_t = pad_t; n->pad_l = pad_l; n->pad_b = pad_b; n->pad_r = pad_r;
+    n->pad_value = value;
+    n->h += pad_t + pad_b;
+    n->w += pad_l + pad_r;
+    return m->nnodes - 1;
+}
+
+int sq_b_clip(sq_model *m, int in, float lo, float hi)
+{
+    if (in < 0 || in >= m->nnodes || isnan(lo) || isnan(hi) || lo > hi) {
+        sq_set_error("clip: bad input node %d or bounds [%g, %g]", in, (double)lo, (double)hi);
+        return -1;
+    }
+    /* ReLU and ReLU6 stay activations: the fused BN/ADD + activation ops apply to them */
+    if (lo == 0.0f && isinf(hi) && hi > 0) return sq_b_act(m, in, SQ_ACT_RELU);
+    if (lo == 0.0f && hi == 6.0f) return sq_b_act(m, in, SQ_ACT_RELU6);
+    sq_node *n = node_new(m, SQ_NODE_CLIP, in, "clip");
+    n->lo = lo;
+    n->hi = hi;
+    return m->nnodes - 1;
+}
+
+int sq_b_affine(sq_model *m, int in, const char *name)
+{
+    if (in < 0 || in >= m->nnodes || !name || !name[0]) {
+        sq_set_error("affine: bad input node %d or no name", in);
+        return -1;
+    }
+    node_new(m, SQ_NODE_AFFINE, in, name);
+    const int id = m->nnodes - 1;
+    int s[1] = {m->nodes[id].c};
+    /* constants: buffers (not trained; checkpointed with the model), filled by the importer */
+    const int pa = sq_param_add(m, name, "a", SQ_PT_BUFFER, 1, s);
+    const int pb = sq_param_add(m, name, "b", SQ_PT_BUFFER, 1, s);
+    m->nodes[id].pw = pa;
+    m->nodes[id].pb = pb;
+    return id;
+}
+
+int sq_b_slice(sq_model *m, int in, int c0, int c)
+{
+    if (in < 0 || in >= m->nnodes || c0 < 0 || c <= 0 || c0 + c > m->nodes[in].c) {
+        sq_set_error("slice: channels [%d, %d) of node %d's %d", c0, c0 + c, in,
+                     in >= 0 && in < m->nnodes ? m->nodes[in].c : 0);
+        return -1;
+    }
+    sq_node *n = node_new(m, SQ_NODE_SLICE, in, "slice");
+    n->c0 = c0;
+    n->c = c;
     return m->nnodes - 1;
 }

@@ -130,7 +130,14 @@ int sq_node_consumers(const sq_model *m, int id)
 static void conv_shape(const sq_model *m, const sq_node *n, int batch, sq_conv_shape *cs)
 {
     const sq_node *in = &m->nodes[n->in0];
-    sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->k, n->k, n->stride, n->pad, n->groups);
+    sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->kh, n->kw, n->stride, n->pad, n->groups);
+}
+
+static void pool_shape(const sq_model *m, const sq_node *n, int batch, sq_pool_shape *ps)
+{
+    const sq_node *in = &m->nodes[n->in0];
+    sq_pool_shape_init(ps, batch, in->c, in->h, in->w, n->kh, n->kw, n->sh, n->sw, n->pad_t, n->pad_l,
+                       n->pad_b, n->pad_r, n->ceil_mode, n->count_include_pad);
 }
 
 sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_grad)
@@ -207,6 +214,9 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
         be->fill(n->c, 1.0f, tparam(m, n->pw));
         be->fill(n->c, 1.0f, tparam(m, n->prv));
     }
+    /* affine defaults: the identity (a = 1, b = 0) until the importer sets the constants */
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->nodes[i].op == SQ_NODE_AFFINE) be->fill(m->nodes[i].c, 1.0f, tparam(m, m->nodes[i].pw));
     return SQ_OK;
 }
 
@@ -322,9 +332,24 @@ void sq_node_fwd(sq_model *m, int i, int batch, int train)
     case SQ_NODE_ACT:
         be->act_fwd((sq_act_kind)n->act, numel, in->out, n->out);
         break;
-    case SQ_NODE_POOL:
-        be->pool_fwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
-                     in->out, n->out, n->argmax);
+    case SQ_NODE_POOL: {
+        sq_pool_shape ps;
+        pool_shape(m, n, batch, &ps);
+        be->pool_fwd((sq_pool_kind)n->pool, &ps, in->out, n->out, n->argmax);
+        break;
+    }
+    case SQ_NODE_PAD:
+        be->pad_fwd(batch, in->c, in->h, in->w, n->pad_t, n->pad_l, n->pad_b, n->pad_r, n->pad_value,
+                    in->out, n->out);
+        break;
+    case SQ_NODE_CLIP:
+        be->clip_fwd(numel, n->lo, n->hi, in->out, n->out);
+        break;
+    case SQ_NODE_AFFINE:
+        be->affine_fwd(batch, n->c, n->h * n->w, tparam(m, n->pw), tparam(m, n->pb), in->out, n->out);
+        break;
+    case SQ_NODE_SLICE:
+        be->slice_fwd(batch, in->c, in->h * in->w, n->c0, n->c, in->out, n->out);
         break;
     case SQ_NODE_GAP:
         be->gap_fwd(batch, in->c, in->h * in->w, in->out, n->out);
@@ -568,9 +593,25 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
             if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);
             break;
         case SQ_NODE_POOL:
+            if (gin) {
+                sq_pool_shape ps;
+                pool_shape(m, n, batch, &ps);
+                be->pool_bwd((sq_pool_kind)n->pool, &ps, n->gout, n->argmax, gin);
+            }
+            break;
+        case SQ_NODE_PAD:
             if (gin)
-                be->pool_bwd((sq_pool_kind)n->pool, batch, in->c, in->h, in->w, n->k, n->stride, n->pad,
-                             n->gout, n->argmax, gin);
+                be->pad_bwd(batch, in->c, in->h, in->w, n->pad_t, n->pad_l, n->pad_b, n->pad_r, n->gout,
+                            gin);
+            break;
+        case SQ_NODE_CLIP:
+            if (gin) be->clip_bwd(numel, n->lo, n->hi, in->out, n->gout, gin);
+            break;
+        case SQ_NODE_AFFINE: /* a and b are constants: only the input's gradient */
+            if (gin) be->affine_bwd(batch, n->c, n->h * n->w, tparam(m, n->pw), n->gout, gin);
+            break;
+        case SQ_NODE_SLICE:
+            if (gin) be->slice_bwd(batch, in->c, in->h * in->w, n->c0, n->c, n->gout, gin);
             break;
         case SQ_NODE_GAP:
             if (gin) be->gap_bwd(batch, in->c, in->h * in->w, n->gout, gin);
@@ -586,8 +627,15 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
             break;
         case SQ_NODE_CONCAT: {
             sq_node *b = &m->nodes[n->in1];
-            be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin,
-                           b->op != SQ_NODE_INPUT ? b->gout : NULL);
+            float *gb = b->op != SQ_NODE_INPUT ? b->gout : NULL;
+            if (n->in1 == n->in0 && gin) {
+                /* cat(x, x): both halves go to one buffer; two passes, so that no op writes one
+                   element from two places at once (a race on a device) */
+                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, NULL);
+                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, NULL, gb);
+            } else {
+                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, gb);
+            }
             break;
         }
         case SQ_NODE_SHUFFLE:

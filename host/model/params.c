@@ -55,7 +55,7 @@ void sq_model_init_weights(sq_model *m, uint64_t seed)
         if (n->op == SQ_NODE_BN) {
             for (size_t k = 0; k < pw->numel; k++) w[k] = 1.0f;
         } else if (vgg && n->op == SQ_NODE_CONV) {
-            fill_normal(w, pw->numel, sqrtf(2.0f / (float)(n->k * n->k * n->c)), &rng);
+            fill_normal(w, pw->numel, sqrtf(2.0f / (float)(n->kh * n->kw * n->c)), &rng);
         } else if (vgg) {
             fill_normal(w, pw->numel, 0.01f, &rng);
         } else {

@@ -15,6 +15,26 @@ static sq_status check_bits(const char *what, int bits)
     return SQ_OK;
 }
 
+/* 1 when node id's output is never negative: it comes from a ReLU (ReLU6, a Clip at >= 0) through
+   ops that keep the sign (pooling, padding with >= 0, slicing, shuffles, concatenations and sums
+   of such tensors). Imported graphs quantize a convolution's input unsigned only then: a
+   MobileNet's linear bottleneck or a ShuffleNet branch feeds convolutions signed values. */
+static int nonneg_node(const sq_model *m, const unsigned char *nn, int id)
+{
+    const sq_node *n = &m->nodes[id];
+    const int a = n->in0 >= 0 && nn[n->in0], b = n->in1 >= 0 && nn[n->in1];
+    switch (n->op) {
+    case SQ_NODE_ACT: return 1;
+    case SQ_NODE_CLIP: return n->lo >= 0.0f;
+    case SQ_NODE_PAD: return n->pad_value >= 0.0f && a;
+    case SQ_NODE_POOL: case SQ_NODE_GAP: case SQ_NODE_FLATTEN: case SQ_NODE_SLICE: case SQ_NODE_SHUFFLE:
+    case SQ_NODE_DROPOUT: case SQ_NODE_SHORTCUT_A:
+        return a;
+    case SQ_NODE_CONCAT: case SQ_NODE_ADD: return a && b;
+    default: return 0;
+    }
+}
+
 sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
 {
     m->qopts = *q;
@@ -24,7 +44,11 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         sq_set_error("EWGS delta must be finite and >= 0");
         return SQ_EARG;
     }
+    int zoo = 0;   /* the zoo keeps its own rule (method.md 3.6), bit for bit */
+    for (int i = 0; i < sq_model_zoo_count(); i++) zoo |= !strcmp(m->arch, sq_model_zoo_name(i));
     int nq = 0;
+    unsigned char *nn = sq_xcalloc((size_t)m->nnodes, 1);   /* nodes are in topological order */
+    for (int i = 0; i < m->nnodes; i++) nn[i] = (unsigned char)nonneg_node(m, nn, i);
     for (int i = 0; i < m->nnodes; i++) {
         sq_node *n = &m->nodes[i];
         if (n->op != SQ_NODE_CONV && n->op != SQ_NODE_LINEAR) continue;
@@ -42,8 +66,9 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qa.kind = q->kind;
         n->qa.role = SQ_QROLE_ACT;
         n->qa.bits = q->abits;
-        /* only the stem sees signed (normalised image) inputs; block inputs follow a ReLU */
-        n->qa.is_signed = in->op == SQ_NODE_INPUT;
+        /* the zoo: only the stem sees signed (normalised image) inputs, block inputs follow a ReLU;
+           any other graph (imported): signed unless the input is known to be >= 0 */
+        n->qa.is_signed = in->op == SQ_NODE_INPUT || (!zoo && !nn[n->in0]);
         n->qa.delta = q->delta_a;
         n->qa.grad_numel = (float)(in->c * in->h * in->w);
         int scalar[1] = {0};
@@ -66,6 +91,7 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
             break;
         }
     }
+    free(nn);
     if (!nq) {
         sq_set_error("model %s has no layer to quantize", m->arch);
         return SQ_EARG;

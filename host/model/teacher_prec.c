@@ -8,6 +8,8 @@
                fused into the conv (through its folded BN) or the add that is its only input;
      TP_FALLBACK  anything else (unfolded BatchNorm such as resnet's BN1d head, linear, concat,
                shuffle, dropout, a quantized conv): its fp32 op from graph.c.
+   The nodes of imported graphs (pad, clip, affine, slice) and pools other than the square, floor,
+   count_include_pad ones pool16_fwd runs are refused at apply, by name (unsupported_node).
    A node's values live in fp32 (its own n->out), in 16 bits (h16[i]) or both (where[i]); a
    consumer that needs the other form gets one conversion. The same walk runs twice at apply:
    dry (decides which nodes need 16-bit buffers, plans every cuDNN convolution and sizes the
@@ -160,7 +162,7 @@ static void run_conv(tp_walk *w, int i)
     tp_state *st = w->st;
     const sq_node *n = &m->nodes[i], *in = &m->nodes[n->in0];
     sq_conv_shape cs;
-    sq_conv_shape_init(&cs, w->N, in->c, in->h, in->w, n->c, n->k, n->k, n->stride, n->pad, n->groups);
+    sq_conv_shape_init(&cs, w->N, in->c, in->h, in->w, n->c, n->kh, n->kw, n->stride, n->pad, n->groups);
     if (w->dry) {
         size_t b = m->be->conv16_ws_bytes(st->dt, &cs);
         if (b > st->ws_bytes) st->ws_bytes = b;
@@ -210,7 +212,8 @@ static void walk(tp_walk *w)
             case SQ_NODE_ACT: be->act16_fwd(dt, (sq_act_kind)n->act, cnt, h[n->in0], h[i]); break;
             case SQ_NODE_ADD: be->add16_fwd(dt, cnt, st->act[i], h[n->in0], h[n->in1], h[i]); break;
             case SQ_NODE_POOL:
-                be->pool16_fwd(dt, (sq_pool_kind)n->pool, N, in->c, in->h, in->w, n->k, n->stride, n->pad,
+                /* square pools only (unsupported_node) */
+                be->pool16_fwd(dt, (sq_pool_kind)n->pool, N, in->c, in->h, in->w, n->kh, n->sh, n->pad_t,
                                h[n->in0], h[i]);
                 break;
             case SQ_NODE_SHORTCUT_A: be->shortcut_a16_fwd(dt, N, in->c, in->h, in->w, n->c, h[n->in0], h[i]); break;
@@ -276,11 +279,35 @@ static sq_status allocate(sq_model *m, tp_state *st)
     return sq_backend_oom_error(be, total, what, m->batch, "lower --batch or use --teacher-precision fp32");
 }
 
+/* the 16-bit walk runs the zoo's node kinds: the ops of imported graphs (issue 18) and pools
+   other than pool16_fwd's square, floor, count_include_pad ones are refused by name rather than
+   run through an op that would compute something else */
+static sq_status unsupported_node(const sq_model *m, sq_teacher_prec p)
+{
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        const char *what = n->op == SQ_NODE_PAD ? "pad" : n->op == SQ_NODE_CLIP ? "clip" :
+                           n->op == SQ_NODE_AFFINE ? "affine" : n->op == SQ_NODE_SLICE ? "slice" : NULL;
+        if (n->op == SQ_NODE_POOL &&
+            (n->kh != n->kw || n->sh != n->sw || n->pad_t != n->pad_l || n->pad_t != n->pad_b ||
+             n->pad_t != n->pad_r || n->ceil_mode || !n->count_include_pad))
+            what = "general pool (non-square, asymmetric, ceil_mode or count_include_pad=0)";
+        if (what) {
+            sq_set_error("--teacher-precision %s does not support %s nodes (node %d, %s); use "
+                         "--teacher-precision fp32", sq_teacher_prec_name(p), what, i, n->name);
+            return SQ_EARG;
+        }
+    }
+    return SQ_OK;
+}
+
 sq_status sq_teacher_prec_apply(sq_model *m, sq_teacher_prec p)
 {
     sq_teacher_prec_release(m);
     if (p == SQ_TPREC_FP32) return SQ_OK;
-    sq_status rc = sq_teacher_prec_check(m->be, p);
+    sq_status rc = unsupported_node(m, p);
+    if (rc) return rc;
+    rc = sq_teacher_prec_check(m->be, p);
     if (rc) return rc;
     if (m->with_grad || !m->act_arena || m->nnodes < 1) {
         sq_set_error("--teacher-precision %s needs a set-up inference-only teacher", sq_teacher_prec_name(p));

@@ -27,6 +27,12 @@ static int argmax(const float *z, int k)
 
 sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch, sq_eval_result *r)
 {
+    return sq_evaluate_logits(m, teacher, ds, batch, r, NULL);
+}
+
+sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch, sq_eval_result *r,
+                             float *logits)
+{
     memset(r, 0, sizeof *r);
     double t0 = sq_now();
     int k = m->classes;
@@ -61,6 +67,7 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
         sq_feeder_put(feed, x, NULL, nb);
         float *out = sq_model_forward(m, nb, 0);
         m->be->copy_d2h(zs, out, (size_t)nb * k * sizeof(float));
+        if (logits) memcpy(logits + (size_t)r->n * k, zs, (size_t)nb * k * sizeof(float));
         if (teacher) {
             float *tout = sq_teacher_forward(teacher, nb);
             teacher->be->copy_d2h(zt, tout, (size_t)nb * k * sizeof(float));

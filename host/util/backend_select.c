@@ -76,6 +76,49 @@ sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int 
     return SQ_OK;
 }
 
+/* pooled size along one axis (backend.h, sq_pool_shape): floor or ceil of (in + pads - k) / s + 1;
+   with ceil_mode a last window that would start in the trailing pad is dropped */
+static int pool_out(int in, int k, int s, int pb, int pe, int ceil_mode)
+{
+    const int span = in + pb + pe - k;
+    if (span < 0) return 0;
+    int o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (o - 1) * s >= in + pb) o--;
+    return o;
+}
+
+sq_status sq_pool_shape_init(sq_pool_shape *ps, int n, int c, int h, int w, int kh, int kw, int sh,
+                             int sw, int pad_t, int pad_l, int pad_b, int pad_r, int ceil_mode,
+                             int count_include_pad)
+{
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || kh <= 0 || kw <= 0 || sh <= 0 || sw <= 0 ||
+        pad_t < 0 || pad_l < 0 || pad_b < 0 || pad_r < 0 || pad_t >= kh || pad_b >= kh ||
+        pad_l >= kw || pad_r >= kw || (ceil_mode != 0 && ceil_mode != 1) ||
+        (count_include_pad != 0 && count_include_pad != 1)) {
+        sq_set_error("impossible pool shape n=%d c=%d h=%d w=%d kernel %dx%d strides %d,%d pads "
+                     "%d,%d,%d,%d ceil_mode=%d count_include_pad=%d (pads must be smaller than the "
+                     "kernel)", n, c, h, w, kh, kw, sh, sw, pad_t, pad_l, pad_b, pad_r, ceil_mode,
+                     count_include_pad);
+        return SQ_EARG;
+    }
+    ps->n = n; ps->c = c; ps->h = h; ps->w = w; ps->kh = kh; ps->kw = kw; ps->sh = sh; ps->sw = sw;
+    ps->pad_t = pad_t; ps->pad_l = pad_l; ps->pad_b = pad_b; ps->pad_r = pad_r;
+    ps->ceil_mode = ceil_mode; ps->count_include_pad = count_include_pad;
+    ps->oh = pool_out(h, kh, sh, pad_t, pad_b, ceil_mode);
+    ps->ow = pool_out(w, kw, sw, pad_l, pad_r, ceil_mode);
+    if (ps->oh <= 0 || ps->ow <= 0) {
+        sq_set_error("pool output would be empty: input %dx%d kernel %dx%d", h, w, kh, kw);
+        return SQ_EARG;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_pool_shape_square(sq_pool_shape *ps, int n, int c, int h, int w, int k, int stride,
+                               int pad)
+{
+    return sq_pool_shape_init(ps, n, c, h, w, k, k, stride, stride, pad, pad, pad, pad, 0, 1);
+}
+
 /* one KEY=VALUE of --backend-opt: 0 or SQ_EARG with the message */
 static sq_status opt_one(const char *kv, size_t n, sq_backend_opts *o)
 {

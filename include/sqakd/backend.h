@@ -33,6 +33,30 @@ typedef struct sq_conv_shape {
 sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int k, int r, int s,
                              int stride, int pad, int groups);
 
+/* A pooling window (ONNX MaxPool / AveragePool, 2-D, dilation 1): kernel kh x kw, strides sh, sw,
+   pads pad_t/l/b/r. Output size per axis: floor (or ceil, ceil_mode) of (in + pads - k) / s + 1,
+   where with ceil_mode the last window must start inside the input or the leading pad (else it is
+   dropped: PyTorch's rule, which ONNX follows). Max pooling ignores pads (they act as -inf).
+   Average pooling divides by the window's elements inside the input (count_include_pad = 0) or
+   inside the padded input (1; the part of a ceil-mode window beyond the trailing pad never
+   counts). Every pad is smaller than the kernel along its axis, so every window holds an input
+   element. */
+typedef struct sq_pool_shape {
+    int n, c, h, w;                  /* input (N, C, H, W) */
+    int kh, kw, sh, sw;              /* window, strides */
+    int pad_t, pad_l, pad_b, pad_r;  /* pads: top, left, bottom, right */
+    int ceil_mode, count_include_pad;
+    int oh, ow;                      /* derived by sq_pool_shape_init */
+} sq_pool_shape;
+
+/* Fills derived fields; returns SQ_EARG (with message) on an impossible shape. */
+sq_status sq_pool_shape_init(sq_pool_shape *ps, int n, int c, int h, int w, int kh, int kw, int sh,
+                             int sw, int pad_t, int pad_l, int pad_b, int pad_r, int ceil_mode,
+                             int count_include_pad);
+/* the zoo's square pools: k x k, stride and pad in both dimensions, floor, count_include_pad = 1 */
+sq_status sq_pool_shape_square(sq_pool_shape *ps, int n, int c, int h, int w, int k, int stride,
+                               int pad);
+
 typedef enum { SQ_ACT_RELU = 0, SQ_ACT_RELU6 = 1 } sq_act_kind;
 typedef enum { SQ_POOL_MAX = 0, SQ_POOL_AVG = 1 } sq_pool_kind;
 /* 16-bit storage formats of the reduced-precision teacher ops (2 bytes per element) */
@@ -120,13 +144,27 @@ typedef struct sq_backend {
     void (*axpy)(size_t n, float alpha, const float *x, float *y);            /* y += alpha*x */
     void (*scale)(size_t n, float alpha, float *x);                           /* x *= alpha */
     void (*fill)(size_t n, float v, float *x);
+    /* clip (ONNX Clip with constant bounds, lo <= hi; lo may be -inf, hi +inf):
+       y = min(max(x, lo), hi), a NaN stays NaN. bwd: gx += gy where lo <= x <= hi (PyTorch's
+       clamp gradient: 1 at the bounds themselves), nothing elsewhere or where x is NaN. */
+    void (*clip_fwd)(size_t n, float lo, float hi, const float *x, float *y);
+    void (*clip_bwd)(size_t n, float lo, float hi, const float *x, const float *gy, float *gx);
+    /* per-channel affine over (N, C, HW): y = a[ch] * x + b[ch] (the product rounded, then the
+       sum: no fused multiply-add, so both backends give the same bits); a, b (C) are constants.
+       bwd: gx += a[ch] * gy (the product rounded, then the sum). */
+    void (*affine_fwd)(int n, int c, int hw, const float *a, const float *b, const float *x,
+                       float *y);
+    void (*affine_bwd)(int n, int c, int hw, const float *a, const float *gy, float *gx);
 
-    /* ---- pooling ----  max: argmax (int32, same size as y) saved for backward.
-       avg: count_include_pad = true (PyTorch default). */
-    void (*pool_fwd)(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *x, float *y, int32_t *argmax);
-    void (*pool_bwd)(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *gy, const int32_t *argmax, float *gx);
+    /* ---- pooling ---- windows and divisors: sq_pool_shape above; y (N, C, OH, OW).
+       max: argmax (int32, same size as y, may be NULL in the forward) holds, per output, the
+       index ih * W + iw of the chosen input inside its plane; the first maximum in window order
+       wins, a NaN wins (and propagates). bwd: gx[argmax] += gy (max), the window's elements
+       += gy / divisor (avg). */
+    void (*pool_fwd)(sq_pool_kind kind, const sq_pool_shape *ps, const float *x, float *y,
+                     int32_t *argmax);
+    void (*pool_bwd)(sq_pool_kind kind, const sq_pool_shape *ps, const float *gy,
+                     const int32_t *argmax, float *gx);
     void (*gap_fwd)(int n, int c, int hw, const float *x, float *y);          /* y (N, C) */
     void (*gap_bwd)(int n, int c, int hw, const float *gy, float *gx);
 
@@ -147,6 +185,17 @@ typedef struct sq_backend {
     /* ShuffleNet channel shuffle: view (N, G, C/G, HW) -> transpose(1, 2) */
     void (*shuffle_fwd)(int n, int c, int hw, int groups, const float *x, float *y);
     void (*shuffle_bwd)(int n, int c, int hw, int groups, const float *gy, float *gx);
+    /* constant padding of H and W (pads >= 0): y (N, C, PT + H + PB, PL + W + PR) holds x at
+       row PT, column PL and `value` (any float, -inf included) around it. bwd: gx += the inner
+       (H, W) window of gy. */
+    void (*pad_fwd)(int n, int c, int h, int w, int pt, int pl, int pb, int pr, float value,
+                    const float *x, float *y);
+    void (*pad_bwd)(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *gy,
+                    float *gx);
+    /* channel slice: y (N, K, HW) = x (N, C, HW) channels [c0, c0 + K) (0 <= c0, c0 + K <= C).
+       bwd: gx's channels [c0, c0 + K) += gy; the others are left as they are. */
+    void (*slice_fwd)(int n, int c, int hw, int c0, int k, const float *x, float *y);
+    void (*slice_bwd)(int n, int c, int hw, int c0, int k, const float *gy, float *gx);
     /* inverted dropout; mask (uint8) written by fwd from (seed, element index) */
     void (*dropout_fwd)(size_t n, float p, uint64_t seed, const float *x, float *y,
                         uint8_t *mask);

@@ -28,6 +28,9 @@ sq_status sq_ckpt_read_meta(const char *path, sq_ckpt_meta *meta);
 /* Loads tensors into an existing (set up) model. strict: every model tensor must be present with
    the right shape (quantizer parameters excepted when strict == 1 and the file has none). */
 sq_status sq_ckpt_load_into(sq_model *m, const char *path, int strict);
+/* The model a checkpoint holds, built without memory: a zoo model by its arch, an imported one
+   (arch "graph") from the graph stored in the file (meta from sq_ckpt_read_meta). */
+sq_status sq_ckpt_create_model(const char *path, const sq_ckpt_meta *meta, sq_model **out);
 /* create + set_quant (from the metadata) + setup + load */
 sq_status sq_ckpt_open_model(const char *path, const sq_backend *be, int batch, int with_grad,
                              sq_model **out, sq_ckpt_meta *meta);

@@ -131,6 +131,16 @@ typedef struct sq_model {
 
 /* Builds the graph and parameter table of a zoo model (no memory yet). */
 sq_status sq_model_create(const char *arch, int c, int h, int w, int classes, sq_model **out);
+/* Graphs that are not in the zoo (imported ONNX models) have arch "graph" and travel as JSON text
+   (a checkpoint's "graph" metadata): the nodes in order with their attributes; parameters follow
+   from the nodes. sq_model_from_graph_json rebuilds the model (no memory) and checks it (what
+   names the source in errors); sq_model_clone_graph builds an empty model of the same graph as
+   src (a zoo model by its name); sq_model_check refuses graphs whose shapes do not add up. */
+char *sq_model_graph_json(const sq_model *m);   /* malloc'ed */
+sq_status sq_model_from_graph_json(const char *text, const char *what, sq_model **out);
+sq_status sq_model_clone_graph(const sq_model *src, sq_model **out);
+sq_status sq_model_check(const sq_model *m, const char *what);
+const char *sq_node_op_name(int op);            /* "conv", "bn", ... */
 /* Names of the zoo and their description. */
 int sq_model_zoo_count(void);
 const char *sq_model_zoo_name(int i);

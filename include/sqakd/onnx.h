@@ -4,10 +4,13 @@
    from the onnx.proto schema that Debian's python3-onnx installs) and copies what sqakd uses into
    the structs below, so nothing outside host/io sees protobuf-c. Tensors are decoded whichever
    way the file stores them (raw_data little-endian, or the typed repeated fields), widened to
-   float (FLOAT, DOUBLE, FLOAT16) or int64 (INT8..INT64, UINT8..UINT32, BOOL). Refused, each with
-   one line naming the file (and the node or tensor): a file that does not parse, external data,
-   a tensor whose data does not match its dims, more than SQ_ONNX_MAX_DIMS dimensions, sizes
-   beyond the budget below.
+   float (FLOAT, DOUBLE, FLOAT16, BFLOAT16) or int64 (INT8..INT64, UINT8..UINT64, BOOL; a UINT64
+   value beyond INT64_MAX is refused). Refused, each with one line naming the file (and the node
+   or tensor): a file that does not parse or nests messages more than 64 deep, external data,
+   segmented tensors, sparse initializers, other element types (STRING, COMPLEX*), a negative
+   dimension, a tensor whose data does not match its dims, more than SQ_ONNX_MAX_DIMS
+   dimensions, sizes beyond the budget below. Attributes of other kinds (graphs, lists of
+   strings or tensors) are kept by name as SQ_ONNX_ATTR_OTHER.
 
    The writer builds a graph in the same structs (sq_onnx_new and the add_ functions) and encodes
    it with protobuf-c, writing the file atomically (host/io/atomic_write.h). */
@@ -26,7 +29,8 @@ extern "C" {
 enum {
     SQ_ONNX_FLOAT = 1, SQ_ONNX_UINT8 = 2, SQ_ONNX_INT8 = 3, SQ_ONNX_UINT16 = 4, SQ_ONNX_INT16 = 5,
     SQ_ONNX_INT32 = 6, SQ_ONNX_INT64 = 7, SQ_ONNX_STRING = 8, SQ_ONNX_BOOL = 9,
-    SQ_ONNX_FLOAT16 = 10, SQ_ONNX_DOUBLE = 11, SQ_ONNX_UINT32 = 12, SQ_ONNX_UINT64 = 13
+    SQ_ONNX_FLOAT16 = 10, SQ_ONNX_DOUBLE = 11, SQ_ONNX_UINT32 = 12, SQ_ONNX_UINT64 = 13,
+    SQ_ONNX_BFLOAT16 = 16
 };
 
 typedef struct sq_onnx_tensor {
@@ -120,7 +124,9 @@ void sq_onnx_tensor_clear(sq_onnx_tensor *t);
 /* An empty graph for the default domain at `opset`; producer "sqakd". */
 sq_onnx_graph *sq_onnx_new(const char *name, int64_t opset);
 /* Appends a node; in/out are copied ("" for an omitted optional input). Returns the node, to add
-   attributes to. */
+   attributes to (NULL with the error set for an empty op or negative counts). The pointer is
+   valid until the next sq_onnx_add_node (the array grows); sq_onnx_add_init's likewise until the
+   next sq_onnx_add_init. Setting an attribute the node already has replaces it. */
 sq_onnx_node *sq_onnx_add_node(sq_onnx_graph *g, const char *op, const char *name, int nin,
                                const char *const *in, int nout, const char *const *out);
 void sq_onnx_attr_int(sq_onnx_node *n, const char *name, int64_t v);
@@ -129,14 +135,23 @@ void sq_onnx_attr_string(sq_onnx_node *n, const char *name, const char *v);
 void sq_onnx_attr_ints(sq_onnx_node *n, const char *name, int count, const int64_t *v);
 void sq_onnx_attr_floats(sq_onnx_node *n, const char *name, int count, const float *v);
 /* Appends an initializer: dtype SQ_ONNX_FLOAT takes float data, SQ_ONNX_INT8 / SQ_ONNX_UINT8 /
-   SQ_ONNX_INT32 / SQ_ONNX_INT64 take int64_t data (each value must fit the type); the data is
-   copied. */
+   SQ_ONNX_INT32 / SQ_ONNX_INT64 (and INT16, UINT16, UINT32, BOOL) take int64_t data (each value
+   must fit the type); the data is copied and encoded as little-endian raw_data. NULL with the
+   error set when the arguments do not add up (negative dims, a value out of range). */
 sq_onnx_tensor *sq_onnx_add_init(sq_onnx_graph *g, const char *name, int dtype, int ndim,
                                  const int64_t *dims, const void *data);
+/* A TENSOR attribute (dtype and data as for sq_onnx_add_init); SQ_EARG with the error set when
+   the arguments do not add up (the node is unchanged then). Setting an attribute that the node
+   already has replaces it. */
+sq_status sq_onnx_attr_tensor(sq_onnx_node *n, const char *name, int dtype, int ndim, const int64_t *dims,
+                              const void *data);
 /* Graph inputs / outputs; dims[i] < 0 is written as the symbolic dimension "N". */
 void sq_onnx_add_input(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims);
 void sq_onnx_add_output(sq_onnx_graph *g, const char *name, int dtype, int ndim, const int64_t *dims);
-/* Encodes g (ir_version 8 unless g->ir_version is set) and writes it atomically to path. */
+/* Encodes g (ir_version 8 unless g->ir_version is set; opset_import: g->opset for the default
+   domain, version 1 of any other domain a node names; producer_name g->producer) and writes it
+   atomically to path. A graph read by sq_onnx_read encodes too, unless it holds attributes of
+   kind SQ_ONNX_ATTR_OTHER (refused: SQ_EARG). */
 sq_status sq_onnx_write(const sq_onnx_graph *g, const char *path);
 /* The same into a malloc'ed buffer (*len bytes); the caller frees *buf. */
 sq_status sq_onnx_encode(const sq_onnx_graph *g, void **buf, size_t *len);
@@ -146,7 +161,11 @@ sq_status sq_onnx_encode(const sq_onnx_graph *g, void **buf, size_t *len);
    refuses Fortran order, other types, and headers or sizes that do not add up, with one line
    naming the file. Fills *data (malloc'ed, the caller frees), ndim and dims. */
 sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ_ONNX_MAX_DIMS]);
-/* Writes '<f4' C-order data atomically. */
+/* The same from memory (what names the source in messages): the fuzzing harness's entry point. */
+sq_status sq_npy_read_mem(const void *buf, size_t len, const char *what, float **data, int *ndim,
+                          int64_t dims[SQ_ONNX_MAX_DIMS]);
+/* Writes '<f4' C-order data atomically, in NumPy's own version 1.0 layout (the header padded
+   with spaces to a multiple of 64 bytes). */
 sq_status sq_npy_write(const char *path, const float *data, int ndim, const int64_t *dims);
 
 #ifdef __cplusplus

@@ -57,6 +57,10 @@ typedef struct sq_eval_result {
 /* Evaluates m (eval mode) on ds; teacher may be NULL. Labels are used only if ds has them. */
 sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch,
                       sq_eval_result *r);
+/* The same, also writing every image's logits (ds->n x m->classes floats, host memory, in the
+   split's order) into logits when it is not NULL. */
+sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch,
+                             sq_eval_result *r, float *logits);
 
 typedef struct sq_train_io {
     const sq_dataset *train, *test;   /* test may be NULL */

@@ -1,4 +1,4 @@
-/* act.c: CPU activations (ReLU, ReLU6) and elementwise helpers (add, axpy, scale, fill),
+/* act.c: CPU activations (ReLU, ReLU6), clip, per-channel affine and elementwise helpers (add, axpy, scale, fill),
    OpenMP-parallel with dynamic schedules above SQ_CPU_PAR_MIN elements. ReLU/ReLU6 backward pass
    the gradient only strictly inside the linear region (PyTorch: zero at 0 and at 6). */
 #include "cpu_ops.h"
@@ -79,4 +79,55 @@ void sq_cpu_fill(size_t n, float v, float *x)
 {
     PAR_FOR
     for (size_t i = 0; i < n; i++) x[i] = v;
+}
+
+/* clip: comparisons, not fminf/fmaxf, so that a NaN stays NaN (as torch.clamp) */
+void sq_cpu_clip_fwd(size_t n, float lo, float hi, const float *x, float *y)
+{
+    PAR_FOR
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        y[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+}
+
+/* PyTorch's clamp gradient: gy passes where lo <= x <= hi, the bounds included */
+void sq_cpu_clip_bwd(size_t n, float lo, float hi, const float *x, const float *gy, float *gx)
+{
+    if (!gx) return;
+    PAR_FOR
+    for (size_t i = 0; i < n; i++)
+        if (x[i] >= lo && x[i] <= hi) gx[i] += gy[i];
+}
+
+void sq_cpu_affine_fwd(int n, int c, int hw, const float *a, const float *b, const float *x,
+                       float *y)
+{
+    const long planes = (long)n * c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float av = a[p % c], bv = b[p % c];
+        const float *xp = x + (size_t)p * hw;
+        float *yp = y + (size_t)p * hw;
+        for (int j = 0; j < hw; j++) {
+            const float t = av * xp[j]; /* rounded before the sum (backend.h) */
+            yp[j] = t + bv;
+        }
+    }
+}
+
+void sq_cpu_affine_bwd(int n, int c, int hw, const float *a, const float *gy, float *gx)
+{
+    if (!gx) return;
+    const long planes = (long)n * c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * hw >= SQ_CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float av = a[p % c];
+        const float *gp = gy + (size_t)p * hw;
+        float *xp = gx + (size_t)p * hw;
+        for (int j = 0; j < hw; j++) {
+            const float t = av * gp[j];
+            xp[j] += t;
+        }
+    }
 }

@@ -148,29 +148,40 @@ void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const 
                    const float *save_mean, const float *save_invstd, float *gx, float *ggamma,
                    float *gbeta);
 
-/* ---- act.c: activations and elementwise ---- */
+/* ---- act.c: activations and elementwise (clip, per-channel affine too) ---- */
 void sq_cpu_act_fwd(sq_act_kind kind, size_t n, const float *x, float *y);
 void sq_cpu_act_bwd(sq_act_kind kind, size_t n, const float *x, const float *gy, float *gx);
 void sq_cpu_add_fwd(size_t n, const float *a, const float *b, float *y);
 void sq_cpu_axpy(size_t n, float alpha, const float *x, float *y);
 void sq_cpu_scale(size_t n, float alpha, float *x);
 void sq_cpu_fill(size_t n, float v, float *x);
+void sq_cpu_clip_fwd(size_t n, float lo, float hi, const float *x, float *y);
+void sq_cpu_clip_bwd(size_t n, float lo, float hi, const float *x, const float *gy, float *gx);
+void sq_cpu_affine_fwd(int n, int c, int hw, const float *a, const float *b, const float *x,
+                       float *y);
+void sq_cpu_affine_bwd(int n, int c, int hw, const float *a, const float *gy, float *gx);
 
 /* ---- pool.c ---- */
-void sq_cpu_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *x, float *y, int32_t *argmax);
-void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *gy, const int32_t *argmax, float *gx);
+void sq_cpu_pool_fwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *x, float *y,
+                     int32_t *argmax);
+void sq_cpu_pool_bwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *gy,
+                     const int32_t *argmax, float *gx);
 void sq_cpu_gap_fwd(int n, int c, int hw, const float *x, float *y);
 void sq_cpu_gap_bwd(int n, int c, int hw, const float *gy, float *gx);
 
-/* ---- struct.c: shortcut, concat, shuffle, dropout ---- */
+/* ---- struct.c: shortcut, concat, shuffle, dropout, pad, channel slice ---- */
 void sq_cpu_shortcut_a_fwd(int n, int c, int h, int w, int k, const float *x, float *y);
 void sq_cpu_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, float *gx);
 void sq_cpu_concat_fwd(int n, int c1, int c2, int hw, const float *a, const float *b, float *y);
 void sq_cpu_concat_bwd(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb);
 void sq_cpu_shuffle_fwd(int n, int c, int hw, int groups, const float *x, float *y);
 void sq_cpu_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, float *gx);
+void sq_cpu_pad_fwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, float value,
+                    const float *x, float *y);
+void sq_cpu_pad_bwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *gy,
+                    float *gx);
+void sq_cpu_slice_fwd(int n, int c, int hw, int c0, int k, const float *x, float *y);
+void sq_cpu_slice_bwd(int n, int c, int hw, int c0, int k, const float *gy, float *gx);
 void sq_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y,
                         uint8_t *mask);
 void sq_cpu_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy, float *gx);

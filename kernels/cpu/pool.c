@@ -1,32 +1,44 @@
-/* pool.c: CPU max/average pooling (square window k, stride, padding; floor output size)
-   and global average pooling, OpenMP over (image, channel) planes. Max pooling as PyTorch:
-   padding acts as -inf, the first maximum in window order wins (a NaN wins over numbers), argmax
-   holds the index inside the input plane (ih * W + iw). Average pooling divides by k*k
-   (count_include_pad = true). */
+/* pool.c: CPU max/average pooling (windows kh x kw, strides, pads, ceil_mode and
+   count_include_pad as sq_pool_shape in sqakd/backend.h) and global average pooling, OpenMP over
+   (image, channel) planes. Max pooling as PyTorch: padding acts as -inf, the first maximum in
+   window order wins (a NaN wins over numbers), argmax holds the index inside the input plane
+   (ih * W + iw). Average pooling divides by the window's element count (backend.h); the zoo's
+   square pools (floor, count_include_pad = 1) divide by k*k, as before windows were general. */
 #include "cpu_ops.h"
 #include <math.h>
 
-static int out_size(int h, int k, int stride, int pad) { return (h + 2 * pad - k) / stride + 1; }
-
-void sq_cpu_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *x, float *y, int32_t *argmax)
+/* one output's window along an axis: [*a, *b) clipped to the input, and the count the average
+   divides by (clipped to the input, or to the padded input with count_include_pad) */
+static void window(int o, int k, int s, int pad0, int in, int pad1, int include_pad, int *a, int *b,
+                   int *count)
 {
-    const int oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
-    const long planes = (long)n * c;
-    const float inv = 1.0f / (float)(k * k);
-#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
+    const int start = o * s - pad0;
+    int lo = start, hi = start + k;
+    int plo = lo < -pad0 ? -pad0 : lo, phi = hi > in + pad1 ? in + pad1 : hi;
+    if (lo < 0) lo = 0;
+    if (hi > in) hi = in;
+    *a = lo;
+    *b = hi;
+    *count = include_pad ? phi - plo : hi - lo;
+}
+
+void sq_cpu_pool_fwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *x, float *y,
+                     int32_t *argmax)
+{
+    const int h = ps->h, w = ps->w, oh = ps->oh, ow = ps->ow;
+    const long planes = (long)ps->n * ps->c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * ps->kh * ps->kw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *xp = x + (size_t)p * h * w;
         float *yp = y + (size_t)p * oh * ow;
         int32_t *ap = argmax ? argmax + (size_t)p * oh * ow : NULL;
         for (int oy = 0; oy < oh; oy++) {
-            int h0 = oy * stride - pad, h1 = h0 + k;
-            if (h0 < 0) h0 = 0;
-            if (h1 > h) h1 = h;
+            int h0, h1, ch;
+            window(oy, ps->kh, ps->sh, ps->pad_t, h, ps->pad_b, ps->count_include_pad, &h0, &h1, &ch);
             for (int ox = 0; ox < ow; ox++) {
-                int w0 = ox * stride - pad, w1 = w0 + k;
-                if (w0 < 0) w0 = 0;
-                if (w1 > w) w1 = w;
+                int w0, w1, cw;
+                window(ox, ps->kw, ps->sw, ps->pad_l, w, ps->pad_r, ps->count_include_pad, &w0, &w1,
+                       &cw);
                 const int o = oy * ow + ox;
                 if (kind == SQ_POOL_MAX) {
                     float best = -INFINITY;
@@ -45,21 +57,20 @@ void sq_cpu_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int s
                     float s = 0.0f;
                     for (int iy = h0; iy < h1; iy++)
                         for (int ix = w0; ix < w1; ix++) s += xp[iy * w + ix];
-                    yp[o] = s * inv;
+                    yp[o] = s * (1.0f / (float)(ch * cw));
                 }
             }
         }
     }
 }
 
-void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                     const float *gy, const int32_t *argmax, float *gx)
+void sq_cpu_pool_bwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *gy,
+                     const int32_t *argmax, float *gx)
 {
     if (!gx) return;
-    const int oh = out_size(h, k, stride, pad), ow = out_size(w, k, stride, pad);
-    const long planes = (long)n * c;
-    const float inv = 1.0f / (float)(k * k);
-#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * k * k >= SQ_CPU_PAR_MIN)
+    const int h = ps->h, w = ps->w, oh = ps->oh, ow = ps->ow;
+    const long planes = (long)ps->n * ps->c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow * ps->kh * ps->kw >= SQ_CPU_PAR_MIN)
     for (long p = 0; p < planes; p++) {
         const float *gp = gy + (size_t)p * oh * ow;
         float *xp = gx + (size_t)p * h * w;
@@ -70,14 +81,13 @@ void sq_cpu_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int s
             continue;
         }
         for (int oy = 0; oy < oh; oy++) {
-            int h0 = oy * stride - pad, h1 = h0 + k;
-            if (h0 < 0) h0 = 0;
-            if (h1 > h) h1 = h;
+            int h0, h1, ch;
+            window(oy, ps->kh, ps->sh, ps->pad_t, h, ps->pad_b, ps->count_include_pad, &h0, &h1, &ch);
             for (int ox = 0; ox < ow; ox++) {
-                int w0 = ox * stride - pad, w1 = w0 + k;
-                if (w0 < 0) w0 = 0;
-                if (w1 > w) w1 = w;
-                const float g = gp[oy * ow + ox] * inv;
+                int w0, w1, cw;
+                window(ox, ps->kw, ps->sw, ps->pad_l, w, ps->pad_r, ps->count_include_pad, &w0, &w1,
+                       &cw);
+                const float g = gp[oy * ow + ox] * (1.0f / (float)(ch * cw));
                 for (int iy = h0; iy < h1; iy++)
                     for (int ix = w0; ix < w1; ix++) xp[iy * w + ix] += g;
             }

@@ -120,3 +120,61 @@ void sq_cpu_dropout_bwd(size_t n, float p, const uint8_t *mask, const float *gy,
 #pragma omp parallel for simd SQ_SCHED_ELEMS if (n >= SQ_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) gx[i] += mask[i] ? gy[i] * scale : 0.0f;
 }
+
+void sq_cpu_pad_fwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, float value,
+                    const float *x, float *y)
+{
+    const int oh = pt + h + pb, ow = pl + w + pr;
+    const long planes = (long)n * c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * oh * ow >= SQ_CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * h * w;
+        float *yp = y + (size_t)p * oh * ow;
+        for (int yy = 0; yy < oh; yy++) {
+            float *row = yp + (size_t)yy * ow;
+            const int iy = yy - pt;
+            if (iy < 0 || iy >= h) {
+                for (int xx = 0; xx < ow; xx++) row[xx] = value;
+                continue;
+            }
+            for (int xx = 0; xx < pl; xx++) row[xx] = value;
+            memcpy(row + pl, xp + (size_t)iy * w, sizeof(float) * w);
+            for (int xx = pl + w; xx < ow; xx++) row[xx] = value;
+        }
+    }
+}
+
+void sq_cpu_pad_bwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *gy,
+                    float *gx)
+{
+    if (!gx) return;
+    const int oh = pt + h + pb, ow = pl + w + pr;
+    const long planes = (long)n * c;
+#pragma omp parallel for SQ_SCHED_PLANES if (planes * h * w >= SQ_CPU_PAR_MIN)
+    for (long p = 0; p < planes; p++) {
+        const float *gp = gy + (size_t)p * oh * ow;
+        float *xp = gx + (size_t)p * h * w;
+        for (int iy = 0; iy < h; iy++)
+            for (int ix = 0; ix < w; ix++) xp[iy * w + ix] += gp[(size_t)(iy + pt) * ow + pl + ix];
+    }
+}
+
+void sq_cpu_slice_fwd(int n, int c, int hw, int c0, int k, const float *x, float *y)
+{
+    const size_t row = (size_t)k * hw;
+#pragma omp parallel for SQ_SCHED_PLANES if (row * n >= SQ_CPU_PAR_MIN)
+    for (int i = 0; i < n; i++)
+        memcpy(y + (size_t)i * row, x + ((size_t)i * c + c0) * hw, sizeof(float) * row);
+}
+
+void sq_cpu_slice_bwd(int n, int c, int hw, int c0, int k, const float *gy, float *gx)
+{
+    if (!gx) return;
+    const size_t row = (size_t)k * hw;
+#pragma omp parallel for SQ_SCHED_PLANES if (row * n >= SQ_CPU_PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *g = gy + (size_t)i * row;
+        float *d = gx + ((size_t)i * c + c0) * hw;
+        for (size_t j = 0; j < row; j++) d[j] += g[j];
+    }
+}

@@ -139,3 +139,80 @@ extern "C" void sq_cuda_fill(size_t n, float v, float *x)
     fill_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, v, x);
     SQ_CUDA_LAUNCHED();
 }
+
+/* clip as kernels/cpu/act.c: comparisons (a NaN stays NaN); backward passes gy at the bounds */
+static __global__ void clip_fwd_kernel(size_t n, float lo, float hi, const float *__restrict__ x,
+                                       float *__restrict__ y)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        const float v = x[i];
+        y[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+}
+
+static __global__ void clip_bwd_kernel(size_t n, float lo, float hi, const float *__restrict__ x,
+                                       const float *__restrict__ gy, float *__restrict__ gx)
+{
+    SQ_GRID_LOOP(i, n)
+    {
+        const float v = x[i];
+        if (v >= lo && v <= hi) gx[i] += gy[i];
+    }
+}
+
+/* y = a[ch] x + b[ch] over (N, C, HW); __fmul_rn keeps the product from being fused with the
+   sum (backend.h: the CPU's bits) */
+static __global__ void affine_fwd_kernel(size_t total, int c, size_t hw, const float *__restrict__ a,
+                                         const float *__restrict__ b, const float *__restrict__ x,
+                                         float *__restrict__ y)
+{
+    SQ_GRID_LOOP(i, total)
+    {
+        const int ch = (int)((i / hw) % (size_t)c);
+        y[i] = __fmul_rn(a[ch], x[i]) + b[ch];
+    }
+}
+
+static __global__ void affine_bwd_kernel(size_t total, int c, size_t hw, const float *__restrict__ a,
+                                         const float *__restrict__ gy, float *__restrict__ gx)
+{
+    SQ_GRID_LOOP(i, total)
+    {
+        const int ch = (int)((i / hw) % (size_t)c);
+        gx[i] += __fmul_rn(a[ch], gy[i]);
+    }
+}
+
+extern "C" void sq_cuda_clip_fwd(size_t n, float lo, float hi, const float *x, float *y)
+{
+    if (!n) return;
+    clip_fwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, lo, hi, x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_clip_bwd(size_t n, float lo, float hi, const float *x, const float *gy, float *gx)
+{
+    if (!n || !gx) return;
+    clip_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, lo, hi, x, gy, gx);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_affine_fwd(int n, int c, int hw, const float *a, const float *b, const float *x,
+                                   float *y)
+{
+    if (n <= 0 || c <= 0 || hw <= 0) return;
+    const size_t total = (size_t)n * c * hw;
+    affine_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, c, (size_t)hw, a, b,
+                                                                                   x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_affine_bwd(int n, int c, int hw, const float *a, const float *gy, float *gx)
+{
+    if (n <= 0 || c <= 0 || hw <= 0 || !gx) return;
+    const size_t total = (size_t)n * c * hw;
+    affine_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(total, c, (size_t)hw, a, gy,
+                                                                                   gx);
+    SQ_CUDA_LAUNCHED();
+}

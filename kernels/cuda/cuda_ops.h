@@ -97,12 +97,17 @@ void sq_cuda_add_fwd(size_t n, const float *a, const float *b, float *y);
 void sq_cuda_axpy(size_t n, float alpha, const float *x, float *y);
 void sq_cuda_scale(size_t n, float alpha, float *x);
 void sq_cuda_fill(size_t n, float v, float *x);
+void sq_cuda_clip_fwd(size_t n, float lo, float hi, const float *x, float *y);
+void sq_cuda_clip_bwd(size_t n, float lo, float hi, const float *x, const float *gy, float *gx);
+void sq_cuda_affine_fwd(int n, int c, int hw, const float *a, const float *b, const float *x,
+                        float *y);
+void sq_cuda_affine_bwd(int n, int c, int hw, const float *a, const float *gy, float *gx);
 
 /* ---- pool.cu ---- */
-void sq_cuda_pool_fwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                      const float *x, float *y, int32_t *argmax);
-void sq_cuda_pool_bwd(sq_pool_kind kind, int n, int c, int h, int w, int k, int stride, int pad,
-                      const float *gy, const int32_t *argmax, float *gx);
+void sq_cuda_pool_fwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *x, float *y,
+                      int32_t *argmax);
+void sq_cuda_pool_bwd(sq_pool_kind kind, const sq_pool_shape *ps, const float *gy,
+                      const int32_t *argmax, float *gx);
 void sq_cuda_gap_fwd(int n, int c, int hw, const float *x, float *y);
 void sq_cuda_gap_bwd(int n, int c, int hw, const float *gy, float *gx);
 
@@ -118,6 +123,12 @@ void sq_cuda_shortcut_a_bwd(int n, int c, int h, int w, int k, const float *gy, 
 void sq_cuda_concat_fwd(int n, int c1, int c2, int hw, const float *a, const float *b, float *y);
 void sq_cuda_concat_bwd(int n, int c1, int c2, int hw, const float *gy, float *ga, float *gb);
 void sq_cuda_shuffle_fwd(int n, int c, int hw, int groups, const float *x, float *y);
+void sq_cuda_pad_fwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, float value,
+                     const float *x, float *y);
+void sq_cuda_pad_bwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, const float *gy,
+                     float *gx);
+void sq_cuda_slice_fwd(int n, int c, int hw, int c0, int k, const float *x, float *y);
+void sq_cuda_slice_bwd(int n, int c, int hw, int c0, int k, const float *gy, float *gx);
 void sq_cuda_shuffle_bwd(int n, int c, int hw, int groups, const float *gy, float *gx);
 void sq_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y,
                          uint8_t *mask);

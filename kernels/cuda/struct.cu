@@ -1,4 +1,4 @@
-/* struct.cu: structural ops: option-A residual shortcut (stride-2 subsample + zero channel
+/* struct.cu: structural ops: constant padding, channel slice, option-A residual shortcut (stride-2 subsample + zero channel
    padding), channel concat, ShuffleNet channel shuffle, inverted dropout. Exact data movement;
    every kernel is written per OUTPUT element of its direction (backward: per element of gx), so
    no two threads touch the same address and backward ops accumulate without atomics.
@@ -185,5 +185,85 @@ extern "C" void sq_cuda_dropout_bwd(size_t n, float p, const uint8_t *mask, cons
 {
     if (!n || !gx) return;
     dropout_bwd_kernel<<<sq_grid_ew(n), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, p, mask, gy, gx);
+    SQ_CUDA_LAUNCHED();
+}
+
+/* constant padding, per output element; backward per element of gx (its one gy element) */
+static __global__ void pad_fwd_kernel(int n, int c, int h, int w, int pt, int pl, int oh, int ow,
+                                      float value, const float *__restrict__ x, float *__restrict__ y)
+{
+    size_t total = (size_t)n * c * oh * ow;
+    SQ_GRID_LOOP(o, total)
+    {
+        const int xx = (int)(o % ow) - pl, yy = (int)((o / ow) % oh) - pt;
+        const size_t p = o / ((size_t)oh * ow);
+        y[o] = (yy < 0 || yy >= h || xx < 0 || xx >= w) ? value : x[(p * h + yy) * w + xx];
+    }
+}
+
+static __global__ void pad_bwd_kernel(int n, int c, int h, int w, int pt, int pl, int oh, int ow,
+                                      const float *__restrict__ gy, float *__restrict__ gx)
+{
+    size_t total = (size_t)n * c * h * w;
+    SQ_GRID_LOOP(i, total)
+    {
+        const int xx = (int)(i % w), yy = (int)((i / w) % h);
+        const size_t p = i / ((size_t)h * w);
+        gx[i] += gy[(p * oh + yy + pt) * ow + xx + pl];
+    }
+}
+
+/* channel slice: y (N, K, HW) = x[:, c0:c0+K]; backward per element of gy (one of gx each) */
+static __global__ void slice_kernel(int dir, int n, int c, size_t hw, int c0, int k,
+                                    const float *__restrict__ src, float *__restrict__ dst)
+{
+    size_t row = (size_t)k * hw, total = (size_t)n * row;
+    SQ_GRID_LOOP(o, total)
+    {
+        const size_t b = o / row, j = o % row;
+        const size_t xi = (b * c + c0) * hw + j;
+        if (dir == 0) dst[o] = src[xi];
+        else dst[xi] += src[o];
+    }
+}
+
+extern "C" void sq_cuda_pad_fwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr, float value,
+                                const float *x, float *y)
+{
+    if (pt < 0 || pl < 0 || pb < 0 || pr < 0) SQ_CUDA_BUG("negative pad");
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0) return;
+    const int oh = pt + h + pb, ow = pl + w + pr;
+    size_t total = (size_t)n * c * oh * ow;
+    pad_fwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, h, w, pt, pl, oh, ow, value,
+                                                                               x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_pad_bwd(int n, int c, int h, int w, int pt, int pl, int pb, int pr,
+                                const float *gy, float *gx)
+{
+    if (pt < 0 || pl < 0 || pb < 0 || pr < 0) SQ_CUDA_BUG("negative pad");
+    if (n <= 0 || c <= 0 || h <= 0 || w <= 0 || !gx) return;
+    const int oh = pt + h + pb, ow = pl + w + pr;
+    size_t total = (size_t)n * c * h * w;
+    pad_bwd_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(n, c, h, w, pt, pl, oh, ow, gy, gx);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_slice_fwd(int n, int c, int hw, int c0, int k, const float *x, float *y)
+{
+    if (c0 < 0 || k < 0 || c0 + k > c) SQ_CUDA_BUG("slice outside the input's channels");
+    if (n <= 0 || k <= 0 || hw <= 0) return;
+    size_t total = (size_t)n * k * hw;
+    slice_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(0, n, c, (size_t)hw, c0, k, x, y);
+    SQ_CUDA_LAUNCHED();
+}
+
+extern "C" void sq_cuda_slice_bwd(int n, int c, int hw, int c0, int k, const float *gy, float *gx)
+{
+    if (c0 < 0 || k < 0 || c0 + k > c) SQ_CUDA_BUG("slice outside the input's channels");
+    if (n <= 0 || k <= 0 || hw <= 0 || !gx) return;
+    size_t total = (size_t)n * k * hw;
+    slice_kernel<<<sq_grid_ew(total), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(1, n, c, (size_t)hw, c0, k, gy, gx);
     SQ_CUDA_LAUNCHED();
 }

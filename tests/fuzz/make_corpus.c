@@ -1,6 +1,7 @@
 /* make_corpus.c: writes the fuzz seed corpora, tests/fuzz/corpus/<harness>/ (`make fuzz-corpus`):
    small valid files of each format, written by the project's own writers (sq_st_write, sq_jbuf,
-   sq_sweep_to_json), libpng, libjpeg and zlib, plus a few edge cases (truncated, trailing bytes,
+   sq_sweep_to_json, sq_onnx_write, sq_npy_write), libpng, libjpeg and zlib, models and tensors of
+   ONNX's backend tests (libonnx-testdata, when installed), plus a few edge cases (truncated, trailing bytes,
    empty, odd but legal layouts). Deterministic: running it again gives the same bytes. */
 #define _XOPEN_SOURCE 700
 #include <errno.h>
@@ -16,6 +17,7 @@
 
 #include "cli/sweep.h"
 #include "sqakd/json.h"
+#include "sqakd/onnx.h"
 #include "sqakd/safetensors.h"
 
 static const char *g_out;
@@ -532,6 +534,123 @@ static void make_results(void)
     put_str("report", "no_id", "{\"role\":\"student\"}");
 }
 
+/* ---------------------------------------------------------------- ONNX models, tensors, .npy */
+
+#define ONNX_TESTDATA "/usr/share/libonnx-testdata/data"
+
+/* copies an installed backend-test file, with an optional tag byte before it (-1: none); 0 when
+   the file is absent */
+static int put_file(const char *harness, const char *name, const char *path, int tag)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    fclose(f);
+    buf b = slurp(path), o = {0};
+    if (tag >= 0) add_u8(&o, tag);
+    add(&o, b.p, b.n);
+    put(harness, name, o.p, o.n);
+    free(b.p);
+    free(o.p);
+    return 1;
+}
+
+static void make_onnx(void)
+{
+    /* the project's writer: every attribute kind, float/int8/uint8/int64 initializers */
+    sq_onnx_graph *g = sq_onnx_new("corpus", 13);
+    const int64_t xd[4] = { -1, 1, 4, 4 }, wd[4] = { 2, 1, 3, 3 }, two[1] = { 2 }, yd[4] = { -1, 2, 4, 4 };
+    float w[18];
+    for (int k = 0; k < 18; k++) w[k] = (float)k / 8 - 1;
+    const int64_t q[2] = { -5, 7 }, u[2] = { 0, 255 }, shp[2] = { 1, 2 };
+    sq_onnx_add_input(g, "x", SQ_ONNX_FLOAT, 4, xd);
+    sq_onnx_add_output(g, "y", SQ_ONNX_FLOAT, 4, yd);
+    sq_onnx_add_init(g, "W", SQ_ONNX_FLOAT, 4, wd, w);
+    sq_onnx_add_init(g, "q", SQ_ONNX_INT8, 1, two, q);
+    sq_onnx_add_init(g, "u", SQ_ONNX_UINT8, 1, two, u);
+    sq_onnx_add_init(g, "shp", SQ_ONNX_INT64, 1, two, shp);
+    const char *in[2] = { "x", "W" }, *out[1] = { "c" }, *rin[1] = { "c" }, *rout[1] = { "y" }, *kout[1] = { "k" };
+    sq_onnx_node *n = sq_onnx_add_node(g, "Conv", "conv", 2, in, 1, out);
+    const int64_t ks[2] = { 3, 3 }, pads[4] = { 1, 1, 1, 1 };
+    sq_onnx_attr_ints(n, "kernel_shape", 2, ks);
+    sq_onnx_attr_ints(n, "pads", 4, pads);
+    sq_onnx_attr_int(n, "group", 1);
+    sq_onnx_attr_string(n, "auto_pad", "NOTSET");
+    n = sq_onnx_add_node(g, "LeakyRelu", "", 1, rin, 1, rout);
+    sq_onnx_attr_float(n, "alpha", 0.1f);
+    n = sq_onnx_add_node(g, "Constant", "k", 0, NULL, 1, kout);
+    const float kv[2] = { 1.5f, -2 };
+    sq_onnx_attr_tensor(n, "value", SQ_ONNX_FLOAT, 1, two, kv);
+    sq_onnx_attr_floats(n, "unused_floats", 2, kv);
+    void *mb;
+    size_t ml;
+    if (sq_onnx_encode(g, &mb, &ml) != SQ_OK) die("sq_onnx_encode: %s", sq_last_error());
+    put("onnx", "sqakd_writer", mb, ml);
+    put("onnx", "sqakd_writer_truncated", mb, ml - 7);
+    free(mb);
+    sq_onnx_free(g);
+    static const char *const models[][2] = {
+        { "conv_with_strides_padding", "node/test_conv_with_strides_padding/model.onnx" },
+        { "constantofshape_tensor_attr", "node/test_constantofshape_int_shape_zero/model.onnx" },
+        { "sequence_map_dim_param", "node/test_sequence_map_identity_1_sequence_1_tensor/model.onnx" },
+        { "pytorch_conv2d_ir3", "pytorch-converted/test_Conv2d/model.onnx" },
+        { "dequantizelinear", "node/test_dequantizelinear/model.onnx" },
+    };
+    static const char *const tensors[][2] = {
+        { "pb_float", "node/test_conv_with_strides_padding/test_data_set_0/input_1.pb" },
+        { "pb_float16", "node/test_cast_DOUBLE_to_FLOAT16/test_data_set_0/output_0.pb" },
+        { "pb_double", "node/test_cast_DOUBLE_to_FLOAT16/test_data_set_0/input_0.pb" },
+        { "pb_uint8", "node/test_add_uint8/test_data_set_0/input_0.pb" },
+        { "pb_int8", "node/test_clip_default_int8_inbounds/test_data_set_0/input_0.pb" },
+        { "pb_bool", "node/test_and2d/test_data_set_0/input_0.pb" },
+        { "pb_uint64", "node/test_bitshift_left_uint64/test_data_set_0/input_0.pb" },
+    };
+    char p[512];
+    int missing = 0;
+    for (size_t k = 0; k < sizeof models / sizeof *models; k++) {
+        snprintf(p, sizeof p, "%s/%s", ONNX_TESTDATA, models[k][1]);
+        missing += !put_file("onnx", models[k][0], p, -1);
+    }
+    for (size_t k = 0; k < sizeof tensors / sizeof *tensors; k++) {
+        snprintf(p, sizeof p, "%s/%s", ONNX_TESTDATA, tensors[k][1]);
+        missing += !put_file("onnx_tensor", tensors[k][0], p, 0);
+    }
+    if (missing) fprintf(stderr, "make_corpus: %d ONNX backend-test files missing (libonnx-testdata)\n", missing);
+    /* .npy files (tag byte 1): the project's writer, scalar, vector, an f8 file and a version 2.0 one */
+    static const int64_t dims[3] = { 2, 3, 4 }, five[1] = { 5 };
+    float v[24];
+    for (int k = 0; k < 24; k++) v[k] = (float)k - 3.5f;
+    struct { const char *name; int nd; const int64_t *d; } arr[] = {
+        { "npy_f4_2x3x4", 3, dims }, { "npy_f4_vector", 1, five }, { "npy_f4_scalar", 0, NULL } };
+    snprintf(p, sizeof p, "%s/npy.tmp", g_tmp);
+    for (size_t k = 0; k < sizeof arr / sizeof *arr; k++) {
+        if (sq_npy_write(p, v, arr[k].nd, arr[k].d) != SQ_OK) die("sq_npy_write: %s", sq_last_error());
+        put_file("onnx_tensor", arr[k].name, p, 1);
+    }
+    remove(p);
+    static const char h8[] = "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }";
+    static const char h2[] = "{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2, 1)}";
+    for (int k = 0; k < 2; k++) {
+        const char *h = k ? h2 : h8;
+        size_t hl = strlen(h), pre = k ? 12 : 10, total = (pre + hl + 1 + 63) & ~(size_t)63;
+        buf b = {0};
+        add_u8(&b, 1);
+        add(&b, "\x93NUMPY", 6);
+        add_u8(&b, k ? 2 : 1);
+        add_u8(&b, 0);
+        add_u8(&b, (int)((total - pre) & 0xff));
+        add_u8(&b, (int)((total - pre) >> 8));
+        if (k) add_u8(&b, 0), add_u8(&b, 0);
+        add(&b, h, hl);
+        for (size_t j = pre + hl; j + 1 < total; j++) add_u8(&b, ' ');
+        add_u8(&b, '\n');
+        const double d[3] = { 0.5, -1.25, 1e300 };
+        if (k) add(&b, v, 8);
+        else add(&b, d, sizeof d);
+        put("onnx_tensor", k ? "npy_v2" : "npy_f8", b.p, b.n);
+        free(b.p);
+    }
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -550,6 +669,7 @@ int main(int argc, char **argv)
     make_json();
     make_sweeps();
     make_results();
+    make_onnx();
     rmdir(g_tmp);
     return 0;
 }

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# onnx_e2e.sh: the ONNX round trips checked by a real runtime (issue 18), run by `make test-onnx`
+# (part of `make test`):
+#   1. ONNX's own backend node tests (libonnx-testdata) for every op the importer claims, through
+#      `sqakd infer` on the CPU backend (tools/onnx_node_tests.py: per-op table, skips with reasons);
+#   2. real architectures (torchvision resnet18, mobilenet_v2, shufflenet_v2_x1_0, squeezenet1_1 at
+#      3x64x64 with 200 classes, and the zoo's vgg13; each exported with BatchNorm folded and kept,
+#      tools/onnx_models.py): imported logits against onnxruntime's (max error 1e-4 of the logits'
+#      scale), a few label-free distillation steps on the CPU backend, the student exported and
+#      run in onnxruntime against `sqakd infer` of its checkpoint, the teacher's import -> export
+#      -> import round trip;
+#   3. exported students of the zoo (tools/export_check.sh when present).
+# Prints one line per check and ends with "N passed, M failed"; exit 1 when anything failed.
+# Skips (with the reason, exit 0) only when onnxruntime, torch or the ONNX test data cannot be
+# installed on this machine.
+set -uo pipefail
+BIN=${SQAKD_BIN:-build/sqakd}
+OUT=${ONNX_E2E_DIR:-build/onnx}
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "  ok    $*"; }
+bad() { fail=$((fail + 1)); echo "  FAIL  $*"; }
+
+if ! $PY -c "import onnxruntime, torch, torchvision, onnx, numpy" 2>/dev/null; then
+  echo "onnx e2e: SKIPPED: onnxruntime / torch / torchvision / onnx cannot be imported by $PY (make deps-py installs them)"
+  exit 0
+fi
+if [ ! -d /usr/share/libonnx-testdata/data/node ]; then
+  echo "onnx e2e: SKIPPED: libonnx-testdata is not installed (make deps installs it)"
+  exit 0
+fi
+[ -x "$BIN" ] || { echo "onnx e2e: $BIN is not built"; exit 2; }
+mkdir -p "$OUT"
+
+# ---- 1. ONNX's node tests ----
+OPS=Conv,BatchNormalization,Relu,Clip,Add,Sub,Mul,Div,MaxPool,AveragePool,GlobalAveragePool,ReduceMean,Flatten
+OPS=$OPS,Reshape,Transpose,Gemm,MatMul,Concat,Split,Slice,Dropout,Identity,Constant
+echo "== ONNX backend node tests through 'sqakd infer' (CPU)"
+if $PY tools/onnx_node_tests.py --ops "$OPS" --cmd "$BIN infer {model} {inputs} --out {out} --device cpu" \
+     > "$OUT/node_tests.txt" 2>&1; then
+  ok "node tests: $(tail -1 "$OUT/node_tests.txt")"
+else
+  bad "node tests: $(tail -1 "$OUT/node_tests.txt") (see $OUT/node_tests.txt)"
+  grep -E "^  failed" "$OUT/node_tests.txt" | head -20
+fi
+sed -n '/^| op /,/^[0-9]* passed/p' "$OUT/node_tests.txt"
+
+# ---- 2. real architectures ----
+echo "== real architectures"
+if ! $PY tools/onnx_models.py --out "$OUT" > "$OUT/models.txt" 2>&1; then
+  bad "tools/onnx_models.py failed: $(tail -1 "$OUT/models.txt")"
+  echo "$pass passed, $fail failed"
+  exit 1
+fi
+# 64x64 images for the distillation steps: CIFAR-10 test images (shared/data) upscaled, else noise
+IMG64="$OUT/img64"
+IMG32="$OUT/img32"
+if [ ! -d "$IMG64" ] || [ ! -d "$IMG32" ]; then
+  $PY - "$OUT" <<'EOF' || { bad "could not make the image folders"; }
+import os, sys, numpy as np
+from PIL import Image
+out = sys.argv[1]
+src = None
+for cand in ("../shared/data/cifar10", "../../shared/data/cifar10", "/work/shared/data/cifar10"):
+    for name in ("test_batch.bin", "cifar-10-batches-bin/test_batch.bin"):
+        p = os.path.join(cand, name)
+        if os.path.exists(p):
+            src = p
+            break
+    if src:
+        break
+n = 48
+if src:
+    raw = np.fromfile(src, dtype=np.uint8, count=n * 3073).reshape(n, 3073)
+    imgs = raw[:, 1:].reshape(n, 3, 32, 32).transpose(0, 2, 3, 1)
+else:
+    imgs = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+for size, d in ((64, "img64"), (32, "img32")):
+    for split, lo, hi in (("train", 0, 32), ("test", 32, 48)):
+        os.makedirs(os.path.join(out, d, split), exist_ok=True)
+        for i in range(lo, hi):
+            im = Image.fromarray(imgs[i])
+            if size != 32:
+                im = im.resize((size, size), Image.BILINEAR)
+            im.save(os.path.join(out, d, split, f"{i:03d}.png"))
+print("images from", src or "noise")
+EOF
+fi
+
+for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
+  data="folder:$IMG64"; [ $m = vgg13 ] && data="folder:$IMG32"
+  for v in "" _bn; do
+    f="$OUT/$m$v.onnx"
+    [ -f "$f" ] || { bad "$m$v: $f missing"; continue; }
+    if ! "$BIN" infer "$f" --input "$OUT/$m.input.npy" --out "$OUT/$m$v.sqakd.npy" 2> "$OUT/$m$v.err"; then
+      bad "$m$v import: $(head -1 "$OUT/$m$v.err")"
+      continue
+    fi
+    scale=$($PY -c "import numpy as np; print(1e-4 * float(np.abs(np.load('$OUT/$m.ort.npy')).max()))")
+    if r=$($PY tools/ort_run.py --compare "$OUT/$m$v.sqakd.npy" "$OUT/$m.ort.npy" --rtol 1e-4 --atol "$scale"); then
+      ok "$m$v: imported logits vs onnxruntime: $r"
+    else
+      bad "$m$v: imported logits vs onnxruntime: $r"
+    fi
+  done
+  # a few label-free distillation steps on the CPU backend, from the folded export
+  run="$OUT/run_$m"
+  if "$BIN" distill --teacher "$OUT/$m.onnx" --data "$data" --epochs 1 --max-steps 2 --batch 8 --wbits 4 --abits 4 \
+       --device cpu --out "$run" --overwrite --quiet > "$OUT/$m.distill.txt" 2>&1 && [ -f "$run/last.safetensors" ]; then
+    ok "$m: 2 label-free W4A4 distillation steps (CPU) -> $run/last.safetensors"
+  else
+    bad "$m: distillation: $(grep -m1 sqakd "$OUT/$m.distill.txt")"
+    continue
+  fi
+  # the student exported and run in onnxruntime against sqakd's own forward of its checkpoint
+  if "$BIN" export --help > /dev/null 2>&1; then
+    if ! "$BIN" export "$run/last.safetensors" --onnx "$run/student.onnx" > "$OUT/$m.export.txt" 2>&1; then
+      bad "$m: export: $(grep -m1 sqakd "$OUT/$m.export.txt")"
+      continue
+    fi
+    "$BIN" infer "$run/last.safetensors" --input "$OUT/$m.input.npy" --out "$run/student.sqakd.npy" 2> "$OUT/$m.err" &&
+      $PY tools/ort_run.py "$run/student.onnx" --input "$OUT/$m.input.npy" --out "$run/student.ort.npy" 2>> "$OUT/$m.err"
+    if r=$($PY tools/ort_run.py --compare "$run/student.ort.npy" "$run/student.sqakd.npy" --rtol 1e-3 --atol 1e-3 2>&1); then
+      ok "$m: exported W4A4 student in onnxruntime vs sqakd: $r"
+    else
+      bad "$m: exported W4A4 student in onnxruntime vs sqakd: $r $(head -1 "$OUT/$m.err")"
+    fi
+    # the teacher: import -> export -> import keeps the logits
+    if "$BIN" import "$OUT/$m.onnx" --out "$run/teacher.safetensors" > /dev/null 2> "$OUT/$m.err" &&
+       "$BIN" export "$run/teacher.safetensors" --onnx "$run/teacher_rt.onnx" > /dev/null 2>> "$OUT/$m.err" &&
+       "$BIN" infer "$run/teacher_rt.onnx" --input "$OUT/$m.input.npy" --out "$run/teacher_rt.npy" 2>> "$OUT/$m.err"; then
+      if r=$($PY tools/ort_run.py --compare "$run/teacher_rt.npy" "$OUT/$m.sqakd.npy" --rtol 1e-5 --atol "$scale"); then
+        ok "$m: import -> export -> import keeps the logits: $r"
+      else
+        bad "$m: import -> export -> import: $r"
+      fi
+    else
+      bad "$m: import -> export -> import: $(head -1 "$OUT/$m.err")"
+    fi
+  fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
