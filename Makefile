@@ -232,8 +232,10 @@ test: deps deps-py
 # ONNX checked by a real runtime (tools/onnx_e2e.sh): ONNX's own node tests through 'sqakd infer',
 # torchvision's resnet18 / mobilenet_v2 / shufflenet_v2 / squeezenet and the zoo's vgg13 imported
 # (against onnxruntime), distilled a few steps, exported and run in onnxruntime
+# (and, where `make test-cuemu` built it, the same on the CUDA backend under cuemu)
 test-onnx: $(BUILD)/sqakd
-	SQAKD_BIN=$(abspath $(BUILD)/sqakd) ONNX_E2E_DIR=$(BUILD)/onnx OMP_NUM_THREADS=2 bash tools/onnx_e2e.sh
+	SQAKD_BIN=$(abspath $(BUILD)/sqakd) ONNX_E2E_DIR=$(BUILD)/onnx OMP_NUM_THREADS=2 \
+	  SQAKD_CUDA_BIN=$(if $(wildcard $(BUILD)/cuemu/sqakd),$(abspath $(BUILD)/cuemu/sqakd),) bash tools/onnx_e2e.sh
 
 test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(BUILD)/sqakd_tests --jobs 1
@@ -241,7 +243,7 @@ test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 test-cuda: $(BUILD)/sqakd_cuda_tests
 	@set -o pipefail; $(BUILD)/sqakd_cuda_tests --jobs 1 --verbose 2>&1 | grep -E '^\[(SKIP|FAIL|====|----)\]' | grep -v 'Running\|Criterion v'
 
-CUEMU_BINS := sqakd_cuda_tests cuemu_dnn_tests cuemu_exec_tests
+CUEMU_BINS := sqakd_cuda_tests cuemu_dnn_tests cuemu_exec_tests sqakd
 test-cuemu:
 	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu $(addprefix $(BUILD)/cuemu/,$(CUEMU_BINS))
 	@set -o pipefail; for t in cuemu_dnn_tests cuemu_exec_tests sqakd_cuda_tests; do \

@@ -9,7 +9,9 @@
 #      scale), a few label-free distillation steps on the CPU backend, the student exported and
 #      run in onnxruntime against `sqakd infer` of its checkpoint, the teacher's import -> export
 #      -> import round trip;
-#   3. exported students of the zoo (tools/export_check.sh when present).
+#   3. with SQAKD_CUDA_BIN (a build with the CUDA backend: on a GPU, or the cuemu build that `make
+#      test` passes, build/cuemu/sqakd), the same imports on the CUDA backend against onnxruntime
+#      and one label-free step of each model there.
 # Prints one line per check and ends with "N passed, M failed"; exit 1 when anything failed.
 # Skips (with the reason, exit 0) only when onnxruntime, torch or the ONNX test data cannot be
 # installed on this machine.
@@ -141,5 +143,30 @@ for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
     fi
   fi
 done
+# ---- 3. the CUDA backend (a GPU, or cuemu: the CUDA code run on the CPU emulation) ----
+CUDA_BIN=${SQAKD_CUDA_BIN:-}
+if [ -n "$CUDA_BIN" ] && [ -x "$CUDA_BIN" ]; then
+  echo "== the CUDA backend ($CUDA_BIN)"
+  for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
+    data="folder:$IMG64"; [ $m = vgg13 ] && data="folder:$IMG32"
+    scale=$($PY -c "import numpy as np; print(1e-4 * float(np.abs(np.load('$OUT/$m.ort.npy')).max()))")
+    if "$CUDA_BIN" infer "$OUT/${m}_bn.onnx" --input "$OUT/$m.input.npy" --out "$OUT/$m.cuda.npy" --device cuda \
+         2> "$OUT/$m.err" &&
+       r=$($PY tools/ort_run.py --compare "$OUT/$m.cuda.npy" "$OUT/$m.ort.npy" --rtol 1e-4 --atol "$scale"); then
+      ok "$m: imported logits on the CUDA backend vs onnxruntime: $r"
+    else
+      bad "$m: imported logits on the CUDA backend: ${r:-$(head -1 "$OUT/$m.err")}"
+    fi
+    if "$CUDA_BIN" distill --teacher "$OUT/$m.onnx" --data "$data" --epochs 1 --max-steps 1 --batch 2 --wbits 4 --abits 4 \
+         --device cuda --out "$OUT/cuda_$m" --overwrite --quiet > "$OUT/$m.cuda.txt" 2>&1 &&
+       [ -f "$OUT/cuda_$m/last.safetensors" ]; then
+      ok "$m: a label-free W4A4 distillation step on the CUDA backend"
+    else
+      bad "$m: distillation on the CUDA backend: $(grep -m1 sqakd "$OUT/$m.cuda.txt")"
+    fi
+  done
+elif [ -n "$CUDA_BIN" ]; then
+  echo "  (the CUDA backend: $CUDA_BIN is not built, skipped)"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
