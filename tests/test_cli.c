@@ -28,15 +28,7 @@ static void teardown(void)
 }
 
 /* runs "sqakd ARGS" capturing stdout+stderr into g_out; returns the exit status */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 static int exists(const char *fmt, const char *a)
 {

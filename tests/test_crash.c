@@ -32,15 +32,7 @@ static void teardown(void)
     cr_expect_eq(sqt_rmtree(g_dir), 0);
 }
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 /* ---- the kill hook: counts the atomic writer's events; logs them, or kills at one ---- */
 typedef struct { long target, count; FILE *log; } kill_plan;

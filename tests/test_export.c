@@ -174,15 +174,7 @@ static char g_out[16384];
 static void setup(void) { sqt_cli_setup(g_dir, sizeof g_dir, "sqakd_export"); }
 static void teardown(void) { cr_expect_eq(sqt_rmtree(g_dir), 0); }
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 static int file_exists(const char *p)
 {

@@ -240,15 +240,7 @@ static const char *bin(void) { return sqt_bin(); }
 static char g_out[8192];
 
 /* runs "sqakd ARGS" capturing stdout+stderr into g_out; returns the exit status */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 static void write_be32(FILE *f, uint32_t v) { sqt_write_be32(f, v); }
 

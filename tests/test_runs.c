@@ -30,15 +30,7 @@
 
 static char g_dir[256], g_out[16384], g_img[320], g_lab[320], g_teacher[320];
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 static int exists(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int exists(const char *fmt, ...)

@@ -17,15 +17,7 @@ TestSuite(cuda_teacher, .timeout = 60);
 
 static char g_out[16384];
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sqt_vrun(g_out, sizeof g_out, fmt, ap);
-    va_end(ap);
-    return rc;
-}
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
 
 static int count_lines(const char *s)
 {

@@ -359,3 +359,12 @@ void sqt_write_idx_pattern(const char *img, const char *lab, int n, int side, in
     fclose(f);
     fclose(g);
 }
+
+int sqt_run(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sqt_vrun(out, cap, fmt, ap);
+    va_end(ap);
+    return rc;
+}

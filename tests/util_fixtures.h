@@ -18,6 +18,9 @@ const char *sqt_bin(void);
 /* runs "sqakd ARGS" (ARGS from fmt), stdout+stderr into out; returns the exit status (128 when it
    did not exit normally or could not start) */
 int sqt_vrun(char *out, size_t cap, const char *fmt, va_list ap);
+/* the same with the arguments given directly; the suites define run(...) over their own buffer:
+   #define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__) */
+int sqt_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sqt_write_be32(FILE *f, uint32_t v);
 /* creates a fresh directory /tmp/PREFIX_XXXXXX into buf; returns buf or NULL */
 char *sqt_mkdtemp(char *buf, size_t cap, const char *prefix);
