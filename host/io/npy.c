@@ -22,15 +22,7 @@
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_MAX_HEADER (1u << 20)   /* NumPy writes a few hundred bytes; anything near this is not one */
 
-__attribute__((format(printf, 2, 3))) static void npy_fail(const char *what, const char *fmt, ...)
-{
-    char msg[768], pw[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sq_set_error("%s: %s", sq_printable(what, pw, sizeof pw), msg);
-}
+#define npy_fail sq_set_error_in
 
 /* what the header says */
 typedef struct npy_hdr {

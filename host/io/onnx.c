@@ -30,15 +30,7 @@
 /* ---------------------------------------------------------------- errors */
 
 /* one error line: "WHAT: message", WHAT being the escaped file name */
-__attribute__((format(printf, 2, 3))) static void fail(const char *what, const char *fmt, ...)
-{
-    char msg[1024], pw[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    sq_set_error("%s: %s", sq_printable(what, pw, sizeof pw), msg);
-}
+#define fail sq_set_error_in
 
 /* file text (a name) made printable for an error line; NULL reads as "" */
 static const char *pr(const char *s, char *buf, size_t cap) { return sq_printable(s ? s : "", buf, cap); }

@@ -22,6 +22,9 @@ typedef enum sq_status {
 /* Thread-local last error message; library functions that fail set it and return a status.
    The CLI prints it as one line. */
 void sq_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* the same as one line "WHAT: message", WHAT (a file name, from the user or a file) escaped by
+   sq_printable */
+void sq_set_error_in(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *sq_last_error(void);
 const char *sq_status_str(sq_status s);
 

@@ -18,6 +18,16 @@ void sq_set_error(const char *fmt, ...)
     va_end(ap);
 }
 
+void sq_set_error_in(const char *what, const char *fmt, ...)
+{
+    char msg[1024], pw[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    sq_set_error("%s: %s", sq_printable(what, pw, sizeof pw), msg);
+}
+
 const char *sq_last_error(void) { return g_err[0] ? g_err : "unknown error"; }
 
 const char *sq_status_str(sq_status s)
