@@ -62,6 +62,29 @@ void sq_distill_close(sq_distill_ctx *d)
     memset(d, 0, sizeof *d);
 }
 
+/* PACT and DoReFa map weights onto [-1, 1] whatever their scale; a BatchNorm after the
+   convolution restores it. An imported graph exported with BatchNorm folded into its
+   convolutions has none, and its activations then grow layer by layer: say so before training. */
+static void warn_no_bn(const char *cmd, const sq_model *s, const sq_quant_opts *q)
+{
+    if (q->kind != SQ_QUANT_PACT && q->kind != SQ_QUANT_DOREFA) return;
+    int bare = 0, nq = 0;
+    for (int i = 0; i < s->nnodes; i++) {
+        const sq_node *n = &s->nodes[i];
+        if (n->op != SQ_NODE_CONV || !n->quant) continue;
+        nq++;
+        int bn = 0;
+        for (int j = i + 1; j < s->nnodes; j++)
+            if (s->nodes[j].in0 == i && s->nodes[j].op == SQ_NODE_BN) bn = 1;
+        bare += !bn;
+    }
+    if (bare)
+        fprintf(stderr, "sqakd %s: note: %d of %d quantized convolutions have no BatchNorm after them (folded into the "
+                "weights when the model was exported?); %s rescales weights to [-1, 1] and needs one to train stably: "
+                "export with BatchNorm kept (torch.onnx.export(..., training=torch.onnx.TrainingMode.PRESERVE)) or "
+                "use --quantizer ewgs or lsq\n", cmd, bare, nq, sq_quant_kind_name(q->kind));
+}
+
 int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_train_cfg *cfg, const char *arch,
                            const char *init_ckpt, const char *resume_ckpt, const sq_quant_opts *q, sq_model **out)
 {
@@ -100,6 +123,7 @@ int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_tr
             return 2;
         }
     }
+    warn_no_bn(cmd, s, q);
     if (sq_train_quant_init_first_batch(s, &d->train, cfg)) {
         sq_cli_fail(cmd, "quantizer initialisation failed: %s", sq_last_error());
         sq_model_free(s);
