@@ -1,5 +1,6 @@
 /* export_grid.c: each quantizer's levels as scale * code with integer codes in an 8-bit container
-   (export.h has the table), the weight codes of a tensor, and a quantized layer ready to export
+   (or, for the 8-bit weights of ewgs / pact / dorefa, the index j of the code k = 2 j - 255;
+   export.h has the table), the weight codes of a tensor, and a quantized layer ready to export
    (codes, per-channel scales with the EWGS output scale and a following BatchNorm folded in). */
 #include "sqakd/export.h"
 #include "sqakd/quant_math.h"
@@ -112,18 +113,14 @@ sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide,
         return SQ_OK;
     }
     if (cfg->role == SQ_QROLE_WEIGHT) {
-        /* ewgs, dorefa, pact (DoReFa weights): levels (2 j - n) / n, codes k = 2 j - n */
-        if (b == 8 && !wide) {
-            sq_set_error("%s weights at 8 bits are not representable in an 8-bit container: their "
-                         "256 levels (2j - 255)/255 need codes -255..255 (or the zero point 127.5); use "
-                         "--format int, or lsq for 8-bit weights", kn);
-            return SQ_EARG;
-        }
+        /* ewgs, dorefa, pact (DoReFa weights): levels (2 j - n) / n, codes k = 2 j - n; at 8 bits
+           k spans -255..255: the uint8 container holds j, the graph rebuilds k (export.h) */
         if (cfg->kind == SQ_QUANT_EWGS && !(qp[1] > qp[0])) {
             sq_set_error("ewgs weight interval [%g, %g] is empty", qp[0], qp[1]);
             return SQ_EARG;
         }
-        g->is_signed = 1;
+        g->index_container = b == 8 && !wide;
+        g->is_signed = !g->index_container;
         g->cmin = -n;
         g->cmax = n;
         g->code_step = 2;
@@ -278,7 +275,8 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
         int *cc = l->codes + (size_t)c * per;
         if (flip && f < 0) {
             int fits = 1;
-            for (size_t i = 0; i < per && fits; i++) fits = -cc[i] >= -128 && -cc[i] <= 127;
+            /* the index container holds -k (an odd code of the symmetric grid) as 255 - j */
+            for (size_t i = 0; i < per && fits && !l->gw.index_container; i++) fits = -cc[i] >= -128 && -cc[i] <= 127;
             if (fits) {
                 for (size_t i = 0; i < per; i++) cc[i] = -cc[i];
                 f = -f;

@@ -131,7 +131,8 @@ static void act_qdq(ex *e, int id, const sq_qgrid *ga, const char *x, char *out,
 }
 
 /* a quantized conv or linear: the input's QDQ, the weight's codes through DequantizeLinear
-   (per output channel, axis 0), the folded bias */
+   (per output channel, axis 0; the index container: DequantizeLinear, Sub, Mul by the
+   per-channel scales), the folded bias */
 static sq_status emit_qlayer(ex *e, int id, const char *x)
 {
     const sq_model *m = e->m;
@@ -145,19 +146,37 @@ static sq_status emit_qlayer(ex *e, int id, const char *x)
     int64_t d[4];
     for (int i = 0; i < pw->ndim; i++) d[i] = pw->shape[i];
     int64_t *codes = sq_xmalloc(pw->numel * sizeof(int64_t));
-    for (size_t i = 0; i < pw->numel; i++) codes[i] = l.codes[i];
+    const int ix = l.gw.index_container;
+    /* the index container: j = (k - cmin) / code_step in uint8 (k = 2 j - 255) */
+    for (size_t i = 0; i < pw->numel; i++) codes[i] = ix ? (l.codes[i] - l.gw.cmin) / l.gw.code_step : l.codes[i];
     snprintf(wq, sizeof wq, "%s.weight_q", n->name);
-    sq_onnx_add_init(e->g, wq, SQ_ONNX_INT8, pw->ndim, d, codes);
+    sq_onnx_add_init(e->g, wq, ix ? SQ_ONNX_UINT8 : SQ_ONNX_INT8, pw->ndim, d, codes);
     free(codes);
     int64_t dc[1] = {n->c};
-    snprintf(ws, sizeof ws, "%s.weight_scale", n->name);
-    sq_onnx_add_init(e->g, ws, SQ_ONNX_FLOAT, 1, dc, l.wscale);
-    int64_t *zp = sq_xcalloc(n->c, sizeof(int64_t));
-    snprintf(wz, sizeof wz, "%s.weight_zero_point", n->name);
-    sq_onnx_add_init(e->g, wz, SQ_ONNX_INT8, 1, dc, zp);
-    free(zp);
     snprintf(wdq, sizeof wdq, "%s.weight_dq", n->name);
-    sq_onnx_attr_int(op3(e, "DequantizeLinear", wq, ws, wz, wdq), "axis", 0);
+    if (ix) {
+        /* k = DequantizeLinear(j, 2, 127) - 1 = 2 (j - 127) - 1, exact in float (|k| <= 255),
+           then the per-output-channel scale: fl(k scale[o]), as DequantizeLinear computes it */
+        char c1[64], k2[128], kk[128];
+        int64_t zp127 = 127, ds[4] = {n->c, 1, 1, 1};
+        snprintf(wz, sizeof wz, "%s.weight_zero_point", n->name);
+        sq_onnx_add_init(e->g, wz, SQ_ONNX_UINT8, 0, NULL, &zp127);
+        snprintf(k2, sizeof k2, "%s.weight_2k", n->name);
+        op3(e, "DequantizeLinear", wq, init_scalar_f(e, "w_two", 2.0f, c1, sizeof c1), wz, k2);
+        snprintf(kk, sizeof kk, "%s.weight_code", n->name);
+        op2(e, "Sub", k2, init_scalar_f(e, "w_one", 1.0f, c1, sizeof c1), kk);
+        snprintf(ws, sizeof ws, "%s.weight_scale", n->name);
+        sq_onnx_add_init(e->g, ws, SQ_ONNX_FLOAT, pw->ndim, ds, l.wscale);
+        op2(e, "Mul", kk, ws, wdq);
+    } else {
+        snprintf(ws, sizeof ws, "%s.weight_scale", n->name);
+        sq_onnx_add_init(e->g, ws, SQ_ONNX_FLOAT, 1, dc, l.wscale);
+        int64_t *zp = sq_xcalloc(n->c, sizeof(int64_t));
+        snprintf(wz, sizeof wz, "%s.weight_zero_point", n->name);
+        sq_onnx_add_init(e->g, wz, SQ_ONNX_INT8, 1, dc, zp);
+        free(zp);
+        sq_onnx_attr_int(op3(e, "DequantizeLinear", wq, ws, wz, wdq), "axis", 0);
+    }
     const char *b = NULL;
     if (l.has_bias) {
         snprintf(bn, sizeof bn, "%s.bias_folded", n->name);

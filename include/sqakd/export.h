@@ -3,7 +3,8 @@
 
    Every quantizer's levels are written as y = scale (code - zero_point) with an integer code in an
    int8 / uint8 container; the zero point is always 0 (each grid below has 0 as a code, or is
-   written as odd codes around 0). How each quantizer maps (docs/export.md has the table):
+   written as odd codes around 0), except the 8-bit weight grids of ewgs / pact / dorefa, whose
+   odd codes -255..255 are rebuilt from a uint8 index (below). How each quantizer maps (docs/export.md has the table):
 
      activations (the conv's input x; the student's code j = rint(v), v its normalised value)
        ewgs   v = ((x - l) / (u - l)) n     j in [0, n]        level j/n        DQ scale 1/n
@@ -13,7 +14,12 @@
      weights (codes computed here, stored as an integer initializer)
        ewgs, pact, dorefa: level 2 j/n - 1 = (2 j - n)/n: code k = 2 j - n in [-n, n] (int8), DQ
                            scale 1/n; at 8 bits k spans [-255, 255], which no 8-bit container holds
-                           (and k = j with zero point n/2 = 127.5 is not an integer): REFUSED
+                           (and k = j with zero point n/2 = 127.5 is not an integer), so the
+                           container holds the index j (uint8) and the graph rebuilds k exactly
+                           in float: DequantizeLinear(j, scale 2, zero point 127) = 2 (j - 127),
+                           Sub 1 -> k (odd integers |k| <= 255, exact), then Mul by the per-output-
+                           channel scale: the level is fl(k scale), the same float operation as
+                           every other grid's DequantizeLinear (index_container below)
        lsq:                code j in [-Qn, Qp] (int8), DQ scale s
    with n = 2^b - 1, Qn/Qp LSQ's bounds (quant_math.h). A weight's scale also carries what is folded
    into it per output channel: the EWGS output scale |s| and a following BatchNorm's
@@ -38,6 +44,10 @@ extern "C" {
 /* The integer grid of one quantized tensor. */
 typedef struct sq_qgrid {
     int is_signed;      /* container: int8 (1) or uint8 (0) */
+    int index_container; /* 1: the codes k = 2 j - 255 (8-bit ewgs / pact / dorefa weights) do not
+                           fit 8 bits: the uint8 container holds the index j = (k - cmin) /
+                           code_step and the graph rebuilds k = 2 (j - 127) - 1 in float (exact);
+                           cmin, cmax, code_step, scale and level_ulps still describe k */
     int bits;           /* the quantizer's bit-width */
     int cmin, cmax;     /* codes the student produces */
     int code_step;      /* codes are cmin, cmin + code_step, ..., cmax (2 for the 2j - n weights) */
@@ -51,11 +61,13 @@ typedef struct sq_qgrid {
 } sq_qgrid;
 
 /* The grid of a quantizer given its parameters qp (quant.h's layout; host floats, NULL when it
-   has none). SQ_EARG with one line for a grid that is not representable in an 8-bit container or
-   degenerate parameters (u <= l, alpha <= 0, s <= 0, non-finite). */
+   has none). SQ_EARG with one line for degenerate parameters (u <= l, alpha <= 0, s <= 0,
+   non-finite). Every quantizer at 1 to 8 bits has a grid (8-bit ewgs / pact / dorefa weights
+   through the index container). */
 sq_status sq_qgrid_derive(const sq_quant_cfg *cfg, const float *qp, sq_qgrid *g);
-/* The same where the codes need not fit 8 bits (--format int, whose 8-bit ewgs / dorefa / pact
-   weights have codes -255..255): wide = 1 accepts them. */
+/* The same for --format int, which packs the codes k at their bit-widths whatever the container:
+   wide = 1 leaves index_container 0 (the codes -255..255 of the 8-bit ewgs / dorefa / pact
+   weights as they are). */
 sq_status sq_qgrid_derive_ex(const sq_quant_cfg *cfg, const float *qp, int wide, sq_qgrid *g);
 
 /* The student's levels of a grid: level[i] for code cmin + i code_step (i < count); the value
@@ -82,7 +94,8 @@ typedef struct sq_qlayer {
 
 /* Fills l for the quantized node id of m (host copies of its tensors; m on any backend). With
    flip, a channel whose factor is negative gets its codes negated and a positive scale, where the
-   negated codes stay in int8 (QDQ consumers prefer positive scales); without, codes stay on the
+   negated codes stay in int8 or the grid uses the index container (k -> -k is j -> 255 - j; QDQ
+   consumers prefer positive scales); without, codes stay on the
    grid and the scale carries the sign. wide: as sq_qgrid_derive_ex. Release with sq_qlayer_free. */
 sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlayer *l);
 void sq_qlayer_free(sq_qlayer *l);
