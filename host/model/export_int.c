@@ -130,10 +130,14 @@ sq_status sq_export_int(const sq_model *m, const sq_ckpt_meta *meta, const char 
             {"format", "sqakd-int"}, {"format_version", "1"}, {"arch", (char *)m->arch},
             {"input_shape", shape}, {"classes", classes}, {"norm_mean", mean}, {"norm_std", sd},
             {"quantizer", (char *)sq_quant_kind_name(meta->q.kind)}, {"wbits", wb}, {"abits", ab},
-            {"quantized_layers", layers},
+            {"quantized_layers", layers}, {"graph", NULL},
         };
-        sq_st_file f = {.ntensors = k, .tensors = t, .nmeta = (int)(sizeof kv / sizeof kv[0]), .meta = kv};
+        /* a model that is not in the zoo carries its graph, as its checkpoint does (model.h) */
+        char *graph = strcmp(m->arch, "graph") ? NULL : sq_model_graph_json(m);
+        kv[sizeof kv / sizeof kv[0] - 1].value = graph;
+        sq_st_file f = {.ntensors = k, .tensors = t, .nmeta = (int)(sizeof kv / sizeof kv[0]) - (graph == NULL), .meta = kv};
         st = sq_st_write(path, &f);
+        free(graph);
     }
     for (int i = 0; i < k; i++) free(own[i].data);
     free(own);
