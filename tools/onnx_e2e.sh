@@ -143,6 +143,32 @@ for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
     fi
   fi
 done
+# multi-student runs, sweeps and fine-tuning with labels take an imported graph as they take the zoo's
+m=squeezenet1_1
+if "$BIN" distill --teacher "$OUT/$m.onnx" --data "folder:$IMG64" --students ewgs:4,lsq:2 --epochs 1 --max-steps 1 \
+     --batch 8 --out "$OUT/multi_$m" --overwrite --quiet > "$OUT/multi.txt" 2>&1 &&
+   [ -f "$OUT/multi_$m/ewgs_w4a4/last.safetensors" ] && [ -f "$OUT/multi_$m/lsq_w2a2/last.safetensors" ]; then
+  ok "$m: a 2-student run (ewgs W4A4, lsq W2A2) from one teacher pass"
+else
+  bad "$m: 2-student run: $(grep -m1 sqakd "$OUT/multi.txt")"
+fi
+rm -rf "$OUT/sweep_$m"
+if "$BIN" sweep --teacher "$OUT/$m.onnx" --data "folder:$IMG64" --quantizers lsq,ewgs --bits 4 --epochs 1 --max-steps 1 \
+     --batch 8 --out "$OUT/sweep_$m" --quiet > "$OUT/sweep.txt" 2>&1 && "$BIN" report "$OUT/sweep_$m" --quiet >> "$OUT/sweep.txt" 2>&1 &&
+   [ "$(grep -c '^| [a-z]*_w4a4_s1 | graph ' "$OUT/sweep_$m/report.md")" = 2 ]; then
+  ok "$m: a sweep (lsq, ewgs at W4A4) and its report"
+else
+  bad "$m: sweep: $(grep -m1 sqakd "$OUT/sweep.txt")"
+fi
+mkdir -p "$OUT/lab64/train/a" "$OUT/lab64/train/b"
+for f in "$IMG64"/train/*.png; do n=$(basename "$f" .png); ln -sf "$(cd "$(dirname "$f")" && pwd)/$n.png" "$OUT/lab64/train/$([ $((10#$n % 2)) = 0 ] && echo a || echo b)/$n.png"; done
+if "$BIN" train --init "$OUT/$m.onnx" --data "folder:$OUT/lab64" --epochs 1 --max-steps 2 --batch 8 --lr 0.001 \
+     --out "$OUT/finetune_$m" --overwrite --quiet > "$OUT/finetune.txt" 2>&1 && [ -f "$OUT/finetune_$m/last.safetensors" ]; then
+  ok "$m: fine-tuned with labels from the ONNX file (train --init)"
+else
+  bad "$m: train --init: $(grep -m1 sqakd "$OUT/finetune.txt")"
+fi
+
 # ---- 3. the CUDA backend (a GPU, or cuemu: the CUDA code run on the CPU emulation) ----
 CUDA_BIN=${SQAKD_CUDA_BIN:-}
 if [ -n "$CUDA_BIN" ] && [ -x "$CUDA_BIN" ]; then
