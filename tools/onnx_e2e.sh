@@ -10,8 +10,8 @@
 #      run in onnxruntime against `sqakd infer` of its checkpoint, the teacher's import -> export
 #      -> import round trip;
 #   3. with SQAKD_CUDA_BIN (a build with the CUDA backend: on a GPU, or the cuemu build that `make
-#      test` passes, build/cuemu/sqakd), the same imports on the CUDA backend against onnxruntime
-#      and one label-free step of each model there.
+#      test` passes, build/cuemu/sqakd), the node tests, the same imports on the CUDA backend
+#      against onnxruntime and one label-free step of each model there.
 # Prints one line per check and ends with "N passed, M failed"; exit 1 when anything failed.
 # Skips (with the reason, exit 0) only when onnxruntime, torch or the ONNX test data cannot be
 # installed on this machine.
@@ -173,6 +173,13 @@ fi
 CUDA_BIN=${SQAKD_CUDA_BIN:-}
 if [ -n "$CUDA_BIN" ] && [ -x "$CUDA_BIN" ]; then
   echo "== the CUDA backend ($CUDA_BIN)"
+  if $PY tools/onnx_node_tests.py --ops "$OPS" --cmd "$CUDA_BIN infer {model} {inputs} --out {out} --device cuda" \
+       > "$OUT/node_tests_cuda.txt" 2>&1; then
+    ok "node tests on the CUDA backend: $(tail -1 "$OUT/node_tests_cuda.txt")"
+  else
+    bad "node tests on the CUDA backend: $(tail -1 "$OUT/node_tests_cuda.txt") (see $OUT/node_tests_cuda.txt)"
+    grep -E "^  failed" "$OUT/node_tests_cuda.txt" | head -20
+  fi
   for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
     data="folder:$IMG64"; [ $m = vgg13 ] && data="folder:$IMG32"
     scale=$($PY -c "import numpy as np; print(1e-4 * float(np.abs(np.load('$OUT/$m.ort.npy')).max()))")
