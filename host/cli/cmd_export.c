@@ -7,18 +7,22 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *USAGE = "CKPT (--onnx OUT.onnx | --format int --out OUT.safetensors)";
+static const char *USAGE = "CKPT (--onnx OUT.onnx [--int-kernels] | --format int --out OUT.safetensors)";
 
 int sq_cmd_export(int argc, char **argv)
 {
     const char *cmd = "export";
     const char *onnx = NULL, *out = NULL, *format = NULL;
+    int int_kernels = 0;
     sq_arg a[] = {
         {"--onnx", SQ_ARG_STR, &onnx, 0, 0, "write an ONNX graph (opset 13) here: plain for a full-precision "
                                             "checkpoint, QDQ for a quantized student"},
         {"--format", SQ_ARG_STR, &format, 0, 0, "onnx | int: 'int' writes the integer codes packed at their "
                                                 "bit-widths with scales (safetensors, a quantized student only)"},
         {"--out", SQ_ARG_STR, &out, 0, 0, "output path (with --format)"},
+        {"--int-kernels", SQ_ARG_FLAG, &int_kernels, 0, 0, "lsq students: QDQ that onnxruntime runs on integer kernels "
+                                                            "(faster; they round their own way, so predictions agree less: "
+                                                            "docs/results.md); default: the student's exact predictions"},
     };
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, (int)(sizeof a / sizeof a[0]), pos, 1, &npos);
@@ -41,7 +45,13 @@ int sq_cmd_export(int argc, char **argv)
     /* the checkpoint on the CPU backend, one sample: only its tensors are read */
     sq_model *m = NULL;
     if (sq_ckpt_open_model(pos[0], sq_backend_cpu(), 1, 0, &m, &meta)) return sq_cli_fail(cmd, "%s", sq_last_error());
-    sq_status st = as_int ? sq_export_int(m, &meta, path) : sq_export_onnx(m, &meta, path);
+    if (int_kernels && (as_int || meta.q.kind != SQ_QUANT_LSQ)) {
+        sq_model_free(m);
+        return sq_cli_fail(cmd, "--int-kernels applies to ONNX exports of lsq students (the other quantizers' grids "
+                                "have no integer zero point), not to this %s %s", sq_quant_kind_name(meta.q.kind),
+                           as_int ? "--format int export" : "checkpoint");
+    }
+    sq_status st = as_int ? sq_export_int(m, &meta, path) : sq_export_onnx_ex(m, &meta, int_kernels, path);
     sq_model_free(m);
     if (st) return sq_cli_fail(cmd, "%s", sq_last_error());
     printf("%s: %s %s W%dA%d -> %s (%s)\n", pos[0], meta.arch, meta.q.kind ? sq_quant_kind_name(meta.q.kind) : "fp32",

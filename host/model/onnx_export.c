@@ -17,6 +17,7 @@ typedef struct {
     int *rank;           /* its rank: 4 (N, C, H, W) or 2 (N, F) */
     int *alias_of_bn;    /* BN node folded into a quantized conv: 1 */
     int nconst;
+    int int_kernels;     /* LSQ inputs as QuantizeLinear(x, s) (sq_export_onnx_ex) */
 } ex;
 
 static const char *cname(ex *e, const char *what, char *buf, size_t cap)
@@ -140,6 +141,14 @@ static sq_status emit_qlayer(ex *e, int id, const char *x)
     sq_qlayer l;
     sq_status st = sq_qlayer_build(m, id, 1, 0, &l);
     if (st) return st;
+    if (!e->int_kernels && !l.ga.has_div && l.ga.qscale != 1.0f) {
+        /* LSQ: x / s by a Div, then QuantizeLinear with scale 1: the same codes (QuantizeLinear
+           divides by its scale the same way), but no DequantizeLinear -> Conv -> QuantizeLinear
+           pattern, which onnxruntime would fuse into an integer kernel that rounds its own way */
+        l.ga.has_div = 1;
+        l.ga.div = l.ga.qscale;
+        l.ga.qscale = 1.0f;
+    }
     char xdq[128], wq[128], ws[128], wz[128], wdq[128], bn[128];
     act_qdq(e, id, &l.ga, x, xdq, sizeof xdq);
     const sq_param *pw = &m->params[n->pw];
@@ -368,9 +377,15 @@ static sq_status emit_node(ex *e, int id, const sq_ckpt_meta *meta)
 
 sq_status sq_export_onnx(const sq_model *m, const sq_ckpt_meta *meta, const char *path)
 {
+    return sq_export_onnx_ex(m, meta, 0, path);
+}
+
+sq_status sq_export_onnx_ex(const sq_model *m, const sq_ckpt_meta *meta, int int_kernels, const char *path)
+{
     ex e;
     memset(&e, 0, sizeof e);
     e.m = m;
+    e.int_kernels = int_kernels;
     e.g = sq_onnx_new(m->arch, 13);
     e.name = sq_xcalloc(m->nnodes, sizeof *e.name);
     e.rank = sq_xcalloc(m->nnodes, sizeof *e.rank);

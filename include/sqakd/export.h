@@ -11,6 +11,7 @@
        pact   v = (x / alpha) n             j in [0, n]        level alpha j/n  DQ scale alpha/n
        dorefa v = x n                       j in [0, n]        level j/n        DQ scale 1/n
        lsq    v = x / s                     j in [-Qn, Qp]     level s j        DQ scale s
+              (x / s as a Div and QuantizeLinear scale 1, or with int_kernels QuantizeLinear scale s)
      weights (codes computed here, stored as an integer initializer)
        ewgs, pact, dorefa: level 2 j/n - 1 = (2 j - n)/n: code k = 2 j - n in [-n, n] (int8), DQ
                            scale 1/n; at 8 bits k spans [-255, 255], which no 8-bit container holds
@@ -30,7 +31,7 @@
    single QuantizeLinear(x, (u - l)/n, zp) would round x / fl((u - l)/n) instead of
    fl(fl((x - l)/(u - l)) n), which differ near the decision boundaries, and its zero point
    -l n/(u - l) is an integer only by accident. LSQ's v = x / s is QuantizeLinear's own division
-   (scale s). */
+   (scale s), so sq_export_onnx_ex's int_kernels can leave the Div out. */
 #ifndef SQAKD_EXPORT_H
 #define SQAKD_EXPORT_H
 
@@ -105,6 +106,13 @@ void sq_qlayer_free(sq_qlayer *l);
    full-precision model keeps its BatchNormalization nodes; a quantized one becomes a QDQ graph
    (see above; BatchNorm after a quantized conv folded into it). */
 sq_status sq_export_onnx(const sq_model *m, const sq_ckpt_meta *meta, const char *path);
+/* The same; int_kernels = 1 writes LSQ inputs as QuantizeLinear(x, s) directly, the
+   DequantizeLinear -> Conv -> QuantizeLinear pattern onnxruntime fuses into integer kernels
+   (QLinearConv): faster, but those kernels requantise with their own rounding, so predictions
+   agree less (docs/results.md). The default (0) writes x / s as a Div before QuantizeLinear
+   (scale 1): the same codes, float kernels, the student's predictions. Other quantizers' inputs
+   always go through their float normalisation (their grids have no integer zero point). */
+sq_status sq_export_onnx_ex(const sq_model *m, const sq_ckpt_meta *meta, int int_kernels, const char *path);
 
 /* Writes the quantized model m as integer codes packed at their bit-widths with scales, in
    safetensors (layout: README, "Integer export"). SQ_EARG for a full-precision model. */
