@@ -141,6 +141,15 @@ static sq_status emit_qlayer(ex *e, int id, const char *x)
     sq_qlayer l;
     sq_status st = sq_qlayer_build(m, id, 1, 0, &l);
     if (st) return st;
+    if (!e->int_kernels && !l.ga.has_sub && !l.ga.has_div && (!l.ga.has_mul || l.ga.mul == 1.0f) &&
+        l.ga.qscale == 1.0f) {
+        /* a grid whose codes are x itself (dorefa at 1 bit: v = x n, n = 1): onnxruntime drops a
+           Mul or Div by 1 and would then fuse as below; Mul by 2 and QuantizeLinear scale 2 give
+           rint(fl(2 x) / 2) = rint(x) exactly (powers of two) and stay */
+        l.ga.has_mul = 1;
+        l.ga.mul = 2.0f;
+        l.ga.qscale = 2.0f;
+    }
     if (!e->int_kernels && !l.ga.has_div && l.ga.qscale != 1.0f) {
         /* LSQ: x / s by a Div, then QuantizeLinear with scale 1: the same codes (QuantizeLinear
            divides by its scale the same way), but no DequantizeLinear -> Conv -> QuantizeLinear
