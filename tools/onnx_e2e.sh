@@ -39,14 +39,17 @@ mkdir -p "$OUT"
 # ---- 1. ONNX's node tests ----
 OPS=Conv,BatchNormalization,Relu,Clip,Add,Sub,Mul,Div,MaxPool,AveragePool,GlobalAveragePool,ReduceMean,Flatten
 OPS=$OPS,Reshape,Transpose,Gemm,MatMul,Concat,Split,Slice,Dropout,Identity,Constant
+# node_tests BIN DEVICE LOG WHAT: the claimed ops' node tests through BIN's infer on DEVICE
+node_tests() {
+  if $PY tools/onnx_node_tests.py --ops "$OPS" --cmd "$1 infer {model} {inputs} --out {out} --device $2" > "$3" 2>&1; then
+    ok "$4: $(tail -1 "$3")"
+  else
+    bad "$4: $(tail -1 "$3") (see $3)"
+    grep -E "^  failed" "$3" | head -20
+  fi
+}
 echo "== ONNX backend node tests through 'sqakd infer' (CPU)"
-if $PY tools/onnx_node_tests.py --ops "$OPS" --cmd "$BIN infer {model} {inputs} --out {out} --device cpu" \
-     > "$OUT/node_tests.txt" 2>&1; then
-  ok "node tests: $(tail -1 "$OUT/node_tests.txt")"
-else
-  bad "node tests: $(tail -1 "$OUT/node_tests.txt") (see $OUT/node_tests.txt)"
-  grep -E "^  failed" "$OUT/node_tests.txt" | head -20
-fi
+node_tests "$BIN" cpu "$OUT/node_tests.txt" "node tests"
 sed -n '/^| op /,/^[0-9]* passed/p' "$OUT/node_tests.txt"
 
 # ---- 2. real architectures ----
@@ -173,13 +176,7 @@ fi
 CUDA_BIN=${SQAKD_CUDA_BIN:-}
 if [ -n "$CUDA_BIN" ] && [ -x "$CUDA_BIN" ]; then
   echo "== the CUDA backend ($CUDA_BIN)"
-  if $PY tools/onnx_node_tests.py --ops "$OPS" --cmd "$CUDA_BIN infer {model} {inputs} --out {out} --device cuda" \
-       > "$OUT/node_tests_cuda.txt" 2>&1; then
-    ok "node tests on the CUDA backend: $(tail -1 "$OUT/node_tests_cuda.txt")"
-  else
-    bad "node tests on the CUDA backend: $(tail -1 "$OUT/node_tests_cuda.txt") (see $OUT/node_tests_cuda.txt)"
-    grep -E "^  failed" "$OUT/node_tests_cuda.txt" | head -20
-  fi
+  node_tests "$CUDA_BIN" cuda "$OUT/node_tests_cuda.txt" "node tests on the CUDA backend"
   for m in resnet18 mobilenet_v2 shufflenet_v2_x1_0 squeezenet1_1 vgg13; do
     data="folder:$IMG64"; [ $m = vgg13 ] && data="folder:$IMG32"
     scale=$($PY -c "import numpy as np; print(1e-4 * float(np.abs(np.load('$OUT/$m.ort.npy')).max()))")
