@@ -52,7 +52,7 @@ LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lm -lpthread -fopenmp
 NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
-  CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
+  CFLAGS_BASE += -DSQ_HAVE_CUDA -DSQ_CUEMU -I$(CUDA_HOME)/include
   LIBS += -lstdc++
   CXX ?= g++
   # -Wno-unknown-pragmas: g++ has no '#pragma unroll' (nvcc's); the emulation ignores it
@@ -161,6 +161,13 @@ $(BUILD)/libsqakd.a: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
 	@mkdir -p $(BUILD)
 	@rm -f $@
 	ar rcs $@ $(LIB_OBJ)
+
+# sq_version.h: the version (file VERSION) and the git commit the build came from ("unknown" outside
+# a git checkout, "-dirty" with uncommitted changes); rewritten only when it changes, so a new commit
+# rebuilds one object (host/cli/cli_main.c), not the tree
+SQ_VERSION_TEXT := \#define SQ_VERSION "$(shell cat VERSION)"\n\#define SQ_GIT_COMMIT "$(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)"
+$(shell mkdir -p $(GEN); printf '$(SQ_VERSION_TEXT)\n' > $(GEN)/sq_version.h.new; cmp -s $(GEN)/sq_version.h.new $(GEN)/sq_version.h || mv $(GEN)/sq_version.h.new $(GEN)/sq_version.h; rm -f $(GEN)/sq_version.h.new)
+$(BUILD)/obj/host/cli/cli_main.o: ALL_CFLAGS += -I$(GEN)
 
 $(BUILD)/sqakd: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)

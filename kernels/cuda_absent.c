@@ -6,3 +6,5 @@ const sq_backend *sq_backend_cuda(void)
     sq_set_error("this sqakd was built without CUDA (nvcc not found at build time); use --device cpu");
     return NULL;
 }
+
+const char *sq_backend_cuda_build(void) { return NULL; }

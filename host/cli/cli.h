@@ -52,6 +52,8 @@ int sq_cli_import_opts(const char *cmd, const sq_cli_import *ci, struct sq_impor
 /* "CxHxW" into c, h, w; 0 or 2 (one line naming flag) */
 int sq_cli_parse_shape(const char *cmd, const char *flag, const char *s, int *c, int *h, int *w);
 
+/* the whole command line (argv[0] is the program name): the exit status of the command */
+int sq_cli_main(int argc, char **argv);
 int sq_cmd_import(int argc, char **argv);
 int sq_cmd_infer(int argc, char **argv);
 int sq_cmd_train(int argc, char **argv);

@@ -383,6 +383,11 @@ typedef struct sq_backend {
    set) when built without CUDA or when no GPU is present. */
 const sq_backend *sq_backend_cpu(void);
 const sq_backend *sq_backend_cuda(void);
+/* What each backend module was built with, for --version: "cpu (OpenMP, OpenBLAS)", "cuda (CUDA
+   runtime 12.4, cuDNN 9.1.0, ...)"; sq_backend_cuda_build() is NULL in a build without CUDA. Neither
+   touches a device. */
+const char *sq_backend_cpu_build(void);
+const char *sq_backend_cuda_build(void);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
 /* sq_backend_get, then the options parsed from opts (NULL: the defaults) given to its configure,

@@ -93,6 +93,15 @@ static const sq_backend g_cpu = {
     .adam_step = sq_cpu_adam_step,
 };
 
+const char *sq_backend_cpu_build(void)
+{
+#ifdef SQ_HAVE_BLAS
+    return "cpu (OpenMP, OpenBLAS)";
+#else
+    return "cpu (OpenMP, built-in GEMM)";
+#endif
+}
+
 const sq_backend *sq_backend_cpu(void)
 {
     static int initialised;

@@ -99,6 +99,21 @@ static const sq_backend g_cuda = {
     .shortcut_a16_fwd = sq_cuda_shortcut_a16_fwd,
 };
 
+const char *sq_backend_cuda_build(void)
+{
+    static char s[160];
+    snprintf(s, sizeof s, "cuda (CUDA runtime %d.%d, cuDNN %d.%d.%d, cuBLAS %d.%d.%d%s)", CUDART_VERSION / 1000,
+             CUDART_VERSION % 1000 / 10, CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL, CUBLAS_VER_MAJOR,
+             CUBLAS_VER_MINOR, CUBLAS_VER_PATCH,
+#ifdef SQ_CUEMU
+             "; built for cuemu, the CPU emulation of CUDA used by the tests"
+#else
+             ""
+#endif
+    );
+    return s;
+}
+
 /* 0 = not tried, 1 = ready, -1 = failed (message kept, returned again on every call) */
 static int g_state;
 static char g_init_msg[1024];
