@@ -230,3 +230,119 @@ Test(cli, bench_kernels_json_counts_the_bytes_of_each_op, .init = setup, .fini =
     cr_expect_eq(nkl, 3);
     sq_json_free(j);
 }
+
+/* runs "cd g_dir && PREFIX sqakd ARGS" (stdout+stderr into g_out); the exit status */
+static int run_in_dir(const char *prefix, const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s 2>&1", g_dir, prefix, bin(), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p != NULL);
+    size_t n = fread(g_out, 1, sizeof g_out - 1, p);
+    g_out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+Test(cli, version_names_release_commit_and_backends, .init = setup, .fini = teardown)
+{
+    cr_assert_eq(run("--version"), 0, "%s", g_out);
+    cr_expect(!strncmp(g_out, "sqakd 0.", 8), "%s", g_out);
+    cr_expect(strstr(g_out, "(git ") != NULL, "%s", g_out);
+    cr_expect(strstr(g_out, "backends: cpu (OpenMP") != NULL, "%s", g_out);
+}
+
+/* every flag that takes a value says its default (or that it is required) in --help, and --help
+   shows the defaults even after flags that change them */
+Test(cli, every_help_shows_defaults, .init = setup, .fini = teardown)
+{
+    const char *cmds[] = {"train", "distill", "eval", "info", "import", "infer", "export", "sweep", "report",
+                          "bench step", "bench kernels"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        cr_assert_eq(run("%s --help", cmds[i]), 0, "%s --help: %s", cmds[i], g_out);
+        int lines = 0;
+        for (char *l = g_out; (l = strstr(l, "\n  --")); l++) {
+            char line[1024];
+            size_t n = strcspn(l + 1, "\n");
+            snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l + 1);
+            char flag[64], type[8] = "";
+            if (sscanf(line, " %63s %7s", flag, type) < 1 || !strcmp(flag, "--help")) continue;
+            int valued = !strcmp(type, "N") || !strcmp(type, "X") || !strcmp(type, "S");
+            lines++;
+            if (valued)
+                cr_expect(strstr(line, "default") || strstr(line, "required"), "sqakd %s --help: no default in '%s'",
+                          cmds[i], line);
+        }
+        cr_expect_gt(lines, 0, "%s --help lists no flags: %s", cmds[i], g_out);
+    }
+    cr_assert_eq(run("train --epochs 7 --batch 3 --help"), 0);
+    cr_expect(strstr(g_out, "epochs (default: 10)") && strstr(g_out, "batch size (default: 128)"), "%s", g_out);
+}
+
+/* --threads defaults to the CPUs the process may use (its affinity), not a constant */
+Test(cli, threads_default_to_the_usable_cpus, .init = setup, .fini = teardown)
+{
+    if (system("taskset -c 0 true >/dev/null 2>&1") != 0) cr_skip_test("taskset cannot pin this process");
+    cr_assert_eq(run_in_dir("taskset -c 0", "train --help"), 0, "%s", g_out);
+    const char *t = strstr(g_out, "--threads N");
+    cr_assert(t != NULL, "%s", g_out);
+    cr_expect(strstr(t, "(default: 1)") && strstr(t, "(default: 1)") < strchr(t, '\n'), "%.200s", t);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (ncpu > 1 && system("taskset -c 0,1 true >/dev/null 2>&1") == 0) {
+        cr_assert_eq(run_in_dir("taskset -c 0,1", "train --help"), 0);
+        t = strstr(g_out, "--threads N");
+        cr_expect(t && strstr(t, "(default: 2)") && strstr(t, "(default: 2)") < strchr(t, '\n'), "%.200s", t);
+    }
+}
+
+/* train / distill without --out save into runs/<command>-<date>-<time>/ and say so (they used to
+   train to the end, save nothing and exit 0) */
+Test(cli, no_out_goes_to_a_dated_run_directory, .init = setup, .fini = teardown)
+{
+    char img[300], lab[300], args[1200];
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    snprintf(lab, sizeof lab, "%s/lab.idx", g_dir);
+    write_idx(img, lab, 48);
+    snprintf(args, sizeof args, "train --model smallcnn --data idx:%s,%s --epochs 1 --batch 16 --holdout 0.25 --quiet",
+             img, lab);
+    cr_assert_eq(run_in_dir("", args), 0, "%s", g_out);
+    const char *say = strstr(g_out, "sqakd train: no --out given: this run goes to runs/train-");
+    cr_assert(say != NULL, "%s", g_out);
+    char dir[100];
+    cr_assert_eq(sscanf(say, "sqakd train: no --out given: this run goes to runs/%99[^/\n]", dir), 1);
+    char p[400];
+    snprintf(p, sizeof p, "%s/runs/%s", g_dir, dir);
+    cr_expect(exists("%s/last.safetensors", p), "no checkpoint in %s: %s", p, g_out);
+    cr_expect(exists("%s/command.txt", p), "%s", p);
+    /* a second run in the same second gets its own directory */
+    snprintf(args, sizeof args, "distill --teacher %s/last.safetensors --data idx:%s --epochs 1 --batch 16 --quiet", p, img);
+    cr_assert_eq(run_in_dir("", args), 0, "%s", g_out);
+    say = strstr(g_out, "sqakd distill: no --out given: this run goes to runs/distill-");
+    cr_assert(say != NULL, "%s", g_out);
+    cr_assert_eq(sscanf(say, "sqakd distill: no --out given: this run goes to runs/%99[^/\n]", dir), 1);
+    snprintf(p, sizeof p, "%s/runs/%s", g_dir, dir);
+    cr_expect(exists("%s/last.safetensors", p), "no checkpoint in %s: %s", p, g_out);
+}
+
+/* a checkpoint whose metadata says it is quantized is refused as a teacher unless forced */
+Test(cli, quantized_student_refused_as_teacher, .init = setup, .fini = teardown)
+{
+    char t[300], img[300];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    write_teacher(t);
+    write_idx(img, NULL, 48);
+    cr_assert_eq(run("distill --teacher %s --data idx:%s --quantizer pact --wbits 2 --abits 2 --epochs 1 --batch 16 "
+                     "--quiet --out %s/s", t, img, g_dir), 0, "%s", g_out);
+    char args[1200];
+    snprintf(args, sizeof args, "distill --teacher %s/s/last.safetensors --data idx:%s --wbits 2 --abits 2 --epochs 1 --batch 16",
+             g_dir, img);
+    expect_fails_cleanly("is a quantized student (pact W2A2", args);
+    cr_expect(strstr(g_out, "--allow-quantized-teacher") != NULL, "%s", g_out);
+    cr_expect_eq(run("%s --quiet --out %s/forced --allow-quantized-teacher", args, g_dir), 0, "%s", g_out);
+    cr_expect(exists("%s/forced/last.safetensors", g_dir));
+    /* a sweep refuses it too (its students all learn from one full-precision teacher) */
+    cr_expect_neq(run("sweep --teacher %s/s/last.safetensors --data idx:%s --quantizers ewgs --bits 2 --epochs 1 "
+                      "--out %s/sw", g_dir, img, g_dir), 0);
+    cr_expect(strstr(g_out, "is a quantized student (pact W2A2") != NULL, "%s", g_out);
+}

@@ -21,15 +21,46 @@ int sq_cli_fail(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+/* " (default: V)" from the flag's destination, which holds its default while --help is printed
+   (sq_args_parse prints it before parsing any flag; an unset string is "none"); "" when the help
+   text states its default itself or says the flag is required, for switches, and the out-of-range
+   sentinels of flags whose default is
+   decided later (their help text says it) */
+static void default_of(const sq_arg *a, char *dst, size_t cap)
+{
+    dst[0] = 0;
+    if (strstr(a->help, "(default") || strstr(a->help, "required") || a->type == SQ_ARG_FLAG) return;
+    switch (a->type) {
+    case SQ_ARG_INT: {
+        int v = *(const int *)a->dst;
+        if (v >= a->lo && v <= a->hi) snprintf(dst, cap, " (default: %d)", v);
+        break;
+    }
+    case SQ_ARG_U64: snprintf(dst, cap, " (default: %llu)", (unsigned long long)*(const uint64_t *)a->dst); break;
+    case SQ_ARG_FLOAT: {
+        float v = *(const float *)a->dst;
+        if (isfinite(v) && v >= a->lo && v <= a->hi) snprintf(dst, cap, " (default: %g)", v);
+        break;
+    }
+    case SQ_ARG_STR: {
+        const char *v = *(const char *const *)a->dst;
+        snprintf(dst, cap, " (default: %s)", v ? v : "none");
+        break;
+    }
+    default: break;
+    }
+}
+
 void sq_args_help(const char *cmd, const char *usage, const sq_arg *spec, int nspec)
 {
     printf("usage: sqakd %s %s\n\noptions:\n", cmd, usage);
     for (int i = 0; i < nspec; i++) {
         const char *t = spec[i].type == SQ_ARG_INT ? "N" : spec[i].type == SQ_ARG_FLOAT ? "X"
                       : spec[i].type == SQ_ARG_STR ? "S" : spec[i].type == SQ_ARG_U64 ? "N" : "";
-        char left[64];
+        char left[64], def[600];
         snprintf(left, sizeof left, "%s %s", spec[i].name, t);
-        printf("  %-24s %s\n", left, spec[i].help);
+        default_of(&spec[i], def, sizeof def);
+        printf("  %-24s %s%s\n", left, spec[i].help, def);
     }
     printf("  %-24s %s\n", "--help", "show this help");
 }
@@ -87,9 +118,11 @@ int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, con
 {
     *npos = 0;
     g_ngiven = 0;
+    /* --help anywhere prints the help before any flag is parsed, so that it shows the defaults */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { sq_args_help(cmd, usage, spec, nspec); return 1; }
     for (int i = 1; i < argc; i++) {
         const char *s = argv[i];
-        if (!strcmp(s, "--help") || !strcmp(s, "-h")) { sq_args_help(cmd, usage, spec, nspec); return 1; }
         if (s[0] == '-' && s[1] == '-') {
             const char *eq = strchr(s, '=');
             size_t nl = eq ? (size_t)(eq - s) : strlen(s);

@@ -23,7 +23,7 @@ int sq_cmd_bench_step(int argc, char **argv)
     const char *cmd = "bench step";
     const char *teacher_path = NULL;
     const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL;
-    int wbits = 4, abits = 4, batch = 128, threads = 2, steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
+    int wbits = 4, abits = 4, batch = 128, threads = sq_cpus_available(), steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
         {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "time this teacher (a checkpoint or an .onnx file, with its weights) and its own graph as the student, instead of --model"},
@@ -31,7 +31,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         {"--wbits", SQ_ARG_INT, &wbits, 1, 8, "weight bits (default 4)"},
         {"--abits", SQ_ARG_INT, &abits, 1, 8, "activation bits (default 4)"},
         {"--batch", SQ_ARG_INT, &batch, 1, 65536, "batch size (default 128)"},
-        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads (default 2)"},
+        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads (by default the CPUs this process may use)"},
         {"--steps", SQ_ARG_INT, &steps, 1, 100000, "timed steps (default 10)"},
         {"--warmup", SQ_ARG_INT, &warmup, 0, 100000, "untimed steps first (default 2)"},
         {"--input", SQ_ARG_STR, &input, 0, 0, "input CxHxW (default 3x32x32)"},

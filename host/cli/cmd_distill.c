@@ -111,6 +111,7 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--lr-quant", SQ_ARG_FLOAT, &c.cfg.lr_quant, 0, 100, "Adam lr for quantizer parameters (default 1e-5)"};
     a[n++] = (sq_arg){"--wd", SQ_ARG_FLOAT, &c.cfg.wd, 0, 1, "L2 weight decay of model parameters (default 1e-4)"};
     a[n++] = (sq_arg){"--wd-quant", SQ_ARG_FLOAT, &c.cfg.wd_quant, 0, 1, "weight decay of quantizer parameters (default 0)"};
+    a[n++] = (sq_arg){"--allow-quantized-teacher", SQ_ARG_FLAG, &c.allow_qteacher, 0, 0, "accept a quantized student as --teacher (refused otherwise: a teacher is full precision)"};
     a[n++] = (sq_arg){"--teacher-precision", SQ_ARG_STR, &f.tprec_name, 0, 0, "fp32 (default) | fp16 | bf16: the teacher's forward precision (fp16/bf16: --device cuda)"};
     n += sq_cli_common_args(&c, a + n);
     const char *pos[1];
@@ -147,6 +148,7 @@ int sq_cmd_distill(int argc, char **argv)
     if (c.cfg.delta_every > 0 && f.q.kind != SQ_QUANT_EWGS && !f.students)
         return sq_cli_fail(cmd, "--delta-every needs --quantizer ewgs (delta is the EWGS backward's scale)");
     if (!f.teacher) return sq_cli_fail(cmd, "--teacher CKPT is required (make one with 'sqakd train')");
+    sq_cli_default_out(cmd, &c);
     if (f.students) {
         sq_student_spec specs[SQ_MAX_STUDENTS];
         int ns;
@@ -166,6 +168,7 @@ int sq_cmd_distill(int argc, char **argv)
         }
         sq_cli_make_config(&c, a, n, "teacher_id", tid);
         print_loss_note(&c.cfg);
+        sq_cli_say_default_out(cmd, &c);
         int rc = sq_distill_students(cmd, &c, &d, f.model, f.student, specs, ns, argc, argv, NULL, NULL);
         close_teacher(&d);
         return rc;

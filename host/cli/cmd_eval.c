@@ -17,14 +17,14 @@ int sq_cmd_eval(int argc, char **argv)
     const char *cmd = "eval";
     const char *data = "fashion-mnist", *split = "test", *teacher_path = NULL, *device = "auto", *bopt = NULL;
     const char *dump = NULL;
-    int batch = 256, json = 0, threads = 2;
+    int batch = 256, json = 0, threads = sq_cpus_available();
     sq_cli_import ci = {0};
     sq_arg a[16] = {
         {"--data", SQ_ARG_STR, &data, 0, 0, "data SPEC (see 'sqakd train --help')"},
         {"--split", SQ_ARG_STR, &split, 0, 0, "test | train (default test)"},
         {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "also report top-1 agreement and KL against this teacher"},
         {"--batch", SQ_ARG_INT, &batch, 1, 65536, "batch size (default 256)"},
-        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads"},
+        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads (by default the CPUs this process may use)"},
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
         {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object on stdout"},

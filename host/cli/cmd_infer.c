@@ -32,7 +32,7 @@ int sq_cmd_infer(int argc, char **argv)
 {
     const char *cmd = "infer";
     const char *inputs[MAX_IN] = {0}, *out = NULL, *device = "cpu", *bopt = NULL;
-    int batch = 64, threads = 2;
+    int batch = 64, threads = sq_cpus_available();
     const char *in1 = NULL;
     sq_arg a[] = {
         {"--input", SQ_ARG_STR, &in1, 0, 0, "the input tensor: X.npy (float32) or an ONNX TensorProto X.pb; repeat it for "
@@ -41,7 +41,7 @@ int sq_cmd_infer(int argc, char **argv)
         {"--batch", SQ_ARG_INT, &batch, 1, 65536, "samples per forward pass (default 64)"},
         {"--device", SQ_ARG_STR, &device, 0, 0, "cpu (default) | cuda | auto"},
         {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
-        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads"},
+        {"--threads", SQ_ARG_INT, &threads, 1, 1024, "CPU threads (by default the CPUs this process may use)"},
     };
     /* --input may repeat: collect every occurrence before the flag parser sees the rest */
     int nin = 0;

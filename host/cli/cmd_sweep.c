@@ -179,6 +179,11 @@ static int resolve_config(const char *cmd, sq_sweep *sw, int save)
         /* an .onnx teacher is imported with the graph's own shapes and normalisation ('sqakd import'
            first when it needs --input, --mean or --std) */
         if (sq_model_read_meta(sw->teacher, NULL, &tm)) return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+        if (tm.q.kind != SQ_QUANT_NONE)
+            return sq_cli_fail(cmd, "--teacher %s is a quantized student (%s W%dA%d), not a full-precision teacher: "
+                               "a sweep's students learn from a full-precision teacher ('sqakd distill "
+                               "--allow-quantized-teacher' takes a quantized one)", sw->teacher,
+                               sq_quant_kind_name(tm.q.kind), tm.q.wbits, tm.q.abits);
         if (!sw->model[0]) snprintf(sw->model, sizeof sw->model, "%s", tm.arch);
     }
     if (absolute_data(cmd, sw->data, sizeof sw->data)) return 2;
@@ -457,36 +462,36 @@ int sq_cmd_sweep(int argc, char **argv)
                      .gpus = -1, .cpus = -1, .max_running = -1, .run_group = -1,
                      .lr_model = NAN, .lr_quant = NAN, .alpha = NAN, .T = NAN, .holdout = NAN};
     sq_arg a[] = {
-        {"--config", SQ_ARG_STR, &f.config, 0, 0, "JSON configuration (keys as in DIR/sweep.json); flags override it"},
+        {"--config", SQ_ARG_STR, &f.config, 0, 0, "JSON configuration (keys as in DIR/sweep.json); flags override it (default: none)"},
         {"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's); the teacher's with --train-teacher-epochs"},
         {"--data", SQ_ARG_STR, &f.data, 0, 0, "data SPEC (see 'sqakd train --help')"},
-        {"--teacher", SQ_ARG_STR, &f.teacher, 0, 0, "full-precision teacher checkpoint"},
+        {"--teacher", SQ_ARG_STR, &f.teacher, 0, 0, "full-precision teacher checkpoint (required unless --train-teacher-epochs)"},
         {"--train-teacher-epochs", SQ_ARG_INT, &f.tte, 1, 100000, "train the teacher first (sqakd train defaults) into DIR/tasks/teacher/"},
-        {"--quantizers", SQ_ARG_STR, &f.quantizers, 0, 0, "comma-separated: ewgs, pact, lsq, dorefa"},
-        {"--bits", SQ_ARG_STR, &f.bits, 0, 0, "comma-separated bit-widths: wWaA or B (= wBaB), e.g. 1,2,4,8"},
+        {"--quantizers", SQ_ARG_STR, &f.quantizers, 0, 0, "comma-separated: ewgs, pact, lsq, dorefa (required)"},
+        {"--bits", SQ_ARG_STR, &f.bits, 0, 0, "comma-separated bit-widths: wWaA or B (= wBaB), e.g. 1,2,4,8 (required)"},
         {"--seeds", SQ_ARG_STR, &f.seeds, 0, 0, "comma-separated seeds (default 1)"},
         {"--epochs", SQ_ARG_INT, &f.epochs, 1, 100000, "epochs per student (default 10)"},
         {"--batch", SQ_ARG_INT, &f.batch, 1, 65536, "batch size (default 128)"},
-        {"--threads", SQ_ARG_INT, &f.threads, 1, 1024, "CPU threads (default 2)"},
-        {"--max-steps", SQ_ARG_INT, &f.max_steps, 0, 100000000, "at most N steps per epoch (0 = all)"},
+        {"--threads", SQ_ARG_INT, &f.threads, 1, 1024, "CPU threads (default: the CPUs this process may use)"},
+        {"--max-steps", SQ_ARG_INT, &f.max_steps, 0, 100000000, "at most N steps per epoch (0 = all; default 0)"},
         {"--lr-model", SQ_ARG_FLOAT, &f.lr_model, 0, 100, "Adam lr of model parameters (default 1e-3)"},
         {"--lr-quant", SQ_ARG_FLOAT, &f.lr_quant, 0, 100, "Adam lr of quantizer parameters (default 1e-5)"},
         {"--alpha", SQ_ARG_FLOAT, &f.alpha, 0, 1e6, "distillation loss weight (default 1)"},
         {"--temperature", SQ_ARG_FLOAT, &f.T, 0.01, 1000, "distillation temperature (default 4)"},
-        {"--holdout", SQ_ARG_FLOAT, &f.holdout, 0, 0.9, "evaluate on this fraction of the train split"},
+        {"--holdout", SQ_ARG_FLOAT, &f.holdout, 0, 0.9, "evaluate on this fraction of the train split (default 0: the test split)"},
         {"--augment", SQ_ARG_STR, &f.augment, 0, 0, "none | flip | crop | crop,flip (default by data)"},
-        {"--device", SQ_ARG_STR, &f.device, 0, 0, "auto | cpu | cuda"},
+        {"--device", SQ_ARG_STR, &f.device, 0, 0, "auto | cpu | cuda (default auto)"},
         {"--group-size", SQ_ARG_INT, &f.group_size, 1, SQ_MAX_STUDENTS, "students per process (one teacher pass; default 4)"},
-        {"--out", SQ_ARG_STR, &f.out, 0, 0, "sweep directory: sweep.json, tasks/<id>/ (checkpoints, result.json)"},
+        {"--out", SQ_ARG_STR, &f.out, 0, 0, "sweep directory: sweep.json, tasks/<id>/ (checkpoints, result.json) (required)"},
         {"--slurm", SQ_ARG_FLAG, &f.slurm, 0, 0, "write DIR/sweep.sbatch (a job array, one task per group) and submit it"},
         {"--dry-run", SQ_ARG_FLAG, &f.dry_run, 0, 0, "with --slurm: write the scripts, do not submit"},
-        {"--partition", SQ_ARG_STR, &f.partition, 0, 0, "Slurm partition"},
+        {"--partition", SQ_ARG_STR, &f.partition, 0, 0, "Slurm partition (default: the cluster's default)"},
         {"--time", SQ_ARG_STR, &f.time, 0, 0, "Slurm time limit per group (default 01:00:00)"},
         {"--gpus", SQ_ARG_INT, &f.gpus, 0, 64, "GPUs per group (--gres=gpu:N; default 0)"},
         {"--cpus-per-task", SQ_ARG_INT, &f.cpus, 1, 1024, "Slurm CPUs per group (default --threads)"},
-        {"--max-running", SQ_ARG_INT, &f.max_running, 1, 100000, "at most N array tasks at once"},
+        {"--max-running", SQ_ARG_INT, &f.max_running, 1, 100000, "at most N array tasks at once (default: no limit)"},
         {"--bin", SQ_ARG_STR, &f.bin, 0, 0, "sqakd executable the jobs run (default: this one)"},
-        {"--run-group", SQ_ARG_INT, &f.run_group, 0, 1000000, "run one group (what each array task does)"},
+        {"--run-group", SQ_ARG_INT, &f.run_group, 0, 1000000, "run one group (what each array task does; default: every group, locally)"},
         {"--run-teacher", SQ_ARG_FLAG, &f.run_teacher, 0, 0, "train and evaluate the teacher only"},
         {"--quiet", SQ_ARG_FLAG, &f.quiet, 0, 0, "no progress output"},
     };

@@ -57,6 +57,7 @@ int sq_cmd_train(int argc, char **argv)
     else { sq_cli_fail(cmd, "--optim must be sgd or adam, got '%s'", optim); goto done; }
     if (!model && !init) { sq_cli_fail(cmd, "--model is required (a name from 'sqakd models'), or --init MODEL to start from a checkpoint or ONNX file"); goto done; }
     if (model && init && !c.resume) { sq_cli_fail(cmd, "--model and --init exclude each other: --init brings its own graph"); goto done; }
+    sq_cli_default_out(cmd, &c);
     sq_cli_make_config(&c, a, n, NULL, NULL);
     const sq_backend *be = sq_cli_backend(cmd, &c);
     if (!be) goto done;

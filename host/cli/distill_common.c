@@ -25,6 +25,16 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
     if (sq_cli_import_opts(cmd, &c->imp, &c->io)) return 2;
     if (sq_model_open(teacher_path, &c->io, d->be, c->cfg.batch, 0, &d->teacher, &d->tm))
         return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
+    if (d->tm.q.kind != SQ_QUANT_NONE && !c->allow_qteacher) {
+        char pb[256];
+        sq_cli_fail(cmd, "--teacher %s is a quantized student (%s W%dA%d, role '%s'), not a full-precision teacher: "
+                    "distill from the teacher it was trained from, or pass --allow-quantized-teacher to use it "
+                    "anyway", sq_printable(teacher_path, pb, sizeof pb), sq_quant_kind_name(d->tm.q.kind),
+                    d->tm.q.wbits, d->tm.q.abits, d->tm.role);
+        sq_model_free(d->teacher);
+        memset(d, 0, sizeof *d);
+        return 2;
+    }
     /* the teacher is frozen: fold its BatchNorm layers into the convolutions (model.h) */
     if (sq_model_fold_bn(d->teacher, NULL)) {
         sq_cli_fail(cmd, "--teacher: %s", sq_last_error());

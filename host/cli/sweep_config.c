@@ -14,7 +14,7 @@ void sq_sweep_defaults(sq_sweep *sw)
     memset(sw, 0, sizeof *sw);
     sw->epochs = 10;
     sw->batch = 128;
-    sw->threads = 2;
+    sw->threads = sq_cpus_available();
     sw->group_size = 4;
     sw->lr_model = 1e-3f;
     sw->lr_quant = 1e-5f;

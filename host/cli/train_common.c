@@ -19,12 +19,12 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--epochs", SQ_ARG_INT, &c->cfg.epochs, 1, 100000, "epochs"};
     a[n++] = (sq_arg){"--batch", SQ_ARG_INT, &c->cfg.batch, 1, 65536, "batch size"};
     a[n++] = (sq_arg){"--seed", SQ_ARG_U64, &c->cfg.seed, 0, 0, "random seed (init, shuffling, augmentation)"};
-    a[n++] = (sq_arg){"--threads", SQ_ARG_INT, &c->cfg.threads, 1, 1024, "CPU threads (OpenMP)"};
-    a[n++] = (sq_arg){"--out", SQ_ARG_STR, &c->out, 0, 0, "output directory (checkpoints, metrics.jsonl, command.txt)"};
+    a[n++] = (sq_arg){"--threads", SQ_ARG_INT, &c->cfg.threads, 1, 1024, "CPU threads (OpenMP; by default the CPUs this process may use)"};
+    a[n++] = (sq_arg){"--out", SQ_ARG_STR, &c->out, 0, 0, "output directory (checkpoints, metrics.jsonl, command.txt) (default: runs/<command>-<date>-<time>/)"};
     a[n++] = (sq_arg){"--resume", SQ_ARG_STR, &c->resume, 0, 0, "resume from DIR (its last.safetensors and last.state.safetensors)"};
     a[n++] = (sq_arg){"--device", SQ_ARG_STR, &c->device, 0, 0, "auto | cpu | cuda"};
     a[n++] = (sq_arg){"--backend-opt", SQ_ARG_STR, &c->backend_opt, 0, 0, SQ_BACKEND_OPT_HELP};
-    a[n++] = (sq_arg){"--sched", SQ_ARG_STR, &c->sched, 0, 0, "cosine | step | const (per epoch)"};
+    a[n++] = (sq_arg){"--sched", SQ_ARG_STR, &c->sched, 0, 0, "cosine | step | const (per epoch; default cosine)"};
     a[n++] = (sq_arg){"--step-every", SQ_ARG_INT, &c->cfg.step_every, 1, 100000, "step schedule: epochs between decays"};
     a[n++] = (sq_arg){"--step-gamma", SQ_ARG_FLOAT, &c->cfg.step_gamma, 0, 1, "step schedule: decay factor"};
     a[n++] = (sq_arg){"--augment", SQ_ARG_STR, &c->augment, 0, 0, "none | flip | crop | crop,flip (default: crop,flip for 32x32 colour data, none otherwise)"};
@@ -213,11 +213,32 @@ int sq_cli_check_run_dir(const char *cmd, const char *dir, int resume, int overw
     return resume || overwrite || !holds_run(dir) ? 0 : refuse_held(cmd, dir);
 }
 
+void sq_cli_default_out(const char *cmd, sq_cli_common *c)
+{
+    if (c->out || c->resume) return;
+    time_t now = time(NULL);
+    struct tm tmv;
+    char stamp[32];
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime_r(&now, &tmv));
+    struct stat sb;
+    snprintf(c->out_buf, sizeof c->out_buf, "runs/%s-%s", cmd, stamp);
+    for (int k = 2; lstat(c->out_buf, &sb) == 0 && k < 1000; k++)
+        snprintf(c->out_buf, sizeof c->out_buf, "runs/%s-%s-%d", cmd, stamp, k);
+    c->out = c->out_buf;
+    c->out_defaulted = 1;
+}
+
+void sq_cli_say_default_out(const char *cmd, const sq_cli_common *c)
+{
+    if (c->out_defaulted) fprintf(stderr, "sqakd %s: no --out given: this run goes to %s/\n", cmd, c->out);
+}
+
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
 {
     if (!c->out) c->out = c->resume;
     if (!c->out) return 0;
     if (sq_cli_open_run_dir(cmd, c->out, c->resume != NULL, c->overwrite)) return 2;
+    sq_cli_say_default_out(cmd, c);
     if (sq_cli_write_command(c->out, argc, argv, (unsigned long long)c->cfg.seed, c->resume != NULL, c->run_config))
         return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", c->out, sq_last_error());
     c->cfg.out_dir = c->out;

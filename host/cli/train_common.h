@@ -11,6 +11,9 @@ typedef struct sq_cli_common {
     const char *data, *out, *resume, *device, *backend_opt, *sched, *augment;
     float holdout;
     int overwrite;
+    int allow_qteacher;            /* distill --allow-quantized-teacher */
+    char out_buf[128];             /* the default --out (sq_cli_default_out) */
+    int out_defaulted;             /* out is out_buf: said once the directory is made */
     sq_cli_import imp;             /* --input/--mean/--std for an ONNX --teacher or --init */
     sq_import_opts io;             /* parsed from imp by sq_cli_common_finish's caller (sq_cli_import_opts) */
     char backend_opt_buf[160];     /* the options in force, canonical (sq_backend_opts_format) */
@@ -26,6 +29,11 @@ int sq_cli_common_finish(const char *cmd, sq_cli_common *c, const sq_dataset *tr
 /* Creates --out (or the --resume directory), owns it (sq_cli_open_run_dir) and writes command.txt
    (on --resume, appends the resuming command to it); 0 or 2 */
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv);
+/* Without --out and --resume: the run goes to runs/<cmd>-<YYYYmmdd>-<HHMMSS>[-N]/ (relative to the
+   working directory; -N when that exists already), said in one line on stderr when the directory
+   is made (sq_cli_prepare_out, sq_cli_say_default_out). */
+void sq_cli_default_out(const char *cmd, sq_cli_common *c);
+void sq_cli_say_default_out(const char *cmd, const sq_cli_common *c);
 /* Creates dir and takes its lock for the life of the process (a run already holding it is named
    in the refusal), removes temporary files a killed run left, and unless resume, refuses a
    directory that holds a run (--overwrite removes that run's files instead). 0 or 2. */

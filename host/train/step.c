@@ -21,7 +21,7 @@ void sq_train_cfg_defaults(sq_train_cfg *c)
     c->loss = SQ_LOSS_CE;
     c->epochs = 10;
     c->batch = 128;
-    c->threads = 2;
+    c->threads = sq_cpus_available();
     c->seed = 1;
     c->opt = SQ_OPT_SGD;
     c->lr = 0.1f;

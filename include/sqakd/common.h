@@ -36,6 +36,9 @@ void *sq_xcalloc(size_t n, size_t sz);
 static inline size_t sq_pad64(size_t nfloats) { return (nfloats + 63) & ~(size_t)63; }
 
 double sq_now(void); /* monotonic seconds */
+/* the CPUs this process may run on (its affinity mask, as nproc counts them; at least 1): the
+   default of every --threads */
+int sq_cpus_available(void);
 
 /* Text from a file (a tensor name, a file name, a metadata value) made safe to quote in an error
    line: bytes below 0x20, 0x7f and the UTF-8 C1 controls U+0080..U+009F (which some terminals

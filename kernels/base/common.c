@@ -1,7 +1,10 @@
 /* common.c (the base layer, below host/ and the backends; it includes only include/sqakd):
    thread-local error message, status names, checked allocation, clock, and the escaping
    of file text quoted in error messages. */
+#define _GNU_SOURCE
 #include "sqakd/common.h"
+#include <sched.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +59,17 @@ void *sq_xcalloc(size_t n, size_t sz)
     void *p = calloc(n ? n : 1, sz ? sz : 1);
     if (!p) { fprintf(stderr, "sqakd: out of host memory (%zu bytes)\n", n * sz); exit(3); }
     return p;
+}
+
+int sq_cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)(n > 1024 ? 1024 : n) : 1;
 }
 
 double sq_now(void)
