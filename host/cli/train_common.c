@@ -144,6 +144,11 @@ void sq_cli_unlock_dir(const char *dir, int remove_file)
     }
 }
 
+void sq_cli_unlock_all(void)
+{
+    while (g_nlocks > 0) close(g_locks[--g_nlocks].fd);
+}
+
 static int holds_lock(const char *dir);
 
 static int file_exists(const char *dir, const char *name)
