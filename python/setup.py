@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,15 +63,18 @@ class BuildPyWithLibrary(build_py):
         shutil.copy2(lib, os.path.join(dst, "libsqakd.so"))
 
 
+class BinaryDistribution(Distribution):
+    """The package holds a native library: built and installed as platform-specific."""
+
+    def has_ext_modules(self):
+        return True
+
+
 cmdclass = {"build_py": BuildPyWithLibrary}
-try:  # the wheel holds a native library: tag it for this platform, any Python 3
+try:  # tagged for this platform, any Python 3 (ctypes, no extension module)
     from wheel.bdist_wheel import bdist_wheel
 
     class PlatformWheel(bdist_wheel):
-        def finalize_options(self):
-            super().finalize_options()
-            self.root_is_pure = False
-
         def get_tag(self):
             return "py3", "none", super().get_tag()[2]
 
@@ -83,6 +86,7 @@ setup(
     version=_version(),
     packages=["sqakd"],
     cmdclass=cmdclass,
+    distclass=BinaryDistribution,
     # setuptools' scratch files go under the repository's build directory, not into python/
     options={"build": {"build_base": os.path.join(_BUILD, "python-setuptools")},
              "egg_info": {"egg_base": _egg_base()}},

@@ -168,7 +168,9 @@ def run(args, check=True, echo=True):
     status when check."""
     if isinstance(args, str):
         raise TypeError("sqakd.run() takes a list of arguments, e.g. ['eval', 'model.safetensors', '--json']")
-    return _lib.run_captured([_value(a) for a in args], echo_stdout=echo, echo_stderr=echo, check=check)
+    from ._cli import with_job_executable
+    args = with_job_executable([_value(a) for a in args])
+    return _lib.run_captured(args, echo_stdout=echo, echo_stderr=echo, check=check)
 
 
 def _train_like(command, func, data, kwargs):
@@ -266,6 +268,12 @@ def models():
 
 def sweep(**kwargs):
     """sqakd sweep: quantizers x bit-widths x seeds from one teacher (locally, or --slurm)."""
+    if kwargs.get("slurm") and not kwargs.get("bin"):
+        from ._cli import console_script
+        kwargs["bin"] = console_script()   # the jobs' executable: not this Python (see _cli.with_job_executable)
+        if not kwargs["bin"]:
+            raise TypeError("sqakd.sweep(slurm=True) needs bin= (the sqakd executable the jobs run): no sqakd "
+                            "console script was found")
     argv = to_argv("sweep", kwargs, "sweep")
     _, out, err = _lib.run_captured(["sweep", *argv])
     return Run("sweep", _value(kwargs["out"]) if kwargs.get("out") else None, out, err)

@@ -183,10 +183,28 @@ def test_device_cuda_works_or_says_why(teacher):
 
 # ---------------------------------------------------------------- the console entry point
 
-def test_console_entry_point():
+def console():
     exe = os.path.join(os.path.dirname(sys.executable), "sqakd")
     if not os.path.exists(exe):
         pytest.skip("the package is not installed with its console script (pip install ./python)")
+    return exe
+
+
+def test_slurm_jobs_run_the_console_script_not_python(tmp_path, teacher):
+    exe = console()
+    # in-process, /proc/self/exe is this Python: the job scripts must name the console script
+    sqakd.sweep(teacher=teacher.best, data="fashion-mnist", quantizers="ewgs", bits=[2], epochs=1, slurm=True,
+                dry_run=True, out=tmp_path / "sw")
+    p = subprocess.run([exe, "sweep", "--teacher", teacher.best, "--data", "fashion-mnist", "--quantizers", "lsq",
+                        "--bits", "4", "--epochs", "1", "--slurm", "--dry-run", "--out", str(tmp_path / "sw2")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    for d in ("sw", "sw2"):
+        text = (tmp_path / d / "sweep.sbatch").read_text()
+        assert f"exec '{exe}' sweep --config" in text, text
+
+def test_console_entry_point():
+    exe = console()
     p = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert p.returncode == 0
     assert p.stdout.startswith(f"sqakd {read_version()} (git ") and "backends: cpu" in p.stdout
