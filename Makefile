@@ -4,7 +4,9 @@
 #   make deps-py    the Python side of the ONNX tests: Debian's torch, torchvision, onnx, numpy and
 #                   onnxruntime from PyPI for /usr/bin/python3 (tools/install_py_deps.sh)
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU, then
-#                   test-onnx: ONNX import/export checked by onnxruntime, tools/onnx_e2e.sh)
+#                   test-py: the Python package in a venv, pytest; then test-onnx: ONNX import/export
+#                   checked by onnxruntime, tools/onnx_e2e.sh)
+#   make wheel      the Python package (python/) as a wheel in build/wheel/; make lib-so: libsqakd.so
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests); make bench-ops: time and GB/s of every op of the
 #                   table (the conformance harness's rows at their bench shapes), CPU and CUDA
@@ -63,6 +65,14 @@ else ifeq ($(HAVE_CUDA),1)
   CFLAGS_BASE += -DSQ_HAVE_CUDA -I$(CUDA_HOME)/include
   LIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcudart -lstdc++
 endif
+# PIC=1: position-independent objects for libsqakd.so, the library of the Python package (python/);
+# `make lib-so` builds them in a BUILD directory of their own
+ifeq ($(PIC),1)
+  CFLAGS_BASE += -fPIC
+  ifneq ($(CUEMU),1)
+    NVCCFLAGS += -Xcompiler -fPIC
+  endif
+endif
 CFLAGS ?=
 ALL_CFLAGS := $(CFLAGS_BASE) $(CFLAGS)
 
@@ -95,7 +105,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps deps-py test test-onnx test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+.PHONY: all deps deps-py test test-onnx test-py lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
         fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
@@ -167,10 +177,45 @@ $(BUILD)/libsqakd.a: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
 # rebuilds one object (host/cli/cli_main.c), not the tree
 SQ_VERSION_TEXT := \#define SQ_VERSION "$(shell cat VERSION)"\n\#define SQ_GIT_COMMIT "$(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)"
 $(shell mkdir -p $(GEN); printf '$(SQ_VERSION_TEXT)\n' > $(GEN)/sq_version.h.new; cmp -s $(GEN)/sq_version.h.new $(GEN)/sq_version.h || mv $(GEN)/sq_version.h.new $(GEN)/sq_version.h; rm -f $(GEN)/sq_version.h.new)
-$(BUILD)/obj/host/cli/cli_main.o: ALL_CFLAGS += -I$(GEN)
+$(BUILD)/obj/host/cli/cli_main.o $(BUILD)/obj/host/api/api.o: ALL_CFLAGS += -I$(GEN)
 
 $(BUILD)/sqakd: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+# ---- libsqakd.so and the Python package (python/, docs/python.md). lib-so builds the shared library
+# from PIC objects in $(PIC_BUILD) (pic-cpu: without CUDA); python/setup.py runs it and asks
+# lib-so-path where it is. wheel: build/wheel/sqakd-*.whl (CUDA where nvcc is found, as `make`).
+PY ?= /usr/bin/python3
+PIC_BUILD := $(BUILD)/pic$(if $(filter 1,$(HAVE_CUDA)),,-cpu)
+$(BUILD)/libsqakd.so: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
+	@[ "$(PIC)" = 1 ] || { echo "sqakd: $@ needs PIC=1 objects: run 'make lib-so'"; exit 1; }
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libsqakd.so -Wl,--no-undefined -o $@ $(LIB_OBJ) $(LIBS)
+
+lib-so:
+	@$(MAKE) --no-print-directory PIC=1 BUILD=$(PIC_BUILD) $(PIC_BUILD)/libsqakd.so
+
+lib-so-path:
+	@echo $(abspath $(PIC_BUILD)/libsqakd.so)
+
+wheel: lib-so
+	@mkdir -p $(BUILD)/wheel
+	cd python && SQAKD_BUILD=$(abspath $(BUILD)) SQAKD_CUDA=$(HAVE_CUDA) $(PY) -m pip wheel --quiet --no-build-isolation \
+	  --no-deps --disable-pip-version-check -w $(abspath $(BUILD)/wheel) .
+	@ls -1 $(BUILD)/wheel/sqakd-*.whl
+
+# test-py: the package installed into a venv (Debian's numpy and pytest seen through
+# --system-site-packages; nothing is downloaded) and its pytest suite, python/tests. Its library is
+# built without CUDA (PY_TEST_CUDA=1: with it, where nvcc is found), which spares `make test` a
+# second, position-independent compile of the CUDA kernels; `make wheel` and `pip install ./python`
+# include them.
+PY_TEST_CUDA ?= 0
+PY_VENV := $(BUILD)/py/venv
+test-py: $(BUILD)/sqakd
+	@[ -x $(PY_VENV)/bin/python ] || $(PY) -m venv --system-site-packages $(PY_VENV)
+	SQAKD_BUILD=$(abspath $(BUILD)) SQAKD_CUDA=$(PY_TEST_CUDA) $(PY_VENV)/bin/python -m pip install --quiet \
+	  --no-build-isolation --no-deps --disable-pip-version-check ./python
+	cd python/tests && SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(abspath $(PY_VENV))/bin/python -m pytest -q \
+	  -p no:cacheprovider .
 
 $(BUILD)/sqakd_tests: $(TEST_OBJ) $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ -lcriterion $(LIBS)
@@ -234,7 +279,7 @@ lab-cuda:
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps deps-py
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-onnx
+	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-onnx
 
 # ONNX checked by a real runtime (tools/onnx_e2e.sh): ONNX's own node tests through 'sqakd infer',
 # torchvision's resnet18 / mobilenet_v2 / shufflenet_v2 / squeezenet and the zoo's vgg13 imported

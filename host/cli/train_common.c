@@ -15,7 +15,7 @@
 int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
 {
     int n = 0;
-    a[n++] = (sq_arg){"--data", SQ_ARG_STR, &c->data, 0, 0, "data SPEC: fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], cifar10:DIR, cifar100:DIR, folder:DIR"};
+    a[n++] = (sq_arg){"--data", SQ_ARG_STR, &c->data, 0, 0, "data SPEC: fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], cifar10:DIR, cifar100:DIR, folder:DIR, npy:IMAGES.npy[,LABELS.npy]"};
     a[n++] = (sq_arg){"--epochs", SQ_ARG_INT, &c->cfg.epochs, 1, 100000, "epochs"};
     a[n++] = (sq_arg){"--batch", SQ_ARG_INT, &c->cfg.batch, 1, 65536, "batch size"};
     a[n++] = (sq_arg){"--seed", SQ_ARG_U64, &c->cfg.seed, 0, 0, "random seed (init, shuffling, augmentation)"};
@@ -142,6 +142,11 @@ void sq_cli_unlock_dir(const char *dir, int remove_file)
         g_locks[i] = g_locks[--g_nlocks];
         return;
     }
+}
+
+void sq_cli_unlock_all(void)
+{
+    while (g_nlocks > 0) close(g_locks[--g_nlocks].fd);
 }
 
 static int holds_lock(const char *dir);

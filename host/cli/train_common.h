@@ -45,6 +45,10 @@ int sq_cli_check_run_dir(const char *cmd, const char *dir, int resume, int overw
    this process holds already succeeds. 0 or 2 (one line printed). */
 int sq_cli_lock_dir(const char *cmd, const char *dir);
 void sq_cli_unlock_dir(const char *dir, int remove_file);
+/* releases every run-directory lock this process holds (the lock files stay, as after an exit):
+   for a process that runs several commands in turn (sq_api_run, the Python package), called when
+   a command has returned, so a finished run is not held for the life of the process */
+void sq_cli_unlock_all(void);
 /* On --resume: reads the run configuration recorded in state and applies it to spec's flags
    (sq_args_apply_recorded: flags not given take the recorded values, conflicting ones are refused).
    A state of an earlier version without one is accepted with a note. 0 or 2. */

@@ -49,6 +49,8 @@ sq_status sq_idx_open(const char *kind, const char *arg, sq_split split, int wit
 sq_status sq_cifar_open(int classes, const char *dir, sq_split split, int with_labels,
                         sq_dataset *out);
 sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_dataset *out);
+/* npy:IMAGES.npy[,LABELS.npy] (npy_data.c) */
+sq_status sq_npy_data_open(const char *arg, sq_split split, int with_labels, sq_dataset *out);
 
 /* Decodes a PNG or JPEG file (detected by its magic bytes) to 8-bit interleaved pixels (H, W, C)
    with C = 1 (gray) or 3 (RGB; alpha dropped, palette expanded, 16-bit stripped). *pix is

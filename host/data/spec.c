@@ -31,7 +31,7 @@ sq_status sq_dataset_open(const char *spec, sq_split split, int with_labels, sq_
     memset(out, 0, sizeof *out);
     if (!spec || !*spec) {
         sq_set_error("empty data spec; use fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], "
-                     "cifar10:DIR, cifar100:DIR or folder:DIR");
+                     "cifar10:DIR, cifar100:DIR, folder:DIR or npy:IMAGES.npy[,LABELS.npy]");
         return SQ_EARG;
     }
     if (split != SQ_SPLIT_TRAIN && split != SQ_SPLIT_TEST) {
@@ -58,9 +58,11 @@ sq_status sq_dataset_open(const char *spec, sq_split split, int with_labels, sq_
         st = sq_cifar_open(100, arg, split, with_labels, out);
     } else if (!strcmp(kind, "folder")) {
         st = sq_folder_open(arg, split, with_labels, out);
+    } else if (!strcmp(kind, "npy")) {
+        st = sq_npy_data_open(arg, split, with_labels, out);
     } else {
         sq_set_error("unknown data spec '%s'; use fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], "
-                     "cifar10:DIR, cifar100:DIR or folder:DIR", spec);
+                     "cifar10:DIR, cifar100:DIR, folder:DIR or npy:IMAGES.npy[,LABELS.npy]", spec);
         return SQ_EARG;
     }
     if (st) {

@@ -1,5 +1,6 @@
 /* npy.c: NumPy .npy arrays (include/sqakd/onnx.h): a strict reader of C-order little-endian
-   float32 / float64 arrays (format versions 1.0, 2.0 and 3.0) and a writer of float32 arrays in
+   float32 / float64 arrays (format versions 1.0, 2.0 and 3.0), a raw reader of the integer and
+   float types the npy: data spec takes (sq_npy_read_raw), and a writer of float32 arrays in
    the version 1.0 layout NumPy itself writes (header padded with spaces so the data starts at a
    multiple of 64 bytes). The header is parsed as the Python dict literal NumPy writes, with
    exactly the keys descr, fortran_order and shape, and nothing else accepted. The file reader
@@ -27,7 +28,9 @@
 /* what the header says */
 typedef struct npy_hdr {
     size_t data_off;   /* bytes before the data */
-    int f8;            /* '<f8' (else '<f4') */
+    sq_npy_dtype dtype;
+    size_t esize;      /* bytes per element */
+    int f8;            /* '<f8' (float readers: else '<f4') */
     int ndim;
     int64_t dims[SQ_ONNX_MAX_DIMS];
     size_t numel;
@@ -91,6 +94,43 @@ static int word(cur *c, const char *w)
     size_t n = strlen(w);
     if ((size_t)(c->end - c->p) >= n && !memcmp(c->p, w, n)) { c->p += n; return 1; }
     return 0;
+}
+
+/* the types sq_npy_read_raw reads, by their descr (one-byte types: '|', as NumPy writes them, or
+   '<'); the float readers take the first two */
+static const struct { const char *descr, *alt, *name; sq_npy_dtype t; size_t size; } NPY_TYPES[] = {
+    {"<f4", NULL, "float32", SQ_NPY_F4, 4}, {"<f8", NULL, "float64", SQ_NPY_F8, 8},
+    {"|u1", "<u1", "uint8", SQ_NPY_U1, 1},  {"|i1", "<i1", "int8", SQ_NPY_I1, 1},
+    {"|b1", "<b1", "bool", SQ_NPY_BOOL, 1}, {"<u2", NULL, "uint16", SQ_NPY_U2, 2},
+    {"<i2", NULL, "int16", SQ_NPY_I2, 2},   {"<u4", NULL, "uint32", SQ_NPY_U4, 4},
+    {"<i4", NULL, "int32", SQ_NPY_I4, 4},   {"<u8", NULL, "uint64", SQ_NPY_U8, 8},
+    {"<i8", NULL, "int64", SQ_NPY_I8, 8},
+};
+
+static int npy_dtype_of(const char *descr)
+{
+    for (int k = 0; k < (int)(sizeof NPY_TYPES / sizeof NPY_TYPES[0]); k++)
+        if (!strcmp(descr, NPY_TYPES[k].descr) || (NPY_TYPES[k].alt && !strcmp(descr, NPY_TYPES[k].alt))) return k;
+    return -1;
+}
+
+const char *sq_npy_dtype_name(sq_npy_dtype t)
+{
+    for (size_t k = 0; k < sizeof NPY_TYPES / sizeof NPY_TYPES[0]; k++)
+        if (NPY_TYPES[k].t == t) return NPY_TYPES[k].name;
+    return "?";
+}
+
+/* the float readers' refusal of the other types, as before they existed */
+static sq_status npy_need_float(const npy_hdr *h, const char *what)
+{
+    if (h->dtype == SQ_NPY_F4 || h->dtype == SQ_NPY_F8) return SQ_OK;
+    const char *descr = "?";
+    for (size_t k = 0; k < sizeof NPY_TYPES / sizeof NPY_TYPES[0]; k++)
+        if (NPY_TYPES[k].t == h->dtype) descr = NPY_TYPES[k].descr;
+    npy_fail(what, "data type '%s' (%s); sqakd reads '<f4' (float32) and '<f8' (float64) arrays here", descr,
+             sq_npy_dtype_name(h->dtype));
+    return SQ_EFORMAT;
 }
 
 /* Parses the header text (hlen bytes at t). */
@@ -157,17 +197,23 @@ static sq_status npy_parse(const char *t, size_t hlen, const char *what, npy_hdr
         return SQ_EFORMAT;
     }
     char pd[64];
-    if (!strcmp(descr, "<f4")) h->f8 = 0;
-    else if (!strcmp(descr, "<f8")) h->f8 = 1;
-    else if (!strcmp(descr, ">f4") || !strcmp(descr, ">f8")) {
-        npy_fail(what, "big-endian data ('%s'); sqakd reads little-endian '<f4' and '<f8' (save with"
-                 " arr.astype('<f4'))", descr);
-        return SQ_EFORMAT;
-    } else {
-        npy_fail(what, "data type '%s'; sqakd reads '<f4' (float32) and '<f8' (float64) arrays",
+    int k = npy_dtype_of(descr);
+    if (k < 0) {
+        char le[32];
+        snprintf(le, sizeof le, "<%s", descr + 1);
+        if (descr[0] == '>' && npy_dtype_of(le) >= 0) {
+            npy_fail(what, "big-endian data ('%s'); sqakd reads little-endian arrays (save with"
+                     " arr.astype(arr.dtype.newbyteorder('<')))", descr);
+            return SQ_EFORMAT;
+        }
+        npy_fail(what, "data type '%s'; sqakd reads '<f4' (float32) and '<f8' (float64) arrays, and for data"
+                 " (npy: spec) uint8, int8, bool and little-endian 16/32/64-bit integers",
                  sq_printable(descr, pd, sizeof pd));
         return SQ_EFORMAT;
     }
+    h->dtype = NPY_TYPES[k].t;
+    h->esize = NPY_TYPES[k].size;
+    h->f8 = h->dtype == SQ_NPY_F8;
     if (fortran) {
         npy_fail(what, "Fortran-order array; sqakd reads C order (save np.ascontiguousarray(arr))");
         return SQ_EFORMAT;
@@ -220,8 +266,8 @@ sq_status sq_npy_read_mem(const void *buf, size_t len, const char *what, float *
     }
     npy_hdr h = { 0 };
     sq_status st = npy_parse((const char *)b + pre, hlen, what, &h);
-    if (st != SQ_OK) return st;
-    size_t es = h.f8 ? 8 : 4, off = pre + hlen;
+    if (st != SQ_OK || (st = npy_need_float(&h, what)) != SQ_OK) return st;
+    size_t es = h.esize, off = pre + hlen;
     if (len - off != h.numel * es) {
         npy_fail(what, ".npy data is %zu bytes but the header's shape needs %zu", len - off, h.numel * es);
         return SQ_EFORMAT;
@@ -247,12 +293,11 @@ static int read_all(int fd, void *buf, size_t n)
     return 1;
 }
 
-sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ_ONNX_MAX_DIMS])
+/* Opens path, reads and checks its header and that the file holds exactly the data it promises:
+   *fd is left at the start of the data (the caller closes it). */
+static sq_status npy_file_open(const char *path, const char *pp, int *fd_out, npy_hdr *h)
 {
-    if (!check_out(data, ndim, dims)) return SQ_EARG;
-    if (!path) { sq_set_error("sq_npy_read: NULL path"); return SQ_EARG; }
-    char pp[512];
-    sq_printable(path, pp, sizeof pp);
+    *fd_out = -1;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) { sq_set_error("%s: cannot open .npy file: %s", pp, strerror(errno)); return SQ_EIO; }
     struct stat sb;
@@ -266,7 +311,6 @@ sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ
     size_t nh = fsize < 12 ? fsize : 12;
     sq_status st = SQ_EFORMAT;
     char *text = NULL;
-    float *out = NULL;
     if (!read_all(fd, head, nh)) { sq_set_error("%s: read failed: %s", pp, strerror(errno)); st = SQ_EIO; goto done; }
     if (!npy_preamble(head, nh, path, &pre, &hlen)) goto done;
     if (fsize - pre < hlen) {
@@ -279,24 +323,51 @@ sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ
         st = SQ_EIO;
         goto done;
     }
-    npy_hdr h = { 0 };
-    if ((st = npy_parse(text, hlen, path, &h)) != SQ_OK) goto done;
-    size_t es = h.f8 ? 8 : 4, off = pre + hlen;
-    if (fsize - off != h.numel * es) {
-        npy_fail(path, ".npy data is %zu bytes but the header's shape needs %zu", fsize - off, h.numel * es);
+    if ((st = npy_parse(text, hlen, path, h)) != SQ_OK) goto done;
+    size_t off = pre + hlen;
+    if (fsize - off != h->numel * h->esize) {
+        npy_fail(path, ".npy data is %zu bytes but the header's shape needs %zu", fsize - off, h->numel * h->esize);
         st = SQ_EFORMAT;
         goto done;
     }
+    h->data_off = off;
+    st = SQ_OK;
+done:
+    free(text);
+    if (st) close(fd);
+    else *fd_out = fd;
+    return st;
+}
+
+static sq_status npy_read_failed(const char *pp)
+{
+    sq_set_error("%s: read failed in the .npy data: %s", pp, errno ? strerror(errno) : "file shrank");
+    return SQ_EIO;
+}
+
+sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ_ONNX_MAX_DIMS])
+{
+    if (!check_out(data, ndim, dims)) return SQ_EARG;
+    if (!path) { sq_set_error("sq_npy_read: NULL path"); return SQ_EARG; }
+    char pp[512];
+    sq_printable(path, pp, sizeof pp);
+    int fd;
+    npy_hdr h = { 0 };
+    sq_status st = npy_file_open(path, pp, &fd, &h);
+    if (st) return st;
+    float *out = NULL;
+    if ((st = npy_need_float(&h, path)) != SQ_OK) goto done;
     out = malloc((h.numel ? h.numel : 1) * sizeof *out);
     if (!out) { npy_fail(path, "out of memory for %zu elements", h.numel); st = SQ_ENOMEM; goto done; }
+    errno = 0;
     if (!h.f8) {
-        if (!read_all(fd, out, h.numel * 4)) goto read_fail;
+        if (!read_all(fd, out, h.numel * 4)) { st = npy_read_failed(pp); goto done; }
     } else {   /* float64: through a bounce buffer, converted chunk by chunk */
         enum { CH = 1 << 16 };
         double *tmp = sq_xmalloc(CH * sizeof *tmp);
         for (size_t k = 0; k < h.numel; k += CH) {
             size_t n = h.numel - k < CH ? h.numel - k : CH;
-            if (!read_all(fd, tmp, n * 8)) { free(tmp); goto read_fail; }
+            if (!read_all(fd, tmp, n * 8)) { free(tmp); st = npy_read_failed(pp); goto done; }
             for (size_t j = 0; j < n; j++) out[k + j] = (float)tmp[j];
         }
         free(tmp);
@@ -304,16 +375,41 @@ sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ
     *data = out;
     out = NULL;
     fill_out(&h, ndim, dims);
-    st = SQ_OK;
-    goto done;
-read_fail:
-    sq_set_error("%s: read failed in the .npy data: %s", pp, errno ? strerror(errno) : "file shrank");
-    st = SQ_EIO;
 done:
     free(out);
-    free(text);
     close(fd);
     return st;
+}
+
+sq_status sq_npy_read_raw(const char *path, sq_npy_dtype *dtype, void **data, int *ndim,
+                          int64_t dims[SQ_ONNX_MAX_DIMS])
+{
+    if (!path || !dtype || !data || !ndim || !dims) { sq_set_error("sq_npy_read_raw: NULL argument"); return SQ_EARG; }
+    *data = NULL;
+    char pp[512];
+    sq_printable(path, pp, sizeof pp);
+    int fd;
+    npy_hdr h = { 0 };
+    sq_status st = npy_file_open(path, pp, &fd, &h);
+    if (st) return st;
+    size_t bytes = h.numel * h.esize;
+    void *out = malloc(bytes ? bytes : 1);
+    if (!out) {
+        npy_fail(path, "out of memory for %zu elements", h.numel);
+        close(fd);
+        return SQ_ENOMEM;
+    }
+    errno = 0;
+    if (!read_all(fd, out, bytes)) {
+        free(out);
+        close(fd);
+        return npy_read_failed(pp);
+    }
+    close(fd);
+    *dtype = h.dtype;
+    *data = out;
+    fill_out(&h, ndim, dims);
+    return SQ_OK;
 }
 
 sq_status sq_npy_write(const char *path, const float *data, int ndim, const int64_t *dims)

@@ -13,7 +13,10 @@
                                 from the sorted subfolder names, otherwise unlabeled. All images
                                 must share one size (or pass resize in options; not implemented:
                                 error names the first mismatching file); each at most
-                                SQ_IMAGE_MAX_PIXELS pixels. */
+                                SQ_IMAGE_MAX_PIXELS pixels.
+     npy:IMAGES.npy[,LABELS.npy] NumPy arrays: uint8 images N x C x H x W, N x H x W x C or
+                                N x H x W, or float32 pixels in [0, 1] N x C x H x W; integer
+                                labels (N,); no test split (host/data/npy_data.c) */
 #ifndef SQAKD_DATA_H
 #define SQAKD_DATA_H
 

@@ -164,6 +164,17 @@ sq_status sq_npy_read(const char *path, float **data, int *ndim, int64_t dims[SQ
 /* The same from memory (what names the source in messages): the fuzzing harness's entry point. */
 sq_status sq_npy_read_mem(const void *buf, size_t len, const char *what, float **data, int *ndim,
                           int64_t dims[SQ_ONNX_MAX_DIMS]);
+/* The element types sq_npy_read_raw reads (little-endian; one-byte types as '|u1', '|i1', '|b1') */
+typedef enum sq_npy_dtype {
+    SQ_NPY_F4, SQ_NPY_F8, SQ_NPY_U1, SQ_NPY_I1, SQ_NPY_BOOL, SQ_NPY_U2, SQ_NPY_I2, SQ_NPY_U4, SQ_NPY_I4,
+    SQ_NPY_U8, SQ_NPY_I8
+} sq_npy_dtype;
+/* The array as stored, any of those types: *data (malloc'ed, the caller frees) holds the raw
+   little-endian elements, *dtype their type; the same checks as sq_npy_read otherwise (the npy:
+   data spec reads images and labels with it). */
+sq_status sq_npy_read_raw(const char *path, sq_npy_dtype *dtype, void **data, int *ndim,
+                          int64_t dims[SQ_ONNX_MAX_DIMS]);
+const char *sq_npy_dtype_name(sq_npy_dtype t);   /* "uint8", "float32", ... */
 /* Writes '<f4' C-order data atomically, in NumPy's own version 1.0 layout (the header padded
    with spaces to a multiple of 64 bytes). */
 sq_status sq_npy_write(const char *path, const float *data, int ndim, const int64_t *dims);

@@ -651,6 +651,57 @@ static void make_onnx(void)
     }
 }
 
+/* ---------------------------------------------------------------- npy: data spec */
+
+/* a .npy v1.0 file (header DESCR, SHAPE as NumPy writes them) of nbytes of d, appended to b */
+static void add_npy(buf *b, const char *descr, const char *shape, const void *d, size_t nbytes)
+{
+    char h[160];
+    int hl = snprintf(h, sizeof h, "{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, shape);
+    size_t total = (10 + (size_t)hl + 1 + 63) & ~(size_t)63;
+    add(b, "\x93NUMPY\x01\x00", 8);
+    add_u8(b, (int)((total - 10) & 0xff));
+    add_u8(b, (int)((total - 10) >> 8));
+    add(b, h, (size_t)hl);
+    for (size_t j = 10 + (size_t)hl; j + 1 < total; j++) add_u8(b, ' ');
+    add_u8(b, '\n');
+    add(b, d, nbytes);
+}
+
+/* fuzz_npy_data inputs: flags byte, u16 LE image-file length, the image file, the label file */
+static void put_npy_data(const char *name, int flags, const char *xd, const char *xs, const void *x, size_t xn,
+                         const char *yd, const char *ys, const void *y, size_t yn)
+{
+    buf img = {0}, o = {0};
+    add_npy(&img, xd, xs, x, xn);
+    add_u8(&o, flags);
+    add_u8(&o, (int)(img.n & 0xff));
+    add_u8(&o, (int)(img.n >> 8));
+    add(&o, img.p, img.n);
+    if (yd) add_npy(&o, yd, ys, y, yn);
+    put("npy_data", name, o.p, o.n);
+    free(img.p);
+    free(o.p);
+}
+
+static void make_npy_data(void)
+{
+    uint8_t px[2 * 6 * 5 * 3];
+    for (size_t k = 0; k < sizeof px; k++) px[k] = (uint8_t)(k * 37 + 11);
+    float f[18];
+    for (int k = 0; k < 18; k++) f[k] = (float)k / 17;
+    const double d[16] = { 0, 0.25, 0.5, 1, 0.125, 0.75, 1, 0, 0.3, 0.6, 0.9, 0.1, 0.2, 0.4, 0.8, 1 };
+    const int64_t l8[3] = { 0, 2, 1 };
+    const uint8_t l1[2] = { 1, 0 };
+    const int32_t l4[2] = { 4, 1 };
+    const int16_t l2[1] = { 0 };
+    put_npy_data("u8_nchw_i8labels", 3, "|u1", "(3, 1, 4, 5)", px, 60, "<i8", "(3,)", l8, sizeof l8);
+    put_npy_data("u8_nhwc_u1labels", 3, "|u1", "(2, 6, 5, 3)", px, sizeof px, "|u1", "(2,)", l1, sizeof l1);
+    put_npy_data("u8_nhw", 0, "|u1", "(2, 3, 3)", px, 18, NULL, NULL, NULL, 0);
+    put_npy_data("f4_nchw_i4labels", 3, "<f4", "(2, 1, 3, 3)", f, sizeof f, "<i4", "(2,)", l4, sizeof l4);
+    put_npy_data("f8_nhw_nolabels", 2, "<f8", "(1, 4, 4)", d, sizeof d, "<i2", "(1,)", l2, sizeof l2);
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -670,6 +721,7 @@ int main(int argc, char **argv)
     make_sweeps();
     make_results();
     make_onnx();
+    make_npy_data();
     rmdir(g_tmp);
     return 0;
 }

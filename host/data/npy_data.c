@@ -1,0 +1,191 @@
+/* npy_data.c: the npy:IMAGES.npy[,LABELS.npy] data spec: NumPy arrays as a dataset (what the
+   Python package writes for arrays it is given, and what a user with arrays can pass directly).
+
+   Images: uint8 (N, C, H, W), (N, H, W, C) or (N, H, W) (one channel); or float32 / float64
+   (N, C, H, W) or (N, H, W) holding pixels in [0, 1], stored as the nearest of the 256 levels
+   the dataset keeps (round(x * 255)). C is 1 to 4. A 4-D uint8 array is read as NCHW when its
+   second dimension is 1..4, else as NHWC when its last one is (so (N, 3, 3, 3) is NCHW).
+   Labels: a 1-D integer array (any of NumPy's integer types) of N class indices in
+   0..SQ_MAX_CLASSES-1; classes is the largest + 1. Without labels (or with_labels = 0, when the
+   label file is never opened) the dataset is unlabeled. There is no test split (like idx:): the
+   CLI holds out part of the images. Every refusal is one line naming the file and what to do. */
+#include "data/data_internal.h"
+#include "sqakd/onnx.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_int_type(sq_npy_dtype t)
+{
+    return t == SQ_NPY_U1 || t == SQ_NPY_I1 || t == SQ_NPY_U2 || t == SQ_NPY_I2 || t == SQ_NPY_U4 ||
+           t == SQ_NPY_I4 || t == SQ_NPY_U8 || t == SQ_NPY_I8;
+}
+
+/* element i of an integer array as a signed value (uint64 above INT64_MAX becomes INT64_MAX:
+   out of range either way) */
+static int64_t int_at(const void *p, sq_npy_dtype t, size_t i)
+{
+    switch (t) {
+    case SQ_NPY_U1: return ((const uint8_t *)p)[i];
+    case SQ_NPY_I1: return ((const int8_t *)p)[i];
+    case SQ_NPY_U2: return ((const uint16_t *)p)[i];
+    case SQ_NPY_I2: return ((const int16_t *)p)[i];
+    case SQ_NPY_U4: return ((const uint32_t *)p)[i];
+    case SQ_NPY_I4: return ((const int32_t *)p)[i];
+    case SQ_NPY_U8: { uint64_t v = ((const uint64_t *)p)[i]; return v > INT64_MAX ? INT64_MAX : (int64_t)v; }
+    case SQ_NPY_I8: return ((const int64_t *)p)[i];
+    default: return -1;
+    }
+}
+
+static void shape_str(char *buf, size_t cap, int ndim, const int64_t *dims)
+{
+    int k = snprintf(buf, cap, "(");
+    for (int d = 0; d < ndim && k > 0 && (size_t)k < cap; d++)
+        k += snprintf(buf + k, cap - (size_t)k, "%s%lld", d ? ", " : "", (long long)dims[d]);
+    if (k > 0 && (size_t)k < cap) snprintf(buf + k, cap - (size_t)k, "%s)", ndim == 1 ? "," : "");
+}
+
+static sq_status load_images(const char *path, sq_dataset *out)
+{
+    char pp[512], sh[160];
+    sq_printable(path, pp, sizeof pp);
+    sq_npy_dtype t;
+    void *raw = NULL;
+    int nd;
+    int64_t d[SQ_ONNX_MAX_DIMS];
+    sq_status st = sq_npy_read_raw(path, &t, &raw, &nd, d);
+    if (st) return st;
+    shape_str(sh, sizeof sh, nd, d);
+    const int is_float = t == SQ_NPY_F4 || t == SQ_NPY_F8;
+    st = SQ_EFORMAT;
+    if (t != SQ_NPY_U1 && !is_float) {
+        sq_set_error("%s: images of type %s; the npy: spec takes uint8 pixels (0..255) or float32 pixels in "
+                     "[0, 1] (convert with images.astype(np.uint8) or images.astype(np.float32) / 255)",
+                     pp, sq_npy_dtype_name(t));
+        goto fail;
+    }
+    /* the layout: n, c, h, w and whether the channels come last */
+    int64_t n = 0, c = 1, h = 0, w = 0;
+    int nhwc = 0;
+    if (nd == 3) {
+        n = d[0], h = d[1], w = d[2];
+    } else if (nd == 4 && d[1] >= 1 && d[1] <= 4) {
+        n = d[0], c = d[1], h = d[2], w = d[3];
+    } else if (nd == 4 && d[3] >= 1 && d[3] <= 4 && !is_float) {
+        n = d[0], h = d[1], w = d[2], c = d[3], nhwc = 1;
+    } else if (nd == 4 && d[3] >= 1 && d[3] <= 4) {
+        sq_set_error("%s: float images of shape %s look channels-last; float images must be N x C x H x W "
+                     "(images.transpose(0, 3, 1, 2))", pp, sh);
+        goto fail;
+    } else {
+        sq_set_error("%s: images of shape %s; the npy: spec takes N x C x H x W or N x H x W x C (uint8) with 1 to "
+                     "4 channels, or N x H x W (one channel)", pp, sh);
+        goto fail;
+    }
+    if (n < 1 || h < 1 || w < 1 || n > INT_MAX || h > 65535 || w > 65535) {
+        sq_set_error("%s: images of shape %s: need at least one image of at least 1 x 1 pixels (at most 65535 "
+                     "per side)", pp, sh);
+        goto fail;
+    }
+    const size_t plane = (size_t)h * (size_t)w, sample = plane * (size_t)c, total = sample * (size_t)n;
+    uint8_t *img = malloc(total ? total : 1);
+    if (!img) { sq_set_error("%s: out of memory for %zu pixels", pp, total); st = SQ_ENOMEM; goto fail; }
+    if (t == SQ_NPY_U1 && !nhwc) {
+        memcpy(img, raw, total);
+    } else if (t == SQ_NPY_U1) {   /* (n, h, w, c) -> (n, c, h, w) */
+        const uint8_t *s = raw;
+        for (size_t i = 0; i < (size_t)n; i++)
+            for (size_t p = 0; p < plane; p++)
+                for (size_t ch = 0; ch < (size_t)c; ch++)
+                    img[i * sample + ch * plane + p] = s[(i * plane + p) * (size_t)c + ch];
+    } else {
+        for (size_t k = 0; k < total; k++) {
+            double v = t == SQ_NPY_F4 ? (double)((const float *)raw)[k] : ((const double *)raw)[k];
+            if (!(v >= 0.0 && v <= 1.0)) {   /* NaN fails too */
+                char vs[32];
+                snprintf(vs, sizeof vs, "%g", v);
+                sq_set_error("%s: pixel %zu (image %zu) is %s; float images must hold pixels in [0, 1] (uint8 "
+                             "images hold 0..255)", pp, k, k / sample, vs);
+                free(img);
+                goto fail;
+            }
+            img[k] = (uint8_t)(v * 255.0 + 0.5);
+        }
+    }
+    out->images = img;
+    out->n = (int)n, out->c = (int)c, out->h = (int)h, out->w = (int)w;
+    st = SQ_OK;
+fail:
+    free(raw);
+    return st;
+}
+
+static sq_status load_labels(const char *path, sq_dataset *out)
+{
+    char pp[512], sh[160];
+    sq_printable(path, pp, sizeof pp);
+    sq_npy_dtype t;
+    void *raw = NULL;
+    int nd;
+    int64_t d[SQ_ONNX_MAX_DIMS];
+    sq_status st = sq_npy_read_raw(path, &t, &raw, &nd, d);
+    if (st) return st;
+    shape_str(sh, sizeof sh, nd, d);
+    st = SQ_EFORMAT;
+    if (!is_int_type(t)) {
+        sq_set_error("%s: labels of type %s; labels are integer class indices (labels.astype(np.int64))", pp,
+                     sq_npy_dtype_name(t));
+        goto done;
+    }
+    if (nd != 1 || d[0] != out->n) {
+        sq_set_error("%s: labels of shape %s for %d images; give one label per image, shape (%d,)", pp, sh, out->n,
+                     out->n);
+        goto done;
+    }
+    out->labels = sq_xmalloc((size_t)out->n * sizeof(int32_t));
+    int maxl = 0;
+    for (int i = 0; i < out->n; i++) {
+        int64_t v = int_at(raw, t, (size_t)i);
+        if (v < 0 || v >= SQ_MAX_CLASSES) {
+            sq_set_error("%s: label %lld of image %d is outside 0..%d", pp, (long long)v, i, SQ_MAX_CLASSES - 1);
+            goto done;
+        }
+        out->labels[i] = (int32_t)v;
+        if (v > maxl) maxl = (int)v;
+    }
+    out->classes = maxl + 1;
+    st = SQ_OK;
+done:
+    free(raw);
+    return st;
+}
+
+sq_status sq_npy_data_open(const char *arg, sq_split split, int with_labels, sq_dataset *out)
+{
+    char ipath[1024], lpath[1024], pa[512];
+    sq_printable(arg, pa, sizeof pa);
+    if (split != SQ_SPLIT_TRAIN) {
+        sq_set_error("data spec 'npy:%s' has no test split; hold out part of it instead "
+                     "(sq_dataset_holdout)", pa);
+        return SQ_EARG;
+    }
+    const char *comma = strchr(arg, ',');
+    size_t ilen = comma ? (size_t)(comma - arg) : strlen(arg);
+    if (ilen == 0 || ilen >= sizeof ipath || (comma && (comma[1] == 0 || strlen(comma + 1) >= sizeof lpath))) {
+        sq_set_error("bad data spec 'npy:%s'; use npy:IMAGES.npy[,LABELS.npy]", pa);
+        return SQ_EARG;
+    }
+    memcpy(ipath, arg, ilen);
+    ipath[ilen] = 0;
+    if (comma) snprintf(lpath, sizeof lpath, "%s", comma + 1);
+    sq_data_strlcpy(out->name, "npy", sizeof out->name);
+    snprintf(out->source, sizeof out->source, "%s", arg);
+    sq_status st = load_images(ipath, out);
+    if (st) return st;
+    if (comma && with_labels) return load_labels(lpath, out);
+    return SQ_OK;
+}
