@@ -151,6 +151,9 @@ class Run:
         return f"Run({self.command!r}, out={self.out!r})"
 
 
+# without out=, the command chooses runs/<command>-<date>-<time>/ and says so in one line (printed
+# even with quiet=True); its "done; ... in DIR/" line says it again
+_CHOSEN = re.compile(r"^sqakd \w+: no --out given: this run goes to (.+)/$", re.M)
 _DONE = re.compile(r"^sqakd \w+: done; .* in (.+)/$", re.M)
 
 
@@ -158,7 +161,7 @@ def _run_dir(kwargs, log):
     out = kwargs.get("out") or kwargs.get("resume")
     if out:
         return os.fspath(out)
-    m = _DONE.findall(log)   # the directory the run chose itself, as its last line says
+    m = _CHOSEN.findall(log) or _DONE.findall(log)
     return m[-1] if m else None
 
 

@@ -213,3 +213,13 @@ def test_console_entry_point():
     assert p.returncode == 0 and "smallcnn" in p.stdout
     p = subprocess.run([exe, "eval", "/nonexistent.safetensors"], capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.startswith("sqakd eval: ")
+
+
+def test_run_without_out_goes_to_a_dated_directory(arrays, teacher, tmp_path, monkeypatch):
+    # the command chooses runs/distill-<date>-<time>/ under the working directory and says so,
+    # even with quiet=True; Run.out is that directory
+    monkeypatch.chdir(tmp_path)
+    x, _ = arrays
+    s = sqakd.distill(teacher.best, x, wbits=2, abits=2, epochs=1, max_steps=1, batch=32, threads=2, quiet=True)
+    assert s.out is not None and s.out.startswith("runs/distill-"), s.log
+    assert os.path.isfile(tmp_path / s.out / "last.safetensors")
