@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Python side of the ONNX import/export tests (issue 18) for Debian's /usr/bin/python3,
+# Installs the Python side of the ONNX import/export tests (issue 18) and of the PyTorch twins
+# (make test-torch: torch and numpy) for Debian's /usr/bin/python3,
 # only what is missing; silent when all is present, safe to run again.
 #   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip
 #   PyPI: onnxruntime (Debian 12 does not package it), onnx 1.16.2 and ml_dtypes (see below)
