@@ -4,8 +4,9 @@
 #   make deps-py    the Python side of the ONNX tests: Debian's torch, torchvision, onnx, numpy and
 #                   onnxruntime from PyPI for /usr/bin/python3 (tools/install_py_deps.sh)
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU, then
-#                   test-py: the Python package in a venv, pytest; then test-onnx: ONNX import/export
-#                   checked by onnxruntime, tools/onnx_e2e.sh)
+#                   test-py: the Python package in a venv, pytest; test-torch: PyTorch twins of the
+#                   students and round trips, tools/torch_twin_test.py; then test-onnx: ONNX
+#                   import/export checked by onnxruntime, tools/onnx_e2e.sh)
 #   make wheel      the Python package (python/) as a wheel in build/wheel/; make lib-so: libsqakd.so
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests); make bench-ops: time and GB/s of every op of the
@@ -105,7 +106,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps deps-py test test-onnx test-py lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+.PHONY: all deps deps-py test test-onnx test-py test-torch lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
         fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
@@ -279,7 +280,7 @@ lab-cuda:
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps deps-py
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-onnx
+	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-torch test-onnx
 
 # ONNX checked by a real runtime (tools/onnx_e2e.sh): ONNX's own node tests through 'sqakd infer',
 # torchvision's resnet18 / mobilenet_v2 / shufflenet_v2 / squeezenet and the zoo's vgg13 imported
@@ -288,6 +289,13 @@ test: deps deps-py
 test-onnx: $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) ONNX_E2E_DIR=$(BUILD)/onnx OMP_NUM_THREADS=2 \
 	  SQAKD_CUDA_BIN=$(if $(wildcard $(BUILD)/cuemu/sqakd),$(abspath $(BUILD)/cuemu/sqakd),) bash tools/onnx_e2e.sh
+
+# PyTorch round trips (tools/torch_twin_test.py): the quantizers' PyTorch twins (tools/torch_quant.py)
+# against the C golden values; students of every quantizer distilled a few steps, their logits from
+# 'sqakd eval --dump-logits' against the twin's (load_checkpoint.py --into-torch); a teacher through
+# PyTorch and back; the refusals (tensors dropped, normalisation unknown)
+test-torch: $(BUILD)/sqakd
+	SQAKD_BIN=$(abspath $(BUILD)/sqakd) TORCH_TEST_DIR=$(BUILD)/torch OMP_NUM_THREADS=2 /usr/bin/python3 tools/torch_twin_test.py
 
 test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(BUILD)/sqakd_tests --jobs 1

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Python side of the ONNX import/export tests (issue 18) for Debian's /usr/bin/python3,
+# Installs the Python side of the ONNX import/export tests (issue 18) and of the PyTorch twins
+# (make test-torch: torch and numpy) for Debian's /usr/bin/python3,
 # only what is missing; silent when all is present, safe to run again.
 #   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip, and for the sqakd
 #         Python package (python/, make test-py) python3-pytest python3-venv python3-setuptools python3-wheel

@@ -164,6 +164,7 @@ class ResNetCifar(nn.Module):
                 in_planes = planes
             setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
         self.bn2 = nn.BatchNorm1d(64)
+        self.gap = nn.AdaptiveAvgPool2d(1)   # a module (no state) so tools/torch_quant.py can swap it
         self.linear = nn.Linear(64, classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -172,7 +173,7 @@ class ResNetCifar(nn.Module):
     def forward(self, x):
         x = F.relu(self.bn1(self.conv1(x)))
         x = self.layer3(self.layer2(self.layer1(x)))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        x = self.gap(x).flatten(1)
         return self.linear(self.bn2(x))
 
 
@@ -199,6 +200,7 @@ class VGGCifar(nn.Module):
                 blocks.append(VGGBlock(in_ch, v))
                 in_ch = v
             setattr(self, f"layer{j}", nn.Sequential(*blocks))
+        self.gap = nn.AdaptiveAvgPool2d(1)   # a module (no state) so tools/torch_quant.py can swap it
         self.classifier = nn.Linear(512, classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -216,9 +218,9 @@ class VGGCifar(nn.Module):
         x = F.max_pool2d(self.layer1(x), 2)
         x = F.max_pool2d(self.layer2(x), 2)
         x = self.layer3(x)
-        if h == 64:
+        if h >= 64:  # host/model/zoo.c: a 4th pooling for inputs of 64 rows or more
             x = F.max_pool2d(x, 2)
-        x = F.adaptive_avg_pool2d(self.layer4(x), 1).flatten(1)
+        x = self.gap(self.layer4(x)).flatten(1)
         return self.classifier(x)
 
 
