@@ -51,7 +51,7 @@ ifeq ($(HAVE_BLAS),1)
   CFLAGS_BASE += -DSQ_HAVE_BLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
   BLAS_LIBS := -lopenblas
 endif
-LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lm -lpthread -fopenmp
+LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lcairo -lm -lpthread -fopenmp
 NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
