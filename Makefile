@@ -334,7 +334,7 @@ SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-reco
   -fno-omit-frame-pointer -g
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
-SAN_SUITES := safetensors json onnx_io data cli runs report sweep model multi quant
+SAN_SUITES := safetensors json onnx_io data cli runs report sweep model multi quant tensorboard
 memcheck:
 	@$(MAKE) --no-print-directory CUDA=0 BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" $(BUILD)/asan/sqakd $(BUILD)/asan/sqakd_tests
 	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu-asan CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" \
