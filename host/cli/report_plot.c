@@ -257,18 +257,19 @@ static void fmt_bytes(double v, char *buf, size_t n)
     else snprintf(buf, n, "%g", v);
 }
 
-/* a log axis: a tick at every 1..9 x 10^d, grid lines and labels at 1 (and 2 and 5 with room) */
+/* a log axis: a tick at every 1..9 x 10^d, grid lines and labels at 1, and with room at 2 and 5,
+   or at every tick (a range of less than about a decade) */
 static void x_axis_log(cairo_t *cr, const axes *a)
 {
     double per_decade = (a->r - a->l) / (a->x1 - a->x0);
-    int all = per_decade * log10(2.0) > 45;
+    int every = per_decade * log10(10.0 / 9) > 40, all = per_decade * log10(2.0) > 45;
     if (!(a->x1 - a->x0 < 400)) return;
     for (int d = (int)floor(a->x0); d <= (int)ceil(a->x1); d++)
         for (int m = 1; m <= 9; m++) {
             double lv = log10((double)m) + d;
             if (lv < a->x0 - 1e-9 || lv > a->x1 + 1e-9) continue;
             double x = ax_x(a, pow(10, lv));
-            int major = m == 1 || (all && (m == 2 || m == 5));
+            int major = m == 1 || every || (all && (m == 2 || m == 5));
             if (major) {
                 color(cr, GRID);
                 cairo_set_line_width(cr, 0.6);
