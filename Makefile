@@ -6,7 +6,8 @@
 #   make test       deps + build + every test (CPU suite, then the CUDA suite, which skips w/o GPU, then
 #                   test-py: the Python package in a venv, pytest; test-torch: PyTorch twins of the
 #                   students and round trips, tools/torch_twin_test.py; then test-onnx: ONNX
-#                   import/export checked by onnxruntime, tools/onnx_e2e.sh)
+#                   import/export checked by onnxruntime, tools/onnx_e2e.sh; then test-tb:
+#                   TensorBoard event files read back by tensorboard, tools/tb_readback.py)
 #   make wheel      the Python package (python/) as a wheel in build/wheel/; make lib-so: libsqakd.so
 #   make demo       deps + build + the main job on Fashion-MNIST
 #   make bench      throughput figures (not tests); make bench-ops: time and GB/s of every op of the
@@ -51,7 +52,7 @@ ifeq ($(HAVE_BLAS),1)
   CFLAGS_BASE += -DSQ_HAVE_BLAS -I/usr/include/x86_64-linux-gnu/openblas-pthread
   BLAS_LIBS := -lopenblas
 endif
-LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lm -lpthread -fopenmp
+LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lcairo -lm -lpthread -fopenmp
 NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
@@ -91,7 +92,10 @@ CUEMU_SRC := $(if $(filter 1,$(CUEMU)),$(filter-out tests/cuemu/test_%,$(wildcar
 ONNX_PROTO ?= /usr/lib/python3/dist-packages/onnx/onnx.proto
 GEN := $(BUILD)/gen
 GEN_OBJ := $(BUILD)/obj/gen/onnx.pb-c.o
-LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BASE_SRC) $(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC) $(CUDA_ABSENT_SRC)) $(GEN_OBJ) \
+# TensorBoard event files (host/io/tb_events.c): the messages of TensorBoard's event.proto that it
+# writes, host/io/tb_event.proto, generated the same way; only tb_events.c (and its test) include it
+TB_GEN_OBJ := $(BUILD)/obj/gen/tb_event.pb-c.o
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(BASE_SRC) $(HOST_SRC) $(CPU_SRC) $(CUDA_C_SRC) $(CUDA_ABSENT_SRC)) $(GEN_OBJ) $(TB_GEN_OBJ) \
            $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CUDA_CU_SRC)) \
            $(patsubst %,$(BUILD)/obj/%.o,$(filter %.cc,$(CUEMU_SRC))) \
            $(patsubst %.c,$(BUILD)/obj/%.o,$(filter %.c,$(CUEMU_SRC)))
@@ -106,7 +110,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps deps-py test test-onnx test-py test-torch lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+.PHONY: all deps deps-py test test-onnx test-py test-torch test-tb lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
         fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
@@ -138,6 +142,18 @@ $(GEN_OBJ): $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h $(CONFIG_STAMP)
 
 $(BUILD)/obj/host/io/onnx.o: HOST_INC += -I$(GEN)
 $(BUILD)/obj/host/io/onnx.o: $(GEN)/onnx.pb-c.h
+
+$(GEN)/tb_event.pb-c.c $(GEN)/tb_event.pb-c.h &: host/io/tb_event.proto
+	@command -v protoc-c >/dev/null || { echo "sqakd: protoc-c missing: run 'make deps' (protobuf-c-compiler)"; exit 1; }
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=host/io --c_out=$(GEN) tb_event.proto
+
+$(TB_GEN_OBJ): $(GEN)/tb_event.pb-c.c $(GEN)/tb_event.pb-c.h $(CONFIG_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(GEN) -c $< -o $@
+
+$(BUILD)/obj/host/io/tb_events.o $(BUILD)/obj/tests/test_tb_events.o: HOST_INC += -I$(GEN)
+$(BUILD)/obj/host/io/tb_events.o $(BUILD)/obj/tests/test_tb_events.o: $(GEN)/tb_event.pb-c.h
 
 # kernels/ compiles with -Iinclude only, and no file under it may include a host/ header: every
 # quoted include must resolve beside the file or under include/ (kernels/lab: also tests/),
@@ -280,7 +296,7 @@ lab-cuda:
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps deps-py
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-torch test-onnx
+	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-torch test-onnx test-tb
 
 # ONNX checked by a real runtime (tools/onnx_e2e.sh): ONNX's own node tests through 'sqakd infer',
 # torchvision's resnet18 / mobilenet_v2 / shufflenet_v2 / squeezenet and the zoo's vgg13 imported
@@ -296,6 +312,11 @@ test-onnx: $(BUILD)/sqakd
 # PyTorch and back; the refusals (tensors dropped, normalisation unknown)
 test-torch: $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) TORCH_TEST_DIR=$(BUILD)/torch OMP_NUM_THREADS=2 /usr/bin/python3 tools/torch_twin_test.py
+
+# TensorBoard event files of train, resume and multi-student distill read back by the tensorboard
+# package (tools/tb_readback.py; skips, saying why, where it is not installed)
+test-tb: $(BUILD)/sqakd
+	OMP_NUM_THREADS=2 /usr/bin/python3 tools/tb_readback.py $(abspath $(BUILD)/sqakd)
 
 test-cpu: $(BUILD)/sqakd_tests $(BUILD)/sqakd
 	SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(BUILD)/sqakd_tests --jobs 1
@@ -321,7 +342,7 @@ SAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-reco
   -fno-omit-frame-pointer -g
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0
-SAN_SUITES := safetensors json onnx_io data cli runs report sweep model multi quant
+SAN_SUITES := safetensors json onnx_io data cli runs report sweep model multi quant tensorboard
 memcheck:
 	@$(MAKE) --no-print-directory CUDA=0 BUILD=$(BUILD)/asan CFLAGS="$(SAN_FLAGS)" $(BUILD)/asan/sqakd $(BUILD)/asan/sqakd_tests
 	@$(MAKE) --no-print-directory CUEMU=1 BUILD=$(BUILD)/cuemu-asan CFLAGS="$(SAN_FLAGS)" CXXFLAGS="$(SAN_FLAGS)" \

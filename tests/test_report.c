@@ -1,13 +1,23 @@
 /* test_report.c: 'sqakd report DIR' on fixed result.json inputs: the exact Markdown and CSV text,
-   a PNG of the promised size with the series drawn, and one-line errors for a missing or corrupt
-   sweep directory; hostile result.json values: a size of 1e300 printed whole (it overflowed a
-   line buffer), bit-widths, seeds and metrics out of range or not integers refused with one line
-   naming the file and key, control characters and over-long names refused, separators quoted in
-   the CSV and escaped in the Markdown. Runs the subcommand in-process (sq_cmd_report). */
+   the figures (cairo): six files, PNGs of the promised size with the series drawn, PDFs with
+   header, cross-reference table and trailer, SVGs that parse as XML; one error bar per
+   configuration with more than one finished seed (in the SVG and in sq_report_points, whose
+   numbers are the table's), one band per such configuration and panel in the per-epoch curves
+   read from metrics.jsonl, the same bytes from the same inputs, hostile names drawn as glyphs
+   only, bad metrics.jsonl lines refused with one line naming the file and line; one-line errors
+   for a missing or corrupt sweep directory; hostile result.json values: a size of 1e300 printed
+   whole (it overflowed a line buffer), bit-widths, seeds and metrics out of range or not integers
+   refused with one line naming the file and key, control characters and over-long names refused,
+   separators quoted in the CSV and escaped in the Markdown. Runs the subcommand in-process
+   (sq_cmd_report). */
+#define _GNU_SOURCE
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +65,11 @@ static char *slurp(const char *name)
     return s;
 }
 
+/* defined with the tests of hostile values below */
+static int report_err(char *err, size_t n);
+static void expect_one_line(const char *err, const char *what, const char *value);
+static char *slurp_n(const char *name, size_t *n);
+
 static int report(const char *dir)
 {
     char *argv[] = {"report", (char *)dir, "--quiet", NULL};
@@ -99,9 +114,12 @@ static const char *WANT_MD =
     "\n"
     "Accuracy is top-1 on the evaluation split (\"-\" without labels); agreement is top-1 agreement with the "
     "teacher and KL the mean KL(teacher || student) at T = 1 on the same images; size counts quantized weights "
-    "at their bit-width and everything else at 32 bits.\n"
+    "at their bit-width and everything else at 32 bits. Error bars and bands: mean ± 1 sample s.d. over the "
+    "finished seeds (vector figures: report.svg, report.pdf, report_curves.svg, report_curves.pdf).\n"
     "\n"
-    "![accuracy against model size](report.png)\n";
+    "![accuracy against model size](report.png)\n"
+    "\n"
+    "![per-epoch agreement and KL](report_curves.png)\n";
 
 static const char *WANT_CSV =
     "task,role,model,quantizer,wbits,abits,seed,top1,agreement,kl,model_bytes,train_seconds,status\n"
@@ -134,35 +152,235 @@ Test(report, markdown_and_csv_from_fixed_results, .init = mk_tmp, .fini = rm_tmp
     free(csv);
 }
 
-Test(report, png_has_the_promised_size_and_the_series, .init = mk_tmp, .fini = rm_tmp)
+/* the RGB pixels of DIR/name (a PNG), asserting its size */
+static uint8_t *read_png(const char *name, unsigned w, unsigned h)
 {
-    fixed_inputs();
-    cr_assert_eq(report(g_tmp), 0);
     char p[512];
-    snprintf(p, sizeof p, "%s/report.png", g_tmp);
+    snprintf(p, sizeof p, "%s/%s", g_tmp, name);
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
     cr_assert(png_image_begin_read_from_file(&im, p), "%s: %s", p, im.message);
-    cr_expect_eq(im.width, 800u);
-    cr_expect_eq(im.height, 500u);
+    cr_expect_eq(im.width, w, "%s: width %u", name, im.width);
+    cr_expect_eq(im.height, h, "%s: height %u", name, im.height);
+    cr_assert(im.width == w && im.height == h);
     im.format = PNG_FORMAT_RGB;
     uint8_t *px = malloc(PNG_IMAGE_SIZE(im));
     cr_assert(png_image_finish_read(&im, NULL, px, 0, NULL), "%s", im.message);
-    /* the first series colour (ewgs, 31,119,180), the teacher's grey and black text are all there */
-    long blue = 0, grey = 0, black = 0, white = 0;
-    for (size_t i = 0; i < (size_t)800 * 500; i++) {
+    return px;
+}
+
+/* pixels within 2 of (r, g, b) */
+static long count_px(const uint8_t *px, size_t n, int r, int g, int b)
+{
+    long k = 0;
+    for (size_t i = 0; i < n; i++) {
         const uint8_t *c = px + 3 * i;
-        blue += c[0] == 31 && c[1] == 119 && c[2] == 180;
-        grey += c[0] == 80 && c[1] == 80 && c[2] == 80;
-        black += c[0] == 0 && c[1] == 0 && c[2] == 0;
-        white += c[0] == 255 && c[1] == 255 && c[2] == 255;
+        k += abs(c[0] - r) <= 2 && abs(c[1] - g) <= 2 && abs(c[2] - b) <= 2;
     }
-    cr_expect_gt(blue, 200, "ewgs line: %ld pixels", blue);
-    cr_expect_gt(grey, 200, "teacher line: %ld pixels", grey);
-    cr_expect_gt(black, 1000, "text: %ld pixels", black);
-    cr_expect_gt(white, 800 * 500 / 2, "background: %ld pixels", white);
+    return k;
+}
+
+Test(report, png_has_the_promised_size_and_the_series, .init = mk_tmp, .fini = rm_tmp)
+{
+    fixed_inputs();
+    cr_assert_eq(report(g_tmp), 0);
+    const unsigned W = SQ_REPORT_W * SQ_REPORT_PNG_SCALE, H = SQ_REPORT_H * SQ_REPORT_PNG_SCALE;
+    cr_expect_eq(W, 1440u);
+    cr_expect_eq(H, 900u);
+    uint8_t *px = read_png("report.png", W, H);
+    size_t n = (size_t)W * H;
+    /* the first series colour (ewgs, 31,119,180), the teacher's grey and black text are all there */
+    long blue = count_px(px, n, 31, 119, 180), grey = count_px(px, n, 76, 76, 76), black = count_px(px, n, 0, 0, 0),
+         white = count_px(px, n, 255, 255, 255);
+    cr_expect_gt(blue, 1000, "ewgs line: %ld pixels", blue);
+    cr_expect_gt(grey, 1000, "teacher line: %ld pixels", grey);
+    cr_expect_gt(black, 2000, "text: %ld pixels", black);
+    cr_expect_gt(white, (long)n / 2, "background: %ld pixels", white);
     free(px);
+    px = read_png("report_curves.png", SQ_CURVES_W * SQ_REPORT_PNG_SCALE, SQ_CURVES_H * SQ_REPORT_PNG_SCALE);
+    free(px);
+}
+
+/* 0 when python3's XML parser reads DIR/name as an SVG document (an <svg> root of the size in
+   points) without an element named in bad */
+static int svg_check(const char *name, int w, int h)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c 'import sys, xml.etree.ElementTree as E\n"
+             "r = E.parse(sys.argv[1]).getroot()\n"
+             "names = {e.tag.split(\"}\")[-1] for e in r.iter()}\n"
+             "ok = r.tag == \"{http://www.w3.org/2000/svg}svg\" and r.get(\"width\") == sys.argv[2] + \"pt\" and "
+             "r.get(\"height\") == sys.argv[3] + \"pt\" and not names & {\"script\", \"b\", \"foreignObject\", \"text\"}\n"
+             "sys.exit(0 if ok else 3)' %s/%s %d %d",
+             g_tmp, name, w, h);
+    return system(cmd);
+}
+
+/* occurrences of needle in DIR/name */
+static int count_in(const char *name, const char *needle)
+{
+    size_t n;
+    char *s = slurp_n(name, &n);
+    int k = 0;
+    for (char *p = s; (p = memmem(p, n - (p - s), needle, strlen(needle))); p += strlen(needle)) k++;
+    free(s);
+    return k;
+}
+
+static void expect_pdf(const char *name)
+{
+    size_t n;
+    char *s = slurp_n(name, &n);
+    cr_expect(n > 1000 && !memcmp(s, "%PDF-1.", 7), "%s: no PDF header", name);
+    cr_expect(memmem(s, n, "\nxref\n", 6) && memmem(s, n, "trailer", 7) && memmem(s, n, "startxref", 9),
+              "%s: no cross-reference table and trailer", name);
+    cr_expect(n > 6 && !memcmp(s + n - 6, "%%EOF\n", 6), "%s: does not end in %%%%EOF", name);
+    cr_expect(!memmem(s, n, "CreationDate", 12), "%s: holds a creation date (the bytes would change)", name);
+    free(s);
+}
+
+/* metrics.jsonl of task id: epochs 1..n, agreement a0 + 2e, KL k0 / e */
+static void put_metrics(const char *id, int n, double a0, double k0)
+{
+    char p[600];
+    snprintf(p, sizeof p, "%s/tasks/%s/metrics.jsonl", g_tmp, id);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f);
+    for (int e = 1; e <= n; e++)
+        fprintf(f, "{\"epoch\":%d,\"step\":%d,\"lr\":0.001,\"agreement\":%g,\"kl\":%g}\n", e, 10 * e, a0 + 2 * e, k0 / e);
+    fclose(f);
+}
+
+Test(report, figures_are_svg_pdf_and_png_with_error_bars_over_seeds, .init = mk_tmp, .fini = rm_tmp)
+{
+    fixed_inputs();
+    put_metrics("ewgs_w2a2_s1", 3, 80, 0.3);
+    put_metrics("ewgs_w2a2_s2", 3, 81, 0.2);
+    put_metrics("ewgs_w4a4_s1", 3, 85, 0.1);
+    put_metrics("lsq_w2a2_s1", 1, 50, 2.0);   /* diverged: not drawn */
+    cr_assert_eq(report(g_tmp), 0);
+    cr_expect_eq(svg_check("report.svg", SQ_REPORT_W, SQ_REPORT_H), 0, "report.svg is not the SVG promised");
+    cr_expect_eq(svg_check("report_curves.svg", SQ_CURVES_W, SQ_CURVES_H), 0, "report_curves.svg is not the SVG promised");
+    expect_pdf("report.pdf");
+    expect_pdf("report_curves.pdf");
+    /* one error bar (the only strokes with square caps): ewgs W2A2, the one configuration with two
+       finished seeds; none on ewgs W4A4 (one seed) or lsq (diverged) */
+    cr_expect_eq(count_in("report.svg", "stroke-linecap:square"), 1);
+    cr_expect_eq(count_in("report_curves.svg", "stroke-linecap:square"), 0);
+    /* one band per panel for ewgs W2A2 (two seeds), none for ewgs W4A4 */
+    cr_expect_eq(count_in("report_curves.svg", "fill-opacity:0.2;"), 2);
+    /* no temporary file is left */
+    DIR *d = opendir(g_tmp);
+    for (struct dirent *e; (e = readdir(d));) cr_expect(!strstr(e->d_name, ".tmp."), "left: %s", e->d_name);
+    closedir(d);
+}
+
+/* the points the figure draws and their error bars: the table's means and sample s.d. */
+Test(report, points_are_the_tables_means_with_their_spread)
+{
+    sq_report_row r[5];
+    memset(r, 0, sizeof r);
+    const char *q[] = {"fp32", "ewgs", "ewgs", "ewgs", "lsq"};
+    const int bits[] = {32, 2, 2, 4, 2};
+    const double t1[] = {91.25, 88.5, 89.5, 90.75, NAN}, bytes[] = {1079400, 73140, 73140, 140224, 73150};
+    for (int i = 0; i < 5; i++) {
+        snprintf(r[i].role, sizeof r[i].role, "%s", i ? "student" : "teacher");
+        snprintf(r[i].quantizer, sizeof r[i].quantizer, "%s", q[i]);
+        snprintf(r[i].status, sizeof r[i].status, "%s", i == 4 ? "diverged" : "ok");
+        r[i].wbits = r[i].abits = bits[i];
+        r[i].top1 = t1[i];
+        r[i].agreement = 90 + i;
+        r[i].model_bytes = bytes[i];
+        r[i].kl = r[i].train_seconds = NAN;
+    }
+    sq_report_point p[5];
+    int use_top1 = -1, n = sq_report_points(r, 5, &use_top1, p);
+    cr_assert_eq(n, 2);
+    cr_expect_eq(use_top1, 1);
+    cr_expect(p[0].series == 0 && p[0].wbits == 2 && p[0].seeds == 2 && p[0].bytes == 73140);
+    cr_expect(fabs(p[0].mean - 89.0) < 1e-12 && fabs(p[0].sd - sqrt(0.5)) < 1e-12, "%g +- %g", p[0].mean, p[0].sd);
+    cr_expect(p[1].wbits == 4 && p[1].seeds == 1 && p[1].mean == 90.75 && isnan(p[1].sd));
+    /* a student without top-1: agreement for all */
+    r[3].top1 = NAN;
+    n = sq_report_points(r, 5, &use_top1, p);
+    cr_expect_eq(use_top1, 0);
+    cr_expect(n == 2 && p[0].mean == 91.5 && fabs(p[0].sd - sqrt(0.5)) < 1e-12 && p[1].mean == 93);
+}
+
+/* separate processes, as reports are made (cairo numbers the SVG's clip paths and glyph symbols
+   per process, so a second figure in one process differs in those names only) */
+Test(report, the_same_inputs_give_the_same_bytes, .init = mk_tmp, .fini = rm_tmp)
+{
+    struct stat sb;
+    if (stat(sqt_bin(), &sb)) cr_skip_test("%s is not built", sqt_bin());
+    fixed_inputs();
+    put_metrics("ewgs_w2a2_s1", 4, 80, 0.3);
+    put_metrics("ewgs_w2a2_s2", 4, 81, 0.2);
+    const char *files[] = {"report.svg", "report.pdf", "report.png", "report_curves.svg", "report_curves.pdf",
+                           "report_curves.png"};
+    char *first[6], out[4096];
+    size_t n1[6];
+    cr_assert_eq(sqt_run(out, sizeof out, "report %s --quiet", g_tmp), 0, "%s", out);
+    for (int i = 0; i < 6; i++) first[i] = slurp_n(files[i], &n1[i]);
+    sleep(1);   /* a date in a file would differ */
+    cr_assert_eq(sqt_run(out, sizeof out, "report %s --quiet", g_tmp), 0, "%s", out);
+    for (int i = 0; i < 6; i++) {
+        size_t n2;
+        char *again = slurp_n(files[i], &n2);
+        cr_expect(n1[i] == n2 && !memcmp(first[i], again, n2), "%s differs between two reports of the same inputs",
+                  files[i]);
+        free(again);
+        free(first[i]);
+    }
+}
+
+Test(report, hostile_names_are_drawn_as_text, .init = mk_tmp, .fini = rm_tmp)
+{
+    put_result("x", "{\"id\":\"<script>x</script>\",\"role\":\"student\",\"model\":\"<svg onload=alert(1)>&amp;\","
+                    "\"quantizer\":\"</svg><b>&lt;\",\"wbits\":2,\"abits\":2,\"seed\":1,\"status\":\"ok\","
+                    "\"top1\":88.5,\"agreement\":93,\"kl\":0.5,\"model_bytes\":100,\"train_seconds\":3}\n");
+    put_metrics("x", 2, 80, 0.3);
+    cr_assert_eq(report(g_tmp), 0);
+    const char *figs[] = {"report.svg", "report_curves.svg"};
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(svg_check(figs[i], SQ_REPORT_W, i ? SQ_CURVES_H : SQ_REPORT_H), 0, "%s", figs[i]);
+        cr_expect_eq(count_in(figs[i], "onload"), 0, "%s holds the name as markup", figs[i]);
+        cr_expect_eq(count_in(figs[i], "<b>"), 0, "%s", figs[i]);
+        cr_expect_eq(count_in(figs[i], "script"), 0, "%s", figs[i]);
+    }
+}
+
+Test(report, bad_metrics_lines_are_refused_naming_file_and_line, .init = mk_tmp, .fini = rm_tmp)
+{
+    const char *bad[] = {"{\"epoch\":1}\nnot json\n", "{\"epoch\":0,\"kl\":1}\n", "{\"epoch\":1.5}\n",
+                         "{\"epoch\":100001}\n", "{\"epoch\":1,\"agreement\":101}\n", "{\"epoch\":1,\"kl\":\"x\"}\n",
+                         "[1,2]\n", "{\"epoch\":1,\"kl\":1e999}\n"};
+    const char *what[] = {"line 2", "\"epoch\"", "\"epoch\"", "\"epoch\"", "\"agreement\"", "\"kl\"", "line 1",
+                          "line 1"};
+    for (int i = 0; i < 8; i++) {
+        fixed_inputs();
+        char p[600], err[2048];
+        snprintf(p, sizeof p, "%s/tasks/ewgs_w4a4_s1/metrics.jsonl", g_tmp);
+        FILE *f = fopen(p, "w");
+        cr_assert_not_null(f);
+        fputs(bad[i], f);
+        fclose(f);
+        cr_expect_eq(report_err(err, sizeof err), 2, "accepted: %s", bad[i]);
+        expect_one_line(err, what[i], bad[i]);
+        cr_expect(strstr(err, "ewgs_w4a4_s1/metrics.jsonl") != NULL, "the file is not named: %s", err);
+        snprintf(p, sizeof p, "%s/report.png", g_tmp);
+        cr_expect_neq(access(p, F_OK), 0, "a report was drawn from %s", bad[i]);
+    }
+    /* blank lines and an epoch without agreement or KL are fine */
+    fixed_inputs();
+    char p[600];
+    snprintf(p, sizeof p, "%s/tasks/ewgs_w4a4_s1/metrics.jsonl", g_tmp);
+    FILE *f = fopen(p, "w");
+    fputs("{\"epoch\":1,\"agreement\":null}\n\n{\"epoch\":2,\"agreement\":90,\"kl\":0.1}\n", f);
+    fclose(f);
+    cr_expect_eq(report(g_tmp), 0);
 }
 
 Test(report, missing_or_corrupt_results_fail_with_one_line, .init = mk_tmp, .fini = rm_tmp)

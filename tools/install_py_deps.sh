@@ -4,7 +4,8 @@
 # only what is missing; silent when all is present, safe to run again.
 #   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip, and for the sqakd
 #         Python package (python/, make test-py) python3-pytest python3-venv python3-setuptools python3-wheel
-#   PyPI: onnxruntime (Debian 12 does not package it), onnx 1.16.2 and ml_dtypes (see below)
+#   PyPI: onnxruntime (Debian 12 does not package it), onnx 1.16.2 and ml_dtypes (see below);
+#         tensorboard (make test-tb)
 # If PyPI cannot be reached, one warning line and exit 0: the tests that need onnxruntime then skip
 # with a reason. Any other failure is an error (one line, non-zero exit).
 set -euo pipefail
@@ -22,6 +23,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# tensorboard (make test-tb reads sqakd's event files back with it), from PyPI: numpy pinned to the
+# version installed, as below; unreachable PyPI is a warning (the test then skips, saying why)
+if ! "$PY" -c 'import tensorboard.backend.event_processing.event_accumulator' 2>/dev/null; then
+  echo "sqakd: installing tensorboard from PyPI for $PY"
+  tblog=$(mktemp); tbcons=$(mktemp)
+  "$PY" -c 'import numpy; print(f"numpy=={numpy.__version__}")' >"$tbcons"
+  if ! $SUDO "$PY" -m pip install --quiet --break-system-packages --disable-pip-version-check \
+       --root-user-action=ignore --timeout 20 --retries 1 -c "$tbcons" tensorboard >"$tblog" 2>&1; then
+    if grep -qiE 'NewConnectionError|Max retries exceeded|Temporary failure in name resolution|Name or service not known|Network is unreachable|Connection (refused|reset)|timed out|ProxyError|SSLError|Could not fetch URL' "$tblog"; then
+      echo "sqakd: warning: PyPI unreachable, tensorboard not installed; make test-tb will skip" >&2
+    else
+      echo "sqakd: pip could not install tensorboard: $(grep -E 'ERROR|error' "$tblog" | tail -1)" >&2
+      rm -f "$tblog" "$tbcons"
+      exit 1
+    fi
+  fi
+  rm -f "$tblog" "$tbcons"
 fi
 
 # onnxruntime.quantization (the QDQ stand-in of tools/ort_bench.py) needs ml_dtypes and onnx >= 1.13

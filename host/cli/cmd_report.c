@@ -1,14 +1,18 @@
-/* cmd_report.c: 'sqakd report DIR' — gathers a sweep's DIR/tasks/<id>/result.json into
-   DIR/report.md (Markdown tables, printed too), DIR/report.csv and DIR/report.png (accuracy or
-   teacher agreement against model size, see report_plot.c). A result is checked before it is
-   used (names of printable ASCII that fit, bit-widths 1..32, an integer seed, percentages in
-   0..100, sizes and times >= 0), or refused with one line naming the file and key; the text is
+/* cmd_report.c: 'sqakd report DIR' — gathers a sweep's DIR/tasks/<id>/result.json (and the
+   per-epoch values of DIR/tasks/<id>/metrics.jsonl) into DIR/report.md (Markdown tables, printed
+   too), DIR/report.csv and two figures, each as SVG, PDF and PNG (report_plot.c): accuracy or
+   teacher agreement against model size with error bars over seeds (report.*), and per-epoch
+   agreement and KL curves (report_curves.*). A result is checked before it is used (names of
+   printable ASCII that fit, bit-widths 1..32, an integer seed, percentages in 0..100, sizes and
+   times >= 0), and so is every metrics.jsonl line (an object with an integer epoch, agreement in
+   0..100, a finite KL), or refused with one line naming the file (and line) and key; the text is
    built in growable buffers, with | and \ escaped in Markdown cells and CSV fields quoted. */
 #include "cli.h"
 #include "report.h"
 #include "sqakd/json.h"
 #include "sqakd/safetensors.h"
 #include <dirent.h>
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -16,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#define MAX_EPOCHS 100000      /* of a metrics.jsonl line */
+#define MAX_METRICS_BYTES (64L << 20)
 
 static const char *USAGE = "DIR   (a 'sqakd sweep' directory: reads DIR/tasks/*/result.json)";
 
@@ -113,6 +120,64 @@ static int row_cmp(const void *pa, const void *pb)
 
 #define MAX_DIR 4000   /* DIR/tasks/<name>/result.json and DIR/report.csv fit their buffers */
 
+/* DIR/tasks/<task>/metrics.jsonl into r's per-epoch values (none without the file); 0 or 2 */
+static int load_metrics(const char *cmd, const char *path, sq_report_row *r)
+{
+    struct stat sb;
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode)) return 0;
+    if (sb.st_size > MAX_METRICS_BYTES)
+        return sq_cli_fail(cmd, "%s is %lld bytes, more than a run's metrics (%ld): remove it or re-run the task", path,
+                           (long long)sb.st_size, MAX_METRICS_BYTES);
+    FILE *f = fopen(path, "rb");
+    if (!f) return sq_cli_fail(cmd, "cannot read %s: %s", path, strerror(errno));
+    char *buf = NULL, where[4500];
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0, line = 0;
+    while (!rc && (len = getline(&buf, &cap, f)) > 0) {
+        line++;
+        size_t n = (size_t)len;
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' ')) n--;
+        if (!n) continue;
+        snprintf(where, sizeof where, "%s line %d", path, line);
+        sq_json *o = NULL;
+        double ep = 0, agr, kl;
+        if (sq_json_parse(buf, n, &o, NULL))
+            rc = sq_cli_fail(cmd, "%s: %s: remove the file or re-run the task", where, sq_last_error());
+        else if (o->type != SQ_JSON_OBJ)
+            rc = sq_cli_fail(cmd, "%s is not a JSON object: remove the file or re-run the task", where);
+        else if (int_field(cmd, where, o, "epoch", 1, MAX_EPOCHS, &ep) ||
+                 num_field(cmd, where, o, "agreement", 0, 100, &agr) ||
+                 num_field(cmd, where, o, "kl", -DBL_MAX, DBL_MAX, &kl))
+            rc = 2;
+        else {
+            int e = (int)ep;
+            if (e > r->nep) {
+                r->ep_agreement = realloc(r->ep_agreement, e * sizeof(double));
+                r->ep_kl = realloc(r->ep_kl, e * sizeof(double));
+                if (!r->ep_agreement || !r->ep_kl) { fprintf(stderr, "sqakd %s: out of memory\n", cmd); abort(); }
+                for (int k = r->nep; k < e; k++) r->ep_agreement[k] = r->ep_kl[k] = NAN;
+                r->nep = e;
+            }
+            r->ep_agreement[e - 1] = agr;   /* a later line of the same epoch wins */
+            r->ep_kl[e - 1] = kl;
+        }
+        sq_json_free(o);
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+void sq_report_rows_free(sq_report_row *rows, int n)
+{
+    for (int i = 0; rows && i < n; i++) {
+        free(rows[i].ep_agreement);
+        free(rows[i].ep_kl);
+    }
+    free(rows);
+}
+
 static int load_rows(const char *cmd, const char *dir, sq_report_row **out, int *n)
 {
     char tasks[4096];
@@ -134,11 +199,15 @@ static int load_rows(const char *cmd, const char *dir, sq_report_row **out, int 
             if (!rows) { closedir(d); return sq_cli_fail(cmd, "out of memory"); }
         }
         rc = load_row(cmd, path, &rows[*n]);
-        if (!rc) (*n)++;
+        if (!rc) {
+            snprintf(path, sizeof path, "%s/%s/metrics.jsonl", tasks, e->d_name);
+            rc = load_metrics(cmd, path, &rows[*n]);
+            (*n)++;
+        }
     }
     closedir(d);
     if (!rc && !*n) rc = sq_cli_fail(cmd, "no results in %s (run 'sqakd sweep --out %s' first)", tasks, dir);
-    if (rc) { free(rows); return rc; }
+    if (rc) { sq_report_rows_free(rows, *n); return rc; }
     qsort(rows, *n, sizeof *rows, row_cmp);
     *out = rows;
     return 0;
@@ -203,17 +272,6 @@ static void bits_label(const sq_report_row *r, char *dst, size_t n)
     snprintf(dst, n, "W%dA%d", r->wbits, r->abits);
 }
 
-/* mean and sample standard deviation of the finite values */
-static void mean_std(const double *v, int n, double *mean, double *sd)
-{
-    double s = 0, s2 = 0;
-    int k = 0;
-    for (int i = 0; i < n; i++) if (isfinite(v[i])) { s += v[i]; k++; }
-    *mean = k ? s / k : NAN;
-    for (int i = 0; i < n; i++) if (isfinite(v[i])) s2 += (v[i] - *mean) * (v[i] - *mean);
-    *sd = k > 1 ? sqrt(s2 / (k - 1)) : NAN;
-}
-
 /* "m ± s", or "m" with one value, or "-" */
 static void mean_cell(sq_jbuf *b, double m, double sd)
 {
@@ -223,44 +281,36 @@ static void mean_cell(sq_jbuf *b, double m, double sd)
     sq_jbuf_raw(b, " |", 2);
 }
 
-/* one row per (quantizer, bit-width) that ran with more than one seed */
+/* one row per (quantizer, bit-width) that ran with more than one seed (the figure's error bars
+   are these numbers: sq_report_configs) */
 static void seed_means(const sq_report_row *rows, int n, sq_jbuf *md)
 {
     int header = 0;
-    double *t1 = sq_xcalloc(n, sizeof *t1), *ag = sq_xcalloc(n, sizeof *ag);
-    for (int i = 0; i < n;) {
-        int j = i, k = 0;
-        while (j < n && !strcmp(rows[j].role, rows[i].role) && !strcmp(rows[j].quantizer, rows[i].quantizer) &&
-               rows[j].wbits == rows[i].wbits && rows[j].abits == rows[i].abits) {
-            if (!strcmp(rows[j].status, "ok")) { t1[k] = rows[j].top1; ag[k] = rows[j].agreement; k++; }
-            j++;
-        }
-        if (j - i > 1 && strcmp(rows[i].role, "teacher")) {
+    sq_report_config *cf = sq_xcalloc(n ? n : 1, sizeof *cf);
+    int nc = sq_report_configs(rows, n, cf);
+    for (int c = 0; c < nc; c++) {
+        int i = cf[c].first;
+        if (cf[c].n > 1 && strcmp(rows[i].role, "teacher")) {
             if (!header) {
                 const char *h = "\n## Mean over seeds\n\n| quantizer | bits | seeds | top-1 % | agreement % | size (bytes) |\n"
                                 "| --- | --- | ---: | ---: | ---: | ---: |\n";
                 sq_jbuf_raw(md, h, strlen(h));
                 header = 1;
             }
-            double m1, s1, ma, sa;
-            mean_std(t1, k, &m1, &s1);
-            mean_std(ag, k, &ma, &sa);
             char b[32];
             bits_label(&rows[i], b, sizeof b);
             sq_jbuf_raw(md, "|", 1);
             md_cell(md, rows[i].quantizer);
             md_cell(md, b);
-            appendf(md, " %d of %d |", k, j - i);
-            mean_cell(md, m1, s1);
-            mean_cell(md, ma, sa);
+            appendf(md, " %d of %d |", cf[c].ok, cf[c].n);
+            mean_cell(md, cf[c].top1, cf[c].top1_sd);
+            mean_cell(md, cf[c].agreement, cf[c].agreement_sd);
             sq_jbuf_raw(md, " ", 1);
             cell(md, "%.0f", rows[i].model_bytes, "-");
             sq_jbuf_raw(md, " |\n", 3);
         }
-        i = j;
     }
-    free(t1);
-    free(ag);
+    free(cf);
 }
 
 static void build_markdown(const sq_report_row *rows, int n, sq_jbuf *md)
@@ -291,8 +341,11 @@ static void build_markdown(const sq_report_row *rows, int n, sq_jbuf *md)
     seed_means(rows, n, md);
     const char *tail = "\nAccuracy is top-1 on the evaluation split (\"-\" without labels); agreement is top-1 agreement "
                        "with the teacher and KL the mean KL(teacher || student) at T = 1 on the same images; size "
-                       "counts quantized weights at their bit-width and everything else at 32 bits.\n\n"
-                       "![accuracy against model size](report.png)\n";
+                       "counts quantized weights at their bit-width and everything else at 32 bits. Error bars and "
+                       "bands: mean ± 1 sample s.d. over the finished seeds (vector figures: report.svg, "
+                       "report.pdf, report_curves.svg, report_curves.pdf).\n\n"
+                       "![accuracy against model size](report.png)\n\n"
+                       "![per-epoch agreement and KL](report_curves.png)\n";
     sq_jbuf_raw(md, tail, strlen(tail));
 }
 
@@ -345,16 +398,15 @@ int sq_cmd_report(int argc, char **argv)
     sq_jbuf_init(&csv);
     build_markdown(rows, n, &md);
     build_csv(rows, n, &csv);
-    char png[4200];
-    snprintf(png, sizeof png, "%s/report.png", pos[0]);
     int rc = write_text(cmd, pos[0], "report.md", &md) || write_text(cmd, pos[0], "report.csv", &csv) ? 2 : 0;
-    if (!rc && sq_report_plot(rows, n, png)) rc = sq_cli_fail(cmd, "%s", sq_last_error());
+    if (!rc && sq_report_plot(rows, n, pos[0])) rc = sq_cli_fail(cmd, "%s", sq_last_error());
     if (!rc && !quiet) {
         fputs(sq_jbuf_cstr(&md), stdout);
-        fprintf(stderr, "sqakd report: %d results; wrote %s/report.md, report.csv and report.png\n", n, pos[0]);
+        fprintf(stderr, "sqakd report: %d results; wrote %s/report.md, report.csv, report.{svg,pdf,png} and "
+                "report_curves.{svg,pdf,png}\n", n, pos[0]);
     }
     sq_jbuf_free(&md);
     sq_jbuf_free(&csv);
-    free(rows);
+    sq_report_rows_free(rows, n);
     return rc;
 }

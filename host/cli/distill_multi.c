@@ -51,13 +51,15 @@ static char *student_config(const char *run_config, const sq_student *s)
 
 static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx *d, const char *arch,
                          const char *init_ckpt, const sq_student_spec *sp, const char *dir, char *state,
-                         int argc, char **argv, sq_student *s)
+                         char *tb_dir, int argc, char **argv, sq_student *s)
 {
     char weights[4096];
     int resume = resume_paths(c, dir, state, 4096);
     snprintf(s->name, sizeof s->name, "%s", sp->name);
     s->cfg = c->cfg;
     s->cfg.out_dir = dir;
+    snprintf(tb_dir, 4096, "%s/tensorboard/%s", c->out, sp->name);   /* one TensorBoard run per student */
+    s->cfg.tb_dir = tb_dir;
     if (sp->lr >= 0) s->cfg.lr = sp->lr;
     if (sp->lr_quant >= 0) s->cfg.lr_quant = sp->lr_quant;
     if (sp->q.kind != SQ_QUANT_EWGS) s->cfg.delta_every = 0;   /* delta is the EWGS backward's scale */
@@ -128,11 +130,12 @@ int sq_distill_students(const char *cmd, sq_cli_common *c, const sq_distill_ctx 
     sq_student *st = sq_xcalloc(n, sizeof *st);
     char (*dirs)[4096] = sq_xcalloc(n, sizeof *dirs);
     char (*states)[4096] = sq_xcalloc(n, sizeof *states);
+    char (*tb_dirs)[4096] = sq_xcalloc(n, sizeof *tb_dirs);
     int rc = 2, made = 0;
     for (; made < n; made++) {
         snprintf(dirs[made], sizeof dirs[made], "%s/%s", c->out, specs[made].name);
-        if (setup_student(cmd, c, d, arch, init_ckpt, &specs[made], dirs[made], states[made], argc, argv,
-                          &st[made])) {
+        if (setup_student(cmd, c, d, arch, init_ckpt, &specs[made], dirs[made], states[made], tb_dirs[made], argc,
+                          argv, &st[made])) {
             made++;
             goto done;
         }
@@ -176,5 +179,6 @@ done:
     free(st);
     free(dirs);
     free(states);
+    free(tb_dirs);
     return rc;
 }

@@ -1,89 +1,252 @@
-/* report_plot.c: the sweep plot: accuracy (or teacher agreement) against model size in bytes on
-   a log axis, one coloured line per quantizer through the seed means of its bit-widths, the
-   teacher as a dashed reference line, with grid, ticks, labels and a legend. */
-#include "plot.h"
+/* report_plot.c: the sweep report's figures, drawn with cairo. One drawing function per figure
+   draws it on each of three surfaces: SVG and PDF (vector, fonts embedded as glyph outlines) and
+   an image surface saved as PNG, so the three files show the same figure. Text goes through
+   cairo's toy font API (DejaVu Sans through fontconfig): a name from a result.json is drawn as
+   glyphs and never interpreted. Figure 1: the metric against model size (log axis), one line per
+   quantizer through the means over seeds of its bit-widths, error bars of +- 1 sample s.d. where
+   a configuration has finished seeds > 1 (the same numbers as the table's "Mean over seeds"), the
+   teacher as a dashed reference line. Figure 2: per-epoch agreement with the teacher and KL, one
+   curve per configuration (mean over finished seeds, band of +- 1 s.d.). */
 #include "report.h"
+#include "sqakd/safetensors.h"
+#include <cairo/cairo-pdf.h>
+#include <cairo/cairo-svg.h>
+#include <cairo/cairo.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#define MAX_SERIES 8
-#define MAX_POINTS 16
+/* ---- the numbers the table and the figures share ---- */
 
-typedef struct {
-    char name[16];
-    int npts;
-    double x[MAX_POINTS], y[MAX_POINTS];
-    int wbits[MAX_POINTS], abits[MAX_POINTS], count[MAX_POINTS];
-} series;
-
-static const sq_rgb BLACK = {0, 0, 0}, GRID = {226, 226, 226}, FRAME = {90, 90, 90}, TEACHER = {80, 80, 80},
-                    LABEL = {110, 110, 110}, WHITE = {255, 255, 255};
-static const sq_rgb PALETTE[MAX_SERIES] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-                                           {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {188, 189, 34}};
-
-typedef struct {
-    int left, right, top, bottom;
-    double lx0, lx1, y0, y1;
-} frame;
-
-/* a pixel coordinate, kept within a few images of the canvas (an out-of-range double to int is
-   undefined, and far-off points would make the line drawing loop for long) */
-static int pixel(double v)
+void sq_report_mean_sd(const double *v, int n, double *mean, double *sd)
 {
-    if (!(v > -4.0 * SQ_REPORT_W)) return -4 * SQ_REPORT_W;   /* NAN too */
-    if (v > 4.0 * SQ_REPORT_W) return 4 * SQ_REPORT_W;
-    return (int)lround(v);
+    double s = 0, s2 = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) if (isfinite(v[i])) { s += v[i]; k++; }
+    *mean = k ? s / k : NAN;
+    for (int i = 0; i < n; i++) if (isfinite(v[i])) s2 += (v[i] - *mean) * (v[i] - *mean);
+    *sd = k > 1 ? sqrt(s2 / (k - 1)) : NAN;
 }
-static int px(const frame *f, double x) { return pixel(f->left + (log10(x) - f->lx0) / (f->lx1 - f->lx0) * (f->right - f->left)); }
-static int py(const frame *f, double y) { return pixel(f->bottom - (y - f->y0) / (f->y1 - f->y0) * (f->bottom - f->top)); }
 
-static double metric_of(const sq_report_row *r, int use_top1) { return use_top1 ? r->top1 : r->agreement; }
-
-/* seed means per (quantizer, bit-width), sorted by size */
-static int collect(const sq_report_row *rows, int n, int use_top1, series *s)
+static int same_config(const sq_report_row *a, const sq_report_row *b)
 {
-    int ns = 0;
-    for (int i = 0; i < n; i++) {
-        const sq_report_row *r = &rows[i];
-        double y = metric_of(r, use_top1);
-        if (strcmp(r->role, "student") || strcmp(r->status, "ok") || !isfinite(y) || !(r->model_bytes > 0) ||
-            !isfinite(r->model_bytes))
-            continue;
-        int k = 0;
-        while (k < ns && strcmp(s[k].name, r->quantizer)) k++;
-        if (k == ns) {
-            if (ns == MAX_SERIES) continue;
-            memset(&s[ns], 0, sizeof s[ns]);
-            snprintf(s[ns].name, sizeof s[ns].name, "%s", r->quantizer);
-            ns++;
+    return !strcmp(a->role, b->role) && !strcmp(a->quantizer, b->quantizer) && a->wbits == b->wbits &&
+           a->abits == b->abits;
+}
+
+static int is_ok(const sq_report_row *r) { return !strcmp(r->status, "ok"); }
+
+int sq_report_configs(const sq_report_row *rows, int n, sq_report_config *out)
+{
+    double *t1 = sq_xcalloc(n ? n : 1, sizeof *t1), *ag = sq_xcalloc(n ? n : 1, sizeof *ag);
+    int nc = 0;
+    for (int i = 0; i < n;) {
+        sq_report_config *c = &out[nc++];
+        int j = i, k = 0;
+        c->first = i;
+        c->bytes = NAN;
+        for (; j < n && same_config(&rows[j], &rows[i]); j++) {
+            if (!is_ok(&rows[j])) continue;
+            t1[k] = rows[j].top1;
+            ag[k] = rows[j].agreement;
+            k++;
+            if (!isfinite(c->bytes) && rows[j].model_bytes > 0 && isfinite(rows[j].model_bytes))
+                c->bytes = rows[j].model_bytes;
         }
-        series *se = &s[k];
-        int p = 0;
-        while (p < se->npts && (se->wbits[p] != r->wbits || se->abits[p] != r->abits)) p++;
-        if (p == se->npts) {
-            if (p == MAX_POINTS) continue;
-            se->wbits[p] = r->wbits;
-            se->abits[p] = r->abits;
-            se->npts++;
+        c->n = j - i;
+        c->ok = k;
+        sq_report_mean_sd(t1, k, &c->top1, &c->top1_sd);
+        sq_report_mean_sd(ag, k, &c->agreement, &c->agreement_sd);
+        i = j;
+    }
+    free(t1);
+    free(ag);
+    return nc;
+}
+
+/* the index of name among names[0..*ns), added when absent */
+static int series_of(const char **names, int *ns, const char *name)
+{
+    for (int k = 0; k < *ns; k++)
+        if (!strcmp(names[k], name)) return k;
+    names[*ns] = name;
+    return (*ns)++;
+}
+
+static int use_top1_of(const sq_report_row *rows, int n)
+{
+    int use = 0, students = 0;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(rows[i].role, "student") && is_ok(&rows[i])) {
+            if (!students++) use = 1;
+            if (!isfinite(rows[i].top1)) use = 0;
         }
-        se->x[p] += r->model_bytes;
-        se->y[p] += y;
-        se->count[p]++;
+    return use;
+}
+
+static int point_cmp(const void *pa, const void *pb)
+{
+    const sq_report_point *a = pa, *b = pb;
+    if (a->series != b->series) return a->series < b->series ? -1 : 1;
+    return (a->bytes > b->bytes) - (a->bytes < b->bytes);
+}
+
+/* the points and the names of their series (names: room for n) */
+static int points_named(const sq_report_row *rows, int n, int *use_top1, sq_report_point *pts, const char **names,
+                        int *ns)
+{
+    *use_top1 = use_top1_of(rows, n);
+    *ns = 0;
+    sq_report_config *cf = sq_xcalloc(n ? n : 1, sizeof *cf);
+    int nc = sq_report_configs(rows, n, cf), np = 0;
+    for (int c = 0; c < nc; c++) {
+        const sq_report_row *r = &rows[cf[c].first];
+        double m = *use_top1 ? cf[c].top1 : cf[c].agreement, sd = *use_top1 ? cf[c].top1_sd : cf[c].agreement_sd;
+        if (strcmp(r->role, "student") || !cf[c].ok || !isfinite(m) || !isfinite(cf[c].bytes)) continue;
+        sq_report_point *p = &pts[np++];
+        p->series = series_of(names, ns, r->quantizer);
+        p->wbits = r->wbits;
+        p->abits = r->abits;
+        p->seeds = cf[c].ok;
+        p->bytes = cf[c].bytes;
+        p->mean = m;
+        p->sd = isfinite(sd) ? sd : NAN;
     }
-    for (int k = 0; k < ns; k++) {
-        series *se = &s[k];
-        for (int p = 0; p < se->npts; p++) { se->x[p] /= se->count[p]; se->y[p] /= se->count[p]; }
-        for (int a = 1; a < se->npts; a++)   /* insertion sort by size */
-            for (int b = a; b > 0 && se->x[b] < se->x[b - 1]; b--) {
-                double tx = se->x[b], ty = se->y[b];
-                int tw = se->wbits[b], ta = se->abits[b], tc = se->count[b];
-                se->x[b] = se->x[b - 1]; se->y[b] = se->y[b - 1]; se->wbits[b] = se->wbits[b - 1];
-                se->abits[b] = se->abits[b - 1]; se->count[b] = se->count[b - 1];
-                se->x[b - 1] = tx; se->y[b - 1] = ty; se->wbits[b - 1] = tw; se->abits[b - 1] = ta; se->count[b - 1] = tc;
-            }
+    free(cf);
+    qsort(pts, np, sizeof *pts, point_cmp);
+    return np;
+}
+
+int sq_report_points(const sq_report_row *rows, int n, int *use_top1, sq_report_point *pts)
+{
+    const char **names = sq_xcalloc(n ? n : 1, sizeof *names);
+    int ns, np = points_named(rows, n, use_top1, pts, names, &ns);
+    free(names);
+    return np;
+}
+
+/* ---- drawing helpers ---- */
+
+typedef struct { double r, g, b; } rgb;
+#define NPAL 10
+static const rgb PALETTE[NPAL] = {{0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173},
+                                  {0.839, 0.153, 0.157}, {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294},
+                                  {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498}, {0.737, 0.741, 0.133},
+                                  {0.090, 0.745, 0.812}};
+static const rgb BLACK = {0, 0, 0}, GRID = {0.88, 0.88, 0.88}, FRAME = {0.35, 0.35, 0.35}, TEACHER = {0.3, 0.3, 0.3},
+                 MUTED = {0.45, 0.45, 0.45};
+static const char *FONT = "DejaVu Sans";
+
+static void color(cairo_t *cr, rgb c) { cairo_set_source_rgb(cr, c.r, c.g, c.b); }
+
+/* a dash pattern per palette cycle, so that more series than colours stay apart */
+static void series_style(cairo_t *cr, int k)
+{
+    static const double dashes[][2] = {{0, 0}, {6, 3}, {2, 2}, {8, 2}};
+    color(cr, PALETTE[k % NPAL]);
+    int d = (k / NPAL) % 4;
+    cairo_set_dash(cr, dashes[d], d ? 2 : 0, 0);
+}
+
+/* text anchored at (x, y): ax 0 / 0.5 / 1 = left / centre / right of it, ay 0 / 0.5 / 1 = top /
+   middle / baseline of capitals at y; vertical: rotated to read bottom to top */
+static void text(cairo_t *cr, double x, double y, const char *s, double size, double ax, double ay, int bold,
+                 int vertical, rgb c)
+{
+    cairo_save(cr);
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, size);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, s, &e);
+    cairo_translate(cr, x, y);
+    if (vertical) cairo_rotate(cr, -M_PI / 2);
+    double cap = 0.73 * size;   /* DejaVu Sans' capital height */
+    cairo_move_to(cr, -ax * e.x_advance, (1 - ay) * cap);
+    color(cr, c);
+    cairo_show_text(cr, s);
+    cairo_restore(cr);
+}
+
+static double text_width(cairo_t *cr, const char *s, double size)
+{
+    cairo_save(cr);
+    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    cairo_set_font_size(cr, size);
+    cairo_text_extents_t e;
+    cairo_text_extents(cr, s, &e);
+    cairo_restore(cr);
+    return e.x_advance;
+}
+
+/* a plot area (l, r, t, b in points) over data x0..x1 (log10 of the values when logx), y0..y1 */
+typedef struct {
+    double l, r, t, b;
+    double x0, x1, y0, y1;
+    int logx;
+} axes;
+
+/* a device coordinate kept within reach of the page (data of any size stays drawable) */
+static double reach(double v)
+{
+    if (!(v > -1e4)) return -1e4;   /* NAN too */
+    return v > 1e4 ? 1e4 : v;
+}
+static double ax_x(const axes *a, double v)
+{
+    double u = a->logx ? log10(v) : v;
+    return reach(a->l + (u - a->x0) / (a->x1 - a->x0) * (a->r - a->l));
+}
+static double ax_y(const axes *a, double v) { return reach(a->b - (v - a->y0) / (a->y1 - a->y0) * (a->b - a->t)); }
+
+/* a tick step of about (hi - lo) / target from 1, 2, 2.5, 5 x 10^k (integers only: 1, 2, 5);
+   0 when there is no sane one */
+static double nice_step(double lo, double hi, int target, int integer)
+{
+    double raw = (hi - lo) / target;
+    if (!(raw > 0) || !isfinite(raw)) return 0;
+    double mag = pow(10, floor(log10(raw)));
+    const double m[] = {1, 2, 2.5, 5, 10};
+    for (int i = 0; i < 5; i++) {
+        if (integer && m[i] == 2.5) continue;
+        if (m[i] * mag >= raw) {
+            double s = m[i] * mag;
+            return integer && s < 1 ? 1 : s;
+        }
     }
-    return ns;
+    return 10 * mag;
+}
+
+/* decimals that print every multiple of step exactly */
+static int decimals(double step)
+{
+    int d = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    if (d < 12 && fabs(step * pow(10, d) - round(step * pow(10, d))) > 1e-6) d++;   /* 2.5, 0.25 */
+    return d;
+}
+
+static void frame_and_grid_y(cairo_t *cr, const axes *a)
+{
+    double step = nice_step(a->y0, a->y1, 6, 0);
+    if (step > 0 && (a->y1 - a->y0) / step < 64) {
+        int dec = decimals(step);
+        for (double v = ceil(a->y0 / step - 1e-9) * step; v <= a->y1 + 1e-9 * step; v += step) {
+            double y = ax_y(a, v);
+            color(cr, GRID);
+            cairo_set_line_width(cr, 0.6);
+            cairo_move_to(cr, a->l, y);
+            cairo_line_to(cr, a->r, y);
+            cairo_stroke(cr);
+            color(cr, FRAME);
+            cairo_set_line_width(cr, 0.8);
+            cairo_move_to(cr, a->l - 4, y);
+            cairo_line_to(cr, a->l, y);
+            cairo_stroke(cr);
+            char lab[64];
+            snprintf(lab, sizeof lab, "%.*f", dec, fabs(v) < step * 1e-6 ? 0.0 : v);
+            text(cr, a->l - 7, y, lab, 9, 1, 0.5, 0, 0, BLACK);
+        }
+    }
 }
 
 static void fmt_bytes(double v, char *buf, size_t n)
@@ -94,146 +257,540 @@ static void fmt_bytes(double v, char *buf, size_t n)
     else snprintf(buf, n, "%g", v);
 }
 
-static void x_axis(sq_img *im, const frame *f)
+/* a log axis: a tick at every 1..9 x 10^d, grid lines and labels at 1, and with room at 2 and 5,
+   or at every tick (a range of less than about a decade) */
+static void x_axis_log(cairo_t *cr, const axes *a)
 {
-    double per_decade = (f->right - f->left) / (f->lx1 - f->lx0);
-    int labelled_all = per_decade * log10(2.0) > 70;   /* room to label 1, 2 and 5 of each decade */
-    for (int d = (int)floor(f->lx0); d <= (int)ceil(f->lx1); d++)
+    double per_decade = (a->r - a->l) / (a->x1 - a->x0);
+    int every = per_decade * log10(10.0 / 9) > 40, all = per_decade * log10(2.0) > 45;
+    if (!(a->x1 - a->x0 < 400)) return;
+    for (int d = (int)floor(a->x0); d <= (int)ceil(a->x1); d++)
         for (int m = 1; m <= 9; m++) {
-            double v = m * pow(10, d), lv = log10(v);
-            if (lv < f->lx0 - 1e-9 || lv > f->lx1 + 1e-9) continue;
-            int x = px(f, v), major = m == 1 || (labelled_all && (m == 2 || m == 5));
-            if (major) sq_img_line(im, x, f->top, x, f->bottom, GRID, 1, 0);
-            sq_img_line(im, x, f->bottom, x, f->bottom + (major ? 7 : 4), FRAME, 1, 0);
+            double lv = log10((double)m) + d;
+            if (lv < a->x0 - 1e-9 || lv > a->x1 + 1e-9) continue;
+            double x = ax_x(a, pow(10, lv));
+            int major = m == 1 || every || (all && (m == 2 || m == 5));
+            if (major) {
+                color(cr, GRID);
+                cairo_set_line_width(cr, 0.6);
+                cairo_move_to(cr, x, a->t);
+                cairo_line_to(cr, x, a->b);
+                cairo_stroke(cr);
+            }
+            color(cr, FRAME);
+            cairo_set_line_width(cr, 0.8);
+            cairo_move_to(cr, x, a->b);
+            cairo_line_to(cr, x, a->b + (major ? 5 : 3));
+            cairo_stroke(cr);
             if (!major) continue;
-            char lab[32];
-            fmt_bytes(v, lab, sizeof lab);
-            sq_img_text(im, x - sq_text_width(lab, 2) / 2, f->bottom + 12, lab, BLACK, 2);
+            char lab[64];
+            fmt_bytes(m * pow(10, d), lab, sizeof lab);
+            text(cr, x, a->b + 9, lab, 9, 0.5, 0, 0, 0, BLACK);
         }
 }
 
-static void y_axis(sq_img *im, const frame *f)
+/* a linear integer axis (epochs) */
+static void x_axis_int(cairo_t *cr, const axes *a)
 {
-    double raw = (f->y1 - f->y0) / 6, mag = pow(10, floor(log10(raw))), step = mag;
-    const double mult[] = {1, 2, 2.5, 5, 10};
-    for (int i = 0; i < 5; i++)
-        if (mult[i] * mag >= raw) { step = mult[i] * mag; break; }
-    if (!(step > 1e-6 && step < 1e6) || !(f->y1 - f->y0 < 1e7)) return;   /* no sane ticks (the values are 0..100) */
-    int dec = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-    if (fabs(step * pow(10, dec) - round(step * pow(10, dec))) > 1e-6) dec++;   /* 2.5, 0.25 */
-    int ticks = 0;
-    for (double v = ceil(f->y0 / step - 1e-9) * step; v <= f->y1 + 1e-9 && ticks < 64; v += step, ticks++) {
-        int y = py(f, v);
-        sq_img_line(im, f->left, y, f->right, y, GRID, 1, 0);
-        sq_img_line(im, f->left - 6, y, f->left, y, FRAME, 1, 0);
+    double step = nice_step(a->x0, a->x1, 6, 1);
+    if (!(step > 0) || (a->x1 - a->x0) / step > 64) return;
+    for (double v = ceil(a->x0 / step - 1e-9) * step; v <= a->x1 + 1e-9; v += step) {
+        if (v < 1) continue;
+        double x = ax_x(a, v);
+        color(cr, GRID);
+        cairo_set_line_width(cr, 0.6);
+        cairo_move_to(cr, x, a->t);
+        cairo_line_to(cr, x, a->b);
+        cairo_stroke(cr);
+        color(cr, FRAME);
+        cairo_set_line_width(cr, 0.8);
+        cairo_move_to(cr, x, a->b);
+        cairo_line_to(cr, x, a->b + 5);
+        cairo_stroke(cr);
         char lab[32];
-        snprintf(lab, sizeof lab, "%.*f", dec, fabs(v) < step * 1e-6 ? 0.0 : v);
-        sq_img_text(im, f->left - 10 - sq_text_width(lab, 2), y - sq_text_height(2) / 2, lab, BLACK, 2);
+        snprintf(lab, sizeof lab, "%.0f", v);
+        text(cr, x, a->b + 9, lab, 9, 0.5, 0, 0, 0, BLACK);
     }
 }
 
-static void marker(sq_img *im, int x, int y, sq_rgb c)
+static void frame_box(cairo_t *cr, const axes *a)
 {
-    sq_img_fill(im, x - 4, y - 4, x + 4, y + 4, WHITE);
-    sq_img_fill(im, x - 3, y - 3, x + 3, y + 3, c);
+    color(cr, FRAME);
+    cairo_set_dash(cr, NULL, 0, 0);
+    cairo_set_line_width(cr, 1);
+    cairo_rectangle(cr, a->l, a->t, a->r - a->l, a->b - a->t);
+    cairo_stroke(cr);
 }
 
-static void legend(sq_img *im, const frame *f, const series *s, int ns, int have_teacher)
+static void clip_to(cairo_t *cr, const axes *a)
 {
-    int rows = ns + have_teacher, w = 0;
-    for (int k = 0; k < ns; k++) if (sq_text_width(s[k].name, 2) > w) w = sq_text_width(s[k].name, 2);
-    if (have_teacher && sq_text_width("teacher", 2) > w) w = sq_text_width("teacher", 2);
-    int bw = 12 + 30 + 10 + w + 12, bh = 10 + rows * 22 + 2;
-    int x0 = f->right - 12 - bw, y0 = f->bottom - 12 - bh;
-    sq_img_fill(im, x0, y0, x0 + bw, y0 + bh, WHITE);
-    sq_img_frame(im, x0, y0, x0 + bw, y0 + bh, FRAME);
+    cairo_rectangle(cr, a->l, a->t, a->r - a->l, a->b - a->t);
+    cairo_clip(cr);
+}
+
+static void marker(cairo_t *cr, double x, double y, rgb c)
+{
+    cairo_save(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    cairo_new_sub_path(cr);
+    cairo_arc(cr, x, y, 3.6, 0, 2 * M_PI);
+    color(cr, c);
+    cairo_fill_preserve(cr);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_set_line_width(cr, 1);
+    cairo_stroke(cr);
+    cairo_restore(cr);
+}
+
+/* the data range lo..hi (with the values given) padded by a tenth, at least min_span wide */
+static void padded(double *lo, double *hi, double min_span)
+{
+    if (!isfinite(*lo) || !isfinite(*hi)) { *lo = 0; *hi = 1; }
+    double span = *hi - *lo;
+    if (!isfinite(span)) { *lo = -1e300; *hi = 1e300; return; }
+    if (span < min_span) {
+        double c = (*lo + *hi) / 2;
+        *lo = c - min_span / 2;
+        *hi = c + min_span / 2;
+        span = min_span;
+    }
+    *lo -= 0.1 * span;
+    *hi += 0.1 * span;
+}
+
+/* ---- figure 1: the metric against model size ---- */
+
+typedef struct {
+    const sq_report_row *rows, *teacher;
+    int n, np, ns, use_top1;
+    const sq_report_point *pts;
+    const char **names;
+} summary_fig;
+
+static double metric_of(const sq_report_row *r, int use_top1) { return use_top1 ? r->top1 : r->agreement; }
+
+/* the error bar of a point: a vertical line mean - sd .. mean + sd with caps, one path, the only
+   strokes of the figures with square caps (tests count them in the SVG) */
+static void error_bar(cairo_t *cr, const axes *a, const sq_report_point *p)
+{
+    double x = ax_x(a, p->bytes), lo = ax_y(a, p->mean - p->sd), hi = ax_y(a, p->mean + p->sd);
+    cairo_save(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    color(cr, PALETTE[p->series % NPAL]);
+    cairo_set_line_width(cr, 1.2);
+    cairo_set_line_cap(cr, CAIRO_LINE_CAP_SQUARE);
+    cairo_move_to(cr, x, lo);
+    cairo_line_to(cr, x, hi);
+    cairo_move_to(cr, x - 3.5, lo);
+    cairo_line_to(cr, x + 3.5, lo);
+    cairo_move_to(cr, x - 3.5, hi);
+    cairo_line_to(cr, x + 3.5, hi);
+    cairo_stroke(cr);
+    cairo_restore(cr);
+}
+
+#define LEGEND_MAX 12   /* series named in the summary's legend; the others are counted */
+
+static void summary_legend(cairo_t *cr, const axes *a, const summary_fig *f, int bars)
+{
+    int named = f->ns > LEGEND_MAX ? LEGEND_MAX - 1 : f->ns, more = f->ns > named;
+    int rows = named + more + (f->teacher != NULL) + bars;
+    if (!rows) return;
+    double w = 0, fs = 9.5, lh = 15;
+    char more_text[64];
+    snprintf(more_text, sizeof more_text, "and %d more", f->ns - named);
+    for (int k = 0; k < named; k++) w = fmax(w, text_width(cr, f->names[k], fs));
+    if (more) w = fmax(w, text_width(cr, more_text, fs));
+    if (f->teacher) w = fmax(w, text_width(cr, "teacher", fs));
+    const char *note = "error bars: mean \xc2\xb1 1 s.d. over seeds";
+    double wn = bars ? text_width(cr, note, 8.5) : 0;
+    double bw = fmax(10 + 26 + 8 + w + 10, wn + 20), bh = 8 + rows * lh;
+    double x0 = a->r - 10 - bw, y0 = a->b - 10 - bh;
+    cairo_save(cr);
+    cairo_set_dash(cr, NULL, 0, 0);
+    cairo_rectangle(cr, x0, y0, bw, bh);
+    cairo_set_source_rgba(cr, 1, 1, 1, 0.92);
+    cairo_fill_preserve(cr);
+    color(cr, FRAME);
+    cairo_set_line_width(cr, 0.8);
+    cairo_stroke(cr);
     for (int k = 0; k < rows; k++) {
-        int y = y0 + 10 + k * 22 + 7, xs = x0 + 12;
-        if (k < ns) {
-            sq_img_line(im, xs, y, xs + 30, y, PALETTE[k], 2, 0);
-            marker(im, xs + 15, y, PALETTE[k]);
-            sq_img_text(im, xs + 40, y - 7, s[k].name, BLACK, 2);
+        double y = y0 + 4 + lh * k + lh / 2, xs = x0 + 10;
+        if (k < named) {
+            series_style(cr, k);
+            cairo_set_line_width(cr, 1.8);
+            cairo_move_to(cr, xs, y);
+            cairo_line_to(cr, xs + 26, y);
+            cairo_stroke(cr);
+            marker(cr, xs + 13, y, PALETTE[k % NPAL]);
+            text(cr, xs + 34, y, f->names[k], fs, 0, 0.5, 0, 0, BLACK);
+        } else if (k == named && more) {
+            text(cr, xs + 34, y, more_text, fs, 0, 0.5, 0, 0, MUTED);
+        } else if (k == named + more && f->teacher) {
+            const double dash[] = {5, 3};
+            color(cr, TEACHER);
+            cairo_set_dash(cr, dash, 2, 0);
+            cairo_set_line_width(cr, 1.5);
+            cairo_move_to(cr, xs, y);
+            cairo_line_to(cr, xs + 26, y);
+            cairo_stroke(cr);
+            cairo_set_dash(cr, NULL, 0, 0);
+            text(cr, xs + 34, y, "teacher", fs, 0, 0.5, 0, 0, BLACK);
         } else {
-            sq_img_line(im, xs, y, xs + 30, y, TEACHER, 2, 5);
-            sq_img_text(im, xs + 40, y - 7, "teacher", BLACK, 2);
+            text(cr, xs, y, note, 8.5, 0, 0.5, 0, 0, MUTED);
         }
     }
+    cairo_restore(cr);
 }
 
-sq_status sq_report_plot(const sq_report_row *rows, int n, const char *path)
+static void draw_summary(cairo_t *cr, const void *ctx)
 {
-    int use_top1 = 0, students = 0;
-    for (int i = 0; i < n; i++)
-        if (!strcmp(rows[i].role, "student") && !strcmp(rows[i].status, "ok")) {
-            if (!students++) use_top1 = 1;
-            if (!isfinite(rows[i].top1)) use_top1 = 0;
-        }
-    series s[MAX_SERIES];
-    int ns = collect(rows, n, use_top1, s);
-    const sq_report_row *t = NULL;
-    for (int i = 0; i < n; i++)
-        if (!strcmp(rows[i].role, "teacher") && isfinite(metric_of(&rows[i], use_top1))) { t = &rows[i]; break; }
+    const summary_fig *f = ctx;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-    for (int k = 0; k < ns; k++)
-        for (int p = 0; p < s[k].npts; p++) {
-            xmin = fmin(xmin, s[k].x[p]); xmax = fmax(xmax, s[k].x[p]);
-            ymin = fmin(ymin, s[k].y[p]); ymax = fmax(ymax, s[k].y[p]);
-        }
+    for (int p = 0; p < f->np; p++) {
+        const sq_report_point *q = &f->pts[p];
+        double s = isfinite(q->sd) ? q->sd : 0;
+        xmin = fmin(xmin, q->bytes);
+        xmax = fmax(xmax, q->bytes);
+        ymin = fmin(ymin, q->mean - s);
+        ymax = fmax(ymax, q->mean + s);
+    }
+    const sq_report_row *t = f->teacher;
     if (t) {
-        double ty = metric_of(t, use_top1);
+        double ty = metric_of(t, f->use_top1);
         ymin = fmin(ymin, ty);
         ymax = fmax(ymax, ty);
-        if (t->model_bytes > 0 && isfinite(t->model_bytes)) { xmin = fmin(xmin, t->model_bytes); xmax = fmax(xmax, t->model_bytes); }
+        if (t->model_bytes > 0 && isfinite(t->model_bytes)) {
+            xmin = fmin(xmin, t->model_bytes);
+            xmax = fmax(xmax, t->model_bytes);
+        }
     }
     if (!isfinite(xmin)) { xmin = 1e3; xmax = 1e6; }
     if (!isfinite(ymin)) { ymin = 0; ymax = 100; }
-    double yr = fmax(ymax - ymin, 1.0);
-    frame f = {.left = 100, .right = SQ_REPORT_W - 24, .top = 48, .bottom = SQ_REPORT_H - 72,
-               .lx0 = log10(xmin) - 0.08, .lx1 = log10(xmax) + 0.08, .y0 = ymin - 0.1 * yr, .y1 = ymax + 0.1 * yr};
-    if (f.lx1 - f.lx0 < 0.5) { double c = (f.lx0 + f.lx1) / 2; f.lx0 = c - 0.25; f.lx1 = c + 0.25; }
-    if (use_top1 || t) { f.y0 = fmax(f.y0, 0); f.y1 = fmin(f.y1, 100.5); }
-    sq_img im;
-    sq_img_init(&im, SQ_REPORT_W, SQ_REPORT_H, WHITE);
-    x_axis(&im, &f);
-    y_axis(&im, &f);
-    sq_img_frame(&im, f.left, f.top, f.right, f.bottom, FRAME);
-    const char *what = use_top1 ? "top-1 accuracy (%)" : "agreement with the teacher (%)";
-    char title[128];
-    snprintf(title, sizeof title, "%s%s%s vs model size", n ? rows[0].model : "", n ? ": " : "",
-             use_top1 ? "top-1 accuracy" : "teacher agreement");
-    sq_img_text(&im, (SQ_REPORT_W - sq_text_width(title, 2)) / 2, 16, title, BLACK, 2);
-    const char *xl = "model size (bytes, log scale)";
-    sq_img_text(&im, (f.left + f.right - sq_text_width(xl, 2)) / 2, f.bottom + 40, xl, BLACK, 2);
-    sq_img_text_up(&im, 14, (f.top + f.bottom + sq_text_width(what, 2)) / 2, what, BLACK, 2);
+    axes a = {.l = 66, .r = SQ_REPORT_W - 18, .t = 40, .b = SQ_REPORT_H - 52, .logx = 1,
+              .x0 = log10(xmin) - 0.08, .x1 = log10(xmax) + 0.08, .y0 = ymin, .y1 = ymax};
+    if (a.x1 - a.x0 < 0.5) { double c = (a.x0 + a.x1) / 2; a.x0 = c - 0.25; a.x1 = c + 0.25; }
+    padded(&a.y0, &a.y1, 1.0);
+    if (f->use_top1 || t) { a.y0 = fmax(a.y0, 0); a.y1 = fmin(a.y1, 100.5); }
+    if (!(a.y1 > a.y0)) { a.y0 = 0; a.y1 = 100.5; }
+    x_axis_log(cr, &a);
+    frame_and_grid_y(cr, &a);
+    char title[160];
+    snprintf(title, sizeof title, "%s%s%s against model size", f->n ? f->rows[0].model : "", f->n ? ": " : "",
+             f->use_top1 ? "top-1 accuracy" : "agreement with the teacher");
+    text(cr, SQ_REPORT_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
+    text(cr, (a.l + a.r) / 2, a.b + 32, "model size (bytes, log scale)", 10.5, 0.5, 0.5, 0, 0, BLACK);
+    text(cr, 16, (a.t + a.b) / 2, f->use_top1 ? "top-1 accuracy (%)" : "agreement with the teacher (%)", 10.5, 0.5,
+         0.5, 0, 1, BLACK);
+    cairo_save(cr);
+    clip_to(cr, &a);
     if (t) {
-        int y = py(&f, metric_of(t, use_top1));
-        sq_img_line(&im, f.left + 1, y, f.right - 1, y, TEACHER, 2, 6);
-        if (t->model_bytes > 0 && isfinite(t->model_bytes)) marker(&im, px(&f, t->model_bytes), y, TEACHER);
+        const double dash[] = {5, 3};
+        double y = ax_y(&a, metric_of(t, f->use_top1));
+        color(cr, TEACHER);
+        cairo_set_dash(cr, dash, 2, 0);
+        cairo_set_line_width(cr, 1.5);
+        cairo_move_to(cr, a.l, y);
+        cairo_line_to(cr, a.r, y);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        if (t->model_bytes > 0 && isfinite(t->model_bytes)) marker(cr, ax_x(&a, t->model_bytes), y, TEACHER);
     }
-    for (int k = 0; k < ns; k++) {   /* bit-width labels above the x axis, once per size */
-        for (int p = 0; p < s[k].npts; p++) {
-            int dup = 0;
-            for (int j = 0; j < k && !dup; j++)
-                for (int q = 0; q < s[j].npts; q++)
-                    dup |= s[j].wbits[q] == s[k].wbits[p] && s[j].abits[q] == s[k].abits[p];
-            if (dup) continue;
-            char lab[16];
-            snprintf(lab, sizeof lab, "W%dA%d", s[k].wbits[p], s[k].abits[p]);
-            sq_img_text(&im, px(&f, s[k].x[p]) - sq_text_width(lab, 1) / 2, f.bottom - 12, lab, LABEL, 1);
+    /* bit-width labels along the bottom, once per size */
+    for (int p = 0; p < f->np; p++) {
+        int dup = 0;
+        for (int q = 0; q < p && !dup; q++)
+            dup = f->pts[q].wbits == f->pts[p].wbits && f->pts[q].abits == f->pts[p].abits;
+        if (dup) continue;
+        char lab[32];
+        snprintf(lab, sizeof lab, "W%dA%d", f->pts[p].wbits, f->pts[p].abits);
+        text(cr, ax_x(&a, f->pts[p].bytes), a.b - 8, lab, 8, 0.5, 1, 0, 0, MUTED);
+    }
+    int bars = 0;
+    for (int p = 0; p < f->np; p++)
+        if (isfinite(f->pts[p].sd)) { error_bar(cr, &a, &f->pts[p]); bars++; }
+    for (int p = 0; p < f->np;) {   /* one line per series through its points (sorted by size) */
+        int q = p;
+        series_style(cr, f->pts[p].series);
+        cairo_set_line_width(cr, 1.8);
+        cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+        for (; q < f->np && f->pts[q].series == f->pts[p].series; q++) {
+            if (q == p) cairo_move_to(cr, ax_x(&a, f->pts[q].bytes), ax_y(&a, f->pts[q].mean));
+            else cairo_line_to(cr, ax_x(&a, f->pts[q].bytes), ax_y(&a, f->pts[q].mean));
+        }
+        cairo_stroke(cr);
+        for (int k = p; k < q; k++)
+            marker(cr, ax_x(&a, f->pts[k].bytes), ax_y(&a, f->pts[k].mean), PALETTE[f->pts[k].series % NPAL]);
+        p = q;
+    }
+    cairo_restore(cr);
+    if (!f->np) text(cr, (a.l + a.r) / 2, (a.t + a.b) / 2, "no finished students", 12, 0.5, 0.5, 0, 0, MUTED);
+    frame_box(cr, &a);
+    summary_legend(cr, &a, f, bars > 0);
+}
+
+/* ---- figure 2: per-epoch agreement and KL ---- */
+
+typedef struct {
+    char label[64];
+    int series, seeds, nep;
+    double *m[2], *s[2];   /* per epoch: mean and s.d. of agreement (0) and KL (1); NAN where none */
+} curve;
+
+typedef struct {
+    const sq_report_row *rows;
+    int n, nc;
+    curve *c;
+} curves_fig;
+
+/* the curves of the student configurations whose finished seeds have per-epoch values */
+static int make_curves(const sq_report_row *rows, int n, curve **out)
+{
+    sq_report_config *cf = sq_xcalloc(n ? n : 1, sizeof *cf);
+    int nc = sq_report_configs(rows, n, cf), k = 0;
+    curve *c = sq_xcalloc(nc ? nc : 1, sizeof *c);
+    double *v = sq_xcalloc(n ? n : 1, sizeof *v);
+    for (int i = 0; i < nc; i++) {
+        const sq_report_row *r0 = &rows[cf[i].first];
+        if (strcmp(r0->role, "student")) continue;
+        int nep = 0, seeds = 0;
+        for (int j = cf[i].first; j < cf[i].first + cf[i].n; j++)
+            if (is_ok(&rows[j]) && rows[j].nep > 0) { nep = rows[j].nep > nep ? rows[j].nep : nep; seeds++; }
+        if (!nep) continue;
+        curve *cv = &c[k];
+        cv->nep = nep;
+        cv->seeds = seeds;
+        snprintf(cv->label, sizeof cv->label, "%s W%dA%d (%d seed%s)", r0->quantizer, r0->wbits, r0->abits, seeds,
+                 seeds == 1 ? "" : "s");
+        int any = 0;
+        for (int w = 0; w < 2; w++) {
+            cv->m[w] = sq_xcalloc(nep, sizeof(double));
+            cv->s[w] = sq_xcalloc(nep, sizeof(double));
+            for (int e = 0; e < nep; e++) {
+                int m = 0;
+                for (int j = cf[i].first; j < cf[i].first + cf[i].n; j++)
+                    if (is_ok(&rows[j]) && e < rows[j].nep) v[m++] = w ? rows[j].ep_kl[e] : rows[j].ep_agreement[e];
+                sq_report_mean_sd(v, m, &cv->m[w][e], &cv->s[w][e]);
+                any |= isfinite(cv->m[w][e]);
+            }
+        }
+        if (!any) {
+            for (int w = 0; w < 2; w++) { free(cv->m[w]); free(cv->s[w]); }
+            memset(cv, 0, sizeof *cv);
+            continue;
+        }
+        cv->series = k++;
+    }
+    free(v);
+    free(cf);
+    *out = c;
+    return k;
+}
+
+static void free_curves(curve *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int w = 0; w < 2; w++) { free(c[i].m[w]); free(c[i].s[w]); }
+    free(c);
+}
+
+/* the band mean +- sd over each run of epochs that have both, as one filled path per run */
+static void band(cairo_t *cr, const axes *a, const curve *cv, int w)
+{
+    const double *m = cv->m[w], *s = cv->s[w];
+    rgb c = PALETTE[cv->series % NPAL];
+    for (int e = 0; e < cv->nep;) {
+        if (!isfinite(m[e]) || !isfinite(s[e])) { e++; continue; }
+        int f = e;
+        while (f < cv->nep && isfinite(m[f]) && isfinite(s[f])) f++;
+        if (f - e == 1) {   /* one epoch: a bar instead of a band */
+            double x = ax_x(a, e + 1);
+            cairo_rectangle(cr, x - 2.5, ax_y(a, m[e] + s[e]), 5, ax_y(a, m[e] - s[e]) - ax_y(a, m[e] + s[e]));
+        } else {
+            for (int k = e; k < f; k++) (k == e ? cairo_move_to : cairo_line_to)(cr, ax_x(a, k + 1), ax_y(a, m[k] + s[k]));
+            for (int k = f - 1; k >= e; k--) cairo_line_to(cr, ax_x(a, k + 1), ax_y(a, m[k] - s[k]));
+            cairo_close_path(cr);
+        }
+        cairo_set_source_rgba(cr, c.r, c.g, c.b, 0.2);
+        cairo_fill(cr);
+        e = f;
+    }
+}
+
+static void curve_line(cairo_t *cr, const axes *a, const curve *cv, int w, int markers)
+{
+    const double *m = cv->m[w];
+    series_style(cr, cv->series);
+    cairo_set_line_width(cr, 1.6);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    int pen = 0;
+    for (int e = 0; e < cv->nep; e++) {
+        if (!isfinite(m[e])) { pen = 0; continue; }
+        (pen ? cairo_line_to : cairo_move_to)(cr, ax_x(a, e + 1), ax_y(a, m[e]));
+        pen = 1;
+    }
+    cairo_stroke(cr);
+    if (markers)
+        for (int e = 0; e < cv->nep; e++)
+            if (isfinite(m[e])) marker(cr, ax_x(a, e + 1), ax_y(a, m[e]), PALETTE[cv->series % NPAL]);
+}
+
+static void panel(cairo_t *cr, const curves_fig *f, axes *a, int w, const char *ylabel)
+{
+    int nep = 1;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < f->nc; i++) {
+        const curve *cv = &f->c[i];
+        nep = cv->nep > nep ? cv->nep : nep;
+        for (int e = 0; e < cv->nep; e++) {
+            double m = cv->m[w][e], s = isfinite(cv->s[w][e]) ? cv->s[w][e] : 0;
+            if (!isfinite(m)) continue;
+            lo = fmin(lo, m - s);
+            hi = fmax(hi, m + s);
         }
     }
-    for (int k = 0; k < ns; k++) {
-        for (int p = 1; p < s[k].npts; p++)
-            sq_img_line(&im, px(&f, s[k].x[p - 1]), py(&f, s[k].y[p - 1]), px(&f, s[k].x[p]), py(&f, s[k].y[p]),
-                        PALETTE[k], 2, 0);
-        for (int p = 0; p < s[k].npts; p++) marker(&im, px(&f, s[k].x[p]), py(&f, s[k].y[p]), PALETTE[k]);
+    a->x0 = nep > 1 ? 1 - 0.03 * (nep - 1) : 0.5;
+    a->x1 = nep > 1 ? nep + 0.03 * (nep - 1) : 1.5;
+    a->y0 = lo;
+    a->y1 = hi;
+    padded(&a->y0, &a->y1, w ? 1e-3 : 1.0);
+    if (w == 0) { a->y0 = fmax(a->y0, 0); a->y1 = fmin(a->y1, 100.5); }
+    else a->y0 = fmax(a->y0, lo >= 0 ? 0 : a->y0);
+    if (!(a->y1 > a->y0)) { a->y0 = 0; a->y1 = 1; }
+    x_axis_int(cr, a);
+    frame_and_grid_y(cr, a);
+    text(cr, (a->l + a->r) / 2, a->b + 32, "epoch", 10.5, 0.5, 0.5, 0, 0, BLACK);
+    text(cr, a->l - 46, (a->t + a->b) / 2, ylabel, 10.5, 0.5, 0.5, 0, 1, BLACK);
+    cairo_save(cr);
+    clip_to(cr, a);
+    for (int i = 0; i < f->nc; i++) band(cr, a, &f->c[i], w);
+    for (int i = 0; i < f->nc; i++) curve_line(cr, a, &f->c[i], w, nep <= 30);
+    cairo_restore(cr);
+    if (!f->nc)
+        text(cr, (a->l + a->r) / 2, (a->t + a->b) / 2, "no per-epoch values (tasks/<id>/metrics.jsonl)", 10, 0.5, 0.5,
+             0, 0, MUTED);
+    frame_box(cr, a);
+}
+
+#define LEGEND_COLS 3
+#define LEGEND_ROWS 3
+
+static void draw_curves(cairo_t *cr, const void *ctx)
+{
+    const curves_fig *f = ctx;
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    char title[160];
+    snprintf(title, sizeof title, "%s%sper-epoch agreement and KL (mean over seeds, band: \xc2\xb1 1 s.d.)",
+             f->n ? f->rows[0].model : "", f->n ? ": " : "");
+    text(cr, SQ_CURVES_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
+    double b = SQ_CURVES_H - 52 - 15.0 * LEGEND_ROWS;
+    axes left = {.l = 66, .r = SQ_CURVES_W / 2.0 - 12, .t = 40, .b = b};
+    axes right = {.l = SQ_CURVES_W / 2.0 + 62, .r = SQ_CURVES_W - 18, .t = 40, .b = b};
+    panel(cr, f, &left, 0, "agreement with the teacher (%)");
+    panel(cr, f, &right, 1, "KL(teacher || student)");
+    /* the legend below the panels, in columns; what does not fit is counted */
+    int shown = f->nc < LEGEND_COLS * LEGEND_ROWS ? f->nc : LEGEND_COLS * LEGEND_ROWS - (f->nc > LEGEND_COLS * LEGEND_ROWS);
+    double colw = (SQ_CURVES_W - 2 * 66.0) / LEGEND_COLS, y0 = b + 48;
+    for (int i = 0; i < shown; i++) {
+        double x = 66 + (i % LEGEND_COLS) * colw, y = y0 + (i / LEGEND_COLS) * 15;
+        series_style(cr, f->c[i].series);
+        cairo_set_line_width(cr, 1.8);
+        cairo_move_to(cr, x, y);
+        cairo_line_to(cr, x + 24, y);
+        cairo_stroke(cr);
+        cairo_set_dash(cr, NULL, 0, 0);
+        text(cr, x + 30, y, f->c[i].label, 9, 0, 0.5, 0, 0, BLACK);
     }
-    if (!ns) {
-        const char *msg = "no finished students";
-        sq_img_text(&im, (f.left + f.right - sq_text_width(msg, 2)) / 2, (f.top + f.bottom) / 2, msg, LABEL, 2);
+    if (shown < f->nc) {
+        char more[64];
+        snprintf(more, sizeof more, "and %d more (see report.csv)", f->nc - shown);
+        int i = shown;
+        text(cr, 66 + (i % LEGEND_COLS) * colw, y0 + (i / LEGEND_COLS) * 15, more, 9, 0, 0.5, 0, 0, MUTED);
     }
-    legend(&im, &f, s, ns, t != NULL);
-    sq_status st = sq_img_write_png(&im, path);
-    sq_img_free(&im);
+}
+
+/* ---- output: each figure drawn on an SVG, a PDF and an image surface, written atomically ---- */
+
+typedef struct { unsigned char *p; size_t n, cap; } membuf;
+
+static cairo_status_t mem_write(void *closure, const unsigned char *data, unsigned int len)
+{
+    membuf *b = closure;
+    if (b->n + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->n + len) cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) return CAIRO_STATUS_NO_MEMORY;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, len);
+    b->n += len;
+    return CAIRO_STATUS_SUCCESS;
+}
+
+typedef void (*draw_fn)(cairo_t *cr, const void *ctx);
+
+static sq_status render(const char *dir, const char *name, int w, int h, draw_fn draw, const void *ctx)
+{
+    const char *ext[3] = {"svg", "pdf", "png"};
+    for (int k = 0; k < 3; k++) {
+        membuf mb = {0};
+        cairo_surface_t *s;
+        if (k == 0) {
+            s = cairo_svg_surface_create_for_stream(mem_write, &mb, w, h);
+            cairo_svg_surface_restrict_to_version(s, CAIRO_SVG_VERSION_1_1);
+        } else if (k == 1) {
+            s = cairo_pdf_surface_create_for_stream(mem_write, &mb, w, h);
+            /* no creation date: the same inputs give the same bytes */
+            cairo_pdf_surface_set_metadata(s, CAIRO_PDF_METADATA_CREATE_DATE, "");
+        } else {
+            s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w * SQ_REPORT_PNG_SCALE, h * SQ_REPORT_PNG_SCALE);
+        }
+        cairo_t *cr = cairo_create(s);
+        if (k == 2) cairo_scale(cr, SQ_REPORT_PNG_SCALE, SQ_REPORT_PNG_SCALE);
+        draw(cr, ctx);
+        cairo_status_t cs = cairo_status(cr);
+        cairo_destroy(cr);
+        if (k == 2 && cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_write_to_png_stream(s, mem_write, &mb);
+        cairo_surface_finish(s);   /* SVG and PDF reach the stream here */
+        if (cs == CAIRO_STATUS_SUCCESS) cs = cairo_surface_status(s);
+        cairo_surface_destroy(s);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s.%s", dir, name, ext[k]);
+        sq_status st = SQ_OK;
+        if (cs != CAIRO_STATUS_SUCCESS) {
+            sq_set_error_in(path, "cairo could not draw the figure: %s", cairo_status_to_string(cs));
+            st = SQ_EIO;
+        } else {
+            st = sq_write_file_atomic(path, mb.p, mb.n);
+        }
+        free(mb.p);
+        if (st) return st;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_report_plot(const sq_report_row *rows, int n, const char *dir)
+{
+    summary_fig sf = {.rows = rows, .n = n};
+    sq_report_point *pts = sq_xcalloc(n ? n : 1, sizeof *pts);
+    const char **names = sq_xcalloc(n ? n : 1, sizeof *names);
+    sf.np = points_named(rows, n, &sf.use_top1, pts, names, &sf.ns);
+    sf.pts = pts;
+    sf.names = names;
+    for (int i = 0; i < n && !sf.teacher; i++)
+        if (!strcmp(rows[i].role, "teacher") && isfinite(metric_of(&rows[i], sf.use_top1))) sf.teacher = &rows[i];
+    sq_status st = render(dir, "report", SQ_REPORT_W, SQ_REPORT_H, draw_summary, &sf);
+    free(pts);
+    free(names);
+    if (st) return st;
+    curves_fig cf = {.rows = rows, .n = n};
+    cf.nc = make_curves(rows, n, &cf.c);
+    st = render(dir, "report_curves", SQ_CURVES_W, SQ_CURVES_H, draw_curves, &cf);
+    free_curves(cf.c, cf.nc);
     return st;
 }

@@ -34,6 +34,7 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"};
     a[n++] = (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"};
     a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
+    a[n++] = (sq_arg){"--tensorboard", SQ_ARG_FLAG, &c->cfg.tensorboard, 0, 0, "TensorBoard event files in OUT/tensorboard/ (OUT/tensorboard/<student>/ with --students): the loss of each --log-every window, every metrics.jsonl value per epoch; kept on --resume"};
     n += sq_cli_import_args(&c->imp, a + n, 1);
     return n;
 }
@@ -280,7 +281,7 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
 /* ---- the run configuration, recorded and compared on --resume ---- */
 static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
 static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device", "--backend-opt",
-                                         "--max-loss-ratio", "--teacher", "--students", NULL};
+                                         "--max-loss-ratio", "--teacher", "--students", "--tensorboard", NULL};
 
 int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
 {

@@ -8,6 +8,7 @@
 #include "sqakd/multi.h"
 #include "sqakd/teacher_prec.h"
 #include "feeder.h"
+#include "io/tb_events.h"
 #include "train_internal.h"
 #include "sqakd/json.h"
 #include "sqakd/safetensors.h"
@@ -233,7 +234,7 @@ sq_status sq_train_check_loss(const sq_train_cfg *cfg, sq_run_state *rs, double 
 
 sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
                              const sq_state_item *items, int nitems, sq_ckpt_meta *meta, sq_run_state *rs,
-                             const char *label, sq_progress *pg, sq_eval_result *er)
+                             const char *label, sq_progress *pg, sq_eval_result *er, sq_tb_writer *tb)
 {
     sq_model *m = io->model;
     const int N = cfg->batch;
@@ -280,6 +281,11 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
     sq_jbuf_end_obj(&jb);
     int changed;
     st = rewrite_metrics(cfg->out_dir, es->epoch, sq_jbuf_cstr(&jb), &changed);
+    /* TensorBoard: the metrics line's values at the epoch's last step, and the epoch's losses held
+       since its start, before the commit point (a resumed session's file starts with a SessionLog
+       START after the committed step, on which TensorBoard drops the events of an uncommitted epoch) */
+    if (!st && tb && !(st = sq_tb_json_scalars(tb, "metrics/", es->step, sq_jbuf_cstr(&jb), "step")))
+        st = sq_tb_flush(tb);
     sq_jbuf_free(&jb);
     if (st) return st;
     /* The state file is the commit point of the epoch: it carries the weights too, so a resume
@@ -303,6 +309,7 @@ typedef struct {
     sq_student *s;
     sq_train_io io;
     sq_step_bufs *b;
+    sq_tb_writer *tb;                 /* TensorBoard events (cfg.tensorboard), or NULL */
     sq_state_item items[4];
     int nitems, t, since, active;
     sq_run_state rs;
@@ -334,6 +341,10 @@ static sq_status check_students(const sq_train_cfg *cfg, const sq_dataset *train
             c->flip != cfg->flip) {
             sq_set_error("student %s: loss, epochs, batch, seed, max steps and augmentation must be those of the "
                          "shared run (they share its batches)", students[i].name);
+            return SQ_EARG;
+        }
+        if (c->tensorboard && !c->out_dir) {
+            sq_set_error("TensorBoard event files need an output directory (--out)");
             return SQ_EARG;
         }
         for (int j = 0; j < i; j++)
@@ -385,6 +396,13 @@ static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_m
             }
             s->epochs_done = r->rs.start_epoch;
             s->steps = r->rs.step;
+        }
+        if (s->cfg.tensorboard) {
+            char dir[4096];
+            if (s->cfg.tb_dir) snprintf(dir, sizeof dir, "%s", s->cfg.tb_dir);
+            else path_join(dir, sizeof dir, s->cfg.out_dir, "tensorboard");
+            sq_status st = sq_tb_open(dir, s->resume_state ? r->rs.step : -1, &r->tb);
+            if (st) return st;
         }
         r->t = (int)r->rs.step;
         r->active = 1;
@@ -494,6 +512,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
                     r->loss_ep += ls;
                     r->last_loss = ls / r->since;
                     r->since = 0;
+                    if (r->tb) sq_tb_scalar(r->tb, "train/loss", r->rs.step, r->last_loss);
                 }
                 r->t_ep_own += shared + (sq_now() - t1);
                 if (isfinite(r->last_loss)) { loss_mean += r->last_loss; nloss++; }
@@ -511,7 +530,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
                                  .train_s = r->t_ep_own, .t_start = t_start};
             sq_eval_result er;
             sq_status se = sq_train_end_epoch(&r->s->cfg, &r->io, &es, r->items, r->nitems, &r->io.meta, &r->rs,
-                                              single ? NULL : r->s->name, pg, &er);
+                                              single ? NULL : r->s->name, pg, &er, r->tb);
             r->s->train_seconds += r->t_ep_own;
             r->s->eval_seconds += sq_now() - t0;
             if (se) {
@@ -538,8 +557,10 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
 done:
     sq_feeder_free(feed); /* before the step buffers: the models get their own inputs back; frees the loader */
     sq_progress_free(pg);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (runs[i].b) sq_step_bufs_free(students[i].model, runs[i].b);
+        sq_tb_close(runs[i].tb);
+    }
     free(runs);
     return st;
 }

@@ -69,11 +69,13 @@ typedef struct sq_epoch_stats {
 
 /* Evaluates on io->test (when not NULL), prints the epoch line (prefixed by "label: " when label is
    not NULL) and, with cfg->out_dir, commits the epoch: metrics.jsonl (rewritten atomically with
-   this epoch's line), then last.state.safetensors (the commit point: weights, optimizer state,
+   this epoch's line), the TensorBoard events when tb is not NULL (the epoch's read-back losses and
+   every value of the metrics line, flushed), then last.state.safetensors (the commit point: weights, optimizer state,
    counters), then last.safetensors, and best.safetensors when the metric improved. meta gets
    epoch, step and metric; rs the best metric and its epoch; er the evaluation (er->n == 0 without
    a test split). */
+struct sq_tb_writer;
 sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
                              const sq_state_item *items, int nitems, sq_ckpt_meta *meta, sq_run_state *rs,
-                             const char *label, sq_progress *pg, sq_eval_result *er);
+                             const char *label, sq_progress *pg, sq_eval_result *er, struct sq_tb_writer *tb);
 #endif

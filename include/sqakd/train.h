@@ -37,6 +37,9 @@ typedef struct sq_train_cfg {
                                 (0: only non-finite losses stop a run) */
     const char *run_config;  /* JSON object of the flags that shaped the run, recorded in the state
                                 and checkpoint metadata (NULL: none); the CLI compares it on resume */
+    int tensorboard;         /* TensorBoard event files (needs out_dir): the loss of every read-back
+                                window (log_every) and every metrics.jsonl value, per epoch */
+    const char *tb_dir;      /* their directory; NULL: out_dir/tensorboard */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);

@@ -1,7 +1,7 @@
 /* fuzz_report.c: libFuzzer harness of result.json reading as 'sqakd report DIR' does it
    (load_row in cmd_report.c is static, so the harness runs sq_cmd_report --quiet): the input is
    DIR/tasks/x/result.json of a fresh sweep directory; a result that loads is also turned into
-   report.md, report.csv and report.png. Errors go to stderr (the CLI's sq_cli_fail). */
+   report.md, report.csv and the figures (SVG, PDF, PNG). Errors go to stderr (the CLI's sq_cli_fail). */
 #include "fuzz_util.h"
 #include "cli/cli.h"
 
