@@ -1,5 +1,6 @@
 /* args.c: declarative flag parsing with range checks and one-line errors. */
 #include "cli.h"
+#include "io/atomic_write.h"
 #include "sqakd/json.h"
 #include "sqakd/safetensors.h"
 #include <errno.h>
@@ -150,20 +151,7 @@ int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, con
     return 0;
 }
 
-int sq_cli_mkdirs(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-    struct stat sb;
-    return stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode) ? 0 : -1;
-}
+int sq_cli_mkdirs(const char *dir) { return sq_io_mkdirs(dir); }
 
 /* arg quoted for a POSIX shell unless it is made only of characters no shell treats specially */
 static void put_arg(sq_jbuf *b, const char *a)

@@ -257,6 +257,23 @@ static void fmt_bytes(double v, char *buf, size_t n)
     else snprintf(buf, n, "%g", v);
 }
 
+/* an x tick at x: a major one (5 pt, with its grid line across the axes) or a minor one (3 pt) */
+static void x_tick(cairo_t *cr, const axes *a, double x, int major)
+{
+    if (major) {
+        color(cr, GRID);
+        cairo_set_line_width(cr, 0.6);
+        cairo_move_to(cr, x, a->t);
+        cairo_line_to(cr, x, a->b);
+        cairo_stroke(cr);
+    }
+    color(cr, FRAME);
+    cairo_set_line_width(cr, 0.8);
+    cairo_move_to(cr, x, a->b);
+    cairo_line_to(cr, x, a->b + (major ? 5 : 3));
+    cairo_stroke(cr);
+}
+
 /* a log axis: a tick at every 1..9 x 10^d, grid lines and labels at 1, and with room at 2 and 5,
    or at every tick (a range of less than about a decade) */
 static void x_axis_log(cairo_t *cr, const axes *a)
@@ -270,18 +287,7 @@ static void x_axis_log(cairo_t *cr, const axes *a)
             if (lv < a->x0 - 1e-9 || lv > a->x1 + 1e-9) continue;
             double x = ax_x(a, pow(10, lv));
             int major = m == 1 || every || (all && (m == 2 || m == 5));
-            if (major) {
-                color(cr, GRID);
-                cairo_set_line_width(cr, 0.6);
-                cairo_move_to(cr, x, a->t);
-                cairo_line_to(cr, x, a->b);
-                cairo_stroke(cr);
-            }
-            color(cr, FRAME);
-            cairo_set_line_width(cr, 0.8);
-            cairo_move_to(cr, x, a->b);
-            cairo_line_to(cr, x, a->b + (major ? 5 : 3));
-            cairo_stroke(cr);
+            x_tick(cr, a, x, major);
             if (!major) continue;
             char lab[64];
             fmt_bytes(m * pow(10, d), lab, sizeof lab);
@@ -297,16 +303,7 @@ static void x_axis_int(cairo_t *cr, const axes *a)
     for (double v = ceil(a->x0 / step - 1e-9) * step; v <= a->x1 + 1e-9; v += step) {
         if (v < 1) continue;
         double x = ax_x(a, v);
-        color(cr, GRID);
-        cairo_set_line_width(cr, 0.6);
-        cairo_move_to(cr, x, a->t);
-        cairo_line_to(cr, x, a->b);
-        cairo_stroke(cr);
-        color(cr, FRAME);
-        cairo_set_line_width(cr, 0.8);
-        cairo_move_to(cr, x, a->b);
-        cairo_line_to(cr, x, a->b + 5);
-        cairo_stroke(cr);
+        x_tick(cr, a, x, 1);
         char lab[32];
         snprintf(lab, sizeof lab, "%.0f", v);
         text(cr, x, a->b + 9, lab, 9, 0.5, 0, 0, 0, BLACK);

@@ -49,17 +49,35 @@ static void shape_str(char *buf, size_t cap, int ndim, const int64_t *dims)
     if (k > 0 && (size_t)k < cap) snprintf(buf + k, cap - (size_t)k, "%s)", ndim == 1 ? "," : "");
 }
 
-static sq_status load_images(const char *path, sq_dataset *out)
-{
+/* one .npy file read raw, with its path made printable (pp) and its shape as text (sh) for the
+   error lines */
+typedef struct {
     char pp[512], sh[160];
-    sq_printable(path, pp, sizeof pp);
     sq_npy_dtype t;
-    void *raw = NULL;
+    void *raw;
     int nd;
     int64_t d[SQ_ONNX_MAX_DIMS];
-    sq_status st = sq_npy_read_raw(path, &t, &raw, &nd, d);
+} npy_in;
+
+static sq_status npy_in_read(const char *path, npy_in *a)
+{
+    a->raw = NULL;
+    sq_printable(path, a->pp, sizeof a->pp);
+    sq_status st = sq_npy_read_raw(path, &a->t, &a->raw, &a->nd, a->d);
+    if (!st) shape_str(a->sh, sizeof a->sh, a->nd, a->d);
+    return st;
+}
+
+static sq_status load_images(const char *path, sq_dataset *out)
+{
+    npy_in in;
+    sq_status st = npy_in_read(path, &in);
     if (st) return st;
-    shape_str(sh, sizeof sh, nd, d);
+    char *pp = in.pp, *sh = in.sh;
+    const sq_npy_dtype t = in.t;
+    void *raw = in.raw;
+    const int nd = in.nd;
+    const int64_t *d = in.d;
     const int is_float = t == SQ_NPY_F4 || t == SQ_NPY_F8;
     st = SQ_EFORMAT;
     if (t != SQ_NPY_U1 && !is_float) {
@@ -126,15 +144,14 @@ fail:
 
 static sq_status load_labels(const char *path, sq_dataset *out)
 {
-    char pp[512], sh[160];
-    sq_printable(path, pp, sizeof pp);
-    sq_npy_dtype t;
-    void *raw = NULL;
-    int nd;
-    int64_t d[SQ_ONNX_MAX_DIMS];
-    sq_status st = sq_npy_read_raw(path, &t, &raw, &nd, d);
+    npy_in in;
+    sq_status st = npy_in_read(path, &in);
     if (st) return st;
-    shape_str(sh, sizeof sh, nd, d);
+    char *pp = in.pp, *sh = in.sh;
+    const sq_npy_dtype t = in.t;
+    void *raw = in.raw;
+    const int nd = in.nd;
+    const int64_t *d = in.d;
     st = SQ_EFORMAT;
     if (!is_int_type(t)) {
         sq_set_error("%s: labels of type %s; labels are integer class indices (labels.astype(np.int64))", pp,

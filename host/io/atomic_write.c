@@ -158,6 +158,23 @@ static int is_temp_name(const char *name)
     return n && ((n == 6 && alnum == 6) || digit == n);
 }
 
+int sq_io_mkdirs(const char *dir)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+    struct stat sb;
+    if (stat(buf, &sb)) return -1;
+    if (!S_ISDIR(sb.st_mode)) { errno = ENOTDIR; return -1; }
+    return 0;
+}
+
 int sq_io_remove_stale_temps(const char *dir)
 {
     DIR *d = opendir(dir);

@@ -21,6 +21,10 @@ sq_status sq_io_write_atomic(const char *path, const sq_io_seg *segs, int nseg);
    removed. */
 int sq_io_remove_stale_temps(const char *dir);
 
+/* mkdir -p: creates dir and its parents (0755); 0, or -1 with errno set (ENOTDIR when a path
+   component exists and is not a directory) */
+int sq_io_mkdirs(const char *dir);
+
 /* ---- fault injection (tests only) ----
    Every atomic write reports its steps to the hook, which may fail a step with an errno (as a full
    disk or an I/O error would) or end the process there (a crash test). */

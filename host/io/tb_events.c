@@ -3,6 +3,7 @@
    as TFRecord records, held in memory until a flush appends them to the file and fsyncs it. */
 #define _GNU_SOURCE
 #include "io/tb_events.h"
+#include "io/atomic_write.h"
 #include "sqakd/json.h"
 #include "tb_event.pb-c.h"
 #include <dirent.h>
@@ -202,24 +203,6 @@ sq_status sq_tb_open(const char *dir, int64_t resume_step, sq_tb_writer **out)
     return SQ_OK;
 }
 
-/* mkdir -p */
-static int mkdirs(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-    struct stat sb;
-    if (stat(buf, &sb)) return -1;
-    if (!S_ISDIR(sb.st_mode)) { errno = ENOTDIR; return -1; }
-    return 0;
-}
-
 /* removes the event files in dir (a fresh run's first flush) */
 static int remove_old_events(const char *dir)
 {
@@ -247,7 +230,7 @@ sq_status sq_tb_flush(sq_tb_writer *w)
 {
     if (!w->n) return SQ_OK;
     if (w->fd < 0) {
-        if (mkdirs(w->dir)) return io_fail(w, "create the directory of", errno);
+        if (sq_io_mkdirs(w->dir)) return io_fail(w, "create the directory of", errno);
         if (w->resume_step < 0 && remove_old_events(w->dir)) return io_fail(w, "remove older event files beside", errno);
         w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (w->fd < 0) return io_fail(w, "create", errno);
