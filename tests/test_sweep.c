@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -974,4 +975,35 @@ Test(sweep, slurm_runs_a_sweep_whose_directory_has_spaces_quotes_and_dollars, .i
     free(s);
     expect_no_injected_files(g_tmp);
     expect_no_injected_files(cwd);
+}
+
+/* --tensorboard: every student writes its events under DIR/tasks/tensorboard/<task id>/, and the
+   setting is kept in sweep.json (a re-run or a Slurm worker reads it from there) */
+Test(sweep, tensorboard_events_per_task, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    cr_assert_eq(sweep("--teacher %s/t.safetensors --data idx:%s/img.idx,%s/lab.idx --quantizers ewgs --bits 2 --epochs 1 "
+                       "--batch 16 --threads 1 --quiet --tensorboard --out %s", g_tmp, g_tmp, g_tmp, dir), 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/tasks/tensorboard/ewgs_w2a2_s1", dir);
+    DIR *d = opendir(p);
+    cr_assert_not_null(d, "no %s", p);
+    int events = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "events.out.tfevents.", 20)) continue;
+        char f[900];
+        snprintf(f, sizeof f, "%s/%s", p, e->d_name);
+        struct stat sb;
+        cr_expect(stat(f, &sb) == 0 && sb.st_size > 40, "%s is empty", f);
+        events++;
+    }
+    closedir(d);
+    cr_expect_eq(events, 1);
+    snprintf(p, sizeof p, "%s/sweep.json", dir);
+    char *js = slurp(p);
+    cr_assert_not_null(js);
+    cr_expect(strstr(js, "\"tensorboard\":1") != NULL, "%s", js);
+    free(js);
 }

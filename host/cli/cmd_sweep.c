@@ -24,7 +24,7 @@ typedef struct {
     const char *config, *model, *data, *teacher, *quantizers, *bits, *seeds, *out, *device, *augment, *partition,
         *time, *bin;
     int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group;
-    int run_teacher, slurm, dry_run, quiet;
+    int run_teacher, slurm, dry_run, quiet, tensorboard;
     float lr_model, lr_quant, alpha, T, holdout;
 } sweep_flags;
 
@@ -87,6 +87,7 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
     SET_NUM(sw->gpus, f->gpus);
     SET_NUM(sw->cpus_per_task, f->cpus);
     SET_NUM(sw->max_running, f->max_running);
+    if (f->tensorboard) sw->tensorboard = 1;
     SET_NUM(sw->lr_model, f->lr_model);
     SET_NUM(sw->lr_quant, f->lr_quant);
     SET_NUM(sw->alpha, f->alpha);
@@ -106,6 +107,8 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
         return sq_cli_fail(cmd, "--teacher CKPT or --train-teacher-epochs N (with --model) is required");
     if (!sw->teacher[0] && !sw->model[0])
         return sq_cli_fail(cmd, "--train-teacher-epochs needs --model NAME (the teacher's and students' architecture)");
+    if (sw->tensorboard != 0 && sw->tensorboard != 1)
+        return sq_cli_fail(cmd, "\"tensorboard\" must be 0 or 1, got %d", sw->tensorboard);
     if (sw->epochs < 1 || sw->batch < 1 || sw->threads < 1 || sw->group_size < 1)
         return sq_cli_fail(cmd, "--epochs, --batch, --threads and --group-size must be at least 1");
     return 0;
@@ -238,6 +241,7 @@ static void common_for(const sq_sweep *sw, uint64_t seed, int quiet, sq_cli_comm
     c->cfg.alpha = sw->alpha;
     c->cfg.T = sw->temperature;
     c->cfg.quiet = quiet;
+    c->cfg.tensorboard = sw->tensorboard;
 }
 
 static int write_json(const char *cmd, const char *path, sq_jbuf *jb)
@@ -493,6 +497,7 @@ int sq_cmd_sweep(int argc, char **argv)
         {"--bin", SQ_ARG_STR, &f.bin, 0, 0, "sqakd executable the jobs run (default: this one)"},
         {"--run-group", SQ_ARG_INT, &f.run_group, 0, 1000000, "run one group (what each array task does; default: every group, locally)"},
         {"--run-teacher", SQ_ARG_FLAG, &f.run_teacher, 0, 0, "train and evaluate the teacher only"},
+        {"--tensorboard", SQ_ARG_FLAG, &f.tensorboard, 0, 0, "TensorBoard event files of every student in DIR/tasks/tensorboard/<task id>/ (recorded in sweep.json)"},
         {"--quiet", SQ_ARG_FLAG, &f.quiet, 0, 0, "no progress output"},
     };
     const char *pos[1];

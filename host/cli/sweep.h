@@ -28,6 +28,7 @@ typedef struct sq_sweep {
     /* Slurm */
     char partition[64], time[32];
     int gpus, cpus_per_task, max_running;
+    int tensorboard;            /* every student's TensorBoard events in DIR/tasks/tensorboard/<task id>/ */
 } sq_sweep;
 
 typedef struct sq_sweep_task {

@@ -223,7 +223,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"augment", K_STR, sw->augment, sizeof sw->augment}, {"out", K_STR, sw->out, sizeof sw->out},
         {"partition", K_STR, sw->partition, sizeof sw->partition}, {"time", K_STR, sw->time, sizeof sw->time},
         {"gpus", K_INT, &sw->gpus, 0}, {"cpus_per_task", K_INT, &sw->cpus_per_task, 0},
-        {"max_running", K_INT, &sw->max_running, 0},
+        {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -333,6 +333,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
         sq_jbuf_kv_int(jb, "gpus", sw->gpus);
         sq_jbuf_kv_int(jb, "cpus_per_task", sw->cpus_per_task);
         sq_jbuf_kv_int(jb, "max_running", sw->max_running);
+        sq_jbuf_kv_int(jb, "tensorboard", sw->tensorboard);
     }
     sq_jbuf_end_obj(jb);
 }
