@@ -604,7 +604,7 @@ Test(data, folder_holdout_shares_the_stream)
 Test(data, folder_changed_file_is_an_error_when_fetched)
 {
     sqt_tmkdir("c");
-    uint8_t g[16] = {0};
+    uint8_t g[20] = {0}; /* room for the 5x4 image below */
     write_png(sqt_tpath("c/a.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     write_png(sqt_tpath("c/b.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     char spec[600];

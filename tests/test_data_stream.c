@@ -347,7 +347,7 @@ Test(data, folder_larger_than_the_memory_limit_trains, .timeout = 240)
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
              "ulimit -d %ld && OPENBLAS_NUM_THREADS=1 exec %s train --model smallcnn --data folder:%s --epochs 1 "
-             "--batch 8 --max-steps 40 --holdout 0.01 --threads 1 --loader-threads 2 --quiet --out %s/run 2>&1",
+             "--batch 8 --lr 0.01 --max-steps 40 --holdout 0.01 --threads 1 --loader-threads 2 --quiet --out %s/run 2>&1",
              limit_kb, sqt_bin(), sqt_tpath("big"), sqt_scratch_dir);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);

@@ -1,7 +1,8 @@
 /* image.c: PNG (libpng) and JPEG (libjpeg) decoding to 8-bit gray or RGB pixels, header probing,
    and the torchvision/PIL resize with centre crop. Colour conversions, as PIL's convert("RGB"):
    palette expanded, gray + alpha and RGBA lose their alpha (no compositing), 16-bit samples keep
-   their high byte (PIL would clip them at 255), CMYK and YCCK JPEG (YCCK -> CMYK by libjpeg) give
+   their high byte (as PIL does for colour; a 16-bit greyscale PNG, which PIL reads as 32-bit
+   integers and clips at 255, differs), CMYK and YCCK JPEG (YCCK -> CMYK by libjpeg) give
    R = (255 - C)(255 - K) / 255 with PIL's integer rounding, where a file with an Adobe APP14
    marker (Photoshop's) stores inverted CMYK, read as C = 255 - stored (the convention of
    libjpeg's djpeg users, Chromium, libvips; PIL assumes it for every CMYK JPEG). Library errors

@@ -75,7 +75,7 @@ struct sq_loader {
     pthread_cond_t cv_prod, cv_cons;
     /* guarded by mu */
     int quit, started, epoch, gen, prod_next, cons_next;
-    atomic_int gen_hint; /* gen (or -1 when quitting), read lock-free by the filling producer */
+    atomic_int gen_hint; /* gen (or -1 when quitting), read lock-free by the threads filling a slot */
 };
 
 static int find_slot(const sq_loader *l, int state)
