@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Python side of the ONNX import/export tests (issue 18) for Debian's /usr/bin/python3,
 # only what is missing; silent when all is present, safe to run again.
-#   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip
+#   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip python3-pil (the
+#         folder resize compared with torchvision, tests/test_data_pil.c)
 #   PyPI: onnxruntime (Debian 12 does not package it), onnx 1.16.2 and ml_dtypes (see below)
 # If PyPI cannot be reached, one warning line and exit 0: the tests that need onnxruntime then skip
 # with a reason. Any other failure is an error (one line, non-zero exit).
@@ -9,7 +10,7 @@ set -euo pipefail
 PY=/usr/bin/python3
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-need=(python3 python3-torch python3-torchvision python3-numpy python3-onnx python3-pip)
+need=(python3 python3-torch python3-torchvision python3-numpy python3-onnx python3-pip python3-pil)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
