@@ -624,3 +624,33 @@ Test(data, folder_changed_file_is_an_error_when_fetched)
     cr_expect_eq(sq_dataset_fetch(&ds, 2, px), SQ_EARG, "out of range");
     sq_dataset_free(&ds);
 }
+
+/* sq_data_opts.channels: a split of greyscale images made RGB to match a colour train split (the
+   CLI opens the test split so), and a colour image refused where the other split is greyscale */
+Test(data, folder_split_takes_the_given_channels)
+{
+    sqt_tmkdir("s");
+    sqt_tmkdir("s/train");
+    sqt_tmkdir("s/test");
+    write_rgb_png(sqt_tpath("s/train/1.png"), 2, 2, 0);
+    uint8_t g[4] = {7, 8, 9, 10};
+    write_png(sqt_tpath("s/test/1.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    char spec[600];
+    snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("s"));
+    sq_dataset ds;
+    cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TEST, 0, &ds), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(ds.c, 1, "on its own the grey split is one channel");
+    sq_dataset_free(&ds);
+    sq_data_opts o = {.channels = 3};
+    cr_assert_eq(sq_dataset_open_ex(spec, SQ_SPLIT_TEST, 0, &o, &ds), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(ds.c, 3);
+    uint8_t *img = fetch_all(&ds);
+    for (int ch = 0; ch < 3; ch++)
+        for (int p = 0; p < 4; p++) cr_expect_eq(img[ch * 4 + p], g[p]);
+    free(img);
+    sq_dataset_free(&ds);
+    o.channels = 1;
+    cr_expect_eq(sq_dataset_open_ex(spec, SQ_SPLIT_TRAIN, 0, &o, &ds), SQ_EFORMAT);
+    sqt_expect_error_has(sqt_tpath("s/train/1.png"));
+    sqt_expect_error_has("is in colour, but the other split's images are all greyscale");
+}

@@ -19,7 +19,7 @@ int sq_cli_data_opts(const char *cmd, const char *resize, int loader_threads, sq
 /* Opens SPEC's train split (with labels if train_labels) and an evaluation split: the SPEC's test
    split, or, when it has none (or holdout > 0), a seeded held-out fraction of the train split.
    The evaluation split is normalised with the train split's constants (its own are not
-   computed). opts: sq_cli_data_opts (NULL: none). Returns 0 or 2 (error printed). */
+   computed) and, for a folder, has its channels (RGB when the train split is). opts: sq_cli_data_opts (NULL: none). Returns 0 or 2 (error printed). */
 int sq_cli_open_data(const char *cmd, const char *spec, const sq_data_opts *opts, int train_labels, float holdout,
                      uint64_t seed, sq_dataset *train, sq_dataset *test, int *have_test);
 void sq_cli_apply_norm(sq_dataset *ds, const float *mean, const float *std);

@@ -62,6 +62,7 @@ int sq_cli_open_data(const char *cmd, const char *spec, const sq_data_opts *opts
     sq_dataset full;
     if (sq_dataset_open_ex(spec, SQ_SPLIT_TRAIN, train_labels, &o, &full))
         return sq_cli_fail(cmd, "%s", sq_last_error());
+    to.channels = full.c == 3 ? 3 : 1; /* a folder's test split takes the train split's channels */
     /* the evaluation split carries labels when they exist: they are only used to report accuracy */
     sq_status st = sq_dataset_open_ex(spec, SQ_SPLIT_TEST, 1, &to, test);
     if (st == SQ_OK && holdout <= 0) {

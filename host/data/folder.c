@@ -547,9 +547,16 @@ static sq_status make_stream(list *files, const sq_data_opts *o, sq_dataset *out
     probe_ctx p = {files, sq_xmalloc((size_t)n * sizeof(int)), sq_xmalloc((size_t)n * sizeof(int)),
                    sq_xmalloc((size_t)n * sizeof(int))};
     sq_status st = sq_data_parallel(n, o->threads, probe_one, &p);
-    int c = 1, resize = o->resize_h > 0 && o->resize_w > 0;
+    int c = o->channels == 3 ? 3 : 1, resize = o->resize_h > 0 && o->resize_w > 0;
     char p1[512], p2[512];
     for (int i = 0; st == SQ_OK && i < n; i++) {
+        if (p.c[i] == 3 && o->channels == 1) {
+            sq_set_error("folder: image '%s' is in colour, but the other split's images are all greyscale; "
+                         "convert it, or add colour images to the other split",
+                         sq_printable(files->v[i].path, p1, sizeof p1));
+            st = SQ_EFORMAT;
+            break;
+        }
         if (p.c[i] == 3) c = 3;
         if (!resize && (p.h[i] != p.h[0] || p.w[i] != p.w[0])) {
             sq_set_error("folder: image '%s' is %dx%d (HxW) but the first image '%s' is %dx%d; images of "

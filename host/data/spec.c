@@ -67,6 +67,10 @@ sq_status sq_dataset_open_ex(const char *spec, sq_split split, int with_labels, 
         sq_set_error("resize %dx%d: give a height and a width in 1..8192 (or neither)", o->resize_h, o->resize_w);
         return SQ_EARG;
     }
+    if (o->channels != 0 && o->channels != 1 && o->channels != 3) {
+        sq_set_error("data options: channels %d must be 0, 1 or 3", o->channels);
+        return SQ_EARG;
+    }
     if (!spec || !*spec) {
         sq_set_error("empty data spec; use fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], "
                      "cifar10:DIR, cifar100:DIR or folder:DIR");

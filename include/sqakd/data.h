@@ -76,6 +76,9 @@ typedef struct sq_data_opts {
                              streamed dataset's `threads` (in memory: 1); 0 = 1 */
     int skip_norm;        /* 1: leave mean 0, std 1 for a dataset without standard constants
                              (the caller sets them: no statistics are computed) */
+    int channels;         /* folder: 0: from the images (1 only when all are greyscale); 3: RGB
+                             whatever they are; 1: greyscale, a colour image being an error (the
+                             channels of another split, which this one must match) */
 } sq_data_opts;
 
 /* Opens the given split. For specs with no test split (idx:, folder: without a test/ subfolder)
