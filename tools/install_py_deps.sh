@@ -2,7 +2,8 @@
 # Installs the Python side of the ONNX import/export tests (issue 18) and of the PyTorch twins
 # (make test-torch: torch and numpy) for Debian's /usr/bin/python3,
 # only what is missing; silent when all is present, safe to run again.
-#   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip, and for the sqakd
+#   apt:  python3-torch python3-torchvision python3-numpy python3-onnx python3-pip, python3-pil (the
+#         folder resize compared with torchvision, tests/test_data_pil.c), and for the sqakd
 #         Python package (python/, make test-py) python3-pytest python3-venv python3-setuptools python3-wheel
 #   PyPI: onnxruntime (Debian 12 does not package it), onnx 1.16.2 and ml_dtypes (see below);
 #         tensorboard (make test-tb)
@@ -12,7 +13,7 @@ set -euo pipefail
 PY=/usr/bin/python3
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 
-need=(python3 python3-torch python3-torchvision python3-numpy python3-onnx python3-pip
+need=(python3 python3-torch python3-torchvision python3-numpy python3-onnx python3-pip python3-pil
       python3-pytest python3-venv python3-setuptools python3-wheel)   # the last four: the Python package (test-py)
 missing=()
 for p in "${need[@]}"; do

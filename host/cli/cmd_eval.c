@@ -16,10 +16,10 @@ int sq_cmd_eval(int argc, char **argv)
 {
     const char *cmd = "eval";
     const char *data = "fashion-mnist", *split = "test", *teacher_path = NULL, *device = "auto", *bopt = NULL;
-    const char *dump = NULL;
-    int batch = 256, json = 0, threads = sq_cpus_available();
+    const char *dump = NULL, *resize = NULL;
+    int batch = 256, json = 0, threads = sq_cpus_available(), loader_threads = 0;
     sq_cli_import ci = {0};
-    sq_arg a[16] = {
+    sq_arg a[20] = {
         {"--data", SQ_ARG_STR, &data, 0, 0, "data SPEC (see 'sqakd train --help')"},
         {"--split", SQ_ARG_STR, &split, 0, 0, "test | train (default test)"},
         {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "also report top-1 agreement and KL against this teacher"},
@@ -29,8 +29,10 @@ int sq_cmd_eval(int argc, char **argv)
         {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object on stdout"},
         {"--dump-logits", SQ_ARG_STR, &dump, 0, 0, "write every image's logits (N x classes, the split's order) to F.npy"},
+        {"--resize", SQ_ARG_STR, &resize, 0, 0, SQ_CLI_RESIZE_HELP},
+        {"--loader-threads", SQ_ARG_INT, &loader_threads, 0, SQ_LOADER_THREADS_MAX, SQ_CLI_LOADER_THREADS_HELP},
     };
-    int na = 9;
+    int na = 11;
     na += sq_cli_import_args(&ci, a + na, 1);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, na, pos, 1, &npos);
@@ -59,7 +61,10 @@ int sq_cmd_eval(int argc, char **argv)
                     meta.arch, m->classes);
         goto done;
     }
-    if (sq_dataset_open(data, sp, 1, &ds)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
+    sq_data_opts dopts;
+    if (sq_cli_data_opts(cmd, resize, loader_threads, &dopts)) goto done;
+    dopts.skip_norm = 1; /* the model's normalisation, below */
+    if (sq_dataset_open_ex(data, sp, 1, &dopts, &ds)) { sq_cli_fail(cmd, "%s", sq_last_error()); goto done; }
     sq_cli_apply_norm(&ds, meta.mean, meta.std);   /* normalise as the model was trained */
     sq_eval_result er;
     float *logits = NULL;

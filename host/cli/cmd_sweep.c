@@ -4,6 +4,7 @@
    per array task. Every task writes DIR/tasks/<id>/result.json (atomically); a re-run skips the
    tasks that have one and resumes the others from their last checkpoint. */
 #include "sqakd/safetensors.h"
+#include "cli_data.h"
 #include "sweep.h"
 #include "sqakd/import.h"
 #include <limits.h>
@@ -22,7 +23,7 @@ static const char *USAGE =
 
 typedef struct {
     const char *config, *model, *data, *teacher, *quantizers, *bits, *seeds, *out, *device, *augment, *partition,
-        *time, *bin;
+        *time, *bin, *resize;
     int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group;
     int run_teacher, slurm, dry_run, quiet, tensorboard;
     float lr_model, lr_quant, alpha, T, holdout;
@@ -58,6 +59,12 @@ static int check_str(const char *cmd, const char *flag, const char *v, size_t ca
     } while (0)
 #define SET_NUM(dst, v) do { if ((v) >= 0) (dst) = (v); } while (0)
 
+static const char *bad_resize(const char *s)
+{
+    int h, w;
+    return sq_cli_parse_resize(s, &h, &w) ? "HxW with H and W in 1..8192" : NULL;
+}
+
 /* the configuration: --config FILE (or DIR/sweep.json when resuming), then the flags */
 static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
 {
@@ -76,6 +83,7 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
     SET_STR(sw->out, f->out, "--out", NULL);
     SET_STR(sw->device, f->device, "--device", NULL);
     SET_STR(sw->augment, f->augment, "--augment", NULL);
+    SET_STR(sw->resize, f->resize, "--resize", bad_resize);
     SET_STR(sw->partition, f->partition, "--partition", sq_sweep_bad_partition);
     SET_STR(sw->time, f->time, "--time", sq_sweep_bad_time);
     SET_NUM(sw->train_teacher_epochs, f->tte);
@@ -230,6 +238,7 @@ static void common_for(const sq_sweep *sw, uint64_t seed, int quiet, sq_cli_comm
     c->data = sw->data;
     c->device = sw->device;
     c->augment = sw->augment[0] ? sw->augment : NULL;
+    c->resize = sw->resize[0] ? sw->resize : NULL;
     c->holdout = sw->holdout;
     c->cfg.epochs = sw->epochs;
     c->cfg.batch = sw->batch;
@@ -295,6 +304,7 @@ static int ensure_teacher(const char *cmd, const sq_sweep *sw, int quiet)
         av[ac++] = "--holdout"; av[ac++] = ho;
         av[ac++] = "--device"; av[ac++] = (char *)sw->device;
         if (sw->augment[0]) { av[ac++] = "--augment"; av[ac++] = (char *)sw->augment; }
+        if (sw->resize[0]) { av[ac++] = "--resize"; av[ac++] = (char *)sw->resize; }
         if (quiet) av[ac++] = "--quiet";
         av[ac++] = file_exists(last) ? "--resume" : "--out";
         av[ac++] = dir;
@@ -484,6 +494,7 @@ int sq_cmd_sweep(int argc, char **argv)
         {"--temperature", SQ_ARG_FLOAT, &f.T, 0.01, 1000, "distillation temperature (default 4)"},
         {"--holdout", SQ_ARG_FLOAT, &f.holdout, 0, 0.9, "evaluate on this fraction of the train split (default 0: the test split)"},
         {"--augment", SQ_ARG_STR, &f.augment, 0, 0, "none | flip | crop | crop,flip (default by data)"},
+        {"--resize", SQ_ARG_STR, &f.resize, 0, 0, SQ_CLI_RESIZE_HELP},
         {"--device", SQ_ARG_STR, &f.device, 0, 0, "auto | cpu | cuda (default auto)"},
         {"--group-size", SQ_ARG_INT, &f.group_size, 1, SQ_MAX_STUDENTS, "students per process (one teacher pass; default 4)"},
         {"--out", SQ_ARG_STR, &f.out, 0, 0, "sweep directory: sweep.json, tasks/<id>/ (checkpoints, result.json) (required)"},

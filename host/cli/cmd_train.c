@@ -62,7 +62,10 @@ int sq_cmd_train(int argc, char **argv)
     const sq_backend *be = sq_cli_backend(cmd, &c);
     if (!be) goto done;
     int have_test;
-    if (sq_cli_open_data(cmd, c.data, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) goto done;
+    sq_data_opts dopts;
+    if (sq_cli_data_opts(cmd, c.resize, c.loader_threads, &dopts)) goto done;
+    dopts.skip_norm = init != NULL; /* --init brings its normalisation: no statistics needed */
+    if (sq_cli_open_data(cmd, c.data, &dopts, 1, c.holdout, c.cfg.seed, &train, &test, &have_test)) goto done;
     if (sq_cli_common_finish(cmd, &c, &train)) goto done;
     sq_ckpt_meta imeta;
     if (c.resume) {

@@ -43,7 +43,10 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
         return 2;
     }
     int use_labels = c->cfg.loss == SQ_LOSS_CE;
-    if (sq_cli_open_data(cmd, c->data, use_labels, c->holdout, c->cfg.seed, &d->train, &d->test, &d->have_test))
+    sq_data_opts dopts;
+    if (sq_cli_data_opts(cmd, c->resize, c->loader_threads, &dopts)) goto fail;
+    dopts.skip_norm = 1; /* no statistics: the teacher's normalisation, below */
+    if (sq_cli_open_data(cmd, c->data, &dopts, use_labels, c->holdout, c->cfg.seed, &d->train, &d->test, &d->have_test))
         goto fail;
     sq_cli_apply_norm(&d->train, d->tm.mean, d->tm.std);   /* the student sees what the teacher saw */
     sq_cli_apply_norm(&d->test, d->tm.mean, d->tm.std);

@@ -24,6 +24,7 @@ typedef struct sq_sweep {
     int epochs, batch, threads, max_steps, group_size;
     float lr_model, lr_quant, alpha, temperature, holdout;
     char device[16], augment[32];
+    char resize[32];            /* --resize HxW of every run ("": none) */
     char out[2048];             /* the sweep directory (absolute once resolved) */
     /* Slurm */
     char partition[64], time[32];

@@ -221,6 +221,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"alpha", K_FLOAT, &sw->alpha, 0}, {"temperature", K_FLOAT, &sw->temperature, 0},
         {"holdout", K_FLOAT, &sw->holdout, 0}, {"device", K_STR, sw->device, sizeof sw->device},
         {"augment", K_STR, sw->augment, sizeof sw->augment}, {"out", K_STR, sw->out, sizeof sw->out},
+        {"resize", K_STR, sw->resize, sizeof sw->resize},
         {"partition", K_STR, sw->partition, sizeof sw->partition}, {"time", K_STR, sw->time, sizeof sw->time},
         {"gpus", K_INT, &sw->gpus, 0}, {"cpus_per_task", K_INT, &sw->cpus_per_task, 0},
         {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
@@ -323,6 +324,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
     sq_jbuf_kv_num(jb, "temperature", short_float(sw->temperature));
     sq_jbuf_kv_num(jb, "holdout", short_float(sw->holdout));
     sq_jbuf_kv_str(jb, "augment", sw->augment);
+    sq_jbuf_kv_str(jb, "resize", sw->resize);
     if (!training_only) {
         sq_jbuf_kv_int(jb, "threads", sw->threads);
         sq_jbuf_kv_str(jb, "device", sw->device);

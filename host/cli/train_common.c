@@ -1,5 +1,6 @@
 /* train_common.c: flags and set-up shared by 'sqakd train' and 'sqakd distill'. */
 #include "train_common.h"
+#include "cli_data.h"
 #include "io/atomic_write.h"
 #include "sqakd/json.h"
 #include <errno.h>
@@ -31,6 +32,8 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--log-every", SQ_ARG_INT, &c->cfg.log_every, 1, 1000000, "steps between loss read-backs"};
     a[n++] = (sq_arg){"--max-steps", SQ_ARG_INT, &c->cfg.max_steps_per_epoch, 0, 100000000, "at most N steps per epoch (0 = all)"};
     a[n++] = (sq_arg){"--holdout", SQ_ARG_FLOAT, &c->holdout, 0, 0.9, "evaluate on this fraction of the train split instead of the test split"};
+    a[n++] = (sq_arg){"--resize", SQ_ARG_STR, &c->resize, 0, 0, SQ_CLI_RESIZE_HELP};
+    a[n++] = (sq_arg){"--loader-threads", SQ_ARG_INT, &c->loader_threads, 0, SQ_LOADER_THREADS_MAX, SQ_CLI_LOADER_THREADS_HELP};
     a[n++] = (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"};
     a[n++] = (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"};
     a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
@@ -281,7 +284,7 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
 /* ---- the run configuration, recorded and compared on --resume ---- */
 static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
 static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device", "--backend-opt",
-                                         "--max-loss-ratio", "--teacher", "--students", "--tensorboard", NULL};
+                                         "--max-loss-ratio", "--teacher", "--students", "--tensorboard", "--loader-threads", NULL};
 
 int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
 {

@@ -9,6 +9,8 @@ struct sq_json;
 typedef struct sq_cli_common {
     sq_train_cfg cfg;
     const char *data, *out, *resume, *device, *backend_opt, *sched, *augment;
+    const char *resize;            /* --resize HxW (NULL: none) */
+    int loader_threads;            /* --loader-threads (0: auto) */
     float holdout;
     int overwrite;
     int allow_qteacher;            /* distill --allow-quantized-teacher */

@@ -10,6 +10,8 @@
 
 #include "sqakd/data.h"
 
+#include <pthread.h>
+
 #define SQ_DRNG_TAG_PERM 0x7065726dull    /* per-epoch shuffle */
 #define SQ_DRNG_TAG_AUG 0x61756721ull     /* per-sample augmentation */
 #define SQ_DRNG_TAG_HOLDOUT 0x686f6c64ull /* sq_dataset_holdout permutation */
@@ -48,15 +50,52 @@ sq_status sq_idx_open(const char *kind, const char *arg, sq_split split, int wit
                       sq_dataset *out);
 sq_status sq_cifar_open(int classes, const char *dir, sq_split split, int with_labels,
                         sq_dataset *out);
-sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, sq_dataset *out);
+/* opts: never NULL (threads, resize) */
+sq_status sq_folder_open(const char *dir, sq_split split, int with_labels, const sq_data_opts *opts,
+                         sq_dataset *out);
+
+/* ---- streamed datasets ---- */
+/* The files of a streamed dataset and what each becomes: c planes of h x w (c = 1 only when
+   every file was greyscale when opened). refs: the datasets sharing it (main thread only). */
+struct sq_image_list {
+    int refs;
+    int n;
+    char **paths;   /* n, malloc'ed */
+    int c, h, w;
+    int resize;     /* 1: sq_image_resize_crop to h x w; 0: every file is h x w */
+};
+/* file `item` decoded, converted to c channels and resized, as (c, h, w) into dst; thread-safe.
+   A file that no longer decodes, or whose size or colour changed since the list was made, is an
+   error naming it. */
+sq_status sq_image_list_fetch(const sq_image_list *l, int item, uint8_t *dst);
+void sq_image_list_release(sq_image_list *l);
+
+/* Runs fn(ctx, i, worker) for i = 0..n-1 on up to `threads` threads (the caller's among them;
+   worker in 0..threads-1 names the thread, for per-thread scratch). After a failure no new index
+   is started; every index below it was started before it and finishes, so the error returned
+   (and left in the caller's sq_last_error) is that of the lowest failing index, whatever the
+   timing. */
+typedef sq_status (*sq_data_task)(void *ctx, int i, int worker);
+sq_status sq_data_parallel(int n, int threads, sq_data_task fn, void *ctx);
+
+/* pthread_create with a SQ_DATA_STACK stack: the data threads decode on the heap, so they need
+   little stack, and under an address-space or data limit (ulimit -v / -d) the default 8 MiB per
+   thread would count against it */
+#define SQ_DATA_STACK ((size_t)2 << 20)
+int sq_data_thread(pthread_t *t, void *(*fn)(void *), void *arg);
 /* npy:IMAGES.npy[,LABELS.npy] (npy_data.c) */
 sq_status sq_npy_data_open(const char *arg, sq_split split, int with_labels, sq_dataset *out);
 
 /* Decodes a PNG or JPEG file (detected by its magic bytes) to 8-bit interleaved pixels (H, W, C)
-   with C = 1 (gray) or 3 (RGB; alpha dropped, palette expanded, 16-bit stripped). *pix is
+   with C = 1 (gray, gray + alpha) or 3 (RGB; alpha dropped, palette expanded, 16-bit stripped to
+   the high byte, CMYK/YCCK JPEG converted as image.c says). *pix is
    malloc'ed. Never exits the process on a corrupt file: returns SQ_EFORMAT naming it. A header
    declaring more than SQ_IMAGE_MAX_PIXELS pixels is refused before anything is allocated. */
 sq_status sq_image_decode(const char *path, uint8_t **pix, int *h, int *w, int *c);
+/* The header only (nothing decoded): the size and the channels decoding gives (1: gray or gray
+   + alpha PNG, one-component JPEG; 3: the rest). The same refusals as sq_image_decode for a file
+   that is not PNG/JPEG, whose header is cut or corrupt, or that declares too many pixels. */
+sq_status sq_image_probe(const char *path, int *h, int *w, int *c);
 
 /* ---- augmentation (augment.c) ---- */
 typedef struct sq_aug {

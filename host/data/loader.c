@@ -2,7 +2,15 @@
 
    One producer thread fills batch slots (augmented, normalized float NCHW + labels) in batch
    order; sq_loader_next hands out one slot (HELD) while the producer fills another, so when the
-   producer is faster the consumer never waits. There are keep + 1 slots (sq_loader_opts.keep,
+   producer is faster the consumer never waits. With opts.threads > 1 the producer has helper
+   threads: each batch is published as a job whose samples every thread claims one at a time
+   (an atomic counter), the producer working too; it waits for all of them before the batch is
+   READY. A sample is written at its own place of the slot and depends only on (seed, epoch,
+   index), so the batch is the same whatever thread made which sample. A streamed dataset's
+   samples are decoded there (sq_dataset_fetch into the thread's scratch image). A sample that
+   cannot be made (a file that no longer decodes) fails its batch: the slot becomes READY with the
+   error of its lowest failing sample (every lower sample was claimed earlier and completes, so
+   the choice does not depend on timing), which sq_loader_next reports. There are keep + 1 slots (sq_loader_opts.keep,
    at least 1): a HELD slot is given back (FREE) by the call to sq_loader_next that hands out the
    keep-th batch after it, so the consumer may read a batch until then, and the producer always
    has a slot to fill. A slot moves
@@ -30,7 +38,22 @@ typedef struct slot {
     int32_t *y; /* (batch), NULL without labels */
     int n, batch, gen, state;
     unsigned long long handed; /* when HELD: the serial of the sq_loader_next that handed it out */
+    sq_status err;             /* READY with an error: the batch failed (msg says why) */
+    char msg[1024];
 } slot;
+
+/* the batch being filled, shared by the producer and its helpers (guarded by jmu, except the
+   atomics) */
+typedef struct job {
+    pthread_mutex_t mu;
+    pthread_cond_t cv_start, cv_done;
+    unsigned serial; /* bumped for every job */
+    int quit, active; /* helpers still on the current job */
+    slot *s;
+    int start, n, epoch, gen;
+    atomic_int next, stop;
+    int err_i;        /* lowest failing sample of the job, n when none */
+} job;
 
 struct sq_loader {
     const sq_dataset *ds;
@@ -44,11 +67,15 @@ struct sq_loader {
     int nslots, keep; /* keep + 1 slots; the last keep batches handed out stay HELD */
     unsigned long long handed; /* batches handed out so far */
     pthread_t thread;
+    int nthreads;       /* the producer and its helpers */
+    pthread_t *helpers; /* nthreads - 1 */
+    uint8_t **scratch;  /* per thread, a streamed dataset's decoded sample (C * H * W) */
+    job j;
     pthread_mutex_t mu;
     pthread_cond_t cv_prod, cv_cons;
     /* guarded by mu */
     int quit, started, epoch, gen, prod_next, cons_next;
-    atomic_int gen_hint; /* gen (or -1 when quitting), read lock-free by the filling producer */
+    atomic_int gen_hint; /* gen (or -1 when quitting), read lock-free by the threads filling a slot */
 };
 
 static int find_slot(const sq_loader *l, int state)
@@ -94,7 +121,72 @@ static sq_status alloc_slots(sq_loader *l, int labels)
     return SQ_OK;
 }
 
-/* Fills slot s with batch b of `epoch`; returns 0 if the generation changed meanwhile. */
+/* Makes sample i of the current job into its slot (thread `worker`). */
+static sq_status make_sample(sq_loader *l, int i, int worker)
+{
+    const sq_dataset *ds = l->ds;
+    job *j = &l->j;
+    slot *s = j->s;
+    int idx = l->o.shuffle ? l->perm[j->start + i] : j->start + i;
+    const uint8_t *img;
+    if (ds->images) {
+        img = ds->images + (size_t)idx * l->sample;
+    } else {
+        sq_status st = sq_dataset_fetch(ds, idx, l->scratch[worker]);
+        if (st) return st;
+        img = l->scratch[worker];
+    }
+    sq_aug a = sq_augment_draw(l->o.seed, j->epoch, idx, l->o.crop_pad, l->o.flip);
+    sq_augment_sample(img, ds->c, ds->h, ds->w, a, l->lut, s->x + (size_t)i * l->sample);
+    if (s->y) s->y[i] = ds->labels[idx];
+    return SQ_OK;
+}
+
+/* Claims and makes samples of the current job until none is left, the generation changes or a
+   sample fails. */
+static void run_job(sq_loader *l, int worker)
+{
+    job *j = &l->j;
+    for (;;) {
+        if (atomic_load(&j->stop) || atomic_load_explicit(&l->gen_hint, memory_order_relaxed) != j->gen) return;
+        int i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->n) return;
+        sq_status st = make_sample(l, i, worker);
+        if (!st) continue;
+        pthread_mutex_lock(&j->mu);
+        if (i < j->err_i) {
+            j->err_i = i;
+            j->s->err = st;
+            snprintf(j->s->msg, sizeof j->s->msg, "%s", sq_last_error());
+        }
+        pthread_mutex_unlock(&j->mu);
+        atomic_store(&j->stop, 1);
+    }
+}
+
+static void *helper(void *arg)
+{
+    sq_loader *l = arg;
+    job *j = &l->j;
+    pthread_mutex_lock(&j->mu);
+    int worker = ++j->active; /* 1..nthreads-1, in the order the helpers start */
+    pthread_cond_signal(&j->cv_done);
+    unsigned seen = j->serial;
+    for (;;) {
+        while (!j->quit && j->serial == seen) pthread_cond_wait(&j->cv_start, &j->mu);
+        if (j->quit) break;
+        seen = j->serial;
+        pthread_mutex_unlock(&j->mu);
+        run_job(l, worker);
+        pthread_mutex_lock(&j->mu);
+        if (--j->active == 0) pthread_cond_signal(&j->cv_done);
+    }
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Fills slot s with batch b of `epoch`; returns 0 if the generation changed meanwhile. A failed
+   sample leaves s->err set (the slot still counts as filled). */
 static int fill(sq_loader *l, slot *s, int b, int epoch, int gen)
 {
     const sq_dataset *ds = l->ds;
@@ -103,16 +195,33 @@ static int fill(sq_loader *l, slot *s, int b, int epoch, int gen)
                             sq_drng_key(l->o.seed, SQ_DRNG_TAG_PERM, (uint64_t)(uint32_t)epoch, 0));
         l->perm_epoch = epoch;
     }
+    job *j = &l->j;
     int start = b * l->o.batch;
     int n = ds->n - start < l->o.batch ? ds->n - start : l->o.batch;
-    for (int i = 0; i < n; i++) {
-        if (atomic_load_explicit(&l->gen_hint, memory_order_relaxed) != gen) return 0;
-        int idx = l->o.shuffle ? l->perm[start + i] : start + i;
-        sq_aug a = sq_augment_draw(l->o.seed, epoch, idx, l->o.crop_pad, l->o.flip);
-        sq_augment_sample(ds->images + (size_t)idx * l->sample, ds->c, ds->h, ds->w, a, l->lut,
-                          s->x + (size_t)i * l->sample);
-        if (s->y) s->y[i] = ds->labels[idx];
+    s->err = SQ_OK;
+    s->msg[0] = 0;
+    pthread_mutex_lock(&j->mu);
+    j->s = s;
+    j->start = start;
+    j->n = n;
+    j->epoch = epoch;
+    j->gen = gen;
+    j->err_i = n;
+    atomic_store(&j->next, 0);
+    atomic_store(&j->stop, 0);
+    if (l->nthreads > 1) {
+        j->active = l->nthreads - 1;
+        j->serial++;
+        pthread_cond_broadcast(&j->cv_start);
     }
+    pthread_mutex_unlock(&j->mu);
+    run_job(l, 0);
+    if (l->nthreads > 1) {
+        pthread_mutex_lock(&j->mu);
+        while (j->active > 0) pthread_cond_wait(&j->cv_done, &j->mu);
+        pthread_mutex_unlock(&j->mu);
+    }
+    if (atomic_load(&l->gen_hint) != gen) return 0;
     s->n = n;
     return 1;
 }
@@ -145,10 +254,36 @@ static void *producer(void *arg)
     return NULL;
 }
 
+/* ends and joins the helper threads 1..nthreads-1 (the producer has stopped or never started) */
+static void stop_helpers(sq_loader *l)
+{
+    pthread_mutex_lock(&l->j.mu);
+    l->j.quit = 1;
+    pthread_cond_broadcast(&l->j.cv_start);
+    pthread_mutex_unlock(&l->j.mu);
+    for (int t = 1; t < l->nthreads; t++) pthread_join(l->helpers[t], NULL);
+}
+
+static void destroy(sq_loader *l)
+{
+    pthread_mutex_destroy(&l->mu);
+    pthread_cond_destroy(&l->cv_prod);
+    pthread_cond_destroy(&l->cv_cons);
+    pthread_mutex_destroy(&l->j.mu);
+    pthread_cond_destroy(&l->j.cv_start);
+    pthread_cond_destroy(&l->j.cv_done);
+    free_slots(l);
+    for (int t = 0; t < l->nthreads && l->scratch; t++) free(l->scratch[t]);
+    free(l->scratch);
+    free(l->helpers);
+    free(l->perm);
+    free(l);
+}
+
 sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_loader **out)
 {
     *out = NULL;
-    if (!ds || !ds->images || ds->n <= 0 || ds->c < 1 || ds->c > 4 || ds->h < 1 || ds->w < 1) {
+    if (!ds || (!ds->images && !ds->stream) || ds->n <= 0 || ds->c < 1 || ds->c > 4 || ds->h < 1 || ds->w < 1) {
         sq_set_error("loader: the dataset is empty or has an unsupported shape (C must be 1..4)");
         return SQ_EARG;
     }
@@ -181,6 +316,10 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
         sq_set_error("loader: host_alloc and host_free are set together or not at all");
         return SQ_EARG;
     }
+    if (opts->threads < 0 || opts->threads > SQ_LOADER_THREADS_MAX) {
+        sq_set_error("loader: %d threads; use 1..%d (0: the dataset's)", opts->threads, SQ_LOADER_THREADS_MAX);
+        return SQ_EARG;
+    }
     sq_loader *l = sq_xcalloc(1, sizeof *l);
     l->ds = ds;
     l->o = *opts;
@@ -197,18 +336,36 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
     sq_norm_lut(ds, l->lut);
     l->perm = sq_xmalloc((size_t)ds->n * sizeof(int));
     l->perm_epoch = INT_MIN;
+    int nt = opts->threads > 0 ? opts->threads : ds->threads > 0 ? ds->threads : 1;
+    if (nt > SQ_LOADER_THREADS_MAX) nt = SQ_LOADER_THREADS_MAX;
+    l->nthreads = nt;
+    l->helpers = sq_xcalloc((size_t)nt, sizeof *l->helpers);
+    l->scratch = sq_xcalloc((size_t)nt, sizeof *l->scratch);
+    for (int t = 0; t < nt && !ds->images; t++) l->scratch[t] = sq_xmalloc(l->sample);
     atomic_init(&l->gen_hint, 0);
+    atomic_init(&l->j.next, 0);
+    atomic_init(&l->j.stop, 0);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv_prod, NULL);
     pthread_cond_init(&l->cv_cons, NULL);
-    if (pthread_create(&l->thread, NULL, producer, l) != 0) {
-        sq_set_error("loader: cannot start the background thread");
-        pthread_mutex_destroy(&l->mu);
-        pthread_cond_destroy(&l->cv_prod);
-        pthread_cond_destroy(&l->cv_cons);
-        free_slots(l);
-        free(l->perm);
-        free(l);
+    pthread_mutex_init(&l->j.mu, NULL);
+    pthread_cond_init(&l->j.cv_start, NULL);
+    pthread_cond_init(&l->j.cv_done, NULL);
+    /* the helpers first: each takes its worker number, then waits for jobs */
+    int started = 1;
+    for (; started < nt; started++) {
+        if (sq_data_thread(&l->helpers[started], helper, l) != 0) break;
+        pthread_mutex_lock(&l->j.mu);
+        while (l->j.active < started) pthread_cond_wait(&l->j.cv_done, &l->j.mu);
+        pthread_mutex_unlock(&l->j.mu);
+    }
+    l->j.active = 0;
+    if (started < nt || sq_data_thread(&l->thread, producer, l) != 0) {
+        sq_set_error("loader: cannot start %d background thread%s (too little memory for their stacks?); use fewer "
+                     "loader threads", nt, nt == 1 ? "" : "s");
+        l->nthreads = started;
+        stop_helpers(l);
+        destroy(l);
         return SQ_EDEVICE;
     }
     *out = l;
@@ -224,12 +381,8 @@ void sq_loader_free(sq_loader *l)
     pthread_cond_broadcast(&l->cv_prod);
     pthread_mutex_unlock(&l->mu);
     pthread_join(l->thread, NULL);
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->cv_prod);
-    pthread_cond_destroy(&l->cv_cons);
-    free_slots(l);
-    free(l->perm);
-    free(l);
+    stop_helpers(l);
+    destroy(l);
 }
 
 int sq_loader_batches(const sq_loader *l) { return l ? l->nb : 0; }
@@ -306,6 +459,13 @@ int sq_loader_next(sq_loader *l, const float **x, const int32_t **y)
         pthread_cond_wait(&l->cv_cons, &l->mu);
     }
     slot *s = &l->s[si];
+    if (s->err) {
+        /* the batch failed: said again by every call until the epoch is restarted */
+        int r = -(int)s->err;
+        sq_set_error("%s", s->msg);
+        pthread_mutex_unlock(&l->mu);
+        return r;
+    }
     s->state = SLOT_HELD;
     s->handed = ++l->handed;
     l->cons_next++;

@@ -1,5 +1,5 @@
-/* spec.c: dataset SPEC dispatch (sq_dataset_open), free, deterministic hold-out split and the
-   default normalization constants. */
+/* spec.c: dataset SPEC dispatch (sq_dataset_open), the resize of in-memory datasets, free,
+   deterministic hold-out split and the default normalization constants. */
 #include "data/data_internal.h"
 
 #include <math.h>
@@ -26,9 +26,51 @@ void sq_data_permutation(int *perm, int n, uint64_t state)
     }
 }
 
+/* every image of an in-memory dataset resized to h x w (sq_image_resize_crop) */
+static sq_status resize_in_memory(sq_dataset *ds, int h, int w)
+{
+    if (ds->h == h && ds->w == w) return SQ_OK;
+    const size_t in = (size_t)ds->c * ds->h * ds->w, outs = (size_t)ds->c * h * w;
+    uint8_t *img = malloc((size_t)ds->n * outs + 1);
+    if (!img) {
+        sq_set_error("%s: out of memory resizing %d images to %dx%d", ds->name, ds->n, h, w);
+        return SQ_ENOMEM;
+    }
+    for (int i = 0; i < ds->n; i++) {
+        sq_status st = sq_image_resize_crop(ds->images + (size_t)i * in, ds->c, ds->h, ds->w, img + (size_t)i * outs,
+                                            h, w);
+        if (st) {
+            free(img);
+            return st;
+        }
+    }
+    free(ds->images);
+    ds->images = img;
+    ds->h = h;
+    ds->w = w;
+    return SQ_OK;
+}
+
 sq_status sq_dataset_open(const char *spec, sq_split split, int with_labels, sq_dataset *out)
 {
+    return sq_dataset_open_ex(spec, split, with_labels, NULL, out);
+}
+
+sq_status sq_dataset_open_ex(const char *spec, sq_split split, int with_labels, const sq_data_opts *opts,
+                             sq_dataset *out)
+{
     memset(out, 0, sizeof *out);
+    const sq_data_opts none = {0};
+    const sq_data_opts *o = opts ? opts : &none;
+    if ((o->resize_h > 0) != (o->resize_w > 0) || o->resize_h < 0 || o->resize_w < 0 || o->resize_h > 8192 ||
+        o->resize_w > 8192) {
+        sq_set_error("resize %dx%d: give a height and a width in 1..8192 (or neither)", o->resize_h, o->resize_w);
+        return SQ_EARG;
+    }
+    if (o->channels != 0 && o->channels != 1 && o->channels != 3) {
+        sq_set_error("data options: channels %d must be 0, 1 or 3", o->channels);
+        return SQ_EARG;
+    }
     if (!spec || !*spec) {
         sq_set_error("empty data spec; use fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], "
                      "cifar10:DIR, cifar100:DIR, folder:DIR or npy:IMAGES.npy[,LABELS.npy]");
@@ -57,7 +99,7 @@ sq_status sq_dataset_open(const char *spec, sq_split split, int with_labels, sq_
     } else if (!strcmp(kind, "cifar100")) {
         st = sq_cifar_open(100, arg, split, with_labels, out);
     } else if (!strcmp(kind, "folder")) {
-        st = sq_folder_open(arg, split, with_labels, out);
+        st = sq_folder_open(arg, split, with_labels, o, out);
     } else if (!strcmp(kind, "npy")) {
         st = sq_npy_data_open(arg, split, with_labels, out);
     } else {
@@ -65,11 +107,19 @@ sq_status sq_dataset_open(const char *spec, sq_split split, int with_labels, sq_
                      "cifar10:DIR, cifar100:DIR, folder:DIR or npy:IMAGES.npy[,LABELS.npy]", spec);
         return SQ_EARG;
     }
+    if (!st && out->images && o->resize_h > 0) st = resize_in_memory(out, o->resize_h, o->resize_w);
+    if (!st && !out->stream) out->threads = 1; /* batches from memory: augmentation only */
+    if (!st) {
+        if (o->skip_norm) {
+            for (int k = 0; k < 4; k++) out->mean[k] = 0.0f, out->std[k] = 1.0f;
+        } else {
+            st = sq_dataset_set_default_norm(out);
+        }
+    }
     if (st) {
         sq_dataset_free(out);
         return st;
     }
-    sq_dataset_set_default_norm(out);
     return SQ_OK;
 }
 
@@ -78,22 +128,28 @@ void sq_dataset_free(sq_dataset *ds)
     if (!ds) return;
     free(ds->images);
     free(ds->labels);
+    free(ds->items);
+    sq_image_list_release(ds->stream);
     memset(ds, 0, sizeof *ds);
 }
 
-/* Copies the samples with keep[i] == want, in index order. */
+/* Copies the samples with keep[i] == want, in index order: their pixels in memory, or for a
+   streamed dataset their items (the stream is shared). */
 static void copy_subset(const sq_dataset *ds, const uint8_t *keep, uint8_t want, int count,
                         sq_dataset *dst)
 {
     *dst = *ds;
     size_t sample = (size_t)ds->c * ds->h * ds->w;
     dst->n = count;
-    dst->images = sq_xmalloc((size_t)count * sample);
+    dst->images = ds->images ? sq_xmalloc((size_t)count * sample) : NULL;
+    dst->items = ds->stream ? sq_xmalloc((size_t)count * sizeof(int32_t)) : NULL;
     dst->labels = ds->labels ? sq_xmalloc((size_t)count * sizeof(int32_t)) : NULL;
+    if (ds->stream) ds->stream->refs++;
     int k = 0;
     for (int i = 0; i < ds->n; i++) {
         if (keep[i] != want) continue;
-        memcpy(dst->images + (size_t)k * sample, ds->images + (size_t)i * sample, sample);
+        if (ds->images) memcpy(dst->images + (size_t)k * sample, ds->images + (size_t)i * sample, sample);
+        if (ds->stream) dst->items[k] = ds->items ? ds->items[i] : i;
         if (ds->labels) dst->labels[k] = ds->labels[i];
         k++;
     }
@@ -105,7 +161,7 @@ static void copy_subset(const sq_dataset *ds, const uint8_t *keep, uint8_t want,
 sq_status sq_dataset_holdout(const sq_dataset *ds, float frac, uint64_t seed, sq_dataset *rest,
                              sq_dataset *held)
 {
-    if (!ds || !ds->images || ds->n <= 0) {
+    if (!ds || (!ds->images && !ds->stream) || ds->n <= 0) {
         sq_set_error("holdout: the dataset is empty");
         return SQ_EARG;
     }
@@ -126,7 +182,33 @@ sq_status sq_dataset_holdout(const sq_dataset *ds, float frac, uint64_t seed, sq
     return SQ_OK;
 }
 
-void sq_dataset_set_default_norm(sq_dataset *ds)
+/* per-thread histograms of the sampled images of a streamed dataset */
+typedef struct norm_ctx {
+    const sq_dataset *ds;
+    int n;                 /* images sampled: j = 0..n-1 is image pick(j, n, ds->n) */
+    uint8_t **scratch;     /* per thread: one image */
+    uint64_t (*hist)[4][256];
+} norm_ctx;
+
+/* the j-th of k images evenly spaced over n (k <= n): floor(j * n / k) */
+static int pick(int j, int k, int n) { return (int)((int64_t)j * n / k); }
+
+static sq_status norm_one(void *ctx, int j, int worker)
+{
+    norm_ctx *c = ctx;
+    const sq_dataset *ds = c->ds;
+    sq_status st = sq_dataset_fetch(ds, pick(j, c->n, ds->n), c->scratch[worker]);
+    if (st) return st;
+    const size_t plane = (size_t)ds->h * ds->w;
+    for (int ch = 0; ch < ds->c; ch++) {
+        const uint8_t *p = c->scratch[worker] + ch * plane;
+        uint64_t *h = c->hist[worker][ch];
+        for (size_t q = 0; q < plane; q++) h[p[q]]++;
+    }
+    return SQ_OK;
+}
+
+sq_status sq_dataset_set_default_norm(sq_dataset *ds)
 {
     static const struct {
         const char *name;
@@ -148,19 +230,41 @@ void sq_dataset_set_default_norm(sq_dataset *ds)
             ds->mean[k] = known[i].mean[k];
             ds->std[k] = known[i].std[k];
         }
-        return;
+        return SQ_OK;
     }
-    /* Unknown dataset: per-channel population mean and std of pixel / 255 over all images. A
-       constant channel (std below 1e-6) gets std 1 so normalization stays finite. */
-    if (!ds->images || ds->n <= 0 || ds->c < 1 || ds->c > 4) return;
+    /* Unknown dataset: per-channel population mean and std of pixel / 255 over all images in
+       memory, or over the sampled images of a stream. A constant channel (std below 1e-6) gets
+       std 1 so normalization stays finite. */
+    if ((!ds->images && !ds->stream) || ds->n <= 0 || ds->c < 1 || ds->c > 4) return SQ_OK;
     size_t plane = (size_t)ds->h * ds->w;
-    for (int ch = 0; ch < ds->c; ch++) {
-        uint64_t hist[256] = {0};
-        for (int i = 0; i < ds->n; i++) {
-            const uint8_t *p = ds->images + ((size_t)i * ds->c + ch) * plane;
-            for (size_t j = 0; j < plane; j++) hist[p[j]]++;
+    uint64_t all[4][256] = {{0}};
+    int counted = ds->n;
+    if (ds->images) {
+        for (int ch = 0; ch < ds->c; ch++)
+            for (int i = 0; i < ds->n; i++) {
+                const uint8_t *p = ds->images + ((size_t)i * ds->c + ch) * plane;
+                for (size_t j = 0; j < plane; j++) all[ch][p[j]]++;
+            }
+    } else {
+        int threads = ds->threads > 0 ? ds->threads : 1;
+        counted = ds->n < SQ_NORM_SAMPLE ? ds->n : SQ_NORM_SAMPLE;
+        if (threads > counted) threads = counted;
+        norm_ctx c = {.ds = ds, .n = counted, .scratch = sq_xcalloc((size_t)threads, sizeof(uint8_t *)),
+                      .hist = sq_xcalloc((size_t)threads, sizeof *c.hist)};
+        for (int t = 0; t < threads; t++) c.scratch[t] = sq_xmalloc((size_t)ds->c * plane);
+        sq_status st = sq_data_parallel(counted, threads, norm_one, &c);
+        for (int t = 0; t < threads; t++) {
+            for (int ch = 0; ch < ds->c; ch++)
+                for (int v = 0; v < 256; v++) all[ch][v] += c.hist[t][ch][v];
+            free(c.scratch[t]);
         }
-        double cnt = (double)ds->n * (double)plane, s = 0.0, s2 = 0.0;
+        free(c.scratch);
+        free(c.hist);
+        if (st) return st;
+    }
+    for (int ch = 0; ch < ds->c; ch++) {
+        const uint64_t *hist = all[ch];
+        double cnt = (double)counted * (double)plane, s = 0.0, s2 = 0.0;
         for (int v = 0; v < 256; v++) s += (double)hist[v] * (v / 255.0);
         double m = s / cnt;
         for (int v = 0; v < 256; v++) s2 += (double)hist[v] * (v / 255.0 - m) * (v / 255.0 - m);
@@ -168,4 +272,5 @@ void sq_dataset_set_default_norm(sq_dataset *ds)
         ds->mean[ch] = (float)m;
         ds->std[ch] = sd < 1e-6 ? 1.0f : (float)sd;
     }
+    return SQ_OK;
 }

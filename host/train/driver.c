@@ -29,7 +29,9 @@ sq_status sq_train_quant_init_first_batch(sq_model *s, const sq_dataset *train, 
     const float *x;
     const int32_t *y;
     int nb = sq_loader_next(l, &x, &y);
-    if (nb <= 0) {
+    if (nb < 0) {
+        st = (sq_status)-nb; /* a sample that does not decode: the loader's error */
+    } else if (nb == 0) {
         sq_set_error("%s has no images to initialise the quantizers from", train->name);
         st = SQ_EARG;
     } else {
@@ -106,7 +108,9 @@ sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, 
     for (; got < nb; got++) {
         const float *x;
         const int32_t *y;
-        if (sq_loader_next(l, &x, &y) != N) break;
+        int r = sq_loader_next(l, &x, &y);
+        if (r < 0) st = (sq_status)-r; /* the loader's error (a sample that does not decode) */
+        if (r != N) break;
         xs[got] = sq_xmalloc(nx * sizeof(float));
         memcpy(xs[got], x, nx * sizeof(float));
         if (cfg->loss == SQ_LOSS_CE) {
@@ -115,7 +119,7 @@ sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, 
         }
     }
     sq_loader_free(l);
-    if (got)
+    if (got && st == SQ_OK)
         st = sq_model_update_delta(m, io->teacher, (const float *const *)xs,
                                    cfg->loss == SQ_LOSS_CE ? (const int32_t *const *)ys : NULL, got, N, cfg->T,
                                    cfg->alpha, cfg->seed + ep);
@@ -481,7 +485,13 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             const float *x;
             const int32_t *y;
             int nb = sq_loader_next(loader, &x, &y);
-            if (nb <= 0) break;
+            if (nb < 0) {
+                /* a batch could not be made (a streamed image that does not decode): the run stops
+                   here, before the epoch's end, so nothing of this epoch is committed */
+                st = (sq_status)-nb;
+                goto done;
+            }
+            if (nb == 0) break;
             sq_feeder_put(feed, x, cfg->loss == SQ_LOSS_KL ? NULL : y, nb);
             /* one student: the teacher's forward runs inside its step (and its recorded graph) */
             const float *zt = cfg->loss == SQ_LOSS_KL && n > 1 ? sq_teacher_forward(teacher, nb) : NULL;

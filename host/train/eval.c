@@ -96,6 +96,10 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
         r->n += nb;
     }
     sq_feeder_free(feed);
+    if (nb < 0) { /* the loader's error: a sample that does not decode */
+        free(zs); free(zt); free(ls); free(lt);
+        return (sq_status)-nb;
+    }
     free(zs); free(zt); free(ls); free(lt);
     r->classes = k;
     r->top1 = r->top5 = r->agreement = r->kl = -1;

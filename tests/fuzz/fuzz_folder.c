@@ -1,7 +1,8 @@
 /* fuzz_folder.c: libFuzzer harness of the folder:DIR dataset (sq_folder_open through
    sq_dataset_open): directory walking, class subfolders, train/test splits, and the PNG/JPEG
    files in them. The input builds a small tree under a fresh directory:
-     byte 0            bit 0: open the test split; bit 1: read labels
+     byte 0            bit 0: open the test split; bit 1: read labels; bit 2: resize to 5x7;
+                       bit 3: two threads
      then records      u8 kind (0, 3: file; 1: directory; 2: symbolic link), u8 name length, name
                        (a relative path, parents created as needed; names holding ".." or
                        starting with '/' are skipped), then for a file u16 LE length and its
@@ -66,11 +67,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char spec[800];
     snprintf(spec, sizeof spec, "folder:%s", root);
     sq_dataset ds;
+    sq_data_opts o = {.resize_h = flags & 4 ? 5 : 0, .resize_w = flags & 4 ? 7 : 0, .threads = flags & 8 ? 2 : 1};
     fz_clear_error();
-    if (sq_dataset_open(spec, flags & 1 ? SQ_SPLIT_TEST : SQ_SPLIT_TRAIN, (flags >> 1) & 1, &ds) == SQ_OK) {
-        if ((ds.c != 1 && ds.c != 3) || ds.n <= 0 || ds.h <= 0 || ds.w <= 0) abort();
+    if (sq_dataset_open_ex(spec, flags & 1 ? SQ_SPLIT_TEST : SQ_SPLIT_TRAIN, (flags >> 1) & 1, &o, &ds) == SQ_OK) {
+        if ((ds.c != 1 && ds.c != 3) || ds.n <= 0 || ds.h <= 0 || ds.w <= 0 || !ds.stream) abort();
+        if ((flags & 4) && (ds.h != 5 || ds.w != 7)) abort();
+        /* streamed: every sample decoded again (each was decoded once for the statistics) */
+        uint8_t *px = malloc((size_t)ds.c * ds.h * ds.w);
         unsigned sum = 0;
-        for (size_t i = 0; i < (size_t)ds.n * ds.c * ds.h * ds.w; i++) sum += ds.images[i];
+        for (int i = 0; i < ds.n; i++) {
+            fz_clear_error();
+            if (sq_dataset_fetch(&ds, i, px) != SQ_OK) {
+                fz_check_error_line();
+                continue;
+            }
+            for (size_t k = 0; k < (size_t)ds.c * ds.h * ds.w; k++) sum += px[k];
+        }
+        free(px);
         for (int i = 0; ds.labels && i < ds.n; i++)
             if (ds.labels[i] < 0 || ds.labels[i] >= ds.classes) abort();
         (void)sum;
