@@ -231,7 +231,7 @@ test-py: $(BUILD)/sqakd
 	@[ -x $(PY_VENV)/bin/python ] || $(PY) -m venv --system-site-packages $(PY_VENV)
 	SQAKD_BUILD=$(abspath $(BUILD)) SQAKD_CUDA=$(PY_TEST_CUDA) $(PY_VENV)/bin/python -m pip install --quiet \
 	  --no-build-isolation --no-deps --disable-pip-version-check ./python
-	cd python/tests && SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(abspath $(PY_VENV))/bin/python -m pytest -q \
+	cd python/tests && SQAKD_BIN=$(abspath $(BUILD)/sqakd) OMP_NUM_THREADS=2 $(abspath $(PY_VENV))/bin/python -m pytest -q -rs \
 	  -p no:cacheprovider .
 
 $(BUILD)/sqakd_tests: $(TEST_OBJ) $(BUILD)/libsqakd.a
