@@ -20,31 +20,7 @@
 #include "sqakd/data.h"
 #include "util_fixtures.h"
 
-/* ---------------------------------------------------------------- helpers: PNG and JPEG writers */
-
-/* color: PNG_COLOR_TYPE_*; px holds rows of w * channels samples of `depth` bits (8 or 16,
-   16-bit as big-endian byte pairs). A palette image uses pal (npal RGB entries). */
-static void write_png(const char *path, int w, int h, int color, int depth, const uint8_t *px,
-                      const png_color *pal, int npal)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "fopen %s", path);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    cr_assert(png && info);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (pal) png_set_PLTE(png, info, pal, npal);
-    png_write_info(png, info);
-    int ch = color == PNG_COLOR_TYPE_RGB ? 3 : color == PNG_COLOR_TYPE_RGBA ? 4 :
-             color == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : 1;
-    size_t stride = (size_t)w * ch * depth / 8;
-    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(px + (size_t)y * stride));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(f);
-}
+/* ---------------------------------------------------------------- helpers (PNG and JPEG files: util_fixtures.h) */
 
 /* pixel (y, x, ch) of a test RGB image with seed s */
 static uint8_t rgb_px(int s, int y, int x, int ch) { return (uint8_t)(s * 50 + y * 20 + x * 5 + ch * 70); }
@@ -55,33 +31,8 @@ static void write_rgb_png(const char *path, int w, int h, int s)
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int ch = 0; ch < 3; ch++) px[((size_t)y * w + x) * 3 + ch] = rgb_px(s, y, x, ch);
-    write_png(path, w, h, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
+    sqt_write_png(path, w, h, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
     free(px);
-}
-
-static void write_jpeg(const char *path, int w, int h, int comps, const uint8_t *px)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "fopen %s", path);
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr err;
-    ci.err = jpeg_std_error(&err);
-    jpeg_create_compress(&ci);
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = comps;
-    ci.in_color_space = comps == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, 100, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(px + (size_t)ci.next_scanline * w * comps);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
 }
 
 /* every sample's pixels, (N, C, H, W) as an in-memory dataset holds them (malloc'ed) */
@@ -138,10 +89,10 @@ Test(data, folder_unlabeled_gray_palette_rgba_16bit)
 {
     sqt_tmkdir("u");
     uint8_t g[6] = {0, 10, 20, 30, 40, 255};
-    write_png(sqt_tpath("u/1.png"), 3, 2, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    sqt_write_png(sqt_tpath("u/1.png"), 3, 2, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     uint8_t g16[12];
     for (int i = 0; i < 6; i++) g16[2 * i] = (uint8_t)(100 + i), g16[2 * i + 1] = 0x7F;
-    write_png(sqt_tpath("u/2.png"), 3, 2, PNG_COLOR_TYPE_GRAY, 16, g16, NULL, 0);
+    sqt_write_png(sqt_tpath("u/2.png"), 3, 2, PNG_COLOR_TYPE_GRAY, 16, g16, NULL, 0);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("u"));
     sq_dataset ds;
@@ -161,10 +112,10 @@ Test(data, folder_unlabeled_gray_palette_rgba_16bit)
     sqt_tmkdir("p");
     png_color pal[2] = {{10, 20, 30}, {200, 100, 50}};
     uint8_t idx[4] = {0, 1, 1, 0};
-    write_png(sqt_tpath("p/pal.png"), 2, 2, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 2);
+    sqt_write_png(sqt_tpath("p/pal.png"), 2, 2, PNG_COLOR_TYPE_PALETTE, 8, idx, pal, 2);
     uint8_t rgba[16];
     for (int i = 0; i < 16; i++) rgba[i] = (uint8_t)(i * 16 + 1);
-    write_png(sqt_tpath("p/rgba.png"), 2, 2, PNG_COLOR_TYPE_RGBA, 8, rgba, NULL, 0);
+    sqt_write_png(sqt_tpath("p/rgba.png"), 2, 2, PNG_COLOR_TYPE_RGBA, 8, rgba, NULL, 0);
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("p"));
     cr_assert_eq(sq_dataset_open(spec, SQ_SPLIT_TRAIN, 0, &ds), SQ_OK, "%s", sq_last_error());
     cr_expect(ds.n == 2 && ds.c == 3);
@@ -207,7 +158,7 @@ Test(data, folder_jpeg)
     sqt_tmkdir("j");
     uint8_t px[8 * 8 * 3];
     for (int i = 0; i < 64; i++) px[3 * i] = 200, px[3 * i + 1] = 100, px[3 * i + 2] = 30;
-    write_jpeg(sqt_tpath("j/a.jpg"), 8, 8, 3, px);
+    sqt_write_jpeg(sqt_tpath("j/a.jpg"), 8, 8, 3, px, 100);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("j"));
     sq_dataset ds;
@@ -368,10 +319,10 @@ Test(data, folder_greyscale_among_colour_becomes_rgb)
     write_rgb_png(sqt_tpath("g/a_rgb.png"), 4, 3, 1);
     uint8_t grey[12];
     for (int i = 0; i < 12; i++) grey[i] = 90;
-    write_jpeg(sqt_tpath("g/b_grey.jpg"), 4, 3, 1, grey);
+    sqt_write_jpeg(sqt_tpath("g/b_grey.jpg"), 4, 3, 1, grey, 100);
     uint8_t ga[24];
     for (int i = 0; i < 12; i++) ga[2 * i] = (uint8_t)(10 * i), ga[2 * i + 1] = (uint8_t)(i * 20); /* gray, alpha */
-    write_png(sqt_tpath("g/c_ga.png"), 4, 3, PNG_COLOR_TYPE_GRAY_ALPHA, 8, ga, NULL, 0);
+    sqt_write_png(sqt_tpath("g/c_ga.png"), 4, 3, PNG_COLOR_TYPE_GRAY_ALPHA, 8, ga, NULL, 0);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("g"));
     sq_dataset ds;
@@ -605,8 +556,8 @@ Test(data, folder_changed_file_is_an_error_when_fetched)
 {
     sqt_tmkdir("c");
     uint8_t g[20] = {0}; /* room for the 5x4 image below */
-    write_png(sqt_tpath("c/a.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
-    write_png(sqt_tpath("c/b.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    sqt_write_png(sqt_tpath("c/a.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    sqt_write_png(sqt_tpath("c/b.png"), 4, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("c"));
     sq_dataset ds;
@@ -617,7 +568,7 @@ Test(data, folder_changed_file_is_an_error_when_fetched)
     cr_expect_eq(sq_dataset_fetch(&ds, 1, px), SQ_EFORMAT);
     sqt_expect_error_has(sqt_tpath("c/b.png"));
     sqt_expect_error_has("greyscale when the dataset was opened");
-    write_png(sqt_tpath("c/b.png"), 5, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    sqt_write_png(sqt_tpath("c/b.png"), 5, 4, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     cr_expect_eq(sq_dataset_fetch(&ds, 1, px), SQ_EFORMAT);
     sqt_expect_error_has("is 4x5 (HxW) now");
     cr_expect_eq(sq_dataset_fetch(&ds, 0, px), SQ_OK);
@@ -634,7 +585,7 @@ Test(data, folder_split_takes_the_given_channels)
     sqt_tmkdir("s/test");
     write_rgb_png(sqt_tpath("s/train/1.png"), 2, 2, 0);
     uint8_t g[4] = {7, 8, 9, 10};
-    write_png(sqt_tpath("s/test/1.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
+    sqt_write_png(sqt_tpath("s/test/1.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, g, NULL, 0);
     char spec[600];
     snprintf(spec, sizeof spec, "folder:%s", sqt_tpath("s"));
     sq_dataset ds;

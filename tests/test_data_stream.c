@@ -42,45 +42,6 @@ static uint8_t *pattern(int w, int h, int c, int k)
     return px;
 }
 
-static void put_png(const char *path, int w, int h, int c, const uint8_t *px)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "fopen %s", path);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(px + (size_t)y * w * c));
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(f);
-}
-
-static void put_jpeg(const char *path, int w, int h, int c, const uint8_t *px, int quality)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f, "fopen %s", path);
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr err;
-    ci.err = jpeg_std_error(&err);
-    jpeg_create_compress(&ci);
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w, ci.image_height = (JDIMENSION)h, ci.input_components = c;
-    ci.in_color_space = c == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&ci);
-    jpeg_set_quality(&ci, quality, TRUE);
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW r = (JSAMPROW)(px + (size_t)ci.next_scanline * w * c);
-        jpeg_write_scanlines(&ci, &r, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-}
-
 /* DIR/<a|b>/NNNNN.{png,jpg}: n images of mixed sizes (17..40 on a side) and kinds (RGB PNG, RGB
    JPEG, greyscale JPEG), alternating between the two class folders */
 static void mixed_folder(const char *dir, int n)
@@ -96,8 +57,8 @@ static void mixed_folder(const char *dir, int n)
         int w = 17 + (int)(rnd() % 24), h = 17 + (int)(rnd() % 24), kind = i % 3, c = kind == 2 ? 1 : 3;
         uint8_t *px = pattern(w, h, c, i);
         snprintf(p, sizeof p, "%s/%c/%05d.%s", dir, "ab"[i % 2], i, kind == 0 ? "png" : "jpg");
-        if (kind == 0) put_png(sqt_tpath(p), w, h, c, px);
-        else put_jpeg(sqt_tpath(p), w, h, c, px, 90);
+        if (kind == 0) sqt_write_png(sqt_tpath(p), w, h, c == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
+        else sqt_write_jpeg(sqt_tpath(p), w, h, c, px, 90);
         free(px);
     }
 }
@@ -183,7 +144,7 @@ Test(data, loader_streamed_error_names_the_first_bad_sample)
     for (int i = 0; i < 30; i++) {
         uint8_t *px = pattern(16, 16, 3, i);
         snprintf(p, sizeof p, "e/%02d.png", i);
-        put_png(sqt_tpath(p), 16, 16, 3, px);
+        sqt_write_png(sqt_tpath(p), 16, 16, PNG_COLOR_TYPE_RGB, 8, px, NULL, 0);
         free(px);
     }
     char spec[600];
@@ -374,7 +335,7 @@ Test(data, folder_larger_than_the_memory_limit_trains, .timeout = 240)
     for (int i = 0; i < N; i++) {
         for (int k = 0; k < S * S * 3; k++) px[k] = (uint8_t)(base[k] + (i % 2) * 90 + (rnd() & 15));
         snprintf(p, sizeof p, "big/%c/%05d.jpg", "ab"[i % 2], i);
-        put_jpeg(sqt_tpath(p), S, S, 3, px, 75);
+        sqt_write_jpeg(sqt_tpath(p), S, S, 3, px, 75);
     }
     free(base);
     const double decoded_mib = (double)N * S * S * 3 / (1 << 20);

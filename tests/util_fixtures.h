@@ -22,6 +22,13 @@ int sqt_vrun(char *out, size_t cap, const char *fmt, va_list ap);
    #define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__) */
 int sqt_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void sqt_write_be32(FILE *f, uint32_t v);
+/* image files for the data suites. PNG: color is a PNG_COLOR_TYPE_* value, px holds rows of
+   w * channels samples of `depth` bits (8 or 16, 16-bit as big-endian byte pairs); a palette
+   image uses pal (npal RGB entries of libpng's png_color), else pal is NULL. JPEG: comps 1
+   (greyscale) or 3 (RGB) interleaved 8-bit samples, at the given quality. */
+void sqt_write_png(const char *path, int w, int h, int color, int depth, const uint8_t *px, const void *pal,
+                   int npal);
+void sqt_write_jpeg(const char *path, int w, int h, int comps, const uint8_t *px, int quality);
 /* creates a fresh directory /tmp/PREFIX_XXXXXX into buf; returns buf or NULL */
 char *sqt_mkdtemp(char *buf, size_t cap, const char *prefix);
 /* removes dir and everything under it; 0 on success */

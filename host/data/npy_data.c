@@ -68,66 +68,69 @@ static sq_status npy_in_read(const char *path, npy_in *a)
     return st;
 }
 
-static sq_status load_images(const char *path, sq_dataset *out)
+/* reads path and hands it to fill (load_images or load_labels, below), then frees the data */
+static sq_status with_npy(const char *path, sq_status (*fill)(const npy_in *, sq_dataset *), sq_dataset *out)
 {
     npy_in in;
     sq_status st = npy_in_read(path, &in);
     if (st) return st;
-    char *pp = in.pp, *sh = in.sh;
-    const sq_npy_dtype t = in.t;
-    void *raw = in.raw;
-    const int nd = in.nd;
-    const int64_t *d = in.d;
-    const int is_float = t == SQ_NPY_F4 || t == SQ_NPY_F8;
-    st = SQ_EFORMAT;
-    if (t != SQ_NPY_U1 && !is_float) {
+    st = fill(&in, out);
+    free(in.raw);
+    return st;
+}
+
+static sq_status load_images(const npy_in *in, sq_dataset *out)
+{
+    const int is_float = in->t == SQ_NPY_F4 || in->t == SQ_NPY_F8;
+    sq_status st = SQ_EFORMAT;
+    if (in->t != SQ_NPY_U1 && !is_float) {
         sq_set_error("%s: images of type %s; the npy: spec takes uint8 pixels (0..255) or float32 pixels in "
                      "[0, 1] (convert with images.astype(np.uint8) or images.astype(np.float32) / 255)",
-                     pp, sq_npy_dtype_name(t));
+                     in->pp, sq_npy_dtype_name(in->t));
         goto fail;
     }
     /* the layout: n, c, h, w and whether the channels come last */
     int64_t n = 0, c = 1, h = 0, w = 0;
     int nhwc = 0;
-    if (nd == 3) {
-        n = d[0], h = d[1], w = d[2];
-    } else if (nd == 4 && d[1] >= 1 && d[1] <= 4) {
-        n = d[0], c = d[1], h = d[2], w = d[3];
-    } else if (nd == 4 && d[3] >= 1 && d[3] <= 4 && !is_float) {
-        n = d[0], h = d[1], w = d[2], c = d[3], nhwc = 1;
-    } else if (nd == 4 && d[3] >= 1 && d[3] <= 4) {
+    if (in->nd == 3) {
+        n = in->d[0], h = in->d[1], w = in->d[2];
+    } else if (in->nd == 4 && in->d[1] >= 1 && in->d[1] <= 4) {
+        n = in->d[0], c = in->d[1], h = in->d[2], w = in->d[3];
+    } else if (in->nd == 4 && in->d[3] >= 1 && in->d[3] <= 4 && !is_float) {
+        n = in->d[0], h = in->d[1], w = in->d[2], c = in->d[3], nhwc = 1;
+    } else if (in->nd == 4 && in->d[3] >= 1 && in->d[3] <= 4) {
         sq_set_error("%s: float images of shape %s look channels-last; float images must be N x C x H x W "
-                     "(images.transpose(0, 3, 1, 2))", pp, sh);
+                     "(images.transpose(0, 3, 1, 2))", in->pp, in->sh);
         goto fail;
     } else {
         sq_set_error("%s: images of shape %s; the npy: spec takes N x C x H x W or N x H x W x C (uint8) with 1 to "
-                     "4 channels, or N x H x W (one channel)", pp, sh);
+                     "4 channels, or N x H x W (one channel)", in->pp, in->sh);
         goto fail;
     }
     if (n < 1 || h < 1 || w < 1 || n > INT_MAX || h > 65535 || w > 65535) {
         sq_set_error("%s: images of shape %s: need at least one image of at least 1 x 1 pixels (at most 65535 "
-                     "per side)", pp, sh);
+                     "per side)", in->pp, in->sh);
         goto fail;
     }
     const size_t plane = (size_t)h * (size_t)w, sample = plane * (size_t)c, total = sample * (size_t)n;
     uint8_t *img = malloc(total ? total : 1);
-    if (!img) { sq_set_error("%s: out of memory for %zu pixels", pp, total); st = SQ_ENOMEM; goto fail; }
-    if (t == SQ_NPY_U1 && !nhwc) {
-        memcpy(img, raw, total);
-    } else if (t == SQ_NPY_U1) {   /* (n, h, w, c) -> (n, c, h, w) */
-        const uint8_t *s = raw;
+    if (!img) { sq_set_error("%s: out of memory for %zu pixels", in->pp, total); st = SQ_ENOMEM; goto fail; }
+    if (in->t == SQ_NPY_U1 && !nhwc) {
+        memcpy(img, in->raw, total);
+    } else if (in->t == SQ_NPY_U1) {   /* (n, h, w, c) -> (n, c, h, w) */
+        const uint8_t *s = in->raw;
         for (size_t i = 0; i < (size_t)n; i++)
             for (size_t p = 0; p < plane; p++)
                 for (size_t ch = 0; ch < (size_t)c; ch++)
                     img[i * sample + ch * plane + p] = s[(i * plane + p) * (size_t)c + ch];
     } else {
         for (size_t k = 0; k < total; k++) {
-            double v = t == SQ_NPY_F4 ? (double)((const float *)raw)[k] : ((const double *)raw)[k];
+            double v = in->t == SQ_NPY_F4 ? (double)((const float *)in->raw)[k] : ((const double *)in->raw)[k];
             if (!(v >= 0.0 && v <= 1.0)) {   /* NaN fails too */
                 char vs[32];
                 snprintf(vs, sizeof vs, "%g", v);
                 sq_set_error("%s: pixel %zu (image %zu) is %s; float images must hold pixels in [0, 1] (uint8 "
-                             "images hold 0..255)", pp, k, k / sample, vs);
+                             "images hold 0..255)", in->pp, k, k / sample, vs);
                 free(img);
                 goto fail;
             }
@@ -138,37 +141,28 @@ static sq_status load_images(const char *path, sq_dataset *out)
     out->n = (int)n, out->c = (int)c, out->h = (int)h, out->w = (int)w;
     st = SQ_OK;
 fail:
-    free(raw);
     return st;
 }
 
-static sq_status load_labels(const char *path, sq_dataset *out)
+static sq_status load_labels(const npy_in *in, sq_dataset *out)
 {
-    npy_in in;
-    sq_status st = npy_in_read(path, &in);
-    if (st) return st;
-    char *pp = in.pp, *sh = in.sh;
-    const sq_npy_dtype t = in.t;
-    void *raw = in.raw;
-    const int nd = in.nd;
-    const int64_t *d = in.d;
-    st = SQ_EFORMAT;
-    if (!is_int_type(t)) {
-        sq_set_error("%s: labels of type %s; labels are integer class indices (labels.astype(np.int64))", pp,
-                     sq_npy_dtype_name(t));
+    sq_status st = SQ_EFORMAT;
+    if (!is_int_type(in->t)) {
+        sq_set_error("%s: labels of type %s; labels are integer class indices (labels.astype(np.int64))", in->pp,
+                     sq_npy_dtype_name(in->t));
         goto done;
     }
-    if (nd != 1 || d[0] != out->n) {
-        sq_set_error("%s: labels of shape %s for %d images; give one label per image, shape (%d,)", pp, sh, out->n,
-                     out->n);
+    if (in->nd != 1 || in->d[0] != out->n) {
+        sq_set_error("%s: labels of shape %s for %d images; give one label per image, shape (%d,)", in->pp, in->sh,
+                     out->n, out->n);
         goto done;
     }
     out->labels = sq_xmalloc((size_t)out->n * sizeof(int32_t));
     int maxl = 0;
     for (int i = 0; i < out->n; i++) {
-        int64_t v = int_at(raw, t, (size_t)i);
+        int64_t v = int_at(in->raw, in->t, (size_t)i);
         if (v < 0 || v >= SQ_MAX_CLASSES) {
-            sq_set_error("%s: label %lld of image %d is outside 0..%d", pp, (long long)v, i, SQ_MAX_CLASSES - 1);
+            sq_set_error("%s: label %lld of image %d is outside 0..%d", in->pp, (long long)v, i, SQ_MAX_CLASSES - 1);
             goto done;
         }
         out->labels[i] = (int32_t)v;
@@ -177,7 +171,6 @@ static sq_status load_labels(const char *path, sq_dataset *out)
     out->classes = maxl + 1;
     st = SQ_OK;
 done:
-    free(raw);
     return st;
 }
 
@@ -201,8 +194,8 @@ sq_status sq_npy_data_open(const char *arg, sq_split split, int with_labels, sq_
     if (comma) snprintf(lpath, sizeof lpath, "%s", comma + 1);
     sq_data_strlcpy(out->name, "npy", sizeof out->name);
     snprintf(out->source, sizeof out->source, "%s", arg);
-    sq_status st = load_images(ipath, out);
+    sq_status st = with_npy(ipath, load_images, out);
     if (st) return st;
-    if (comma && with_labels) return load_labels(lpath, out);
+    if (comma && with_labels) return with_npy(lpath, load_labels, out);
     return SQ_OK;
 }
