@@ -8,6 +8,7 @@
    teacher as a dashed reference line. Figure 2: per-epoch agreement with the teacher and KL, one
    curve per configuration (mean over finished seeds, band of +- 1 s.d.). */
 #include "report.h"
+#include "plot_cairo.h"
 #include "sqakd/safetensors.h"
 #include <cairo/cairo-pdf.h>
 #include <cairo/cairo-svg.h>
@@ -126,235 +127,6 @@ int sq_report_points(const sq_report_row *rows, int n, int *use_top1, sq_report_
     return np;
 }
 
-/* ---- drawing helpers ---- */
-
-typedef struct { double r, g, b; } rgb;
-#define NPAL 10
-static const rgb PALETTE[NPAL] = {{0.122, 0.467, 0.706}, {1.000, 0.498, 0.055}, {0.173, 0.627, 0.173},
-                                  {0.839, 0.153, 0.157}, {0.580, 0.404, 0.741}, {0.549, 0.337, 0.294},
-                                  {0.890, 0.467, 0.761}, {0.498, 0.498, 0.498}, {0.737, 0.741, 0.133},
-                                  {0.090, 0.745, 0.812}};
-static const rgb BLACK = {0, 0, 0}, GRID = {0.88, 0.88, 0.88}, FRAME = {0.35, 0.35, 0.35}, TEACHER = {0.3, 0.3, 0.3},
-                 MUTED = {0.45, 0.45, 0.45};
-static const char *FONT = "DejaVu Sans";
-
-static void color(cairo_t *cr, rgb c) { cairo_set_source_rgb(cr, c.r, c.g, c.b); }
-
-/* a dash pattern per palette cycle, so that more series than colours stay apart */
-static void series_style(cairo_t *cr, int k)
-{
-    static const double dashes[][2] = {{0, 0}, {6, 3}, {2, 2}, {8, 2}};
-    color(cr, PALETTE[k % NPAL]);
-    int d = (k / NPAL) % 4;
-    cairo_set_dash(cr, dashes[d], d ? 2 : 0, 0);
-}
-
-/* text anchored at (x, y): ax 0 / 0.5 / 1 = left / centre / right of it, ay 0 / 0.5 / 1 = top /
-   middle / baseline of capitals at y; vertical: rotated to read bottom to top */
-static void text(cairo_t *cr, double x, double y, const char *s, double size, double ax, double ay, int bold,
-                 int vertical, rgb c)
-{
-    cairo_save(cr);
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_font_size(cr, size);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, s, &e);
-    cairo_translate(cr, x, y);
-    if (vertical) cairo_rotate(cr, -M_PI / 2);
-    double cap = 0.73 * size;   /* DejaVu Sans' capital height */
-    cairo_move_to(cr, -ax * e.x_advance, (1 - ay) * cap);
-    color(cr, c);
-    cairo_show_text(cr, s);
-    cairo_restore(cr);
-}
-
-static double text_width(cairo_t *cr, const char *s, double size)
-{
-    cairo_save(cr);
-    cairo_select_font_face(cr, FONT, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    cairo_set_font_size(cr, size);
-    cairo_text_extents_t e;
-    cairo_text_extents(cr, s, &e);
-    cairo_restore(cr);
-    return e.x_advance;
-}
-
-/* a plot area (l, r, t, b in points) over data x0..x1 (log10 of the values when logx), y0..y1 */
-typedef struct {
-    double l, r, t, b;
-    double x0, x1, y0, y1;
-    int logx;
-} axes;
-
-/* a device coordinate kept within reach of the page (data of any size stays drawable) */
-static double reach(double v)
-{
-    if (!(v > -1e4)) return -1e4;   /* NAN too */
-    return v > 1e4 ? 1e4 : v;
-}
-static double ax_x(const axes *a, double v)
-{
-    double u = a->logx ? log10(v) : v;
-    return reach(a->l + (u - a->x0) / (a->x1 - a->x0) * (a->r - a->l));
-}
-static double ax_y(const axes *a, double v) { return reach(a->b - (v - a->y0) / (a->y1 - a->y0) * (a->b - a->t)); }
-
-/* a tick step of about (hi - lo) / target from 1, 2, 2.5, 5 x 10^k (integers only: 1, 2, 5);
-   0 when there is no sane one */
-static double nice_step(double lo, double hi, int target, int integer)
-{
-    double raw = (hi - lo) / target;
-    if (!(raw > 0) || !isfinite(raw)) return 0;
-    double mag = pow(10, floor(log10(raw)));
-    const double m[] = {1, 2, 2.5, 5, 10};
-    for (int i = 0; i < 5; i++) {
-        if (integer && m[i] == 2.5) continue;
-        if (m[i] * mag >= raw) {
-            double s = m[i] * mag;
-            return integer && s < 1 ? 1 : s;
-        }
-    }
-    return 10 * mag;
-}
-
-/* decimals that print every multiple of step exactly */
-static int decimals(double step)
-{
-    int d = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
-    if (d < 12 && fabs(step * pow(10, d) - round(step * pow(10, d))) > 1e-6) d++;   /* 2.5, 0.25 */
-    return d;
-}
-
-static void frame_and_grid_y(cairo_t *cr, const axes *a)
-{
-    double step = nice_step(a->y0, a->y1, 6, 0);
-    if (step > 0 && (a->y1 - a->y0) / step < 64) {
-        int dec = decimals(step);
-        for (double v = ceil(a->y0 / step - 1e-9) * step; v <= a->y1 + 1e-9 * step; v += step) {
-            double y = ax_y(a, v);
-            color(cr, GRID);
-            cairo_set_line_width(cr, 0.6);
-            cairo_move_to(cr, a->l, y);
-            cairo_line_to(cr, a->r, y);
-            cairo_stroke(cr);
-            color(cr, FRAME);
-            cairo_set_line_width(cr, 0.8);
-            cairo_move_to(cr, a->l - 4, y);
-            cairo_line_to(cr, a->l, y);
-            cairo_stroke(cr);
-            char lab[64];
-            snprintf(lab, sizeof lab, "%.*f", dec, fabs(v) < step * 1e-6 ? 0.0 : v);
-            text(cr, a->l - 7, y, lab, 9, 1, 0.5, 0, 0, BLACK);
-        }
-    }
-}
-
-static void fmt_bytes(double v, char *buf, size_t n)
-{
-    if (v >= 1e9) snprintf(buf, n, "%gG", v / 1e9);
-    else if (v >= 1e6) snprintf(buf, n, "%gM", v / 1e6);
-    else if (v >= 1e3) snprintf(buf, n, "%gK", v / 1e3);
-    else snprintf(buf, n, "%g", v);
-}
-
-/* an x tick at x: a major one (5 pt, with its grid line across the axes) or a minor one (3 pt) */
-static void x_tick(cairo_t *cr, const axes *a, double x, int major)
-{
-    if (major) {
-        color(cr, GRID);
-        cairo_set_line_width(cr, 0.6);
-        cairo_move_to(cr, x, a->t);
-        cairo_line_to(cr, x, a->b);
-        cairo_stroke(cr);
-    }
-    color(cr, FRAME);
-    cairo_set_line_width(cr, 0.8);
-    cairo_move_to(cr, x, a->b);
-    cairo_line_to(cr, x, a->b + (major ? 5 : 3));
-    cairo_stroke(cr);
-}
-
-/* a log axis: a tick at every 1..9 x 10^d, grid lines and labels at 1, and with room at 2 and 5,
-   or at every tick (a range of less than about a decade) */
-static void x_axis_log(cairo_t *cr, const axes *a)
-{
-    double per_decade = (a->r - a->l) / (a->x1 - a->x0);
-    int every = per_decade * log10(10.0 / 9) > 40, all = per_decade * log10(2.0) > 45;
-    if (!(a->x1 - a->x0 < 400)) return;
-    for (int d = (int)floor(a->x0); d <= (int)ceil(a->x1); d++)
-        for (int m = 1; m <= 9; m++) {
-            double lv = log10((double)m) + d;
-            if (lv < a->x0 - 1e-9 || lv > a->x1 + 1e-9) continue;
-            double x = ax_x(a, pow(10, lv));
-            int major = m == 1 || every || (all && (m == 2 || m == 5));
-            x_tick(cr, a, x, major);
-            if (!major) continue;
-            char lab[64];
-            fmt_bytes(m * pow(10, d), lab, sizeof lab);
-            text(cr, x, a->b + 9, lab, 9, 0.5, 0, 0, 0, BLACK);
-        }
-}
-
-/* a linear integer axis (epochs) */
-static void x_axis_int(cairo_t *cr, const axes *a)
-{
-    double step = nice_step(a->x0, a->x1, 6, 1);
-    if (!(step > 0) || (a->x1 - a->x0) / step > 64) return;
-    for (double v = ceil(a->x0 / step - 1e-9) * step; v <= a->x1 + 1e-9; v += step) {
-        if (v < 1) continue;
-        double x = ax_x(a, v);
-        x_tick(cr, a, x, 1);
-        char lab[32];
-        snprintf(lab, sizeof lab, "%.0f", v);
-        text(cr, x, a->b + 9, lab, 9, 0.5, 0, 0, 0, BLACK);
-    }
-}
-
-static void frame_box(cairo_t *cr, const axes *a)
-{
-    color(cr, FRAME);
-    cairo_set_dash(cr, NULL, 0, 0);
-    cairo_set_line_width(cr, 1);
-    cairo_rectangle(cr, a->l, a->t, a->r - a->l, a->b - a->t);
-    cairo_stroke(cr);
-}
-
-static void clip_to(cairo_t *cr, const axes *a)
-{
-    cairo_rectangle(cr, a->l, a->t, a->r - a->l, a->b - a->t);
-    cairo_clip(cr);
-}
-
-static void marker(cairo_t *cr, double x, double y, rgb c)
-{
-    cairo_save(cr);
-    cairo_set_dash(cr, NULL, 0, 0);
-    cairo_new_sub_path(cr);
-    cairo_arc(cr, x, y, 3.6, 0, 2 * M_PI);
-    color(cr, c);
-    cairo_fill_preserve(cr);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_set_line_width(cr, 1);
-    cairo_stroke(cr);
-    cairo_restore(cr);
-}
-
-/* the data range lo..hi (with the values given) padded by a tenth, at least min_span wide */
-static void padded(double *lo, double *hi, double min_span)
-{
-    if (!isfinite(*lo) || !isfinite(*hi)) { *lo = 0; *hi = 1; }
-    double span = *hi - *lo;
-    if (!isfinite(span)) { *lo = -1e300; *hi = 1e300; return; }
-    if (span < min_span) {
-        double c = (*lo + *hi) / 2;
-        *lo = c - min_span / 2;
-        *hi = c + min_span / 2;
-        span = min_span;
-    }
-    *lo -= 0.1 * span;
-    *hi += 0.1 * span;
-}
-
 /* ---- figure 1: the metric against model size ---- */
 
 typedef struct {
@@ -370,10 +142,10 @@ static double metric_of(const sq_report_row *r, int use_top1) { return use_top1 
    strokes of the figures with square caps (tests count them in the SVG) */
 static void error_bar(cairo_t *cr, const axes *a, const sq_report_point *p)
 {
-    double x = ax_x(a, p->bytes), lo = ax_y(a, p->mean - p->sd), hi = ax_y(a, p->mean + p->sd);
+    double x = sq_plot_x(a, p->bytes), lo = sq_plot_y(a, p->mean - p->sd), hi = sq_plot_y(a, p->mean + p->sd);
     cairo_save(cr);
     cairo_set_dash(cr, NULL, 0, 0);
-    color(cr, PALETTE[p->series % NPAL]);
+    sq_plot_color(cr, PALETTE[p->series % NPAL]);
     cairo_set_line_width(cr, 1.2);
     cairo_set_line_cap(cr, CAIRO_LINE_CAP_SQUARE);
     cairo_move_to(cr, x, lo);
@@ -396,11 +168,11 @@ static void summary_legend(cairo_t *cr, const axes *a, const summary_fig *f, int
     double w = 0, fs = 9.5, lh = 15;
     char more_text[64];
     snprintf(more_text, sizeof more_text, "and %d more", f->ns - named);
-    for (int k = 0; k < named; k++) w = fmax(w, text_width(cr, f->names[k], fs));
-    if (more) w = fmax(w, text_width(cr, more_text, fs));
-    if (f->teacher) w = fmax(w, text_width(cr, "teacher", fs));
+    for (int k = 0; k < named; k++) w = fmax(w, sq_plot_text_width(cr, f->names[k], fs));
+    if (more) w = fmax(w, sq_plot_text_width(cr, more_text, fs));
+    if (f->teacher) w = fmax(w, sq_plot_text_width(cr, "teacher", fs));
     const char *note = "error bars: mean \xc2\xb1 1 s.d. over seeds";
-    double wn = bars ? text_width(cr, note, 8.5) : 0;
+    double wn = bars ? sq_plot_text_width(cr, note, 8.5) : 0;
     double bw = fmax(10 + 26 + 8 + w + 10, wn + 20), bh = 8 + rows * lh;
     double x0 = a->r - 10 - bw, y0 = a->b - 10 - bh;
     cairo_save(cr);
@@ -408,33 +180,33 @@ static void summary_legend(cairo_t *cr, const axes *a, const summary_fig *f, int
     cairo_rectangle(cr, x0, y0, bw, bh);
     cairo_set_source_rgba(cr, 1, 1, 1, 0.92);
     cairo_fill_preserve(cr);
-    color(cr, FRAME);
+    sq_plot_color(cr, FRAME);
     cairo_set_line_width(cr, 0.8);
     cairo_stroke(cr);
     for (int k = 0; k < rows; k++) {
         double y = y0 + 4 + lh * k + lh / 2, xs = x0 + 10;
         if (k < named) {
-            series_style(cr, k);
+            sq_plot_series_style(cr, k);
             cairo_set_line_width(cr, 1.8);
             cairo_move_to(cr, xs, y);
             cairo_line_to(cr, xs + 26, y);
             cairo_stroke(cr);
-            marker(cr, xs + 13, y, PALETTE[k % NPAL]);
-            text(cr, xs + 34, y, f->names[k], fs, 0, 0.5, 0, 0, BLACK);
+            sq_plot_marker(cr, xs + 13, y, PALETTE[k % NPAL]);
+            sq_plot_text(cr, xs + 34, y, f->names[k], fs, 0, 0.5, 0, 0, BLACK);
         } else if (k == named && more) {
-            text(cr, xs + 34, y, more_text, fs, 0, 0.5, 0, 0, MUTED);
+            sq_plot_text(cr, xs + 34, y, more_text, fs, 0, 0.5, 0, 0, MUTED);
         } else if (k == named + more && f->teacher) {
             const double dash[] = {5, 3};
-            color(cr, TEACHER);
+            sq_plot_color(cr, TEACHER);
             cairo_set_dash(cr, dash, 2, 0);
             cairo_set_line_width(cr, 1.5);
             cairo_move_to(cr, xs, y);
             cairo_line_to(cr, xs + 26, y);
             cairo_stroke(cr);
             cairo_set_dash(cr, NULL, 0, 0);
-            text(cr, xs + 34, y, "teacher", fs, 0, 0.5, 0, 0, BLACK);
+            sq_plot_text(cr, xs + 34, y, "teacher", fs, 0, 0.5, 0, 0, BLACK);
         } else {
-            text(cr, xs, y, note, 8.5, 0, 0.5, 0, 0, MUTED);
+            sq_plot_text(cr, xs, y, note, 8.5, 0, 0.5, 0, 0, MUTED);
         }
     }
     cairo_restore(cr);
@@ -469,31 +241,31 @@ static void draw_summary(cairo_t *cr, const void *ctx)
     axes a = {.l = 66, .r = SQ_REPORT_W - 18, .t = 40, .b = SQ_REPORT_H - 52, .logx = 1,
               .x0 = log10(xmin) - 0.08, .x1 = log10(xmax) + 0.08, .y0 = ymin, .y1 = ymax};
     if (a.x1 - a.x0 < 0.5) { double c = (a.x0 + a.x1) / 2; a.x0 = c - 0.25; a.x1 = c + 0.25; }
-    padded(&a.y0, &a.y1, 1.0);
+    sq_plot_padded(&a.y0, &a.y1, 1.0);
     if (f->use_top1 || t) { a.y0 = fmax(a.y0, 0); a.y1 = fmin(a.y1, 100.5); }
     if (!(a.y1 > a.y0)) { a.y0 = 0; a.y1 = 100.5; }
-    x_axis_log(cr, &a);
-    frame_and_grid_y(cr, &a);
+    sq_plot_x_axis_log(cr, &a);
+    sq_plot_frame_grid_y(cr, &a);
     char title[160];
     snprintf(title, sizeof title, "%s%s%s against model size", f->n ? f->rows[0].model : "", f->n ? ": " : "",
              f->use_top1 ? "top-1 accuracy" : "agreement with the teacher");
-    text(cr, SQ_REPORT_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
-    text(cr, (a.l + a.r) / 2, a.b + 32, "model size (bytes, log scale)", 10.5, 0.5, 0.5, 0, 0, BLACK);
-    text(cr, 16, (a.t + a.b) / 2, f->use_top1 ? "top-1 accuracy (%)" : "agreement with the teacher (%)", 10.5, 0.5,
+    sq_plot_text(cr, SQ_REPORT_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
+    sq_plot_text(cr, (a.l + a.r) / 2, a.b + 32, "model size (bytes, log scale)", 10.5, 0.5, 0.5, 0, 0, BLACK);
+    sq_plot_text(cr, 16, (a.t + a.b) / 2, f->use_top1 ? "top-1 accuracy (%)" : "agreement with the teacher (%)", 10.5, 0.5,
          0.5, 0, 1, BLACK);
     cairo_save(cr);
-    clip_to(cr, &a);
+    sq_plot_clip_to(cr, &a);
     if (t) {
         const double dash[] = {5, 3};
-        double y = ax_y(&a, metric_of(t, f->use_top1));
-        color(cr, TEACHER);
+        double y = sq_plot_y(&a, metric_of(t, f->use_top1));
+        sq_plot_color(cr, TEACHER);
         cairo_set_dash(cr, dash, 2, 0);
         cairo_set_line_width(cr, 1.5);
         cairo_move_to(cr, a.l, y);
         cairo_line_to(cr, a.r, y);
         cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
-        if (t->model_bytes > 0 && isfinite(t->model_bytes)) marker(cr, ax_x(&a, t->model_bytes), y, TEACHER);
+        if (t->model_bytes > 0 && isfinite(t->model_bytes)) sq_plot_marker(cr, sq_plot_x(&a, t->model_bytes), y, TEACHER);
     }
     /* bit-width labels along the bottom, once per size */
     for (int p = 0; p < f->np; p++) {
@@ -503,28 +275,28 @@ static void draw_summary(cairo_t *cr, const void *ctx)
         if (dup) continue;
         char lab[32];
         snprintf(lab, sizeof lab, "W%dA%d", f->pts[p].wbits, f->pts[p].abits);
-        text(cr, ax_x(&a, f->pts[p].bytes), a.b - 8, lab, 8, 0.5, 1, 0, 0, MUTED);
+        sq_plot_text(cr, sq_plot_x(&a, f->pts[p].bytes), a.b - 8, lab, 8, 0.5, 1, 0, 0, MUTED);
     }
     int bars = 0;
     for (int p = 0; p < f->np; p++)
         if (isfinite(f->pts[p].sd)) { error_bar(cr, &a, &f->pts[p]); bars++; }
     for (int p = 0; p < f->np;) {   /* one line per series through its points (sorted by size) */
         int q = p;
-        series_style(cr, f->pts[p].series);
+        sq_plot_series_style(cr, f->pts[p].series);
         cairo_set_line_width(cr, 1.8);
         cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
         for (; q < f->np && f->pts[q].series == f->pts[p].series; q++) {
-            if (q == p) cairo_move_to(cr, ax_x(&a, f->pts[q].bytes), ax_y(&a, f->pts[q].mean));
-            else cairo_line_to(cr, ax_x(&a, f->pts[q].bytes), ax_y(&a, f->pts[q].mean));
+            if (q == p) cairo_move_to(cr, sq_plot_x(&a, f->pts[q].bytes), sq_plot_y(&a, f->pts[q].mean));
+            else cairo_line_to(cr, sq_plot_x(&a, f->pts[q].bytes), sq_plot_y(&a, f->pts[q].mean));
         }
         cairo_stroke(cr);
         for (int k = p; k < q; k++)
-            marker(cr, ax_x(&a, f->pts[k].bytes), ax_y(&a, f->pts[k].mean), PALETTE[f->pts[k].series % NPAL]);
+            sq_plot_marker(cr, sq_plot_x(&a, f->pts[k].bytes), sq_plot_y(&a, f->pts[k].mean), PALETTE[f->pts[k].series % NPAL]);
         p = q;
     }
     cairo_restore(cr);
-    if (!f->np) text(cr, (a.l + a.r) / 2, (a.t + a.b) / 2, "no finished students", 12, 0.5, 0.5, 0, 0, MUTED);
-    frame_box(cr, &a);
+    if (!f->np) sq_plot_text(cr, (a.l + a.r) / 2, (a.t + a.b) / 2, "no finished students", 12, 0.5, 0.5, 0, 0, MUTED);
+    sq_plot_frame_box(cr, &a);
     summary_legend(cr, &a, f, bars > 0);
 }
 
@@ -603,11 +375,11 @@ static void band(cairo_t *cr, const axes *a, const curve *cv, int w)
         int f = e;
         while (f < cv->nep && isfinite(m[f]) && isfinite(s[f])) f++;
         if (f - e == 1) {   /* one epoch: a bar instead of a band */
-            double x = ax_x(a, e + 1);
-            cairo_rectangle(cr, x - 2.5, ax_y(a, m[e] + s[e]), 5, ax_y(a, m[e] - s[e]) - ax_y(a, m[e] + s[e]));
+            double x = sq_plot_x(a, e + 1);
+            cairo_rectangle(cr, x - 2.5, sq_plot_y(a, m[e] + s[e]), 5, sq_plot_y(a, m[e] - s[e]) - sq_plot_y(a, m[e] + s[e]));
         } else {
-            for (int k = e; k < f; k++) (k == e ? cairo_move_to : cairo_line_to)(cr, ax_x(a, k + 1), ax_y(a, m[k] + s[k]));
-            for (int k = f - 1; k >= e; k--) cairo_line_to(cr, ax_x(a, k + 1), ax_y(a, m[k] - s[k]));
+            for (int k = e; k < f; k++) (k == e ? cairo_move_to : cairo_line_to)(cr, sq_plot_x(a, k + 1), sq_plot_y(a, m[k] + s[k]));
+            for (int k = f - 1; k >= e; k--) cairo_line_to(cr, sq_plot_x(a, k + 1), sq_plot_y(a, m[k] - s[k]));
             cairo_close_path(cr);
         }
         cairo_set_source_rgba(cr, c.r, c.g, c.b, 0.2);
@@ -619,19 +391,19 @@ static void band(cairo_t *cr, const axes *a, const curve *cv, int w)
 static void curve_line(cairo_t *cr, const axes *a, const curve *cv, int w, int markers)
 {
     const double *m = cv->m[w];
-    series_style(cr, cv->series);
+    sq_plot_series_style(cr, cv->series);
     cairo_set_line_width(cr, 1.6);
     cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
     int pen = 0;
     for (int e = 0; e < cv->nep; e++) {
         if (!isfinite(m[e])) { pen = 0; continue; }
-        (pen ? cairo_line_to : cairo_move_to)(cr, ax_x(a, e + 1), ax_y(a, m[e]));
+        (pen ? cairo_line_to : cairo_move_to)(cr, sq_plot_x(a, e + 1), sq_plot_y(a, m[e]));
         pen = 1;
     }
     cairo_stroke(cr);
     if (markers)
         for (int e = 0; e < cv->nep; e++)
-            if (isfinite(m[e])) marker(cr, ax_x(a, e + 1), ax_y(a, m[e]), PALETTE[cv->series % NPAL]);
+            if (isfinite(m[e])) sq_plot_marker(cr, sq_plot_x(a, e + 1), sq_plot_y(a, m[e]), PALETTE[cv->series % NPAL]);
 }
 
 static void panel(cairo_t *cr, const curves_fig *f, axes *a, int w, const char *ylabel)
@@ -652,23 +424,23 @@ static void panel(cairo_t *cr, const curves_fig *f, axes *a, int w, const char *
     a->x1 = nep > 1 ? nep + 0.03 * (nep - 1) : 1.5;
     a->y0 = lo;
     a->y1 = hi;
-    padded(&a->y0, &a->y1, w ? 1e-3 : 1.0);
+    sq_plot_padded(&a->y0, &a->y1, w ? 1e-3 : 1.0);
     if (w == 0) { a->y0 = fmax(a->y0, 0); a->y1 = fmin(a->y1, 100.5); }
     else a->y0 = fmax(a->y0, lo >= 0 ? 0 : a->y0);
     if (!(a->y1 > a->y0)) { a->y0 = 0; a->y1 = 1; }
-    x_axis_int(cr, a);
-    frame_and_grid_y(cr, a);
-    text(cr, (a->l + a->r) / 2, a->b + 32, "epoch", 10.5, 0.5, 0.5, 0, 0, BLACK);
-    text(cr, a->l - 46, (a->t + a->b) / 2, ylabel, 10.5, 0.5, 0.5, 0, 1, BLACK);
+    sq_plot_x_axis_int(cr, a);
+    sq_plot_frame_grid_y(cr, a);
+    sq_plot_text(cr, (a->l + a->r) / 2, a->b + 32, "epoch", 10.5, 0.5, 0.5, 0, 0, BLACK);
+    sq_plot_text(cr, a->l - 46, (a->t + a->b) / 2, ylabel, 10.5, 0.5, 0.5, 0, 1, BLACK);
     cairo_save(cr);
-    clip_to(cr, a);
+    sq_plot_clip_to(cr, a);
     for (int i = 0; i < f->nc; i++) band(cr, a, &f->c[i], w);
     for (int i = 0; i < f->nc; i++) curve_line(cr, a, &f->c[i], w, nep <= 30);
     cairo_restore(cr);
     if (!f->nc)
-        text(cr, (a->l + a->r) / 2, (a->t + a->b) / 2, "no per-epoch values (tasks/<id>/metrics.jsonl)", 10, 0.5, 0.5,
+        sq_plot_text(cr, (a->l + a->r) / 2, (a->t + a->b) / 2, "no per-epoch values (tasks/<id>/metrics.jsonl)", 10, 0.5, 0.5,
              0, 0, MUTED);
-    frame_box(cr, a);
+    sq_plot_frame_box(cr, a);
 }
 
 #define LEGEND_COLS 3
@@ -682,7 +454,7 @@ static void draw_curves(cairo_t *cr, const void *ctx)
     char title[160];
     snprintf(title, sizeof title, "%s%sper-epoch agreement and KL (mean over seeds, band: \xc2\xb1 1 s.d.)",
              f->n ? f->rows[0].model : "", f->n ? ": " : "");
-    text(cr, SQ_CURVES_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
+    sq_plot_text(cr, SQ_CURVES_W / 2.0, 18, title, 13, 0.5, 0.5, 1, 0, BLACK);
     double b = SQ_CURVES_H - 52 - 15.0 * LEGEND_ROWS;
     axes left = {.l = 66, .r = SQ_CURVES_W / 2.0 - 12, .t = 40, .b = b};
     axes right = {.l = SQ_CURVES_W / 2.0 + 62, .r = SQ_CURVES_W - 18, .t = 40, .b = b};
@@ -693,19 +465,19 @@ static void draw_curves(cairo_t *cr, const void *ctx)
     double colw = (SQ_CURVES_W - 2 * 66.0) / LEGEND_COLS, y0 = b + 48;
     for (int i = 0; i < shown; i++) {
         double x = 66 + (i % LEGEND_COLS) * colw, y = y0 + (i / LEGEND_COLS) * 15;
-        series_style(cr, f->c[i].series);
+        sq_plot_series_style(cr, f->c[i].series);
         cairo_set_line_width(cr, 1.8);
         cairo_move_to(cr, x, y);
         cairo_line_to(cr, x + 24, y);
         cairo_stroke(cr);
         cairo_set_dash(cr, NULL, 0, 0);
-        text(cr, x + 30, y, f->c[i].label, 9, 0, 0.5, 0, 0, BLACK);
+        sq_plot_text(cr, x + 30, y, f->c[i].label, 9, 0, 0.5, 0, 0, BLACK);
     }
     if (shown < f->nc) {
         char more[64];
         snprintf(more, sizeof more, "and %d more (see report.csv)", f->nc - shown);
         int i = shown;
-        text(cr, 66 + (i % LEGEND_COLS) * colw, y0 + (i / LEGEND_COLS) * 15, more, 9, 0, 0.5, 0, 0, MUTED);
+        sq_plot_text(cr, 66 + (i % LEGEND_COLS) * colw, y0 + (i / LEGEND_COLS) * 15, more, 9, 0, 0.5, 0, 0, MUTED);
     }
 }
 
