@@ -4,7 +4,9 @@
    other finishes; 'distill --students' writes OUT/<name>/ like single runs. */
 #include "sqakd/checkpoint.h"
 #include "sqakd/multi.h"
+#include "sqakd/json.h"
 #include "sqakd/safetensors.h"
+#include "train/train_internal.h"
 #include "util_check.h"
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
@@ -107,6 +109,23 @@ static void setup_student(sq_student *st, sq_model *t, const sq_dataset *ds, con
     meta_for(&st->meta, k, bits);
 }
 
+/* the last line of DIR/metrics.jsonl, parsed */
+static sq_json *last_metrics(const char *dir)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    size_t n;
+    char *text = (char *)sqt_slurp(path, &n);
+    cr_assert_not_null(text, "cannot read %s", path);
+    while (n && text[n - 1] == '\n') n--;
+    size_t start = n;
+    while (start && text[start - 1] != '\n') start--;
+    sq_json *o = NULL;
+    cr_assert_eq(sq_json_parse(text + start, n - start, &o, NULL), SQ_OK, "%s: last line does not parse", path);
+    free(text);
+    return o;
+}
+
 /* every tensor of two safetensors files is byte-identical */
 static void expect_same_file(const char *a, const char *b)
 {
@@ -170,6 +189,88 @@ Test(multi, two_students_equal_two_single_runs, .init = mk_tmp, .fini = rm_tmp)
     }
     expect_same_run(d[0], d[2]);
     expect_same_run(d[1], d[3]);
+    /* the multi-student run evaluates every student against the teacher's logits computed once
+       for the run: the same agreement and KL as the single runs, which computed theirs each epoch */
+    for (int i = 0; i < 2; i++) {
+        sq_json *a = last_metrics(d[i]), *b = last_metrics(d[i + 2]);
+        const char *keys[] = {"agreement", "kl", "top1", "top5"};
+        for (int j = 0; j < 4; j++)
+            cr_expect_eq(sq_json_num(sq_json_get(a, keys[j]), -1), sq_json_num(sq_json_get(b, keys[j]), -2),
+                         "%s: %s %g in the single run, %g in the multi-student run", names[i], keys[j],
+                         sq_json_num(sq_json_get(a, keys[j]), -1), sq_json_num(sq_json_get(b, keys[j]), -2));
+        sq_json_free(a);
+        sq_json_free(b);
+    }
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+/* each metrics line says where the run's time went so far: data, steps, evaluation, checkpoints
+   and other, none negative, adding up to the elapsed time */
+Test(multi, metrics_lines_carry_the_run_time_split, .init = mk_tmp, .fini = rm_tmp)
+{
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    char d[400];
+    snprintf(d, sizeof d, "%s/run", g_tmp);
+    single_run(t, &ds, &cfg, SQ_QUANT_LSQ, 4, d);
+    sq_json *m = last_metrics(d);
+    const char *keys[] = {"time_data_s", "time_step_s", "time_eval_s", "time_checkpoint_s", "time_other_s"};
+    double sum = 0;
+    for (int j = 0; j < 5; j++) {
+        double v = sq_json_num(sq_json_get(m, keys[j]), -1);
+        cr_expect_geq(v, 0, "%s is %g", keys[j], v);
+        sum += v;
+    }
+    /* a second epoch's line: the steps, evaluation and commit of the first epoch are in it */
+    cr_expect_gt(sq_json_num(sq_json_get(m, "time_step_s"), 0), 0);
+    cr_expect_gt(sq_json_num(sq_json_get(m, "time_eval_s"), 0), 0);
+    cr_expect_gt(sq_json_num(sq_json_get(m, "time_checkpoint_s"), 0), 0);
+    double el = sq_json_num(sq_json_get(m, "elapsed_seconds"), -1);
+    cr_expect(fabs(sum - el) <= 0.01 + 0.01 * el, "the split adds up to %g s, the line's elapsed time is %g s", sum, el);
+    sq_json_free(m);
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+/* sq_evaluate_kept: the teacher's logits of a split computed once and read afterwards give the
+   evaluation sq_evaluate gives; once kept, the teacher is not run again (a teacher whose weights
+   are then spoiled changes nothing) */
+Test(multi, kept_teacher_logits_equal_a_fresh_teacher_pass)
+{
+    sq_backend_cpu()->set_threads(1);
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    sq_model *s = student_model(t, &ds, &cfg, SQ_QUANT_EWGS, 2);
+    sq_eval_result fresh, first, again;
+    float *kept = NULL;
+    cr_assert_eq(sq_evaluate(s, t, &ds, 16, &fresh), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_evaluate_kept(s, t, &ds, 16, &first, NULL, &kept), SQ_OK, "%s", sq_last_error());
+    cr_assert_not_null(kept);
+    float *w = sq_xmalloc(t->n_train * sizeof(float));
+    for (size_t i = 0; i < t->n_train; i++) w[i] = 1e3f * (float)((i * 7919) % 13) - 6e3f;
+    t->be->copy_h2d(t->p, w, t->n_train * sizeof(float));
+    free(w);
+    cr_assert_eq(sq_evaluate_kept(s, t, &ds, 16, &again, NULL, &kept), SQ_OK, "%s", sq_last_error());
+    const sq_eval_result *r[2] = {&first, &again};
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(r[i]->n, fresh.n);
+        cr_expect_eq(r[i]->agreement, fresh.agreement, "call %d: agreement %g, fresh %g", i, r[i]->agreement,
+                     fresh.agreement);
+        cr_expect_eq(r[i]->kl, fresh.kl, "call %d: KL %g, fresh %g", i, r[i]->kl, fresh.kl);
+        cr_expect_eq(r[i]->top1, fresh.top1);
+    }
+    sq_eval_result spoiled;
+    cr_assert_eq(sq_evaluate(s, t, &ds, 16, &spoiled), SQ_OK, "%s", sq_last_error());
+    cr_expect_neq(spoiled.kl, fresh.kl, "the spoiled teacher should change a fresh evaluation (test is void)");
+    free(kept);
+    sq_model_free(s);
     sq_model_free(t);
     sq_dataset_free(&ds);
 }

@@ -65,6 +65,7 @@ int sq_cmd_models(int argc, char **argv);
 int sq_cmd_bench(int argc, char **argv);
 int sq_cmd_bench_kernels(int argc, char **argv);
 int sq_cmd_bench_step(int argc, char **argv);
+int sq_cmd_bench_loader(int argc, char **argv);
 int sq_cmd_sweep(int argc, char **argv);
 int sq_cmd_report(int argc, char **argv);
 #endif

@@ -1,7 +1,7 @@
 /* cmd_bench.c: 'sqakd bench step' — images/s of one training step (SQAKD: teacher forward +
    student forward/backward + both optimizers; or --fp: a full-precision CE step) on synthetic data,
    with the teacher in fp32, fp16 or bf16 (--teacher-precision); 'sqakd bench kernels' lives in
-   cmd_bench_kernels.c. */
+   cmd_bench_kernels.c, 'sqakd bench loader' in cmd_bench_loader.c. */
 #include "cli.h"
 #include "sqakd/checkpoint.h"
 #include "sqakd/import.h"
@@ -169,9 +169,10 @@ int sq_cmd_bench(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "step")) return sq_cmd_bench_step(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "kernels")) return sq_cmd_bench_kernels(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "loader")) return sq_cmd_bench_loader(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: sqakd bench step|kernels [options]   (sqakd bench step --help)\n");
+        printf("usage: sqakd bench step|kernels|loader [options]   (sqakd bench step --help)\n");
         return 0;
     }
-    return sq_cli_fail("bench", "expected 'step' or 'kernels' (see 'sqakd bench --help')");
+    return sq_cli_fail("bench", "expected 'step', 'kernels' or 'loader' (see 'sqakd bench --help')");
 }

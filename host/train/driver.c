@@ -236,6 +236,9 @@ sq_status sq_train_check_loss(const sq_train_cfg *cfg, sq_run_state *rs, double 
     return SQ_OK;
 }
 
+static sq_status commit_epoch(const sq_train_cfg *cfg, sq_model *m, const sq_state_item *items, int nitems,
+                              const sq_ckpt_meta *meta, const sq_run_state *rs, double metric, int is_best);
+
 sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, const sq_epoch_stats *es,
                              const sq_state_item *items, int nitems, sq_ckpt_meta *meta, sq_run_state *rs,
                              const char *label, sq_progress *pg, sq_eval_result *er, sq_tb_writer *tb)
@@ -245,10 +248,13 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
     sq_status st = SQ_OK;
     memset(er, 0, sizeof *er);
     int have_eval = 0;
+    double t_eval = sq_now();
     if (io->test) {
-        if ((st = sq_evaluate(m, io->teacher, io->test, N, er))) return st;
+        if ((st = sq_evaluate_kept(m, io->teacher, io->test, N, er, NULL, es->teacher_test))) return st;
         have_eval = 1;
     }
+    double t_commit = sq_now();
+    if (es->wall) es->wall->eval += t_commit - t_eval;
     double metric = have_eval ? (er->top1 >= 0 ? er->top1 : er->agreement) : -1;
     double ips = es->imgs / (es->train_s > 0 ? es->train_s : 1e-9);
     meta->epoch = es->epoch + 1;
@@ -282,8 +288,19 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
         if (er->agreement >= 0) { sq_jbuf_kv_num(&jb, "agreement", er->agreement); sq_jbuf_kv_num(&jb, "kl", er->kl); }
     }
     sq_jbuf_kv_num(&jb, "elapsed_seconds", sq_now() - es->t_start);
+    if (es->wall) {
+        /* the run's time split so far (the commits of earlier epochs included, not this one's) */
+        const sq_wall *w = es->wall;
+        double other = sq_now() - w->t0 - w->data - w->step - w->eval - w->ckpt;
+        sq_jbuf_kv_num(&jb, "time_data_s", w->data);
+        sq_jbuf_kv_num(&jb, "time_step_s", w->step);
+        sq_jbuf_kv_num(&jb, "time_eval_s", w->eval);
+        sq_jbuf_kv_num(&jb, "time_checkpoint_s", w->ckpt);
+        sq_jbuf_kv_num(&jb, "time_other_s", other > 0 ? other : 0);
+    }
     sq_jbuf_end_obj(&jb);
     int changed;
+    t_commit = sq_now();
     st = rewrite_metrics(cfg->out_dir, es->epoch, sq_jbuf_cstr(&jb), &changed);
     /* TensorBoard: the metrics line's values at the epoch's last step, and the epoch's losses held
        since its start, before the commit point (a resumed session's file starts with a SessionLog
@@ -292,6 +309,15 @@ sq_status sq_train_end_epoch(const sq_train_cfg *cfg, const sq_train_io *io, con
         st = sq_tb_flush(tb);
     sq_jbuf_free(&jb);
     if (st) return st;
+    st = commit_epoch(cfg, m, items, nitems, meta, rs, metric, is_best);
+    if (es->wall) es->wall->ckpt += sq_now() - t_commit;
+    return st;
+}
+
+static sq_status commit_epoch(const sq_train_cfg *cfg, sq_model *m, const sq_state_item *items, int nitems,
+                              const sq_ckpt_meta *meta, const sq_run_state *rs, double metric, int is_best)
+{
+    sq_status st;
     /* The state file is the commit point of the epoch: it carries the weights too, so a resume
        needs nothing else. last and best come after it; a stop in between is repaired at resume. */
     sq_state_info info = {.dropout_seed = m->dropout_seed, .best_epoch = rs->best_epoch, .best_metric = rs->best,
@@ -427,6 +453,8 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
     sq_loader *loader = NULL;
     sq_progress *pg = NULL;
     sq_feeder *feed = NULL;
+    float *teacher_test = NULL; /* the teacher's test logits, computed once for every student and epoch */
+    sq_wall wall = {.t0 = sq_now()};
     pg = sq_progress_new(cfg->quiet);
     if ((st = open_runs(train, test, teacher, students, n, runs, pg))) goto done;
     /* one input buffer that the teacher and every student read, and the loader that fills it
@@ -485,6 +513,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             const float *x;
             const int32_t *y;
             int nb = sq_loader_next(loader, &x, &y);
+            double t_fed;
             if (nb < 0) {
                 /* a batch could not be made (a streamed image that does not decode): the run stops
                    here, before the epoch's end, so nothing of this epoch is committed */
@@ -493,6 +522,8 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             }
             if (nb == 0) break;
             sq_feeder_put(feed, x, cfg->loss == SQ_LOSS_KL ? NULL : y, nb);
+            t_fed = sq_now();
+            wall.data += t_fed - t0;
             /* one student: the teacher's forward runs inside its step (and its recorded graph) */
             const float *zt = cfg->loss == SQ_LOSS_KL && n > 1 ? sq_teacher_forward(teacher, nb) : NULL;
             sq_model *tin = cfg->loss == SQ_LOSS_KL && n == 1 ? teacher : NULL;
@@ -527,6 +558,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
                 r->t_ep_own += shared + (sq_now() - t1);
                 if (isfinite(r->last_loss)) { loss_mean += r->last_loss; nloss++; }
             }
+            wall.step += sq_now() - t_fed;
             double el = sq_now() - t_ep, ips = (double)(s + 1) * N / (el > 0 ? el : 1e-9);
             double left = (double)(steps - s - 1) * N + (double)(cfg->epochs - ep - 1) * steps * N;
             if (nloss && (s + 1) % cfg->log_every == 0)
@@ -537,7 +569,8 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             if (!r->active || r->rs.start_epoch > ep) continue;
             double t0 = sq_now();
             sq_epoch_stats es = {.epoch = ep, .step = r->rs.step, .lr = r->lr, .loss_sum = r->loss_ep, .imgs = r->imgs,
-                                 .train_s = r->t_ep_own, .t_start = t_start};
+                                 .train_s = r->t_ep_own, .t_start = t_start, .wall = &wall,
+                                 .teacher_test = &teacher_test};
             sq_eval_result er;
             sq_status se = sq_train_end_epoch(&r->s->cfg, &r->io, &es, r->items, r->nitems, &r->io.meta, &r->rs,
                                               single ? NULL : r->s->name, pg, &er, r->tb);
@@ -552,6 +585,15 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             r->s->steps = r->rs.step;
         }
     }
+    {
+        double total = sq_now() - wall.t0, other = total - wall.data - wall.step - wall.eval - wall.ckpt;
+        double pc = total > 0 ? 100.0 / total : 0;
+        if (other < 0) other = 0;
+        sq_progress_line(pg, "wall time %.1f s: waiting for data %.1f s (%.1f%%), steps %.1f s (%.1f%%), evaluation "
+                         "%.1f s (%.1f%%), checkpoints %.1f s (%.1f%%), other %.1f s (%.1f%%)", total, wall.data,
+                         wall.data * pc, wall.step, wall.step * pc, wall.eval, wall.eval * pc, wall.ckpt,
+                         wall.ckpt * pc, other, other * pc);
+    }
     if (single && students[0].status != SQ_OK) {
         sq_set_error("%s", students[0].error);
         st = students[0].status;
@@ -565,6 +607,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             break;
         }
 done:
+    free(teacher_test);
     sq_feeder_free(feed); /* before the step buffers: the models get their own inputs back; frees the loader */
     sq_progress_free(pg);
     for (int i = 0; i < n; i++) {

@@ -4,6 +4,7 @@
 #include "sqakd/teacher_prec.h"
 #include "sqakd/train.h"
 #include "feeder.h"
+#include "train_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,12 @@ sq_status sq_evaluate(sq_model *m, sq_model *teacher, const sq_dataset *ds, int 
 sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch, sq_eval_result *r,
                              float *logits)
 {
+    return sq_evaluate_kept(m, teacher, ds, batch, r, logits, NULL);
+}
+
+sq_status sq_evaluate_kept(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch, sq_eval_result *r,
+                           float *logits, float **teacher_logits)
+{
     memset(r, 0, sizeof *r);
     double t0 = sq_now();
     int k = m->classes;
@@ -47,6 +54,12 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
         sq_set_error("data %s has %d classes but the model has %d outputs", ds->name, ds->classes, k);
         return SQ_EARG;
     }
+    /* the teacher's logits of the whole split, kept by the caller: read (kept != NULL on entry),
+       or filled now (fill) */
+    const float *kept = teacher && teacher_logits ? *teacher_logits : NULL;
+    float *fill = NULL;
+    if (teacher && teacher_logits && !kept && (double)ds->n * k * sizeof(float) <= 512.0 * 1024 * 1024)
+        fill = malloc((size_t)ds->n * k * sizeof(float)); /* NULL: not kept, the teacher runs each time */
     sq_loader_opts lo = {.batch = batch, .shuffle = 0, .crop_pad = 0, .flip = 0, .drop_last = 0, .seed = 0};
     sq_loader *l;
     sq_feeder *feed;
@@ -54,7 +67,7 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
     if (st) return st;
     sq_loader_start_epoch(l, 0);
     sq_feeder_bind(feed, m);
-    if (teacher) sq_feeder_bind(feed, teacher);
+    if (teacher && !kept) sq_feeder_bind(feed, teacher);
     float *zs = sq_xmalloc((size_t)batch * k * sizeof(float));
     float *zt = sq_xmalloc((size_t)batch * k * sizeof(float));
     double *ls = sq_xmalloc(k * sizeof(double)), *lt = sq_xmalloc(k * sizeof(double));
@@ -68,9 +81,12 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
         float *out = sq_model_forward(m, nb, 0);
         m->be->copy_d2h(zs, out, (size_t)nb * k * sizeof(float));
         if (logits) memcpy(logits + (size_t)r->n * k, zs, (size_t)nb * k * sizeof(float));
-        if (teacher) {
+        if (kept) {
+            memcpy(zt, kept + (size_t)r->n * k, (size_t)nb * k * sizeof(float));
+        } else if (teacher) {
             float *tout = sq_teacher_forward(teacher, nb);
             teacher->be->copy_d2h(zt, tout, (size_t)nb * k * sizeof(float));
+            if (fill) memcpy(fill + (size_t)r->n * k, zt, (size_t)nb * k * sizeof(float));
         }
         for (int i = 0; i < nb; i++) {
             const float *z = zs + (size_t)i * k;
@@ -97,8 +113,12 @@ sq_status sq_evaluate_logits(sq_model *m, sq_model *teacher, const sq_dataset *d
     }
     sq_feeder_free(feed);
     if (nb < 0) { /* the loader's error: a sample that does not decode */
-        free(zs); free(zt); free(ls); free(lt);
+        free(zs); free(zt); free(ls); free(lt); free(fill);
         return (sq_status)-nb;
+    }
+    if (fill) {
+        if (r->n == ds->n) *teacher_logits = fill; /* the caller frees it */
+        else free(fill);
     }
     free(zs); free(zt); free(ls); free(lt);
     r->classes = k;

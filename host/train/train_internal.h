@@ -57,6 +57,14 @@ sq_step_bufs *sq_step_bufs_driver(const sq_model *m);
 void sq_train_step_fed(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, int nb,
                        const float *zt, const int32_t *dlab, float lr, float lrq, int t);
 
+/* Where a run's wall time went, in seconds since the run started (cumulative): waiting for a batch
+   (the loader and the input upload), the training steps (the teacher's forward included),
+   evaluation, committing epochs (metrics, state and checkpoints); the rest is "other". */
+typedef struct sq_wall {
+    double t0;          /* sq_now() at the run's start */
+    double data, step, eval, ckpt;
+} sq_wall;
+
 typedef struct sq_epoch_stats {
     int epoch;          /* 0-based epoch just finished */
     int64_t step;       /* optimizer steps so far */
@@ -65,7 +73,17 @@ typedef struct sq_epoch_stats {
     long imgs;          /* images trained on this epoch */
     double train_s;     /* seconds spent training this epoch */
     double t_start;     /* sq_now() at the start of the run */
+    sq_wall *wall;      /* the run's time split (NULL: not kept): the epoch's evaluation and commit
+                           are added to it, and the metrics line carries it */
+    float **teacher_test; /* the frozen teacher's logits on the test split, kept across epochs and
+                           students (*teacher_test NULL: not computed yet); NULL: not kept */
 } sq_epoch_stats;
+
+/* sq_evaluate_logits with the teacher's logits kept in *teacher_logits (filled on the first call,
+   read on later ones, so a teacher's pass over a split runs once per run); teacher_logits NULL, or a
+   split whose logits would take more than 512 MiB: the teacher runs every time. */
+sq_status sq_evaluate_kept(sq_model *m, sq_model *teacher, const sq_dataset *ds, int batch, sq_eval_result *r,
+                           float *logits, float **teacher_logits);
 
 /* Evaluates on io->test (when not NULL), prints the epoch line (prefixed by "label: " when label is
    not NULL) and, with cfg->out_dir, commits the epoch: metrics.jsonl (rewritten atomically with
