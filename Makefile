@@ -110,7 +110,7 @@ CONFIG_STAMP := $(BUILD)/config.stamp
 CONFIG_TEXT := $(HAVE_CUDA) $(HAVE_BLAS) $(ALL_CFLAGS) $(NVCCFLAGS)
 $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_TEXT)" ] || echo "$(CONFIG_TEXT)" > $(CONFIG_STAMP))
 
-.PHONY: all deps deps-py test test-onnx test-py test-torch test-tb lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
+.PHONY: all deps deps-py test test-recipe test-onnx test-py test-torch test-tb lib-so lib-so-path wheel test-cpu test-cuda test-cuemu memcheck test-san test-crash demo bench bench-ops clean info \
         fixtures lab lab-cuda
 all: info $(BUILD)/sqakd
 
@@ -296,7 +296,12 @@ lab-cuda:
 CUEMU_OK := $(if $(filter 11,$(HAVE_CUDNN)$(HAVE_CUBLAS)),$(if $(wildcard $(CUDA_HOME)/include/cuda_runtime_api.h),1,0),0)
 test: deps deps-py
 	@$(MAKE) --no-print-directory all $(BUILD)/sqakd_tests $(BUILD)/sqakd_cuda_tests
-	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-torch test-onnx test-tb
+	@$(MAKE) --no-print-directory test-cuda $(if $(filter 1,$(CUEMU_OK)),test-cuemu,) test-cpu test-py test-torch test-onnx test-tb test-recipe
+
+# The GPU recipe (tools/gpu_recipe.sh) with a tiny budget: on the CUDA backend under cuemu where
+# `make test-cuemu` built it, else on the CPU backend
+test-recipe: $(BUILD)/sqakd
+	OMP_NUM_THREADS=2 bash tools/gpu_recipe_test.sh $(if $(wildcard $(BUILD)/cuemu/sqakd),$(abspath $(BUILD)/cuemu/sqakd) cuda,$(abspath $(BUILD)/sqakd) cpu) $(BUILD)/recipe
 
 # ONNX checked by a real runtime (tools/onnx_e2e.sh): ONNX's own node tests through 'sqakd infer',
 # torchvision's resnet18 / mobilenet_v2 / shufflenet_v2 / squeezenet and the zoo's vgg13 imported

@@ -56,9 +56,11 @@ def make_step(args, dev, x, y):
         model = teacher.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
 
+        fwd = torch.compile(model) if args.compile else model
+
         def step():
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(x), y)
+            loss = F.cross_entropy(fwd(x), y)
             loss.backward()
             opt.step()
             return loss
@@ -75,13 +77,16 @@ def make_step(args, dev, x, y):
     opt_m = torch.optim.Adam(mp, lr=1e-3, weight_decay=1e-4)
     opt_q = torch.optim.Adam(qp, lr=1e-5, weight_decay=0.0)
     student.train()
+    # --compile: torch.compile of both networks (the optimizers stay eager), PyTorch's default mode
+    t_fwd = torch.compile(teacher) if args.compile else teacher
+    s_fwd = torch.compile(student) if args.compile else student
 
     def step():
         opt_m.zero_grad(set_to_none=True)
         opt_q.zero_grad(set_to_none=True)
         with torch.no_grad():
-            zt = teacher(x)
-        loss = kl_loss(student(x), zt, T=4.0, alpha=1.0)
+            zt = t_fwd(x)
+        loss = kl_loss(s_fwd(x), zt, T=4.0, alpha=1.0)
         loss.backward()
         opt_m.step()
         opt_q.step()
@@ -105,6 +110,8 @@ def main():
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the networks (the compilation happens in the warm-up steps)")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="torch.backends.cudnn.benchmark = True (default: PyTorch's default, off)")
     args = ap.parse_args()
@@ -165,6 +172,7 @@ def main():
         "classes": args.classes,
         "wbits": args.wbits if args.mode == "sqakd" else 32,
         "abits": args.abits if args.mode == "sqakd" else 32,
+        "compiled": bool(args.compile),
         "steps": args.steps,
         "warmup": args.warmup,
         "ms_per_step": round(ms_step, 3),
