@@ -120,6 +120,38 @@ Test(cli, help_on_every_subcommand, .init = setup, .fini = teardown)
     cr_expect(strstr(g_out, "269850") != NULL, "%s", g_out);
 }
 
+/* 'bench loader' times the loader alone: the images it reports are the batches it was asked for,
+   at a positive rate, per thread; a missing --data and a bad --augment are one line each */
+Test(cli, bench_loader_reports_the_loader_alone, .init = setup, .fini = teardown)
+{
+    char img[300], lab[300];
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    snprintf(lab, sizeof lab, "%s/lab.idx", g_dir);
+    write_idx(img, lab, 96);
+    cr_assert_eq(run("bench loader --data idx:%s,%s --batch 16 --batches 3 --loader-threads 2 --augment flip --json",
+                     img, lab), 0, "%s", g_out);
+    sq_json *o = NULL;
+    cr_assert_eq(sq_json_parse(g_out, strcspn(g_out, "\n"), &o, NULL), SQ_OK, "%s", g_out);
+    cr_expect_eq(sq_json_num(sq_json_get(o, "images"), -1), 48, "%s", g_out);
+    cr_expect_eq(sq_json_num(sq_json_get(o, "threads"), -1), 2, "%s", g_out);
+    double ips = sq_json_num(sq_json_get(o, "img_per_s"), -1), per = sq_json_num(sq_json_get(o, "img_per_s_per_thread"), -1);
+    cr_expect_gt(ips, 0, "%s", g_out);
+    cr_expect(fabs(per * 2 - ips) <= 1e-6 * ips, "%s", g_out);
+    const sq_json *aug = sq_json_get(o, "augment");
+    cr_expect(aug && aug->type == SQ_JSON_STR && !strcmp(aug->str, "flip"), "%s", g_out);
+    sq_json_free(o);
+    /* --batches beyond the epoch: the epoch less its first (untimed) batch, 96 / 16 - 1 batches;
+       the whole train split is read (nothing held out) */
+    cr_assert_eq(run("bench loader --data idx:%s,%s --batch 16 --batches 1000 --json", img, lab), 0, "%s", g_out);
+    cr_expect(strstr(g_out, "\"images\":80,") != NULL && g_out[0] == '{', "%s", g_out);
+    cr_expect_eq(run("bench loader --batch 16"), 2);
+    cr_expect(strstr(g_out, "sqakd bench loader: --data SPEC is required") == g_out && strchr(g_out, '\n') ==
+              g_out + strlen(g_out) - 1, "%s", g_out);
+    cr_expect_eq(run("bench loader --data idx:%s,%s --augment sideways", img, lab), 2);
+    cr_expect(strstr(g_out, "sqakd bench loader: --augment must be") == g_out && strchr(g_out, '\n') ==
+              g_out + strlen(g_out) - 1, "%s", g_out);
+}
+
 Test(cli, distill_runs_without_labels_and_eval_json, .init = setup, .fini = teardown)
 {
     char t[300], img[300], lab[300];

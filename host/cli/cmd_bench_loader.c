@@ -33,10 +33,8 @@ int sq_cmd_bench_loader(int argc, char **argv)
     if (!spec) return sq_cli_fail(cmd, "--data SPEC is required (e.g. --data cifar10:DIR)");
     sq_data_opts dopts;
     if (sq_cli_data_opts(cmd, resize, threads, &dopts)) return 2;
-    sq_dataset train, test;
-    int have_test = 0;
-    if (sq_cli_open_data(cmd, spec, &dopts, 0, 0, 1, &train, &test, &have_test)) return 2;
-    if (have_test) sq_dataset_free(&test);
+    sq_dataset train; /* the whole train split, without labels, as distill reads it */
+    if (sq_dataset_open_ex(spec, SQ_SPLIT_TRAIN, 0, &dopts, &train)) return sq_cli_fail(cmd, "%s", sq_last_error());
     sq_cli_common c;
     sq_cli_common_defaults(&c);
     c.augment = augment;
