@@ -181,6 +181,12 @@ def _disc(c, steps):
     return torch.round(c * steps) / steps
 
 
+def _sym(c, steps):
+    """2 q - 1 on the weight grid, rounded once: (2 round_half_even(c steps) - steps) / steps
+    (float32, as sq_qm_sym_fwd_unit_r)"""
+    return (2.0 * torch.round(c * steps) - steps) / steps
+
+
 def _sum32(v):
     """sum in double, rounded to float32 (fakequant.c sums the parameter gradients in double)"""
     return v.double().sum().float()
@@ -192,10 +198,10 @@ class EwgsFQ(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, l, u, bits, delta, weight):
         steps = float((1 << bits) - 1)
-        q = _disc(((x - l) / (u - l)).clamp(0.0, 1.0), steps)
+        c = ((x - l) / (u - l)).clamp(0.0, 1.0)
         ctx.save_for_backward(x, l, u)
         ctx.steps, ctx.delta, ctx.weight = steps, float(delta), weight
-        return 2.0 * q - 1.0 if weight else q
+        return _sym(c, steps) if weight else _disc(c, steps)
 
     @staticmethod
     def backward(ctx, gy):
@@ -281,7 +287,7 @@ class DorefaWeightFQ(torch.autograd.Function):
             c = torch.full_like(t, 0.5)
         ctx.save_for_backward(t, m)
         ctx.steps, ctx.delta = steps, float(delta)
-        return 2.0 * _disc(c, steps) - 1.0
+        return _sym(c, steps)
 
     @staticmethod
     def backward(ctx, gy):
