@@ -414,4 +414,47 @@ Test(squat, cli_flags_students_and_records, .init = cli_init, .fini = cli_fini)
     cr_expect_eq(run("distill --teacher %s --data idx:%s --students ewgs:2:loss=ce %s --out %s/x", t, img, common, g_dir),
                  2);
     cr_expect(strstr(g_out, "takes loss=kl or loss=kl+squat") != NULL, "%s", g_out);
+    /* info lists the taps */
+    cr_assert_eq(run("info %s", t), 0, "%s", g_out);
+    cr_expect(strstr(g_out, "squat taps         conv2, conv3 (default conv3)") != NULL, "%s", g_out);
+}
+
+/* an imported (ONNX) teacher: its node names are the taps; a sweep with kl+squat records it */
+Test(squat, cli_onnx_teacher_and_sweep, .init = cli_init, .fini = cli_fini)
+{
+    if (access(sqt_bin(), X_OK)) cr_skip("sqakd binary %s not built (set SQAKD_BIN)", sqt_bin());
+    char t[400], img[400], path[600];
+    write_inputs(t, img, sizeof t);
+    const char *common = "--epochs 1 --batch 16 --threads 1 --seed 2 --quiet";
+    cr_assert_eq(run("export %s --onnx %s/t.onnx", t, g_dir), 0, "%s", g_out);
+    cr_assert_eq(run("info %s/t.onnx", g_dir), 0, "%s", g_out);
+    const char *taps = strstr(g_out, "squat taps");
+    cr_assert(taps != NULL, "%s", g_out);
+    char tap[80] = "";
+    sscanf(taps + 10, " %79[^, ]", tap); /* the first one */
+    cr_assert(tap[0], "%s", g_out);
+    int rc = run("distill --teacher %s/t.onnx --data idx:%s --quantizer ewgs --wbits 2 --abits 2 --loss kl+squat "
+                 "--squat-tap %s %s --out %s/onnx", g_dir, img, tap, common, g_dir);
+    cr_expect_eq(rc, 0, "%s", g_out);
+    cr_expect_eq(run("distill --teacher %s/t.onnx --data idx:%s --loss kl+squat --squat-tap nope %s --out %s/x", g_dir,
+                     img, common, g_dir), 2);
+    cr_expect(strstr(g_out, "pick one of") && strstr(g_out, tap), "%s", g_out);
+    /* a sweep */
+    rc = run("sweep --teacher %s --data idx:%s --quantizers lsq --bits 2 --epochs 1 --batch 16 --threads 1 --loss kl+squat "
+             "--squat-weight 3 --quiet --out %s/sw", t, img, g_dir);
+    cr_expect_eq(rc, 0, "%s", g_out);
+    snprintf(path, sizeof path, "%s/sw/sweep.json", g_dir);
+    char *txt = slurp_str(path);
+    cr_assert_not_null(txt);
+    cr_expect(strstr(txt, "\"loss\": \"kl+squat\"") || strstr(txt, "\"loss\":\"kl+squat\""), "%s", txt);
+    free(txt);
+    snprintf(path, sizeof path, "%s/sw/tasks/lsq_w2a2_s1/result.json", g_dir);
+    cr_expect_eq(access(path, F_OK), 0, "no %s", path);
+    /* the same directory with another weight is another training configuration */
+    rc = run("sweep --teacher %s --data idx:%s --quantizers lsq --bits 2 --epochs 1 --batch 16 --threads 1 --loss kl+squat "
+             "--squat-weight 2 --quiet --out %s/sw", t, img, g_dir);
+    cr_expect_eq(rc, 2, "%s", g_out);
+    cr_expect(strstr(g_out, "squat_weight") != NULL, "%s", g_out);
+    cr_expect_eq(run("sweep --teacher %s --data idx:%s --quantizers lsq --bits 2 --loss ce --out %s/sw2", t, img, g_dir), 2);
+    cr_expect(strstr(g_out, "--loss must be kl or kl+squat") != NULL, "%s", g_out);
 }

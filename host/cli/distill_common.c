@@ -162,8 +162,12 @@ int sq_loss_parse(const char *cmd, const char *name, sq_train_cfg *cfg)
         char pb[64];
         return sq_cli_fail(cmd, "--loss must be kl, kl+squat or ce, got '%s'", sq_printable(name, pb, sizeof pb));
     }
+    return sq_squat_tap_check(cmd, cfg->squat_tap);
+}
+
+int sq_squat_tap_check(const char *cmd, const char *t)
+{
     /* a node name goes into the recorded configuration: printable, no quote or backslash */
-    const char *t = cfg->squat_tap;
     for (size_t i = 0; t && t[i]; i++)
         if (i >= 79 || t[i] < 0x20 || t[i] > 0x7e || t[i] == '"' || t[i] == '\\') {
             char pb[96];

@@ -42,6 +42,9 @@ typedef struct sq_student_spec {
 /* --loss NAME: "kl", "kl+squat" (KL with SQuaT's feature term: cfg->squat = 1) or "ce". 0, or 2 with
    the error printed. */
 int sq_loss_parse(const char *cmd, const char *name, sq_train_cfg *cfg);
+/* --squat-tap NAME looks like a node name (printable, no quotes or backslashes, under 80 bytes;
+   whether the model has it is checked on the model). 0 (NULL too), or 2 with the error printed. */
+int sq_squat_tap_check(const char *cmd, const char *tap);
 
 #define SQ_MAX_STUDENTS 64
 
