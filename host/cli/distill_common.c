@@ -139,6 +139,11 @@ int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_tr
     warn_no_bn(cmd, s, q);
     int tap;
     if (cfg->squat && sq_squat_find_tap(s, cfg->squat_tap, &tap)) goto fail; /* before any training */
+    if (cfg->squat && d->teacher->tprec) {
+        sq_cli_fail(cmd, "--loss kl+squat reads the teacher's fp32 feature at the tap: drop --teacher-precision");
+        sq_model_free(s);
+        return 2;
+    }
     if (sq_train_quant_init_first_batch(s, &d->train, cfg)) {
         sq_cli_fail(cmd, "quantizer initialisation failed: %s", sq_last_error());
         sq_model_free(s);
