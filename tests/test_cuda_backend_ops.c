@@ -118,6 +118,7 @@ static const bo_member bo_members[] = {
     M_OP(dropout_bwd),
     M_OP(softmax_ce),
     M_OP(kl_fwd_bwd),
+    M_OP(squat_fwd_bwd),
     M_OP(argmax),
     M_OP(fakequant_fwd),
     M_OP(fakequant_bwd),
@@ -1291,6 +1292,45 @@ static int run_kl_extreme(bo_ctx *c, const bo_row *r, const int *p, int mode)
     ok(c);
     cmp(c, "kl loss", fetch(c, dl), &l, 1, 0);
     cmp(c, "kl grad", fetch(c, dg), g, m, 0);
+    return 1;
+}
+
+/* SQuaT's feature loss (issue 20) for every activation quantizer at 1, 2 and 4 bits: the loss
+   added to what *loss holds, the gradient accumulated; NUL: without the gradient, the same loss;
+   DET: a second run, the same bits */
+static int run_squat(bo_ctx *c, const bo_row *r, const int *p, int mode)
+{
+    (void)r;
+    static const sq_quant_kind kinds[] = {SQ_QUANT_EWGS, SQ_QUANT_PACT, SQ_QUANT_LSQ, SQ_QUANT_DOREFA};
+    const size_t n = (size_t)p[0];
+    for (int ki = 0; ki < 4; ki++)
+        for (int bits = 1; bits <= 4; bits *= 2) {
+            if (c->timing && (ki != 0 || bits != 2)) continue; /* timing: ewgs, 2 bits */
+            sq_quant_cfg cfg = {kinds[ki], SQ_QROLE_ACT, bits, 0, 0.0f, 0.0f};
+            float qp[2], l0[3] = {0.5f, 0.5f, 0.5f}, l[1];
+            sqt_fq_params(kinds[ki], 0, bits, qp);
+            float *xt = hr(c, n, -0.4f, 1.7f), *xs = hr(c, n, -0.2f, 1.5f), *g0 = hr(c, n, -1, 1),
+                  *g = hd(c, g0, n);
+            l[0] = 0.5f;
+            c->ref->squat_fwd_bwd(&cfg, n, xt, qp, xs, 1.25f, &l[0], g);
+            float *dxt = din(c, xt, n), *dxs = din(c, xs, n), *dqp = din(c, qp, 2), *dl = dout(c, l0, 3),
+                  *dg = dout(c, g0, n), *dg2 = NULL;
+            BO_CALL(c, "squat_fwd_bwd", 12.0 * n, c->be->squat_fwd_bwd(&cfg, n, dxt, dqp, dxs, 1.25f, dl, dg));
+            if (mode == NUL) c->be->squat_fwd_bwd(&cfg, n, dxt, dqp, dxs, 1.25f, dl + 1, NULL);
+            if (mode == DET) c->be->squat_fwd_bwd(&cfg, n, dxt, dqp, dxs, 1.25f, dl + 2, dg2 = dout(c, g0, n));
+            ok(c);
+            char label[96];
+            float *rl = fetch(c, dl), *rg = fetch(c, dg);
+            snprintf(label, sizeof label, "loss: %s %d bits", sq_quant_kind_name(kinds[ki]), bits);
+            cmp(c, label, rl, l, 1, 0);
+            snprintf(label, sizeof label, "grad: %s %d bits", sq_quant_kind_name(kinds[ki]), bits);
+            cmp(c, label, rg, g, n, 0);
+            if (mode == NUL) cmp(c, "same:loss without the gradient", rl + 1, rl, 1, 0);
+            if (mode == DET) {
+                cmp(c, "same:loss, second run", rl + 2, rl, 1, 0);
+                cmp(c, "same:grad, second run", fetch(c, dg2), rg, n, 0);
+            }
+        }
     return 1;
 }
 
@@ -2489,6 +2529,17 @@ static const bo_row bo_rows[] = {
      SHAPES(kl_extreme_p, "classes T"),
      .modes = FWD,
      .tol = {CLOSE("kl loss", 1e-6, 0, 1e-5), CLOSE("kl grad", 1e-6, 0, 1e-4)}},
+
+    {.name = "squat feature loss",
+     .fam = F_losses,
+     .covers = "squat_fwd_bwd",
+     .run = run_squat,
+     SHAPES(vec_p, "elements"),
+     .modes = ACC | NUL | DET,
+     /* the same per-element math (quant_math.h; the device divides by reciprocal, correctly
+        rounded); the loss summed in double on both, in another order */
+     .tol = {CLOSE("loss", 1e-7, 0, 1e-6), CLOSE("grad", 1e-9, 0, 1e-6), SAME},
+     .bench = {1 << 22}},
 
     /* ---- fake quantization: every quantizer and role ---- */
     FQ_ROW(SQ_QUANT_EWGS, "ewgs", 1, "weight"),

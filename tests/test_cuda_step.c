@@ -280,6 +280,8 @@ static void compare_forced(sq_quant_kind kind, int bits)
     sq_model_free(sc); sq_model_free(sg); sq_model_free(tc); sq_model_free(tg);
 }
 
+static int g_squat; /* free runs with --loss kl+squat */
+
 /* three free-running SQAKD steps (sq_train_step) on each backend: the losses stay close; not
    tight, since level flips make the two runs drift apart (see the top comment) */
 static void free_run(const sq_backend *be, sq_quant_kind kind, int bits, float loss[STEPS])
@@ -288,9 +290,12 @@ static void free_run(const sq_backend *be, sq_quant_kind kind, int bits, float l
     float *x = malloc(NX * sizeof(float));
     batch(x, 0);
     cr_assert_eq(sq_model_quant_init(s, x, N), SQ_OK, "%s", sq_last_error());
-    const sq_train_cfg cfg = sqakd_cfg();
+    sq_train_cfg cfg = sqakd_cfg();
+    cfg.squat = g_squat; /* SQuaT's feature term at the default tap (issue 20), weighted so that it */
+    cfg.squat_weight = 20; /* is a large part of the loss (the random teacher's KL is large) */
     sq_step_bufs *b = sq_step_bufs_create(s, 1);
     cr_assert(b, "%s", sq_last_error());
+    cr_assert_eq(sq_step_bufs_squat(b, &cfg, s, t), SQ_OK, "%s", sq_last_error());
     for (int k = 0; k < STEPS; k++) {
         batch(x, k);
         be->memset0(sq_step_bufs_loss_sum(b), sizeof(float));
@@ -324,3 +329,14 @@ Test(cuda_step, resnet20_pact_w4a4_forced_steps_match_cpu) { compare_forced(SQ_Q
 Test(cuda_step, resnet20_lsq_w2a2_forced_steps_match_cpu) { compare_forced(SQ_QUANT_LSQ, 2); }
 Test(cuda_step, resnet20_dorefa_w2a2_forced_steps_match_cpu) { compare_forced(SQ_QUANT_DOREFA, 2); }
 Test(cuda_step, resnet20_ewgs_w4a4_free_steps_stay_close) { compare_free(SQ_QUANT_EWGS, 4); }
+Test(cuda_step, resnet20_lsq_w2a2_squat_free_steps_stay_close)
+{
+    if (!sq_backend_cuda()) cr_skip("no GPU: %s", sq_last_error());
+    /* the feature term is large enough here for the comparison to see it */
+    float lk[STEPS], ls[STEPS];
+    free_run(sq_backend_cpu(), SQ_QUANT_LSQ, 2, lk);
+    g_squat = 1;
+    free_run(sq_backend_cpu(), SQ_QUANT_LSQ, 2, ls);
+    cr_assert(ls[0] > 1.1f * lk[0], "first loss with the feature term %.8g, without %.8g", ls[0], lk[0]);
+    compare_free(SQ_QUANT_LSQ, 2);
+}

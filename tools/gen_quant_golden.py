@@ -100,9 +100,21 @@ def normalized(kind, role, bits, signed, qp, x):
 
 
 def run_case(kind, role, bits, signed, delta, qp, x, gy):
-    L = 2 ** bits
     xt = torch.tensor(x, dtype=torch.float32, requires_grad=True)
     p = [torch.tensor(v, dtype=torch.float32, requires_grad=True) for v in qp]
+    y = fake_quant(kind, role, bits, signed, delta, p, xt)
+    (y * torch.tensor(gy, dtype=torch.float32)).sum().backward()
+    gqp = [0.0, 0.0]
+    for i, t in enumerate(p):
+        gqp[i] = float(t.grad) if t.grad is not None else 0.0
+    return y.detach().numpy(), xt.grad.numpy(), gqp
+
+
+def fake_quant(kind, role, bits, signed, delta, p, xt):
+    """the quantizer's output for the tensor xt with parameters p (tensors), as an autograd graph;
+    LSQ's gradient scale counts xt's elements (grad_numel = n)"""
+    L = 2 ** bits
+    x = xt.detach().numpy()
     if kind == EWGS:
         c = ClipIncl.apply((xt - p[0]) / (p[1] - p[0]), 0.0, 1.0)
         q = Disc.apply(c, L, delta)
@@ -132,11 +144,7 @@ def run_case(kind, role, bits, signed, delta, qp, x, gy):
         y = q
     else:
         y = xt * 1.0
-    (y * torch.tensor(gy, dtype=torch.float32)).sum().backward()
-    gqp = [0.0, 0.0]
-    for i, t in enumerate(p):
-        gqp[i] = float(t.grad) if t.grad is not None else 0.0
-    return y.detach().numpy(), xt.grad.numpy(), gqp
+    return y
 
 
 def make_inputs(rng, kind, role, bits, signed):

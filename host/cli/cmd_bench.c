@@ -22,7 +22,7 @@ int sq_cmd_bench_step(int argc, char **argv)
 {
     const char *cmd = "bench step";
     const char *teacher_path = NULL;
-    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL;
+    const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL, *loss = "kl";
     int wbits = 4, abits = 4, batch = 128, threads = sq_cpus_available(), steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
@@ -39,6 +39,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         {"--device", SQ_ARG_STR, &device, 0, 0, "auto | cpu | cuda"},
         {"--backend-opt", SQ_ARG_STR, &bopt, 0, 0, SQ_BACKEND_OPT_HELP},
         {"--fp", SQ_ARG_FLAG, &fp, 0, 0, "time a full-precision CE training step (SGD) instead"},
+        {"--loss", SQ_ARG_STR, &loss, 0, 0, "kl (default) | kl+squat (SQuaT's feature term at the default tap)"},
         {"--teacher-precision", SQ_ARG_STR, &tprec_name, 0, 0, "fp32 (default) | fp16 | bf16 (fp16/bf16: cuda)"},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object"},
     };
@@ -51,6 +52,9 @@ int sq_cmd_bench_step(int argc, char **argv)
         return sq_cli_fail(cmd, "--input must look like 3x32x32, got '%s'", input);
     int kind = sq_quant_kind_parse(quantizer);
     if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s'", quantizer);
+    if (strcmp(loss, "kl") && strcmp(loss, "kl+squat"))
+        return sq_cli_fail(cmd, "--loss must be kl or kl+squat, got '%s'", loss);
+    if (fp && strcmp(loss, "kl")) return sq_cli_fail(cmd, "--fp times a CE step: drop --loss");
     sq_teacher_prec tprec;
     if (sq_teacher_prec_parse(tprec_name, &tprec)) return sq_cli_fail(cmd, "%s", sq_last_error());
     const sq_backend *be = sq_backend_open(device, bopt, threads);
@@ -105,8 +109,18 @@ int sq_cmd_bench_step(int argc, char **argv)
     cfg.loss = fp ? SQ_LOSS_CE : SQ_LOSS_KL;
     cfg.opt = fp ? SQ_OPT_SGD : SQ_OPT_ADAM;
     cfg.lr = fp ? 0.01f : 1e-3f;
+    cfg.squat = !strcmp(loss, "kl+squat");
     sq_step_bufs *b = sq_step_bufs_new(s);
     if (!b) { sq_model_free(s); sq_model_free(t); return sq_cli_fail(cmd, "%s", sq_last_error()); }
+    if (sq_step_bufs_squat(b, &cfg, s, t)) {
+        sq_cli_fail(cmd, "%s", sq_last_error());
+        sq_step_bufs_free(s, b);
+        free(x); free(y);
+        sq_model_free(s);
+        if (t) sq_teacher_prec_release(t);
+        sq_model_free(t);
+        return 2;
+    }
     double t0 = 0;
     for (int i = 0; i < warmup + steps; i++) {
         if (i == warmup) { be->sync(); t0 = sq_now(); }
@@ -132,7 +146,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         sq_jbuf jb;
         sq_jbuf_init(&jb);
         sq_jbuf_begin_obj(&jb);
-        sq_jbuf_kv_str(&jb, "mode", fp ? "fp" : "sqakd");
+        sq_jbuf_kv_str(&jb, "mode", fp ? "fp" : cfg.squat ? "sqakd+squat" : "sqakd");
         sq_jbuf_kv_str(&jb, "model", model);
         sq_jbuf_kv_str(&jb, "quantizer", fp ? "none" : quantizer);
         sq_jbuf_kv_int(&jb, "wbits", fp ? 32 : wbits);
@@ -151,7 +165,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         sq_jbuf_free(&jb);
     } else {
         printf("%s step, %s %s W%dA%d, batch %d, %d threads, %s%s%s%s: %.1f ms/step, %.1f img/s, peak RSS %.0f MiB\n",
-               fp ? "full-precision" : "SQAKD", model, fp ? "none" : quantizer, fp ? 32 : wbits, fp ? 32 : abits,
+               fp ? "full-precision" : cfg.squat ? "SQAKD+SQuaT" : "SQAKD", model, fp ? "none" : quantizer, fp ? 32 : wbits, fp ? 32 : abits,
                batch, threads, be->name, !fp && tprec != SQ_TPREC_FP32 ? ", teacher " : "",
                !fp && tprec != SQ_TPREC_FP32 ? sq_teacher_prec_name(tprec) : "", graph ? ", CUDA graph" : "",
                1000.0 * dt / steps, ips, rss_mb);

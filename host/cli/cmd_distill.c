@@ -48,6 +48,11 @@ static void print_loss_note(const sq_train_cfg *cfg)
     if (cfg->quiet) return;
     if (cfg->loss == SQ_LOSS_CE)
         fprintf(stderr, "sqakd distill: --loss ce: label-supervised QAT baseline (labels are used for training)\n");
+    else if (cfg->squat)
+        fprintf(stderr, "sqakd distill: loss alpha*T^2*KL(teacher||student) + G*MSE(student's quantized feature, teacher's "
+                "feature quantized alike) at %s (SQuaT), alpha %g, T %g, G %g; no labels are used for training\n",
+                cfg->squat_tap && cfg->squat_tap[0] ? cfg->squat_tap : "the last quantized conv's input", cfg->alpha,
+                cfg->T, cfg->squat_weight);
     else
         fprintf(stderr, "sqakd distill: loss alpha*T^2*KL(teacher||student), alpha %g, T %g; no labels are used "
                 "for training (labels, if any, only for reporting accuracy)\n", cfg->alpha, cfg->T);
@@ -90,13 +95,13 @@ int sq_cmd_distill(int argc, char **argv)
     sq_distill_defaults(&c);
     distill_flags f = {.loss = "kl", .tprec_name = "fp32", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
-    sq_arg a[48];
+    sq_arg a[52];
     int n = 0;
     a[n++] = (sq_arg){"--teacher", SQ_ARG_STR, &f.teacher, 0, 0, "full-precision teacher checkpoint (required)"};
     a[n++] = (sq_arg){"--student", SQ_ARG_STR, &f.student, 0, 0, "start the student from this checkpoint instead of the teacher"};
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's)"};
     a[n++] = (sq_arg){"--quantizer", SQ_ARG_STR, &f.quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"};
-    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y],... (BITS wWaA or B), each in OUT/<quantizer>_w<W>a<A>/"};
+    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y][:loss=kl|kl+squat],... (BITS wWaA or B), each in OUT/<quantizer>_w<W>a<A>/ (+ _squat with :loss=kl+squat)"};
     a[n++] = (sq_arg){"--wbits", SQ_ARG_INT, &f.q.wbits, 1, 8, "weight bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--abits", SQ_ARG_INT, &f.q.abits, 1, 8, "activation bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--quant-first-last", SQ_ARG_FLAG, &f.q.first_last, 0, 0, "also quantize the first conv and the classifier"};
@@ -104,7 +109,9 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--delta-a", SQ_ARG_FLOAT, &delta_a, 0, 1e6, "EWGS backward delta for activations (default 0)"};
     a[n++] = (sq_arg){"--delta-every", SQ_ARG_INT, &c.cfg.delta_every, 0, 100000, "ewgs: update delta from the Hessian trace every N epochs (0 = fixed; default 0)"};
     a[n++] = (sq_arg){"--delta-batches", SQ_ARG_INT, &c.cfg.delta_batches, 1, 1000, "batches per Hessian delta update (default 2)"};
-    a[n++] = (sq_arg){"--loss", SQ_ARG_STR, &f.loss, 0, 0, "kl (SQAKD, no labels; default) | ce (label-supervised QAT baseline)"};
+    a[n++] = (sq_arg){"--loss", SQ_ARG_STR, &f.loss, 0, 0, "kl (SQAKD, no labels; default) | kl+squat (SQAKD plus SQuaT's quantized-feature term, docs/squat.md) | ce (label-supervised QAT baseline)"};
+    a[n++] = (sq_arg){"--squat-weight", SQ_ARG_FLOAT, &c.cfg.squat_weight, 0, 1e6, "kl+squat: weight G of the feature term (default 1)"};
+    a[n++] = (sq_arg){"--squat-tap", SQ_ARG_STR, &c.cfg.squat_tap, 0, 0, "kl+squat: the quantized layer whose input is compared (default: the last quantized conv; 'sqakd info' lists them)"};
     a[n++] = (sq_arg){"--alpha", SQ_ARG_FLOAT, &c.cfg.alpha, 0, 1e6, "loss weight alpha (default 1)"};
     a[n++] = (sq_arg){"--temperature", SQ_ARG_FLOAT, &c.cfg.T, 0.01, 1000, "distillation temperature T (default 4)"};
     a[n++] = (sq_arg){"--lr-model", SQ_ARG_FLOAT, &c.cfg.lr, 0, 100, "Adam lr for model parameters (default 1e-3)"};
@@ -142,9 +149,9 @@ int sq_cmd_distill(int argc, char **argv)
     int kind = sq_quant_kind_parse(f.quantizer);
     if (kind <= 0) return sq_cli_fail(cmd, "unknown --quantizer '%s' (expected ewgs, pact, lsq or dorefa)", f.quantizer);
     f.q.kind = (sq_quant_kind)kind;
-    if (!strcmp(f.loss, "kl")) c.cfg.loss = SQ_LOSS_KL;
-    else if (!strcmp(f.loss, "ce")) c.cfg.loss = SQ_LOSS_CE;
-    else return sq_cli_fail(cmd, "--loss must be kl or ce, got '%s'", f.loss);
+    if (sq_loss_parse(cmd, f.loss, &c.cfg)) return 2;
+    if (!c.cfg.squat && !f.students && (sq_args_given(&c.cfg.squat_weight) || sq_args_given(&c.cfg.squat_tap)))
+        return sq_cli_fail(cmd, "--squat-weight and --squat-tap need --loss kl+squat");
     if (c.cfg.delta_every > 0 && f.q.kind != SQ_QUANT_EWGS && !f.students)
         return sq_cli_fail(cmd, "--delta-every needs --quantizer ewgs (delta is the EWGS backward's scale)");
     if (!f.teacher) return sq_cli_fail(cmd, "--teacher CKPT is required (make one with 'sqakd train')");

@@ -3,6 +3,7 @@
 #include "sqakd/checkpoint.h"
 #include "sqakd/import.h"
 #include "sqakd/safetensors.h"
+#include "sqakd/train.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +54,22 @@ static void print_graph(const sq_model *m)
     }
 }
 
+/* the layers --squat-tap may name (distill --loss kl+squat, docs/squat.md) */
+static void print_taps(const sq_model *m)
+{
+    char names[4096];
+    sq_squat_tap_names(m, names, sizeof names);
+    const int d = sq_squat_default_tap(m);
+    printf("  %-18s ", "squat taps");
+    show(names[0] ? names : "(none)", 0);
+    if (d >= 0) {
+        printf(" (default ");
+        show(m->nodes[d].name, 0);
+        putchar(')');
+    }
+    putchar('\n');
+}
+
 static int info_onnx(const char *cmd, const char *path, const sq_import_opts *io)
 {
     sq_imported imp;
@@ -66,6 +83,7 @@ static int info_onnx(const char *cmd, const char *path, const sq_import_opts *io
     printf("  %-18s mean %g,%g,%g std %g,%g,%g (%s)\n", "normalisation", imp.mean[0], imp.mean[1], imp.mean[2],
            imp.std[0], imp.std[1], imp.std[2], imp.norm_from_graph ? "the graph's own, lifted" : "--mean/--std or none");
     printf("  %-18s %zu\n", "parameters", sq_model_param_count(m));
+    print_taps(m);
     print_graph(m);
     sq_imported_free(&imp);
     return 0;
@@ -118,6 +136,7 @@ int sq_cmd_info(int argc, char **argv)
             sq_model_set_quant(m, &meta.q);
             printf("  %-18s %zu\n", "parameters", sq_model_param_count(m));
             printf("  %-18s %.0f bytes at W%d\n", "model size", sq_model_size_bytes(m), meta.q.kind ? meta.q.wbits : 32);
+            print_taps(m);
             if (!strcmp(meta.arch, "graph")) print_graph(m);
             sq_model_free(m);
         } else {

@@ -23,10 +23,10 @@ static const char *USAGE =
 
 typedef struct {
     const char *config, *model, *data, *teacher, *quantizers, *bits, *seeds, *out, *device, *augment, *partition,
-        *time, *bin, *resize;
+        *time, *bin, *resize, *loss, *squat_tap;
     int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group;
     int run_teacher, slurm, dry_run, quiet, tensorboard;
-    float lr_model, lr_quant, alpha, T, holdout;
+    float lr_model, lr_quant, alpha, T, holdout, squat_weight;
 } sweep_flags;
 
 static int file_exists(const char *p)
@@ -84,6 +84,10 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
     SET_STR(sw->device, f->device, "--device", NULL);
     SET_STR(sw->augment, f->augment, "--augment", NULL);
     SET_STR(sw->resize, f->resize, "--resize", bad_resize);
+    SET_STR(sw->loss, f->loss, "--loss", NULL);
+    SET_STR(sw->squat_tap, f->squat_tap, "--squat-tap", NULL);
+    if (sq_squat_tap_check(cmd, sw->squat_tap)) return 2;
+    SET_NUM(sw->squat_weight, f->squat_weight);
     SET_STR(sw->partition, f->partition, "--partition", sq_sweep_bad_partition);
     SET_STR(sw->time, f->time, "--time", sq_sweep_bad_time);
     SET_NUM(sw->train_teacher_epochs, f->tte);
@@ -115,6 +119,10 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
         return sq_cli_fail(cmd, "--teacher CKPT or --train-teacher-epochs N (with --model) is required");
     if (!sw->teacher[0] && !sw->model[0])
         return sq_cli_fail(cmd, "--train-teacher-epochs needs --model NAME (the teacher's and students' architecture)");
+    if (strcmp(sw->loss, "kl") && strcmp(sw->loss, "kl+squat"))
+        return sq_cli_fail(cmd, "--loss must be kl or kl+squat (a sweep distills), got '%s'", sw->loss);
+    if (!strcmp(sw->loss, "kl") && (sw->squat_tap[0] || sw->squat_weight != 1))
+        return sq_cli_fail(cmd, "--squat-weight and --squat-tap need --loss kl+squat");
     if (sw->tensorboard != 0 && sw->tensorboard != 1)
         return sq_cli_fail(cmd, "\"tensorboard\" must be 0 or 1, got %d", sw->tensorboard);
     if (sw->epochs < 1 || sw->batch < 1 || sw->threads < 1 || sw->group_size < 1)
@@ -251,6 +259,9 @@ static void common_for(const sq_sweep *sw, uint64_t seed, int quiet, sq_cli_comm
     c->cfg.T = sw->temperature;
     c->cfg.quiet = quiet;
     c->cfg.tensorboard = sw->tensorboard;
+    c->cfg.squat = !strcmp(sw->loss, "kl+squat");
+    c->cfg.squat_weight = sw->squat_weight;
+    c->cfg.squat_tap = sw->squat_tap[0] ? sw->squat_tap : NULL;
 }
 
 static int write_json(const char *cmd, const char *path, sq_jbuf *jb)
@@ -474,7 +485,7 @@ int sq_cmd_sweep(int argc, char **argv)
     const char *cmd = "sweep";
     sweep_flags f = {.tte = -1, .epochs = -1, .batch = -1, .threads = -1, .max_steps = -1, .group_size = -1,
                      .gpus = -1, .cpus = -1, .max_running = -1, .run_group = -1,
-                     .lr_model = NAN, .lr_quant = NAN, .alpha = NAN, .T = NAN, .holdout = NAN};
+                     .lr_model = NAN, .lr_quant = NAN, .alpha = NAN, .T = NAN, .holdout = NAN, .squat_weight = NAN};
     sq_arg a[] = {
         {"--config", SQ_ARG_STR, &f.config, 0, 0, "JSON configuration (keys as in DIR/sweep.json); flags override it (default: none)"},
         {"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's); the teacher's with --train-teacher-epochs"},
@@ -492,6 +503,9 @@ int sq_cmd_sweep(int argc, char **argv)
         {"--lr-quant", SQ_ARG_FLOAT, &f.lr_quant, 0, 100, "Adam lr of quantizer parameters (default 1e-5)"},
         {"--alpha", SQ_ARG_FLOAT, &f.alpha, 0, 1e6, "distillation loss weight (default 1)"},
         {"--temperature", SQ_ARG_FLOAT, &f.T, 0.01, 1000, "distillation temperature (default 4)"},
+        {"--loss", SQ_ARG_STR, &f.loss, 0, 0, "kl (SQAKD; default) | kl+squat (plus SQuaT's quantized-feature term, docs/squat.md)"},
+        {"--squat-weight", SQ_ARG_FLOAT, &f.squat_weight, 0, 1e6, "kl+squat: weight of the feature term (default 1)"},
+        {"--squat-tap", SQ_ARG_STR, &f.squat_tap, 0, 0, "kl+squat: the quantized layer whose input is compared (default: the last quantized conv)"},
         {"--holdout", SQ_ARG_FLOAT, &f.holdout, 0, 0.9, "evaluate on this fraction of the train split (default 0: the test split)"},
         {"--augment", SQ_ARG_STR, &f.augment, 0, 0, "none | flip | crop | crop,flip (default by data)"},
         {"--resize", SQ_ARG_STR, &f.resize, 0, 0, SQ_CLI_RESIZE_HELP},

@@ -137,6 +137,13 @@ int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_tr
         }
     }
     warn_no_bn(cmd, s, q);
+    int tap;
+    if (cfg->squat && sq_squat_find_tap(s, cfg->squat_tap, &tap)) goto fail; /* before any training */
+    if (cfg->squat && d->teacher->tprec) {
+        sq_cli_fail(cmd, "--loss kl+squat reads the teacher's fp32 feature at the tap: drop --teacher-precision");
+        sq_model_free(s);
+        return 2;
+    }
     if (sq_train_quant_init_first_batch(s, &d->train, cfg)) {
         sq_cli_fail(cmd, "quantizer initialisation failed: %s", sq_last_error());
         sq_model_free(s);
@@ -148,6 +155,31 @@ fail:
     sq_cli_fail(cmd, "%s", sq_last_error());
     sq_model_free(s);
     return 2;
+}
+
+int sq_loss_parse(const char *cmd, const char *name, sq_train_cfg *cfg)
+{
+    cfg->squat = 0;
+    if (!strcmp(name, "kl")) cfg->loss = SQ_LOSS_KL;
+    else if (!strcmp(name, "kl+squat")) cfg->loss = SQ_LOSS_KL, cfg->squat = 1;
+    else if (!strcmp(name, "ce")) cfg->loss = SQ_LOSS_CE;
+    else {
+        char pb[64];
+        return sq_cli_fail(cmd, "--loss must be kl, kl+squat or ce, got '%s'", sq_printable(name, pb, sizeof pb));
+    }
+    return sq_squat_tap_check(cmd, cfg->squat_tap);
+}
+
+int sq_squat_tap_check(const char *cmd, const char *t)
+{
+    /* a node name goes into the recorded configuration: printable, no quote or backslash */
+    for (size_t i = 0; t && t[i]; i++)
+        if (i >= 79 || t[i] < 0x20 || t[i] > 0x7e || t[i] == '"' || t[i] == '\\') {
+            char pb[96];
+            return sq_cli_fail(cmd, "--squat-tap '%s' is not a node name (at most 79 printable characters, no quotes or "
+                               "backslashes; 'sqakd info' lists the names)", sq_printable(t, pb, sizeof pb));
+        }
+    return 0;
 }
 
 /* a run of decimal digits at *p (no sign, no spaces); -1 when there is none */
@@ -185,6 +217,7 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
     memset(sp, 0, sizeof *sp);
     sp->q = *base;
     sp->lr = sp->lr_quant = -1;
+    sp->squat = -1;
     char *save = NULL, *part = strtok_r(tok, ":", &save);
     if (!part) return sq_cli_fail(cmd, "--students: empty entry (expected QUANTIZER:BITS, e.g. ewgs:w4a4)");
     int kind = sq_quant_kind_parse(part);
@@ -196,8 +229,16 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
         return sq_cli_fail(cmd, "--students: '%s' needs bits as wWaA or B with 1..8 bits (e.g. %s:w4a4 or %s:2), "
                            "got '%s'", part, part, part, bits ? bits : "");
     for (char *opt; (opt = strtok_r(NULL, ":", &save));) {
+        if (!strncmp(opt, "loss=", 5)) {
+            if (strcmp(opt + 5, "kl") && strcmp(opt + 5, "kl+squat")) {
+                char pb[64];
+                return sq_cli_fail(cmd, "--students: '%s' takes loss=kl or loss=kl+squat", sq_printable(opt, pb, sizeof pb));
+            }
+            sp->squat = !strcmp(opt + 5, "kl+squat");
+            continue;
+        }
         float *dst = !strncmp(opt, "lr=", 3) ? &sp->lr : !strncmp(opt, "lrq=", 4) ? &sp->lr_quant : NULL;
-        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X or lrq=Y)", opt);
+        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X, lrq=Y or loss=kl|kl+squat)", opt);
         const char *v = strchr(opt, '=') + 1;
         char *end;
         errno = 0;
@@ -206,7 +247,8 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
             return sq_cli_fail(cmd, "--students: '%s' needs a number in [0, 1e30]", opt);
         *dst = (float)x;
     }
-    snprintf(sp->name, sizeof sp->name, "%s_w%da%d", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits);
+    snprintf(sp->name, sizeof sp->name, "%s_w%da%d%s", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits,
+             sp->squat == 1 ? "_squat" : "");
     return 0;
 }
 

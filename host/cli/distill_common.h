@@ -30,12 +30,21 @@ void sq_distill_close(sq_distill_ctx *d);
 int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_train_cfg *cfg, const char *arch,
                            const char *init_ckpt, const char *resume_ckpt, const sq_quant_opts *q, sq_model **out);
 
-/* One student of a --students list: "QUANTIZER:BITS[:lr=X][:lrq=Y]", BITS "wWaA" or "B" (wBaB). */
+/* One student of a --students list: "QUANTIZER:BITS[:lr=X][:lrq=Y][:loss=kl|kl+squat]", BITS "wWaA" or
+   "B" (wBaB). */
 typedef struct sq_student_spec {
     char name[64];              /* "<quantizer>_w<W>a<A>": its subdirectory and progress prefix */
     sq_quant_opts q;
     float lr, lr_quant;         /* < 0: the shared --lr-model / --lr-quant */
+    int squat;                  /* :loss=kl (0) or :loss=kl+squat (1, name suffix "_squat"); -1: the shared --loss */
 } sq_student_spec;
+
+/* --loss NAME: "kl", "kl+squat" (KL with SQuaT's feature term: cfg->squat = 1) or "ce". 0, or 2 with
+   the error printed. */
+int sq_loss_parse(const char *cmd, const char *name, sq_train_cfg *cfg);
+/* --squat-tap NAME looks like a node name (printable, no quotes or backslashes, under 80 bytes;
+   whether the model has it is checked on the model). 0 (NULL too), or 2 with the error printed. */
+int sq_squat_tap_check(const char *cmd, const char *tap);
 
 #define SQ_MAX_STUDENTS 64
 

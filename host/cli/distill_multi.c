@@ -36,8 +36,11 @@ static int resume_paths(const sq_cli_common *c, const char *dir, char *state, si
 static char *student_config(const char *run_config, const sq_student *s)
 {
     if (!run_config) return NULL;
-    char own[160];
-    snprintf(own, sizeof own, "%s:lr=%.9g:lrq=%.9g", s->name, (double)s->cfg.lr, (double)s->cfg.lr_quant);
+    char own[320];
+    int len0 = snprintf(own, sizeof own, "%s:lr=%.9g:lrq=%.9g", s->name, (double)s->cfg.lr, (double)s->cfg.lr_quant);
+    if (s->cfg.squat && len0 > 0 && (size_t)len0 < sizeof own) /* SQuaT's settings (absent from older runs' entries) */
+        snprintf(own + len0, sizeof own - (size_t)len0, ":loss=kl+squat:squat-weight=%.9g:squat-tap=%.96s",
+                 (double)s->cfg.squat_weight, s->cfg.squat_tap ? s->cfg.squat_tap : "");
     size_t len = strlen(run_config);
     char *out = sq_xmalloc(len + sizeof own + 32);
     memcpy(out, run_config, len);
@@ -63,6 +66,9 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
     if (sp->lr >= 0) s->cfg.lr = sp->lr;
     if (sp->lr_quant >= 0) s->cfg.lr_quant = sp->lr_quant;
     if (sp->q.kind != SQ_QUANT_EWGS) s->cfg.delta_every = 0;   /* delta is the EWGS backward's scale */
+    if (sp->squat >= 0) s->cfg.squat = sp->squat;              /* :loss=kl|kl+squat */
+    if (s->cfg.squat && s->cfg.loss != SQ_LOSS_KL)
+        return sq_cli_fail(cmd, "--students: %s asks for loss kl+squat but the run's --loss is ce", sp->name);
     s->cfg.run_config = student_config(c->cfg.run_config, s);
     if (sq_cli_open_run_dir(cmd, dir, c->resume != NULL, c->overwrite)) return 2;
     if (resume) {

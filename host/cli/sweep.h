@@ -30,6 +30,9 @@ typedef struct sq_sweep {
     char partition[64], time[32];
     int gpus, cpus_per_task, max_running;
     int tensorboard;            /* every student's TensorBoard events in DIR/tasks/tensorboard/<task id>/ */
+    /* the loss (issue 20): "kl" or "kl+squat" with SQuaT's weight and tap ("": the default tap) */
+    char loss[16], squat_tap[80];
+    float squat_weight;
 } sq_sweep;
 
 typedef struct sq_sweep_task {

@@ -20,6 +20,8 @@ void sq_sweep_defaults(sq_sweep *sw)
     sw->lr_quant = 1e-5f;
     sw->alpha = 1;
     sw->temperature = 4;
+    snprintf(sw->loss, sizeof sw->loss, "kl");
+    sw->squat_weight = 1;
     snprintf(sw->device, sizeof sw->device, "auto");
     snprintf(sw->time, sizeof sw->time, "01:00:00");
 }
@@ -225,6 +227,8 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"partition", K_STR, sw->partition, sizeof sw->partition}, {"time", K_STR, sw->time, sizeof sw->time},
         {"gpus", K_INT, &sw->gpus, 0}, {"cpus_per_task", K_INT, &sw->cpus_per_task, 0},
         {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
+        {"loss", K_STR, sw->loss, sizeof sw->loss}, {"squat_weight", K_FLOAT, &sw->squat_weight, 0},
+        {"squat_tap", K_STR, sw->squat_tap, sizeof sw->squat_tap},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -325,6 +329,11 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
     sq_jbuf_kv_num(jb, "holdout", short_float(sw->holdout));
     sq_jbuf_kv_str(jb, "augment", sw->augment);
     sq_jbuf_kv_str(jb, "resize", sw->resize);
+    if (strcmp(sw->loss, "kl")) { /* written only when not the default: earlier sweeps' JSON stays as it was */
+        sq_jbuf_kv_str(jb, "loss", sw->loss);
+        sq_jbuf_kv_num(jb, "squat_weight", short_float(sw->squat_weight));
+        sq_jbuf_kv_str(jb, "squat_tap", sw->squat_tap);
+    }
     if (!training_only) {
         sq_jbuf_kv_int(jb, "threads", sw->threads);
         sq_jbuf_kv_str(jb, "device", sw->device);

@@ -499,6 +499,9 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
         be->absscale_bwd((size_t)n->c, qparam(m, n->qps), tparam(m, n->pb), n->gbqs,
                          tgrad(m, n->pb), qgrad(m, n->qps));
     if (n->quant) {
+        if (gin && m->squat_xt && m->squat_node == (int)(n - m->nodes)) /* SQuaT: before the quantizer's backward */
+            be->squat_fwd_bwd(&n->qa, (size_t)batch * node_numel(in), m->squat_xt, qparam(m, n->qpa), n->xq,
+                              m->squat_weight, m->squat_loss, n->gxq);
         if (gin)
             be->fakequant_bwd(&n->qa, (size_t)batch * node_numel(in), in->out, qparam(m, n->qpa), n->gxq,
                               gin, qgrad(m, n->qpa), n->scratch_a);

@@ -413,6 +413,14 @@ static sq_status open_runs(const sq_dataset *train, const sq_dataset *test, sq_m
                               .meta = s->meta, .resume_state = s->resume_state};
         r->b = sq_step_bufs_driver(s->model);
         if (!r->b) return SQ_ENOMEM;
+        if (sq_step_bufs_squat(r->b, &s->cfg, s->model, teacher)) { /* SQuaT's tap (issue 20) */
+            if (s->name[0]) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", sq_last_error());
+                sq_set_error("student %s: %s", s->name, msg);
+            }
+            return SQ_EARG;
+        }
         r->nitems = sq_train_state_items(s->model, r->b, r->items);
         r->rs = (sq_run_state){.best = -1};
         if (s->resume_state) {

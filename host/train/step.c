@@ -37,6 +37,7 @@ void sq_train_cfg_defaults(sq_train_cfg *c)
     c->log_every = 20;
     c->delta_batches = 2;
     c->max_loss_ratio = 100;
+    c->squat_weight = 1;
 }
 
 float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
@@ -67,6 +68,9 @@ struct sq_step_bufs {
     graph_key key;               /* the key of `graph`, or of the last eager body */
     int warm;                    /* an eager body with `key` ran: lazy set-up is done */
     int64_t *bn_delta;           /* num_batches_tracked added by one body, per node */
+    /* SQuaT (sq_step_bufs_squat): the tap's node and the teacher's feature there (NULL: off) */
+    int squat_tap;
+    const float *squat_xt;
 };
 typedef sq_step_bufs step_bufs;
 
@@ -146,7 +150,14 @@ static void step_body(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, s
     else
         be->softmax_ce(nb, m->classes, zs, dlab, 1.0f, b->loss, g);
     sq_model_zero_grad(m);
+    if (cfg->squat && cfg->loss == SQ_LOSS_KL && b->squat_xt) { /* added to b->loss inside the backward */
+        m->squat_node = b->squat_tap;
+        m->squat_xt = b->squat_xt;
+        m->squat_weight = cfg->squat_weight;
+        m->squat_loss = b->loss;
+    }
     sq_model_backward(m, nb, g);
+    m->squat_xt = NULL;
     be->axpy(1, 1.0f, b->loss, b->loss_sum);
 }
 
@@ -226,8 +237,47 @@ void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_s
                    const int32_t *y, int nb, float lr, float lrq, int t)
 {
     if (teacher && cfg->loss == SQ_LOSS_KL) sq_feeder_bind(b->feed, teacher); /* one put feeds both */
+    if (cfg->squat && !b->squat_xt && sq_step_bufs_squat(b, cfg, m, teacher)) /* callers check it first */
+        fprintf(stderr, "sqakd: %s; the step runs without the feature term\n", sq_last_error());
     sq_feeder_put(b->feed, x, cfg->loss == SQ_LOSS_KL ? NULL : y, nb);
     sq_train_step_fed(cfg, m, teacher, b, nb, NULL, b->feed->y, lr, lrq, t);
+}
+
+sq_status sq_step_bufs_squat(sq_step_bufs *b, const sq_train_cfg *cfg, const sq_model *m, const sq_model *teacher)
+{
+    b->squat_xt = NULL;
+    if (!cfg->squat) return SQ_OK;
+    if (cfg->loss != SQ_LOSS_KL || !teacher) {
+        sq_set_error("--loss kl+squat needs a teacher (it adds a feature term to the KL loss)");
+        return SQ_EARG;
+    }
+    if (!(cfg->squat_weight >= 0.0f) || !isfinite(cfg->squat_weight)) {
+        sq_set_error("--squat-weight must be a finite number >= 0, got %g", (double)cfg->squat_weight);
+        return SQ_EARG;
+    }
+    if (!m->be->squat_fwd_bwd) {
+        sq_set_error("--loss kl+squat: the %s backend has no squat_fwd_bwd op", m->be->name);
+        return SQ_EARG;
+    }
+    int tap;
+    if (sq_squat_find_tap(m, cfg->squat_tap, &tap)) return SQ_EARG;
+    const sq_node *n = &m->nodes[tap], *in = &m->nodes[n->in0];
+    const sq_node *tin = teacher->nnodes == m->nnodes ? &teacher->nodes[n->in0] : NULL;
+    if (!tin || tin->op != in->op || tin->c != in->c || tin->h != in->h || tin->w != in->w ||
+        strcmp(teacher->nodes[tap].name, n->name)) {
+        sq_set_error("--loss kl+squat: the teacher (%s) has no node %s with the student's input shape %dx%dx%d there: "
+                     "the feature term needs the teacher's own architecture for the student", teacher->arch, n->name,
+                     in->c, in->h, in->w);
+        return SQ_EARG;
+    }
+    if (teacher->tprec) {
+        sq_set_error("--loss kl+squat reads the teacher's fp32 feature at %s: drop --teacher-precision (fp32 only)",
+                     n->name);
+        return SQ_EARG;
+    }
+    b->squat_tap = tap;
+    b->squat_xt = tin->out;
+    return SQ_OK;
 }
 
 float *sq_step_bufs_loss_sum(sq_step_bufs *b) { return b->loss_sum; }

@@ -209,6 +209,14 @@ typedef struct sq_backend {
        gzs may be NULL (evaluation: loss only). */
     void (*kl_fwd_bwd)(int n, int k, const float *zt, const float *zs, float T, float alpha,
                        float *loss, float *gzs);
+    /* SQuaT feature loss (issue 20, docs/squat.md), one fused pass over n elements: the teacher's
+       feature xt is fake-quantized with the student's activation quantizer (cfg, qp: its current
+       parameters; no gradient into xt or qp from this side), and against the student's quantized
+       feature xs: *loss += weight / n * sum (xs - Q(xt))^2 (ADDED to the scalar, which already
+       holds the logit loss of the step), gxs += 2 weight / n (xs - Q(xt)) (accumulated; NULL:
+       loss only). The sum is taken in a fixed order: it does not depend on the thread count. */
+    void (*squat_fwd_bwd)(const sq_quant_cfg *cfg, size_t n, const float *xt, const float *qp,
+                          const float *xs, float weight, float *loss, float *gxs);
     /* argmax over k per row -> out (N) int32 */
     void (*argmax)(int n, int k, const float *z, int32_t *out);
 

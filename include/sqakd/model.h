@@ -124,6 +124,15 @@ typedef struct sq_model {
     void *ws;                  /* conv workspace */
     size_t ws_bytes;
     uint64_t dropout_seed;
+    /* SQuaT feature loss (issue 20): when squat_xt is set, the backward adds the squat_fwd_bwd
+       term (backend.h) of that quantized layer's input against squat_xt (the teacher's feature
+       there, backend memory), weighted squat_weight, to *squat_loss and the layer's input
+       gradient, between the layer's own backward and its activation quantizer's. Set by the
+       training step for its backward only (host/train/squat.c); squat_xt NULL otherwise. */
+    int squat_node;
+    const float *squat_xt;
+    float squat_weight;
+    float *squat_loss;
     /* reduced-precision teacher state (sqakd/teacher_prec.h; NULL: the fp32 forward). Release it
        with sq_teacher_prec_release() before sq_model_free(). */
     void *tprec;

@@ -40,6 +40,13 @@ typedef struct sq_train_cfg {
     int tensorboard;         /* TensorBoard event files (needs out_dir): the loss of every read-back
                                 window (log_every) and every metrics.jsonl value, per epoch */
     const char *tb_dir;      /* their directory; NULL: out_dir/tensorboard */
+    /* SQuaT (issue 20, docs/squat.md; with the KL loss only): squat_weight * MSE between the
+       student's quantized input of layer squat_tap and the teacher's feature there, fake-quantized
+       with that layer's activation quantizer, added to the KL loss */
+    int squat;               /* 1: --loss kl+squat */
+    float squat_weight;      /* --squat-weight G (default 1) */
+    const char *squat_tap;   /* --squat-tap NODE: a quantized layer's name; NULL or "": the last
+                                quantized convolution (sq_squat_default_tap) */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);
@@ -86,6 +93,22 @@ sq_step_bufs *sq_step_bufs_create(const sq_model *m, int staged);
 void sq_step_bufs_free(const sq_model *m, sq_step_bufs *b);
 void sq_train_step(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq_step_bufs *b, const float *x,
                    const int32_t *y, int nb, float lr, float lrq, int t);
+/* SQuaT taps (host/train/squat.c). A tap is a quantized convolution or linear layer whose input
+   is not the network's input, named by its node name; its feature is that layer's quantized input.
+   sq_squat_tap_ok: node i is one (a model without quantizers, such as a teacher: the layers the
+   recipe would quantize with the defaults, method.md 3.6). sq_squat_default_tap: the last
+   quantized convolution (the paper's choice), or the last tap when there is no convolution; -1 when
+   there is none. sq_squat_find_tap: the node named `name` (NULL or "": the default), or SQ_EARG
+   with one line listing the valid names. sq_squat_tap_names: the valid names, comma-separated. */
+int sq_squat_tap_ok(const sq_model *m, int i);
+int sq_squat_default_tap(const sq_model *m);
+sq_status sq_squat_find_tap(const sq_model *m, const char *name, int *node);
+void sq_squat_tap_names(const sq_model *m, char *dst, size_t cap);
+/* Makes the steps run with b add the SQuaT term of cfg (nothing when cfg->squat is 0): resolves
+   cfg->squat_tap on m and checks that the teacher has the same graph there and runs in fp32 (its
+   feature at the tap is read from its forward). SQ_EARG with one line otherwise. */
+sq_status sq_step_bufs_squat(sq_step_bufs *b, const sq_train_cfg *cfg, const sq_model *m, const sq_model *teacher);
+
 /* progress.c */
 typedef struct sq_progress sq_progress;
 sq_progress *sq_progress_new(int quiet);

@@ -78,6 +78,7 @@ static const sq_backend g_cpu = {
     .softmax_ce = sq_cpu_softmax_ce,
     .kl_fwd_bwd = sq_cpu_kl_fwd_bwd,
     .argmax = sq_cpu_argmax,
+    .squat_fwd_bwd = sq_cpu_squat_fwd_bwd,
     .fakequant_fwd = sq_cpu_fakequant_fwd,
     .fakequant_bwd = sq_cpu_fakequant_bwd,
     .absscale_fwd = sq_cpu_absscale_fwd,

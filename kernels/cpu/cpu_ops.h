@@ -195,6 +195,9 @@ void sq_cpu_softmax_ce(int n, int k, const float *logits, const int32_t *labels,
 void sq_cpu_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T, float alpha,
                        float *loss, float *gzs);
 void sq_cpu_argmax(int n, int k, const float *z, int32_t *out);
+/* ---- squat.c ---- */
+void sq_cpu_squat_fwd_bwd(const sq_quant_cfg *cfg, size_t n, const float *xt, const float *qp,
+                          const float *xs, float weight, float *loss, float *gxs);
 
 /* ---- optim.c ---- */
 void sq_cpu_sgd_step(size_t n, float *p, const float *g, float *m, float lr, float momentum,

@@ -58,6 +58,7 @@ static const sq_backend g_cuda = {
     .softmax_ce = sq_cuda_softmax_ce,
     .kl_fwd_bwd = sq_cuda_kl_fwd_bwd,
     .argmax = sq_cuda_argmax,
+    .squat_fwd_bwd = sq_cuda_squat_fwd_bwd,
     .fakequant_fwd = sq_cuda_fakequant_fwd,
     .fakequant_bwd = sq_cuda_fakequant_bwd,
     .absscale_fwd = sq_cuda_absscale_fwd,

@@ -140,6 +140,9 @@ void sq_cuda_softmax_ce(int n, int k, const float *logits, const int32_t *labels
 void sq_cuda_kl_fwd_bwd(int n, int k, const float *zt, const float *zs, float T, float alpha,
                         float *loss, float *gzs);
 void sq_cuda_argmax(int n, int k, const float *z, int32_t *out);
+/* squat.cu */
+void sq_cuda_squat_fwd_bwd(const sq_quant_cfg *cfg, size_t n, const float *xt, const float *qp,
+                           const float *xs, float weight, float *loss, float *gxs);
 
 /* ---- fakequant.cu ---- */
 void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
