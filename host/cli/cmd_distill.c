@@ -96,10 +96,11 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--student", SQ_ARG_STR, &f.student, 0, 0, "start the student from this checkpoint instead of the teacher"};
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's)"};
     a[n++] = (sq_arg){"--quantizer", SQ_ARG_STR, &f.quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"};
-    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y],... (BITS wWaA or B), each in OUT/<quantizer>_w<W>a<A>/"};
+    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y][:pc],... (BITS wWaA or B; pc: per-channel weights), each in OUT/<quantizer>_w<W>a<A>[_pc]/"};
     a[n++] = (sq_arg){"--wbits", SQ_ARG_INT, &f.q.wbits, 1, 8, "weight bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--abits", SQ_ARG_INT, &f.q.abits, 1, 8, "activation bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--quant-first-last", SQ_ARG_FLAG, &f.q.first_last, 0, 0, "also quantize the first conv and the classifier"};
+    a[n++] = (sq_arg){"--per-channel", SQ_ARG_FLAG, &f.q.per_channel, 0, 0, "one weight quantizer per output channel (interval, step or clip value; DoReFa's max|tanh|) instead of per tensor"};
     a[n++] = (sq_arg){"--delta-w", SQ_ARG_FLOAT, &delta_w, 0, 1e6, "EWGS backward delta for weights (default 0 = STE)"};
     a[n++] = (sq_arg){"--delta-a", SQ_ARG_FLOAT, &delta_a, 0, 1e6, "EWGS backward delta for activations (default 0)"};
     a[n++] = (sq_arg){"--delta-every", SQ_ARG_INT, &c.cfg.delta_every, 0, 100000, "ewgs: update delta from the Hessian trace every N epochs (0 = fixed; default 0)"};

@@ -195,9 +195,14 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
     if (!bits || sq_bits_parse(bits, &sp->q.wbits, &sp->q.abits))
         return sq_cli_fail(cmd, "--students: '%s' needs bits as wWaA or B with 1..8 bits (e.g. %s:w4a4 or %s:2), "
                            "got '%s'", part, part, part, bits ? bits : "");
+    int pc = 0;
     for (char *opt; (opt = strtok_r(NULL, ":", &save));) {
+        if (!strcmp(opt, "pc")) {
+            sp->q.per_channel = pc = 1;
+            continue;
+        }
         float *dst = !strncmp(opt, "lr=", 3) ? &sp->lr : !strncmp(opt, "lrq=", 4) ? &sp->lr_quant : NULL;
-        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X or lrq=Y)", opt);
+        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X, lrq=Y or pc)", opt);
         const char *v = strchr(opt, '=') + 1;
         char *end;
         errno = 0;
@@ -206,7 +211,8 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
             return sq_cli_fail(cmd, "--students: '%s' needs a number in [0, 1e30]", opt);
         *dst = (float)x;
     }
-    snprintf(sp->name, sizeof sp->name, "%s_w%da%d", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits);
+    snprintf(sp->name, sizeof sp->name, "%s_w%da%d%s", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits,
+             pc ? "_pc" : "");
     return 0;
 }
 

@@ -99,6 +99,7 @@ typedef struct sq_quant_opts {
     int wbits, abits;
     float delta_w, delta_a;
     int first_last;       /* also quantize the stem conv and the classifier */
+    int per_channel;      /* one weight quantizer (parameters, DoReFa's M) per output channel */
 } sq_quant_opts;
 
 typedef struct sq_model {

@@ -63,6 +63,10 @@ static int grid_of(const sq_quant_cfg *cfg, const float *qp, size_t n, float *st
 {
     sq_qm_ctx k;
     sq_qm_ctx_init(&k, cfg, n);
+    /* per-channel weights share one grid only where it does not depend on the parameters (EWGS,
+       DoReFa: step 1/(L-1)); per-channel LSQ steps would need a scale per output row: declined,
+       the caller runs the float convolution */
+    if (cfg->channels > 1 && k.op == SQ_QM_LSQ) return 0;
     int np = sq_qm_nparams(&k);
     if (np > 0) k.p0 = qp[0];
     if (np > 1) k.p1 = qp[1];
