@@ -30,6 +30,7 @@ typedef struct sq_sweep {
     char partition[64], time[32];
     int gpus, cpus_per_task, max_running;
     int tensorboard;            /* every student's TensorBoard events in DIR/tasks/tensorboard/<task id>/ */
+    int per_channel;            /* per-output-channel weight quantizers for every student (0 or 1) */
 } sq_sweep;
 
 typedef struct sq_sweep_task {

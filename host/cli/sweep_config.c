@@ -225,6 +225,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"partition", K_STR, sw->partition, sizeof sw->partition}, {"time", K_STR, sw->time, sizeof sw->time},
         {"gpus", K_INT, &sw->gpus, 0}, {"cpus_per_task", K_INT, &sw->cpus_per_task, 0},
         {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
+        {"per_channel", K_INT, &sw->per_channel, 0},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -325,6 +326,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
     sq_jbuf_kv_num(jb, "holdout", short_float(sw->holdout));
     sq_jbuf_kv_str(jb, "augment", sw->augment);
     sq_jbuf_kv_str(jb, "resize", sw->resize);
+    if (sw->per_channel) sq_jbuf_kv_int(jb, "per_channel", sw->per_channel);
     if (!training_only) {
         sq_jbuf_kv_int(jb, "threads", sw->threads);
         sq_jbuf_kv_str(jb, "device", sw->device);
