@@ -1329,7 +1329,7 @@ static int run_fq(bo_ctx *c, const bo_row *r, const int *p, int mode)
         for (int di = 0; di < 2; di++) {
             if (c->timing && (bi != 2 || di != 1)) continue; /* timing: 4 bits, delta 0.3 */
             sq_quant_cfg cfg = {
-                kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi], weight, di ? 0.3f : 0.0f, 0.0f};
+                kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi], weight, di ? 0.3f : 0.0f, 0.0f, 0};
             float qp[2], gqp0[2] = {0.25f, -0.5f}, gqp[2] = {0.25f, -0.5f};
             sqt_fq_params(kind, weight, bits[bi], qp);
             float *x = hr(c, N, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f), *gy = hr(c, N, -1, 1),

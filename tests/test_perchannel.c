@@ -418,3 +418,11 @@ Test(perchannel, student_of_every_quantizer, .init = mk_tmp, .fini = rm_tmp)
     }
     free(x);
 }
+
+#include "pc_equiv.h"
+
+/* pc_equiv.h on the CPU backend */
+Test(perchannel, resnet20_per_channel_equals_per_tensor_with_equal_channels)
+{
+    sqt_pc_equiv(sq_backend_cpu());
+}
