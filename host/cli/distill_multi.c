@@ -72,7 +72,7 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
             sq_ckpt_read_config(state, &rec))
             return sq_cli_fail(cmd, "%s", sq_last_error());
         if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits ||
-            rm.q.per_channel != sp->q.per_channel) {
+            rm.q.per_channel != sp->q.per_channel || (rm.q.bits_map != sp->q.bits_map)) {
             free(rec);
             return sq_cli_fail(cmd, "%s holds a %s W%dA%d%s student, not %s%s: use another --out", weights,
                                sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits,

@@ -97,7 +97,7 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         sq_set_error("model %s has no layer to quantize", m->arch);
         return SQ_EARG;
     }
-    return SQ_OK;
+    return sq_bits_map_apply(m, q->bits_map);
 }
 
 static double mean_abs(const float *v, size_t n)
