@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include "sqakd/checkpoint.h"
 #include "sqakd/model.h"
 #include "util_check.h"
@@ -145,4 +146,83 @@ Test(bitsmap, checkpoint_carries_the_map, .init = mk_tmp, .fini = rm_tmp)
     cr_assert_eq(sqt_check_equal("reloaded logits", sq_model_forward(r, 8, 0), z, 80), 0);
     sq_model_free(r);
     sq_model_free(m);
+}
+
+/* ---- the command line: --bits-map, --per-channel and :pc through distill and --resume ---- */
+
+static char g_dir[256], g_out[16384];
+static void cli_setup(void) { sqt_cli_setup(g_dir, sizeof g_dir, "sqakd_bmcli"); }
+static void cli_teardown(void) { cr_expect_eq(sqt_rmtree(g_dir), 0); }
+#define run(...) sqt_run(g_out, sizeof g_out, __VA_ARGS__)
+
+static void meta_of(const char *path, sq_ckpt_meta *m)
+{
+    cr_assert_eq(sq_ckpt_read_meta(path, m), SQ_OK, "%s", sq_last_error());
+}
+
+/* Two students (ewgs per tensor, lsq per channel by ':pc') with one map: each checkpoint carries
+   the map and its granularity, command.txt the map's content; the map file deleted, --resume
+   continues with the recorded map; a map naming a layer the model lacks is refused with one line
+   and no run directory. */
+Test(bitsmap, distill_records_and_resumes_the_map, .init = cli_setup, .fini = cli_teardown, .timeout = 300)
+{
+    char img[400], lab[400], t[400], map[400], out[400], p[600];
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    snprintf(lab, sizeof lab, "%s/lab.idx", g_dir);
+    sqt_write_idx_pattern(img, lab, 64, 8, 3, 5);
+    sq_model *m;
+    cr_assert_eq(sq_model_create("smallcnn", 1, 8, 8, 3, &m), SQ_OK);
+    cr_assert_eq(sq_model_setup(m, sq_backend_cpu(), 4, 0), SQ_OK);
+    sq_model_init_weights(m, 2);
+    sq_ckpt_meta tm = {.in_c = 1, .in_h = 8, .in_w = 8, .classes = 3, .mean = {0.3f}, .std = {0.3f, 1, 1, 1}};
+    snprintf(tm.arch, sizeof tm.arch, "smallcnn");
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    cr_assert_eq(sq_ckpt_save(m, &tm, t), SQ_OK, "%s", sq_last_error());
+    sq_model_free(m);
+    snprintf(map, sizeof map, "%s/map.json", g_dir);
+    FILE *f = fopen(map, "w");
+    fprintf(f, "{\"conv3\": {\"wbits\": 2, \"abits\": 3}}\n");
+    fclose(f);
+    snprintf(out, sizeof out, "%s/run", g_dir);
+    cr_assert_eq(run("distill --teacher %s --data idx:%s --students ewgs:4,lsq:4:pc --bits-map %s --epochs 1 --batch 16 "
+                     "--threads 1 --quiet --out %s", t, img, map, out), 0, "%s", g_out);
+    const char *want = canon("{\"conv3\": {\"wbits\": 2, \"abits\": 3}}");
+    sq_ckpt_meta a, b;
+    snprintf(p, sizeof p, "%s/ewgs_w4a4/last.safetensors", out);
+    meta_of(p, &a);
+    snprintf(p, sizeof p, "%s/lsq_w4a4_pc/last.safetensors", out);
+    meta_of(p, &b);
+    cr_expect_eq(a.q.bits_map, want);
+    cr_expect_eq(b.q.bits_map, want);
+    cr_expect_eq(a.q.per_channel, 0);
+    cr_expect_eq(b.q.per_channel, 1);
+    cr_expect_eq(a.epoch, 1);
+    snprintf(p, sizeof p, "%s/lsq_w4a4_pc/command.txt", out);
+    f = fopen(p, "r");
+    cr_assert_not_null(f);
+    char txt[8192];
+    size_t k = fread(txt, 1, sizeof txt - 1, f);
+    txt[k] = 0;
+    fclose(f);
+    cr_expect(strstr(txt, "\"bits_map_json\":\"{\\\"conv3\\\":{\\\"wbits\\\":2,\\\"abits\\\":3}}\"") != NULL, "%s", txt);
+    /* the file gone: the resume takes the recorded map */
+    cr_assert_eq(unlink(map), 0);
+    cr_assert_eq(run("distill --resume %s --epochs 2 --quiet", out), 0, "%s", g_out);
+    snprintf(p, sizeof p, "%s/lsq_w4a4_pc/last.safetensors", out);
+    meta_of(p, &b);
+    cr_expect_eq(b.epoch, 2);
+    cr_expect_eq(b.q.bits_map, want);
+    cr_expect_eq(b.q.per_channel, 1);
+    /* info shows each layer's bits */
+    cr_assert_eq(run("info %s", p), 0, "%s", g_out);
+    cr_expect(strstr(g_out, "conv3") && strstr(g_out, "W2 A3  per-channel"), "%s", g_out);
+    /* an unknown layer: one line, nothing written */
+    f = fopen(map, "w");
+    fprintf(f, "{\"conv7\": {\"wbits\": 2}}\n");
+    fclose(f);
+    snprintf(out, sizeof out, "%s/bad", g_dir);
+    cr_expect_eq(run("distill --teacher %s --data idx:%s --bits-map %s --epochs 1 --batch 16 --threads 1 --quiet "
+                     "--out %s", t, img, map, out), 2);
+    cr_expect(strstr(g_out, "sqakd distill: bits map: no layer 'conv7'") && strstr(g_out, "conv2, conv3"), "%s", g_out);
+    cr_expect_neq(access(out, F_OK), 0, "%s was created", out);
 }
