@@ -488,20 +488,24 @@ Test(export, quantized_resnet20_students_match_sqakd, .init = setup, .fini = tea
 
 /* per-channel weight quantizers (issue 20 item 4): the weight's DequantizeLinear takes one scale
    per output channel (axis 0), which already carries the folded BatchNorm and EWGS output scale;
-   every quantizer at 8, 4, 2 and 1 bits on smallcnn, two on resnet20, against sqakd's forward */
+   every quantizer at 8 bits (ewgs / pact / dorefa: the index container) and 2 bits on smallcnn,
+   per-channel LSQ steps on resnet20, against sqakd's forward */
 Test(export, per_channel_students_match_sqakd, .init = setup, .fini = teardown, .timeout = 600)
 {
     skip_if_no_runtime();
     g_per_channel = 1;
-    quantized_sweep("smallcnn", 1, 28, 300);
-    const sq_quant_kind rk[2] = {SQ_QUANT_EWGS, SQ_QUANT_LSQ};
-    for (int k = 0; k < 2; k++) {
-        char ckpt[512], label[64];
-        snprintf(ckpt, sizeof ckpt, "%s/resnet20_pc_%s.safetensors", g_dir, qname(rk[k]));
-        make_ckpt(ckpt, "resnet20", 3, 32, rk[k], 2 + 2 * k, 2 + 2 * k);
-        snprintf(label, sizeof label, "resnet20 %s W%dA%d per-channel", qname(rk[k]), 2 + 2 * k, 2 + 2 * k);
-        check_export(ckpt, label, 3, 32, 200, 1);
-    }
+    for (int ki = 0; ki < 4; ki++)
+        for (int b = 8; b >= 2; b -= 6) {
+            char ckpt[512], label[64];
+            snprintf(ckpt, sizeof ckpt, "%s/smallcnn_pc_%s_w%d.safetensors", g_dir, qname(KINDS[ki]), b);
+            make_ckpt(ckpt, "smallcnn", 1, 28, KINDS[ki], b, b);
+            snprintf(label, sizeof label, "smallcnn %s W%dA%d per-channel", qname(KINDS[ki]), b, b);
+            check_export(ckpt, label, 1, 28, 200, 1);
+        }
+    char ckpt[512];
+    snprintf(ckpt, sizeof ckpt, "%s/resnet20_pc_lsq.safetensors", g_dir);
+    make_ckpt(ckpt, "resnet20", 3, 32, SQ_QUANT_LSQ, 4, 4);
+    check_export(ckpt, "resnet20 lsq W4A4 per-channel", 3, 32, 200, 1);
     g_per_channel = 0;
 }
 
