@@ -1369,7 +1369,7 @@ static int run_fq(bo_ctx *c, const bo_row *r, const int *p, int mode)
         for (int di = 0; di < 2; di++) {
             if (c->timing && (bi != 2 || di != 1)) continue; /* timing: 4 bits, delta 0.3 */
             sq_quant_cfg cfg = {
-                kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi], weight, di ? 0.3f : 0.0f, 0.0f};
+                kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi], weight, di ? 0.3f : 0.0f, 0.0f, 0};
             float qp[2], gqp0[2] = {0.25f, -0.5f}, gqp[2] = {0.25f, -0.5f};
             sqt_fq_params(kind, weight, bits[bi], qp);
             float *x = hr(c, N, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f), *gy = hr(c, N, -1, 1),
@@ -1406,7 +1406,7 @@ static int run_fq(bo_ctx *c, const bo_row *r, const int *p, int mode)
 static int run_fq_big(bo_ctx *c, const bo_row *r, const int *p, int mode)
 {
     const size_t n = (size_t)p[0];
-    sq_quant_cfg cfg = {SQ_QUANT_EWGS, SQ_QROLE_ACT, 2, 0, 0.2f, 0.0f};
+    sq_quant_cfg cfg = {SQ_QUANT_EWGS, SQ_QROLE_ACT, 2, 0, 0.2f, 0.0f, 0};
     const float qp[2] = {0.0f, 1.0f};
     float *x = hr(c, n, -0.5f, 1.5f), *gy = hr(c, n, -1, 1), *gx = hz(c, n), gq[2] = {0, 0};
     c->ref->fakequant_bwd(&cfg, n, x, qp, gy, gx, gq, NULL);
@@ -1447,7 +1447,7 @@ static int run_fq_scaled(bo_ctx *c, const bo_row *r, const int *p, int mode)
     for (int weight = 0; weight < 2; weight++)
         for (int bits = 2; bits <= 4; bits += 2) {
             if (c->timing && (!weight || bits != 4)) continue;
-            sq_quant_cfg cfg = {kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits, weight, 0.2f, 0.0f};
+            sq_quant_cfg cfg = {kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits, weight, 0.2f, 0.0f, 0};
             float qp[2], gqp0[2] = {0.25f, -0.5f}, gqp[2] = {0.25f, -0.5f}, gs = gs0;
             sqt_fq_params(kind, weight, bits, qp);
             float *x = hr(c, N, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f), *gys = hr(c, N, -1, 1),
@@ -2008,7 +2008,7 @@ static int run_graph(bo_ctx *c, const bo_row *r, const int *p, int mode)
     const size_t n = (size_t)p[0];
     const int rows = p[1], k = p[2];
     const size_t m = (size_t)rows * k;
-    sq_quant_cfg cfg = {SQ_QUANT_LSQ, SQ_QROLE_ACT, 3, 0, 0.2f, 0.0f};
+    sq_quant_cfg cfg = {SQ_QUANT_LSQ, SQ_QROLE_ACT, 3, 0, 0.2f, 0.0f, 0};
     float qp[2];
     sqt_fq_params(cfg.kind, 0, cfg.bits, qp);
     float *x1 = hr(c, n, -0.3f, 1.6f), *x2 = hr(c, n, -0.3f, 1.6f), *gy = hr(c, n, -1, 1),

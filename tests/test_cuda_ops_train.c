@@ -163,7 +163,7 @@ static void fq_case(const sq_backend *g, sq_quant_kind kind)
                     int off = (int)(si & 1); /* odd cases start 1 float past alignment */
                     uint64_t seed = 900 + (uint64_t)kind * 1000 + weight * 100 + bi * 10 + di + si * 3;
                     sq_quant_cfg cfg = {kind, weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi],
-                                        weight, di ? 0.3f : 0.0f, 0.0f};
+                                        weight, di ? 0.3f : 0.0f, 0.0f, 0};
                     float qp[2], gqp0[2] = {0.25f, -0.5f};
                     sqt_fq_params(kind, weight, bits[bi], qp);
                     float *x = sqt_hrand(n + off, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
@@ -297,7 +297,7 @@ Test(cuda, fakequant_capped_grids_match_their_own_grids)
                     int scaled = (int)((si + (size_t)ci) & 1), bits = 2 + 2 * ci;
                     uint64_t seed = 5000 + (uint64_t)ki * 100 + weight * 10 + si * 2 + ci;
                     sq_quant_cfg cfg = {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits,
-                                        weight, 0.3f, 0.0f};
+                                        weight, 0.3f, 0.0f, 0};
                     float qp[2];
                     sqt_fq_params(kinds[ki], weight, bits, qp);
                     float *x = sqt_hrand(n, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),

@@ -17,6 +17,7 @@ typedef struct qcase {
     int wbits, abits;
     int n, c, h, w, k, r, pad;
     int bias, scaled;
+    int pc; /* per-channel weight quantizers (one grid per output channel) */
 } qcase;
 
 /* runs one case; returns 1 if the integer path ran (and compared), 0 if it declined */
@@ -29,7 +30,7 @@ static int run_case(const qcase *q, uint64_t seed)
     const size_t ny = (size_t)q->n * q->k * cs.oh * cs.ow;
     float *x = malloc(nx * 4), *xq = malloc(nx * 4), *w = malloc(nw * 4), *wq = malloc(nw * 4);
     float *y = malloc(ny * 4), *ref = malloc(ny * 4), *wqs = malloc(nw * 4), b[64], bs[64];
-    float scratch_w[SQ_QUANT_SCRATCH], scratch_a[SQ_QUANT_SCRATCH], qpw[2], qpa[2], s = -0.75f;
+    float scratch_w[SQ_QUANT_SCRATCH * 64], scratch_a[SQ_QUANT_SCRATCH], qpw[128], qpa[2], s = -0.75f;
     /* post-ReLU-like activations (non-negative, some zero) and normal weights */
     sqt_fill_normal(x, nx, 0.3f, 1.0f, seed);
     for (size_t i = 0; i < nx; i++) x[i] = x[i] > 0 ? x[i] : 0;
@@ -37,7 +38,8 @@ static int run_case(const qcase *q, uint64_t seed)
     sqt_fill_normal(b, 64, 0.0f, 0.5f, seed + 2);
     sq_quant_cfg cw = {.kind = q->kind, .role = SQ_QROLE_WEIGHT, .bits = q->wbits, .is_signed = 1};
     sq_quant_cfg ca = {.kind = q->kind, .role = SQ_QROLE_ACT, .bits = q->abits, .is_signed = 0};
-    sq_quant_init_weight(&cw, w, nw, qpw);
+    cw.channels = q->pc ? q->k : 0;
+    sq_quant_init_weight_pc(&cw, w, nw, qpw);
     sq_quant_init_act(&ca, x, nx, qpa);
     be->fakequant_fwd(&cw, nw, w, qpw, wq, scratch_w);
     be->fakequant_fwd(&ca, nx, x, qpa, xq, scratch_a);
@@ -73,7 +75,7 @@ Test(qconv, integer_forward_matches_float_conv_of_quantized_tensors)
         for (int bits = 1; bits <= 7; bits += 3)
             for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
                 qcase q = {kinds[kq], bits, bits, 2, shapes[sh][0], shapes[sh][1], shapes[sh][2],
-                           shapes[sh][3], shapes[sh][4], shapes[sh][5], (int)(sh & 1), kq == 0};
+                           shapes[sh][3], shapes[sh][4], shapes[sh][5], (int)(sh & 1), kq == 0, 0};
                 ran += run_case(&q, seed++);
                 cases++;
             }
@@ -81,11 +83,31 @@ Test(qconv, integer_forward_matches_float_conv_of_quantized_tensors)
     cr_expect_eq(ran, cases, "the integer path ran %d of %d cases", ran, cases);
 }
 
+/* per-channel weights (issue 20): every output row has its grid (LSQ: its own step s_c, the row's
+   scale in the integer kernel); rows of different scales */
+Test(qconv, per_channel_weights_match_float_conv)
+{
+    if (!sq_cpu_qconv_available()) cr_skip("this CPU has no AVX-512 VNNI: the integer path is off");
+    const sq_quant_kind kinds[] = {SQ_QUANT_EWGS, SQ_QUANT_LSQ, SQ_QUANT_DOREFA};
+    const int shapes[][6] = {{16, 12, 12, 16, 3, 1}, {5, 7, 9, 3, 3, 1}, {13, 6, 13, 33, 1, 0}};
+    int ran = 0, cases = 0;
+    uint64_t seed = 300;
+    for (int kq = 0; kq < 3; kq++)
+        for (int bits = 2; bits <= 4; bits += 2)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                qcase q = {kinds[kq], bits, bits, 2, shapes[sh][0], shapes[sh][1], shapes[sh][2],
+                           shapes[sh][3], shapes[sh][4], shapes[sh][5], (int)(sh & 1), kq == 0, 1};
+                ran += run_case(&q, seed++);
+                cases++;
+            }
+    cr_expect_eq(ran, cases, "the integer path ran %d of %d per-channel cases", ran, cases);
+}
+
 Test(qconv, declines_what_it_cannot_do)
 {
     if (!sq_cpu_qconv_available()) cr_skip("this CPU has no AVX-512 VNNI: the integer path is off");
     /* 8-bit EWGS / DoReFa weights have codes -255..255: not signed bytes */
-    qcase q8 = {SQ_QUANT_EWGS, 8, 8, 2, 8, 6, 6, 4, 3, 1, 0, 1};
+    qcase q8 = {SQ_QUANT_EWGS, 8, 8, 2, 8, 6, 6, 4, 3, 1, 0, 1, 0};
     cr_expect_eq(run_case(&q8, 7), 0);
     q8.kind = SQ_QUANT_DOREFA;
     cr_expect_eq(run_case(&q8, 8), 0);

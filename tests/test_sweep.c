@@ -1007,3 +1007,30 @@ Test(sweep, tensorboard_events_per_task, .init = mk_tmp, .fini = rm_tmp)
     cr_expect(strstr(js, "\"tensorboard\":1") != NULL, "%s", js);
     free(js);
 }
+
+/* --per-channel (issue 20): kept in sweep.json and in every student's checkpoint metadata; a
+   "per_channel" other than 0 or 1 in a config is refused */
+Test(sweep, per_channel_students, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/sw", g_tmp);
+    cr_assert_eq(sweep("--teacher %s/t.safetensors --data idx:%s/img.idx,%s/lab.idx --quantizers lsq --bits 2 --epochs 1 "
+                       "--batch 16 --threads 1 --quiet --per-channel --out %s", g_tmp, g_tmp, g_tmp, dir), 0);
+    char p[600];
+    snprintf(p, sizeof p, "%s/sweep.json", dir);
+    char *js = slurp(p);
+    cr_assert_not_null(js);
+    cr_expect(strstr(js, "\"per_channel\":1") != NULL, "%s", js);
+    free(js);
+    snprintf(p, sizeof p, "%s/tasks/lsq_w2a2_s1/last.safetensors", dir);
+    sq_ckpt_meta meta;
+    cr_assert_eq(sq_ckpt_read_meta(p, &meta), SQ_OK, "%s", sq_last_error());
+    cr_expect_eq(meta.q.per_channel, 1);
+    snprintf(p, sizeof p, "%s/bad.json", g_tmp);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "{\"per_channel\": 3}");
+    fclose(f);
+    cr_expect_eq(sweep("--config %s --teacher %s/t.safetensors --data idx:%s/img.idx,%s/lab.idx --quantizers lsq "
+                       "--bits 2 --out %s/sw2", p, g_tmp, g_tmp, g_tmp, g_tmp), 2);
+}

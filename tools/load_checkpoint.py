@@ -295,6 +295,11 @@ def build_torch_model(meta, path="checkpoint", arch=None):
     if arch not in torch_models.ARCHS:
         raise Refusal(f"{path}: arch {arch!r} has no PyTorch twin in tools/torch_models.py "
                       f"(known: {', '.join(torch_models.ARCHS)})")
+    if meta.get("quant_per_channel", "0") != "0" or meta.get("quant_bits_map"):
+        what = "per-channel weight quantizers" if meta.get("quant_per_channel", "0") != "0" else "a per-layer bits map"
+        raise Refusal(f"{path} is a student with {what} (docs/granularity.md), which the PyTorch twins "
+                      f"(tools/torch_quant.py) do not build yet; run it with 'sqakd eval' / 'sqakd infer', or "
+                      f"'sqakd export' it and load the .onnx file")
     c, h, w = _shape(meta, path)
     classes = _meta_int(meta, "classes", path, 1, 1000)
     kind = meta.get("quantizer", "none")

@@ -216,7 +216,7 @@ static int bench_size(bk_ctx *c, size_t n, const int *bits, int nbits, int weigh
     for (int ki = 0; ki < 4 && !failed; ki++)
         for (int bi = 0; bi < nbits && !failed; bi++) {
             fq_arg a = {be, {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits[bi],
-                             weight && kinds[ki] == SQ_QUANT_LSQ, 0.0f, (float)n},
+                             weight && kinds[ki] == SQ_QUANT_LSQ, 0.0f, (float)n, 0},
                         n, x, y, gy, y, par, par + 4, par + 8};
             float qp[2];
             bench_qp(kinds[ki], weight, bits[bi], qp);

@@ -17,7 +17,7 @@ static const char *USAGE =
     "       sqakd distill --teacher CKPT --data SPEC --students ewgs:w4a4,ewgs:w2a2,lsq:4 --out DIR [...]";
 
 typedef struct {
-    const char *teacher, *student, *model, *quantizer, *loss, *students, *tprec_name;
+    const char *teacher, *student, *model, *quantizer, *loss, *students, *tprec_name, *bits_map;
     sq_quant_opts q;
     sq_teacher_prec tprec;
 } distill_flags;
@@ -101,10 +101,12 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--student", SQ_ARG_STR, &f.student, 0, 0, "start the student from this checkpoint instead of the teacher"};
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &f.model, 0, 0, "student architecture (default: the teacher's)"};
     a[n++] = (sq_arg){"--quantizer", SQ_ARG_STR, &f.quantizer, 0, 0, "ewgs | pact | lsq | dorefa (default ewgs)"};
-    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y][:loss=kl|kl+squat],... (BITS wWaA or B), each in OUT/<quantizer>_w<W>a<A>/ (+ _squat with :loss=kl+squat)"};
+    a[n++] = (sq_arg){"--students", SQ_ARG_STR, &f.students, 0, 0, "several students from one teacher pass: QUANTIZER:BITS[:lr=X][:lrq=Y][:loss=kl|kl+squat][:pc],... (BITS wWaA or B; pc: per-channel weights), each in OUT/<quantizer>_w<W>a<A>[_pc][_squat]/"};
     a[n++] = (sq_arg){"--wbits", SQ_ARG_INT, &f.q.wbits, 1, 8, "weight bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--abits", SQ_ARG_INT, &f.q.abits, 1, 8, "activation bits 1..8 (default 4)"};
     a[n++] = (sq_arg){"--quant-first-last", SQ_ARG_FLAG, &f.q.first_last, 0, 0, "also quantize the first conv and the classifier"};
+    a[n++] = (sq_arg){"--bits-map", SQ_ARG_STR, &f.bits_map, 0, 0, "JSON file: layer name -> {\"wbits\": W, \"abits\": A} (either optional; the rest from --wbits/--abits); 'sqakd info CKPT' lists the names"};
+    a[n++] = (sq_arg){"--per-channel", SQ_ARG_FLAG, &f.q.per_channel, 0, 0, "one weight quantizer per output channel (interval, step or clip value; DoReFa's max|tanh|) instead of per tensor"};
     a[n++] = (sq_arg){"--delta-w", SQ_ARG_FLOAT, &delta_w, 0, 1e6, "EWGS backward delta for weights (default 0 = STE)"};
     a[n++] = (sq_arg){"--delta-a", SQ_ARG_FLOAT, &delta_a, 0, 1e6, "EWGS backward delta for activations (default 0)"};
     a[n++] = (sq_arg){"--delta-every", SQ_ARG_INT, &c.cfg.delta_every, 0, 100000, "ewgs: update delta from the Hessian trace every N epochs (0 = fixed; default 0)"};
@@ -137,6 +139,7 @@ int sq_cmd_distill(int argc, char **argv)
     }
     f.q.delta_w = delta_w;
     f.q.delta_a = delta_a;
+    if (sq_cli_bits_map(cmd, &c, f.bits_map, &f.q)) return 2;
     if (f.students) {
         if (sq_args_given(&f.quantizer) || sq_args_given(&f.q.wbits) || sq_args_given(&f.q.abits))
             return sq_cli_fail(cmd, "--students replaces --quantizer, --wbits and --abits: give one or the other");
@@ -163,7 +166,8 @@ int sq_cmd_distill(int argc, char **argv)
         const char *top = c.out ? c.out : c.resume;
         for (int i = 0; top && i < ns; i++) {
             char dir[4200];
-            snprintf(dir, sizeof dir, "%s/%s", top, specs[i].name);
+            if (snprintf(dir, sizeof dir, "%s/%s", top, specs[i].name) >= (int)sizeof dir)
+                return sq_cli_fail(cmd, "the output directory path is too long (at most 4096 bytes)");
             if (sq_cli_check_run_dir(cmd, dir, c.resume != NULL, c.overwrite)) return 2;
         }
         sq_distill_ctx d;
@@ -174,6 +178,7 @@ int sq_cmd_distill(int argc, char **argv)
             return 2;
         }
         sq_cli_make_config(&c, a, n, "teacher_id", tid);
+        sq_cli_config_add_bits_map(&c, f.q.bits_map);
         print_loss_note(&c.cfg);
         sq_cli_say_default_out(cmd, &c);
         int rc = sq_distill_students(cmd, &c, &d, f.model, f.student, specs, ns, argc, argv, NULL, NULL);
@@ -200,6 +205,7 @@ int sq_cmd_distill(int argc, char **argv)
     teacher_id(&d.tm, tid, sizeof tid);
     if (sq_cli_check_recorded(cmd, &c, "teacher_id", tid)) goto done;
     sq_cli_make_config(&c, a, n, "teacher_id", tid);
+    sq_cli_config_add_bits_map(&c, f.q.bits_map);
     if (sq_distill_new_student(cmd, &d, &c.cfg, arch, f.student, c.resume ? last : NULL, &f.q, &s)) goto done;
     if (sq_cli_prepare_out(cmd, &c, argc, argv)) goto done;
     sq_train_io io;

@@ -70,6 +70,32 @@ static void print_taps(const sq_model *m)
     putchar('\n');
 }
 
+/* every conv / linear with its bit-widths: a quantized model's layers (per-layer bit-widths of
+   --bits-map, per-channel weights), or a full-precision one's, the names a --bits-map may use */
+static void print_layers(const sq_model *m, int quantized)
+{
+    printf("  %s\n", quantized ? "layers (W/A bits; weights per tensor or per output channel):"
+                               : "layers a --bits-map may name (* = quantized, + = only with --quant-first-last):");
+    for (int i = 0; i < m->nnodes; i++) {
+        const sq_node *n = &m->nodes[i];
+        if (n->op != SQ_NODE_CONV && n->op != SQ_NODE_LINEAR) continue;
+        if (quantized && !n->quant) {
+            printf("    ");
+            show(n->name, 32);
+            printf(" full precision\n");
+        } else if (quantized) {
+            printf("    ");
+            show(n->name, 32);
+            printf(" W%d A%d  %s  %zu weights\n", n->qw.bits, n->qa.bits,
+                   n->qw.channels > 1 ? "per-channel" : "per-tensor", m->params[n->pw].numel);
+        } else {
+            printf("    %c ", n->quantizable ? '*' : n->first_or_last ? '+' : ' ');
+            show(n->name, 0);
+            putchar('\n');
+        }
+    }
+}
+
 static int info_onnx(const char *cmd, const char *path, const sq_import_opts *io)
 {
     sq_imported imp;
@@ -133,11 +159,15 @@ int sq_cmd_info(int argc, char **argv)
     if (is_ckpt) {
         sq_model *m;
         if (sq_ckpt_create_model(pos[0], &meta, &m) == SQ_OK) {
-            sq_model_set_quant(m, &meta.q);
+            int qok = sq_model_set_quant(m, &meta.q) == SQ_OK;
             printf("  %-18s %zu\n", "parameters", sq_model_param_count(m));
-            printf("  %-18s %.0f bytes at W%d\n", "model size", sq_model_size_bytes(m), meta.q.kind ? meta.q.wbits : 32);
+            if (meta.q.bits_map)
+                printf("  %-18s %.0f bytes at the per-layer bit-widths (below)\n", "model size", sq_model_size_bytes(m));
+            else
+                printf("  %-18s %.0f bytes at W%d\n", "model size", sq_model_size_bytes(m), meta.q.kind ? meta.q.wbits : 32);
             print_taps(m);
             if (!strcmp(meta.arch, "graph")) print_graph(m);
+            if (qok) print_layers(m, meta.q.kind != SQ_QUANT_NONE);
             sq_model_free(m);
         } else {
             printf("  %-18s ", "graph");

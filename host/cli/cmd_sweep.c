@@ -25,7 +25,7 @@ typedef struct {
     const char *config, *model, *data, *teacher, *quantizers, *bits, *seeds, *out, *device, *augment, *partition,
         *time, *bin, *resize, *loss, *squat_tap;
     int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group;
-    int run_teacher, slurm, dry_run, quiet, tensorboard;
+    int run_teacher, slurm, dry_run, quiet, tensorboard, per_channel;
     float lr_model, lr_quant, alpha, T, holdout, squat_weight;
 } sweep_flags;
 
@@ -100,6 +100,7 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
     SET_NUM(sw->cpus_per_task, f->cpus);
     SET_NUM(sw->max_running, f->max_running);
     if (f->tensorboard) sw->tensorboard = 1;
+    if (f->per_channel) sw->per_channel = 1;
     SET_NUM(sw->lr_model, f->lr_model);
     SET_NUM(sw->lr_quant, f->lr_quant);
     SET_NUM(sw->alpha, f->alpha);
@@ -125,6 +126,8 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
         return sq_cli_fail(cmd, "--squat-weight and --squat-tap need --loss kl+squat");
     if (sw->tensorboard != 0 && sw->tensorboard != 1)
         return sq_cli_fail(cmd, "\"tensorboard\" must be 0 or 1, got %d", sw->tensorboard);
+    if (sw->per_channel != 0 && sw->per_channel != 1)
+        return sq_cli_fail(cmd, "\"per_channel\" must be 0 or 1, got %d", sw->per_channel);
     if (sw->epochs < 1 || sw->batch < 1 || sw->threads < 1 || sw->group_size < 1)
         return sq_cli_fail(cmd, "--epochs, --batch, --threads and --group-size must be at least 1");
     return 0;
@@ -432,7 +435,8 @@ static int run_group(const char *cmd, const sq_sweep *sw, int g, int quiet, int 
         if (sq_sweep_task_done(sw, tasks[i].id)) continue;
         sq_student_spec *sp = &specs[ns++];
         snprintf(sp->name, sizeof sp->name, "%s", tasks[i].id);
-        sp->q = (sq_quant_opts){.kind = sw->quant[tasks[i].q], .wbits = sw->wbits[tasks[i].b], .abits = sw->abits[tasks[i].b]};
+        sp->q = (sq_quant_opts){.kind = sw->quant[tasks[i].q], .wbits = sw->wbits[tasks[i].b], .abits = sw->abits[tasks[i].b],
+                                 .per_channel = sw->per_channel};
         sp->lr = sp->lr_quant = -1;
     }
     if (!ns) {
@@ -523,6 +527,7 @@ int sq_cmd_sweep(int argc, char **argv)
         {"--run-group", SQ_ARG_INT, &f.run_group, 0, 1000000, "run one group (what each array task does; default: every group, locally)"},
         {"--run-teacher", SQ_ARG_FLAG, &f.run_teacher, 0, 0, "train and evaluate the teacher only"},
         {"--tensorboard", SQ_ARG_FLAG, &f.tensorboard, 0, 0, "TensorBoard event files of every student in DIR/tasks/tensorboard/<task id>/ (recorded in sweep.json)"},
+        {"--per-channel", SQ_ARG_FLAG, &f.per_channel, 0, 0, "one weight quantizer per output channel for every student (recorded in sweep.json)"},
         {"--quiet", SQ_ARG_FLAG, &f.quiet, 0, 0, "no progress output"},
     };
     const char *pos[1];

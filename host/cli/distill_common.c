@@ -228,6 +228,7 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
     if (!bits || sq_bits_parse(bits, &sp->q.wbits, &sp->q.abits))
         return sq_cli_fail(cmd, "--students: '%s' needs bits as wWaA or B with 1..8 bits (e.g. %s:w4a4 or %s:2), "
                            "got '%s'", part, part, part, bits ? bits : "");
+    int pc = 0;
     for (char *opt; (opt = strtok_r(NULL, ":", &save));) {
         if (!strncmp(opt, "loss=", 5)) {
             if (strcmp(opt + 5, "kl") && strcmp(opt + 5, "kl+squat")) {
@@ -237,8 +238,12 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
             sp->squat = !strcmp(opt + 5, "kl+squat");
             continue;
         }
+        if (!strcmp(opt, "pc")) {
+            sp->q.per_channel = pc = 1;
+            continue;
+        }
         float *dst = !strncmp(opt, "lr=", 3) ? &sp->lr : !strncmp(opt, "lrq=", 4) ? &sp->lr_quant : NULL;
-        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X, lrq=Y or loss=kl|kl+squat)", opt);
+        if (!dst) return sq_cli_fail(cmd, "--students: unknown option '%s' (lr=X, lrq=Y, loss=kl|kl+squat or pc)", opt);
         const char *v = strchr(opt, '=') + 1;
         char *end;
         errno = 0;
@@ -247,8 +252,8 @@ static int parse_one_student(const char *cmd, char *tok, const sq_quant_opts *ba
             return sq_cli_fail(cmd, "--students: '%s' needs a number in [0, 1e30]", opt);
         *dst = (float)x;
     }
-    snprintf(sp->name, sizeof sp->name, "%s_w%da%d%s", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits,
-             sp->squat == 1 ? "_squat" : "");
+    snprintf(sp->name, sizeof sp->name, "%s_w%da%d%s%s", sq_quant_kind_name(sp->q.kind), sp->q.wbits, sp->q.abits,
+             pc ? "_pc" : "", sp->squat == 1 ? "_squat" : "");
     return 0;
 }
 

@@ -48,6 +48,13 @@ int sq_squat_tap_check(const char *cmd, const char *tap);
 
 #define SQ_MAX_STUDENTS 64
 
+/* --bits-map (cli_bits_map.c): q->bits_map from the file at path (NULL: none), or on --resume the
+   map recorded in the run's configuration. 0, or 2 with one line printed. */
+int sq_cli_bits_map(const char *cmd, const sq_cli_common *c, const char *path, sq_quant_opts *q);
+/* records the map's canonical text as "bits_map_json" in c's run configuration (after
+   sq_cli_make_config) */
+void sq_cli_config_add_bits_map(sq_cli_common *c, const char *map);
+
 /* "w4a2" -> 4, 2; "4" -> 4, 4. 0, or -1 when s is not of that form with bits in 1..8. */
 int sq_bits_parse(const char *s, int *wbits, int *abits);
 /* Parses a comma-separated student list; base supplies first_last and the deltas. 0 or 2. */

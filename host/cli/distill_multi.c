@@ -77,10 +77,13 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
         if (sq_state_weights(state, weights, sizeof weights) || sq_ckpt_read_meta(weights, &rm) ||
             sq_ckpt_read_config(state, &rec))
             return sq_cli_fail(cmd, "%s", sq_last_error());
-        if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits) {
+        if (rm.q.kind != sp->q.kind || rm.q.wbits != sp->q.wbits || rm.q.abits != sp->q.abits ||
+            rm.q.per_channel != sp->q.per_channel || (rm.q.bits_map != sp->q.bits_map)) {
             free(rec);
-            return sq_cli_fail(cmd, "%s holds a %s W%dA%d student, not %s: use another --out", weights,
-                               sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits, sp->name);
+            return sq_cli_fail(cmd, "%s holds a %s W%dA%d%s student, not %s%s: use another --out", weights,
+                               sq_quant_kind_name(rm.q.kind), rm.q.wbits, rm.q.abits,
+                               rm.q.per_channel ? " per-channel" : "", sp->name,
+                               sp->q.per_channel ? " (per-channel)" : "");
         }
         /* its own settings: the recorded "student" entry against this run's */
         const char *mine = s->cfg.run_config ? strstr(s->cfg.run_config, "\"student\":\"") : NULL;

@@ -33,6 +33,7 @@ typedef struct sq_sweep {
     /* the loss (issue 20): "kl" or "kl+squat" with SQuaT's weight and tap ("": the default tap) */
     char loss[16], squat_tap[80];
     float squat_weight;
+    int per_channel;            /* per-output-channel weight quantizers for every student (0 or 1) */
 } sq_sweep;
 
 typedef struct sq_sweep_task {

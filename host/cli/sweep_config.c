@@ -229,6 +229,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
         {"loss", K_STR, sw->loss, sizeof sw->loss}, {"squat_weight", K_FLOAT, &sw->squat_weight, 0},
         {"squat_tap", K_STR, sw->squat_tap, sizeof sw->squat_tap},
+        {"per_channel", K_INT, &sw->per_channel, 0},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -334,6 +335,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
         sq_jbuf_kv_num(jb, "squat_weight", short_float(sw->squat_weight));
         sq_jbuf_kv_str(jb, "squat_tap", sw->squat_tap);
     }
+    if (sw->per_channel) sq_jbuf_kv_int(jb, "per_channel", sw->per_channel);
     if (!training_only) {
         sq_jbuf_kv_int(jb, "threads", sw->threads);
         sq_jbuf_kv_str(jb, "device", sw->device);

@@ -47,6 +47,11 @@ static int meta_to_kv(const sq_ckpt_meta *m, kv *t)
     put(t, &n, "delta_w", "%.9g", m->q.delta_w);
     put(t, &n, "delta_a", "%.9g", m->q.delta_a);
     put(t, &n, "quant_first_last", "%d", m->q.first_last);
+    if (m->q.per_channel) put(t, &n, "quant_per_channel", "1");
+    if (m->q.kind && m->q.bits_map) { /* the map itself, so that the checkpoint is self-contained */
+        put(t, &n, "quant_bits_map", "%s", "");
+        t[n - 1].ext = m->q.bits_map;
+    }
     put(t, &n, "metric", "%.6f", m->metric);
     return n;
 }
@@ -180,6 +185,15 @@ static sq_status meta_from_file(const sq_st_file *f, const char *path, sq_ckpt_m
     if ((s = sq_st_meta(f, "quant_first_last"))) {
         if (meta_int(s, 0, 1, &v)) return bad_meta(path, "quant_first_last", s, "0 or 1");
         m->q.first_last = (int)v;
+    }
+    if ((s = sq_st_meta(f, "quant_per_channel"))) {
+        if (meta_int(s, 0, 1, &v)) return bad_meta(path, "quant_per_channel", s, "0 or 1");
+        m->q.per_channel = (int)v;
+    }
+    if ((s = sq_st_meta(f, "quant_bits_map"))) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: metadata quant_bits_map", path);
+        if (sq_bits_map_canonical(s, strlen(s), what, &m->q.bits_map)) return SQ_EFORMAT;
     }
     return SQ_OK;
 }

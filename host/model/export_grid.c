@@ -220,19 +220,29 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
         sq_set_error("layer %s is not quantized", nd->name);
         return SQ_EARG;
     }
+    /* per-channel weights (quant.h): every output channel has its own parameters and grid; the
+       grids differ only in their scale (LSQ's s per channel; EWGS and DoReFa weights have one
+       grid for every channel), so l->gw is channel 0's and the scales go into wscale */
+    const int wch = sq_quant_channels(&nd->qw), npw = sq_quant_nparams(&nd->qw);
+    sq_quant_cfg cw = nd->qw;
+    cw.channels = 0;
+    float *qwall = sq_xcalloc((size_t)(npw ? npw : 1) * wch, sizeof(float));
     float qw[SQ_QUANT_MAX_PARAMS] = {0}, qa[SQ_QUANT_MAX_PARAMS] = {0}, s = 1.0f;
-    if (nd->qpw >= 0) m->be->copy_d2h(qw, sq_model_param_ptr(m, nd->qpw), sq_quant_nparams(&nd->qw) * sizeof(float));
+    if (nd->qpw >= 0) m->be->copy_d2h(qwall, sq_model_param_ptr(m, nd->qpw), (size_t)npw * wch * sizeof(float));
+    for (int j = 0; j < npw; j++) qw[j] = qwall[j * wch];
     if (nd->qpa >= 0) m->be->copy_d2h(qa, sq_model_param_ptr(m, nd->qpa), sq_quant_nparams(&nd->qa) * sizeof(float));
     if (nd->qps >= 0) m->be->copy_d2h(&s, sq_model_param_ptr(m, nd->qps), sizeof s);
     sq_status st;
-    if ((st = sq_qgrid_derive_ex(&nd->qw, qw, wide, &l->gw)) || (st = sq_qgrid_derive(&nd->qa, qa, &l->ga))) {
+    if ((st = sq_qgrid_derive_ex(&cw, qw, wide, &l->gw)) || (st = sq_qgrid_derive(&nd->qa, qa, &l->ga))) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", sq_last_error());
-        sq_set_error("%s (layer %s)", msg, nd->name);
+        sq_set_error("%s (layer %s%s)", msg, nd->name, wch > 1 ? ", output channel 0" : "");
+        free(qwall);
         return st;
     }
     if (!isfinite(s)) {
         sq_set_error("layer %s: output scale %g is not finite", nd->name, s);
+        free(qwall);
         return SQ_EARG;
     }
     const int co = nd->c;
@@ -242,12 +252,31 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
     l->codes = sq_xmalloc(nw * sizeof(int));
     l->wscale = sq_xmalloc(co * sizeof(float));
     l->bias = sq_xcalloc(co, sizeof(float));
-    st = sq_qgrid_weight_codes(&nd->qw, qw, &l->gw, w, nw, l->codes);
+    float *gscale = sq_xmalloc(co * sizeof(float)); /* each output channel's grid scale */
+    int bad_ch = -1;
+    if (wch > 1) {
+        for (int c = 0; c < co && !st; c++) {
+            float pc[SQ_QUANT_MAX_PARAMS] = {0};
+            for (int j = 0; j < npw; j++) pc[j] = qwall[j * wch + c];
+            sq_qgrid gc;
+            if (!(st = sq_qgrid_derive_ex(&cw, pc, wide, &gc)))
+                st = sq_qgrid_weight_codes(&cw, pc, &gc, w + (size_t)c * per, per, l->codes + (size_t)c * per);
+            gscale[c] = gc.scale;
+            if (gc.level_ulps > l->gw.level_ulps) l->gw.level_ulps = gc.level_ulps;
+            if (st) bad_ch = c;
+        }
+    } else {
+        st = sq_qgrid_weight_codes(&cw, qw, &l->gw, w, nw, l->codes);
+        for (int c = 0; c < co; c++) gscale[c] = l->gw.scale;
+    }
     free(w);
+    free(qwall);
     if (st) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", sq_last_error());
-        sq_set_error("%s (layer %s)", msg, nd->name);
+        if (bad_ch >= 0) sq_set_error("%s (layer %s, output channel %d)", msg, nd->name, bad_ch);
+        else sq_set_error("%s (layer %s)", msg, nd->name);
+        free(gscale);
         sq_qlayer_free(l);
         return st;
     }
@@ -282,11 +311,12 @@ sq_status sq_qlayer_build(const sq_model *m, int id, int flip, int wide, sq_qlay
                 f = -f;
             }
         }
-        l->wscale[c] = (float)(f * l->gw.scale);
+        l->wscale[c] = (float)(f * gscale[c]);
         l->bias[c] = (float)bias;
     }
     free(b);
     free(gam);
+    free(gscale);
     return SQ_OK;
 }
 

@@ -130,12 +130,15 @@ sq_status sq_export_int(const sq_model *m, const sq_ckpt_meta *meta, const char 
             {"format", "sqakd-int"}, {"format_version", "1"}, {"arch", (char *)m->arch},
             {"input_shape", shape}, {"classes", classes}, {"norm_mean", mean}, {"norm_std", sd},
             {"quantizer", (char *)sq_quant_kind_name(meta->q.kind)}, {"wbits", wb}, {"abits", ab},
-            {"quantized_layers", layers}, {"graph", NULL},
+            {"quantized_layers", layers}, {"graph", NULL}, {"graph", NULL},
         };
-        /* a model that is not in the zoo carries its graph, as its checkpoint does (model.h) */
+        /* a model that is not in the zoo carries its graph, as its checkpoint does (model.h);
+           per-layer bit-widths (each layer's weight.map and input.range hold its own) their map */
         char *graph = strcmp(m->arch, "graph") ? NULL : sq_model_graph_json(m);
-        kv[sizeof kv / sizeof kv[0] - 1].value = graph;
-        sq_st_file f = {.ntensors = k, .tensors = t, .nmeta = (int)(sizeof kv / sizeof kv[0]) - (graph == NULL), .meta = kv};
+        int nkv = (int)(sizeof kv / sizeof kv[0]) - 2;
+        if (meta->q.bits_map) kv[nkv++] = (sq_st_kv){"bits_map", (char *)meta->q.bits_map};
+        if (graph) kv[nkv++] = (sq_st_kv){"graph", graph};
+        sq_st_file f = {.ntensors = k, .tensors = t, .nmeta = nkv, .meta = kv};
         st = sq_st_write(path, &f);
         free(graph);
     }

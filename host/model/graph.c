@@ -105,7 +105,7 @@ static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
             size_t nw = m->params[n->pw].numel;
             n->xq = take(act, nin);
             n->wq = take(act, nw);
-            n->scratch_w = take(act, SQ_QUANT_SCRATCH);
+            n->scratch_w = take(act, (size_t)SQ_QUANT_SCRATCH * sq_quant_channels(&n->qw));
             n->scratch_a = take(act, SQ_QUANT_SCRATCH);
             const int scaled = n->qps >= 0, bias = n->pb >= 0;
             if (scaled) n->wqs = take(act, nw);

@@ -62,7 +62,8 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qw.bits = q->wbits;
         n->qw.is_signed = 1;
         n->qw.delta = q->delta_w;
-        n->qw.grad_numel = (float)pw->numel;
+        n->qw.channels = q->per_channel ? pw->shape[0] : 0;
+        n->qw.grad_numel = (float)(pw->numel / (size_t)sq_quant_channels(&n->qw));
         n->qa.kind = q->kind;
         n->qa.role = SQ_QROLE_ACT;
         n->qa.bits = q->abits;
@@ -71,11 +72,11 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         n->qa.is_signed = in->op == SQ_NODE_INPUT || (!zoo && !nn[n->in0]);
         n->qa.delta = q->delta_a;
         n->qa.grad_numel = (float)(in->c * in->h * in->w);
-        int scalar[1] = {0};
+        int scalar[1] = {0}, wch[1] = {pw->shape[0]}, wnd = q->per_channel ? 1 : 0;
         switch (q->kind) {
         case SQ_QUANT_EWGS:
-            n->qpw = sq_param_add(m, n->name, "lW", SQ_PT_QUANT, 0, scalar);
-            sq_param_add(m, n->name, "uW", SQ_PT_QUANT, 0, scalar);
+            n->qpw = sq_param_add(m, n->name, "lW", SQ_PT_QUANT, wnd, wch);
+            sq_param_add(m, n->name, "uW", SQ_PT_QUANT, wnd, wch);
             n->qpa = sq_param_add(m, n->name, "lA", SQ_PT_QUANT, 0, scalar);
             sq_param_add(m, n->name, "uA", SQ_PT_QUANT, 0, scalar);
             n->qps = sq_param_add(m, n->name, "output_scale", SQ_PT_QUANT, 0, scalar);
@@ -84,7 +85,7 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
             n->qpa = sq_param_add(m, n->name, "alphaA", SQ_PT_QUANT, 0, scalar);
             break;
         case SQ_QUANT_LSQ:
-            n->qpw = sq_param_add(m, n->name, "sW", SQ_PT_QUANT, 0, scalar);
+            n->qpw = sq_param_add(m, n->name, "sW", SQ_PT_QUANT, wnd, wch);
             n->qpa = sq_param_add(m, n->name, "sA", SQ_PT_QUANT, 0, scalar);
             break;
         default:
@@ -96,7 +97,7 @@ sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q)
         sq_set_error("model %s has no layer to quantize", m->arch);
         return SQ_EARG;
     }
-    return SQ_OK;
+    return sq_bits_map_apply(m, q->bits_map);
 }
 
 static double mean_abs(const float *v, size_t n)
@@ -120,9 +121,12 @@ sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n)
         float *h = sq_xmalloc((nw > nx ? (nw > ny ? nw : ny) : (nx > ny ? nx : ny)) * sizeof(float));
         float qp[SQ_QUANT_MAX_PARAMS];
         if (sq_quant_nparams(&nd->qw)) {
+            const size_t nq = (size_t)sq_quant_nparams(&nd->qw) * sq_quant_channels(&nd->qw);
+            float *qw = sq_xmalloc(nq * sizeof(float));
             be->copy_d2h(h, sq_model_param_ptr(m, nd->pw), nw * sizeof(float));
-            sq_quant_init_weight(&nd->qw, h, nw, qp);
-            be->copy_h2d(sq_model_param_ptr(m, nd->qpw), qp, sq_quant_nparams(&nd->qw) * sizeof(float));
+            sq_quant_init_weight_pc(&nd->qw, h, nw, qw);
+            be->copy_h2d(sq_model_param_ptr(m, nd->qpw), qw, nq * sizeof(float));
+            free(qw);
         }
         if (sq_quant_nparams(&nd->qa)) {
             be->copy_d2h(h, in->out, nx * sizeof(float));

@@ -43,6 +43,11 @@ sq_status sq_quant_cfg_check(const sq_quant_cfg *cfg)
         sq_set_error("EWGS delta must be a finite number >= 0, got %g", (double)cfg->delta);
         return SQ_EARG;
     }
+    if (cfg->channels < 0 || (cfg->channels > 1 && cfg->role != SQ_QROLE_WEIGHT)) {
+        sq_set_error("per-channel quantization is for weights only (channels %d, role %d)",
+                     cfg->channels, (int)cfg->role);
+        return SQ_EARG;
+    }
     if (!(cfg->grad_numel >= 0.0f) || !isfinite(cfg->grad_numel)) {
         sq_set_error("LSQ grad_numel must be a finite number >= 0, got %g",
                      (double)cfg->grad_numel);
@@ -100,6 +105,21 @@ void sq_quant_init_weight(const sq_quant_cfg *cfg, const float *w, size_t n, flo
     }
     case SQ_QUANT_LSQ: qp[0] = lsq_init_s(cfg, w, n); break;
     default: break; /* PACT weights (DoReFa), DoReFa, none: no parameters */
+    }
+}
+
+void sq_quant_init_weight_pc(const sq_quant_cfg *cfg, const float *w, size_t n, float *qp)
+{
+    const int C = sq_quant_channels(cfg), np = sq_quant_nparams(cfg);
+    if (C <= 1) {
+        sq_quant_init_weight(cfg, w, n, qp);
+        return;
+    }
+    const size_t blk = n / (size_t)C;
+    for (int c = 0; c < C; c++) {
+        float p[SQ_QUANT_MAX_PARAMS] = {0};
+        sq_quant_init_weight(cfg, w + (size_t)c * blk, blk, p);
+        for (int j = 0; j < np; j++) qp[j * C + c] = p[j];
     }
 }
 

@@ -99,6 +99,9 @@ typedef struct sq_quant_opts {
     int wbits, abits;
     float delta_w, delta_a;
     int first_last;       /* also quantize the stem conv and the classifier */
+    int per_channel;      /* one weight quantizer (parameters, DoReFa's M) per output channel */
+    const char *bits_map; /* per-layer bit-widths: canonical JSON from sq_bits_map_canonical
+                             (interned: lives as long as the process), NULL: none */
 } sq_quant_opts;
 
 typedef struct sq_model {
@@ -156,8 +159,19 @@ const char *sq_model_zoo_name(int i);
 const char *sq_model_zoo_desc(int i);
 size_t sq_model_param_count(const sq_model *m);   /* trainable parameters (PyTorch count) */
 
-/* Marks layers quantized per method.md 3.6 and adds quantizer parameters. Call before setup. */
+/* Marks layers quantized per method.md 3.6 and adds quantizer parameters. Call before setup.
+   q->bits_map overrides wbits / abits per layer; a name in it that is not a quantized conv or
+   linear of m is refused (SQ_EARG, the quantized layers listed). */
 sq_status sq_model_set_quant(sq_model *m, const sq_quant_opts *q);
+
+/* Per-layer bit-widths (host/model/bits_map.c): text[0..len) is a JSON object, layer name ->
+   {"wbits": W, "abits": A}, either key optional, bits 1..8. On success *out is its canonical
+   compact JSON, interned (never freed, shared by every copy of the options). what names the
+   source in the one-line errors (bad JSON with its byte offset, a bad entry, bits out of range,
+   a name listed twice). */
+sq_status sq_bits_map_canonical(const char *text, size_t len, const char *what, const char **out);
+/* applies a canonical map to m's quantized layers (sq_model_set_quant calls it) */
+sq_status sq_bits_map_apply(sq_model *m, const char *map);
 
 /* Allocates every buffer on the backend for `batch` samples. with_grad = 0 for a frozen model. */
 sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_grad);

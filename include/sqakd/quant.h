@@ -6,7 +6,13 @@
                                                                       held by the model)
      SQ_QUANT_PACT   weight: none (DoReFa)  act: qp = {alpha}
      SQ_QUANT_LSQ    weight: qp = {s}       act: qp = {s}
-     SQ_QUANT_DOREFA weight: none           act: none */
+     SQ_QUANT_DOREFA weight: none           act: none
+
+   Per-channel weights (channels = C > 1, weights only): the tensor is C equal contiguous blocks
+   (the output channels of an OIHW or (out, in) weight), each quantized with its own parameters:
+   parameter j of channel c is qp[j * C + c] (so EWGS's lW and uW, LSQ's sW are [C] tensors), and
+   DoReFa / PACT weights take M = max|tanh(w)| per channel. The EWGS output scale stays one per
+   layer. scratch then holds C * SQ_QUANT_SCRATCH floats. */
 #ifndef SQAKD_QUANT_H
 #define SQAKD_QUANT_H
 
@@ -36,8 +42,14 @@ typedef struct sq_quant_cfg {
     int bits;          /* 1..8 */
     int is_signed;     /* LSQ: signed grid (weights, or activations that can be negative) */
     float delta;       /* EWGS discretizer backward; 0 = STE */
-    float grad_numel;  /* LSQ gradient scale numel: weight elements, or act elements per sample */
+    float grad_numel;  /* LSQ gradient scale numel: weight elements (per channel with channels > 1),
+                          or act elements per sample */
+    int channels;      /* weights: 0 or 1 = one set of parameters per tensor; C > 1 = per output
+                          channel (see the header comment) */
 } sq_quant_cfg;
+
+/* 1 for a per-tensor quantizer, else its channel count */
+static inline int sq_quant_channels(const sq_quant_cfg *c) { return c->channels > 1 ? c->channels : 1; }
 
 static inline int sq_quant_nparams(const sq_quant_cfg *c)
 {
@@ -69,6 +81,10 @@ int sq_quant_levels(const sq_quant_cfg *cfg);
    Degenerate data (zero std, or zero mean|.|) falls back to [lW, uW] = [-1, 1],
    uA = lA + 1, alpha = 6, s = 1, so the first step never divides by zero. */
 void sq_quant_init_weight(const sq_quant_cfg *cfg, const float *w, size_t n, float *qp);
+/* Per-channel weights (cfg->channels = C > 1): sq_quant_init_weight on each of the C blocks of
+   n / C elements, written in the per-channel layout (qp: C * sq_quant_nparams(cfg) floats,
+   parameter j of channel c at qp[j * C + c]). With C <= 1 it is sq_quant_init_weight. */
+void sq_quant_init_weight_pc(const sq_quant_cfg *cfg, const float *w, size_t n, float *qp);
 void sq_quant_init_act(const sq_quant_cfg *cfg, const float *x, size_t n, float *qp);
 
 #ifdef __cplusplus

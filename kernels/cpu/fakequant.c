@@ -93,9 +93,60 @@ static void fq_load_params(sq_qm_ctx *k, const float *qp)
     if (np > 1) k->p1 = qp[1];
 }
 
+/* Per-channel weights (cfg->channels = C > 1, quant.h): each of the C contiguous blocks is a
+   tensor of its own, run through the per-tensor op with its channel's parameters (gathered from
+   qp[j * C + c]) and its own scratch slots; the channels are independent, so the parameter
+   gradients are per-channel sums, deterministic for any thread count. */
+static int fq_pc_split(const sq_quant_cfg *cfg, size_t n, sq_quant_cfg *one, size_t *blk)
+{
+    const int C = cfg->channels;
+    *one = *cfg;
+    one->channels = 0;
+    *blk = n / (size_t)C;
+    return C;
+}
+
+static void fq_pc_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                      float *y, float *scratch)
+{
+    sq_quant_cfg one;
+    size_t blk;
+    const int C = fq_pc_split(cfg, n, &one, &blk), np = sq_quant_nparams(cfg);
+#pragma omp parallel for SQ_SCHED_ITEMS if (n > SQ_FQ_SERIAL)
+    for (int c = 0; c < C; c++) {
+        float p[SQ_QUANT_MAX_PARAMS] = {0};
+        for (int j = 0; j < np; j++) p[j] = qp[j * C + c];
+        const size_t o = (size_t)c * blk;
+        sq_cpu_fakequant_fwd(&one, blk, x + o, p, y + o,
+                             scratch ? scratch + (size_t)c * SQ_QUANT_SCRATCH : NULL);
+    }
+}
+
+static void fq_pc_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
+                      const float *gy, float *gx, float *gqp, float *scratch)
+{
+    sq_quant_cfg one;
+    size_t blk;
+    const int C = fq_pc_split(cfg, n, &one, &blk), np = sq_quant_nparams(cfg);
+#pragma omp parallel for SQ_SCHED_ITEMS if (n > SQ_FQ_SERIAL)
+    for (int c = 0; c < C; c++) {
+        float p[SQ_QUANT_MAX_PARAMS] = {0}, g[SQ_QUANT_MAX_PARAMS] = {0};
+        for (int j = 0; j < np; j++) p[j] = qp[j * C + c];
+        const size_t o = (size_t)c * blk;
+        sq_cpu_fakequant_bwd(&one, blk, x + o, p, gy + o, gx ? gx + o : NULL, gqp ? g : NULL,
+                             scratch ? scratch + (size_t)c * SQ_QUANT_SCRATCH : NULL);
+        if (gqp)
+            for (int j = 0; j < np; j++) gqp[j * C + c] += g[j];
+    }
+}
+
 void sq_cpu_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
                           float *y, float *scratch)
 {
+    if (cfg->channels > 1 && cfg->kind != SQ_QUANT_NONE) {
+        fq_pc_fwd(cfg, n, x, qp, y, scratch);
+        return;
+    }
     sq_qm_ctx k;
     sq_qm_ctx_init(&k, cfg, n);
     if (k.op == SQ_QM_IDENTITY) {
@@ -127,6 +178,10 @@ void sq_cpu_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const float *x, con
 void sq_cpu_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp,
                           const float *gy, float *gx, float *gqp, float *scratch)
 {
+    if (cfg->channels > 1 && cfg->kind != SQ_QUANT_NONE) {
+        fq_pc_bwd(cfg, n, x, qp, gy, gx, gqp, scratch);
+        return;
+    }
     sq_qm_ctx k;
     sq_qm_ctx_init(&k, cfg, n);
     if (k.op == SQ_QM_IDENTITY) {

@@ -13,6 +13,7 @@
 #include "sqakd/quant_math.h"
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define QMR 4   /* output channels per tile */
@@ -142,7 +143,7 @@ QTARGET static void fill_codes(const sq_conv_shape *cs, const qc_geo *g, const f
 QTARGET static inline void qtile(const int nch, int m, int i0, int kd4, const int32_t *ap,
                                  const uint32_t *base, const int *off, const int *in_pos,
                                  const int *out_pos, const int *len, float *y, size_t ldc,
-                                 float scale, const float *bias)
+                                 const float *rscale, const float *bias)
 {
     __m256i acc[QMR][3];
     const uint32_t *bp[3];
@@ -164,13 +165,12 @@ QTARGET static inline void qtile(const int nch, int m, int i0, int kd4, const in
             for (int j = 0; j < nch; j++) acc[r][j] = _mm256_dpbusd_epi32(acc[r][j], b[j], a);
         }
     }
-    const __m256 sc = _mm256_set1_ps(scale);
 #pragma GCC unroll 3
     for (int j = 0; j < nch; j++) {
         const __m256i mask = _mm256_loadu_si256((const __m256i *)(k_qmask + 8 - len[j]));
         for (int r = 0; r < QMR && i0 + r < m; r++) {
             float *cp = y + (size_t)(i0 + r) * ldc + out_pos[j];
-            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][j]), sc);
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc[r][j]), _mm256_set1_ps(rscale[i0 + r]));
             if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[i0 + r]));
             if (len[j] == 8) _mm256_storeu_ps(cp, v);
             else _mm256_maskstore_ps(cp, mask, v);
@@ -180,21 +180,21 @@ QTARGET static inline void qtile(const int nch, int m, int i0, int kd4, const in
 
 QTARGET static void qgemm(int m, int kd4, const int32_t *apack, const uint32_t *base,
                           const int *off, int nchunk, const int *in_pos, const int *out_pos,
-                          const int *len, float *y, size_t ldc, float scale, const float *bias)
+                          const int *len, float *y, size_t ldc, const float *rscale, const float *bias)
 {
     int j0 = 0;
     for (; j0 + 3 <= nchunk; j0 += 3)
         for (int i0 = 0; i0 < m; i0 += QMR)
             qtile(3, m, i0, kd4, apack + (size_t)(i0 / QMR) * kd4 * QMR, base, off, in_pos + j0,
-                  out_pos + j0, len + j0, y, ldc, scale, bias);
+                  out_pos + j0, len + j0, y, ldc, rscale, bias);
     if (nchunk - j0 == 2)
         for (int i0 = 0; i0 < m; i0 += QMR)
             qtile(2, m, i0, kd4, apack + (size_t)(i0 / QMR) * kd4 * QMR, base, off, in_pos + j0,
-                  out_pos + j0, len + j0, y, ldc, scale, bias);
+                  out_pos + j0, len + j0, y, ldc, rscale, bias);
     else if (nchunk - j0 == 1)
         for (int i0 = 0; i0 < m; i0 += QMR)
             qtile(1, m, i0, kd4, apack + (size_t)(i0 / QMR) * kd4 * QMR, base, off, in_pos + j0,
-                  out_pos + j0, len + j0, y, ldc, scale, bias);
+                  out_pos + j0, len + j0, y, ldc, rscale, bias);
 }
 
 int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
@@ -205,16 +205,33 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
     const size_t nw = (size_t)cs->k * cs->c * cs->r * cs->s;
     float sx, sw;
     int xlo, xhi, wlo, whi;
-    if (!grid_of(qa, qpa, (size_t)cs->n * cs->c * cs->h * cs->w, &sx, &xlo, &xhi) ||
-        !grid_of(qw, qpw, nw, &sw, &wlo, &whi) || xlo < 0 || xhi > 255 || wlo < -128 || whi > 127)
+    if (!grid_of(qa, qpa, (size_t)cs->n * cs->c * cs->h * cs->w, &sx, &xlo, &xhi) || xlo < 0 || xhi > 255)
         return 0;
+    /* the weight's grid per output row: one for a per-tensor quantizer; per-channel weights
+       (quant.h) have a grid per channel, whose steps differ for LSQ (s_c) */
+    const int K = cs->k, wch = sq_quant_channels(qw), npw = sq_quant_nparams(qw);
+    float *rstep = malloc(2 * (size_t)K * sizeof(float));
+    if (!rstep) return 0;
+    float *rscale = rstep + K;
+    sq_quant_cfg qw1 = *qw;
+    qw1.channels = 0;
+    for (int o = 0; o < K; o++) {
+        if (wch > 1 || o == 0) {
+            float p[SQ_QUANT_MAX_PARAMS] = {0};
+            for (int j = 0; j < npw; j++) p[j] = wch > 1 ? qpw[j * wch + o] : qpw[j];
+            if (!grid_of(&qw1, p, wch > 1 ? nw / (size_t)wch : nw, &sw, &wlo, &whi) || wlo < -128 || whi > 127) {
+                free(rstep);
+                return 0;
+            }
+        }
+        rstep[o] = sw;
+    }
     const qc_geo g = qc_geometry(cs);
     int32_t *apack = ws;
     int *ints = (int *)(apack + g.apack);
     uint8_t *tplanes = (uint8_t *)rnd((uintptr_t)(ints + g.ints), 64);
     /* weights: signed codes, 4 channels per int32, panel-major, k = (group, r, s) */
-    const int R = cs->r, S = cs->s, C = cs->c, K = cs->k;
-    const float inv_w = 1.0f / sw;
+    const int R = cs->r, S = cs->s, C = cs->c;
     for (int i0 = 0; i0 < K; i0 += QMR)
         for (int gi = 0; gi < g.c4; gi++)
             for (int r = 0; r < R; r++)
@@ -226,7 +243,7 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
                         for (int t = 0; t < 4 && i0 + rr < K; t++) {
                             const int ch = 4 * gi + t;
                             if (ch >= C) break;
-                            float v = rintf(wq[(((size_t)(i0 + rr) * C + ch) * R + r) * S + s] * inv_w);
+                            float v = rintf(wq[(((size_t)(i0 + rr) * C + ch) * R + r) * S + s] * (1.0f / rstep[i0 + rr]));
                             int q = v < wlo ? wlo : (v > whi ? whi : (int)v);
                             word |= (uint32_t)(q & 0xff) << (8 * t);
                         }
@@ -239,7 +256,7 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
                 ints[(gi * R + r) * S + s] = (int)((size_t)gi * g.gplane + (size_t)r * g.pw2 + s);
     int *cf = ints + sq_pad64(g.kd4);
     sq_cpu_fast_chunks(cs->oh, cs->ow, g.pw2, cs->ow, cf, cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf));
-    const float scale = sx * sw * (yscale ? fabsf(yscale[0]) : 1.0f);
+    for (int o = 0; o < K; o++) rscale[o] = sx * rstep[o] * (yscale ? fabsf(yscale[0]) : 1.0f);
     const float inv_x = 1.0f / sx;
     const size_t ohw = (size_t)cs->oh * cs->ow, chw = (size_t)C * cs->h * cs->w;
     const int n = cs->n;
@@ -251,9 +268,10 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
         for (int i = 0; i < n; i++) {
             fill_codes(cs, &g, xq + (size_t)i * chw, inv_x, xlo, xhi, pl);
             qgemm(K, g.kd4, apack, pl, ints, g.ncf, cf, cf + sq_pad64(g.ncf),
-                  cf + 2 * sq_pad64(g.ncf), y + (size_t)i * K * ohw, ohw, scale, b);
+                  cf + 2 * sq_pad64(g.ncf), y + (size_t)i * K * ohw, ohw, rscale, b);
         }
     }
+    free(rstep);
     return 1;
 }
 

@@ -364,6 +364,112 @@ static void fq_maxabs(size_t n, const float *x, float *out)
     SQ_CUDA_LAUNCHED();
 }
 
+/* ---- per-channel weights (quant.h: cfg->channels = C > 1) ----
+   One block per output channel (a grid-stride loop over channels beyond the grid): the block
+   loads its channel's parameters (qp[j C + c]), for DoReFa / PACT weights first reduces its
+   channel's M = max|tanh(w)| (kept in scratch[c SQ_QUANT_SCRATCH] for the backward), then walks
+   the channel's elements. The backward sums each channel's parameter gradients in the block
+   (per-thread double sums, the fixed block tree) and thread 0 adds them to gqp[j C + c]: no
+   cross-block reduction, no atomics, the same sums run to run. The scaled variants run the
+   unfused pair around these. */
+template <int OP>
+static __device__ __forceinline__ sq_qm_ctx fq_pc_ctx(const sq_qm_ctx &in, int C, int c, const float *qp,
+                                                      float m)
+{
+    sq_qm_ctx k = in;
+    k.op = OP;
+    const int np = sq_qm_nparams(&k);
+    sq_qm_ctx_load(&k, np > 0 ? qp[c] : 0.0f, np > 1 ? qp[C + c] : 0.0f, m);
+    return k;
+}
+
+/* the channel's M = max|tanh(x)| over [0, blk), in every thread */
+static __device__ float fq_pc_maxabs(const float *x, size_t blk)
+{
+    __shared__ float m_all;
+    float m = 0.0f;
+    for (size_t i = threadIdx.x; i < blk; i += blockDim.x) m = fq_absmax_tanh(m, x[i]);
+    m = sq_block_max(m);
+    if (threadIdx.x == 0) m_all = m;
+    __syncthreads();
+    m = m_all;
+    __syncthreads();
+    return m;
+}
+
+template <int OP>
+static __global__ void fq_pc_fwd_kernel(sq_qm_ctx ctx, int C, size_t blk, const float *__restrict__ x,
+                                        const float *qp, float *__restrict__ y, float *scratch)
+{
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        const size_t o = (size_t)c * blk;
+        float m = 0.0f;
+        if (OP == SQ_QM_DOREFA_W) {
+            m = fq_pc_maxabs(x + o, blk);
+            if (scratch && threadIdx.x == 0) scratch[(size_t)c * SQ_QUANT_SCRATCH] = m;
+        }
+        const sq_qm_ctx k = fq_pc_ctx<OP>(ctx, C, c, qp, m);
+        for (size_t i = threadIdx.x; i < blk; i += blockDim.x) y[o + i] = sq_qm_fwd(&k, x[o + i]);
+    }
+}
+
+template <int OP>
+static __global__ void fq_pc_bwd_kernel(sq_qm_ctx ctx, int C, size_t blk, const float *__restrict__ x,
+                                        const float *qp, const float *__restrict__ gy,
+                                        float *__restrict__ gx, float *gqp, const float *scratch)
+{
+    constexpr bool TWO = OP == SQ_QM_EWGS_W || OP == SQ_QM_EWGS_A;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        const size_t o = (size_t)c * blk;
+        float m = 0.0f;
+        if (OP == SQ_QM_DOREFA_W) m = scratch ? scratch[(size_t)c * SQ_QUANT_SCRATCH] : fq_pc_maxabs(x + o, blk);
+        const sq_qm_ctx k = fq_pc_ctx<OP>(ctx, C, c, qp, m);
+        double s0 = 0.0, s1 = 0.0;
+        for (size_t i = threadIdx.x; i < blk; i += blockDim.x)
+            fq_bwd_one<TWO>(k, x[o + i], gy[o + i], gx ? gx + o + i : NULL, s0, s1);
+        if (!gqp || sq_qm_nparams(&k) == 0) continue;
+        const double t0 = sq_block_sum(s0);
+        const double t1 = TWO ? sq_block_sum(s1) : 0.0;
+        if (threadIdx.x == 0) {
+            gqp[c] += (float)t0;
+            if (TWO) gqp[C + c] += (float)t1;
+        }
+    }
+}
+
+static unsigned fq_pc_grid(int C) { return (unsigned)(C < 65535 ? C : 65535); }
+
+template <int OP>
+static void fq_pc_launch(const sq_qm_ctx &k, int C, size_t blk, const float *x, const float *qp, float *y,
+                         float *scratch, const float *gy, float *gx, float *gqp, bool bwd)
+{
+    if (bwd)
+        fq_pc_bwd_kernel<OP><<<fq_pc_grid(C), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, C, blk, x, qp, gy, gx, gqp,
+                                                                                 scratch);
+    else
+        fq_pc_fwd_kernel<OP><<<fq_pc_grid(C), SQ_CUDA_BLOCK, 0, sq_cuda_stream()>>>(k, C, blk, x, qp, y, scratch);
+    SQ_CUDA_LAUNCHED();
+}
+
+/* the per-channel forward (bwd = false: x -> y, scratch) or backward (gx, gqp accumulate) */
+static void fq_pc(const sq_quant_cfg *cfg, size_t n, const float *x, const float *qp, float *y, float *scratch,
+                  const float *gy, float *gx, float *gqp, bool bwd)
+{
+    const int C = cfg->channels;
+    const size_t blk = n / (size_t)C;
+    sq_qm_ctx k;
+    sq_qm_ctx_init(&k, cfg, blk);
+    if (bwd && !gx && !(gqp && sq_qm_nparams(&k) > 0)) return;
+    switch (k.op) {
+    case SQ_QM_EWGS_W: fq_pc_launch<SQ_QM_EWGS_W>(k, C, blk, x, qp, y, scratch, gy, gx, gqp, bwd); break;
+    case SQ_QM_LSQ: fq_pc_launch<SQ_QM_LSQ>(k, C, blk, x, qp, y, scratch, gy, gx, gqp, bwd); break;
+    case SQ_QM_DOREFA_W: fq_pc_launch<SQ_QM_DOREFA_W>(k, C, blk, x, qp, y, scratch, gy, gx, gqp, bwd); break;
+    default: SQ_CUDA_BUG("per-channel quantization of an op without weights");
+    }
+}
+
+static bool fq_is_pc(const sq_quant_cfg *cfg) { return cfg->channels > 1 && cfg->kind != SQ_QUANT_NONE; }
+
 /* the forward (SCALED: and ys = |s| y); false when the op is the identity, which the caller
    handles */
 template <bool SCALED>
@@ -396,6 +502,10 @@ extern "C" void sq_cuda_fakequant_fwd(const sq_quant_cfg *cfg, size_t n, const f
                                       const float *qp, float *y, float *scratch)
 {
     if (!n) return;
+    if (fq_is_pc(cfg)) {
+        fq_pc(cfg, n, x, qp, y, scratch, NULL, NULL, NULL, false);
+        return;
+    }
     if (!fq_fwd<false>(cfg, n, x, qp, y, scratch, NULL, NULL) && y != x)
         CUDA_CHECK(cudaMemcpyAsync(y, x, n * sizeof(float), cudaMemcpyDeviceToDevice, sq_cuda_stream()));
 }
@@ -405,8 +515,8 @@ extern "C" void sq_cuda_fakequant_scaled_fwd(const sq_quant_cfg *cfg, size_t n, 
                                              float *scratch)
 {
     if (!n) return;
-    if (fq_fwd<true>(cfg, n, x, qp, y, scratch, s, ys)) return;
-    sq_cuda_fakequant_fwd(cfg, n, x, qp, y, scratch); /* the identity: the unfused pair */
+    if (!fq_is_pc(cfg) && fq_fwd<true>(cfg, n, x, qp, y, scratch, s, ys)) return;
+    sq_cuda_fakequant_fwd(cfg, n, x, qp, y, scratch); /* identity, per channel: the unfused pair */
     sq_cuda_absscale_fwd(n, s, y, ys);
 }
 
@@ -447,6 +557,10 @@ extern "C" void sq_cuda_fakequant_bwd(const sq_quant_cfg *cfg, size_t n, const f
                                       float *scratch)
 {
     if (!n) return;
+    if (fq_is_pc(cfg)) {
+        fq_pc(cfg, n, x, qp, NULL, scratch, gy, gx, gqp, true);
+        return;
+    }
     const fq_scaled none = {NULL, NULL, NULL, NULL, NULL};
     if (!fq_bwd<false>(cfg, n, x, qp, gy, gx, gqp, scratch, none) && gx) sq_cuda_axpy(n, 1.0f, gy, gx);
 }
@@ -458,8 +572,8 @@ extern "C" void sq_cuda_fakequant_scaled_bwd(const sq_quant_cfg *cfg, size_t n, 
 {
     if (!n) return;
     const fq_scaled sc = {s, y, gys, gy, gs};
-    if (fq_bwd<true>(cfg, n, x, qp, NULL, gx, gqp, scratch, sc)) return;
-    /* the identity: the unfused pair (gy is written: zero it first) */
+    if (!fq_is_pc(cfg) && fq_bwd<true>(cfg, n, x, qp, NULL, gx, gqp, scratch, sc)) return;
+    /* the identity or per-channel weights: the unfused pair (gy is written: zero it first) */
     CUDA_CHECK(cudaMemsetAsync(gy, 0, n * sizeof(float), sq_cuda_stream()));
     sq_cuda_absscale_bwd(n, s, y, gys, gy, gs);
     sq_cuda_fakequant_bwd(cfg, n, x, qp, gy, gx, gqp, scratch);
