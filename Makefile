@@ -37,6 +37,13 @@ endif
 HAVE_CUDNN := $(if $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h),1,0)
 HAVE_CUBLAS := $(if $(wildcard $(CUDA_HOME)/include/cublas_v2.h),1,0)
 HAVE_BLAS := $(if $(wildcard /usr/include/x86_64-linux-gnu/cblas.h /usr/include/cblas.h /usr/include/x86_64-linux-gnu/openblas-pthread/cblas.h),1,0)
+# MPI (data-parallel runs, host/dist): Debian's OpenMPI when its mpi.h is there; MPI=0 leaves it out
+MPI_DIR := /usr/lib/x86_64-linux-gnu/openmpi
+ifeq ($(MPI),0)
+  HAVE_MPI := 0
+else
+  HAVE_MPI := $(if $(wildcard $(MPI_DIR)/include/mpi.h),1,0)
+endif
 ifeq ($(HAVE_CUDA),1)
   ifneq ($(HAVE_CUDNN)$(HAVE_CUBLAS),11)
     $(error nvcc found but cuDNN or cuBLAS headers missing; install them or build with CUDA=0)
@@ -53,6 +60,9 @@ ifeq ($(HAVE_BLAS),1)
   BLAS_LIBS := -lopenblas
 endif
 LIBS := $(BLAS_LIBS) -lpng -ljpeg -lz -lprotobuf-c -lcairo -lm -lpthread -fopenmp
+ifeq ($(HAVE_MPI),1)
+  LIBS += -L$(MPI_DIR)/lib -lmpi
+endif
 NVCCFLAGS := -O3 -std=c++17 -Iinclude -Werror all-warnings -Xcompiler -Wall,-Wno-unused-parameter \
   -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 ifeq ($(CUEMU),1)
@@ -115,7 +125,7 @@ $(shell mkdir -p $(BUILD); [ "$$(cat $(CONFIG_STAMP) 2>/dev/null)" = "$(CONFIG_T
 all: info $(BUILD)/sqakd
 
 info:
-	@echo "sqakd build: CUDA=$(HAVE_CUDA)$(if $(NVCC), (nvcc: $(NVCC)),) cuBLAS=$(HAVE_CUBLAS) cuDNN=$(HAVE_CUDNN) OpenMP=1 BLAS=$(HAVE_BLAS)$(if $(filter 1,$(HAVE_BLAS)), (OpenBLAS),)"
+	@echo "sqakd build: CUDA=$(HAVE_CUDA)$(if $(NVCC), (nvcc: $(NVCC)),) cuBLAS=$(HAVE_CUBLAS) cuDNN=$(HAVE_CUDNN) OpenMP=1 BLAS=$(HAVE_BLAS)$(if $(filter 1,$(HAVE_BLAS)), (OpenBLAS),) MPI=$(HAVE_MPI)"
 
 deps:
 	@bash tools/install_deps.sh
@@ -195,6 +205,11 @@ $(BUILD)/libsqakd.a: $(LIB_OBJ) $(KERNEL_INCLUDE_CHECK)
 SQ_VERSION_TEXT := \#define SQ_VERSION "$(shell cat VERSION)"\n\#define SQ_GIT_COMMIT "$(shell c=$$(git rev-parse --short=12 HEAD 2>/dev/null) && { git diff --quiet HEAD -- 2>/dev/null && echo $$c || echo $$c-dirty; } || echo unknown)"
 $(shell mkdir -p $(GEN); printf '$(SQ_VERSION_TEXT)\n' > $(GEN)/sq_version.h.new; cmp -s $(GEN)/sq_version.h.new $(GEN)/sq_version.h || mv $(GEN)/sq_version.h.new $(GEN)/sq_version.h; rm -f $(GEN)/sq_version.h.new)
 $(BUILD)/obj/host/cli/cli_main.o $(BUILD)/obj/host/api/api.o: ALL_CFLAGS += -I$(GEN)
+# host/dist alone sees mpi.h; its own stamp rebuilds it when MPI comes or goes
+MPI_STAMP := $(BUILD)/mpi.stamp
+$(shell mkdir -p $(BUILD); [ "$$(cat $(MPI_STAMP) 2>/dev/null)" = "$(HAVE_MPI)" ] || echo "$(HAVE_MPI)" > $(MPI_STAMP))
+$(BUILD)/obj/host/dist/dist.o: $(MPI_STAMP)
+$(BUILD)/obj/host/dist/dist.o: ALL_CFLAGS += $(if $(filter 1,$(HAVE_MPI)),-DSQ_HAVE_MPI -I$(MPI_DIR)/include,)
 
 $(BUILD)/sqakd: $(BUILD)/obj/host/cli/main.o $(BUILD)/libsqakd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)

@@ -4,6 +4,7 @@
 #define SQAKD_TRAIN_H
 
 #include "sqakd/checkpoint.h"
+#include "sqakd/comm.h"
 #include "sqakd/data.h"
 #include "sqakd/model.h"
 
@@ -40,6 +41,12 @@ typedef struct sq_train_cfg {
     int tensorboard;         /* TensorBoard event files (needs out_dir): the loss of every read-back
                                 window (log_every) and every metrics.jsonl value, per epoch */
     const char *tb_dir;      /* their directory; NULL: out_dir/tensorboard */
+    /* data parallelism (docs/scaling.md): the ranks of the run (NULL or size 1: this process
+       alone). batch stays the global batch; every rank trains on its batch / size part of each,
+       the gradients are summed over the ranks (the backend's allreduce_sum) and divided by size.
+       The caller gives rank 0 alone out_dir, tensorboard and progress output. */
+    const sq_comm *comm;
+    int sync_bn;             /* BatchNorm statistics and backward sums over all ranks (backend.h) */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);
