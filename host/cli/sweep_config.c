@@ -16,6 +16,7 @@ void sq_sweep_defaults(sq_sweep *sw)
     sw->batch = 128;
     sw->threads = sq_cpus_available();
     sw->group_size = 4;
+    sw->ntasks = 1;
     sw->lr_model = 1e-3f;
     sw->lr_quant = 1e-5f;
     sw->alpha = 1;
@@ -225,6 +226,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"partition", K_STR, sw->partition, sizeof sw->partition}, {"time", K_STR, sw->time, sizeof sw->time},
         {"gpus", K_INT, &sw->gpus, 0}, {"cpus_per_task", K_INT, &sw->cpus_per_task, 0},
         {"max_running", K_INT, &sw->max_running, 0}, {"tensorboard", K_INT, &sw->tensorboard, 0},
+        {"ntasks_per_group", K_INT, &sw->ntasks, 0},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -335,6 +337,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
         sq_jbuf_kv_int(jb, "gpus", sw->gpus);
         sq_jbuf_kv_int(jb, "cpus_per_task", sw->cpus_per_task);
         sq_jbuf_kv_int(jb, "max_running", sw->max_running);
+        sq_jbuf_kv_int(jb, "ntasks_per_group", sw->ntasks);
         sq_jbuf_kv_int(jb, "tensorboard", sw->tensorboard);
     }
     sq_jbuf_end_obj(jb);
