@@ -368,6 +368,7 @@ static int dist_setup(const char *cmd, sq_cli_common *c)
     c->rank = comm->rank;
     c->world = comm->size;
     if (c->world < 2) return 0;
+    sq_backend_cuda_local_rank(comm->local_rank); /* one GPU per rank, if the CUDA backend is opened */
     if (c->cfg.batch % c->world)
         return sq_cli_fail(cmd, "--batch %d is not a multiple of the %d ranks (every rank takes an equal part of the "
                            "global batch): use a multiple of %d", c->cfg.batch, c->world, c->world);

@@ -93,6 +93,15 @@ sq_status sq_dist_init(int size)
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &g_comm.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_comm.size);
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_comm.rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &g_comm.local_rank);
+        MPI_Comm_size(node, &g_comm.local_size);
+        MPI_Comm_free(&node);
+    } else {
+        g_comm.local_rank = g_comm.rank;
+        g_comm.local_size = g_comm.size;
+    }
     g_comm.allreduce_f32 = ar_f32;
     g_comm.allreduce_f64 = ar_f64;
     g_comm.bcast = bcast;

@@ -405,6 +405,11 @@ const sq_backend *sq_backend_cuda(void);
    touches a device. */
 const char *sq_backend_cpu_build(void);
 const char *sq_backend_cuda_build(void);
+/* Data parallelism, before the first sq_backend_cuda(): the process is rank local_rank on its node,
+   and takes GPU local_rank % (the GPUs it sees) instead of the current device (a launcher that
+   gives each rank its own GPU, e.g. srun --gpus-per-task=1, leaves it one: device 0). No-op in a
+   build without CUDA and after the backend is set up. */
+void sq_backend_cuda_local_rank(int local_rank);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
 /* sq_backend_get, then the options parsed from opts (NULL: the defaults) given to its configure,

@@ -13,6 +13,7 @@ extern "C" {
 
 typedef struct sq_comm {
     int rank, size;
+    int local_rank, local_size;   /* this process among the ranks on its node */
     /* Collectives over host memory; every rank calls them in the same order with the same sizes.
        The sums are made in one fixed order (reduced to rank 0, then broadcast), so every rank gets
        the same bits. A collective that has not completed within the run's timeout (a rank died or

@@ -39,6 +39,10 @@ void sq_cuda_copy_h2d(void *dst, const void *src, size_t bytes);
 void sq_cuda_copy_d2h(void *dst, const void *src, size_t bytes);
 void sq_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
 void sq_cuda_sync(void);
+/* dist.c: data parallelism (NCCL, or through host memory without it) */
+sq_status sq_cuda_dist_attach(const sq_comm *comm, int sync_bn);
+void sq_cuda_allreduce_sum(float *buf, size_t n);
+const char *sq_cuda_dist_build(void);
 void sq_cuda_set_threads(int threads);
 
 /* ---- conv.cu ---- */
