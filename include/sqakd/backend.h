@@ -380,8 +380,9 @@ typedef struct sq_backend {
                              void *y);
 
     /* ---- optional: data parallelism (one process per device, docs/scaling.md) ----
-       dist_attach: the ranks this backend's process trains with (comm NULL or of size 1: alone,
-       which is also how a backend starts) and whether BatchNorm reduces across them (sync_bn):
+       dist_attach: the ranks this backend's process trains with (comm NULL: alone, which is also
+       how a backend starts; a comm of size 1 is alone too, though a backend may set up its
+       collectives for it) and whether BatchNorm reduces across them (sync_bn):
        then the training-mode BN members (bn_fwd_train, bn_act_fwd_train, bn_add_act_fwd_train)
        normalise with the mean and biased variance of the whole global batch (every rank's x)
        and update the running statistics with them, and their backward members compute gx from

@@ -41,8 +41,9 @@ static void detach(void)
 sq_status sq_cuda_dist_attach(const sq_comm *comm, int sync_bn)
 {
     detach();
-    if (!comm || comm->size < 2) return SQ_OK;
-    if (sync_bn) {
+    if (!comm) return SQ_OK;
+    /* a comm of one rank is attached too (NCCL with one rank: what a one-GPU machine can test) */
+    if (sync_bn && comm->size > 1) {
         sq_set_error("--sync-bn is not implemented on the CUDA backend yet (docs/scaling.md): run without it (each "
                      "rank normalises with its own part of the batch) or use --device cpu");
         return SQ_EARG;
