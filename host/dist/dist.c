@@ -24,6 +24,17 @@ static int g_init;
 
 int sq_dist_built(void) { return 1; }
 
+const char *sq_dist_build(void)
+{
+    static char s[64];
+#ifdef OMPI_MAJOR_VERSION
+    snprintf(s, sizeof s, "MPI (Open MPI %d.%d.%d)", OMPI_MAJOR_VERSION, OMPI_MINOR_VERSION, OMPI_RELEASE_VERSION);
+#else
+    snprintf(s, sizeof s, "MPI %d.%d", MPI_VERSION, MPI_SUBVERSION);
+#endif
+    return s;
+}
+
 /* waits for req, polling: spins briefly (a collective of a step usually completes in
    microseconds), then sleeps 0.1 ms between tests so that a waiting rank leaves the CPU to the
    others; past the deadline the job ends */
@@ -126,6 +137,7 @@ void sq_dist_finish(int rc)
 #else
 
 int sq_dist_built(void) { return 0; }
+const char *sq_dist_build(void) { return "built without MPI"; }
 
 sq_status sq_dist_init(int size)
 {

@@ -13,6 +13,8 @@ extern "C" {
 
 /* 1 when this build has MPI (mpi.h was found at build time) */
 int sq_dist_built(void);
+/* for --version: "MPI (Open MPI 4.1.4)", or "built without MPI" */
+const char *sq_dist_build(void);
 /* Initialises MPI once (later calls return SQ_OK). SQ_EARG with a one-line error in a build
    without MPI (size: the launcher's world size, for the message). */
 sq_status sq_dist_init(int size);
