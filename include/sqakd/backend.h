@@ -388,8 +388,8 @@ typedef struct sq_backend {
        and update the running statistics with them, and their backward members compute gx from
        the sums of g and g (x - mean) over the global batch (the count n hw summed over ranks),
        while ggamma and gbeta still accumulate this rank's part only (the gradient all-reduce
-       sums them). Every rank must then call every BN member in the same order. SQ_EARG with a
-       message when the backend cannot (CUDA without NCCL and sync_bn).
+       sums them). Every rank must then call every BN member in the same order. Not SQ_OK, with a
+       message, when the collectives cannot be set up (NCCL, or the memory sync_bn needs).
        allreduce_sum: buf (n floats, backend memory) becomes the sum over all attached ranks,
        in place, the same bits on every rank; nothing without a comm. Ordered with the ops
        before and after it like any op (CUDA: on the compute stream). */
