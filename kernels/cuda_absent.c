@@ -8,3 +8,5 @@ const sq_backend *sq_backend_cuda(void)
 }
 
 const char *sq_backend_cuda_build(void) { return NULL; }
+
+void sq_backend_cuda_local_rank(int local_rank) { (void)local_rank; }

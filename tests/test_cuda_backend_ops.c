@@ -160,6 +160,8 @@ static const bo_member bo_members[] = {
     M_OP(pool16_fwd),
     M_OP(gap16_fwd),
     M_OP(shortcut_a16_fwd),
+    M_EXEMPT(dist_attach, "collectives need several processes: tests/test_dist.c runs them under mpirun (CPU backend)"),
+    M_EXEMPT(allreduce_sum, "collectives need several processes: tests/test_dist.c runs them under mpirun (CPU backend)"),
 };
 #define BO_NMEMBERS ((int)(sizeof bo_members / sizeof bo_members[0]))
 

@@ -1034,3 +1034,80 @@ Test(sweep, per_channel_students, .init = mk_tmp, .fini = rm_tmp)
     cr_expect_eq(sweep("--config %s --teacher %s/t.safetensors --data idx:%s/img.idx,%s/lab.idx --quantizers lsq "
                        "--bits 2 --out %s/sw2", p, g_tmp, g_tmp, g_tmp, g_tmp), 2);
 }
+
+/* --ntasks-per-group N: each array task is an N-rank data-parallel job, its ranks started by srun
+   inside the task (here a recorder named srun on PATH), GPUs per rank; the teacher job stays one
+   task; the count is kept in sweep.json; a batch the ranks do not divide is refused in one line,
+   and so is the option without --slurm */
+Test(sweep, ntasks_per_group_runs_each_group_as_an_srun_job_of_n_ranks, .init = mk_tmp, .fini = rm_tmp)
+{
+    tiny_inputs();
+    char err[4096], dir[600], bindir[600], bin[700], srun[700], rec[400], data[600], path[1400];
+    snprintf(dir, sizeof dir, "%s/sw dp", g_tmp);
+    snprintf(bindir, sizeof bindir, "%s/bin", g_tmp);
+    cr_assert_eq(mkdir(bindir, 0755), 0);
+    snprintf(bin, sizeof bin, "%s/sqakd 'x'", bindir);
+    write_recorder(bin);
+    snprintf(srun, sizeof srun, "%s/srun", bindir);
+    write_recorder(srun);
+    snprintf(rec, sizeof rec, "%s/args.txt", g_tmp);
+    snprintf(data, sizeof data, "idx:%s/img.idx,%s/lab.idx", g_tmp, g_tmp);
+    const char *a[] = {"sweep", "--model", "smallcnn", "--train-teacher-epochs", "1", "--data", data, "--quantizers",
+                       "ewgs,lsq", "--bits", "2", "--batch", "32", "--out", dir, "--slurm", "--dry-run", "--bin", bin,
+                       "--gpus", "1", "--cpus-per-task", "4", "--ntasks-per-group", "4", "--quiet", NULL};
+    cr_assert_eq(sweep_argv(err, sizeof err, 0, a + 1), 0, "%s", err);
+    snprintf(path, sizeof path, "%s/sweep.sbatch", dir);
+    char *s = slurp(path);
+    cr_assert_not_null(s);
+    const char *want[] = {"\n#SBATCH --ntasks=4\n", "\n#SBATCH --gpus-per-task=1\n", "\n#SBATCH --cpus-per-task=4\n",
+                          "\nexec srun --ntasks=4 --mpi=pmix --kill-on-bad-exit=1 '"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(s, want[i]) != NULL, "missing '%s' in:\n%s", want[i], s);
+    cr_expect(strstr(s, "--gres=") == NULL, "a data-parallel group asks for GPUs per task, not --gres:\n%s", s);
+    char *args[64];
+    int n = sbatch_args(s, args, 64);
+    cr_expect_gt(n, 0, "sbatch cannot parse the directives of:\n%s", s);
+    for (int i = 0; i < n; i++) free(args[i]);
+    free(s);
+    cr_expect_eq(run_bash(path, 1, g_tmp, rec), 0, "bash -n %s failed", path);
+    /* running the array task runs srun with the group's command line, BIN quoted whole */
+    const char *old = getenv("PATH");
+    char newpath[4096];
+    snprintf(newpath, sizeof newpath, "%s:%s", bindir, old ? old : "/usr/bin:/bin");
+    char *saved = strdup(old ? old : "/usr/bin:/bin");
+    setenv("PATH", newpath, 1);
+    unlink(rec);
+    int rc = run_bash(path, 0, g_tmp, rec);
+    setenv("PATH", saved, 1);
+    free(saved);
+    cr_expect_eq(rc, 0, "running %s failed", path);
+    char got[5000], exp[5000];
+    recorded(rec, got, sizeof got);
+    snprintf(exp, sizeof exp, "--ntasks=4|--mpi=pmix|--kill-on-bad-exit=1|%s|sweep|--config|%s/sweep.json|--run-group|7|",
+             bin, dir);
+    cr_expect_str_eq(got, exp, "the array task ran srun with other arguments");
+    /* the teacher is trained by one process */
+    snprintf(path, sizeof path, "%s/teacher.sbatch", dir);
+    s = slurp(path);
+    cr_assert_not_null(s);
+    cr_expect(strstr(s, "\n#SBATCH --ntasks=1\n") && strstr(s, "\n#SBATCH --gres=gpu:1\n") && !strstr(s, "srun"),
+              "the teacher job should be one task:\n%s", s);
+    free(s);
+    /* sweep.json keeps the count: the scripts written again from it are the same */
+    sq_sweep sw;
+    sq_sweep_defaults(&sw);
+    snprintf(path, sizeof path, "%s/sweep.json", dir);
+    cr_assert_eq(sq_sweep_load("test", path, &sw), 0);
+    cr_expect_eq(sw.ntasks, 4);
+    /* refusals: a global batch the ranks do not divide; the option on a local sweep */
+    const char *odd[] = {"--out", dir, "--batch", "30", "--slurm", "--dry-run", "--bin", bin, NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 0, odd), 2);
+    expect_one_line(err, "--batch 30 is not a multiple of --ntasks-per-group 4", "30");
+    char d2[700];
+    snprintf(d2, sizeof d2, "%s/local", g_tmp);
+    const char *local[] = {"--out", d2, "--ntasks-per-group", "2", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 1, local), 0, "%s", err); /* base has --slurm --dry-run */
+    const char *local2[] = {"--out", d2, "--quiet", NULL};
+    cr_expect_eq(sweep_argv(err, sizeof err, 0, local2), 2);
+    cr_expect(strstr(err, "--ntasks-per-group 2 applies to --slurm jobs") != NULL, "%s", err);
+}

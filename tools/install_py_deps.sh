@@ -45,6 +45,31 @@ if ! "$PY" -c 'import tensorboard.backend.event_processing.event_accumulator' 2>
   rm -f "$tblog" "$tbcons"
 fi
 
+# NCCL for the CUDA backend's gradient all-reduce (data-parallel runs, docs/scaling.md), where nvcc
+# is and no NCCL is (the CUDA toolkit's own or Debian's libnccl-dev, which the Makefile looks for
+# first): PyPI's nvidia-nccl-cuXX for the CUDA major version nvcc reports; unreachable PyPI is a
+# warning (the build then all-reduces through host memory)
+NVCC=$(command -v nvcc || { [ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc; } || true)
+if [ -n "$NVCC" ] && [ ! -e /usr/local/cuda/include/nccl.h ] && [ ! -e /usr/include/nccl.h ] &&
+   ! "$PY" -c 'import nvidia.nccl, os, sys; d = os.path.dirname(nvidia.nccl.__file__); sys.exit(not os.path.exists(d + "/include/nccl.h"))' 2>/dev/null; then
+  cuda_major=$("$NVCC" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p' | head -1)
+  if [ -n "$cuda_major" ]; then
+    echo "sqakd: installing nvidia-nccl-cu$cuda_major from PyPI for $PY"
+    nlog=$(mktemp)
+    if ! $SUDO "$PY" -m pip install --quiet --break-system-packages --disable-pip-version-check \
+         --root-user-action=ignore --timeout 20 --retries 1 "nvidia-nccl-cu$cuda_major" >"$nlog" 2>&1; then
+      if grep -qiE 'NewConnectionError|Max retries exceeded|Temporary failure in name resolution|Name or service not known|Network is unreachable|Connection (refused|reset)|timed out|ProxyError|SSLError|Could not fetch URL' "$nlog"; then
+        echo "sqakd: warning: PyPI unreachable, NCCL not installed; the CUDA build all-reduces through host memory" >&2
+      else
+        echo "sqakd: pip could not install nvidia-nccl-cu$cuda_major: $(grep -E 'ERROR|error' "$nlog" | tail -1)" >&2
+        rm -f "$nlog"
+        exit 1
+      fi
+    fi
+    rm -f "$nlog"
+  fi
+fi
+
 # onnxruntime.quantization (the QDQ stand-in of tools/ort_bench.py) needs ml_dtypes and onnx >= 1.13
 # (onnx.reference); Debian 12's python3-onnx is 1.12, so onnx 1.16.2 from PyPI shadows it (in
 # /usr/local): the newest that needs no numpy 2. onnxruntime itself needs protobuf >= 4.25, so pip

@@ -56,6 +56,11 @@ int sq_cli_parse_shape(const char *cmd, const char *flag, const char *s, int *c,
 int sq_cli_main(int argc, char **argv);
 int sq_cmd_import(int argc, char **argv);
 int sq_cmd_infer(int argc, char **argv);
+/* Data parallelism: the world size of the launcher (mpirun, srun) that started this process, 0
+   when none did (the executable reads its environment; library code never does). train and
+   distill then initialise MPI (host/dist) and take rank and size from it. */
+void sq_cli_set_launched(int world);
+int sq_cli_launched(void);
 int sq_cmd_train(int argc, char **argv);
 int sq_cmd_distill(int argc, char **argv);
 int sq_cmd_eval(int argc, char **argv);

@@ -3,6 +3,7 @@
 #include "cli.h"
 #include "sq_version.h"
 #include "sqakd/backend.h"
+#include "sqakd/dist.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -27,8 +28,8 @@ static void usage(FILE *f)
 static void version(void)
 {
     const char *cuda = sq_backend_cuda_build();
-    printf("sqakd %s (git %s)\nbackends: %s%s%s\n", SQ_VERSION, SQ_GIT_COMMIT, sq_backend_cpu_build(),
-           cuda ? ", " : "", cuda ? cuda : " (built without CUDA)");
+    printf("sqakd %s (git %s)\nbackends: %s%s%s\ndata-parallel runs: %s\n", SQ_VERSION, SQ_GIT_COMMIT,
+           sq_backend_cpu_build(), cuda ? ", " : "", cuda ? cuda : " (built without CUDA)", sq_dist_build());
 }
 
 int sq_cli_main(int argc, char **argv)

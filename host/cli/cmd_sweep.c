@@ -18,13 +18,13 @@
 
 static const char *USAGE =
     "--data SPEC (--teacher CKPT | --model NAME --train-teacher-epochs N) --quantizers ewgs,lsq --bits 1,2,4,8 "
-    "[--seeds 1,2 --epochs N --group-size G] --out DIR [--slurm [--partition P --time T --gpus N "
+    "[--seeds 1,2 --epochs N --group-size G] --out DIR [--slurm [--ntasks-per-group N --partition P --time T --gpus N "
     "--cpus-per-task C --dry-run]]\n       sqakd sweep --config FILE [flags that override it]";
 
 typedef struct {
     const char *config, *model, *data, *teacher, *quantizers, *bits, *seeds, *out, *device, *augment, *partition,
         *time, *bin, *resize, *loss, *squat_tap;
-    int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group;
+    int tte, epochs, batch, threads, max_steps, group_size, gpus, cpus, max_running, run_group, ntasks;
     int run_teacher, slurm, dry_run, quiet, tensorboard, per_channel;
     float lr_model, lr_quant, alpha, T, holdout, squat_weight;
 } sweep_flags;
@@ -99,6 +99,7 @@ static int build_config(const char *cmd, const sweep_flags *f, sq_sweep *sw)
     SET_NUM(sw->gpus, f->gpus);
     SET_NUM(sw->cpus_per_task, f->cpus);
     SET_NUM(sw->max_running, f->max_running);
+    SET_NUM(sw->ntasks, f->ntasks);
     if (f->tensorboard) sw->tensorboard = 1;
     if (f->per_channel) sw->per_channel = 1;
     SET_NUM(sw->lr_model, f->lr_model);
@@ -488,7 +489,7 @@ int sq_cmd_sweep(int argc, char **argv)
 {
     const char *cmd = "sweep";
     sweep_flags f = {.tte = -1, .epochs = -1, .batch = -1, .threads = -1, .max_steps = -1, .group_size = -1,
-                     .gpus = -1, .cpus = -1, .max_running = -1, .run_group = -1,
+                     .gpus = -1, .cpus = -1, .max_running = -1, .run_group = -1, .ntasks = -1,
                      .lr_model = NAN, .lr_quant = NAN, .alpha = NAN, .T = NAN, .holdout = NAN, .squat_weight = NAN};
     sq_arg a[] = {
         {"--config", SQ_ARG_STR, &f.config, 0, 0, "JSON configuration (keys as in DIR/sweep.json); flags override it (default: none)"},
@@ -523,6 +524,7 @@ int sq_cmd_sweep(int argc, char **argv)
         {"--gpus", SQ_ARG_INT, &f.gpus, 0, 64, "GPUs per group (--gres=gpu:N; default 0)"},
         {"--cpus-per-task", SQ_ARG_INT, &f.cpus, 1, 1024, "Slurm CPUs per group (default --threads)"},
         {"--max-running", SQ_ARG_INT, &f.max_running, 1, 100000, "at most N array tasks at once (default: no limit)"},
+        {"--ntasks-per-group", SQ_ARG_INT, &f.ntasks, 1, 4096, "with --slurm: run each group as an N-rank data-parallel job (srun inside the array task; --gpus then per rank; --batch the global batch; default 1)"},
         {"--bin", SQ_ARG_STR, &f.bin, 0, 0, "sqakd executable the jobs run (default: this one)"},
         {"--run-group", SQ_ARG_INT, &f.run_group, 0, 1000000, "run one group (what each array task does; default: every group, locally)"},
         {"--run-teacher", SQ_ARG_FLAG, &f.run_teacher, 0, 0, "train and evaluate the teacher only"},
@@ -564,6 +566,11 @@ int sq_cmd_sweep(int argc, char **argv)
         }
         free(pending);
         return rc;
+    }
+    if (sw.ntasks > 1) {
+        free(pending);
+        return sq_cli_fail(cmd, "--ntasks-per-group %d applies to --slurm jobs; here, run a group's ranks yourself: "
+                           "mpirun -np %d sqakd sweep --config %s/sweep.json --run-group G", sw.ntasks, sw.ntasks, sw.out);
     }
     if (f.dry_run) fprintf(stderr, "sqakd %s: --dry-run only applies with --slurm\n", cmd);
     if (!f.dry_run && ensure_teacher(cmd, &sw, f.quiet)) rc = 2;

@@ -70,7 +70,7 @@ int sq_cmd_train(int argc, char **argv)
     sq_ckpt_meta imeta;
     if (c.resume) {
         /* the model as the run left it: a zoo model by name, an imported graph from its checkpoint */
-        if (sq_ckpt_create_model(last, &rmeta, &m) || sq_model_setup(m, be, c.cfg.batch, 1) ||
+        if (sq_ckpt_create_model(last, &rmeta, &m) || sq_model_setup(m, be, sq_cli_plan_batch(&c), 1) ||
             sq_ckpt_load_into(m, last, 2)) {
             sq_cli_fail(cmd, "%s", sq_last_error());
             goto done;
@@ -87,7 +87,7 @@ int sq_cmd_train(int argc, char **argv)
         }
     } else if (init) {
         if (sq_cli_import_opts(cmd, &c.imp, &c.io)) goto done;
-        if (sq_model_open(init, &c.io, be, c.cfg.batch, 1, &m, &imeta)) {
+        if (sq_model_open(init, &c.io, be, sq_cli_plan_batch(&c), 1, &m, &imeta)) {
             sq_cli_fail(cmd, "--init: %s", sq_last_error());
             goto done;
         }
@@ -106,7 +106,7 @@ int sq_cmd_train(int argc, char **argv)
         model = imeta.arch;
     } else {
         if (sq_model_create(model, train.c, train.h, train.w, train.classes, &m) ||
-            sq_model_setup(m, be, c.cfg.batch, 1)) {
+            sq_model_setup(m, be, sq_cli_plan_batch(&c), 1)) {
             sq_cli_fail(cmd, "%s", sq_last_error());
             goto done;
         }

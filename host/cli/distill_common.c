@@ -23,7 +23,7 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
     d->be = sq_cli_backend(cmd, c);
     if (!d->be) return 2;
     if (sq_cli_import_opts(cmd, &c->imp, &c->io)) return 2;
-    if (sq_model_open(teacher_path, &c->io, d->be, c->cfg.batch, 0, &d->teacher, &d->tm))
+    if (sq_model_open(teacher_path, &c->io, d->be, sq_cli_plan_batch(c), 0, &d->teacher, &d->tm))
         return sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
     if (d->tm.q.kind != SQ_QUANT_NONE && !c->allow_qteacher) {
         char pb[256];
@@ -109,7 +109,7 @@ int sq_distill_new_student(const char *cmd, const sq_distill_ctx *d, const sq_tr
        an architecture is named */
     if ((arch ? sq_model_create(arch, tm->in_c, tm->in_h, tm->in_w, tm->classes, &s)
               : sq_model_clone_graph(d->teacher, &s)) ||
-        sq_model_set_quant(s, q) || sq_model_setup(s, d->be, cfg->batch, 1)) {
+        sq_model_set_quant(s, q) || sq_model_setup(s, d->be, cfg->batch / (cfg->comm ? cfg->comm->size : 1), 1)) {
         sq_model_free(s);
         return sq_cli_fail(cmd, "%s", sq_last_error());
     }

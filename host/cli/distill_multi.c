@@ -70,7 +70,9 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
     if (s->cfg.squat && s->cfg.loss != SQ_LOSS_KL)
         return sq_cli_fail(cmd, "--students: %s asks for loss kl+squat but the run's --loss is ce", sp->name);
     s->cfg.run_config = student_config(c->cfg.run_config, s);
-    if (sq_cli_open_run_dir(cmd, dir, c->resume != NULL, c->overwrite)) return 2;
+    const int writer = c->rank == 0; /* a data-parallel run's other ranks read, never write */
+    if (!writer) s->cfg.out_dir = NULL;
+    if (writer && sq_cli_open_run_dir(cmd, dir, c->resume != NULL, c->overwrite)) return 2;
     if (resume) {
         sq_ckpt_meta rm;
         char *rec = NULL;
@@ -106,7 +108,7 @@ static int setup_student(const char *cmd, sq_cli_common *c, const sq_distill_ctx
     s->meta.epoch = 0;
     s->meta.step = 0;
     snprintf(s->meta.role, sizeof s->meta.role, "%s", c->cfg.loss == SQ_LOSS_CE ? "qat" : "student");
-    if (sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed, resume, s->cfg.run_config))
+    if (writer && sq_cli_write_command(dir, argc, argv, (unsigned long long)c->cfg.seed, resume, s->cfg.run_config))
         return sq_cli_fail(cmd, "cannot write %s/command.txt: %s", dir, sq_last_error());
     return 0;
 }
@@ -134,7 +136,7 @@ int sq_distill_students(const char *cmd, sq_cli_common *c, const sq_distill_ctx 
 {
     if (!c->out) c->out = c->resume;
     if (!c->out) return sq_cli_fail(cmd, "several students need --out DIR (each one writes DIR/<name>/)");
-    if (sq_cli_mkdirs(c->out))
+    if (c->rank == 0 && sq_cli_mkdirs(c->out))
         return sq_cli_fail(cmd, "cannot create output directory '%s': %s", c->out, strerror(errno));
     sq_student *st = sq_xcalloc(n, sizeof *st);
     char (*dirs)[4096] = sq_xcalloc(n, sizeof *dirs);
@@ -174,17 +176,18 @@ int sq_distill_students(const char *cmd, sq_cli_common *c, const sq_distill_ctx 
         }
         if (st[i].status != SQ_OK)
             fprintf(stderr, "sqakd %s: student %s stopped: %s\n", cmd, st[i].name, st[i].error);
-        if (done) done(ctx, d, &specs[i], &st[i]);
+        if (done && c->rank == 0) done(ctx, d, &specs[i], &st[i]);
     }
     if (!c->cfg.quiet) print_summary(cmd, st, n);
     rc = stopped ? 1 : 0;
 done:
     for (int i = 0; i < made; i++) {
-        if (rc != 0 && !st[i].resume_state && (rc == 2 || st[i].status != SQ_OK)) cleanup_student(dirs[i]);
+        if (c->rank == 0 && rc != 0 && !st[i].resume_state && (rc == 2 || st[i].status != SQ_OK))
+            cleanup_student(dirs[i]);
         sq_model_free(st[i].model);
         free((char *)st[i].cfg.run_config);
     }
-    if (rc == 2) rmdir(c->out);   /* only when empty: nothing of an earlier run is touched */
+    if (rc == 2 && c->rank == 0) rmdir(c->out);   /* only when empty: nothing of an earlier run is touched */
     free(st);
     free(dirs);
     free(states);

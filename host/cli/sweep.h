@@ -29,6 +29,8 @@ typedef struct sq_sweep {
     /* Slurm */
     char partition[64], time[32];
     int gpus, cpus_per_task, max_running;
+    int ntasks;                 /* ranks per group (--ntasks-per-group): an N-rank data-parallel job, srun
+                                   inside each array task (docs/scaling.md); 1: one process */
     int tensorboard;            /* every student's TensorBoard events in DIR/tasks/tensorboard/<task id>/ */
     /* the loss (issue 20): "kl" or "kl+squat" with SQuaT's weight and tap ("": the default tap) */
     char loss[16], squat_tap[80];

@@ -16,6 +16,7 @@ void sq_sweep_defaults(sq_sweep *sw)
     sw->batch = 128;
     sw->threads = sq_cpus_available();
     sw->group_size = 4;
+    sw->ntasks = 1;
     sw->lr_model = 1e-3f;
     sw->lr_quant = 1e-5f;
     sw->alpha = 1;
@@ -230,6 +231,7 @@ int sq_sweep_load(const char *cmd, const char *path, sq_sweep *sw)
         {"loss", K_STR, sw->loss, sizeof sw->loss}, {"squat_weight", K_FLOAT, &sw->squat_weight, 0},
         {"squat_tap", K_STR, sw->squat_tap, sizeof sw->squat_tap},
         {"per_channel", K_INT, &sw->per_channel, 0},
+        {"ntasks_per_group", K_INT, &sw->ntasks, 0},
     };
     for (int i = 0; i < root->n && !rc; i++) {
         const char *k = root->keys[i];
@@ -346,6 +348,7 @@ void sq_sweep_to_json(const sq_sweep *sw, int training_only, sq_jbuf *jb)
         sq_jbuf_kv_int(jb, "gpus", sw->gpus);
         sq_jbuf_kv_int(jb, "cpus_per_task", sw->cpus_per_task);
         sq_jbuf_kv_int(jb, "max_running", sw->max_running);
+        sq_jbuf_kv_int(jb, "ntasks_per_group", sw->ntasks);
         sq_jbuf_kv_int(jb, "tensorboard", sw->tensorboard);
     }
     sq_jbuf_end_obj(jb);

@@ -59,6 +59,11 @@ int sq_sweep_slurm_check(const char *cmd, const sq_sweep *sw, const char *bin)
         return sq_cli_fail(cmd, "--out: a directory with a backslash cannot hold the Slurm logs (in sbatch's --output "
                            "a backslash turns %%a and %%j off): use another directory");
     if (!bin[0] || sq_sweep_bad_text(bin)) return sq_cli_fail(cmd, "--bin: must be a path without control characters");
+    if (sw->ntasks < 1 || sw->ntasks > 4096)
+        return sq_cli_fail(cmd, "--ntasks-per-group: must be 1..4096, got %d", sw->ntasks);
+    if (sw->batch % sw->ntasks)
+        return sq_cli_fail(cmd, "--batch %d is not a multiple of --ntasks-per-group %d (every rank takes an equal part "
+                           "of the global batch): use a multiple of %d", sw->batch, sw->ntasks, sw->ntasks);
     return 0;
 }
 
@@ -111,15 +116,18 @@ static void append_output(sq_jbuf *b, const char *dir, const char *name)
     appendf(b, "/logs/%s\"\n", name);
 }
 
-static void directives(const sq_sweep *sw, const char *name, sq_jbuf *b)
+/* ntasks: the job's processes. One: --gpus GPUs for it (--gres). Several (a data-parallel group,
+   one rank per task): --gpus GPUs for each task (--gpus-per-task), wherever Slurm places them */
+static void directives(const sq_sweep *sw, const char *name, int ntasks, sq_jbuf *b)
 {
     int cpus = sw->cpus_per_task > 0 ? sw->cpus_per_task : sw->threads;
     appendf(b, "#SBATCH --job-name=%s\n", name);
     if (sw->partition[0]) appendf(b, "#SBATCH --partition=%s\n", sw->partition);
     appendf(b, "#SBATCH --time=%s\n", sw->time);
-    if (sw->gpus > 0) appendf(b, "#SBATCH --gres=gpu:%d\n", sw->gpus);
+    if (sw->gpus > 0 && ntasks == 1) appendf(b, "#SBATCH --gres=gpu:%d\n", sw->gpus);
+    if (sw->gpus > 0 && ntasks > 1) appendf(b, "#SBATCH --gpus-per-task=%d\n", sw->gpus);
     appendf(b, "#SBATCH --cpus-per-task=%d\n", cpus);
-    appendf(b, "#SBATCH --ntasks=1\n");
+    appendf(b, "#SBATCH --ntasks=%d\n", ntasks);
 }
 
 static int write_script(const char *cmd, const char *path, const sq_jbuf *b)
@@ -194,7 +202,7 @@ int sq_sweep_slurm(const char *cmd, const sq_sweep *sw, const char *bin, const i
     int rc = 0;
     if (teacher_job) {
         appendf(&b, "#!/bin/bash\n# sqakd sweep: trains the teacher of %s (written by 'sqakd sweep --slurm')\n", sw->out);
-        directives(sw, "sqakd-teacher", &b);
+        directives(sw, "sqakd-teacher", 1, &b);
         append_output(&b, sw->out, "teacher_%j.out");
         appendf(&b, "set -euo pipefail\nexec ");
         append_shq(&b, bin);
@@ -215,11 +223,14 @@ int sq_sweep_slurm(const char *cmd, const sq_sweep *sw, const char *bin, const i
     sq_jbuf_reset(&b);
     appendf(&b, "#!/bin/bash\n# sqakd sweep: one array task per group of students that share a teacher pass "
             "(written by 'sqakd sweep --slurm')\n");
-    directives(sw, "sqakd-sweep", &b);
+    directives(sw, "sqakd-sweep", sw->ntasks, &b);
     if (sw->max_running > 0) appendf(&b, "#SBATCH --array=%s%%%d\n", array, sw->max_running);
     else appendf(&b, "#SBATCH --array=%s\n", array);
     append_output(&b, sw->out, "group_%a.out");
     appendf(&b, "set -euo pipefail\nexec ");
+    /* a data-parallel group: its ranks started by srun inside the array task (PMIx: how Debian's
+       OpenMPI meets Slurm); a rank that fails ends the step */
+    if (sw->ntasks > 1) appendf(&b, "srun --ntasks=%d --mpi=pmix --kill-on-bad-exit=1 ", sw->ntasks);
     append_shq(&b, bin);
     appendf(&b, " sweep --config ");
     append_shq(&b, path);

@@ -2,6 +2,7 @@
 #include "train_common.h"
 #include "cli_data.h"
 #include "io/atomic_write.h"
+#include "sqakd/dist.h"
 #include "sqakd/json.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +39,8 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"};
     a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
     a[n++] = (sq_arg){"--tensorboard", SQ_ARG_FLAG, &c->cfg.tensorboard, 0, 0, "TensorBoard event files in OUT/tensorboard/ (OUT/tensorboard/<student>/ with --students): the loss of each --log-every window, every metrics.jsonl value per epoch; kept on --resume"};
+    a[n++] = (sq_arg){"--sync-bn", SQ_ARG_FLAG, &c->cfg.sync_bn, 0, 0, "data-parallel runs (mpirun/srun): BatchNorm statistics over the global batch of all ranks (default: each rank's own part)"};
+    a[n++] = (sq_arg){"--dist-timeout", SQ_ARG_FLOAT, &c->dist_timeout, 1, 1e7, "data-parallel runs: seconds a rank waits for the others in a collective before the whole job is stopped (default 600)"};
     n += sq_cli_import_args(&c->imp, a + n, 1);
     return n;
 }
@@ -48,6 +51,8 @@ void sq_cli_common_defaults(sq_cli_common *c)
     sq_train_cfg_defaults(&c->cfg);
     c->data = "fashion-mnist";
     c->device = "auto";
+    c->dist_timeout = SQ_DIST_TIMEOUT_DEFAULT;
+    c->world = 1;
 }
 
 int sq_cli_common_finish(const char *cmd, sq_cli_common *c, const sq_dataset *train)
@@ -244,6 +249,7 @@ void sq_cli_say_default_out(const char *cmd, const sq_cli_common *c)
 
 int sq_cli_prepare_out(const char *cmd, sq_cli_common *c, int argc, char **argv)
 {
+    if (c->rank != 0) return 0; /* a data-parallel run's other ranks write nothing */
     if (!c->out) c->out = c->resume;
     if (!c->out) return 0;
     if (sq_cli_open_run_dir(cmd, c->out, c->resume != NULL, c->overwrite)) return 2;
@@ -284,7 +290,8 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
 /* ---- the run configuration, recorded and compared on --resume ---- */
 static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
 static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device", "--backend-opt",
-                                         "--max-loss-ratio", "--teacher", "--students", "--tensorboard", "--loader-threads", NULL};
+                                         "--max-loss-ratio", "--teacher", "--students", "--tensorboard", "--loader-threads",
+                                         "--dist-timeout", NULL};
 
 int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
 {
@@ -345,8 +352,37 @@ void sq_cli_common_free(sq_cli_common *c)
     c->recorded = NULL;
 }
 
-const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c)
+static int g_launched;
+void sq_cli_set_launched(int world) { g_launched = world; }
+int sq_cli_launched(void) { return g_launched; }
+
+int sq_cli_plan_batch(const sq_cli_common *c) { return c->cfg.batch / (c->world > 0 ? c->world : 1); }
+
+/* joins the data-parallel run when a launcher started this process; 0 or 2 */
+static int dist_setup(const char *cmd, sq_cli_common *c)
 {
+    if (!g_launched) return 0;
+    sq_dist_set_timeout(c->dist_timeout);
+    if (sq_dist_init(g_launched)) return sq_cli_fail(cmd, "%s", sq_last_error());
+    const sq_comm *comm = sq_dist_comm();
+    c->rank = comm->rank;
+    c->world = comm->size;
+    if (c->world < 2) return 0;
+    sq_backend_cuda_local_rank(comm->local_rank); /* one GPU per rank, if the CUDA backend is opened */
+    if (c->cfg.batch % c->world)
+        return sq_cli_fail(cmd, "--batch %d is not a multiple of the %d ranks (every rank takes an equal part of the "
+                           "global batch): use a multiple of %d", c->cfg.batch, c->world, c->world);
+    c->cfg.comm = comm;
+    if (c->rank != 0) { /* rank 0 alone writes checkpoints, metrics and progress */
+        c->cfg.quiet = 1;
+        c->cfg.tensorboard = 0;
+    }
+    return 0;
+}
+
+const sq_backend *sq_cli_backend(const char *cmd, sq_cli_common *c)
+{
+    if (dist_setup(cmd, c)) return NULL;
     const sq_backend *be = sq_backend_open(c->device, c->backend_opt, c->cfg.threads);
     if (!be) sq_cli_fail(cmd, "%s", sq_last_error());
     return be;

@@ -21,6 +21,8 @@ typedef struct sq_cli_common {
     char backend_opt_buf[160];     /* the options in force, canonical (sq_backend_opts_format) */
     char *run_config;              /* owned: cfg.run_config points here */
     struct sq_json *recorded;      /* owned: the configuration a resumed run was started with */
+    float dist_timeout;            /* --dist-timeout: seconds a collective waits for the other ranks */
+    int rank, world;               /* this process in a data-parallel run (0 and 1 alone) */
 } sq_cli_common;
 
 void sq_cli_common_defaults(sq_cli_common *c);
@@ -64,8 +66,12 @@ int sq_cli_check_recorded(const char *cmd, const sq_cli_common *c, const char *k
 void sq_cli_common_free(sq_cli_common *c);
 /* removes what prepare_out created when a run ends before its first checkpoint */
 void sq_cli_cleanup_out(const sq_cli_common *c);
-/* the backend named by --device with --threads applied; NULL after printing an error */
-const sq_backend *sq_cli_backend(const char *cmd, const sq_cli_common *c);
+/* the backend named by --device with --threads applied; NULL after printing an error. In a process
+   started by a launcher (sq_cli_launched) it first joins the data-parallel run: rank and world,
+   cfg.comm, and on ranks other than 0 no progress output, TensorBoard or run directory. */
+const sq_backend *sq_cli_backend(const char *cmd, sq_cli_common *c);
+/* the batch each rank's models are planned for: --batch / world (sq_cli_backend first) */
+int sq_cli_plan_batch(const sq_cli_common *c);
 /* runs the training loop; on failure prints the error and removes what prepare_out created.
    Returns the exit status (0 or 1). */
 int sq_cli_run(const char *cmd, sq_cli_common *c, sq_train_io *io, const char *what);

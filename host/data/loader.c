@@ -196,7 +196,8 @@ static int fill(sq_loader *l, slot *s, int b, int epoch, int gen)
         l->perm_epoch = epoch;
     }
     job *j = &l->j;
-    int start = b * l->o.batch;
+    /* a shard is its part of the global batch b (o.batch is the shard's size then) */
+    int start = l->o.shards > 1 ? (b * l->o.shards + l->o.shard) * l->o.batch : b * l->o.batch;
     int n = ds->n - start < l->o.batch ? ds->n - start : l->o.batch;
     s->err = SQ_OK;
     s->msg[0] = 0;
@@ -316,6 +317,12 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
         sq_set_error("loader: host_alloc and host_free are set together or not at all");
         return SQ_EARG;
     }
+    if (opts->shards > 1 && (opts->batch % opts->shards || !opts->drop_last || opts->shard < 0 ||
+                             opts->shard >= opts->shards)) {
+        sq_set_error("loader: shard %d of %d of a batch of %d%s: the batch must be a multiple of the shard count "
+                     "and drop_last set", opts->shard, opts->shards, opts->batch, opts->drop_last ? "" : " without drop_last");
+        return SQ_EARG;
+    }
     if (opts->threads < 0 || opts->threads > SQ_LOADER_THREADS_MAX) {
         sq_set_error("loader: %d threads; use 1..%d (0: the dataset's)", opts->threads, SQ_LOADER_THREADS_MAX);
         return SQ_EARG;
@@ -324,6 +331,7 @@ sq_status sq_loader_create(const sq_dataset *ds, const sq_loader_opts *opts, sq_
     l->ds = ds;
     l->o = *opts;
     l->nb = nb;
+    if (opts->shards > 1) l->o.batch = opts->batch / opts->shards; /* slots hold a shard */
     l->sample = (size_t)ds->c * ds->h * ds->w;
     l->keep = opts->keep > 1 ? opts->keep : 1;
     l->nslots = l->keep + 1;

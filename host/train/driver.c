@@ -94,7 +94,9 @@ sq_status sq_train_update_delta(const sq_train_cfg *cfg, const sq_train_io *io, 
                                 sq_progress *pg)
 {
     sq_model *m = io->model;
-    int nb = cfg->delta_batches > 0 ? cfg->delta_batches : 1, N = cfg->batch;
+    /* the model's planned batch: a rank's part of the global batch in a data-parallel run (every
+       rank computes the same delta from the same images) */
+    int nb = cfg->delta_batches > 0 ? cfg->delta_batches : 1, N = m->batch;
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip, .drop_last = 1,
                          .seed = cfg->seed ^ 0xD317A5ull};
     sq_loader *l;
@@ -160,8 +162,14 @@ sq_status sq_train_check_io(const sq_train_cfg *cfg, const sq_train_io *io)
         sq_set_error("--loss kl needs a teacher");
         return SQ_EARG;
     }
-    if (cfg->batch != m->batch) {
-        sq_set_error("model planned for batch %d but the run asks for %d", m->batch, cfg->batch);
+    const int world = cfg->comm ? cfg->comm->size : 1;
+    if (cfg->batch % world) {
+        sq_set_error("--batch %d is not a multiple of the %d ranks (every rank takes an equal part of the global "
+                     "batch): use a multiple of %d", cfg->batch, world, world);
+        return SQ_EARG;
+    }
+    if (cfg->batch / world != m->batch) {
+        sq_set_error("model planned for batch %d but the run asks for %d", m->batch, cfg->batch / world);
         return SQ_EARG;
     }
     return SQ_OK;
@@ -368,9 +376,9 @@ static sq_status check_students(const sq_train_cfg *cfg, const sq_dataset *train
         const sq_train_cfg *c = &students[i].cfg;
         if (c->loss != cfg->loss || c->epochs != cfg->epochs || c->batch != cfg->batch || c->seed != cfg->seed ||
             c->max_steps_per_epoch != cfg->max_steps_per_epoch || c->crop_pad != cfg->crop_pad ||
-            c->flip != cfg->flip) {
-            sq_set_error("student %s: loss, epochs, batch, seed, max steps and augmentation must be those of the "
-                         "shared run (they share its batches)", students[i].name);
+            c->flip != cfg->flip || c->comm != cfg->comm || c->sync_bn != cfg->sync_bn) {
+            sq_set_error("student %s: loss, epochs, batch, seed, max steps, augmentation and ranks must be those of "
+                         "the shared run (they share its batches)", students[i].name);
             return SQ_EARG;
         }
         if (c->tensorboard && !c->out_dir) {
@@ -457,6 +465,13 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
     sq_status st = check_students(cfg, train, test, teacher, students, n, single);
     if (st) return st;
     const sq_backend *be = students[0].model->be;
+    /* data parallelism: this rank's part of every global batch, and the backend's collectives */
+    const int world = cfg->comm ? cfg->comm->size : 1, rank = cfg->comm ? cfg->comm->rank : 0;
+    if (world > 1 && (!be->dist_attach || !be->allreduce_sum)) {
+        sq_set_error("the %s backend cannot train with several ranks", be->name);
+        return SQ_EARG;
+    }
+    if (be->dist_attach && (st = be->dist_attach(world > 1 ? cfg->comm : NULL, cfg->sync_bn))) return st;
     student_run *runs = sq_xcalloc(n, sizeof *runs);
     sq_loader *loader = NULL;
     sq_progress *pg = NULL;
@@ -465,11 +480,13 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
     sq_wall wall = {.t0 = sq_now()};
     pg = sq_progress_new(cfg->quiet);
     if ((st = open_runs(train, test, teacher, students, n, runs, pg))) goto done;
+    if (rank != 0) /* rank 0 alone evaluates (and writes); the others wait for it at the next collective */
+        for (int i = 0; i < n; i++) runs[i].io.test = NULL;
     /* one input buffer that the teacher and every student read, and the loader that fills it
        (staged, from pinned batches, where the backend can; the loader is the feeder's) */
     sq_loader_opts lo = {.batch = N, .shuffle = 1, .crop_pad = cfg->crop_pad, .flip = cfg->flip,
-                         .drop_last = 1, .seed = cfg->seed};
-    if ((st = sq_feeder_open(students[0].model, N, cfg->loss != SQ_LOSS_KL, train, &lo, &feed, &loader)))
+                         .drop_last = 1, .seed = cfg->seed, .shards = world, .shard = rank};
+    if ((st = sq_feeder_open(students[0].model, N / world, cfg->loss != SQ_LOSS_KL, train, &lo, &feed, &loader)))
         goto done;
     if (cfg->loss == SQ_LOSS_KL) sq_feeder_bind(feed, teacher);
     for (int i = 0; i < n; i++) sq_feeder_bind(feed, students[i].model);
@@ -544,13 +561,17 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
                 r->t++;
                 sq_train_step_fed(&r->s->cfg, r->s->model, tin, r->b, nb, zt, feed->y, r->lr, r->lrq, r->t);
                 r->rs.step++;
-                r->imgs += nb;
+                r->imgs += (long)nb * world;
                 r->since++;
                 /* a student's first step is read back alone: the divergence guard's reference */
                 if (r->since == cfg->log_every || s == steps - 1 || r->rs.loss_ref <= 0) {
                     float ls;
                     be->copy_d2h(&ls, sq_step_bufs_loss_sum(r->b), sizeof ls);
                     be->memset0(sq_step_bufs_loss_sum(r->b), sizeof(float));
+                    if (world > 1) { /* the mean over the ranks: every rank's guard decides alike */
+                        cfg->comm->allreduce_f32(cfg->comm, &ls, 1);
+                        ls /= world;
+                    }
                     sq_status ds = sq_train_device_status(r->s->model, r->rs.step);
                     if (!ds) ds = sq_train_check_loss(&r->s->cfg, &r->rs, (double)ls / r->since, ep);
                     if (ds) {
@@ -592,6 +613,19 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             r->s->epochs_done = ep + 1;
             r->s->steps = r->rs.step;
         }
+        if (world > 1) {
+            /* a student stopped on one rank (rank 0's epoch end writes and evaluates alone) stops
+               on every rank, so that all ranks go on with the same students */
+            float *stopped = sq_xcalloc(n, sizeof *stopped);
+            for (int i = 0; i < n; i++) stopped[i] = students[i].status != SQ_OK;
+            cfg->comm->allreduce_f32(cfg->comm, stopped, n);
+            for (int i = 0; i < n; i++)
+                if (stopped[i] > 0 && students[i].status == SQ_OK) {
+                    sq_set_error("stopped on another rank");
+                    stop_student(&runs[i], SQ_EARG, pg, single);
+                }
+            free(stopped);
+        }
     }
     {
         double total = sq_now() - wall.t0, other = total - wall.data - wall.step - wall.eval - wall.ckpt;
@@ -623,6 +657,7 @@ done:
         sq_tb_close(runs[i].tb);
     }
     free(runs);
+    if (be->dist_attach) be->dist_attach(NULL, 0);
     return st;
 }
 

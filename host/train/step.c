@@ -167,6 +167,17 @@ static void step_update(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, f
                         float lrq, int t)
 {
     const sq_backend *be = m->be;
+    /* data parallelism: the hand-off of the gradient buffers, summed over the ranks, then the mean
+       (every rank's loss is the mean over its own part of the batch) */
+    const int world = cfg->comm ? cfg->comm->size : 1;
+    if (world > 1) {
+        be->allreduce_sum(m->g, m->n_train);
+        be->scale(m->n_train, 1.0f / world, m->g);
+        if (m->n_quant) {
+            be->allreduce_sum(m->qg, m->n_quant);
+            be->scale(m->n_quant, 1.0f / world, m->qg);
+        }
+    }
     if (cfg->opt == SQ_OPT_SGD) be->sgd_step(m->n_train, m->p, m->g, b->m, lr, cfg->momentum, cfg->wd);
     else be->adam_step(m->n_train, m->p, m->g, b->m, b->v, lr, 0.9f, 0.999f, 1e-8f, cfg->wd, t);
     if (m->n_quant)

@@ -13,6 +13,7 @@
 #ifndef SQAKD_BACKEND_H
 #define SQAKD_BACKEND_H
 
+#include "sqakd/comm.h"
 #include "sqakd/common.h"
 #include "sqakd/quant.h"
 
@@ -385,6 +386,23 @@ typedef struct sq_backend {
     void (*gap16_fwd)(sq_dtype16 dt, int n, int c, int hw, const void *x, float *y);
     void (*shortcut_a16_fwd)(sq_dtype16 dt, int n, int c, int h, int w, int k, const void *x,
                              void *y);
+
+    /* ---- optional: data parallelism (one process per device, docs/scaling.md) ----
+       dist_attach: the ranks this backend's process trains with (comm NULL: alone, which is also
+       how a backend starts; a comm of size 1 is alone too, though a backend may set up its
+       collectives for it) and whether BatchNorm reduces across them (sync_bn):
+       then the training-mode BN members (bn_fwd_train, bn_act_fwd_train, bn_add_act_fwd_train)
+       normalise with the mean and biased variance of the whole global batch (every rank's x)
+       and update the running statistics with them, and their backward members compute gx from
+       the sums of g and g (x - mean) over the global batch (the count n hw summed over ranks),
+       while ggamma and gbeta still accumulate this rank's part only (the gradient all-reduce
+       sums them). Every rank must then call every BN member in the same order. Not SQ_OK, with a
+       message, when the collectives cannot be set up (NCCL, or the memory sync_bn needs).
+       allreduce_sum: buf (n floats, backend memory) becomes the sum over all attached ranks,
+       in place, the same bits on every rank; nothing without a comm. Ordered with the ops
+       before and after it like any op (CUDA: on the compute stream). */
+    sq_status (*dist_attach)(const sq_comm *comm, int sync_bn);
+    void (*allreduce_sum)(float *buf, size_t n);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error
@@ -396,6 +414,11 @@ const sq_backend *sq_backend_cuda(void);
    touches a device. */
 const char *sq_backend_cpu_build(void);
 const char *sq_backend_cuda_build(void);
+/* Data parallelism, before the first sq_backend_cuda(): the process is rank local_rank on its node,
+   and takes GPU local_rank % (the GPUs it sees) instead of the current device (a launcher that
+   gives each rank its own GPU, e.g. srun --gpus-per-task=1, leaves it one: device 0). No-op in a
+   build without CUDA and after the backend is set up. */
+void sq_backend_cuda_local_rank(int local_rank);
 /* "auto" | "cpu" | "cuda"; NULL with an error when unavailable */
 const sq_backend *sq_backend_get(const char *name);
 /* sq_backend_get, then the options parsed from opts (NULL: the defaults) given to its configure,

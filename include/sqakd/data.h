@@ -145,6 +145,11 @@ typedef struct sq_loader_opts {
        returns SQ_ENOMEM when host_alloc has too little. */
     void *(*host_alloc)(size_t bytes);
     void (*host_free)(void *p);
+    /* Data parallelism: with shards > 1, `batch` is the global batch and each batch handed out is
+       shard `shard`'s part of it, batch / shards consecutive samples of the epoch's permutation
+       (the global batches are those of shards = 1, whatever the count). batch must be a multiple
+       of shards, and drop_last set. 0 or 1: the whole batch. */
+    int shards, shard;
 } sq_loader_opts;
 #define SQ_LOADER_KEEP_MAX 8
 #define SQ_LOADER_THREADS_MAX 64

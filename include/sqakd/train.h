@@ -4,6 +4,7 @@
 #define SQAKD_TRAIN_H
 
 #include "sqakd/checkpoint.h"
+#include "sqakd/comm.h"
 #include "sqakd/data.h"
 #include "sqakd/model.h"
 
@@ -47,6 +48,12 @@ typedef struct sq_train_cfg {
     float squat_weight;      /* --squat-weight G (default 1) */
     const char *squat_tap;   /* --squat-tap NODE: a quantized layer's name; NULL or "": the last
                                 quantized convolution (sq_squat_default_tap) */
+    /* data parallelism (docs/scaling.md): the ranks of the run (NULL or size 1: this process
+       alone). batch stays the global batch; every rank trains on its batch / size part of each,
+       the gradients are summed over the ranks (the backend's allreduce_sum) and divided by size.
+       The caller gives rank 0 alone out_dir, tensorboard and progress output. */
+    const sq_comm *comm;
+    int sync_bn;             /* BatchNorm statistics and backward sums over all ranks (backend.h) */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);

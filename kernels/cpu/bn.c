@@ -5,13 +5,12 @@
    (n, c) plane, added up in double). gamma/beta may be NULL (no affine). */
 #include "cpu_ops.h"
 #include <math.h>
+#include <stdlib.h>
 
 static int par_ok(int n, int c, int hw) { return (size_t)n * c * hw >= SQ_CPU_PAR_MIN && c > 1; }
 
-void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
-                             const float *beta, float *run_mean, float *run_var, float momentum,
-                             float eps, float *save_mean, float *save_invstd, float *a_out,
-                             float *b_out)
+/* this rank's batch statistics of channel ch: mean and biased variance */
+static void local_stats(int n, int c, int hw, int ch, const float *x, double *mean, double *var)
 {
     const double cnt = (double)n * hw;
     /* shifted sums (shift = first element) keep the variance accurate for large means */
@@ -30,9 +29,24 @@ void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const
         s2 += b;
     }
     double dmean = s1 / cnt;
-    double var = s2 / cnt - dmean * dmean;
-    if (var < 0.0) var = 0.0;
-    double mean = shift + dmean;
+    double v = s2 / cnt - dmean * dmean;
+    *var = v < 0.0 ? 0.0 : v;
+    *mean = shift + dmean;
+}
+
+void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
+                             const float *beta, float *run_mean, float *run_var, float momentum,
+                             float eps, float *save_mean, float *save_invstd, float *a_out,
+                             float *b_out, const double *gs)
+{
+    double cnt = (double)n * hw, mean, var;
+    if (gs) { /* synchronised BN: the global batch's statistics (dist.c) */
+        cnt = gs[2 * c];
+        mean = gs[ch];
+        var = gs[c + ch];
+    } else {
+        local_stats(n, c, hw, ch, x, &mean, &var);
+    }
     float invstd = (float)(1.0 / sqrt(var + eps));
     if (save_mean) save_mean[ch] = (float)mean;
     if (save_invstd) save_invstd[ch] = invstd;
@@ -49,11 +63,12 @@ void sq_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamm
                          const float *beta, float *run_mean, float *run_var, float momentum,
                          float eps, float *y, float *save_mean, float *save_invstd)
 {
+    double *gs = sq_cpu_bn_sync_stats(n, c, hw, x);
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         float a, b;
         sq_cpu_bn_channel_train(n, c, hw, ch, x, gamma, beta, run_mean, run_var, momentum, eps,
-                                save_mean, save_invstd, &a, &b);
+                                save_mean, save_invstd, &a, &b, gs);
         for (int i = 0; i < n; i++) {
             const float *p = x + ((size_t)i * c + ch) * hw;
             float *q = y + ((size_t)i * c + ch) * hw;
@@ -61,6 +76,7 @@ void sq_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamm
             for (int j = 0; j < hw; j++) q[j] = p[j] * a + b;
         }
     }
+    free(gs);
 }
 
 void sq_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma,
@@ -85,7 +101,8 @@ void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const 
                    const float *save_mean, const float *save_invstd, float *gx, float *ggamma,
                    float *gbeta)
 {
-    const double cnt = (double)n * hw;
+    double *gs = sq_cpu_bn_sync_grad(n, c, hw, x, NULL, 0.0f, gy, save_mean);
+    const double cnt = gs ? gs[2 * c] : (double)n * hw;
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         const float mean = save_mean[ch], invstd = save_invstd[ch];
@@ -105,6 +122,10 @@ void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const 
         if (ggamma) ggamma[ch] += (float)(sgx * invstd);
         if (gbeta) gbeta[ch] += (float)sg;
         if (!gx) continue;
+        if (gs) { /* synchronised BN: gx from the global batch's sums (dist.c) */
+            sg = gs[ch];
+            sgx = gs[c + ch];
+        }
         const float proj = (float)(sgx * invstd * invstd / cnt);
         const float gmean = (float)(sg / cnt);
         const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
@@ -116,4 +137,5 @@ void sq_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gy, const 
             for (int j = 0; j < hw; j++) q[j] += (g[j] - gmean - (p[j] - mean) * proj) * wi;
         }
     }
+    free(gs);
 }

@@ -40,7 +40,8 @@ int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const fl
    mean/invstd; *a, *b: the affine map y = x a + b of that channel */
 void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
                              const float *beta, float *run_mean, float *run_var, float momentum,
-                             float eps, float *save_mean, float *save_invstd, float *a, float *b);
+                             float eps, float *save_mean, float *save_invstd, float *a, float *b,
+                             const double *gs);
 
 /* ---- fused.c: optional fused ops (backend.h) ---- */
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -204,4 +205,14 @@ void sq_cpu_sgd_step(size_t n, float *p, const float *g, float *m, float lr, flo
                      float wd);
 void sq_cpu_adam_step(size_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
                       float b2, float eps, float wd, int t);
+/* ---- dist.c: data parallelism ----
+   sync_stats: NULL unless BN is synchronised across ranks; else 2c + 1 doubles, the global batch's
+   mean (c), biased variance (c) and count. sync_grad: NULL, or the global sums of g (c) and
+   g (x - save_mean) (c) and the count, g = gy, or gy act'(y) where y is not NULL (act' = 1 on
+   0 < y < hi). The caller frees them. bn_channel_train's gs: NULL, or sync_stats' result. */
+sq_status sq_cpu_dist_attach(const sq_comm *comm, int sync_bn);
+void sq_cpu_allreduce_sum(float *buf, size_t n);
+double *sq_cpu_bn_sync_stats(int n, int c, int hw, const float *x);
+double *sq_cpu_bn_sync_grad(int n, int c, int hw, const float *x, const float *y, float hi, const float *gy,
+                            const float *save_mean);
 #endif

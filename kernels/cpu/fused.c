@@ -3,6 +3,7 @@
    and the intermediate buffer; the arithmetic is that of bn.c and act.c in the same order, so
    results equal the unfused pair's. */
 #include "cpu_ops.h"
+#include <stdlib.h>
 #include <math.h>
 
 static int par_ok(int n, int c, int hw) { return (size_t)n * c * hw >= SQ_CPU_PAR_MIN && c > 1; }
@@ -28,11 +29,12 @@ void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const fl
                                  float *y, float *save_mean, float *save_invstd)
 {
     const float hi = act_hi(act);
+    double *gs = sq_cpu_bn_sync_stats(n, c, hw, x);
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         float a, b;
         sq_cpu_bn_channel_train(n, c, hw, ch, x, gamma, beta, run_mean, run_var, momentum, eps,
-                                save_mean, save_invstd, &a, &b);
+                                save_mean, save_invstd, &a, &b, gs);
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * c + ch) * hw;
             const float *p = x + off;
@@ -50,6 +52,7 @@ void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const fl
             }
         }
     }
+    free(gs);
 }
 
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -68,8 +71,9 @@ void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x
                            const float *save_invstd, float *gx, float *gr, float *ggamma,
                            float *gbeta)
 {
-    const double cnt = (double)n * hw;
     const float hi = act_hi(act);
+    double *gs = sq_cpu_bn_sync_grad(n, c, hw, x, y, hi, gy, save_mean);
+    const double cnt = gs ? gs[2 * c] : (double)n * hw;
 #pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
     for (int ch = 0; ch < c; ch++) {
         const float mean = save_mean[ch], invstd = save_invstd[ch];
@@ -101,6 +105,10 @@ void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x
         if (ggamma) ggamma[ch] += (float)(sgx * invstd);
         if (gbeta) gbeta[ch] += (float)sg;
         if (!gx) continue;
+        if (gs) { /* synchronised BN: gx from the global batch's sums (dist.c) */
+            sg = gs[ch];
+            sgx = gs[c + ch];
+        }
         const float proj = (float)(sgx * invstd * invstd / cnt);
         const float gmean = (float)(sg / cnt);
         const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
@@ -113,6 +121,7 @@ void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x
                 q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
         }
     }
+    free(gs);
 }
 
 void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,

@@ -199,8 +199,34 @@ static __device__ void bn_totals(const double *part, int ch, int ns, double *t0,
     *t1 = sh[1];
 }
 
+/* synchronised BatchNorm (backend.h, dist_attach's sync_bn): the per-channel totals of the
+   partials, in slice order as bn_totals takes them, into tot[2 ch], tot[2 ch + 1], which are then
+   summed over the ranks */
+static __global__ void bn_sync_totals_kernel(const double *__restrict__ part, int c, int ns,
+                                             double *__restrict__ tot)
+{
+    const int ch = blockIdx.x * blockDim.x + threadIdx.x;
+    if (ch >= c) return;
+    double a = 0.0, b = 0.0;
+    for (int s = 0; s < ns; s++) {
+        a += part[((size_t)ch * ns + s) * 2 + 0];
+        b += part[((size_t)ch * ns + s) * 2 + 1];
+    }
+    tot[2 * (size_t)ch] = a;
+    tot[2 * (size_t)ch + 1] = b;
+}
+
+/* the totals of every rank's partials (tot not NULL; mtot the global element count) */
+static void bn_sync_reduce(const double *part, int c, int ns, double *tot)
+{
+    bn_sync_totals_kernel<<<(c + 127) / 128, 128, 0, sq_cuda_stream()>>>(part, c, ns, tot);
+    SQ_CUDA_LAUNCHED();
+    sq_cuda_allreduce_f64(tot, 2 * (size_t)c);
+}
+
 /* ACT: y = act(BN(x) [+ r]) with the activation bounded by hi; R: r is added (y may not alias
-   x or r: the fused ops' outputs are buffers of their own) */
+   x or r: the fused ops' outputs are buffers of their own). tot: NULL, or the totals over every
+   rank (sync_bn), of mtot elements */
 template <int V, typename I, bool ACT, bool R>
 static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
                                              const float *__restrict__ r, float hi,
@@ -208,20 +234,26 @@ static __global__ void bn_train_apply_kernel(int n, int c, int hw, const float *
                                              const float *__restrict__ beta, float *run_mean,
                                              float *run_var, float momentum, float eps,
                                              float *__restrict__ y, float *save_mean,
-                                             float *save_invstd, const double *__restrict__ part)
+                                             float *save_invstd, const double *__restrict__ part,
+                                             const double *__restrict__ tot, double mtot)
 {
     const int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    const size_t m = (size_t)n * hw;
+    const double m = tot ? mtot : (double)n * hw;
     double sum, sumsq;
-    bn_totals(part, ch, ns, &sum, &sumsq);
-    double mean = sum / (double)m;
-    double var = sumsq / (double)m - mean * mean;
+    if (tot) {
+        sum = tot[2 * (size_t)ch];
+        sumsq = tot[2 * (size_t)ch + 1];
+    } else {
+        bn_totals(part, ch, ns, &sum, &sumsq);
+    }
+    double mean = sum / m;
+    double var = sumsq / m - mean * mean;
     if (var < 0.0) var = 0.0;
     float invstd = (float)(1.0 / sqrt(var + (double)eps));
     if (s == 0 && threadIdx.x == 0) {
         if (save_mean) save_mean[ch] = (float)mean;
         if (save_invstd) save_invstd[ch] = invstd;
-        double unbiased = m > 1 ? var * (double)m / (double)(m - 1) : var;
+        double unbiased = m > 1 ? var * m / (m - 1) : var;
         if (run_mean) run_mean[ch] = (1.0f - momentum) * run_mean[ch] + momentum * (float)mean;
         if (run_var) run_var[ch] = (1.0f - momentum) * run_var[ch] + momentum * (float)unbiased;
     }
@@ -320,7 +352,9 @@ static __global__ void bn_bwd_stats_kernel(int n, int c, int hw, const float *__
 }
 
 /* gx += gamma invstd (g - sum_g/m - xhat sum_g_xhat/m); ggamma += sum_g_xhat; gbeta += sum_g
-   (g as in the stats pass; SET: gx = ..., the "set" ops of backend.h) */
+   (g as in the stats pass; SET: gx = ..., the "set" ops of backend.h). tot: NULL, or the sums
+   over every rank (sync_bn), of mtot elements, which gx takes (ggamma and gbeta stay this
+   rank's) */
 template <int V, typename I, bool ACT, bool SET>
 static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__restrict__ x,
                                            const float *__restrict__ y, float hi,
@@ -329,10 +363,11 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
                                            const float *__restrict__ save_mean,
                                            const float *__restrict__ save_invstd,
                                            float *__restrict__ gx, float *ggamma, float *gbeta,
-                                           const double *__restrict__ part)
+                                           const double *__restrict__ part,
+                                           const double *__restrict__ tot, double mtot)
 {
     const int ch = blockIdx.x, s = blockIdx.y, ns = gridDim.y;
-    const size_t m = (size_t)n * hw;
+    double m = (double)n * hw;
     double sum_gy, sum_gyx;
     bn_totals(part, ch, ns, &sum_gy, &sum_gyx);
     if (s == 0 && threadIdx.x == 0) {
@@ -340,8 +375,13 @@ static __global__ void bn_bwd_apply_kernel(int n, int c, int hw, const float *__
         if (gbeta) gbeta[ch] += (float)sum_gy;
     }
     if (!gx) return;
+    if (tot) {
+        sum_gy = tot[2 * (size_t)ch];
+        sum_gyx = tot[2 * (size_t)ch + 1];
+        m = mtot;
+    }
     const float mu = save_mean[ch], is = save_invstd[ch], g = gamma ? gamma[ch] : 1.0f;
-    const float mean_gy = (float)(sum_gy / (double)m), mean_gyx = (float)(sum_gyx / (double)m);
+    const float mean_gy = (float)(sum_gy / m), mean_gyx = (float)(sum_gyx / m);
     const float kk = g * is;
     const bn_walk<V, I> w(n, c, hw, s, ns);
     BN_TRIPS(w, u0)
@@ -391,11 +431,15 @@ static void bn_fwd_train(int n, int c, int hw, int act, const float *x, const fl
     BN_LAUNCH_VI(hw, m, al, BN_STATS_L);
 #undef BN_STATS_L
     SQ_CUDA_LAUNCHED();
+    const int world = sq_cuda_bn_sync_world();
+    double *tot = world ? sq_cuda_bn_sync_totals() : NULL;
+    const double mtot = (double)m * (world ? world : 1); /* every rank has the same batch */
+    if (tot) bn_sync_reduce(part, c, (int)grid.y, tot);
     const float hi = act >= 0 ? bn_act_hi((sq_act_kind)act) : 0.0f;
 #define BN_APPLY(V, I, A, R)                                                                     \
     bn_train_apply_kernel<V, I, A, R><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                            \
         n, c, hw, x, r, hi, gamma, beta, run_mean, run_var, momentum, eps, y, save_mean,         \
-        save_invstd, part)
+        save_invstd, part, tot, mtot)
 #define BN_APPLY_PLAIN(V, I) BN_APPLY(V, I, false, false)
 #define BN_APPLY_ACT(V, I) BN_APPLY(V, I, true, false)
 #define BN_APPLY_ACT_R(V, I) BN_APPLY(V, I, true, true)
@@ -500,9 +544,13 @@ static void bn_bwd(int n, int c, int hw, int act, const float *x, const float *y
 #undef BN_STATS
     SQ_CUDA_LAUNCHED();
     if (!gx && !ggamma && !gbeta) return;
+    const int world = gx ? sq_cuda_bn_sync_world() : 0;
+    double *tot = world ? sq_cuda_bn_sync_totals() : NULL;
+    const double mtot = (double)m * (world ? world : 1);
+    if (tot) bn_sync_reduce(part, c, (int)grid.y, tot);
 #define BN_BAPPLY(V, I, A, SET)                                                                  \
     bn_bwd_apply_kernel<V, I, A, SET><<<grid, SQ_CUDA_BLOCK, 0, st>>>(                            \
-        n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part)
+        n, c, hw, x, y, hi, gy, gamma, save_mean, save_invstd, gx, ggamma, gbeta, part, tot, mtot)
 #define BN_BAPPLY_PLAIN(V, I) BN_BAPPLY(V, I, false, false)
 #define BN_BAPPLY_ACT(V, I) BN_BAPPLY(V, I, true, false)
 #define BN_BAPPLY_PLAIN_SET(V, I) BN_BAPPLY(V, I, false, true)

@@ -226,6 +226,10 @@ static sq_status cudnn_init(void)
     return SQ_OK;
 }
 
+static int g_local_rank = -1;
+
+void sq_backend_cuda_local_rank(int local_rank) { g_local_rank = local_rank; }
+
 sq_status sq_cuda_context_init(void)
 {
     int count = 0;
@@ -236,6 +240,12 @@ sq_status sq_cuda_context_init(void)
     }
     if (count == 0) {
         sq_set_error("no CUDA device: cudaGetDeviceCount found 0 devices");
+        return SQ_EDEVICE;
+    }
+    /* a data-parallel rank: one GPU of its node each (backend.h) */
+    if (g_local_rank >= 0 && (e = cudaSetDevice(g_local_rank % count)) != cudaSuccess) {
+        sq_set_error("CUDA device %d (local rank %d of %d GPUs): %s", g_local_rank % count, g_local_rank, count,
+                     cudaGetErrorString(e));
         return SQ_EDEVICE;
     }
     int dev = 0;

@@ -98,14 +98,16 @@ static const sq_backend g_cuda = {
     .pool16_fwd = sq_cuda_pool16_fwd,
     .gap16_fwd = sq_cuda_gap16_fwd,
     .shortcut_a16_fwd = sq_cuda_shortcut_a16_fwd,
+    .dist_attach = sq_cuda_dist_attach,
+    .allreduce_sum = sq_cuda_allreduce_sum,
 };
 
 const char *sq_backend_cuda_build(void)
 {
-    static char s[160];
-    snprintf(s, sizeof s, "cuda (CUDA runtime %d.%d, cuDNN %d.%d.%d, cuBLAS %d.%d.%d%s)", CUDART_VERSION / 1000,
+    static char s[200];
+    snprintf(s, sizeof s, "cuda (CUDA runtime %d.%d, cuDNN %d.%d.%d, cuBLAS %d.%d.%d, %s%s)", CUDART_VERSION / 1000,
              CUDART_VERSION % 1000 / 10, CUDNN_MAJOR, CUDNN_MINOR, CUDNN_PATCHLEVEL, CUBLAS_VER_MAJOR,
-             CUBLAS_VER_MINOR, CUBLAS_VER_PATCH,
+             CUBLAS_VER_MINOR, CUBLAS_VER_PATCH, sq_cuda_dist_build(),
 #ifdef SQ_CUEMU
              "; built for cuemu, the CPU emulation of CUDA used by the tests"
 #else
