@@ -4,7 +4,7 @@ computed with PyTorch autograd on a (C, K) weight whose parameters have shape (C
 over each row, independent of the C code (which runs each channel as a tensor of its own). Run:
   /usr/bin/python3 tools/gen_quant_pc_golden.py [out=tests/data/quant_pc_golden.bin]
 
-Same discretizer and clip functions as tools/gen_quant_golden.py; per channel c (row c):
+The discretizer, clip and gradient-scale functions are tools/gen_quant_golden.py's; per channel c (row c):
   ewgs   c = clip((w - l_c)/(u_c - l_c)), y = 2q - 1
   lsq    signed grid, v = clip(w/s_c, -Qn, Qp), y = (q K - Qn) s_c, s_c through a gradient scale
          gs = 1/sqrt(K * max(Qp, 1)) with K the elements per channel (the channel's numel)
@@ -25,47 +25,12 @@ import sys
 import numpy as np
 import torch
 
+from gen_quant_golden import ClipIncl, Disc, GradScale
+
 MAGIC = b"SQQPCGD1"
 VERSION = 1
 EWGS, PACT, LSQ, DOREFA = 1, 2, 3, 4
 C, K = 5, 36
-
-
-class Disc(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, c, levels, delta):
-        q = torch.round(c * (levels - 1)) / (levels - 1)
-        ctx.save_for_backward(c - q)
-        ctx.delta = delta
-        return q
-
-    @staticmethod
-    def backward(ctx, g):
-        (d,) = ctx.saved_tensors
-        return g + ctx.delta * g.abs() * d, None, None
-
-
-class ClipIncl(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v, lo, hi):
-        ctx.save_for_backward(((v >= lo) & (v <= hi)).to(v.dtype))
-        return v.clamp(lo, hi)
-
-    @staticmethod
-    def backward(ctx, g):
-        (m,) = ctx.saved_tensors
-        return g * m, None, None
-
-
-class GradScale(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, s, gs):
-        ctx.gs = gs
-        return s.clone()
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * ctx.gs, None
 
 
 def lsq_bounds(bits):
