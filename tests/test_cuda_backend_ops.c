@@ -1308,7 +1308,7 @@ static int run_squat(bo_ctx *c, const bo_row *r, const int *p, int mode)
     for (int ki = 0; ki < 4; ki++)
         for (int bits = 1; bits <= 4; bits *= 2) {
             if (c->timing && (ki != 0 || bits != 2)) continue; /* timing: ewgs, 2 bits */
-            sq_quant_cfg cfg = {kinds[ki], SQ_QROLE_ACT, bits, 0, 0.0f, 0.0f};
+            sq_quant_cfg cfg = {kinds[ki], SQ_QROLE_ACT, bits, 0, 0.0f, 0.0f, 0};
             float qp[2], l0[3] = {0.5f, 0.5f, 0.5f}, l[1];
             sqt_fq_params(kinds[ki], 0, bits, qp);
             float *xt = hr(c, n, -0.4f, 1.7f), *xs = hr(c, n, -0.2f, 1.5f), *g0 = hr(c, n, -1, 1),
