@@ -103,7 +103,7 @@ int lab_bench_grid(int argc, char **argv)
         for (int ki = 0; ki < 3 && rc == 0; ki++) {
             const float hq[2] = {kinds[ki] == SQ_QUANT_EWGS ? 0.0f : kinds[ki] == SQ_QUANT_PACT ? 1.5f : 0.1f, 1.5f};
             be->copy_h2d(qp, hq, sizeof hq);
-            fq_arg a = {be, {kinds[ki], SQ_QROLE_ACT, bits, 0, 0.0f, 0.0f}, n, x, y, gy, gx, qp, gqp, scr};
+            fq_arg a = {be, {kinds[ki], SQ_QROLE_ACT, bits, 0, 0.0f, 0.0f, 0}, n, x, y, gy, gx, qp, gqp, scr};
             for (int v = 0; v < nvar; v++) {
                 lab_grid_select(var[v].mode, var[v].rb);
                 char op[64];

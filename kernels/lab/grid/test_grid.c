@@ -233,7 +233,7 @@ Test(lab_grid, fakequant_flat_and_auto_grids_match_the_stride_grid)
                     int scaled = (int)((si + (size_t)ci) & 1), bits = 2 + 2 * ci;
                     uint64_t seed = 5000 + (uint64_t)ki * 100 + weight * 10 + si * 2 + ci;
                     sq_quant_cfg cfg = {kinds[ki], weight ? SQ_QROLE_WEIGHT : SQ_QROLE_ACT, bits,
-                                        weight, 0.3f, 0.0f};
+                                        weight, 0.3f, 0.0f, 0};
                     float qp[2];
                     sqt_fq_params(kinds[ki], weight, bits, qp);
                     float *x = sqt_hrand(n, weight ? -1.2f : -0.3f, weight ? 1.2f : 1.6f, seed),
@@ -274,7 +274,7 @@ Test(lab_grid, a_reducing_block_cap_changes_only_the_grouping_of_sums)
     static const unsigned caps[] = {1, 3, 396};
     const size_t n = 262147;
     for (size_t ci = 0; ci < sizeof caps / sizeof caps[0]; ci++) {
-        sq_quant_cfg cfg = {SQ_QUANT_LSQ, SQ_QROLE_ACT, 4, 0, 0.3f, 0.0f};
+        sq_quant_cfg cfg = {SQ_QUANT_LSQ, SQ_QROLE_ACT, 4, 0, 0.3f, 0.0f, 0};
         float qp[2];
         sqt_fq_params(SQ_QUANT_LSQ, 0, 4, qp);
         float *x = sqt_hrand(n, -0.3f, 1.6f, 60 + ci), *gy = sqt_hrand(n, -1, 1, 61 + ci),
