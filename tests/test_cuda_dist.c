@@ -1,7 +1,8 @@
 /* test_cuda_dist.c: Criterion suite "cuda_dist": the CUDA backend's data-parallel members with one
-   rank, which is what one GPU can run: attached to a comm of one rank, allreduce_sum goes through
-   NCCL (a build with NCCL) or through host memory and the comm (without), is ordered with the ops
-   before and after it on the compute stream, and leaves the sum over one rank, the buffer itself;
+   rank, which is what one GPU can run: attached to a comm of one rank, allreduce_start goes through
+   NCCL on the comm stream (a build with NCCL) or through host memory and the comm (without), sees
+   the ops before it, and after allreduce_wait the ops after it see its result, the sum over one
+   rank: the buffer itself, for several buckets started before one wait;
    BatchNorm synchronised over two ranks that hold the same images equals BN over one (through
    host memory: a build with NCCL skips it; the old code refused --sync-bn on CUDA). The 2-rank runs are the CPU backend's, under mpirun
    (tests/test_dist.c); under cuemu the CUDA backend's too (docs/scaling.md). Without a GPU every
@@ -30,7 +31,7 @@ static void one_bcast(const sq_comm *c, void *buf, size_t bytes, int root) {}
 Test(cuda_dist, one_rank_allreduce_is_ordered_and_leaves_the_buffer)
 {
     const sq_backend *g = gpu_or_skip();
-    cr_assert(g->dist_attach && g->allreduce_sum, "the CUDA backend has no data-parallel members");
+    cr_assert(g->dist_attach && g->allreduce_start && g->allreduce_wait, "the CUDA backend has no data-parallel members");
     static const sq_comm one = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1, .allreduce_f32 = one_f32,
                                 .allreduce_f64 = one_f64, .bcast = one_bcast};
     cr_assert_eq(g->dist_attach(&one, 0), SQ_OK, "%s", sq_last_error());
@@ -40,7 +41,12 @@ Test(cuda_dist, one_rank_allreduce_is_ordered_and_leaves_the_buffer)
     /* the all-reduce must see the doubling before it, and the halving after it must see its
        result: any other order leaves h / 2 or 2 h (powers of two: exact either way) */
     g->scale(n, 2.0f, d);
-    g->allreduce_sum(d, n);
+    /* three buckets, top down as the backward hands them over, then one wait */
+    const size_t b1 = n / 3, b2 = 2 * (n / 3);
+    g->allreduce_start(d + b2, n - b2);
+    g->allreduce_start(d + b1, b2 - b1);
+    g->allreduce_start(d, b1);
+    g->allreduce_wait();
     g->scale(n, 0.5f, d);
     float *got = sqt_fetch(g, d, n, "all-reduced"); /* checks the guards, frees d */
     sqt_expect_equal("the sum over one rank", got, h, n);
@@ -63,6 +69,42 @@ static void twice_f32(const sq_comm *c, float *buf, size_t n)
 static void twice_f64(const sq_comm *c, double *buf, size_t n)
 {
     for (size_t i = 0; i < n; i++) buf[i] *= 2.0;
+}
+
+/* buckets through host memory over two equal ranks (each sum doubles): every bucket started is
+   summed once, with the ops before it seen and the ops after the wait seeing it */
+Test(cuda_dist, buckets_through_host_memory_are_summed_once_in_order)
+{
+    const sq_backend *g = gpu_or_skip();
+    if (strstr(sq_backend_cuda_build(), "NCCL "))
+        cr_skip("this build all-reduces through NCCL, which needs a second GPU rank to sum with");
+    static const sq_comm two = {.rank = 0, .size = 2, .local_rank = 0, .local_size = 1, .allreduce_f32 = twice_f32,
+                                .allreduce_f64 = twice_f64, .bcast = one_bcast};
+    cr_assert_eq(g->dist_attach(&two, 0), SQ_OK, "%s", sq_last_error());
+    const size_t n = 100003;
+    float *h = sqt_hrand(n, -1, 1, 9);
+    float *want = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) want[i] = 2.0f * (h[i] + 1.0f) - 3.0f;
+    float *d = sqt_dput(g, h, n * sizeof(float));
+    /* + 1 before (seen by the sums), - 3 after the wait (applied to the sums) */
+    float *add = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) add[i] = 1.0f;
+    float *dadd = sqt_dput(g, add, n * sizeof(float));
+    g->axpy(n, 1.0f, dadd, d);
+    g->allreduce_start(d + 70000, n - 70000);
+    g->allreduce_start(d + 1000, 69000);
+    g->allreduce_start(d, 1000);
+    g->allreduce_wait();
+    g->axpy(n, -3.0f, dadd, d);
+    float *got = sqt_fetch(g, d, n, "bucketed sum");
+    sqt_expect_equal("2 (x + 1) - 3 in three buckets", got, want, n);
+    free(sqt_fetch(g, dadd, n, "ones"));
+    sqt_gpu_ok(g);
+    cr_assert_eq(g->dist_attach(NULL, 0), SQ_OK);
+    free(h);
+    free(want);
+    free(add);
+    free(got);
 }
 
 Test(cuda_dist, sync_bn_over_two_equal_ranks_is_bn_over_one)

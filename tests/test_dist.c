@@ -6,9 +6,13 @@
    of 2 ranks with --sync-bn are 1 rank's within 2e-5 per tensor; the synchronised BN ops on two ranks (threads) equal BN on the whole batch; a 2-rank
    run resumed at 2 ranks gives the uninterrupted run's files bit for bit, and resumes at 1 rank;
    a batch the ranks do not divide is refused in one line; a rank that hangs (SIGSTOP) or dies
-   (SIGKILL) stops the others instead of leaving them waiting. The suite skips, saying why, where
-   mpirun or MPI is absent (make deps installs Debian's OpenMPI). */
+   (SIGKILL) stops the others instead of leaving them waiting; gradients all-reduced in many small
+   buckets during the backward give the weights of one bucket after it, bit for bit, and the
+   backward hands every gradient over once, when it is final (a spy backend, in one process). The
+   suite skips, saying why, where mpirun or MPI is absent (make deps installs Debian's OpenMPI). */
+#include "sqakd/model.h"
 #include "sqakd/safetensors.h"
+#include "util_check.h"
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -221,6 +225,23 @@ Test(dist, sync_bn_one_step_parameter_gradients_of_two_ranks_are_one_ranks)
                 "(%s)", r, worst);
     cr_expect(r <= 2e-5, "one step: 2 ranks with --sync-bn give parameter gradients %.3g off 1 rank's in %s", r,
               worst);
+}
+
+/* the buckets change when each gradient is summed, not the sum: two ranks' sum of one element is
+   the same float whichever message carries it, so 2 ranks with buckets of 1 KiB (about 200 of
+   them per resnet20 step) and with one 64 MiB bucket hold the same bits after 3 steps, with
+   --sync-bn's BatchNorm collectives in between */
+Test(dist, buckets_of_any_size_give_the_same_weights_bit_for_bit)
+{
+    cr_assert_eq(mrun(2, TRAIN " --epochs 1 --sync-bn --dist-bucket-mb 0.001 --out %s/small", g_img, g_lab, g_dir), 0,
+                 "%s", g_out);
+    cr_assert_eq(mrun(2, TRAIN " --epochs 1 --sync-bn --dist-bucket-mb 64 --out %s/one", g_img, g_lab, g_dir), 0,
+                 "%s", g_out);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/small/last.safetensors", g_dir);
+    snprintf(b, sizeof b, "%s/one/last.safetensors", g_dir);
+    ckpt_diff d = ckpt_compare(a, b);
+    cr_expect(d.exact, "1 KiB buckets against one bucket: %.3g of the largest weight (%s)", d.model, d.worst);
 }
 
 Test(dist, a_two_rank_run_resumes_bit_exact_and_at_one_rank)
@@ -479,3 +500,99 @@ static void sync_bn_case(int act)
 Test(dist_ops, sync_bn_on_two_ranks_is_bn_on_the_whole_batch) { sync_bn_case(-1); }
 Test(dist_ops, sync_bn_act_on_two_ranks_is_bn_act_on_the_whole_batch) { sync_bn_case(0); }
 Test(dist_ops, sync_bn_add_act_on_two_ranks_is_bn_add_act_on_the_whole_batch) { sync_bn_case(1); }
+
+/* ---- the backward's gradient buckets (model.h dist_bucket), in one process ----
+   A spy backend (the CPU's, with allreduce_start and allreduce_wait recording) shows what a
+   data-parallel backward hands over: stretches of g from the top down that together cover it
+   once, then all of qg, then one wait; and that no op writes a stretch after it was handed over
+   (its contents then equal the finished gradients: a bucket started too early would be summed
+   without the rest of its gradient). */
+typedef struct { const float *p; size_t n; float *snap; } handed;
+static handed g_hand[4096];
+static int g_nhand, g_nwait, g_wait_at;
+static void spy_start(float *buf, size_t n)
+{
+    cr_assert_lt(g_nhand, 4096);
+    handed *h = &g_hand[g_nhand++];
+    h->p = buf;
+    h->n = n;
+    h->snap = malloc(n * sizeof(float));
+    memcpy(h->snap, buf, n * sizeof(float));
+}
+static void spy_wait(void)
+{
+    g_nwait++;
+    g_wait_at = g_nhand;
+}
+
+static void bucket_case(const char *arch, const sq_quant_opts *q, size_t bucket, int want_min)
+{
+    static sq_backend spy;
+    spy = *sq_backend_cpu();
+    spy.allreduce_start = spy_start;
+    spy.allreduce_wait = spy_wait;
+    spy.set_threads(1);
+    sq_model *m;
+    const int batch = 2;
+    cr_assert_eq(sq_model_create(arch, 3, 32, 32, 10, &m), SQ_OK, "%s", sq_last_error());
+    if (q) cr_assert_eq(sq_model_set_quant(m, q), SQ_OK, "%s", sq_last_error());
+    cr_assert_eq(sq_model_setup(m, &spy, batch, 1), SQ_OK, "%s", sq_last_error());
+    sq_model_init_weights(m, 3);
+    const size_t nx = (size_t)batch * 3 * 32 * 32;
+    float *x = malloc(nx * sizeof(float)), glog[2 * 10];
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 5);
+    sqt_fill_normal(glog, 20, 0.0f, 0.1f, 6);
+    if (q) cr_assert_eq(sq_model_quant_init(m, x, batch), SQ_OK);
+    for (int pass = 0; pass < 2; pass++) { /* the second with the plan made by the first */
+        g_nhand = g_nwait = 0;
+        sq_model_set_input(m, x, batch);
+        sq_model_forward(m, batch, 1);
+        sq_model_zero_grad(m);
+        m->dist_bucket = bucket;
+        sq_model_backward(m, batch, glog);
+        m->dist_bucket = 0;
+        cr_assert_eq(g_nwait, 1, "%s: %d waits", arch, g_nwait);
+        cr_assert_eq(g_wait_at, g_nhand, "%s: the wait came before the last bucket", arch);
+        const int ng = g_nhand - (m->n_quant ? 1 : 0);
+        cr_assert_geq(ng, want_min, "%s: %d buckets of g for a bucket of %zu floats", arch, ng, bucket);
+        size_t top = m->n_train, big = 0;
+        for (int i = 0; i < ng; i++) {
+            cr_assert_eq(g_hand[i].p + g_hand[i].n, m->g + top, "%s: bucket %d is not the next stretch down", arch, i);
+            top -= g_hand[i].n;
+            if (i < ng - 1) cr_assert_geq(g_hand[i].n, bucket, "%s: bucket %d holds %zu floats", arch, i, g_hand[i].n);
+            if (g_hand[i].n > big) big = g_hand[i].n;
+        }
+        cr_assert_eq(top, 0, "%s: the buckets leave g's first %zu floats out", arch, top);
+        if (m->n_quant) cr_assert(g_hand[ng].p == m->qg && g_hand[ng].n == m->n_quant, "%s: qg not handed whole", arch);
+        double s = 0;
+        for (int i = 0; i < g_nhand; i++) {
+            cr_assert_eq(memcmp(g_hand[i].snap, g_hand[i].p, g_hand[i].n * sizeof(float)), 0,
+                         "%s: bucket %d (%zu floats at %td) was written after it was handed over", arch, i,
+                         g_hand[i].n, g_hand[i].p - (g_hand[i].p == m->qg ? m->qg : m->g));
+            for (size_t j = 0; j < g_hand[i].n; j++) s += (double)g_hand[i].snap[j] * g_hand[i].snap[j];
+            free(g_hand[i].snap);
+        }
+        cr_assert_gt(s, 0.0, "%s: all-zero gradients prove nothing", arch);
+        cr_log_info("%s, bucket %zu floats: %d buckets of g (largest %zu floats) and qg (%zu)", arch, bucket, ng, big,
+                    m->n_quant);
+    }
+    /* no bucket size: the backward hands nothing over */
+    g_nhand = g_nwait = 0;
+    sq_model_set_input(m, x, batch);
+    sq_model_forward(m, batch, 1);
+    sq_model_zero_grad(m);
+    sq_model_backward(m, batch, glog);
+    cr_assert(g_nhand == 0 && g_nwait == 0, "%s: a backward without buckets all-reduced", arch);
+    free(x);
+    sq_model_free(m);
+}
+
+Test(dist_ops, the_backward_hands_every_gradient_over_once_when_it_is_final)
+{
+    const sq_quant_opts q = {.kind = SQ_QUANT_LSQ, .wbits = 4, .abits = 4};
+    bucket_case("resnet20", &q, 4096, 12);           /* 272,474 parameters, layer3 convs of 36,864 each */
+    bucket_case("resnet20", NULL, 1, 40);            /* every node's gradients a bucket of their own */
+    bucket_case("resnet20", &q, (size_t)1 << 30, 1); /* one bucket: the whole of g after the backward */
+    bucket_case("resnet32", &q, 65536, 5);
+    bucket_case("vgg8", NULL, 100000, 3);
+}

@@ -1,7 +1,9 @@
 /* test_multi.c: several students from one teacher pass (sq_train_multi) equal separate
    single-student runs bit for bit (weights, quantizer parameters, optimizer state), an EWGS
    delta update included; a student whose loss turns non-finite is stopped and reported while the
-   other finishes; 'distill --students' writes OUT/<name>/ like single runs. */
+   other finishes; 'distill --students' writes OUT/<name>/ like single runs. On 2 threads the
+   students run at once, one thread each (the CPU backend's run_models), and still equal single
+   runs on one thread bit for bit; run_models gives every call one team of the right size. */
 #include "sqakd/checkpoint.h"
 #include "sqakd/multi.h"
 #include "sqakd/json.h"
@@ -11,6 +13,7 @@
 #include "util_fixtures.h"
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +206,76 @@ Test(multi, two_students_equal_two_single_runs, .init = mk_tmp, .fini = rm_tmp)
     }
     sq_model_free(t);
     sq_dataset_free(&ds);
+}
+
+/* the same with 2 threads: the CPU backend runs the two students at once, one thread each, so
+   each must equal its single run on one thread bit for bit (any race between them, or a team of
+   the wrong size on a shape that splits by thread count, shows as a difference) */
+Test(multi, two_students_at_once_on_two_threads_equal_single_runs_on_one, .init = mk_tmp, .fini = rm_tmp)
+{
+    sq_dataset ds;
+    tiny_dataset(&ds);
+    sq_model *t = teacher_model();
+    sq_train_cfg cfg;
+    base_cfg(&cfg);
+    char d[4][400];
+    const char *names[] = {"single_ewgs", "single_dorefa", "multi_ewgs", "multi_dorefa"};
+    for (int i = 0; i < 4; i++) snprintf(d[i], sizeof d[i], "%s/%s", g_tmp, names[i]);
+    single_run(t, &ds, &cfg, SQ_QUANT_EWGS, 4, d[0]);
+    single_run(t, &ds, &cfg, SQ_QUANT_DOREFA, 2, d[1]);
+    sq_student st[2];
+    setup_student(&st[0], t, &ds, &cfg, SQ_QUANT_EWGS, 4, d[2]);
+    setup_student(&st[1], t, &ds, &cfg, SQ_QUANT_DOREFA, 2, d[3]);
+    sq_backend_cpu()->set_threads(2);
+    cfg.threads = 2;
+    const sq_status rs = sq_train_multi(&cfg, &ds, &ds, t, st, 2);
+    sq_backend_cpu()->set_threads(1);
+    cr_assert_eq(rs, SQ_OK, "%s", sq_last_error());
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(st[i].status, SQ_OK, "%s: %s", st[i].name, st[i].error);
+        sq_model_free(st[i].model);
+    }
+    expect_same_run(d[0], d[2]);
+    expect_same_run(d[1], d[3]);
+    sq_model_free(t);
+    sq_dataset_free(&ds);
+}
+
+/* run_models: every call once, call i in team i % teams, with the threads split among the teams */
+static int g_calls[8], g_team[8], g_threads[8], g_level[8];
+static void record_call(void *ctx, int i)
+{
+    (void)ctx;
+#pragma omp atomic
+    g_calls[i]++;
+    g_level[i] = omp_get_active_level();
+    g_team[i] = omp_get_active_level() ? omp_get_ancestor_thread_num(omp_get_level()) : 0;
+    g_threads[i] = omp_get_max_threads();
+}
+
+Test(multi, run_models_splits_the_threads_into_teams)
+{
+    const sq_backend *be = sq_backend_cpu();
+    cr_assert_not_null(be->run_models);
+    if (omp_get_num_procs() < 2) cr_skip("one CPU: no teams to form");
+    be->set_threads(2);
+    memset(g_calls, 0, sizeof g_calls);
+    be->run_models(5, record_call, NULL);
+    for (int i = 0; i < 5; i++) {
+        cr_expect_eq(g_calls[i], 1, "call %d ran %d times", i, g_calls[i]);
+        cr_expect_eq(g_level[i], 1, "call %d: not in a team (active level %d)", i, g_level[i]);
+        cr_expect_eq(g_team[i], i % 2, "call %d in team %d", i, g_team[i]);
+        cr_expect_eq(g_threads[i], 1, "call %d may use %d threads, want 1 (2 threads, 2 teams)", i, g_threads[i]);
+    }
+    /* one model: no team, all the threads */
+    memset(g_calls, 0, sizeof g_calls);
+    be->run_models(1, record_call, NULL);
+    cr_expect(g_calls[0] == 1 && g_level[0] == 0 && g_threads[0] == 2, "one call: %d runs, level %d, %d threads",
+              g_calls[0], g_level[0], g_threads[0]);
+    be->set_threads(1);
+    memset(g_calls, 0, sizeof g_calls);
+    be->run_models(3, record_call, NULL); /* one thread: in order, alone */
+    for (int i = 0; i < 3; i++) cr_expect(g_calls[i] == 1 && g_level[i] == 0, "call %d on one thread", i);
 }
 
 /* each metrics line says where the run's time went so far: data, steps, evaluation, checkpoints

@@ -13,7 +13,9 @@ Examples:
   OMP_NUM_THREADS=2 /usr/bin/python3 tools/bench_torch.py --model resnet20 --batch 128 --threads 2
   /usr/bin/python3 tools/bench_torch.py --mode sqakd --wbits 2 --abits 2 --json
 --json prints ONE JSON object (img_per_s, ms_per_step, ms_median, peak_rss_mb, threads, batch,
-...); otherwise one human-readable line."""
+...); otherwise one human-readable line. --profile then runs --steps more steps under
+torch.profiler and prints PyTorch's operators by their own CPU time per step (self time: an
+operator's children are not counted twice), the counterpart of `sqakd bench step --profile`."""
 import argparse
 import copy
 import json
@@ -112,6 +114,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--compile", action="store_true",
                     help="torch.compile the networks (the compilation happens in the warm-up steps)")
+    ap.add_argument("--profile", action="store_true",
+                    help="after the timed steps, --steps more under torch.profiler: operators by self CPU time per step")
     ap.add_argument("--cudnn-benchmark", action="store_true",
                     help="torch.backends.cudnn.benchmark = True (default: PyTorch's default, off)")
     args = ap.parse_args()
@@ -187,6 +191,20 @@ def main():
     if dev.type == "cuda":
         res["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
         res["gpu"] = torch.cuda.get_device_name()
+    if args.profile:
+        from torch.profiler import profile, ProfilerActivity
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(args.steps):
+                step()
+            sync()
+        ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+        res["profile"] = [{"op": e.key, "calls_per_step": e.count / args.steps,
+                           "self_ms_per_step": round(e.self_cpu_time_total / 1e3 / args.steps, 4)}
+                          for e in ops if e.self_cpu_time_total / 1e3 / args.steps >= 0.01]
+        if not args.json:
+            print("PyTorch operators by self CPU time, ms per step (torch.profiler):")
+            for r in res["profile"]:
+                print(f"  {r['op']:<44} {r['self_ms_per_step']:10.3f}  ({r['calls_per_step']:g} calls)")
     if args.json:
         print(json.dumps(res))
     else:

@@ -16,14 +16,57 @@
 #include <sys/resource.h>
 
 static const char *USAGE = "--model NAME | --teacher MODEL  --wbits N --abits N --batch B --threads T [--quantizer Q --fp --steps N "
-                           "--teacher-precision P --json]";
+                           "--teacher-precision P --profile --json]";
+
+/* --profile: the time of every node that ran, per step, forward and backward, and the totals per
+   kind of op; what the nodes leave out of the step (loss, optimizer, input copies) as "rest" */
+static void print_profile(const sq_model *s, const sq_model *t, int steps, double step_s, int json)
+{
+    const sq_model *ms[2] = {t, s};
+    const char *who[2] = {"teacher", "student"};
+    double kind_f[2][64] = {{0}}, kind_b[2][64] = {{0}}, tot = 0;
+    if (!json) printf("per-node profile, ms per step (the backend drained around every node):\n%-8s %-4s %-26s %-8s %-14s %9s %9s\n",
+                      "model", "node", "name", "op", "output", "forward", "backward");
+    for (int k = 0; k < 2; k++) {
+        const sq_model *m = ms[k];
+        if (!m) continue;
+        for (int i = 0; i < m->nnodes; i++) {
+            const double f = 1e3 * m->prof[2 * i] / steps, b = 1e3 * m->prof[2 * i + 1] / steps;
+            const sq_node *n = &m->nodes[i];
+            const int op = n->op < 64 ? (int)n->op : 63;
+            kind_f[k][op] += f;
+            kind_b[k][op] += b;
+            tot += f + b;
+            if (f + b < 5e-4) continue; /* ran inside a fused op, or nothing to do */
+            char shape[32];
+            snprintf(shape, sizeof shape, "%dx%dx%d", n->c, n->h, n->w);
+            if (json) printf("{\"profile\":\"node\",\"model\":\"%s\",\"node\":%d,\"name\":\"%s\",\"op\":\"%s\","
+                             "\"output\":\"%s\",\"quant\":%d,\"fwd_ms\":%.4f,\"bwd_ms\":%.4f}\n", who[k], i, n->name,
+                             sq_node_op_name(n->op), shape, n->quant, f, b);
+            else printf("%-8s %4d %-26.26s %-8s %-14s %9.3f %9.3f\n", who[k], i, n->name, sq_node_op_name(n->op), shape, f, b);
+        }
+    }
+    for (int k = 0; k < 2; k++)
+        for (int op = 0; op < 64; op++) {
+            if (kind_f[k][op] + kind_b[k][op] < 5e-4) continue;
+            if (json) printf("{\"profile\":\"op\",\"model\":\"%s\",\"op\":\"%s\",\"fwd_ms\":%.4f,\"bwd_ms\":%.4f}\n", who[k],
+                             sq_node_op_name(op), kind_f[k][op], kind_b[k][op]);
+            else printf("total   %-8s %-8s forward %9.3f  backward %9.3f ms\n", who[k], sq_node_op_name(op), kind_f[k][op],
+                        kind_b[k][op]);
+        }
+    const double rest = 1e3 * step_s - tot;
+    if (json) printf("{\"profile\":\"rest\",\"ms\":%.4f,\"step_ms\":%.4f}\n", rest, 1e3 * step_s);
+    else printf("nodes %.3f ms, rest (loss, optimizer, copies) %.3f ms, of a profiled step of %.3f ms\n", tot, rest,
+                1e3 * step_s);
+}
 
 int sq_cmd_bench_step(int argc, char **argv)
 {
     const char *cmd = "bench step";
     const char *teacher_path = NULL;
     const char *model = "resnet20", *quantizer = "ewgs", *input = "3x32x32", *device = "auto", *tprec_name = "fp32", *bopt = NULL, *loss = "kl";
-    int wbits = 4, abits = 4, batch = 128, threads = sq_cpus_available(), steps = 10, warmup = 2, json = 0, fp = 0, classes = 10;
+    int wbits = 4, abits = 4, batch = 128, threads = sq_cpus_available(), steps = 10, warmup = 2, json = 0, fp = 0, classes = 10,
+        profile = 0;
     sq_arg a[] = {
         {"--model", SQ_ARG_STR, &model, 0, 0, "architecture (default resnet20)"},
         {"--teacher", SQ_ARG_STR, &teacher_path, 0, 0, "time this teacher (a checkpoint or an .onnx file, with its weights) and its own graph as the student, instead of --model"},
@@ -41,6 +84,7 @@ int sq_cmd_bench_step(int argc, char **argv)
         {"--fp", SQ_ARG_FLAG, &fp, 0, 0, "time a full-precision CE training step (SGD) instead"},
         {"--loss", SQ_ARG_STR, &loss, 0, 0, "kl (default) | kl+squat (SQuaT's feature term at the default tap)"},
         {"--teacher-precision", SQ_ARG_STR, &tprec_name, 0, 0, "fp32 (default) | fp16 | bf16 (fp16/bf16: cuda)"},
+        {"--profile", SQ_ARG_FLAG, &profile, 0, 0, "also time every node of the graph, forward and backward (the backend drained around each: a slower step; no CUDA graph), and print them and the totals per op (with --json: one JSON object per line after the step's)"},
         {"--json", SQ_ARG_FLAG, &json, 0, 0, "print one JSON object"},
     };
     const char *pos[1];
@@ -110,6 +154,11 @@ int sq_cmd_bench_step(int argc, char **argv)
     cfg.opt = fp ? SQ_OPT_SGD : SQ_OPT_ADAM;
     cfg.lr = fp ? 0.01f : 1e-3f;
     cfg.squat = !strcmp(loss, "kl+squat");
+    if (profile) { /* every node is timed on its own: a recorded step would run them as one launch */
+        sq_backend_opts o = *be->options();
+        o.cuda_graph = 0;
+        be->configure(&o);
+    }
     sq_step_bufs *b = sq_step_bufs_new(s);
     if (!b) { sq_model_free(s); sq_model_free(t); return sq_cli_fail(cmd, "%s", sq_last_error()); }
     if (sq_step_bufs_squat(b, &cfg, s, t)) {
@@ -121,9 +170,20 @@ int sq_cmd_bench_step(int argc, char **argv)
         sq_model_free(t);
         return 2;
     }
+    if (profile) {
+        s->prof = sq_xcalloc(2 * (size_t)s->nnodes, sizeof(double));
+        if (t) t->prof = sq_xcalloc(2 * (size_t)t->nnodes, sizeof(double));
+    }
     double t0 = 0;
     for (int i = 0; i < warmup + steps; i++) {
-        if (i == warmup) { be->sync(); t0 = sq_now(); }
+        if (i == warmup) {
+            be->sync();
+            t0 = sq_now();
+            if (profile) {
+                memset(s->prof, 0, 2 * (size_t)s->nnodes * sizeof(double));
+                if (t) memset(t->prof, 0, 2 * (size_t)t->nnodes * sizeof(double));
+            }
+        }
         sq_train_step(&cfg, s, t, b, x, y, batch, cfg.lr, cfg.lr_quant, i + 1);
     }
     be->sync();
@@ -169,6 +229,15 @@ int sq_cmd_bench_step(int argc, char **argv)
                batch, threads, be->name, !fp && tprec != SQ_TPREC_FP32 ? ", teacher " : "",
                !fp && tprec != SQ_TPREC_FP32 ? sq_teacher_prec_name(tprec) : "", graph ? ", CUDA graph" : "",
                1000.0 * dt / steps, ips, rss_mb);
+    }
+    if (profile) {
+        print_profile(s, t, steps, dt / steps, json);
+        free(s->prof);
+        s->prof = NULL;
+        if (t) {
+            free(t->prof);
+            t->prof = NULL;
+        }
     }
     sq_step_bufs_free(s, b);
     free(x);

@@ -40,6 +40,7 @@ int sq_cli_common_args(sq_cli_common *c, sq_arg *a)
     a[n++] = (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"};
     a[n++] = (sq_arg){"--tensorboard", SQ_ARG_FLAG, &c->cfg.tensorboard, 0, 0, "TensorBoard event files in OUT/tensorboard/ (OUT/tensorboard/<student>/ with --students): the loss of each --log-every window, every metrics.jsonl value per epoch; kept on --resume"};
     a[n++] = (sq_arg){"--sync-bn", SQ_ARG_FLAG, &c->cfg.sync_bn, 0, 0, "data-parallel runs (mpirun/srun): BatchNorm statistics over the global batch of all ranks (default: each rank's own part)"};
+    a[n++] = (sq_arg){"--dist-bucket-mb", SQ_ARG_FLOAT, &c->cfg.dist_bucket_mb, 0.0001, 65536, "data-parallel runs: MiB of gradients per all-reduce, each started during the backward as soon as its layers' gradients are final (default 4)"};
     a[n++] = (sq_arg){"--dist-timeout", SQ_ARG_FLOAT, &c->dist_timeout, 1, 1e7, "data-parallel runs: seconds a rank waits for the others in a collective before the whole job is stopped (default 600)"};
     n += sq_cli_import_args(&c->imp, a + n, 1);
     return n;
@@ -291,7 +292,7 @@ void sq_cli_cleanup_out(const sq_cli_common *c)
 static const char *const NOT_RECORDED[] = {"--out", "--resume", "--overwrite", "--quiet", "--log-every", NULL};
 static const char *const CHANGEABLE[] = {"--epochs", "--threads", "--device", "--backend-opt",
                                          "--max-loss-ratio", "--teacher", "--students", "--tensorboard", "--loader-threads",
-                                         "--dist-timeout", NULL};
+                                         "--dist-timeout", "--dist-bucket-mb", NULL};
 
 int sq_cli_resume_config(const char *cmd, sq_cli_common *c, const sq_arg *spec, int nspec, const char *state)
 {

@@ -80,6 +80,14 @@ static void reduce_bcast(void *buf, size_t n, MPI_Datatype t, size_t esz)
     }
 }
 
+static void abort_job(const sq_comm *c, int code)
+{
+    fflush(stdout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    exit(code);
+}
+
 static void ar_f32(const sq_comm *c, float *buf, size_t n) { reduce_bcast(buf, n, MPI_FLOAT, sizeof(float)); }
 static void ar_f64(const sq_comm *c, double *buf, size_t n) { reduce_bcast(buf, n, MPI_DOUBLE, sizeof(double)); }
 
@@ -116,6 +124,8 @@ sq_status sq_dist_init(int size)
     g_comm.allreduce_f32 = ar_f32;
     g_comm.allreduce_f64 = ar_f64;
     g_comm.bcast = bcast;
+    g_comm.abort = abort_job;
+    g_comm.timeout_s = g_timeout;
     g_init = 1;
     return SQ_OK;
 }

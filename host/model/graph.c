@@ -449,13 +449,23 @@ static int fwd_conv_fused(sq_model *m, int i, int batch)
     return ran;
 }
 
+/* the profile's clock (model.h prof): the backend's queue drained first */
+static double prof_now(const sq_model *m)
+{
+    m->be->sync();
+    return sq_now();
+}
+
 float *sq_model_forward(sq_model *m, int n, int train)
 {
     for (int i = 0; i < m->nnodes; i++) {
+        const double t0 = m->prof ? prof_now(m) : 0;
+        const int at = i;
         int skip = train ? 0 : fwd_conv_fused(m, i, n);
         if (!skip) skip = fwd_fused(m, i, n, train); /* nodes that ran inside the fused op */
         if (skip) i += skip;
         else sq_node_fwd(m, i, n, train);
+        if (m->prof) m->prof[2 * at] += prof_now(m) - t0;
     }
     return m->nodes[m->nnodes - 1].out;
 }
@@ -538,6 +548,132 @@ float *sq_model_logits_grad(sq_model *m)
     return m->with_grad ? m->nodes[m->nnodes - 1].gout : NULL;
 }
 
+/* the backward of node i (with the fused ops that start at it) */
+static void node_bwd(sq_model *m, int i, int batch)
+{
+    const sq_backend *be = m->be;
+    sq_node *n = &m->nodes[i];
+    sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;
+    float *gin = (in && in->op != SQ_NODE_INPUT) ? in->gout : NULL;
+    size_t numel = (size_t)batch * node_numel(n);
+    /* a fused BN/ADD + activation pair: the activation's backward runs inside the fused op
+       of node i - 1 (its output tells act'(x); its input buffer need not be written) */
+    if (n->op == SQ_NODE_ACT && bwd_fusable(m, i - 1)) return;
+    if (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1)) return; /* runs in the BN's */
+    if (bwd_fusable3(m, i)) {
+        const sq_node *add = &m->nodes[i + 1], *act = &m->nodes[i + 2];
+        sq_node *r = &m->nodes[add->in0 == i ? add->in1 : add->in0];
+        (gin && in->gout_set ? be->bn_add_act_bwd_set : be->bn_add_act_bwd)(
+            batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
+            tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
+            r->op != SQ_NODE_INPUT ? r->gout : NULL, tgrad(m, n->pw), tgrad(m, n->pb));
+        return;
+    }
+    if (bwd_fusable(m, i)) {
+        const sq_node *act = &m->nodes[i + 1];
+        if (n->op == SQ_NODE_BN) {
+            (gin && in->gout_set ? be->bn_act_bwd_set : be->bn_act_bwd)(
+                batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
+                tparam(m, n->pw), n->save_mean, n->save_invstd, gin, tgrad(m, n->pw),
+                tgrad(m, n->pb));
+        } else {
+            sq_node *b = &m->nodes[n->in1];
+            be->add_act_bwd(numel, (sq_act_kind)act->act, act->out, act->gout, gin,
+                            b->op != SQ_NODE_INPUT ? b->gout : NULL);
+        }
+        return;
+    }
+    switch (n->op) {
+    case SQ_NODE_INPUT:
+    case SQ_NODE_FLATTEN:
+        break;
+    case SQ_NODE_CONV:
+    case SQ_NODE_LINEAR:
+        qlayer_bwd(m, n, batch, gin);
+        break;
+    case SQ_NODE_BN:
+        (gin && in->gout_set ? be->bn_bwd_set : be->bn_bwd)(
+            batch, n->c, n->h * n->w, in->out, n->gout, tparam(m, n->pw), n->save_mean,
+            n->save_invstd, gin, tgrad(m, n->pw), tgrad(m, n->pb));
+        break;
+    case SQ_NODE_ACT:
+        if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);
+        break;
+    case SQ_NODE_POOL:
+        if (gin) {
+            sq_pool_shape ps;
+            pool_shape(m, n, batch, &ps);
+            be->pool_bwd((sq_pool_kind)n->pool, &ps, n->gout, n->argmax, gin);
+        }
+        break;
+    case SQ_NODE_PAD:
+        if (gin)
+            be->pad_bwd(batch, in->c, in->h, in->w, n->pad_t, n->pad_l, n->pad_b, n->pad_r, n->gout,
+                        gin);
+        break;
+    case SQ_NODE_CLIP:
+        if (gin) be->clip_bwd(numel, n->lo, n->hi, in->out, n->gout, gin);
+        break;
+    case SQ_NODE_AFFINE: /* a and b are constants: only the input's gradient */
+        if (gin) be->affine_bwd(batch, n->c, n->h * n->w, tparam(m, n->pw), n->gout, gin);
+        break;
+    case SQ_NODE_SLICE:
+        if (gin) be->slice_bwd(batch, in->c, in->h * in->w, n->c0, n->c, n->gout, gin);
+        break;
+    case SQ_NODE_GAP:
+        if (gin) be->gap_bwd(batch, in->c, in->h * in->w, n->gout, gin);
+        break;
+    case SQ_NODE_ADD: {
+        sq_node *b = &m->nodes[n->in1];
+        if (gin) be->axpy(numel, 1.0f, n->gout, gin);
+        if (b->op != SQ_NODE_INPUT) be->axpy(numel, 1.0f, n->gout, b->gout);
+        break;
+    }
+    case SQ_NODE_SHORTCUT_A:
+        if (gin) be->shortcut_a_bwd(batch, in->c, in->h, in->w, n->c, n->gout, gin);
+        break;
+    case SQ_NODE_CONCAT: {
+        sq_node *b = &m->nodes[n->in1];
+        float *gb = b->op != SQ_NODE_INPUT ? b->gout : NULL;
+        if (n->in1 == n->in0 && gin) {
+            /* cat(x, x): both halves go to one buffer; two passes, so that no op writes one
+               element from two places at once (a race on a device) */
+            be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, NULL);
+            be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, NULL, gb);
+        } else {
+            be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, gb);
+        }
+        break;
+    }
+    case SQ_NODE_SHUFFLE:
+        if (gin) be->shuffle_bwd(batch, n->c, n->h * n->w, n->groups, n->gout, gin);
+        break;
+    case SQ_NODE_DROPOUT:
+        if (gin) {
+            if (n->p > 0) be->dropout_bwd(numel, n->p, n->mask, n->gout, gin);
+            else be->axpy(numel, 1.0f, n->gout, gin);
+        }
+        break;
+    }
+}
+
+/* dist_lo (model.h): per node, the end of the highest parameter gradient in g that a node before
+   it writes (its weight and bias, a BatchNorm's scale and shift: whichever op, fused or not,
+   runs the node's backward writes only the node's own) */
+static void dist_plan(sq_model *m)
+{
+    m->dist_lo = sq_xcalloc((size_t)m->nnodes + 1, sizeof *m->dist_lo);
+    size_t hi = 0;
+    for (int i = 0; i < m->nnodes; i++) {
+        m->dist_lo[i] = hi;
+        const int ids[2] = {m->nodes[i].pw, m->nodes[i].pb};
+        for (int k = 0; k < 2; k++) {
+            const sq_param *p = ids[k] >= 0 ? &m->params[ids[k]] : NULL;
+            if (p && p->kind == SQ_PT_TRAIN && p->off + p->numel > hi) hi = p->off + p->numel;
+        }
+    }
+}
+
 void sq_model_backward(sq_model *m, int batch, const float *glogits)
 {
     const sq_backend *be = m->be;
@@ -547,109 +683,23 @@ void sq_model_backward(sq_model *m, int batch, const float *glogits)
     be->memset0(m->grad_arena, m->grad_zero_floats * sizeof(float));
     sq_node *last = &m->nodes[m->nnodes - 1];
     if (glogits != last->gout) be->copy_d2d(last->gout, glogits, (size_t)batch * node_numel(last) * sizeof(float));
+    /* data parallelism: g above `pending` is summed already (or being summed) */
+    const int bucketed = m->dist_bucket > 0 && m->g;
+    if (bucketed && !m->dist_lo) dist_plan(m);
+    size_t pending = m->n_train;
     for (int i = m->nnodes - 1; i > 0; i--) {
-        sq_node *n = &m->nodes[i];
-        sq_node *in = n->in0 >= 0 ? &m->nodes[n->in0] : NULL;
-        float *gin = (in && in->op != SQ_NODE_INPUT) ? in->gout : NULL;
-        size_t numel = (size_t)batch * node_numel(n);
-        /* a fused BN/ADD + activation pair: the activation's backward runs inside the fused op
-           of node i - 1 (its output tells act'(x); its input buffer need not be written) */
-        if (n->op == SQ_NODE_ACT && bwd_fusable(m, i - 1)) continue;
-        if (n->op == SQ_NODE_ADD && bwd_fusable3(m, i - 1)) continue; /* runs in the BN's */
-        if (bwd_fusable3(m, i)) {
-            const sq_node *add = &m->nodes[i + 1], *act = &m->nodes[i + 2];
-            sq_node *r = &m->nodes[add->in0 == i ? add->in1 : add->in0];
-            (gin && in->gout_set ? be->bn_add_act_bwd_set : be->bn_add_act_bwd)(
-                batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
-                tparam(m, n->pw), n->save_mean, n->save_invstd, gin,
-                r->op != SQ_NODE_INPUT ? r->gout : NULL, tgrad(m, n->pw), tgrad(m, n->pb));
-            continue;
+        const double t0 = m->prof ? prof_now(m) : 0;
+        node_bwd(m, i, batch);
+        if (m->prof) m->prof[2 * i + 1] += prof_now(m) - t0;
+        /* nothing before node i writes g at dist_lo[i] or above: it is final */
+        if (bucketed && pending > m->dist_lo[i] && pending - m->dist_lo[i] >= m->dist_bucket) {
+            be->allreduce_start(m->g + m->dist_lo[i], pending - m->dist_lo[i]);
+            pending = m->dist_lo[i];
         }
-        if (bwd_fusable(m, i)) {
-            const sq_node *act = &m->nodes[i + 1];
-            if (n->op == SQ_NODE_BN) {
-                (gin && in->gout_set ? be->bn_act_bwd_set : be->bn_act_bwd)(
-                    batch, n->c, n->h * n->w, (sq_act_kind)act->act, in->out, act->out, act->gout,
-                    tparam(m, n->pw), n->save_mean, n->save_invstd, gin, tgrad(m, n->pw),
-                    tgrad(m, n->pb));
-            } else {
-                sq_node *b = &m->nodes[n->in1];
-                be->add_act_bwd(numel, (sq_act_kind)act->act, act->out, act->gout, gin,
-                                b->op != SQ_NODE_INPUT ? b->gout : NULL);
-            }
-            continue;
-        }
-        switch (n->op) {
-        case SQ_NODE_INPUT:
-        case SQ_NODE_FLATTEN:
-            break;
-        case SQ_NODE_CONV:
-        case SQ_NODE_LINEAR:
-            qlayer_bwd(m, n, batch, gin);
-            break;
-        case SQ_NODE_BN:
-            (gin && in->gout_set ? be->bn_bwd_set : be->bn_bwd)(
-                batch, n->c, n->h * n->w, in->out, n->gout, tparam(m, n->pw), n->save_mean,
-                n->save_invstd, gin, tgrad(m, n->pw), tgrad(m, n->pb));
-            break;
-        case SQ_NODE_ACT:
-            if (gin) be->act_bwd((sq_act_kind)n->act, numel, in->out, n->gout, gin);
-            break;
-        case SQ_NODE_POOL:
-            if (gin) {
-                sq_pool_shape ps;
-                pool_shape(m, n, batch, &ps);
-                be->pool_bwd((sq_pool_kind)n->pool, &ps, n->gout, n->argmax, gin);
-            }
-            break;
-        case SQ_NODE_PAD:
-            if (gin)
-                be->pad_bwd(batch, in->c, in->h, in->w, n->pad_t, n->pad_l, n->pad_b, n->pad_r, n->gout,
-                            gin);
-            break;
-        case SQ_NODE_CLIP:
-            if (gin) be->clip_bwd(numel, n->lo, n->hi, in->out, n->gout, gin);
-            break;
-        case SQ_NODE_AFFINE: /* a and b are constants: only the input's gradient */
-            if (gin) be->affine_bwd(batch, n->c, n->h * n->w, tparam(m, n->pw), n->gout, gin);
-            break;
-        case SQ_NODE_SLICE:
-            if (gin) be->slice_bwd(batch, in->c, in->h * in->w, n->c0, n->c, n->gout, gin);
-            break;
-        case SQ_NODE_GAP:
-            if (gin) be->gap_bwd(batch, in->c, in->h * in->w, n->gout, gin);
-            break;
-        case SQ_NODE_ADD: {
-            sq_node *b = &m->nodes[n->in1];
-            if (gin) be->axpy(numel, 1.0f, n->gout, gin);
-            if (b->op != SQ_NODE_INPUT) be->axpy(numel, 1.0f, n->gout, b->gout);
-            break;
-        }
-        case SQ_NODE_SHORTCUT_A:
-            if (gin) be->shortcut_a_bwd(batch, in->c, in->h, in->w, n->c, n->gout, gin);
-            break;
-        case SQ_NODE_CONCAT: {
-            sq_node *b = &m->nodes[n->in1];
-            float *gb = b->op != SQ_NODE_INPUT ? b->gout : NULL;
-            if (n->in1 == n->in0 && gin) {
-                /* cat(x, x): both halves go to one buffer; two passes, so that no op writes one
-                   element from two places at once (a race on a device) */
-                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, NULL);
-                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, NULL, gb);
-            } else {
-                be->concat_bwd(batch, in->c, b->c, n->h * n->w, n->gout, gin, gb);
-            }
-            break;
-        }
-        case SQ_NODE_SHUFFLE:
-            if (gin) be->shuffle_bwd(batch, n->c, n->h * n->w, n->groups, n->gout, gin);
-            break;
-        case SQ_NODE_DROPOUT:
-            if (gin) {
-                if (n->p > 0) be->dropout_bwd(numel, n->p, n->mask, n->gout, gin);
-                else be->axpy(numel, 1.0f, n->gout, gin);
-            }
-            break;
-        }
+    }
+    if (bucketed) {
+        if (pending) be->allreduce_start(m->g, pending);
+        if (m->qg && m->n_quant) be->allreduce_start(m->qg, m->n_quant);
+        be->allreduce_wait();
     }
 }

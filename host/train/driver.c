@@ -356,6 +356,27 @@ typedef struct {
     float lr, lrq;
 } student_run;
 
+/* one step of every active student on the batch in the feeder: the backend's run_models, so that
+   on the CPU the students of a multi-student run share the threads (each on a team of its own,
+   at once) instead of each using them all in turn, which their many small ops do less well */
+typedef struct {
+    student_run *runs;
+    sq_model *teacher_in;
+    const float *zt;
+    const int32_t *y;
+    int nb, ep;
+} steps_ctx;
+
+static int step_due(const student_run *r, int ep) { return r->active && r->rs.start_epoch <= ep; }
+
+static void step_one(void *p, int i)
+{
+    steps_ctx *c = p;
+    student_run *r = &c->runs[i];
+    if (!step_due(r, c->ep)) return;
+    sq_train_step_fed(&r->s->cfg, r->s->model, c->teacher_in, r->b, c->nb, c->zt, c->y, r->lr, r->lrq, r->t + 1);
+}
+
 static void stop_student(student_run *r, sq_status st, sq_progress *pg, int single)
 {
     r->s->status = st;
@@ -467,7 +488,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
     const sq_backend *be = students[0].model->be;
     /* data parallelism: this rank's part of every global batch, and the backend's collectives */
     const int world = cfg->comm ? cfg->comm->size : 1, rank = cfg->comm ? cfg->comm->rank : 0;
-    if (world > 1 && (!be->dist_attach || !be->allreduce_sum)) {
+    if (world > 1 && (!be->dist_attach || !be->allreduce_start || !be->allreduce_wait)) {
         sq_set_error("the %s backend cannot train with several ranks", be->name);
         return SQ_EARG;
     }
@@ -554,12 +575,19 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
             sq_model *tin = cfg->loss == SQ_LOSS_KL && n == 1 ? teacher : NULL;
             double shared = (sq_now() - t0) / nact, loss_mean = 0;
             int nloss = 0;
+            /* the steps; a data-parallel run keeps them in order: their collectives must come in
+               the same order on every rank, from the thread that started MPI */
+            steps_ctx sc = {.runs = runs, .teacher_in = tin, .zt = zt, .y = feed->y, .nb = nb, .ep = ep};
+            const double t_steps = sq_now();
+            if (be->run_models && world == 1 && n > 1) be->run_models(n, step_one, &sc);
+            else
+                for (int i = 0; i < n; i++) step_one(&sc, i);
+            const double own = (sq_now() - t_steps) / nact; /* each student's share of the steps' time */
             for (int i = 0; i < n; i++) {
                 student_run *r = &runs[i];
-                if (!r->active || r->rs.start_epoch > ep) continue;
+                if (!step_due(r, ep)) continue;
                 double t1 = sq_now();
                 r->t++;
-                sq_train_step_fed(&r->s->cfg, r->s->model, tin, r->b, nb, zt, feed->y, r->lr, r->lrq, r->t);
                 r->rs.step++;
                 r->imgs += (long)nb * world;
                 r->since++;
@@ -584,7 +612,7 @@ static sq_status drive(const sq_train_cfg *cfg, const sq_dataset *train, const s
                     r->since = 0;
                     if (r->tb) sq_tb_scalar(r->tb, "train/loss", r->rs.step, r->last_loss);
                 }
-                r->t_ep_own += shared + (sq_now() - t1);
+                r->t_ep_own += shared + own + (sq_now() - t1);
                 if (isfinite(r->last_loss)) { loss_mean += r->last_loss; nloss++; }
             }
             wall.step += sq_now() - t_fed;

@@ -38,6 +38,13 @@ void sq_train_cfg_defaults(sq_train_cfg *c)
     c->delta_batches = 2;
     c->max_loss_ratio = 100;
     c->squat_weight = 1;
+    c->dist_bucket_mb = SQ_DIST_BUCKET_MB_DEFAULT;
+}
+
+size_t sq_train_dist_bucket_floats(const sq_train_cfg *c)
+{
+    const double f = (c->dist_bucket_mb > 0 ? c->dist_bucket_mb : SQ_DIST_BUCKET_MB_DEFAULT) * 1048576.0 / 4.0;
+    return f < 1 ? 1 : (size_t)f;
 }
 
 float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch)
@@ -156,7 +163,12 @@ static void step_body(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, s
         m->squat_weight = cfg->squat_weight;
         m->squat_loss = b->loss;
     }
+    /* data parallelism: the backward all-reduces the gradients in buckets as they become final
+       (model.h dist_bucket); not the Hessian probes' backward (hessian.c), which stays local */
+    const int world = cfg->comm ? cfg->comm->size : 1;
+    m->dist_bucket = world > 1 ? sq_train_dist_bucket_floats(cfg) : 0;
     sq_model_backward(m, nb, g);
+    m->dist_bucket = 0;
     m->squat_xt = NULL;
     be->axpy(1, 1.0f, b->loss, b->loss_sum);
 }
@@ -167,16 +179,12 @@ static void step_update(const sq_train_cfg *cfg, sq_model *m, sq_step_bufs *b, f
                         float lrq, int t)
 {
     const sq_backend *be = m->be;
-    /* data parallelism: the hand-off of the gradient buffers, summed over the ranks, then the mean
-       (every rank's loss is the mean over its own part of the batch) */
+    /* data parallelism: the gradients, summed over the ranks by the backward (step_body), become
+       their mean (every rank's loss is the mean over its own part of the batch) */
     const int world = cfg->comm ? cfg->comm->size : 1;
     if (world > 1) {
-        be->allreduce_sum(m->g, m->n_train);
         be->scale(m->n_train, 1.0f / world, m->g);
-        if (m->n_quant) {
-            be->allreduce_sum(m->qg, m->n_quant);
-            be->scale(m->n_quant, 1.0f / world, m->qg);
-        }
+        if (m->n_quant) be->scale(m->n_quant, 1.0f / world, m->qg);
     }
     if (cfg->opt == SQ_OPT_SGD) be->sgd_step(m->n_train, m->p, m->g, b->m, lr, cfg->momentum, cfg->wd);
     else be->adam_step(m->n_train, m->p, m->g, b->m, b->v, lr, 0.9f, 0.999f, 1e-8f, cfg->wd, t);
@@ -203,7 +211,9 @@ static void step_run(const sq_train_cfg *cfg, sq_model *m, sq_model *teacher, sq
 {
     const sq_backend *be = m->be;
     const graph_key k = {nb, (int)cfg->loss, teacher, zt, dlab};
-    if (b->graph_mode != 1) {
+    /* a data-parallel body is never recorded: a rank whose recording failed would run its
+       collectives eagerly while the others replay theirs */
+    if (b->graph_mode != 1 || (cfg->comm && cfg->comm->size > 1)) {
         step_body(cfg, m, teacher, b, nb, zt, dlab);
     } else if (b->graph && same_key(&b->key, &k)) {
         be->graph_run(b->graph);

@@ -99,6 +99,12 @@ typedef struct sq_backend {
     void (*copy_d2d)(void *dst, const void *src, size_t bytes);
     void (*sync)(void);
     void (*set_threads)(int threads);             /* CPU: OpenMP/BLAS threads; CUDA: no-op */
+    /* Calls fn(ctx, i) for i = 0 .. n - 1, each the ops of one model (its own buffers; shared
+       inputs only read), and returns when all are done. The CPU splits its threads into
+       min(n, threads) teams that run the calls at once (call i in team i % teams, so a call's
+       thread count, and with it its rounding, depends only on n and the thread count); a
+       device runs them one after another on its stream. Optional: NULL runs them in order. */
+    void (*run_models)(int n, void (*fn)(void *ctx, int i), void *ctx);
 
     /* ---- options, status and information (every backend fills these) ---- */
     /* applies o (before the first op; later calls apply to what is set up afterwards); SQ_EARG with
@@ -398,11 +404,17 @@ typedef struct sq_backend {
        while ggamma and gbeta still accumulate this rank's part only (the gradient all-reduce
        sums them). Every rank must then call every BN member in the same order. Not SQ_OK, with a
        message, when the collectives cannot be set up (NCCL, or the memory sync_bn needs).
-       allreduce_sum: buf (n floats, backend memory) becomes the sum over all attached ranks,
-       in place, the same bits on every rank; nothing without a comm. Ordered with the ops
-       before and after it like any op (CUDA: on the compute stream). */
+       allreduce_start: buf (n floats, backend memory) is to become the sum over all attached
+       ranks, in place, the same bits on every rank; nothing without a comm. It sees the ops
+       before it, but may still be running while the ops after it run (CUDA: on a stream of its
+       own, overlapped with the rest of the backward), so nothing may touch buf until
+       allreduce_wait, after which every started sum is complete for the ops that follow (it
+       blocks no host thread on a device). Several may be started before one wait; every rank
+       starts the same sizes in the same order. A backend may complete the sum within
+       allreduce_start (the CPU's). */
     sq_status (*dist_attach)(const sq_comm *comm, int sync_bn);
-    void (*allreduce_sum)(float *buf, size_t n);
+    void (*allreduce_start)(float *buf, size_t n);
+    void (*allreduce_wait)(void);
 } sq_backend;
 
 /* Backends. sq_backend_cpu() always exists. sq_backend_cuda() returns NULL (with sq_last_error

@@ -22,6 +22,11 @@ typedef struct sq_comm {
     void (*allreduce_f32)(const struct sq_comm *c, float *buf, size_t n);
     void (*allreduce_f64)(const struct sq_comm *c, double *buf, size_t n);
     void (*bcast)(const struct sq_comm *c, void *buf, size_t bytes, int root);
+    /* Ends the whole job at once (every rank, however stuck), exit status code: for a backend
+       whose own collectives (NCCL) hang past timeout_s, after it has said why. NULL: no launcher
+       to end it through (the process then exits alone). */
+    void (*abort)(const struct sq_comm *c, int code);
+    double timeout_s;   /* how long a collective may wait for the other ranks (--dist-timeout) */
     void *impl;
 } sq_comm;
 

@@ -136,6 +136,21 @@ typedef struct sq_model {
     const float *squat_xt;
     float squat_weight;
     float *squat_loss;
+    /* data parallelism (issue 22, docs/scaling.md): with dist_bucket > 0 the backward hands the
+       gradients to the backend's allreduce_start as they become final, in buckets: each stretch
+       of g, from its top down, that no node still to run writes, once it holds dist_bucket
+       floats (the rest of g and all of qg after the last node), and ends with allreduce_wait,
+       so that on a device the sums of the late layers overlap the backward of the early ones.
+       0: the backward all-reduces nothing. dist_lo (host memory, made by the first bucketed
+       backward): per node i, the end of the highest parameter gradient that a node before i
+       writes. */
+    size_t dist_bucket;
+    size_t *dist_lo;
+    /* per-node profile (bench step --profile): when set (host memory, 2 nnodes doubles that the
+       caller zeroes and frees), the seconds of node i's forward are added to prof[2i] and of its
+       backward to prof[2i + 1] (a fused op to the node it starts at), with the backend
+       synchronised before and after each (which slows a device: the total exceeds a step) */
+    double *prof;
     /* reduced-precision teacher state (sqakd/teacher_prec.h; NULL: the fp32 forward). Release it
        with sq_teacher_prec_release() before sq_model_free(). */
     void *tprec;

@@ -50,13 +50,19 @@ typedef struct sq_train_cfg {
                                 quantized convolution (sq_squat_default_tap) */
     /* data parallelism (docs/scaling.md): the ranks of the run (NULL or size 1: this process
        alone). batch stays the global batch; every rank trains on its batch / size part of each,
-       the gradients are summed over the ranks (the backend's allreduce_sum) and divided by size.
-       The caller gives rank 0 alone out_dir, tensorboard and progress output. */
+       the gradients are summed over the ranks (the backend's allreduce_start, in buckets of
+       dist_bucket_mb MiB handed over during the backward as they become final) and divided by
+       size. The caller gives rank 0 alone out_dir, tensorboard and progress output. */
     const sq_comm *comm;
     int sync_bn;             /* BatchNorm statistics and backward sums over all ranks (backend.h) */
+    float dist_bucket_mb;    /* --dist-bucket-mb (default SQ_DIST_BUCKET_MB_DEFAULT) */
 } sq_train_cfg;
 
 void sq_train_cfg_defaults(sq_train_cfg *c);
+
+#define SQ_DIST_BUCKET_MB_DEFAULT 4.0f
+/* the gradient bucket of a data-parallel step in floats (at least 1) */
+size_t sq_train_dist_bucket_floats(const sq_train_cfg *c);
 
 float sq_sched_lr(const sq_train_cfg *c, float lr0, int epoch);
 

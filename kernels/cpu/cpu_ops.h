@@ -70,6 +70,7 @@ void sq_cpu_memset0(void *p, size_t bytes);
 void sq_cpu_copy(void *dst, const void *src, size_t bytes);
 void sq_cpu_sync(void);
 void sq_cpu_set_threads(int threads);
+void sq_cpu_run_models(int n, void (*fn)(void *ctx, int i), void *ctx);
 /* threads a parallel op uses now: min(omp_get_max_threads(), omp_get_num_procs()) */
 int sq_cpu_threads(void);
 /* first sq_backend_cpu() call: pins BLAS to one thread (ops parallelise with OpenMP) */
@@ -211,7 +212,8 @@ void sq_cpu_adam_step(size_t n, float *p, const float *g, float *m, float *v, fl
    g (x - save_mean) (c) and the count, g = gy, or gy act'(y) where y is not NULL (act' = 1 on
    0 < y < hi). The caller frees them. bn_channel_train's gs: NULL, or sync_stats' result. */
 sq_status sq_cpu_dist_attach(const sq_comm *comm, int sync_bn);
-void sq_cpu_allreduce_sum(float *buf, size_t n);
+void sq_cpu_allreduce_start(float *buf, size_t n);
+void sq_cpu_allreduce_wait(void);
 double *sq_cpu_bn_sync_stats(int n, int c, int hw, const float *x);
 double *sq_cpu_bn_sync_grad(int n, int c, int hw, const float *x, const float *y, float hi, const float *gy,
                             const float *save_mean);

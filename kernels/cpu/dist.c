@@ -1,5 +1,6 @@
-/* dist.c: the CPU backend's data-parallel members (backend.h, dist_attach and allreduce_sum).
-   Host memory is what the comm's collectives take, so the all-reduce is the comm's own; with
+/* dist.c: the CPU backend's data-parallel members (backend.h, dist_attach, allreduce_start
+   and allreduce_wait). Host memory is what the comm's collectives take, so the all-reduce is the
+   comm's own, completed within allreduce_start (the cores that could overlap it run the backward); with
    sync_bn, the BatchNorm kernels (bn.c, fused.c) ask here for the statistics and backward sums of
    the global batch: this rank's per-channel sums (float per (n, c) plane, added in double, as the
    single-process kernels do), summed over the ranks in double. */
@@ -19,10 +20,12 @@ sq_status sq_cpu_dist_attach(const sq_comm *comm, int sync_bn)
     return SQ_OK;
 }
 
-void sq_cpu_allreduce_sum(float *buf, size_t n)
+void sq_cpu_allreduce_start(float *buf, size_t n)
 {
     if (g_comm && n) g_comm->allreduce_f32(g_comm, buf, n);
 }
+
+void sq_cpu_allreduce_wait(void) {}
 
 double *sq_cpu_bn_sync_stats(int n, int c, int hw, const float *x)
 {

@@ -54,6 +54,26 @@ void sq_cpu_init_threads(void)
 #endif
 }
 
+/* the teams of run_models: nested OpenMP, each team's threads set in its own thread's ICV, which
+   the ops below read (sq_cpu_threads); team t of P gets threads / P, one more while t < threads % P */
+void sq_cpu_run_models(int n, void (*fn)(void *ctx, int i), void *ctx)
+{
+    const int T = sq_cpu_threads(), P = n < T ? n : T;
+    if (P <= 1 || omp_in_parallel()) {
+        for (int i = 0; i < n; i++) fn(ctx, i);
+        return;
+    }
+    const int levels = omp_get_max_active_levels();
+    if (levels < 2) omp_set_max_active_levels(2);
+#pragma omp parallel num_threads(P)
+    {
+        const int t = omp_get_thread_num(), np = omp_get_num_threads();
+        omp_set_num_threads(T / np + (t < T % np));
+        for (int i = t; i < n; i += np) fn(ctx, i);
+    }
+    omp_set_max_active_levels(levels);
+}
+
 void sq_cpu_set_threads(int threads)
 {
     if (threads > 0) omp_set_num_threads(threads);

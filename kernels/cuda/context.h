@@ -6,8 +6,10 @@
 
    Every op runs on the compute stream sq_cuda_stream(), in order; the reduction scratch below is
    shared by all kernels that use it and relies on that ordering (one compute stream per
-   backend). The only other stream is an input stage's copy stream (stage.c), which touches
-   nothing but the stage's own buffers and is ordered against the compute stream with events. */
+   backend). The only other streams are an input stage's copy stream (stage.c), which touches
+   nothing but the stage's own buffers, and the NCCL all-reduces' comm stream (dist.c), which
+   touches nothing but the gradient buckets and BN totals handed to it; both are ordered against
+   the compute stream with events. */
 #ifndef SQAKD_CUDA_CONTEXT_H
 #define SQAKD_CUDA_CONTEXT_H
 

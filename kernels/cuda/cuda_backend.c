@@ -99,7 +99,8 @@ static const sq_backend g_cuda = {
     .gap16_fwd = sq_cuda_gap16_fwd,
     .shortcut_a16_fwd = sq_cuda_shortcut_a16_fwd,
     .dist_attach = sq_cuda_dist_attach,
-    .allreduce_sum = sq_cuda_allreduce_sum,
+    .allreduce_start = sq_cuda_allreduce_start,
+    .allreduce_wait = sq_cuda_allreduce_wait,
 };
 
 const char *sq_backend_cuda_build(void)

@@ -41,7 +41,8 @@ void sq_cuda_copy_d2d(void *dst, const void *src, size_t bytes);
 void sq_cuda_sync(void);
 /* dist.c: data parallelism (NCCL, or through host memory without it) */
 sq_status sq_cuda_dist_attach(const sq_comm *comm, int sync_bn);
-void sq_cuda_allreduce_sum(float *buf, size_t n);
+void sq_cuda_allreduce_start(float *buf, size_t n);
+void sq_cuda_allreduce_wait(void);
 const char *sq_cuda_dist_build(void);
 /* synchronised BatchNorm (bn.cu): the rank count when BN reduces over the ranks, else 0; the
    device buffer of SQ_CUDA_PARTIAL_DOUBLES doubles its totals go through; a sum over the ranks of
