@@ -35,6 +35,9 @@ static const conv_case k_cases[] = {
     {1, 2, 12, 11, 3, 3, 3, 5, 1, 1, 1},    /* stride 5: im2col path everywhere */
     {2, 5, 9, 9, 4, 3, 3, 2, 0, 1, 1},      /* stride 2 without padding */
     {3, 20, 10, 10, 40, 3, 3, 1, 1, 1, 0},  /* output channels not a multiple of 16 */
+    {5, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1},    /* weight gradient over blocks of images (conv_bgemm.c): 4 + 1 */
+    {7, 8, 7, 7, 16, 3, 3, 1, 1, 1, 0},     /* rows narrower than 8: every pass over blocks, 5 + 2 images */
+    {2, 32, 8, 8, 64, 3, 3, 2, 1, 1, 1},    /* the same at stride 2 (4x4 out) */
 };
 #define NCASES (sizeof k_cases / sizeof *k_cases)
 
@@ -146,8 +149,9 @@ Test(ops, conv_bwd_matches_loops) { conv_paths(check_conv_bwd); }
 static void check_conv_deterministic(void)
 {
     const sq_backend *be = sq_backend_cpu();
-    const conv_case cases[] = {{7, 16, 10, 10, 16, 3, 3, 1, 1, 1, 1}, {6, 8, 9, 9, 8, 3, 3, 2, 1, 8, 1}};
-    for (int ci = 0; ci < 2; ci++) {
+    const conv_case cases[] = {{7, 16, 10, 10, 16, 3, 3, 1, 1, 1, 1}, {6, 8, 9, 9, 8, 3, 3, 2, 1, 8, 1},
+                               {37, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1}};
+    for (int ci = 0; ci < 3; ci++) {
         conv_data d = conv_make(cases[ci], 900);
         float *gy = vec(d.ny);
         sqt_fill_normal(gy, d.ny, 0, 1, 901);

@@ -1,5 +1,7 @@
 /* conv.c: CPU 2-D convolution entry points and dispatch. Dense and grouped convs run the
-   implicit GEMM of conv_igemm.c on CPUs with AVX2/FMA (stride <= 4); depthwise convs (groups ==
+   implicit GEMM of conv_igemm.c on CPUs with AVX2/FMA (stride <= 4), except the passes that
+   conv_bgemm.c runs faster as GEMMs over blocks of images (rows narrower than 8, the weight
+   gradient of wide layers); depthwise convs (groups ==
    c) run the direct loops of conv_dw.c; everything else (older CPUs, larger strides, builds
    without x86) runs the path in this file: per image and group, im2col on bands of output rows
    sized to stay in L2, one GEMM per band (OpenBLAS single-threaded, or plain loops without
@@ -67,6 +69,11 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
     size_t f;
     if (sq_cpu_igemm_applies(cs)) {
         f = sq_cpu_igemm_ws_floats(cs, t) * sizeof(float);
+        if (sq_cpu_bgemm_applies(cs, SQ_BG_FWD) || sq_cpu_bgemm_applies(cs, SQ_BG_DGRAD) ||
+            sq_cpu_bgemm_applies(cs, SQ_BG_WGRAD)) {
+            const size_t fb = sq_cpu_bgemm_ws_floats(cs, t) * sizeof(float);
+            if (fb > f) f = fb;
+        }
     } else {
         conv_geo g = geometry(cs);
         f = (size_t)t * (g.col + g.part) * sizeof(float);
@@ -169,6 +176,10 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
     }
     const conv_geo g = geometry(cs);
     const int n = cs->n, nthr = conv_threads(cs, &g), ow = cs->ow;
+    if (sq_cpu_bgemm_applies(cs, SQ_BG_FWD)) {
+        sq_cpu_bgemm_fwd(cs, x, w, b, y, ws, nthr);
+        return;
+    }
     if (sq_cpu_igemm_applies(cs)) {
         sq_cpu_igemm_fwd(cs, x, w, b, y, ws, nthr);
         return;
@@ -268,7 +279,10 @@ void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, 
     if (!gx && !gw) return;
     const int n = cs->n, nthr = conv_threads(cs, &g);
     if (sq_cpu_igemm_applies(cs)) {
-        sq_cpu_igemm_bwd(cs, x, w, gy, gx, gw, ws, nthr);
+        /* each gradient on the path that runs it faster (conv_bgemm.c), one after the other */
+        const int bx = gx && sq_cpu_bgemm_applies(cs, SQ_BG_DGRAD), bw = gw && sq_cpu_bgemm_applies(cs, SQ_BG_WGRAD);
+        if (bx || bw) sq_cpu_bgemm_bwd(cs, x, w, gy, bx ? gx : NULL, bw ? gw : NULL, ws, nthr);
+        if ((gx && !bx) || (gw && !bw)) sq_cpu_igemm_bwd(cs, x, w, gy, bx ? NULL : gx, bw ? NULL : gw, ws, nthr);
         return;
     }
     const size_t stride = g.col + g.part, gsize = (size_t)g.kg * g.crs;

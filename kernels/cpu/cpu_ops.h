@@ -130,6 +130,14 @@ void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base
 int sq_cpu_igemm_applies(const sq_conv_shape *cs);
 /* tests: 1 routes dense/grouped convs to the im2col + GEMM path (set before sizing workspaces) */
 void sq_cpu_conv_force_gemm(int on);
+/* conv_bgemm.c: GEMMs over blocks of images, for the passes where the implicit GEMM idles */
+enum { SQ_BG_FWD, SQ_BG_DGRAD, SQ_BG_WGRAD };
+int sq_cpu_bgemm_applies(const sq_conv_shape *cs, int pass);
+size_t sq_cpu_bgemm_ws_floats(const sq_conv_shape *cs, int threads);
+void sq_cpu_bgemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b, float *y,
+                      void *ws, int nthr);
+void sq_cpu_bgemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy, float *gx,
+                      float *gw, void *ws, int nthr);
 size_t sq_cpu_igemm_ws_floats(const sq_conv_shape *cs, int threads);
 void sq_cpu_igemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
                       float *y, void *ws, int nthr);

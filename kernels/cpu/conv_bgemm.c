@@ -1,0 +1,197 @@
+/* conv_bgemm.c: dense convolutions as GEMMs over blocks of images, for the shapes where the
+   per-image implicit GEMM (conv_igemm.c) leaves the vector lanes idle: its output chunks are 8
+   positions of one row, so a 4-wide row (the 4x4 maps of VGG's last layers, 512 channels) fills
+   half of each, and its weight gradient, an outer product per image, runs at half the forward's
+   rate. Here B images are unfolded side by side (im2col, cg*R*S rows x B*OH*OW columns, about
+   BG_COLS columns) and every pass is one large GEMM (OpenBLAS, one thread each):
+     forward      Y_blk  = W (K x CRS) * COL_blk              then scattered to y (N, K, OHW)
+     weight grad  gW    += GY_blk (K x cols) * COL_blk^T       (per-thread partial, K x CRS)
+     input grad   COL    = W^T * GY_blk, then col2im added into gx
+   Threads take contiguous runs of blocks; the weight-gradient partials are added in thread
+   order, so results are bit-identical for a given thread count (as conv.c's path), not across
+   thread counts. docs/results.md (issue 21) has the measurements that chose the shapes. */
+#include "cpu_ops.h"
+#include <omp.h>
+#include <string.h>
+
+/* columns of one block: enough for OpenBLAS to run near its peak, small enough that the block
+   stays in L2/L3 */
+#define BG_COLS 256
+
+typedef struct bg_geo {
+    int crs, ohw, hw, bimg, cols, nblk;
+    size_t col, tmp, part, per_thread;
+} bg_geo;
+
+static bg_geo bg_geometry(const sq_conv_shape *cs)
+{
+    bg_geo g;
+    g.crs = cs->c * cs->r * cs->s;
+    g.ohw = cs->oh * cs->ow;
+    g.hw = cs->h * cs->w;
+    g.bimg = g.ohw >= BG_COLS ? 1 : BG_COLS / g.ohw;
+    if (g.bimg > cs->n) g.bimg = cs->n;
+    if (g.bimg < 1) g.bimg = 1;
+    g.cols = g.bimg * g.ohw;
+    g.nblk = (cs->n + g.bimg - 1) / g.bimg;
+    g.col = sq_pad64((size_t)g.crs * g.cols);
+    g.tmp = sq_pad64((size_t)cs->k * g.cols);
+    g.part = sq_pad64((size_t)cs->k * g.crs);
+    g.per_thread = g.col + g.tmp + g.part;
+    return g;
+}
+
+/* Which passes take this path: dense convolutions whose rows are narrower than the implicit
+   GEMM's 8-position chunk (all passes), and, for wide layers, the weight gradient (measured:
+   docs/results.md). Depthwise and grouped convolutions never. */
+int sq_cpu_bgemm_applies(const sq_conv_shape *cs, int pass)
+{
+#ifndef SQ_HAVE_BLAS
+    return 0; /* plain loops instead of OpenBLAS: the per-image paths are faster */
+#endif
+    if (cs->groups != 1 || cs->n < 1 || !sq_cpu_igemm_applies(cs)) return 0;
+    if (cs->ow < 8) return 1;
+    return pass == SQ_BG_WGRAD && (size_t)cs->k * cs->c >= 8192;
+}
+
+size_t sq_cpu_bgemm_ws_floats(const sq_conv_shape *cs, int threads)
+{
+    const bg_geo g = bg_geometry(cs);
+    return (size_t)(threads < 1 ? 1 : threads) * g.per_thread;
+}
+
+/* output columns [*o0, *o1) whose input column o*stride - pad + s lies inside [0, w) */
+static void valid_range(int w, int ow, int stride, int pad, int s, int *o0, int *o1)
+{
+    int lo = pad - s > 0 ? (pad - s + stride - 1) / stride : 0;
+    int num = w - 1 + pad - s;
+    int hi = num < 0 ? 0 : num / stride + 1;
+    if (hi > ow) hi = ow;
+    if (lo > hi) lo = hi;
+    *o0 = lo;
+    *o1 = hi;
+}
+
+/* col rows (c, r, s), columns [0, OHW) of this image at row stride ld, from x (C, H, W) */
+static void im2col_img(const sq_conv_shape *cs, const float *x, float *col, size_t ld)
+{
+    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    for (int c = 0; c < cs->c; c++) {
+        const float *xc = x + (size_t)c * h * w;
+        for (int r = 0; r < cs->r; r++)
+            for (int s = 0; s < cs->s; s++) {
+                float *dst = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
+                int o0, o1;
+                valid_range(w, ow, st, pad, s, &o0, &o1);
+                const int off = s - pad;
+                for (int y = 0; y < cs->oh; y++) {
+                    float *d = dst + (size_t)y * ow;
+                    const int ih = y * st - pad + r;
+                    if (ih < 0 || ih >= h || o1 <= o0) {
+                        memset(d, 0, sizeof(float) * ow);
+                        continue;
+                    }
+                    const float *xr = xc + (size_t)ih * w;
+                    for (int j = 0; j < o0; j++) d[j] = 0.0f;
+                    for (int j = o0; j < o1; j++) d[j] = xr[j * st + off];
+                    for (int j = o1; j < ow; j++) d[j] = 0.0f;
+                }
+            }
+    }
+}
+
+/* gx (C, H, W) += col2im of this image's columns (row stride ld) */
+static void col2im_img(const sq_conv_shape *cs, const float *col, size_t ld, float *gx)
+{
+    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
+    for (int c = 0; c < cs->c; c++) {
+        float *gc = gx + (size_t)c * h * w;
+        for (int r = 0; r < cs->r; r++)
+            for (int s = 0; s < cs->s; s++) {
+                const float *src = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
+                int o0, o1;
+                valid_range(w, ow, st, pad, s, &o0, &o1);
+                if (o1 <= o0) continue;
+                const int off = s - pad;
+                for (int y = 0; y < cs->oh; y++) {
+                    const int ih = y * st - pad + r;
+                    if (ih < 0 || ih >= h) continue;
+                    const float *sr = src + (size_t)y * ow;
+                    float *gr = gc + (size_t)ih * w;
+                    for (int j = o0; j < o1; j++) gr[j * st + off] += sr[j];
+                }
+            }
+    }
+}
+
+void sq_cpu_bgemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b, float *y,
+                      void *ws, int nthr)
+{
+    const bg_geo g = bg_geometry(cs);
+    const int K = cs->k;
+    if (nthr > g.nblk) nthr = g.nblk;
+#pragma omp parallel num_threads(nthr)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *col = (float *)ws + (size_t)t * g.per_thread, *tmp = col + g.col;
+        const int b0 = (int)((long)g.nblk * t / nt), b1 = (int)((long)g.nblk * (t + 1) / nt);
+        for (int bk = b0; bk < b1; bk++) {
+            const int i0 = bk * g.bimg, ni = cs->n - i0 < g.bimg ? cs->n - i0 : g.bimg, cb = ni * g.ohw;
+            for (int j = 0; j < ni; j++)
+                im2col_img(cs, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, (size_t)g.cols);
+            sq_cpu_sgemm(0, 0, K, cb, g.crs, 1.0f, w, g.crs, col, g.cols, 0.0f, tmp, g.cols);
+            for (int j = 0; j < ni; j++)
+                for (int o = 0; o < K; o++) {
+                    const float *src = tmp + (size_t)o * g.cols + (size_t)j * g.ohw;
+                    float *dst = y + ((size_t)(i0 + j) * K + o) * g.ohw;
+                    const float bv = b ? b[o] : 0.0f;
+                    for (int e = 0; e < g.ohw; e++) dst[e] = src[e] + bv;
+                }
+        }
+    }
+}
+
+void sq_cpu_bgemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy, float *gx,
+                      float *gw, void *ws, int nthr)
+{
+    const bg_geo g = bg_geometry(cs);
+    const int K = cs->k;
+    if (nthr > g.nblk) nthr = g.nblk;
+#pragma omp parallel num_threads(nthr)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        float *col = (float *)ws + (size_t)t * g.per_thread, *tmp = col + g.col, *part = tmp + g.tmp;
+        const int b0 = (int)((long)g.nblk * t / nt), b1 = (int)((long)g.nblk * (t + 1) / nt);
+        for (int bk = b0; bk < b1; bk++) {
+            const int i0 = bk * g.bimg, ni = cs->n - i0 < g.bimg ? cs->n - i0 : g.bimg, cb = ni * g.ohw;
+            /* gy of the block side by side: K x cols */
+            for (int j = 0; j < ni; j++)
+                for (int o = 0; o < K; o++)
+                    memcpy(tmp + (size_t)o * g.cols + (size_t)j * g.ohw, gy + ((size_t)(i0 + j) * K + o) * g.ohw,
+                           sizeof(float) * g.ohw);
+            if (gw) {
+                for (int j = 0; j < ni; j++)
+                    im2col_img(cs, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, (size_t)g.cols);
+                sq_cpu_sgemm(0, 1, K, g.crs, cb, 1.0f, tmp, g.cols, col, g.cols, bk == b0 ? 0.0f : 1.0f, part, g.crs);
+            }
+            if (gx) {
+                sq_cpu_sgemm(1, 0, g.crs, cb, K, 1.0f, w, g.crs, tmp, g.cols, 0.0f, col, g.cols);
+                for (int j = 0; j < ni; j++)
+                    col2im_img(cs, col + (size_t)j * g.ohw, (size_t)g.cols, gx + (size_t)(i0 + j) * cs->c * g.hw);
+            }
+        }
+        if (gw) {
+            /* gw += the threads' partials, in thread order */
+            const long nw = (long)K * g.crs;
+#pragma omp barrier
+#pragma omp for schedule(static)
+            for (long e = 0; e < nw; e++) {
+                float acc = gw[e];
+                for (int u = 0; u < nt; u++)
+                    if ((long)g.nblk * u / nt < (long)g.nblk * (u + 1) / nt)
+                        acc += ((const float *)ws)[(size_t)u * g.per_thread + g.col + g.tmp + e];
+                gw[e] = acc;
+            }
+        }
+    }
+}
