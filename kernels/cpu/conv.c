@@ -102,11 +102,10 @@ static void valid_range(int w, int ow, int stride, int pad, int s, int *o0, int 
     *o1 = hi;
 }
 
-/* col (cg*R*S, (y1-y0)*OW) from x (cg, H, W), output rows [y0, y1) */
-static void im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, int y0, int y1)
+/* col (cg*R*S rows of stride ld) from x (cg, H, W), output rows [y0, y1) (cpu_ops.h) */
+void sq_cpu_im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, int y0, int y1, size_t ld)
 {
     const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
-    const size_t ld = (size_t)(y1 - y0) * ow;
     for (int c = 0; c < cg; c++) {
         const float *xc = x + (size_t)c * h * w;
         for (int r = 0; r < cs->r; r++) {
@@ -136,12 +135,10 @@ static void im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, 
     }
 }
 
-/* gx (cg, H, W) += col2im(col (cg*R*S, (y1-y0)*OW)) for output rows [y0, y1) */
-static void col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx, int y0,
-                       int y1)
+/* gx (cg, H, W) += col2im(col, rows of stride ld) for output rows [y0, y1) */
+void sq_cpu_col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx, int y0, int y1, size_t ld)
 {
     const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
-    const size_t ld = (size_t)(y1 - y0) * ow;
     for (int c = 0; c < cg; c++) {
         float *gc = gx + (size_t)c * h * w;
         for (int r = 0; r < cs->r; r++) {
@@ -201,7 +198,7 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
                     for (int y0 = 0; y0 < cs->oh; y0 += g.band) {
                         int y1 = y0 + g.band < cs->oh ? y0 + g.band : cs->oh;
                         int cols = (y1 - y0) * ow;
-                        im2col(cs, g.cg, xg, col, y0, y1);
+                        sq_cpu_im2col(cs, g.cg, xg, col, y0, y1, (size_t)cols);
                         sq_cpu_sgemm(0, 0, g.kg, cols, g.crs, 1.0f, wg, g.crs, col, cols, 0.0f,
                                      yg + (size_t)y0 * ow, g.ohw);
                     }
@@ -255,14 +252,14 @@ static void bwd_image(const sq_conv_shape *cs, const conv_geo *g, const float *x
         int cols = (y1 - y0) * ow;
         const float *gyb = gyg + (size_t)y0 * ow;
         if (partT) {
-            im2col(cs, g->cg, xg, col, y0, y1);
+            sq_cpu_im2col(cs, g->cg, xg, col, y0, y1, (size_t)cols);
             sq_cpu_sgemm(0, 1, g->crs, g->kg, cols, 1.0f, col, cols, gyb, g->ohw,
                          first && y0 == 0 ? 0.0f : 1.0f, partT, g->kg);
         }
         if (gxg) {
             sq_cpu_sgemm(1, 0, g->crs, cols, g->kg, 1.0f, wg, g->crs, gyb, g->ohw, 0.0f, col,
                          cols);
-            col2im_add(cs, g->cg, col, gxg, y0, y1);
+            sq_cpu_col2im_add(cs, g->cg, col, gxg, y0, y1, (size_t)cols);
         }
     }
 }

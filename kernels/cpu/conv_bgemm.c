@@ -2,7 +2,7 @@
    per-image implicit GEMM (conv_igemm.c) leaves the vector lanes idle: its output chunks are 8
    positions of one row, so a 4-wide row (the 4x4 maps of VGG's last layers, 512 channels) fills
    half of each, and its weight gradient, an outer product per image, runs at half the forward's
-   rate. Here B images are unfolded side by side (im2col, cg*R*S rows x B*OH*OW columns, about
+   rate. Here B images are unfolded side by side (conv.c's im2col, C*R*S rows x B*OH*OW columns, about
    BG_COLS columns) and every pass is one large GEMM (OpenBLAS, one thread each):
      forward      Y_blk  = W (K x CRS) * COL_blk              then scattered to y (N, K, OHW)
      weight grad  gW    += GY_blk (K x cols) * COL_blk^T       (per-thread partial, K x CRS)
@@ -60,70 +60,6 @@ size_t sq_cpu_bgemm_ws_floats(const sq_conv_shape *cs, int threads)
     return (size_t)(threads < 1 ? 1 : threads) * g.per_thread;
 }
 
-/* output columns [*o0, *o1) whose input column o*stride - pad + s lies inside [0, w) */
-static void valid_range(int w, int ow, int stride, int pad, int s, int *o0, int *o1)
-{
-    int lo = pad - s > 0 ? (pad - s + stride - 1) / stride : 0;
-    int num = w - 1 + pad - s;
-    int hi = num < 0 ? 0 : num / stride + 1;
-    if (hi > ow) hi = ow;
-    if (lo > hi) lo = hi;
-    *o0 = lo;
-    *o1 = hi;
-}
-
-/* col rows (c, r, s), columns [0, OHW) of this image at row stride ld, from x (C, H, W) */
-static void im2col_img(const sq_conv_shape *cs, const float *x, float *col, size_t ld)
-{
-    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
-    for (int c = 0; c < cs->c; c++) {
-        const float *xc = x + (size_t)c * h * w;
-        for (int r = 0; r < cs->r; r++)
-            for (int s = 0; s < cs->s; s++) {
-                float *dst = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
-                int o0, o1;
-                valid_range(w, ow, st, pad, s, &o0, &o1);
-                const int off = s - pad;
-                for (int y = 0; y < cs->oh; y++) {
-                    float *d = dst + (size_t)y * ow;
-                    const int ih = y * st - pad + r;
-                    if (ih < 0 || ih >= h || o1 <= o0) {
-                        memset(d, 0, sizeof(float) * ow);
-                        continue;
-                    }
-                    const float *xr = xc + (size_t)ih * w;
-                    for (int j = 0; j < o0; j++) d[j] = 0.0f;
-                    for (int j = o0; j < o1; j++) d[j] = xr[j * st + off];
-                    for (int j = o1; j < ow; j++) d[j] = 0.0f;
-                }
-            }
-    }
-}
-
-/* gx (C, H, W) += col2im of this image's columns (row stride ld) */
-static void col2im_img(const sq_conv_shape *cs, const float *col, size_t ld, float *gx)
-{
-    const int h = cs->h, w = cs->w, ow = cs->ow, st = cs->stride, pad = cs->pad;
-    for (int c = 0; c < cs->c; c++) {
-        float *gc = gx + (size_t)c * h * w;
-        for (int r = 0; r < cs->r; r++)
-            for (int s = 0; s < cs->s; s++) {
-                const float *src = col + ((size_t)(c * cs->r + r) * cs->s + s) * ld;
-                int o0, o1;
-                valid_range(w, ow, st, pad, s, &o0, &o1);
-                if (o1 <= o0) continue;
-                const int off = s - pad;
-                for (int y = 0; y < cs->oh; y++) {
-                    const int ih = y * st - pad + r;
-                    if (ih < 0 || ih >= h) continue;
-                    const float *sr = src + (size_t)y * ow;
-                    float *gr = gc + (size_t)ih * w;
-                    for (int j = o0; j < o1; j++) gr[j * st + off] += sr[j];
-                }
-            }
-    }
-}
-
 void sq_cpu_bgemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b, float *y,
                       void *ws, int nthr)
 {
@@ -138,7 +74,7 @@ void sq_cpu_bgemm_fwd(const sq_conv_shape *cs, const float *x, const float *w, c
         for (int bk = b0; bk < b1; bk++) {
             const int i0 = bk * g.bimg, ni = cs->n - i0 < g.bimg ? cs->n - i0 : g.bimg, cb = ni * g.ohw;
             for (int j = 0; j < ni; j++)
-                im2col_img(cs, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, (size_t)g.cols);
+                sq_cpu_im2col(cs, cs->c, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, 0, cs->oh, (size_t)g.cols);
             sq_cpu_sgemm(0, 0, K, cb, g.crs, 1.0f, w, g.crs, col, g.cols, 0.0f, tmp, g.cols);
             for (int j = 0; j < ni; j++)
                 for (int o = 0; o < K; o++) {
@@ -171,13 +107,14 @@ void sq_cpu_bgemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
                            sizeof(float) * g.ohw);
             if (gw) {
                 for (int j = 0; j < ni; j++)
-                    im2col_img(cs, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, (size_t)g.cols);
+                    sq_cpu_im2col(cs, cs->c, x + (size_t)(i0 + j) * cs->c * g.hw, col + (size_t)j * g.ohw, 0, cs->oh, (size_t)g.cols);
                 sq_cpu_sgemm(0, 1, K, g.crs, cb, 1.0f, tmp, g.cols, col, g.cols, bk == b0 ? 0.0f : 1.0f, part, g.crs);
             }
             if (gx) {
                 sq_cpu_sgemm(1, 0, g.crs, cb, K, 1.0f, w, g.crs, tmp, g.cols, 0.0f, col, g.cols);
                 for (int j = 0; j < ni; j++)
-                    col2im_img(cs, col + (size_t)j * g.ohw, (size_t)g.cols, gx + (size_t)(i0 + j) * cs->c * g.hw);
+                    sq_cpu_col2im_add(cs, cs->c, col + (size_t)j * g.ohw, gx + (size_t)(i0 + j) * cs->c * g.hw, 0, cs->oh,
+                                      (size_t)g.cols);
             }
         }
         if (gw) {

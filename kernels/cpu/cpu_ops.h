@@ -130,6 +130,10 @@ void sq_cpu_fast_wgrad(int m, int kd, const float *gt, int mp, const float *base
 int sq_cpu_igemm_applies(const sq_conv_shape *cs);
 /* tests: 1 routes dense/grouped convs to the im2col + GEMM path (set before sizing workspaces) */
 void sq_cpu_conv_force_gemm(int on);
+/* conv.c: the columns of a convolution (rows (c, r, s) of cg channels, output rows [y0, y1) of
+   one image, row stride ld) from x (cg, H, W), and their sum back into gx (col2im, added) */
+void sq_cpu_im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, int y0, int y1, size_t ld);
+void sq_cpu_col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx, int y0, int y1, size_t ld);
 /* conv_bgemm.c: GEMMs over blocks of images, for the passes where the implicit GEMM idles */
 enum { SQ_BG_FWD, SQ_BG_DGRAD, SQ_BG_WGRAD };
 int sq_cpu_bgemm_applies(const sq_conv_shape *cs, int pass);
