@@ -76,6 +76,7 @@ static const bo_member bo_members[] = {
     M_OP(sync),
     M_EXEMPT(set_threads, "a performance knob: how many host threads the CPU backend uses (a no-op "
                           "on CUDA), never what an op computes; test_ops.c runs ops at 1 and 2 threads"),
+    M_EXEMPT(run_models, "runs other code, no op of its own: tests/test_multi.c checks the CPU's teams and that a multi-student run equals the single runs"),
     M_OP(configure),
     M_OP(options),
     M_OP(status),
@@ -161,7 +162,6 @@ static const bo_member bo_members[] = {
     M_OP(gap16_fwd),
     M_OP(shortcut_a16_fwd),
     M_EXEMPT(dist_attach, "collectives need several processes: tests/test_dist.c runs them under mpirun (CPU backend)"),
-    M_EXEMPT(run_models, "runs other code, no op of its own: tests/test_multi.c checks the CPU's teams and that a multi-student run equals the single runs"),
     M_EXEMPT(allreduce_start, "collectives need several processes: tests/test_dist.c runs them under mpirun (CPU backend)"),
     M_EXEMPT(allreduce_wait, "collectives need several processes: tests/test_dist.c runs them under mpirun (CPU backend)"),
 };
