@@ -171,6 +171,27 @@ static void check_conv_deterministic(void)
 
 Test(ops, conv_bwd_deterministic) { conv_paths(check_conv_deterministic); }
 
+/* the forward over blocks of images (conv_bgemm.c, rows narrower than 8) runs the implicit
+   GEMM's own FMA chain on unfolded columns: y bit for bit the per-image implicit GEMM's, which
+   the PyTorch twin (tools/torch_quant.py conv2d_igemm) emulates */
+Test(ops, conv_fwd_over_blocks_of_images_equals_the_implicit_gemm_bit_for_bit)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: neither path runs on this CPU");
+    const conv_case cases[] = {{37, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1}, {7, 8, 7, 7, 16, 3, 3, 1, 1, 1, 0},
+                               {5, 32, 8, 8, 24, 3, 3, 2, 1, 1, 1}, {3, 5, 6, 5, 7, 3, 3, 1, 1, 1, 1}};
+    const sq_backend *be = sq_backend_cpu();
+    for (int ci = 0; ci < 4; ci++) {
+        conv_data d = conv_make(cases[ci], 950 + ci);
+        cr_assert(sq_cpu_bgemm_applies(&d.cs, SQ_BG_FWD), "case %d should take the blocks", ci);
+        float *ref = vec(d.ny);
+        be->conv2d_fwd(&d.cs, d.x, d.w, d.b, d.y, d.ws);
+        sq_cpu_igemm_fwd(&d.cs, d.x, d.w, d.b, ref, d.ws, 1);
+        cr_expect_eq(sqt_check_equal("y over blocks", d.y, ref, d.ny), 0, "case %d: not the implicit GEMM's bits", ci);
+        free(ref);
+        conv_free(&d);
+    }
+}
+
 Test(ops, bn_running_stats)
 {
     const sq_backend *be = sq_backend_cpu();
