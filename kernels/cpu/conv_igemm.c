@@ -15,6 +15,7 @@
    added in block order, so results do not depend on the thread count or on the schedule. */
 #include "cpu_ops.h"
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MR SQ_FAST_MR
@@ -40,6 +41,7 @@ typedef struct ig_geo {
     size_t part;                      /* floats of one block's weight-gradient partial */
     size_t gplanes, out, gt, zrow;    /* per-thread floats */
     size_t shared, per_thread;
+    int wgrad;                        /* the workspace holds the weight-gradient partials */
 } ig_geo;
 
 static size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -133,8 +135,12 @@ static ig_geo ig_geometry(const sq_conv_shape *cs)
     if ((size_t)g.kg * g.bph * g.bpw > g.gplanes) g.gplanes = (size_t)g.kg * g.bph * g.bpw;
     g.apack = round_up(g.kg, MR) * g.crs;
     g.part = (size_t)cs->groups * g.crs * g.mp;
+    /* the weight-gradient partials (one per block of images: 300 MB for a 512 -> 512 layer at
+       batch 128) only where this path computes the weight gradient (conv_bgemm.c does for wide
+       layers); workspaces are zeroed when allocated, so they would be resident */
+    g.wgrad = !sq_cpu_bgemm_applies(cs, SQ_BG_WGRAD);
     g.shared = sq_pad64(cs->groups * (g.apack + g.apack_b)) + sq_pad64(g.ints) +
-               (size_t)wchunks(cs->n) * sq_pad64(g.part);
+               (g.wgrad ? (size_t)wchunks(cs->n) * sq_pad64(g.part) : 0);
     g.per_thread = sq_pad64(g.xplanes) + sq_pad64(g.gplanes) + sq_pad64(g.out) + sq_pad64(g.gt) +
                    sq_pad64(g.zrow);
     return g;
@@ -292,6 +298,7 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
                       float *gx, float *gw, void *ws, int nthr)
 {
     const ig_geo g = ig_geometry(cs);
+    if (gw && !g.wgrad) abort(); /* conv.c hands this shape's weight gradient to conv_bgemm.c */
     float *wsf = ws;
     pack_shared(cs, &g, w, wsf, 0, gx != NULL);
     const float *apack_b = wsf + cs->groups * g.apack;
