@@ -96,7 +96,7 @@ int sq_cmd_distill(int argc, char **argv)
     sq_distill_defaults(&c);
     distill_flags f = {.loss = "kl", .tprec_name = "fp32", .q = {.wbits = 0, .abits = 0}};
     float delta_w = 0, delta_a = 0;
-    sq_arg a[80]; /* 53 flags in distill (checked below) */
+    sq_arg a[80]; /* 53 flags in distill */
     int n = 0;
     a[n++] = (sq_arg){"--teacher", SQ_ARG_STR, &f.teacher, 0, 0, "full-precision teacher checkpoint (required)"};
     a[n++] = (sq_arg){"--student", SQ_ARG_STR, &f.student, 0, 0, "start the student from this checkpoint instead of the teacher"};
@@ -123,8 +123,7 @@ int sq_cmd_distill(int argc, char **argv)
     a[n++] = (sq_arg){"--wd-quant", SQ_ARG_FLOAT, &c.cfg.wd_quant, 0, 1, "weight decay of quantizer parameters (default 0)"};
     a[n++] = (sq_arg){"--allow-quantized-teacher", SQ_ARG_FLAG, &c.allow_qteacher, 0, 0, "accept a quantized student as --teacher (refused otherwise: a teacher is full precision)"};
     a[n++] = (sq_arg){"--teacher-precision", SQ_ARG_STR, &f.tprec_name, 0, 0, "fp32 (default) | fp16 | bf16: the teacher's forward precision (fp16/bf16: --device cuda)"};
-    n += sq_cli_common_args(&c, a + n);
-    if (n > (int)(sizeof a / sizeof a[0])) abort(); /* the flag table outgrew its array (already written past it): make the array larger */
+    n += sq_cli_common_args(&c, a + n, (int)(sizeof a / sizeof a[0]) - n);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, n, pos, 0, &npos);
     if (r) return r == 1 ? 0 : 2;

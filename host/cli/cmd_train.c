@@ -14,12 +14,11 @@ int sq_cmd_train(int argc, char **argv)
     sq_cli_common c;
     sq_cli_common_defaults(&c);
     const char *model = NULL, *optim = "sgd", *init = NULL;
-    sq_arg a[80]; /* checked below */
+    sq_arg a[80];
     int n = 0;
     a[n++] = (sq_arg){"--model", SQ_ARG_STR, &model, 0, 0, "architecture (see 'sqakd models')"};
     a[n++] = (sq_arg){"--init", SQ_ARG_STR, &init, 0, 0, "start from this full-precision checkpoint or ONNX file (its graph, weights and normalisation) instead of --model"};
-    n += sq_cli_common_args(&c, a + n);
-    if (n > (int)(sizeof a / sizeof a[0])) abort(); /* the flag table outgrew its array (already written past it): make the array larger */
+    n += sq_cli_common_args(&c, a + n, (int)(sizeof a / sizeof a[0]) - n);
     a[n++] = (sq_arg){"--optim", SQ_ARG_STR, &optim, 0, 0, "sgd | adam"};
     a[n++] = (sq_arg){"--lr", SQ_ARG_FLOAT, &c.cfg.lr, 0, 100, "initial learning rate (default 0.1)"};
     a[n++] = (sq_arg){"--momentum", SQ_ARG_FLOAT, &c.cfg.momentum, 0, 0.9999, "SGD momentum (default 0.9)"};

@@ -27,7 +27,7 @@ typedef struct sq_cli_common {
 
 void sq_cli_common_defaults(sq_cli_common *c);
 /* fills a[] with the shared flags; returns how many */
-int sq_cli_common_args(sq_cli_common *c, sq_arg *a);
+int sq_cli_common_args(sq_cli_common *c, sq_arg *a, int room); /* room: the entries left in a */
 /* resolves string flags (schedule, augmentation) once the train split is known; 0 or 2 */
 int sq_cli_common_finish(const char *cmd, sq_cli_common *c, const sq_dataset *train);
 /* Creates --out (or the --resume directory), owns it (sq_cli_open_run_dir) and writes command.txt
