@@ -306,7 +306,10 @@ const sq_backend *sqt_cpu_unfused(int no_qconv)
     u->add_act_bwd = NULL;
     u->bn_add_act_fwd_train = NULL;
     u->bn_add_act_bwd = NULL;
-    if (no_qconv) u->qconv2d_fwd = NULL;
+    if (no_qconv) {
+        u->qconv2d_fwd = NULL;
+        u->qconv2d_bwd = NULL;
+    }
     return u;
 }
 

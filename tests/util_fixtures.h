@@ -102,7 +102,8 @@ void sqt_expect_close(const char *what, const float *got, const float *ref, size
 void sqt_expect_equal(const char *what, const float *got, const float *ref, size_t n);
 
 /* the CPU backend with its optional fused ops (BN+act, add+act, BN+add+act) left out, and its
-   integer convolution too when no_qconv: the unfused path the other backends take */
+   integer convolution and BF16 backward too when no_qconv: the unfused fp32 path the other
+   backends take */
 const sq_backend *sqt_cpu_unfused(int no_qconv);
 
 /* quantizer parameters for the fake-quant tests of a kind, role and bit width (EWGS: l, u; PACT:

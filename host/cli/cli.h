@@ -20,7 +20,8 @@ int sq_args_parse(const char *cmd, const char *usage, int argc, char **argv, con
 void sq_args_help(const char *cmd, const char *usage, const sq_arg *spec, int nspec);
 /* the help text of --backend-opt, shared by every command that takes it */
 #define SQ_BACKEND_OPT_HELP "how the backend runs, KEY=VALUE,...: graph=1 (CUDA graphs), stage=1 (async input staging), " \
-    "tf32=1, conv-algo=heuristic|find, deterministic=1 (cuDNN), host-profile=0 (defaults shown; the CPU ignores them)"
+    "tf32=1, conv-algo=heuristic|find, deterministic=1 (cuDNN), host-profile=0 (the CPU ignores these), " \
+    "bf16-bwd=1 (CPU: BF16 backward of quantized convolutions; defaults shown)"
 /* 1 when the last sq_args_parse was given the flag whose destination is dst */
 int sq_args_given(const void *dst);
 /* The run configuration: appends "FLAG": "value" (null for an unset string) to the JSON object

@@ -128,6 +128,7 @@ static sq_status opt_one(const char *kv, size_t n, sq_backend_opts *o)
         {"tf32", offsetof(sq_backend_opts, tf32)},
         {"deterministic", offsetof(sq_backend_opts, conv_deterministic)},
         {"host-profile", offsetof(sq_backend_opts, host_profile)},
+        {"bf16-bwd", offsetof(sq_backend_opts, bf16_bwd)},
     };
     const char *eq = memchr(kv, '=', n);
     size_t kn = eq ? (size_t)(eq - kv) : n;
@@ -148,7 +149,7 @@ static sq_status opt_one(const char *kv, size_t n, sq_backend_opts *o)
         *(int *)((char *)o + flags[i].off) = v[0] == '1';
         return SQ_OK;
     }
-    sq_set_error("--backend-opt: unknown key '%.*s' (graph, stage, tf32, conv-algo, deterministic, host-profile)",
+    sq_set_error("--backend-opt: unknown key '%.*s' (graph, stage, tf32, conv-algo, deterministic, host-profile, bf16-bwd)",
                  (int)(kn > 40 ? 40 : kn), kv);
     return SQ_EARG;
 bad_algo:
@@ -175,7 +176,8 @@ sq_status sq_backend_opts_parse(const char *text, sq_backend_opts *o)
 
 void sq_backend_opts_format(const sq_backend_opts *o, char *dst, size_t cap)
 {
-    snprintf(dst, cap, "graph=%d,stage=%d,tf32=%d,conv-algo=%s,deterministic=%d,host-profile=%d", o->cuda_graph != 0,
+    snprintf(dst, cap, "graph=%d,stage=%d,tf32=%d,conv-algo=%s,deterministic=%d,host-profile=%d,bf16-bwd=%d",
+             o->cuda_graph != 0,
              o->stage != 0, o->tf32 != 0, o->conv_find ? "find" : "heuristic", o->conv_deterministic != 0,
-             o->host_profile != 0);
+             o->host_profile != 0, o->bf16_bwd != 0);
 }

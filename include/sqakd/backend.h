@@ -64,10 +64,10 @@ typedef enum { SQ_POOL_MAX = 0, SQ_POOL_AVG = 1 } sq_pool_kind;
 typedef enum { SQ_DT_F16 = 1, SQ_DT_BF16 = 2 } sq_dtype16;
 
 /* Backend options: what a user may switch about how a backend runs (not what it computes, beyond
-   TF32 rounding and non-deterministic cuDNN algorithms). The CLI fills them from --backend-opt
-   KEY=VALUE,... (sq_backend_opts_parse), command.txt and checkpoint metadata record them, and a
+   TF32 rounding, BF16 output gradients and non-deterministic cuDNN algorithms). The CLI fills
+   them from --backend-opt KEY=VALUE,... (sq_backend_opts_parse), command.txt and checkpoint metadata record them, and a
    backend gets them through its configure member before its first op. Backends ignore what does
-   not apply to them (the CPU backend: all of them). */
+   not apply to them (the CPU backend: all but bf16-bwd). */
 typedef struct sq_backend_opts {
     int cuda_graph;          /* graph=0|1: record each training step once as a CUDA graph and replay it */
     int stage;               /* stage=0|1: asynchronous, double-buffered input staging */
@@ -75,9 +75,11 @@ typedef struct sq_backend_opts {
     int conv_find;           /* conv-algo=heuristic|find: time cuDNN's algorithms instead of asking its heuristics */
     int conv_deterministic;  /* deterministic=0|1: only deterministic cuDNN algorithms (bit-reproducible) */
     int host_profile;        /* host-profile=0|1: print the host time spent inside cuDNN convolution calls */
+    int bf16_bwd;            /* bf16-bwd=0|1: the CPU runs the backward of quantized convolutions with
+                                BF16 dot products (qconv2d_bwd; the output gradient rounded to bf16) */
 } sq_backend_opts;
 #define SQ_BACKEND_OPTS_DEFAULT {.cuda_graph = 1, .stage = 1, .tf32 = 1, .conv_find = 0, .conv_deterministic = 1, \
-                                 .host_profile = 0}
+                                 .host_profile = 0, .bf16_bwd = 1}
 
 /* What a backend's device is (sqakd bench kernels, error messages). */
 typedef struct sq_device_info {
@@ -277,6 +279,16 @@ typedef struct sq_backend {
     int (*qconv2d_fwd)(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
                        const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
                        const float *yscale, const float *b, float *y, void *ws);
+    /* qconv2d_bwd: the backward of the same convolution (x = xq, w = |yscale[0]| wq, as
+       conv2d_bwd: gw and gb accumulate; gx is written when gx_set, else accumulated; gx, gw, gb
+       may be NULL), with the codes on the quantizers' grids as exact operands and the output
+       gradient rounded to bf16 (relative error <= 2^-8 per element; sums in fp32). Returns 0
+       and computes nothing when the backend cannot or its options say not to (bf16-bwd=0);
+       the caller then runs conv2d_bwd. Optional (NULL: never). */
+    int (*qconv2d_bwd)(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *gy, float *gx, int gx_set, float *gw,
+                       float *gb, void *ws);
     /* bn_add_act_fwd_train: y = act(BN_train(x) + r) (a residual block's last BN, the add and
        the activation). bn_add_act_bwd: g = gy * act'(y); gr += g (gr may be NULL); then exactly
        bn_bwd with g. Same results as the unfused ops. */

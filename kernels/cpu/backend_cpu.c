@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-/* the CPU backend runs the same whatever the options say; it keeps them for options() */
+/* the CPU backend reads bf16-bwd (conv.c); it keeps the others for options() */
 static sq_backend_opts g_opts = SQ_BACKEND_OPTS_DEFAULT;
 
 static sq_status cpu_configure(const sq_backend_opts *o)
@@ -14,6 +14,7 @@ static sq_status cpu_configure(const sq_backend_opts *o)
 }
 
 static const sq_backend_opts *cpu_options(void) { return &g_opts; }
+const sq_backend_opts *sq_cpu_opts(void) { return &g_opts; }
 static sq_status cpu_status(void) { return SQ_OK; }
 static void cpu_clear_status(void) {}
 static unsigned cpu_error_count(void) { return 0; }
@@ -94,6 +95,7 @@ static const sq_backend g_cpu = {
     .bn_add_act_fwd_train = sq_cpu_bn_add_act_fwd_train,
     .bn_add_act_bwd = sq_cpu_bn_add_act_bwd,
     .qconv2d_fwd = sq_cpu_qconv2d_fwd,
+    .qconv2d_bwd = sq_cpu_qconv2d_bwd,
     .sgd_step = sq_cpu_sgd_step,
     .adam_step = sq_cpu_adam_step,
 };

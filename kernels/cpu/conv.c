@@ -66,6 +66,10 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
     int t = sq_cpu_threads();
     if (g_ws_threads <= 0 || t < g_ws_threads) g_ws_threads = t;
     size_t q = sq_cpu_qconv_available() && sq_cpu_qconv_shape_ok(cs) ? sq_cpu_qconv_ws_bytes(cs, t) : 0;
+    if (sq_cpu_qconv_bwd_available() && sq_cpu_qconv_bwd_shape_ok(cs)) {
+        const size_t qb = sq_cpu_qconv_bwd_ws_bytes(cs, t);
+        if (qb > q) q = qb;
+    }
     size_t f;
     if (sq_cpu_igemm_applies(cs)) {
         f = sq_cpu_igemm_ws_floats(cs, t) * sizeof(float);
@@ -88,6 +92,25 @@ int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const fl
     if (is_depthwise(cs)) return 0;
     const conv_geo g = geometry(cs);
     return sq_cpu_qconv_run(cs, qa, qpa, xq, qw, qpw, wq, yscale, b, y, ws, conv_threads(cs, &g));
+}
+
+int sq_cpu_qconv2d_bwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *gy, float *gx, int gx_set, float *gw,
+                       float *gb, void *ws)
+{
+    if (!sq_cpu_opts()->bf16_bwd || is_depthwise(cs) || !sq_cpu_qconv_bwd_available() ||
+        !sq_cpu_qconv_bwd_shape_ok(cs))
+        return 0;
+    const conv_geo g = geometry(cs);
+    /* the weight gradient here only where its block partials stay small; else, and the bias
+       gradient always, through the fp32 backward (which needs no weight for those) */
+    const int wg = gw && sq_cpu_qconv_bwd_wgrad_ok(cs);
+    if ((gx || wg) && !sq_cpu_qconv_bwd_run(cs, qa, qpa, xq, qw, qpw, wq, yscale, gy, gx, gx_set,
+                                            wg ? gw : NULL, ws, conv_threads(cs, &g)))
+        return 0;
+    if ((gw && !wg) || gb) sq_cpu_conv2d_bwd(cs, xq, wq, gy, NULL, wg ? NULL : gw, gb, ws);
+    return 1;
 }
 
 /* output columns [*o0, *o1) whose input column o*stride - pad + s lies inside [0, w) */

@@ -36,6 +36,25 @@ int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const fl
                        const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
                        const float *yscale, const float *b, float *y, void *ws);
 
+/* ---- qconv_bwd.c: quantized conv backward with BF16 dot products (AVX-512 BF16) ---- */
+int sq_cpu_qconv_bwd_available(void);
+int sq_cpu_qconv_bwd_shape_ok(const sq_conv_shape *cs);
+int sq_cpu_qconv_bwd_wgrad_ok(const sq_conv_shape *cs); /* its weight-gradient partials are small */
+size_t sq_cpu_qconv_bwd_ws_bytes(const sq_conv_shape *cs, int threads);
+/* gx (written when gx_set, else accumulated) and gw (accumulated; only where wgrad_ok), either
+   may be NULL; 0 when it does not apply (nothing computed) */
+int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                         const float *xq, const sq_quant_cfg *qw, const float *qpw,
+                         const float *wq, const float *yscale, const float *gy, float *gx,
+                         int gx_set, float *gw, void *ws, int nthr);
+/* the op (conv.c): 0 when it does not apply or the option bf16-bwd is 0 */
+int sq_cpu_qconv2d_bwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
+                       const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
+                       const float *yscale, const float *gy, float *gx, int gx_set, float *gw,
+                       float *gb, void *ws);
+/* backend_cpu.c: the options in force */
+const sq_backend_opts *sq_cpu_opts(void);
+
 /* bn.c: one channel's training-mode statistics (shifted sums), running-stat update and saved
    mean/invstd; *a, *b: the affine map y = x a + b of that channel */
 void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
