@@ -286,3 +286,55 @@ Test(qconv_bwd, wide_layers_take_the_weight_gradient_from_the_fp32_path)
         free(gw[v]);
     }
 }
+
+#if defined(__x86_64__)
+/* zmm16-31 as the calling thread sees them (this test file is built for the baseline, which
+   never touches them itself) */
+__attribute__((target("avx512f"), noinline)) static int upper_regs_nonzero(void)
+{
+    float buf[16 * 16];
+    __asm__ volatile("vmovups %%zmm16, 0(%0)\n\tvmovups %%zmm17, 64(%0)\n\tvmovups %%zmm18, 128(%0)\n\t"
+                     "vmovups %%zmm19, 192(%0)\n\tvmovups %%zmm20, 256(%0)\n\tvmovups %%zmm21, 320(%0)\n\t"
+                     "vmovups %%zmm22, 384(%0)\n\tvmovups %%zmm23, 448(%0)\n\tvmovups %%zmm24, 512(%0)\n\t"
+                     "vmovups %%zmm25, 576(%0)\n\tvmovups %%zmm26, 640(%0)\n\tvmovups %%zmm27, 704(%0)\n\t"
+                     "vmovups %%zmm28, 768(%0)\n\tvmovups %%zmm29, 832(%0)\n\tvmovups %%zmm30, 896(%0)\n\t"
+                     "vmovups %%zmm31, 960(%0)"
+                     :
+                     : "r"(buf)
+                     : "memory");
+    int nz = 0;
+    for (int i = 0; i < 256; i++) nz += buf[i] != 0.0f;
+    return nz;
+}
+
+/* the AVX-512 kernels leave zmm16-31 zeroed: values left there keep the upper vector state
+   dirty past vzeroupper, and the baseline (SSE) code of the ops after them ran 3-4x slower
+   (fakequant_bwd after the BF16 backward: 4.3 ms against 1.0 ms on 2M elements) */
+Test(qconv_bwd, the_avx512_kernels_leave_the_upper_registers_clean)
+{
+    if (!sq_cpu_qconv_bwd_available()) cr_skip("this CPU has no AVX-512 BF16: the BF16 backward is off");
+    const sq_backend *be = sq_backend_cpu();
+    sq_conv_shape cs;
+    cr_assert_eq(sq_conv_shape_init(&cs, 2, 16, 12, 12, 16, 3, 3, 1, 1, 1), SQ_OK);
+    const size_t nx = (size_t)2 * 16 * 144, nw = (size_t)16 * 16 * 9;
+    float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *gy = malloc(nx * 4), *gx = malloc(nx * 4),
+          *gw = calloc(nw, 4), *y = malloc(nx * 4);
+    float qpa[1] = {0.125f}, qpw[1] = {0.0625f};
+    sq_quant_cfg cw = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_WEIGHT, .bits = 4, .is_signed = 1};
+    sq_quant_cfg ca = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_ACT, .bits = 4, .is_signed = 0};
+    for (size_t i = 0; i < nx; i++) xq[i] = 0.125f * (float)((i * 7) % 16);
+    for (size_t i = 0; i < nw; i++) wq[i] = 0.0625f * (float)((int)((i * 5) % 16) - 8);
+    sqt_fill_normal(gy, nx, 0.0f, 1.0f, 79);
+    const int t0 = sq_cpu_threads();
+    sq_cpu_set_threads(1); /* the kernels run on this thread */
+    void *ws = malloc(be->conv_ws_bytes(&cs) + 64);
+    cr_assert_eq(be->qconv2d_bwd(&cs, &ca, qpa, xq, &cw, qpw, wq, NULL, gy, gx, 1, gw, NULL, ws), 1);
+    cr_expect_eq(upper_regs_nonzero(), 0, "qconv2d_bwd left values in zmm16-31");
+    if (sq_cpu_qconv_available()) {
+        cr_assert_eq(be->qconv2d_fwd(&cs, &ca, qpa, xq, &cw, qpw, wq, NULL, NULL, y, ws), 1);
+        cr_expect_eq(upper_regs_nonzero(), 0, "qconv2d_fwd left values in zmm16-31");
+    }
+    sq_cpu_set_threads(t0);
+    free(ws); free(xq); free(wq); free(gy); free(gx); free(gw); free(y);
+}
+#endif

@@ -270,6 +270,7 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
             qgemm(K, g.kd4, apack, pl, ints, g.ncf, cf, cf + sq_pad64(g.ncf),
                   cf + 2 * sq_pad64(g.ncf), y + (size_t)i * K * ohw, ohw, rscale, b);
         }
+        sq_cpu_clean_upper();
     }
     free(rstep);
     return 1;

@@ -150,13 +150,13 @@ BTARGET static inline uint16_t bf16_of(float f)
     return (uint16_t)_mm_extract_epi16((__m128i)v, 0);
 }
 
-/* 16 floats (first n of src, the rest 0), times f, as 16 bf16 widened to the low halves of
-   16 words */
-BTARGET static inline __m512i bf16_words(const float *src, int n, __m512 f)
+/* 8 floats (first n of src, the rest 0), times f, as 8 bf16 widened to the low halves of 8
+   words (256-bit vectors throughout; sq_cpu_clean_upper at the end) */
+BTARGET static inline __m256i bf16_words(const float *src, int n, __m256 f)
 {
-    const __mmask16 m = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-    __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src), f);
-    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(v));
+    const __mmask8 m = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
+    __m256 v = _mm256_mul_ps(_mm256_maskz_loadu_ps(m, src), f);
+    return _mm256_cvtepu16_epi32((__m128i)_mm256_cvtneps_pbh(v));
 }
 
 /* input grad: gy of one image into the channel-pair planes (borders stay zero), each channel
@@ -169,15 +169,15 @@ BTARGET static void fill_gy_pairs(const sq_conv_shape *cs, const qb_geo *g, cons
     for (int gi = 0; gi < g->k2; gi++) {
         const int k0 = 2 * gi, k1 = 2 * gi + 1;
         const float *e = gy + (size_t)k0 * ohw, *o = k1 < K ? gy + (size_t)k1 * ohw : NULL;
-        const __m512 fe = _mm512_set1_ps(f[k0]), fo = _mm512_set1_ps(k1 < K ? f[k1] : 0.0f);
+        const __m256 fe = _mm256_set1_ps(f[k0]), fo = _mm256_set1_ps(k1 < K ? f[k1] : 0.0f);
         uint32_t *dst = planes + (size_t)gi * g->gplane;
         for (int y = 0; y < oh; y++) {
             uint32_t *row = dst + (size_t)(y + g->pt) * g->gw + g->pl;
-            for (int x = 0; x < ow; x += 16) {
-                const int len = ow - x < 16 ? ow - x : 16;
-                __m512i w = bf16_words(e + (size_t)y * ow + x, len, fe);
-                if (o) w = _mm512_or_si512(w, _mm512_slli_epi32(bf16_words(o + (size_t)y * ow + x, len, fo), 16));
-                _mm512_mask_storeu_epi32(row + x, len >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << len) - 1), w);
+            for (int x = 0; x < ow; x += 8) {
+                const int len = ow - x < 8 ? ow - x : 8;
+                __m256i w = bf16_words(e + (size_t)y * ow + x, len, fe);
+                if (o) w = _mm256_or_si256(w, _mm256_slli_epi32(bf16_words(o + (size_t)y * ow + x, len, fo), 16));
+                _mm256_mask_storeu_epi32(row + x, len >= 8 ? (__mmask8)0xff : (__mmask8)((1u << len) - 1), w);
             }
         }
     }
@@ -251,20 +251,20 @@ BTARGET static void fill_x_codes(const sq_conv_shape *cs, const qb_geo *g, const
                                  float inv, int cmin, int cmax, uint16_t *planes)
 {
     const int h = cs->h, w = cs->w, pad = cs->pad;
-    const __m512 iv = _mm512_set1_ps(inv), lo = _mm512_set1_ps((float)cmin),
-                 hi = _mm512_set1_ps((float)cmax);
+    const __m256 iv = _mm256_set1_ps(inv), lo = _mm256_set1_ps((float)cmin),
+                 hi = _mm256_set1_ps((float)cmax);
     for (int c = 0; c < cs->c; c++) {
         const float *xc = x + (size_t)c * h * w;
         uint16_t *pc = planes + (size_t)c * g->xplane;
         for (int y = 0; y < h; y++) {
             uint16_t *row = pc + (size_t)(y + pad) * g->xw + pad;
-            for (int xx = 0; xx < w; xx += 16) {
-                const int len = w - xx < 16 ? w - xx : 16;
-                const __mmask16 m = len >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << len) - 1);
-                __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, xc + (size_t)y * w + xx), iv),
-                                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-                _mm256_mask_storeu_epi16(row + xx, m, (__m256i)_mm512_cvtneps_pbh(v));
+            for (int xx = 0; xx < w; xx += 8) {
+                const int len = w - xx < 8 ? w - xx : 8;
+                const __mmask8 m = len >= 8 ? (__mmask8)0xff : (__mmask8)((1u << len) - 1);
+                __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_maskz_loadu_ps(m, xc + (size_t)y * w + xx), iv),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+                _mm_mask_storeu_epi16(row + xx, m, (__m128i)_mm256_cvtneps_pbh(v));
             }
         }
     }
@@ -282,14 +282,14 @@ BTARGET static void fill_gy_t(const sq_conv_shape *cs, const qb_geo *g, const fl
         for (int y = 0; y < oh; y++) {
             const float *r = src + (size_t)y * ow;
             uint32_t *d = dst + (size_t)y * g->hp;
-            for (int x = 0; x < ow; x += 32) {
-                const int n = ow - x < 32 ? ow - x : 32;
-                const __mmask16 ma = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
-                const __mmask16 mb = n >= 32 ? (__mmask16)0xffff : (n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0);
-                __m512 a = _mm512_maskz_loadu_ps(ma, r + x), b = _mm512_maskz_loadu_ps(mb, r + x + 16);
-                __m512i wds = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+            for (int x = 0; x < ow; x += 16) {
+                const int n = ow - x < 16 ? ow - x : 16;
+                const __mmask8 ma = n >= 8 ? (__mmask8)0xff : (__mmask8)((1u << n) - 1);
+                const __mmask8 mb = n >= 16 ? (__mmask8)0xff : (n > 8 ? (__mmask8)((1u << (n - 8)) - 1) : 0);
+                __m256 a = _mm256_maskz_loadu_ps(ma, r + x), b = _mm256_maskz_loadu_ps(mb, r + x + 8);
+                __m256i wds = (__m256i)_mm256_cvtne2ps_pbh(b, a);
                 const int np = (n + 1) / 2;
-                _mm512_mask_storeu_epi32(d + x / 2, np >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << np) - 1), wds);
+                _mm256_mask_storeu_epi32(d + x / 2, np >= 8 ? (__mmask8)0xff : (__mmask8)((1u << np) - 1), wds);
             }
         }
     }
@@ -482,6 +482,7 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
                 }
             }
         }
+        sq_cpu_clean_upper();
         if (gw) {
             /* (implicit barrier above) block partials summed in block order, then scaled by
                the input's step into gw (K, crs) from the (crs, mp) layout */
