@@ -1758,6 +1758,26 @@ static int run_bias_add_act(bo_ctx *c, const bo_row *r, const int *p, int mode)
     return 1;
 }
 
+/* fake-quantized conv operands for the qconv rows (arg: quantizer kind, bits): post-ReLU x and
+   normal w drawn, quantizers initialised on them, xq, wq and wqs = |s| wq by the oracle */
+static void qconv_operands(bo_ctx *c, const bo_row *r, size_t nx, size_t nw, float s, sq_quant_cfg *ca,
+                           sq_quant_cfg *cw, float *qpa, float *qpw, float *xq, float *wq, float *wqs)
+{
+    const sq_backend *o = c->ref;
+    float *x = keep(c, malloc(nx * sizeof(float))), *w = keep(c, malloc(nw * sizeof(float)));
+    float scr_w[SQ_QUANT_SCRATCH], scr_a[SQ_QUANT_SCRATCH];
+    sqt_fill_normal(x, nx, 0.3f, 1.0f, c->seed++);
+    for (size_t i = 0; i < nx; i++) x[i] = x[i] > 0 ? x[i] : 0; /* post-ReLU: some zero */
+    sqt_fill_normal(w, nw, 0.0f, 0.2f, c->seed++);
+    *cw = (sq_quant_cfg){.kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_WEIGHT, .bits = r->arg[1], .is_signed = 1};
+    *ca = (sq_quant_cfg){.kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_ACT, .bits = r->arg[1], .is_signed = 0};
+    sq_quant_init_weight(cw, w, nw, qpw);
+    sq_quant_init_act(ca, x, nx, qpa);
+    o->fakequant_fwd(cw, nw, w, qpw, wq, scr_w);
+    o->fakequant_fwd(ca, nx, x, qpa, xq, scr_a);
+    for (size_t i = 0; i < nw; i++) wqs[i] = fabsf(s) * wq[i];
+}
+
 /* the BF16 backward of a quantized convolution (arg: quantizer kind, bits) against the oracle's
    fp32 backward of the same tensors with |s| folded into the weight: within 2^-8 of the sum of
    |products| per element (gy rounded to bf16), gx written (shapes with a bias) or accumulated,
@@ -1770,23 +1790,11 @@ static int run_qconv_bwd(bo_ctx *c, const bo_row *r, const int *p, int mode)
     const int bias = p[10], gx_set = p[10];
     const size_t nx = (size_t)cs.n * cs.c * cs.h * cs.w, nw = (size_t)cs.k * (cs.c / cs.groups) * cs.r * cs.s,
                  ny = (size_t)cs.n * cs.k * cs.oh * cs.ow, nk = (size_t)cs.k;
-    float *x = keep(c, malloc(nx * sizeof(float))), *w = keep(c, malloc(nw * sizeof(float))), *xq = hn(c, nx),
-          *wq = hn(c, nw), *wqs = hz(c, nw), *gy = hz(c, ny), scr_w[SQ_QUANT_SCRATCH], scr_a[SQ_QUANT_SCRATCH],
-          qpw[2] = {0, 0}, qpa[2] = {0, 0};
+    float *xq = hn(c, nx), *wq = hn(c, nw), *wqs = hz(c, nw), *gy = hz(c, ny), qpw[2] = {0, 0}, qpa[2] = {0, 0};
     const float s = -0.75f;
-    sqt_fill_normal(x, nx, 0.3f, 1.0f, c->seed++);
-    for (size_t i = 0; i < nx; i++) x[i] = x[i] > 0 ? x[i] : 0;
-    sqt_fill_normal(w, nw, 0.0f, 0.2f, c->seed++);
+    sq_quant_cfg ca, cw;
+    qconv_operands(c, r, nx, nw, s, &ca, &cw, qpa, qpw, xq, wq, wqs);
     sqt_fill_normal(gy, ny, 0.0f, 1.0f, c->seed++);
-    sq_quant_cfg cw = {
-        .kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_WEIGHT, .bits = r->arg[1], .is_signed = 1};
-    sq_quant_cfg ca = {
-        .kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_ACT, .bits = r->arg[1], .is_signed = 0};
-    sq_quant_init_weight(&cw, w, nw, qpw);
-    sq_quant_init_act(&ca, x, nx, qpa);
-    o->fakequant_fwd(&cw, nw, w, qpw, wq, scr_w);
-    o->fakequant_fwd(&ca, nx, x, qpa, xq, scr_a);
-    for (size_t i = 0; i < nw; i++) wqs[i] = fabsf(s) * wq[i];
     /* starting values of the outputs, the oracle's results from them, and the bound */
     float *gx0 = hr(c, nx, -1, 1), *gw0 = hr(c, nw, -1, 1), *gb0 = hr(c, nk, -1, 1);
     float *gx = hd(c, gx0, nx), *gw = hd(c, gw0, nw), *gb = hd(c, gb0, nk);
@@ -1833,24 +1841,12 @@ static int run_qconv(bo_ctx *c, const bo_row *r, const int *p, int mode)
     const int bias = p[10];
     const size_t nx = (size_t)cs.n * cs.c * cs.h * cs.w, nw = (size_t)cs.k * (cs.c / cs.groups) * cs.r * cs.s,
                  ny = (size_t)cs.n * cs.k * cs.oh * cs.ow;
-    float *x = keep(c, malloc(nx * sizeof(float))), *w = keep(c, malloc(nw * sizeof(float))),
-          *b = keep(c, malloc((size_t)cs.k * sizeof(float))), *xq = hn(c, nx), *wq = hn(c, nw),
-          *wqs = hz(c, nw), *y = hn(c, ny), scr_w[SQ_QUANT_SCRATCH], scr_a[SQ_QUANT_SCRATCH], qpw[2] = {0, 0},
-          qpa[2] = {0, 0};
+    float *b = keep(c, malloc((size_t)cs.k * sizeof(float))), *xq = hn(c, nx), *wq = hn(c, nw), *wqs = hz(c, nw),
+          *y = hn(c, ny), qpw[2] = {0, 0}, qpa[2] = {0, 0};
     const float s = -0.75f;
-    sqt_fill_normal(x, nx, 0.3f, 1.0f, c->seed++);
-    for (size_t i = 0; i < nx; i++) x[i] = x[i] > 0 ? x[i] : 0; /* post-ReLU: some zero */
-    sqt_fill_normal(w, nw, 0.0f, 0.2f, c->seed++);
+    sq_quant_cfg ca, cw;
+    qconv_operands(c, r, nx, nw, s, &ca, &cw, qpa, qpw, xq, wq, wqs);
     sqt_fill_normal(b, (size_t)cs.k, 0.0f, 0.5f, c->seed++);
-    sq_quant_cfg cw = {
-        .kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_WEIGHT, .bits = r->arg[1], .is_signed = 1};
-    sq_quant_cfg ca = {
-        .kind = (sq_quant_kind)r->arg[0], .role = SQ_QROLE_ACT, .bits = r->arg[1], .is_signed = 0};
-    sq_quant_init_weight(&cw, w, nw, qpw);
-    sq_quant_init_act(&ca, x, nx, qpa);
-    o->fakequant_fwd(&cw, nw, w, qpw, wq, scr_w);
-    o->fakequant_fwd(&ca, nx, x, qpa, xq, scr_a);
-    for (size_t i = 0; i < nw; i++) wqs[i] = fabsf(s) * wq[i];
     o->conv2d_fwd(&cs, xq, wqs, bias ? b : NULL, y, hbytes(c, o->conv_ws_bytes(&cs)));
     const size_t wsb = be->conv_ws_bytes(&cs);
     void *ws = wsb ? dout_b(c, NULL, wsb) : NULL;

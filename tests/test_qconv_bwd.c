@@ -180,6 +180,17 @@ Test(qconv_bwd, arbitrary_gy_is_rounded)
     cr_expect_gt(r.gw, 1e-5);
 }
 
+/* LSQ W4A4 operands on the grids of steps 1/8 (activations) and 1/16 (weights), codes spread
+   over their whole ranges */
+static const sq_quant_cfg k_lsq_w = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_WEIGHT, .bits = 4, .is_signed = 1};
+static const sq_quant_cfg k_lsq_a = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_ACT, .bits = 4, .is_signed = 0};
+static float k_lsq_qpa[1] = {0.125f}, k_lsq_qpw[1] = {0.0625f};
+static void lsq_operands(float *xq, size_t nx, float *wq, size_t nw)
+{
+    for (size_t i = 0; i < nx; i++) xq[i] = 0.125f * (float)((i * 7) % 16);
+    for (size_t i = 0; i < nw; i++) wq[i] = 0.0625f * (float)((int)((i * 5) % 16) - 8);
+}
+
 Test(qconv_bwd, results_do_not_depend_on_the_thread_count)
 {
     if (!sq_cpu_qconv_bwd_available()) cr_skip("this CPU has no AVX-512 BF16: the BF16 backward is off");
@@ -189,11 +200,9 @@ Test(qconv_bwd, results_do_not_depend_on_the_thread_count)
     const size_t nx = (size_t)37 * 16 * 100, nw = (size_t)24 * 16 * 9, ny = (size_t)37 * 24 * 100;
     float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *gy = malloc(ny * 4);
     float *gx[2] = {malloc(nx * 4), malloc(nx * 4)}, *gw[2] = {calloc(nw, 4), calloc(nw, 4)};
-    float qpa[1] = {0.125f}, qpw[1] = {0.0625f};
-    sq_quant_cfg cw = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_WEIGHT, .bits = 4, .is_signed = 1};
-    sq_quant_cfg ca = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_ACT, .bits = 4, .is_signed = 0};
-    for (size_t i = 0; i < nx; i++) xq[i] = 0.125f * (float)((i * 7) % 16);
-    for (size_t i = 0; i < nw; i++) wq[i] = 0.0625f * (float)((int)((i * 5) % 16) - 8);
+    const float *qpa = k_lsq_qpa, *qpw = k_lsq_qpw;
+    const sq_quant_cfg cw = k_lsq_w, ca = k_lsq_a;
+    lsq_operands(xq, nx, wq, nw);
     sqt_fill_normal(gy, ny, 0.0f, 1.0f, 77);
     const int t0 = sq_cpu_threads();
     for (int v = 0; v < 2; v++) {
@@ -255,15 +264,14 @@ Test(qconv_bwd, wide_layers_take_the_weight_gradient_from_the_fp32_path)
     cr_assert_eq(sq_cpu_qconv_bwd_wgrad_ok(&cs), 0);
     const size_t nx = (size_t)32 * 256 * 64, nw = (size_t)256 * 256 * 9, ny = nx;
     float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *gy = malloc(ny * 4), *gx[2], *gw[2];
-    float gb[2][256] = {{0}}, qpa[1] = {0.125f}, qpw[1] = {0.0625f};
+    float gb[2][256] = {{0}};
+    const float *qpa = k_lsq_qpa, *qpw = k_lsq_qpw;
     for (int v = 0; v < 2; v++) {
         gx[v] = calloc(nx, 4);
         gw[v] = calloc(nw, 4);
     }
-    sq_quant_cfg cw = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_WEIGHT, .bits = 4, .is_signed = 1};
-    sq_quant_cfg ca = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_ACT, .bits = 4, .is_signed = 0};
-    for (size_t i = 0; i < nx; i++) xq[i] = 0.125f * (float)((i * 7) % 16);
-    for (size_t i = 0; i < nw; i++) wq[i] = 0.0625f * (float)((int)((i * 5) % 16) - 8);
+    const sq_quant_cfg cw = k_lsq_w, ca = k_lsq_a;
+    lsq_operands(xq, nx, wq, nw);
     sqt_fill_normal(gy, ny, 0.0f, 1.0f, 78);
     void *ws = malloc(be->conv_ws_bytes(&cs) + 64);
     be->conv2d_bwd(&cs, xq, wq, gy, gx[0], gw[0], gb[0], ws);
@@ -319,11 +327,9 @@ Test(qconv_bwd, the_avx512_kernels_leave_the_upper_registers_clean)
     const size_t nx = (size_t)2 * 16 * 144, nw = (size_t)16 * 16 * 9;
     float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *gy = malloc(nx * 4), *gx = malloc(nx * 4),
           *gw = calloc(nw, 4), *y = malloc(nx * 4);
-    float qpa[1] = {0.125f}, qpw[1] = {0.0625f};
-    sq_quant_cfg cw = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_WEIGHT, .bits = 4, .is_signed = 1};
-    sq_quant_cfg ca = {.kind = SQ_QUANT_LSQ, .role = SQ_QROLE_ACT, .bits = 4, .is_signed = 0};
-    for (size_t i = 0; i < nx; i++) xq[i] = 0.125f * (float)((i * 7) % 16);
-    for (size_t i = 0; i < nw; i++) wq[i] = 0.0625f * (float)((int)((i * 5) % 16) - 8);
+    const float *qpa = k_lsq_qpa, *qpw = k_lsq_qpw;
+    const sq_quant_cfg cw = k_lsq_w, ca = k_lsq_a;
+    lsq_operands(xq, nx, wq, nw);
     sqt_fill_normal(gy, nx, 0.0f, 1.0f, 79);
     const int t0 = sq_cpu_threads();
     sq_cpu_set_threads(1); /* the kernels run on this thread */

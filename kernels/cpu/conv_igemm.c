@@ -294,6 +294,20 @@ static void bwd_data_image(const sq_conv_shape *cs, const ig_geo *g, const float
     }
 }
 
+void sq_cpu_sum_parts(float *parts, int nb, size_t stride, size_t len)
+{
+#pragma omp for schedule(static)
+    for (size_t q0 = 0; q0 < len; q0 += 256) {
+        const size_t m = len - q0 < 256 ? len - q0 : 256;
+        float *d = parts + q0;
+        for (int b = 1; b < nb; b++) {
+            const float *sp = parts + (size_t)b * stride + q0;
+#pragma omp simd
+            for (size_t q = 0; q < m; q++) d[q] += sp[q];
+        }
+    }
+}
+
 void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, const float *gy,
                       float *gx, float *gw, void *ws, int nthr)
 {
@@ -341,16 +355,7 @@ void sq_cpu_igemm_bwd(const sq_conv_shape *cs, const float *x, const float *w, c
         if (gw) {
             /* (implicit barrier above) block partials summed in block order into block 0,
                contiguously, then gw (K, crs) += that sum read from its (groups, crs, mp) layout */
-#pragma omp for schedule(static)
-            for (size_t q0 = 0; q0 < g.part; q0 += 256) {
-                const size_t len = g.part - q0 < 256 ? g.part - q0 : 256;
-                float *d = parts + q0;
-                for (int b = 1; b < nb; b++) {
-                    const float *sp = parts + (size_t)b * bpart + q0;
-#pragma omp simd
-                    for (size_t q = 0; q < len; q++) d[q] += sp[q];
-                }
-            }
+            sq_cpu_sum_parts(parts, nb, bpart, g.part);
             const long nw = (long)cs->k * g.crs;
 #pragma omp for schedule(static)
             for (long e = 0; e < nw; e++) {

@@ -49,6 +49,13 @@ __attribute__((target("avx512f"))) static inline void sq_cpu_clean_upper(void)
 #endif
 
 /* ---- qconv.c: quantized conv forward in integer arithmetic (AVX-512 VNNI) ---- */
+/* the quantizer's integer grid (quant_math.h sq_qm_grid) with its parameters qp loaded, for a
+   tensor of n elements: step > 0 and finite, codes cmin..cmax; 0 if it has none */
+int sq_cpu_quant_grid(const sq_quant_cfg *cfg, const float *qp, size_t n, float *step, int *cmin, int *cmax);
+/* the weight's step per output row into rstep[k] (one for all rows of a per-tensor quantizer, a
+   row's own for per-channel ones), the codes' range over all rows; 0 if a row has no grid */
+int sq_cpu_weight_steps(const sq_conv_shape *cs, const sq_quant_cfg *qw, const float *qpw, float *rstep,
+                        int *wlo, int *whi);
 int sq_cpu_qconv_available(void);
 int sq_cpu_qconv_shape_ok(const sq_conv_shape *cs);
 size_t sq_cpu_qconv_ws_bytes(const sq_conv_shape *cs, int threads);
@@ -59,6 +66,10 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
 int sq_cpu_qconv2d_fwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
                        const float *xq, const sq_quant_cfg *qw, const float *qpw, const float *wq,
                        const float *yscale, const float *b, float *y, void *ws);
+
+/* conv_igemm.c: inside a parallel region (an orphaned worksharing loop): parts[0 .. len) +=
+   parts[b * stride ..] for b = 1 .. nb - 1, in block order (deterministic) */
+void sq_cpu_sum_parts(float *parts, int nb, size_t stride, size_t len);
 
 /* ---- qconv_bwd.c: quantized conv backward with BF16 dot products (AVX-512 BF16) ---- */
 int sq_cpu_qconv_bwd_available(void);

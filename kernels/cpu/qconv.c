@@ -58,9 +58,8 @@ size_t sq_cpu_qconv_ws_bytes(const sq_conv_shape *cs, int threads)
     return (g.apack + g.ints) * 4 + (size_t)threads * g.planes + 64;
 }
 
-/* the quantizer's integer grid with its parameters loaded; 0 if none (or not in range) */
-static int grid_of(const sq_quant_cfg *cfg, const float *qp, size_t n, float *step, int *cmin,
-                   int *cmax)
+/* the quantizer's integer grid with its parameters loaded (cpu_ops.h); 0 if none */
+int sq_cpu_quant_grid(const sq_quant_cfg *cfg, const float *qp, size_t n, float *step, int *cmin, int *cmax)
 {
     sq_qm_ctx k;
     sq_qm_ctx_init(&k, cfg, n);
@@ -68,6 +67,32 @@ static int grid_of(const sq_quant_cfg *cfg, const float *qp, size_t n, float *st
     if (np > 0) k.p0 = qp[0];
     if (np > 1) k.p1 = qp[1];
     return sq_qm_grid(&k, step, cmin, cmax) && *step > 0.0f && isfinite(*step);
+}
+
+/* the weight's grid per output row (cpu_ops.h): one for a per-tensor quantizer; per-channel
+   weights (quant.h) have a grid per channel, whose steps differ for LSQ (s_c) */
+int sq_cpu_weight_steps(const sq_conv_shape *cs, const sq_quant_cfg *qw, const float *qpw, float *rstep,
+                        int *wlo, int *whi)
+{
+    const size_t nw = (size_t)cs->k * (cs->c / cs->groups) * cs->r * cs->s;
+    const int wch = sq_quant_channels(qw), npw = sq_quant_nparams(qw);
+    sq_quant_cfg qw1 = *qw;
+    qw1.channels = 0;
+    float sw = 0.0f;
+    *wlo = 0;
+    *whi = 0;
+    for (int o = 0; o < cs->k; o++) {
+        if (wch > 1 || o == 0) {
+            float p[SQ_QUANT_MAX_PARAMS] = {0};
+            int lo, hi;
+            for (int j = 0; j < npw; j++) p[j] = wch > 1 ? qpw[j * wch + o] : qpw[j];
+            if (!sq_cpu_quant_grid(&qw1, p, wch > 1 ? nw / (size_t)wch : nw, &sw, &lo, &hi)) return 0;
+            if (lo < *wlo) *wlo = lo;
+            if (hi > *whi) *whi = hi;
+        }
+        rstep[o] = sw;
+    }
+    return 1;
 }
 
 #if defined(__x86_64__)
@@ -202,29 +227,18 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
                      const float *yscale, const float *b, float *y, void *ws, int nthr)
 {
     if (!sq_cpu_qconv_available() || !sq_cpu_qconv_shape_ok(cs)) return 0;
-    const size_t nw = (size_t)cs->k * cs->c * cs->r * cs->s;
-    float sx, sw;
+    float sx;
     int xlo, xhi, wlo, whi;
-    if (!grid_of(qa, qpa, (size_t)cs->n * cs->c * cs->h * cs->w, &sx, &xlo, &xhi) || xlo < 0 || xhi > 255)
+    if (!sq_cpu_quant_grid(qa, qpa, (size_t)cs->n * cs->c * cs->h * cs->w, &sx, &xlo, &xhi) || xlo < 0 ||
+        xhi > 255)
         return 0;
-    /* the weight's grid per output row: one for a per-tensor quantizer; per-channel weights
-       (quant.h) have a grid per channel, whose steps differ for LSQ (s_c) */
-    const int K = cs->k, wch = sq_quant_channels(qw), npw = sq_quant_nparams(qw);
+    const int K = cs->k;
     float *rstep = malloc(2 * (size_t)K * sizeof(float));
     if (!rstep) return 0;
     float *rscale = rstep + K;
-    sq_quant_cfg qw1 = *qw;
-    qw1.channels = 0;
-    for (int o = 0; o < K; o++) {
-        if (wch > 1 || o == 0) {
-            float p[SQ_QUANT_MAX_PARAMS] = {0};
-            for (int j = 0; j < npw; j++) p[j] = wch > 1 ? qpw[j * wch + o] : qpw[j];
-            if (!grid_of(&qw1, p, wch > 1 ? nw / (size_t)wch : nw, &sw, &wlo, &whi) || wlo < -128 || whi > 127) {
-                free(rstep);
-                return 0;
-            }
-        }
-        rstep[o] = sw;
+    if (!sq_cpu_weight_steps(cs, qw, qpw, rstep, &wlo, &whi) || wlo < -128 || whi > 127) {
+        free(rstep);
+        return 0;
     }
     const qc_geo g = qc_geometry(cs);
     int32_t *apack = ws;

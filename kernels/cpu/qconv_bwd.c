@@ -355,19 +355,6 @@ BTARGET static void wgemm(int m, int kd, const uint32_t *gt, int mp, const uint1
     }
 }
 
-/* the quantizer's integer grid with its parameters loaded; 0 if none */
-static int grid_of(const sq_quant_cfg *cfg, const float *qp, size_t n, float *step, int *cmin,
-                   int *cmax)
-{
-    sq_qm_ctx k;
-    sq_qm_ctx_init(&k, cfg, n);
-    int np = sq_qm_nparams(&k);
-    if (np > 0) k.p0 = qp[0];
-    if (np > 1) k.p1 = qp[1];
-    return sq_qm_grid(&k, step, cmin, cmax) && *step > 0.0f && isfinite(*step) && *cmin >= -256 &&
-           *cmax <= 256;
-}
-
 int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
                          const float *xq, const sq_quant_cfg *qw, const float *qpw,
                          const float *wq, const float *yscale, const float *gy, float *gx,
@@ -377,9 +364,12 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
     if (gw && !sq_cpu_qconv_bwd_wgrad_ok(cs)) return 0;
     const int K = cs->k, C = cs->c, R = cs->r, S = cs->s, n = cs->n;
     const size_t nw = (size_t)K * C * R * S;
-    float sx = 0.0f, sw = 0.0f;
+    float sx = 0.0f;
     int xlo = 0, xhi = 0, wlo = 0, whi = 0;
-    if (gw && !grid_of(qa, qpa, (size_t)n * C * cs->h * cs->w, &sx, &xlo, &xhi)) return 0;
+    /* codes of at most 9 bits: exact in bf16 */
+    if (gw && (!sq_cpu_quant_grid(qa, qpa, (size_t)n * C * cs->h * cs->w, &sx, &xlo, &xhi) || xlo < -256 ||
+               xhi > 256))
+        return 0;
     const qb_geo g = qb_geometry(cs);
     uint8_t *base = (uint8_t *)rnd((uintptr_t)ws, 64);
     uint32_t *apack = (uint32_t *)base;
@@ -391,23 +381,14 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
     int *off_d = ints, *cd = ints + sq_pad64(g.kd2), *off_w = cd + 3 * sq_pad64(g.ncd);
     float post = 1.0f;
     if (gx) {
-        /* the weight's grid per output channel (per-channel weights have one each); gy's factor
-           f[k]: the step of the codes it meets and the output scale, applied to gy per channel
-           (per-channel weights with different steps) or once to the sums (one step for all:
-           then only gy's own rounding remains) */
-        const int wch = sq_quant_channels(qw), npw = sq_quant_nparams(qw);
-        sq_quant_cfg qw1 = *qw;
-        qw1.channels = 0;
+        /* the weight's step per output channel into f; gy's factor f[k]: the step of the codes it
+           meets and the output scale, applied to gy per channel (per-channel weights with
+           different steps) or once to the sums (one step for all: then only gy's own rounding
+           remains) */
         const float ys = yscale ? fabsf(yscale[0]) : 1.0f;
         if (!(ys > 0.0f) || !isfinite(ys)) return 0;
-        for (int o = 0; o < K; o++) {
-            if (wch > 1 || o == 0) {
-                float p[SQ_QUANT_MAX_PARAMS] = {0};
-                for (int j = 0; j < npw; j++) p[j] = wch > 1 ? qpw[j * wch + o] : qpw[j];
-                if (!grid_of(&qw1, p, wch > 1 ? nw / (size_t)wch : nw, &sw, &wlo, &whi)) return 0;
-            }
-            f[o] = sw; /* the step, for the codes below */
-        }
+        if (!sq_cpu_weight_steps(cs, qw, qpw, f, &wlo, &whi) || wlo < -256 || whi > 256) return 0;
+        /* codes of row k, flipped taps, packed as channel pairs per input channel */
         for (int i0 = 0; i0 < C; i0 += BMR)
             for (int gi = 0; gi < g.k2; gi++)
                 for (int j = 0; j < R; j++)
@@ -486,16 +467,7 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
         if (gw) {
             /* (implicit barrier above) block partials summed in block order, then scaled by
                the input's step into gw (K, crs) from the (crs, mp) layout */
-#pragma omp for schedule(static)
-            for (size_t q0 = 0; q0 < g.part; q0 += 256) {
-                const size_t len = g.part - q0 < 256 ? g.part - q0 : 256;
-                float *d = parts + q0;
-                for (int b = 1; b < nb; b++) {
-                    const float *sp = parts + (size_t)b * bpart + q0;
-#pragma omp simd
-                    for (size_t q = 0; q < len; q++) d[q] += sp[q];
-                }
-            }
+            sq_cpu_sum_parts(parts, nb, bpart, g.part);
             const long nwl = (long)nw;
 #pragma omp for schedule(static)
             for (long e = 0; e < nwl; e++)
