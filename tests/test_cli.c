@@ -1,6 +1,7 @@
 /* test_cli.c: the sqakd executable end to end: bad arguments give one clear line, a non-zero exit
    and no files; --help works everywhere; a label-free distillation runs on an IDX file without
    labels; eval --json prints the promised fields. Uses $SQAKD_BIN (make test sets it). */
+#include "../kernels/cpu/cpu_ops.h"
 #include "sqakd/checkpoint.h"
 #include "sqakd/json.h"
 #include "util_check.h"
@@ -377,4 +378,53 @@ Test(cli, quantized_student_refused_as_teacher, .init = setup, .fini = teardown)
     cr_expect_neq(run("sweep --teacher %s/s/last.safetensors --data idx:%s --quantizers ewgs --bits 2 --epochs 1 "
                       "--out %s/sw", g_dir, img, g_dir), 0);
     cr_expect(strstr(g_out, "is a quantized student (pact W2A2") != NULL, "%s", g_out);
+}
+
+/* --backend-opt bf16-bwd reaches the CPU backend and the record: the run's command.txt says which
+   backward it used, the two settings train different students (the BF16 backward rounds the
+   output gradient) and each is reproducible; a bad value is one error line */
+Test(cli, bf16_backward_option_is_recorded_and_changes_the_run, .init = setup, .fini = teardown)
+{
+    char t[300], img[300], lab[300], args[1024];
+    snprintf(t, sizeof t, "%s/t.safetensors", g_dir);
+    snprintf(img, sizeof img, "%s/img.idx", g_dir);
+    snprintf(lab, sizeof lab, "%s/lab.idx", g_dir);
+    write_teacher(t);
+    write_idx(img, lab, 64);
+    snprintf(args, sizeof args, "distill --teacher %s --data idx:%s --epochs 1 --batch 16 --backend-opt bf16-bwd=2", t, img);
+    expect_fails_cleanly("--backend-opt bf16-bwd takes 0 or 1, got '2'", args);
+    const char *v[3] = {"", "--backend-opt bf16-bwd=0", "--backend-opt bf16-bwd=1"};
+    unsigned char *ck[3];
+    size_t nck[3];
+    for (int i = 0; i < 3; i++) {
+        int rc = run("distill --teacher %s --data idx:%s --quantizer ewgs --wbits 4 --abits 4 --epochs 1 --batch 16 "
+                     "--threads 2 --seed 3 %s --out %s/b%d", t, img, v[i], g_dir, i);
+        cr_assert_eq(rc, 0, "%s", g_out);
+        char p[600];
+        snprintf(p, sizeof p, "%s/b%d/command.txt", g_dir, i);
+        size_t n;
+        char *cmd = (char *)sqt_slurp(p, &n);
+        cr_assert(cmd);
+        cr_expect(strstr(cmd, i == 1 ? "bf16-bwd=0" : "bf16-bwd=1") != NULL, "%s", cmd);
+        free(cmd);
+        snprintf(p, sizeof p, "%s/b%d/last.safetensors", g_dir, i);
+        ck[i] = sqt_slurp(p, &nck[i]);
+        cr_assert(ck[i]);
+    }
+    /* the default is the BF16 backward: the same tensors as bf16-bwd=1 (safetensors: an 8-byte
+       header length, the JSON header with the run's metadata, then the tensors' bytes) */
+    const unsigned char *data[3];
+    size_t nd[3];
+    for (int i = 0; i < 3; i++) {
+        unsigned long long h = 0;
+        for (int b = 7; b >= 0; b--) h = h << 8 | ck[i][b];
+        cr_assert_lt(8 + h, nck[i]);
+        data[i] = ck[i] + 8 + h;
+        nd[i] = nck[i] - 8 - h;
+    }
+    cr_expect(nd[0] == nd[2] && memcmp(data[0], data[2], nd[0]) == 0, "the default differs from bf16-bwd=1");
+    if (sq_cpu_qconv_bwd_available())
+        cr_expect(nd[1] == nd[2] && memcmp(data[1], data[2], nd[1]) != 0,
+                  "bf16-bwd=0 and bf16-bwd=1 trained the same student");
+    for (int i = 0; i < 3; i++) free(ck[i]);
 }
