@@ -2210,11 +2210,13 @@ static const int qconv_p[][BO_P] = {
     {3, 4, 8, 8, 8, 3, 3, 1, 1, 1, 1}, {2, 4, 7, 7, 6, 3, 3, 2, 1, 1, 1}, {2, 4, 6, 6, 4, 3, 3, 1, 1, 2, 1},
     {2, 5, 7, 9, 6, 1, 3, 1, 1, 1, 1}, {2, 4, 9, 6, 5, 5, 2, 1, 0, 1, 0}, /* kh != kw */
 };
-/* the BF16 backward: rows of 8 positions or more run, narrower ones (and stride 2) decline */
+/* the BF16 backward: rows of 8 positions or more, narrower ones (unfolded over blocks of
+   images: 6x6, 4x4, 7x7 with 9 images), stride 2 declines */
 static const int qconvb_p[][BO_P] = {
     {2, 5, 7, 9, 6, 3, 3, 1, 1, 1, 1}, {2, 16, 8, 8, 16, 3, 3, 1, 1, 1, 0}, {1, 3, 6, 12, 7, 1, 1, 1, 0, 1, 1},
-    {2, 6, 9, 13, 9, 5, 5, 1, 2, 1, 0}, {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 1} /* declines: rows of 6 */,
-    {2, 4, 16, 16, 4, 3, 3, 2, 1, 1, 0} /* declines: stride 2 */, {2, 5, 9, 17, 33, 3, 3, 1, 0, 1, 1},
+    {2, 6, 9, 13, 9, 5, 5, 1, 2, 1, 0}, {2, 4, 6, 6, 4, 3, 3, 1, 1, 1, 1}, {3, 7, 4, 4, 9, 3, 3, 1, 1, 1, 0},
+    {9, 6, 7, 7, 5, 3, 3, 1, 1, 1, 1}, {2, 4, 16, 16, 4, 3, 3, 2, 1, 1, 0} /* declines: stride 2 */,
+    {2, 5, 9, 17, 33, 3, 3, 1, 0, 1, 1},
 };
 /* n, c, h, w, k, stride, pad: overlapping windows, padding, odd sizes, 1x1 */
 static const int pool_p[][BO_P] = {{2, 3, 7, 7, 3, 2, 1}, {1, 1, 1, 1, 1, 1, 0},   {3, 5, 11, 13, 2, 2, 0},

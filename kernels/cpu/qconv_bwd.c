@@ -19,9 +19,11 @@
    transposed per image to (position pair, output channel) words, the input codes go into padded
    bf16 planes, and each tap broadcasts the two codes of a position pair; sums per fixed block of
    images, added in block order (deterministic, independent of the thread count).
-   Stride 1, groups 1, pad < kernel size, rows of 8 positions or more; otherwise (and without
-   AVX-512 BF16) the caller runs the fp32 backward, as it does for the weight gradient of layers
-   whose block partials would be too large, and for the bias gradient. */
+   Rows narrower than 8 positions (4x4 and 7x7 maps) would idle most of each vector: there
+   sub-blocks of images are unfolded side by side first (run_narrow).
+   Stride 1, groups 1, pad < kernel size; otherwise (and without AVX-512 BF16) the caller runs
+   the fp32 backward, as it does for the weight gradient of layers whose block partials would be
+   too large, and for the bias gradient. */
 #include "cpu_ops.h"
 #include "sqakd/quant_math.h"
 #include <omp.h>
@@ -45,9 +47,22 @@ typedef struct qb_geo {
     size_t part;              /* floats of one block's weight-gradient partial */
     size_t gpl_w, xpl_h, gt_w, tmp_w; /* per-thread: gy planes (words), code planes (uint16),
                                           transposed gy (words), converted rows (words) */
+    int nbw;                  /* weight-gradient blocks of images (fixed by the shape and n) */
+    /* rows narrower than 8 (narrow): sub-blocks of bi images unfolded side by side (im2col of
+       the planes above: ldb gx positions, ldx output positions per sub-block) */
+    int narrow, bi, ldb, ldx;
+    size_t cols_w, xcols_h, t_f, gf_f; /* per-thread: unfolded gy pairs (words), unfolded codes
+                                          (uint16), the input grad's sums, gy rows (floats) */
 } qb_geo;
 
 static size_t rnd(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+static int wchunks(int n) { return n < QB_WCHUNKS ? n : QB_WCHUNKS; }
+
+/* the weight gradient's block partials: at most this many bytes (a 512 -> 512 3x3 layer on maps of
+   8x8 and up would need 300 MB in 32 blocks; such layers leave their weight gradient to the fp32
+   path, and narrow rows take fewer, larger blocks) */
+#define QB_PARTS_MAX (48u << 20)
 
 static qb_geo qb_geometry(const sq_conv_shape *cs)
 {
@@ -76,32 +91,55 @@ static qb_geo qb_geometry(const sq_conv_shape *cs)
     g.xpl_h = g.xplanes;
     g.gt_w = rnd(g.npair * g.mp, 16);
     g.tmp_w = rnd((size_t)cs->k * g.npair + 16, 16);
+    g.nbw = wchunks(cs->n);
+    g.narrow = cs->ow < 8;
+    if (g.narrow) {
+        const int hw = cs->h * cs->w, ohw = cs->oh * cs->ow;
+        g.bi = 256 / (hw > ohw ? hw : ohw);
+        if (g.bi < 1) g.bi = 1;
+        if (g.bi > cs->n) g.bi = cs->n;
+        g.ldb = (int)rnd((size_t)g.bi * hw, 8);
+        g.ldx = (int)rnd((size_t)g.bi * ohw, 16);
+        g.ncd = g.ldb / 8;
+        g.ints = sq_pad64(g.kd2) + 3 * sq_pad64(g.ncd) + sq_pad64(g.crs);
+        g.gpl_w = (size_t)g.bi * g.k2 * g.gplane;        /* every image's pair planes */
+        g.xpl_h = (size_t)g.bi * g.xplanes;               /* every image's code planes */
+        g.npair = (size_t)g.ldx / 2;
+        g.hp = g.ldx / 2;
+        g.gt_w = rnd(g.npair * g.mp, 16);
+        g.tmp_w = rnd((size_t)cs->k * g.npair + 16, 16);
+        g.cols_w = (size_t)g.kd2 * g.ldb;
+        g.xcols_h = (size_t)g.crs * g.ldx + 32;
+        g.t_f = (size_t)cs->c * g.ldb;
+        g.gf_f = (size_t)cs->k * g.ldx;
+        /* the partials of at most QB_PARTS_MAX bytes, an even count of blocks (two threads) */
+        const size_t pb = rnd(g.part * 4, 64);
+        size_t nb = QB_PARTS_MAX / pb;
+        const size_t nsub = (size_t)(cs->n + g.bi - 1) / (size_t)g.bi;
+        if (nb > (size_t)g.nbw) nb = (size_t)g.nbw;
+        if (nb > nsub) nb = nsub; /* every block at least one sub-block */
+        if (nb > 1) nb &= ~(size_t)1;
+        g.nbw = (int)nb;
+    }
     return g;
 }
 
-/* rows of at least 8 positions: narrower ones would leave most of each 8-position vector idle
-   (the fp32 path runs those as GEMMs over blocks of images, conv_bgemm.c) */
 int sq_cpu_qconv_bwd_shape_ok(const sq_conv_shape *cs)
 {
     return cs->stride == 1 && cs->groups == 1 && cs->pad < cs->r && cs->pad < cs->s &&
-           cs->oh > 0 && cs->ow >= 8 && cs->r <= 7 && cs->s <= 7;
+           cs->oh > 0 && cs->ow > 0 && cs->r <= 7 && cs->s <= 7;
 }
-
-static int wchunks(int n) { return n < QB_WCHUNKS ? n : QB_WCHUNKS; }
-
-/* the weight gradient's block partials: at most this many bytes (a 512 -> 512 3x3 layer would
-   need 300 MB; such layers leave their weight gradient to the fp32 path) */
-#define QB_PARTS_MAX (48u << 20)
 
 static size_t parts_bytes(const sq_conv_shape *cs, const qb_geo *g)
 {
-    return (size_t)wchunks(cs->n) * rnd(g->part * 4, 64);
+    (void)cs;
+    return (size_t)g->nbw * rnd(g->part * 4, 64);
 }
 
 int sq_cpu_qconv_bwd_wgrad_ok(const sq_conv_shape *cs)
 {
     const qb_geo g = qb_geometry(cs);
-    return parts_bytes(cs, &g) <= QB_PARTS_MAX;
+    return g.nbw >= 1 && parts_bytes(cs, &g) <= QB_PARTS_MAX;
 }
 
 /* bytes: shared (packed weights, tables, per-row factors, block partials where this path
@@ -116,7 +154,8 @@ static size_t shared_bytes(const sq_conv_shape *cs, const qb_geo *g)
 static size_t thread_bytes(const qb_geo *g)
 {
     return rnd(g->gpl_w * 4, 64) + rnd(g->xpl_h * 2, 64) + rnd(g->gt_w * 4, 64) +
-           rnd(g->tmp_w * 4, 64);
+           rnd(g->tmp_w * 4, 64) + rnd(g->cols_w * 4, 64) + rnd(g->xcols_h * 2, 64) +
+           rnd(g->t_f * 4, 64) + rnd(g->gf_f * 4, 64);
 }
 
 size_t sq_cpu_qconv_bwd_ws_bytes(const sq_conv_shape *cs, int threads)
@@ -355,6 +394,121 @@ BTARGET static void wgemm(int m, int kd, const uint32_t *gt, int mp, const uint1
     }
 }
 
+/* rows narrower than 8: per sub-block of g->bi images, gy's channel-pair planes and the input
+   codes' planes of every image as in the wide path, unfolded side by side (im2col, the words
+   and codes copied, not converted again), then the same kernels over the unfolded matrices; the
+   input gradient's sums land in t and are added (or written) into gx per image */
+static void run_narrow(const sq_conv_shape *cs, const qb_geo *g, const float *xq, float sx, int xlo,
+                       int xhi, const float *gy, const float *f, float post, const uint32_t *apack,
+                       const int *off_d, const int *cd, const int *off_w, float *gx, int gx_set,
+                       float *gw, float *parts, uint8_t *tbase, int nthr)
+{
+    const int K = cs->k, C = cs->c, R = cs->r, S = cs->s, n = cs->n, h = cs->h, w = cs->w;
+    const int oh = cs->oh, ow = cs->ow, hw = h * w, ohw = oh * ow;
+    const size_t chw = (size_t)C * hw, bpart = rnd(g->part * 4, 64) / 4, tb = thread_bytes(g);
+    const int nsub = (n + g->bi - 1) / g->bi, nb = g->nbw;
+    const float inv_x = gw ? 1.0f / sx : 0.0f;
+    /* a view of the unfolded gy rows as one "image" of 1 x ldx for fill_gy_t */
+    sq_conv_shape flat = *cs;
+    flat.oh = 1;
+    flat.ow = g->ldx;
+    qb_geo gflat = *g;
+    gflat.hp = g->ldx / 2;
+    gflat.npair = (size_t)g->ldx / 2;
+#pragma omp parallel num_threads(nthr)
+    {
+        uint8_t *tp = tbase + (size_t)omp_get_thread_num() * tb;
+        uint32_t *gpl = (uint32_t *)tp;
+        uint16_t *xpl = (uint16_t *)(tp + rnd(g->gpl_w * 4, 64));
+        uint32_t *gtp = (uint32_t *)((uint8_t *)xpl + rnd(g->xpl_h * 2, 64));
+        uint32_t *tmp = (uint32_t *)((uint8_t *)gtp + rnd(g->gt_w * 4, 64));
+        uint32_t *cols = (uint32_t *)((uint8_t *)tmp + rnd(g->tmp_w * 4, 64));
+        uint16_t *xcols = (uint16_t *)((uint8_t *)cols + rnd(g->cols_w * 4, 64));
+        float *t = (float *)((uint8_t *)xcols + rnd(g->xcols_h * 2, 64));
+        float *gf = (float *)((uint8_t *)t + rnd(g->t_f * 4, 64));
+        if (gx) {
+            memset(gpl, 0, g->gpl_w * 4);
+            memset(cols, 0, g->cols_w * 4);
+        }
+        if (gw) {
+            memset(xpl, 0, g->xpl_h * 2);
+            memset(xcols, 0, g->xcols_h * 2);
+            memset(gf, 0, g->gf_f * 4);
+            memset(gtp, 0, g->gt_w * 4);
+        }
+        /* units: weight-gradient blocks (each a run of sub-blocks) or, input gradient only,
+           sub-blocks */
+        const int units = gw ? nb : nsub;
+#pragma omp for schedule(dynamic, 1)
+        for (int u = 0; u < units; u++) {
+            const int s0 = gw ? (int)((long)nsub * u / nb) : u;
+            const int s1 = gw ? (int)((long)nsub * (u + 1) / nb) : u + 1;
+            float *part = parts + (size_t)u * bpart;
+            for (int sb = s0; sb < s1; sb++) {
+                const int i0 = sb * g->bi, ni = n - i0 < g->bi ? n - i0 : g->bi;
+                if (gw) {
+                    for (int ii = 0; ii < ni; ii++)
+                        fill_x_codes(cs, g, xq + (size_t)(i0 + ii) * chw, inv_x, xlo, xhi, xpl + (size_t)ii * g->xplanes);
+                    for (int c = 0; c < C; c++)
+                        for (int r = 0; r < R; r++)
+                            for (int s_ = 0; s_ < S; s_++) {
+                                uint16_t *row = xcols + (size_t)((c * R + r) * S + s_) * g->ldx;
+                                for (int ii = 0; ii < ni; ii++) {
+                                    const uint16_t *pl = xpl + (size_t)ii * g->xplanes + (size_t)c * g->xplane;
+                                    for (int y = 0; y < oh; y++)
+                                        memcpy(row + (size_t)ii * ohw + (size_t)y * ow,
+                                               pl + (size_t)(y + r) * g->xw + s_, (size_t)ow * 2);
+                                }
+                                if (ni < g->bi) memset(row + (size_t)ni * ohw, 0, (size_t)(g->ldx - ni * ohw) * 2);
+                            }
+                    for (int k = 0; k < K; k++) {
+                        float *row = gf + (size_t)k * g->ldx;
+                        for (int ii = 0; ii < ni; ii++)
+                            memcpy(row + (size_t)ii * ohw, gy + ((size_t)(i0 + ii) * K + k) * ohw, (size_t)ohw * 4);
+                        if (ni < g->bi) memset(row + (size_t)ni * ohw, 0, (size_t)(g->ldx - ni * ohw) * 4);
+                    }
+                    fill_gy_t(&flat, &gflat, gf, tmp, gtp);
+                    wgemm(K, g->crs, gtp, g->mp, xcols, off_w, 1, g->ldx / 2, 0, part, sb != s0);
+                }
+                if (gx) {
+                    for (int ii = 0; ii < ni; ii++)
+                        fill_gy_pairs(cs, g, gy + (size_t)(i0 + ii) * K * ohw, f, gpl + (size_t)ii * g->k2 * g->gplane);
+                    for (int kp = 0; kp < g->k2; kp++)
+                        for (int j = 0; j < R; j++)
+                            for (int l = 0; l < S; l++) {
+                                uint32_t *row = cols + (size_t)((kp * R + j) * S + l) * g->ldb;
+                                for (int ii = 0; ii < ni; ii++) {
+                                    const uint32_t *pl = gpl + ((size_t)ii * g->k2 + kp) * g->gplane;
+                                    for (int y = 0; y < h; y++)
+                                        memcpy(row + (size_t)ii * hw + (size_t)y * w,
+                                               pl + (size_t)(y + j) * g->gw + l, (size_t)w * 4);
+                                }
+                                if (ni < g->bi) memset(row + (size_t)ni * hw, 0, (size_t)(g->ldb - ni * hw) * 4);
+                            }
+                    dgemm(C, g->kd2, apack, cols, off_d, g->ncd, cd, cd + sq_pad64(g->ncd), cd + 2 * sq_pad64(g->ncd),
+                          t, (size_t)g->ldb, post, 0);
+                    for (int ii = 0; ii < ni; ii++)
+                        for (int c = 0; c < C; c++) {
+                            const float *src = t + (size_t)c * g->ldb + (size_t)ii * hw;
+                            float *dst = gx + (size_t)(i0 + ii) * chw + (size_t)c * hw;
+                            if (gx_set) memcpy(dst, src, (size_t)hw * 4);
+                            else
+                                for (int q = 0; q < hw; q++) dst[q] += src[q];
+                        }
+                }
+            }
+        }
+        sq_cpu_clean_upper();
+        if (gw) {
+            sq_cpu_sum_parts(parts, nb, bpart, g->part);
+            const long nwl = (long)K * g->crs;
+#pragma omp for schedule(static)
+            for (long e = 0; e < nwl; e++)
+                gw[e] += sx * parts[(size_t)(e % g->crs) * g->mp + e / g->crs];
+        }
+    }
+}
+
 int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const float *qpa,
                          const float *xq, const sq_quant_cfg *qw, const float *qpw,
                          const float *wq, const float *yscale, const float *gy, float *gx,
@@ -416,20 +570,31 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
             post = f[0] * ys;
             for (int o = 0; o < K; o++) f[o] = 1.0f;
         }
-        for (int gi = 0; gi < g.k2; gi++)
-            for (int j = 0; j < R; j++)
-                for (int l = 0; l < S; l++)
-                    off_d[(gi * R + j) * S + l] = (int)((size_t)gi * g.gplane + (size_t)j * g.gw + l);
-        sq_cpu_fast_chunks(cs->h, cs->w, g.gw, cs->w, cd, cd + sq_pad64(g.ncd), cd + 2 * sq_pad64(g.ncd));
+        if (g.narrow) { /* rows of the unfolded matrix; chunks of 8 of its columns */
+            for (int kk = 0; kk < g.kd2; kk++) off_d[kk] = kk * g.ldb;
+            sq_cpu_fast_chunks(1, g.ldb, g.ldb, g.ldb, cd, cd + sq_pad64(g.ncd), cd + 2 * sq_pad64(g.ncd));
+        } else {
+            for (int gi = 0; gi < g.k2; gi++)
+                for (int j = 0; j < R; j++)
+                    for (int l = 0; l < S; l++)
+                        off_d[(gi * R + j) * S + l] = (int)((size_t)gi * g.gplane + (size_t)j * g.gw + l);
+            sq_cpu_fast_chunks(cs->h, cs->w, g.gw, cs->w, cd, cd + sq_pad64(g.ncd), cd + 2 * sq_pad64(g.ncd));
+        }
     }
     if (gw)
         for (int c = 0; c < C; c++)
             for (int r = 0; r < R; r++)
                 for (int s = 0; s < S; s++)
-                    off_w[(c * R + r) * S + s] = (int)((size_t)c * g.xplane + (size_t)r * g.xw + s);
+                    off_w[(c * R + r) * S + s] = g.narrow ? (int)((size_t)((c * R + r) * S + s) * g.ldx)
+                                                          : (int)((size_t)c * g.xplane + (size_t)r * g.xw + s);
+    if (g.narrow) {
+        run_narrow(cs, &g, xq, sx, xlo, xhi, gy, f, post, apack, off_d, cd, off_w, gx, gx_set, gw, parts,
+                   tbase, nthr);
+        return 1;
+    }
     const size_t ohw = (size_t)cs->oh * cs->ow, chw = (size_t)C * cs->h * cs->w;
     const size_t hw = (size_t)cs->h * cs->w, bpart = rnd(g.part * 4, 64) / 4;
-    const int nb = wchunks(n);
+    const int nb = g.nbw;
     const float inv_x = gw ? 1.0f / sx : 0.0f;
 #pragma omp parallel num_threads(nthr)
     {
