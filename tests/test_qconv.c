@@ -179,3 +179,15 @@ Test(qconv, resnet20_integer_and_float_paths_agree_exactly)
     sq_model_free(m[1]);
     free(x);
 }
+
+/* rows narrower than 8 over many images: sub-blocks of 16 (4x4) and 5 (7x7) images unfolded side
+   by side, the last one partial */
+Test(qconv, narrow_rows_over_blocks_of_images_match_float_conv)
+{
+    if (!sq_cpu_qconv_available()) cr_skip("this CPU has no AVX-512 VNNI: the integer path is off");
+    const qcase cases[] = {
+        {SQ_QUANT_LSQ, 4, 4, 37, 16, 4, 4, 24, 3, 1, 1, 0, 0},  {SQ_QUANT_EWGS, 2, 2, 11, 9, 7, 7, 12, 3, 1, 0, 1, 0},
+        {SQ_QUANT_DOREFA, 4, 4, 33, 8, 2, 2, 8, 3, 1, 1, 0, 0}, {SQ_QUANT_PACT, 3, 3, 20, 5, 5, 3, 6, 3, 1, 0, 0, 0},
+    };
+    for (int i = 0; i < 4; i++) cr_expect_eq(run_case(&cases[i], 1000 + (uint64_t)i), 1, "case %d declined", i);
+}

@@ -7,8 +7,10 @@
    (byte 4 p + t of group g is channel 4 g + t at padded position p), so one 32-byte load at a
    tap's offset gives 8 output positions x 4 channels; the weights are packed as 4 signed bytes
    per (output channel, channel group, tap), broadcast per row. Output chunks (8 positions of one
-   row, masked when shorter) and the dynamic image schedule follow conv_igemm.c. Stride 1,
-   groups 1 only; everything else, and CPUs without VNNI, use the float path. */
+   row, masked when shorter) and the dynamic image schedule follow conv_igemm.c. Rows narrower
+   than 8 positions (4x4, 7x7 maps) would idle most of each vector: there sub-blocks of images
+   are unfolded side by side first. Stride 1, groups 1 only; everything else, and CPUs without
+   VNNI, use the float path. */
 #include "cpu_ops.h"
 #include "sqakd/quant_math.h"
 #include <omp.h>
@@ -24,6 +26,10 @@ typedef struct qc_geo {
     size_t gplane;          /* positions per channel-group plane (with read slack) */
     int ncf;                /* output chunks */
     size_t apack, ints, planes;   /* int32 packed weights; ints (offsets, chunks); plane bytes */
+    /* rows narrower than 8 (narrow): sub-blocks of bi images, their planes unfolded side by side
+       into kd4 rows of ldu words, the sums into K rows of ldu floats */
+    int narrow, bi, ldu;
+    size_t tbytes;                /* per-thread bytes */
 } qc_geo;
 
 static size_t rnd(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -43,6 +49,19 @@ static qc_geo qc_geometry(const sq_conv_shape *cs)
     g.apack = rnd((size_t)cs->k, QMR) * g.kd4;
     g.ints = sq_pad64(g.kd4) + 3 * sq_pad64(g.ncf);
     g.planes = rnd((size_t)g.c4 * g.gplane * 4, 64);
+    g.narrow = cs->ow < 8;
+    g.bi = g.ldu = 0;
+    g.tbytes = g.planes;
+    if (g.narrow) {
+        const int ohw = cs->oh * cs->ow;
+        g.bi = 256 / ohw;
+        if (g.bi < 1) g.bi = 1;
+        if (g.bi > cs->n) g.bi = cs->n;
+        g.ldu = (int)rnd((size_t)g.bi * ohw, 8);
+        g.ncf = g.ldu / 8;
+        g.ints = sq_pad64(g.kd4) + 3 * sq_pad64(g.ncf);
+        g.tbytes = (size_t)g.bi * g.planes + rnd((size_t)g.kd4 * g.ldu * 4, 64) + rnd((size_t)cs->k * g.ldu * 4, 64);
+    }
     return g;
 }
 
@@ -55,7 +74,7 @@ int sq_cpu_qconv_shape_ok(const sq_conv_shape *cs)
 size_t sq_cpu_qconv_ws_bytes(const sq_conv_shape *cs, int threads)
 {
     qc_geo g = qc_geometry(cs);
-    return (g.apack + g.ints) * 4 + (size_t)threads * g.planes + 64;
+    return (g.apack + g.ints) * 4 + (size_t)threads * g.tbytes + 128;
 }
 
 /* the quantizer's integer grid with its parameters loaded (cpu_ops.h); 0 if none */
@@ -267,13 +286,57 @@ int sq_cpu_qconv_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const floa
     for (int gi = 0; gi < g.c4; gi++)
         for (int r = 0; r < R; r++)
             for (int s = 0; s < S; s++)
-                ints[(gi * R + r) * S + s] = (int)((size_t)gi * g.gplane + (size_t)r * g.pw2 + s);
+                ints[(gi * R + r) * S + s] = g.narrow ? ((gi * R + r) * S + s) * g.ldu
+                                                      : (int)((size_t)gi * g.gplane + (size_t)r * g.pw2 + s);
     int *cf = ints + sq_pad64(g.kd4);
-    sq_cpu_fast_chunks(cs->oh, cs->ow, g.pw2, cs->ow, cf, cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf));
+    if (g.narrow) sq_cpu_fast_chunks(1, g.ldu, g.ldu, g.ldu, cf, cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf));
+    else sq_cpu_fast_chunks(cs->oh, cs->ow, g.pw2, cs->ow, cf, cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf));
     for (int o = 0; o < K; o++) rscale[o] = sx * rstep[o] * (yscale ? fabsf(yscale[0]) : 1.0f);
     const float inv_x = 1.0f / sx;
     const size_t ohw = (size_t)cs->oh * cs->ow, chw = (size_t)C * cs->h * cs->w;
     const int n = cs->n;
+    if (g.narrow) {
+        /* rows narrower than 8: per sub-block of bi images, every image's planes unfolded side
+           by side (word (group, r, s) of position p of image ii), one GEMM over the unfolded
+           columns, the sums copied out per image; integer sums, so the same y as per image */
+        const int nsub = (n + g.bi - 1) / g.bi, oh = cs->oh, ow = cs->ow;
+        const size_t pw = g.planes / 4;
+#pragma omp parallel num_threads(nthr)
+        {
+            uint8_t *tp = tplanes + (size_t)omp_get_thread_num() * g.tbytes;
+            uint32_t *pl = (uint32_t *)tp, *u = (uint32_t *)(tp + (size_t)g.bi * g.planes);
+            float *t = (float *)((uint8_t *)u + rnd((size_t)g.kd4 * g.ldu * 4, 64));
+            memset(pl, 0, (size_t)g.bi * g.planes);
+            memset(u, 0, (size_t)g.kd4 * g.ldu * 4);
+#pragma omp for schedule(dynamic, 1)
+            for (int sb = 0; sb < nsub; sb++) {
+                const int i0 = sb * g.bi, ni = n - i0 < g.bi ? n - i0 : g.bi;
+                for (int ii = 0; ii < ni; ii++)
+                    fill_codes(cs, &g, xq + (size_t)(i0 + ii) * chw, inv_x, xlo, xhi, pl + (size_t)ii * pw);
+                for (int gi = 0; gi < g.c4; gi++)
+                    for (int r = 0; r < R; r++)
+                        for (int s = 0; s < S; s++) {
+                            uint32_t *row = u + (size_t)((gi * R + r) * S + s) * g.ldu;
+                            for (int ii = 0; ii < ni; ii++) {
+                                const uint32_t *src = pl + (size_t)ii * pw + (size_t)gi * g.gplane;
+                                for (int yy = 0; yy < oh; yy++)
+                                    memcpy(row + (size_t)ii * ohw + (size_t)yy * ow,
+                                           src + (size_t)(yy + r) * g.pw2 + s, (size_t)ow * 4);
+                            }
+                            if (ni < g.bi) memset(row + (size_t)ni * ohw, 0, (size_t)(g.ldu - ni * (int)ohw) * 4);
+                        }
+                qgemm(K, g.kd4, apack, u, ints, g.ncf, cf, cf + sq_pad64(g.ncf), cf + 2 * sq_pad64(g.ncf), t,
+                      (size_t)g.ldu, rscale, b);
+                for (int ii = 0; ii < ni; ii++)
+                    for (int k = 0; k < K; k++)
+                        memcpy(y + ((size_t)(i0 + ii) * K + k) * ohw, t + (size_t)k * g.ldu + (size_t)ii * ohw,
+                               ohw * 4);
+            }
+            sq_cpu_clean_upper();
+        }
+        free(rstep);
+        return 1;
+    }
 #pragma omp parallel num_threads(nthr)
     {
         uint32_t *pl = (uint32_t *)(tplanes + (size_t)omp_get_thread_num() * g.planes);
