@@ -252,18 +252,21 @@ Test(qconv_bwd, declines_what_it_cannot_do_and_the_option_turns_it_off)
     free(ws);
 }
 
-/* a layer whose weight-gradient partials would be large (256 -> 256 at 8x8: 75 MB for 32 blocks)
-   gets gx from the BF16 path and gw, gb from the fp32 backward: those bit-equal to conv2d_bwd */
+/* a layer whose one weight-gradient partial would exceed the limit (1024 -> 1024 3x3: 38 MB) gets
+   gx from the BF16 path and gw, gb from the fp32 backward: those bit-equal to conv2d_bwd; a
+   512 -> 512 one keeps the BF16 weight gradient, in fewer blocks */
 Test(qconv_bwd, wide_layers_take_the_weight_gradient_from_the_fp32_path)
 {
     if (!sq_cpu_qconv_bwd_available()) cr_skip("this CPU has no AVX-512 BF16: the BF16 backward is off");
     const sq_backend *be = sq_backend_cpu();
     sq_conv_shape cs;
-    cr_assert_eq(sq_conv_shape_init(&cs, 32, 256, 8, 8, 256, 3, 3, 1, 1, 1), SQ_OK);
+    cr_assert_eq(sq_conv_shape_init(&cs, 128, 512, 8, 8, 512, 3, 3, 1, 1, 1), SQ_OK);
+    cr_expect_eq(sq_cpu_qconv_bwd_wgrad_ok(&cs), 1);
+    cr_assert_eq(sq_conv_shape_init(&cs, 2, 1024, 8, 8, 1024, 3, 3, 1, 1, 1), SQ_OK);
     cr_assert_eq(sq_cpu_qconv_bwd_wgrad_ok(&cs), 0);
-    const size_t nx = (size_t)32 * 256 * 64, nw = (size_t)256 * 256 * 9, ny = nx;
+    const size_t nx = (size_t)2 * 1024 * 64, nw = (size_t)1024 * 1024 * 9, ny = nx;
     float *xq = malloc(nx * 4), *wq = malloc(nw * 4), *gy = malloc(ny * 4), *gx[2], *gw[2];
-    float gb[2][256] = {{0}};
+    float gb[2][1024] = {{0}};
     const float *qpa = k_lsq_qpa, *qpw = k_lsq_qpw;
     for (int v = 0; v < 2; v++) {
         gx[v] = calloc(nx, 4);

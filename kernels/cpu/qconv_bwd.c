@@ -59,10 +59,10 @@ static size_t rnd(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
 static int wchunks(int n) { return n < QB_WCHUNKS ? n : QB_WCHUNKS; }
 
-/* the weight gradient's block partials: at most this many bytes (a 512 -> 512 3x3 layer on maps of
-   8x8 and up would need 300 MB in 32 blocks; such layers leave their weight gradient to the fp32
-   path, and narrow rows take fewer, larger blocks) */
-#define QB_PARTS_MAX (48u << 20)
+/* the weight gradient's block partials: at most this many bytes (a 512 -> 512 3x3 layer would
+   need 300 MB in 32 blocks: it takes 2); a layer whose one partial is larger (1024 -> 1024 3x3)
+   leaves its weight gradient to the fp32 path */
+#define QB_PARTS_MAX (24u << 20)
 
 static qb_geo qb_geometry(const sq_conv_shape *cs)
 {
@@ -91,7 +91,6 @@ static qb_geo qb_geometry(const sq_conv_shape *cs)
     g.xpl_h = g.xplanes;
     g.gt_w = rnd(g.npair * g.mp, 16);
     g.tmp_w = rnd((size_t)cs->k * g.npair + 16, 16);
-    g.nbw = wchunks(cs->n);
     g.narrow = cs->ow < 8;
     if (g.narrow) {
         const int hw = cs->h * cs->w, ohw = cs->oh * cs->ow;
@@ -112,15 +111,19 @@ static qb_geo qb_geometry(const sq_conv_shape *cs)
         g.xcols_h = (size_t)g.crs * g.ldx + 32;
         g.t_f = (size_t)cs->c * g.ldb;
         g.gf_f = (size_t)cs->k * g.ldx;
-        /* the partials of at most QB_PARTS_MAX bytes, an even count of blocks (two threads) */
-        const size_t pb = rnd(g.part * 4, 64);
-        size_t nb = QB_PARTS_MAX / pb;
-        const size_t nsub = (size_t)(cs->n + g.bi - 1) / (size_t)g.bi;
-        if (nb > (size_t)g.nbw) nb = (size_t)g.nbw;
-        if (nb > nsub) nb = nsub; /* every block at least one sub-block */
-        if (nb > 1) nb &= ~(size_t)1;
-        g.nbw = (int)nb;
     }
+    /* weight-gradient blocks: up to QB_WCHUNKS, fewer where their partials would take more than
+       QB_PARTS_MAX bytes (then an even count, for two threads), none where one alone would; a
+       narrow layer's blocks are runs of whole sub-blocks */
+    const size_t pb = rnd(g.part * 4, 64);
+    size_t nb = QB_PARTS_MAX / pb, most = (size_t)wchunks(cs->n);
+    if (g.narrow) {
+        const size_t nsub = (size_t)(cs->n + g.bi - 1) / (size_t)g.bi;
+        if (most > nsub) most = nsub;
+    }
+    if (nb >= most) nb = most;
+    else if (nb > 1) nb &= ~(size_t)1;
+    g.nbw = (int)nb;
     return g;
 }
 
