@@ -9,9 +9,8 @@
      weight grad  gW[k] += step_x * sum_p bf16(gy[k][p]) * code_x[p]
    where only the output gradient is rounded (to nearest even: relative error at most 2^-8 per
    element, bf16 having 8 significant bits); every product is exact and every sum runs in fp32,
-   in a fixed order. The results are
-   those of the fp32 backward up to that rounding of gy (docs/results.md states the measured
-   difference and the accuracy table run with it).
+   in a fixed order. The results are those of the fp32 backward up to that rounding of gy
+   (docs/results.md states the measured difference and the accuracy table run with it).
    Layout. Input grad: a stride-1 correlation of zero-padded gy with the flipped taps; gy is
    copied per image into padded planes of output-channel pairs (one 32-bit word, two bf16, per
    position), the weight codes packed as pairs per (input channel, channel pair, tap) and
@@ -25,7 +24,7 @@
    the fp32 backward, as it does for the weight gradient of layers whose block partials would be
    too large, and for the bias gradient. */
 #include "cpu_ops.h"
-#include "sqakd/quant_math.h"
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
