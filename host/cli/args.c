@@ -103,6 +103,12 @@ static int parse_one(const char *cmd, const sq_arg *a, const char *v)
     return 2;
 }
 
+void sq_args_put(sq_arg *a, int *n, int cap, sq_arg v)
+{
+    if (*n >= cap) abort();
+    a[(*n)++] = v;
+}
+
 /* the destinations of the flags the last sq_args_parse was given (sq_args_given) */
 static const void *g_given[128];
 static int g_ngiven;

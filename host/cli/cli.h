@@ -22,6 +22,11 @@ void sq_args_help(const char *cmd, const char *usage, const sq_arg *spec, int ns
 #define SQ_BACKEND_OPT_HELP "how the backend runs, KEY=VALUE,...: graph=1 (CUDA graphs), stage=1 (async input staging), " \
     "tf32=1, conv-algo=heuristic|find, deterministic=1 (cuDNN), host-profile=0 (the CPU ignores these), " \
     "bf16-bwd=1 (CPU: BF16 backward of quantized convolutions; defaults shown)"
+/* a[(*n)++] = v in a flag table of cap entries; a table that outgrows its array stops the program
+   here, before it writes past it (make the array larger) */
+void sq_args_put(sq_arg *a, int *n, int cap, sq_arg v);
+/* sq_args_put into the array `a` in scope, counting in `n` */
+#define SQ_ARG_PUT(...) sq_args_put(a, &n, (int)(sizeof a / sizeof a[0]), (sq_arg){__VA_ARGS__})
 /* 1 when the last sq_args_parse was given the flag whose destination is dst */
 int sq_args_given(const void *dst);
 /* The run configuration: appends "FLAG": "value" (null for an unset string) to the JSON object
@@ -47,7 +52,7 @@ int sq_cli_mkdirs(const char *dir);
 
 /* --input CxHxW (with_input), --mean, --std: how an ONNX model path is imported (import.h) */
 typedef struct sq_cli_import { const char *input, *mean, *std; } sq_cli_import;
-int sq_cli_import_args(sq_cli_import *ci, sq_arg *a, int with_input);
+int sq_cli_import_args(sq_cli_import *ci, sq_arg *a, int room, int with_input);
 struct sq_import_opts;
 int sq_cli_import_opts(const char *cmd, const sq_cli_import *ci, struct sq_import_opts *o);   /* 0 or 2 */
 /* "CxHxW" into c, h, w; 0 or 2 (one line naming flag) */

@@ -33,7 +33,7 @@ int sq_cmd_eval(int argc, char **argv)
         {"--loader-threads", SQ_ARG_INT, &loader_threads, 0, SQ_LOADER_THREADS_MAX, SQ_CLI_LOADER_THREADS_HELP},
     };
     int na = 11;
-    na += sq_cli_import_args(&ci, a + na, 1);
+    na += sq_cli_import_args(&ci, a + na, (int)(sizeof a / sizeof a[0]) - na, 1);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, USAGE, argc, argv, a, na, pos, 1, &npos);
     if (r) return r == 1 ? 0 : 2;

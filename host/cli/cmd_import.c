@@ -13,7 +13,7 @@ int sq_cmd_import(int argc, char **argv)
     const char *out = NULL;
     sq_cli_import ci = {0};
     sq_arg a[8] = {{"--out", SQ_ARG_STR, &out, 0, 0, "the checkpoint to write (.safetensors)"}};
-    int na = 1 + sq_cli_import_args(&ci, a + 1, 1);
+    int na = 1 + sq_cli_import_args(&ci, a + 1, (int)(sizeof a / sizeof a[0]) - 1, 1);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, "MODEL.onnx --out MODEL.safetensors [--input CxHxW --mean M --std S]", argc, argv,
                                 a, na, pos, 1, &npos);

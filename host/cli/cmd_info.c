@@ -121,7 +121,7 @@ int sq_cmd_info(int argc, char **argv)
     int tensors = 0;
     sq_cli_import ci = {0};
     sq_arg a[8] = {{"--tensors", SQ_ARG_FLAG, &tensors, 0, 0, "list every tensor with its shape"}};
-    int na = 1 + sq_cli_import_args(&ci, a + 1, 1);
+    int na = 1 + sq_cli_import_args(&ci, a + 1, (int)(sizeof a / sizeof a[0]) - 1, 1);
     const char *pos[1];
     int npos, r = sq_args_parse(cmd, "MODEL [--tensors]   (MODEL: a checkpoint or an ONNX file)", argc, argv, a, na,
                                 pos, 1, &npos);

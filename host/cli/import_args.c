@@ -7,18 +7,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sq_cli_import_args(sq_cli_import *ci, sq_arg *a, int with_input)
+int sq_cli_import_args(sq_cli_import *ci, sq_arg *a, int room, int with_input)
 {
     int n = 0;
     if (with_input)
-        a[n++] = (sq_arg){"--input", SQ_ARG_STR, &ci->input, 0, 0,
-                          "ONNX models: the input's CxHxW where the graph leaves it symbolic"};
-    a[n++] = (sq_arg){"--mean", SQ_ARG_STR, &ci->mean, 0, 0,
-                      "ONNX models: per-channel mean subtracted from [0, 1] pixels, e.g. 0.485,0.456,0.406 "
-                      "(default: the graph's own leading Sub, else 0)"};
-    a[n++] = (sq_arg){"--std", SQ_ARG_STR, &ci->std, 0, 0,
-                      "ONNX models: per-channel std the pixels are divided by (default: the graph's own leading "
-                      "Div, else 1)"};
+        sq_args_put(a, &n, room, (sq_arg){"--input", SQ_ARG_STR, &ci->input, 0, 0,
+                                          "ONNX models: the input's CxHxW where the graph leaves it symbolic"});
+    sq_args_put(a, &n, room, (sq_arg){"--mean", SQ_ARG_STR, &ci->mean, 0, 0,
+                                      "ONNX models: per-channel mean subtracted from [0, 1] pixels, e.g. 0.485,0.456,0.406 "
+                                      "(default: the graph's own leading Sub, else 0)"});
+    sq_args_put(a, &n, room, (sq_arg){"--std", SQ_ARG_STR, &ci->std, 0, 0,
+                                      "ONNX models: per-channel std the pixels are divided by (default: the graph's own "
+                                      "leading Div, else 1)"});
     return n;
 }
 

@@ -14,43 +14,35 @@
 #include <time.h>
 #include <unistd.h>
 
-/* one more flag in a table with room for `room`: a table that outgrows its array stops here,
-   before it writes past it */
-static void put(sq_arg *a, int *n, int room, sq_arg v)
-{
-    if (*n >= room) abort();
-    a[(*n)++] = v;
-}
-
 int sq_cli_common_args(sq_cli_common *c, sq_arg *a, int room)
 {
     int n = 0;
-    put(a, &n, room, (sq_arg){"--data", SQ_ARG_STR, &c->data, 0, 0, "data SPEC: fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], cifar10:DIR, cifar100:DIR, folder:DIR, npy:IMAGES.npy[,LABELS.npy]"});
-    put(a, &n, room, (sq_arg){"--epochs", SQ_ARG_INT, &c->cfg.epochs, 1, 100000, "epochs"});
-    put(a, &n, room, (sq_arg){"--batch", SQ_ARG_INT, &c->cfg.batch, 1, 65536, "batch size"});
-    put(a, &n, room, (sq_arg){"--seed", SQ_ARG_U64, &c->cfg.seed, 0, 0, "random seed (init, shuffling, augmentation)"});
-    put(a, &n, room, (sq_arg){"--threads", SQ_ARG_INT, &c->cfg.threads, 1, 1024, "CPU threads (OpenMP; by default the CPUs this process may use)"});
-    put(a, &n, room, (sq_arg){"--out", SQ_ARG_STR, &c->out, 0, 0, "output directory (checkpoints, metrics.jsonl, command.txt) (default: runs/<command>-<date>-<time>/)"});
-    put(a, &n, room, (sq_arg){"--resume", SQ_ARG_STR, &c->resume, 0, 0, "resume from DIR (its last.safetensors and last.state.safetensors)"});
-    put(a, &n, room, (sq_arg){"--device", SQ_ARG_STR, &c->device, 0, 0, "auto | cpu | cuda"});
-    put(a, &n, room, (sq_arg){"--backend-opt", SQ_ARG_STR, &c->backend_opt, 0, 0, SQ_BACKEND_OPT_HELP});
-    put(a, &n, room, (sq_arg){"--sched", SQ_ARG_STR, &c->sched, 0, 0, "cosine | step | const (per epoch; default cosine)"});
-    put(a, &n, room, (sq_arg){"--step-every", SQ_ARG_INT, &c->cfg.step_every, 1, 100000, "step schedule: epochs between decays"});
-    put(a, &n, room, (sq_arg){"--step-gamma", SQ_ARG_FLOAT, &c->cfg.step_gamma, 0, 1, "step schedule: decay factor"});
-    put(a, &n, room, (sq_arg){"--augment", SQ_ARG_STR, &c->augment, 0, 0, "none | flip | crop | crop,flip (default: crop,flip for 32x32 colour data, none otherwise)"});
-    put(a, &n, room, (sq_arg){"--log-every", SQ_ARG_INT, &c->cfg.log_every, 1, 1000000, "steps between loss read-backs"});
-    put(a, &n, room, (sq_arg){"--max-steps", SQ_ARG_INT, &c->cfg.max_steps_per_epoch, 0, 100000000, "at most N steps per epoch (0 = all)"});
-    put(a, &n, room, (sq_arg){"--holdout", SQ_ARG_FLOAT, &c->holdout, 0, 0.9, "evaluate on this fraction of the train split instead of the test split"});
-    put(a, &n, room, (sq_arg){"--resize", SQ_ARG_STR, &c->resize, 0, 0, SQ_CLI_RESIZE_HELP});
-    put(a, &n, room, (sq_arg){"--loader-threads", SQ_ARG_INT, &c->loader_threads, 0, SQ_LOADER_THREADS_MAX, SQ_CLI_LOADER_THREADS_HELP});
-    put(a, &n, room, (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"});
-    put(a, &n, room, (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"});
-    put(a, &n, room, (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"});
-    put(a, &n, room, (sq_arg){"--tensorboard", SQ_ARG_FLAG, &c->cfg.tensorboard, 0, 0, "TensorBoard event files in OUT/tensorboard/ (OUT/tensorboard/<student>/ with --students): the loss of each --log-every window, every metrics.jsonl value per epoch; kept on --resume"});
-    put(a, &n, room, (sq_arg){"--sync-bn", SQ_ARG_FLAG, &c->cfg.sync_bn, 0, 0, "data-parallel runs (mpirun/srun): BatchNorm statistics over the global batch of all ranks (default: each rank's own part)"});
-    put(a, &n, room, (sq_arg){"--dist-bucket-mb", SQ_ARG_FLOAT, &c->cfg.dist_bucket_mb, 0.0001, 65536, "data-parallel runs: MiB of gradients per all-reduce, each started during the backward as soon as its layers' gradients are final (default 4)"});
-    put(a, &n, room, (sq_arg){"--dist-timeout", SQ_ARG_FLOAT, &c->dist_timeout, 1, 1e7, "data-parallel runs: seconds a rank waits for the others in a collective before the whole job is stopped (default 600)"});
-    n += sq_cli_import_args(&c->imp, a + n, 1);
+    sq_args_put(a, &n, room, (sq_arg){"--data", SQ_ARG_STR, &c->data, 0, 0, "data SPEC: fashion-mnist, mnist:DIR, idx:IMAGES[,LABELS], cifar10:DIR, cifar100:DIR, folder:DIR, npy:IMAGES.npy[,LABELS.npy]"});
+    sq_args_put(a, &n, room, (sq_arg){"--epochs", SQ_ARG_INT, &c->cfg.epochs, 1, 100000, "epochs"});
+    sq_args_put(a, &n, room, (sq_arg){"--batch", SQ_ARG_INT, &c->cfg.batch, 1, 65536, "batch size"});
+    sq_args_put(a, &n, room, (sq_arg){"--seed", SQ_ARG_U64, &c->cfg.seed, 0, 0, "random seed (init, shuffling, augmentation)"});
+    sq_args_put(a, &n, room, (sq_arg){"--threads", SQ_ARG_INT, &c->cfg.threads, 1, 1024, "CPU threads (OpenMP; by default the CPUs this process may use)"});
+    sq_args_put(a, &n, room, (sq_arg){"--out", SQ_ARG_STR, &c->out, 0, 0, "output directory (checkpoints, metrics.jsonl, command.txt) (default: runs/<command>-<date>-<time>/)"});
+    sq_args_put(a, &n, room, (sq_arg){"--resume", SQ_ARG_STR, &c->resume, 0, 0, "resume from DIR (its last.safetensors and last.state.safetensors)"});
+    sq_args_put(a, &n, room, (sq_arg){"--device", SQ_ARG_STR, &c->device, 0, 0, "auto | cpu | cuda"});
+    sq_args_put(a, &n, room, (sq_arg){"--backend-opt", SQ_ARG_STR, &c->backend_opt, 0, 0, SQ_BACKEND_OPT_HELP});
+    sq_args_put(a, &n, room, (sq_arg){"--sched", SQ_ARG_STR, &c->sched, 0, 0, "cosine | step | const (per epoch; default cosine)"});
+    sq_args_put(a, &n, room, (sq_arg){"--step-every", SQ_ARG_INT, &c->cfg.step_every, 1, 100000, "step schedule: epochs between decays"});
+    sq_args_put(a, &n, room, (sq_arg){"--step-gamma", SQ_ARG_FLOAT, &c->cfg.step_gamma, 0, 1, "step schedule: decay factor"});
+    sq_args_put(a, &n, room, (sq_arg){"--augment", SQ_ARG_STR, &c->augment, 0, 0, "none | flip | crop | crop,flip (default: crop,flip for 32x32 colour data, none otherwise)"});
+    sq_args_put(a, &n, room, (sq_arg){"--log-every", SQ_ARG_INT, &c->cfg.log_every, 1, 1000000, "steps between loss read-backs"});
+    sq_args_put(a, &n, room, (sq_arg){"--max-steps", SQ_ARG_INT, &c->cfg.max_steps_per_epoch, 0, 100000000, "at most N steps per epoch (0 = all)"});
+    sq_args_put(a, &n, room, (sq_arg){"--holdout", SQ_ARG_FLOAT, &c->holdout, 0, 0.9, "evaluate on this fraction of the train split instead of the test split"});
+    sq_args_put(a, &n, room, (sq_arg){"--resize", SQ_ARG_STR, &c->resize, 0, 0, SQ_CLI_RESIZE_HELP});
+    sq_args_put(a, &n, room, (sq_arg){"--loader-threads", SQ_ARG_INT, &c->loader_threads, 0, SQ_LOADER_THREADS_MAX, SQ_CLI_LOADER_THREADS_HELP});
+    sq_args_put(a, &n, room, (sq_arg){"--quiet", SQ_ARG_FLAG, &c->cfg.quiet, 0, 0, "no progress output"});
+    sq_args_put(a, &n, room, (sq_arg){"--overwrite", SQ_ARG_FLAG, &c->overwrite, 0, 0, "replace the run already in --out (without it such a directory is refused)"});
+    sq_args_put(a, &n, room, (sq_arg){"--max-loss-ratio", SQ_ARG_FLOAT, &c->cfg.max_loss_ratio, 0, 1e30, "stop when the loss exceeds this times the run's first loss (default 100; 0: only non-finite losses stop)"});
+    sq_args_put(a, &n, room, (sq_arg){"--tensorboard", SQ_ARG_FLAG, &c->cfg.tensorboard, 0, 0, "TensorBoard event files in OUT/tensorboard/ (OUT/tensorboard/<student>/ with --students): the loss of each --log-every window, every metrics.jsonl value per epoch; kept on --resume"});
+    sq_args_put(a, &n, room, (sq_arg){"--sync-bn", SQ_ARG_FLAG, &c->cfg.sync_bn, 0, 0, "data-parallel runs (mpirun/srun): BatchNorm statistics over the global batch of all ranks (default: each rank's own part)"});
+    sq_args_put(a, &n, room, (sq_arg){"--dist-bucket-mb", SQ_ARG_FLOAT, &c->cfg.dist_bucket_mb, 0.0001, 65536, "data-parallel runs: MiB of gradients per all-reduce, each started during the backward as soon as its layers' gradients are final (default 4)"});
+    sq_args_put(a, &n, room, (sq_arg){"--dist-timeout", SQ_ARG_FLOAT, &c->dist_timeout, 1, 1e7, "data-parallel runs: seconds a rank waits for the others in a collective before the whole job is stopped (default 600)"});
+    n += sq_cli_import_args(&c->imp, a + n, room - n, 1);
     return n;
 }
 
