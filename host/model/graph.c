@@ -495,12 +495,11 @@ static void qlayer_bwd(sq_model *m, sq_node *n, int batch, float *gin)
         const int set = gx && (n->quant ? be->conv2d_bwd_set != NULL : in->gout_set);
         /* quantized: BF16 dot products on the codes where the backend can (the forward's
            condition: not under Hessian probes) */
-        if (n->quant && !n->pert_w && !n->pert_a && be->qconv2d_bwd &&
-            be->qconv2d_bwd(&cs, &n->qa, qparam(m, n->qpa), n->xq, &n->qw, qparam(m, n->qpw), n->wq,
-                            scaled ? qparam(m, n->qps) : NULL, gy, gx, set, gw, gb, m->ws))
-            ;
-        else if (set) be->conv2d_bwd_set(&cs, x, w, gy, gx, gw, gb, m->ws);
-        else be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
+        const int on_codes = n->quant && !n->pert_w && !n->pert_a && be->qconv2d_bwd &&
+                             be->qconv2d_bwd(&cs, &n->qa, qparam(m, n->qpa), n->xq, &n->qw, qparam(m, n->qpw),
+                                             n->wq, scaled ? qparam(m, n->qps) : NULL, gy, gx, set, gw, gb, m->ws);
+        if (!on_codes && set) be->conv2d_bwd_set(&cs, x, w, gy, gx, gw, gb, m->ws);
+        else if (!on_codes) be->conv2d_bwd(&cs, x, w, gy, gx, gw, gb, m->ws);
     } else {
         be->linear_bwd(batch, (int)node_numel(in), n->c, x, w, gy, gx, gw, gb);
     }

@@ -396,6 +396,17 @@ BTARGET static void wgemm(int m, int kd, const uint32_t *gt, int mp, const uint1
     }
 }
 
+/* inside the parallel region, after the blocks (their loop's implicit barrier): the block
+   partials summed in block order, then scaled by the input's step into gw (K, crs) from the
+   (crs, mp) layout */
+static void finish_wgrad(const qb_geo *g, int K, float *parts, int nb, size_t bpart, float sx, float *gw)
+{
+    sq_cpu_sum_parts(parts, nb, bpart, g->part);
+    const long nw = (long)K * g->crs;
+#pragma omp for schedule(static)
+    for (long e = 0; e < nw; e++) gw[e] += sx * parts[(size_t)(e % g->crs) * g->mp + e / g->crs];
+}
+
 /* rows narrower than 8: per sub-block of g->bi images, gy's channel-pair planes and the input
    codes' planes of every image as in the wide path, unfolded side by side (im2col, the words
    and codes copied, not converted again), then the same kernels over the unfolded matrices; the
@@ -501,13 +512,7 @@ static void run_narrow(const sq_conv_shape *cs, const qb_geo *g, const float *xq
             }
         }
         sq_cpu_clean_upper();
-        if (gw) {
-            sq_cpu_sum_parts(parts, nb, bpart, g->part);
-            const long nwl = (long)K * g->crs;
-#pragma omp for schedule(static)
-            for (long e = 0; e < nwl; e++)
-                gw[e] += sx * parts[(size_t)(e % g->crs) * g->mp + e / g->crs];
-        }
+        if (gw) finish_wgrad(g, K, parts, nb, bpart, sx, gw);
     }
 }
 
@@ -519,7 +524,6 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
     if (!sq_cpu_qconv_bwd_available() || !sq_cpu_qconv_bwd_shape_ok(cs)) return 0;
     if (gw && !sq_cpu_qconv_bwd_wgrad_ok(cs)) return 0;
     const int K = cs->k, C = cs->c, R = cs->r, S = cs->s, n = cs->n;
-    const size_t nw = (size_t)K * C * R * S;
     float sx = 0.0f;
     int xlo = 0, xhi = 0, wlo = 0, whi = 0;
     /* codes of at most 9 bits: exact in bf16 */
@@ -631,15 +635,7 @@ int sq_cpu_qconv_bwd_run(const sq_conv_shape *cs, const sq_quant_cfg *qa, const 
             }
         }
         sq_cpu_clean_upper();
-        if (gw) {
-            /* (implicit barrier above) block partials summed in block order, then scaled by
-               the input's step into gw (K, crs) from the (crs, mp) layout */
-            sq_cpu_sum_parts(parts, nb, bpart, g.part);
-            const long nwl = (long)nw;
-#pragma omp for schedule(static)
-            for (long e = 0; e < nwl; e++)
-                gw[e] += sx * parts[(size_t)(e % g.crs) * g.mp + e / g.crs];
-        }
+        if (gw) finish_wgrad(&g, K, parts, nb, bpart, sx, gw);
     }
     return 1;
 }
