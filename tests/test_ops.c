@@ -300,8 +300,66 @@ Test(ops, pool_argmax_and_padding)
     cr_expect_float_eq(gp[1], 5.0f, 1e-6f);
 }
 
-Test(ops, shortcut_concat_shuffle_exact)
+/* The 2x2 stride-2 max pool (its own vector path on AVX2 CPUs) against the rule written out: the
+   first element in window order starts, a later one replaces it when greater or NaN. Rows wide
+   enough for full vectors and a tail, odd input sizes (the last row and column dropped), ties,
+   NaNs and -inf in every window position. */
+Test(ops, max_pool_2x2_vector_path_matches_the_window_rule)
 {
+    const sq_backend *be = sq_backend_cpu();
+    /* 9x37 -> 4x18: full vectors and tails; 11x9 -> 5x4: row pairs (four outputs a row) and a
+       last single row */
+    static const int shapes[2][4] = {{9, 37, 4, 18}, {11, 9, 5, 4}};
+    for (int sh = 0; sh < 2; sh++) {
+        const int n = 2, c = 3, h = shapes[sh][0], w = shapes[sh][1], oh = shapes[sh][2], ow = shapes[sh][3];
+        const size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * oh * ow;
+        float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y);
+        int32_t *am = malloc(ny * sizeof *am);
+        uint32_t r = 12345;
+        for (size_t i = 0; i < nx; i++) {
+            r = r * 1664525u + 1013904223u;
+            const unsigned k = (r >> 24) % 16;
+            x[i] = k == 0 ? NAN : k == 1 ? -INFINITY : (float)((int)((r >> 8) % 5) - 2); /* many ties */
+        }
+        sq_pool_shape ps;
+        cr_assert_eq(sq_pool_shape_square(&ps, n, c, h, w, 2, 2, 0), SQ_OK);
+        cr_assert_eq(ps.oh, oh);
+        cr_assert_eq(ps.ow, ow);
+        be->pool_fwd(SQ_POOL_MAX, &ps, x, y, am);
+        int nan_seen = 0;
+        for (int p = 0; p < n * c; p++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    const float *xp = x + (size_t)p * h * w;
+                    float best = -INFINITY;
+                    int32_t bi = 2 * oy * w + 2 * ox;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++) {
+                            const int i = (2 * oy + dy) * w + 2 * ox + dx;
+                            if (xp[i] > best || isnan(xp[i])) {
+                                best = xp[i];
+                                bi = i;
+                            }
+                        }
+                    const size_t o = ((size_t)p * oh + oy) * ow + ox;
+                    nan_seen += isnan(best);
+                    cr_expect(isnan(best) ? isnan(y[o]) : y[o] == best, "y[%zu]: got %g want %g", o, y[o],
+                              best);
+                    cr_expect_eq(am[o], bi, "argmax[%zu]: got %d want %d", o, am[o], bi);
+                }
+        cr_expect(nan_seen > 3, "the input should put NaNs in some windows (%d)", nan_seen);
+        /* without argmax (the teacher's forward) the values are the same */
+        float *y2 = malloc(ny * sizeof *y2);
+        be->pool_fwd(SQ_POOL_MAX, &ps, x, y2, NULL);
+        cr_expect(memcmp(y, y2, ny * sizeof *y) == 0, "values must not depend on whether argmax is kept");
+        free(x);
+        free(y);
+        free(y2);
+        free(am);
+    }
+}
+
+Test(ops, shortcut_concat_shuffle_exact) {
     const sq_backend *be = sq_backend_cpu();
     float x[18], y[16], gx[18];
     for (int i = 0; i < 18; i++) x[i] = (float)i;
