@@ -192,6 +192,63 @@ Test(ops, conv_fwd_over_blocks_of_images_equals_the_implicit_gemm_bit_for_bit)
     }
 }
 
+/* The Winograd F(2x2, 3x3) forward (conv_wino.c) against a double loop: odd and even map sizes
+   (cut edge tiles), a single output row, several blocks with a short last one, with and without
+   bias. Its arithmetic is not the direct one: per output the error is bounded by a few float
+   epsilons of the sum of |products| (the transforms add up to 9 terms of that size); a wrong tap
+   or transform gives errors of the size of the outputs. The result is the same bits for 1 and 2
+   threads, and y is overwritten. */
+Test(ops, winograd_forward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd forward does not run on this CPU");
+    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1},  /* 4x4 tiles, cut; 2 blocks */
+                               {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},  /* VGG's 4x4 maps */
+                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 1},  /* one output row */
+                               {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 1}};  /* 96 x 96 channel pairs */
+    const sq_backend *be = sq_backend_cpu();
+    double worst = 0.0;
+    for (int ci = 0; ci < 4; ci++) {
+        conv_data d = conv_make(cases[ci], 970 + ci);
+        cr_assert(sq_cpu_wino_applies(&d.cs), "case %d should take the Winograd forward", ci);
+        const sq_conv_shape *cs = &d.cs;
+        for (size_t j = 0; j < d.ny; j++) d.y[j] = NAN;
+        be->set_threads(2);
+        be->conv2d_fwd(cs, d.x, d.w, d.b, d.y, d.ws);
+        size_t bad = 0;
+        for (int i = 0; i < cs->n; i++)
+            for (int k = 0; k < cs->k; k++)
+                for (int oy = 0; oy < cs->oh; oy++)
+                    for (int ox = 0; ox < cs->ow; ox++) {
+                        double ref = d.b ? d.b[k] : 0.0, mag = fabs(ref);
+                        for (int c = 0; c < cs->c; c++)
+                            for (int r = 0; r < 3; r++)
+                                for (int s2 = 0; s2 < 3; s2++) {
+                                    const int ih = oy - 1 + r, iw = ox - 1 + s2;
+                                    if (ih < 0 || ih >= cs->h || iw < 0 || iw >= cs->w) continue;
+                                    const double p = (double)d.w[((size_t)(k * cs->c + c) * 3 + r) * 3 + s2] *
+                                                     d.x[(((size_t)i * cs->c + c) * cs->h + ih) * cs->w + iw];
+                                    ref += p;
+                                    mag += fabs(p);
+                                }
+                        const float got = d.y[(((size_t)i * cs->k + k) * cs->oh + oy) * cs->ow + ox];
+                        const double err = fabs(got - ref), rel = err / mag;
+                        if (rel > worst) worst = rel;
+                        if (!(err <= 8 * 1.1920929e-7 * mag) && bad++ < 5)
+                            cr_log_error("case %d y[%d][%d][%d][%d]: got %.9g want %.9g (sum |p| %g)", ci, i, k,
+                                         oy, ox, got, ref, mag);
+                    }
+        cr_expect_eq(bad, 0, "case %d: %zu outputs outside 8 eps of the sum of |products|", ci, bad);
+        float *y1 = malloc(d.ny * sizeof *y1);
+        be->set_threads(1);
+        be->conv2d_fwd(cs, d.x, d.w, d.b, y1, d.ws);
+        be->set_threads(2);
+        cr_expect_eq(sqt_check_equal("y on 1 thread", y1, d.y, d.ny), 0, "case %d: depends on the thread count", ci);
+        free(y1);
+        conv_free(&d);
+    }
+    cr_log_info("Winograd forward: worst error %.3g of the sum of |products|", worst);
+}
+
 Test(ops, bn_running_stats)
 {
     const sq_backend *be = sq_backend_cpu();

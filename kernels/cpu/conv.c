@@ -82,6 +82,10 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
         conv_geo g = geometry(cs);
         f = (size_t)t * (g.col + g.part) * sizeof(float);
     }
+    if (sq_cpu_wino_applies(cs)) {
+        const size_t fw = sq_cpu_wino_ws_floats(cs, t) * sizeof(float);
+        if (fw > f) f = fw;
+    }
     return f > q ? f : q;
 }
 
@@ -196,6 +200,10 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
     }
     const conv_geo g = geometry(cs);
     const int n = cs->n, nthr = conv_threads(cs, &g), ow = cs->ow;
+    if (sq_cpu_wino_applies(cs)) {
+        sq_cpu_wino_fwd(cs, x, w, b, y, ws, nthr);
+        return;
+    }
     if (sq_cpu_bgemm_applies(cs, SQ_BG_FWD)) {
         sq_cpu_bgemm_fwd(cs, x, w, b, y, ws, nthr);
         return;

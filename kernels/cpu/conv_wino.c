@@ -1,0 +1,236 @@
+/* conv_wino.c: the forward of dense 3x3 stride-1 pad-1 float convolutions with enough channels
+   (the teacher's and the full-precision model's 3x3 layers), as Winograd F(2x2, 3x3) (Lavin and
+   Gray, 2015): each 2x2 block of outputs ("tile") takes 16 multiplies per (input, output)
+   channel pair instead of 36, so the GEMMs do 2.25x fewer flops than the direct convolution.
+     weights   U[xi] (K x C) = (G g G^T)[xi] per (k, c), xi over the 4x4 transform points
+     input     V[xi] (C x T) = (B^T d B)[xi] per (c, tile), d the tile's 4x4 input window
+     products  M[xi] (K x T) = U[xi] V[xi]             (16 GEMMs, OpenBLAS single-threaded)
+     output    y tile = A^T M A + bias                   (2x2 outputs per (k, tile))
+   Tiles are taken in whole tile rows, in blocks of about TILE_FLOATS / max(C, K) tiles that are
+   fixed by the shape alone; threads take blocks dynamically, and every output is computed inside
+   one block, so y does not depend on the thread count or the schedule. The arithmetic is not the
+   direct convolution's: the transforms add and subtract up to 9 terms, so y differs from the
+   FMA chain of conv_igemm.c by a few float ulps of the largest partial sums (docs/results.md,
+   issue 21, has the measured error); the PyTorch twin's bit-exact emulation covers the student's
+   quantized and narrow convolutions, which never run here (see sq_cpu_wino_applies). */
+#include "cpu_ops.h"
+#include <omp.h>
+#include <string.h>
+
+#define XI 16 /* transform points of F(2x2, 3x3): 4x4 */
+/* tiles per block (the GEMMs' N): V (16 x C x tiles) and M (16 x K x tiles) of a block about
+   TILE_FLOATS floats each (512 KB: they stay in L2), but at least a quarter of the channels and
+   MIN_TILES (narrower GEMMs do not repay OpenBLAS's packing of U); measured per vgg8 layer,
+   docs/results.md (issue 21) */
+#define TILE_FLOATS (1 << 17)
+#define MIN_TILES 32
+/* fewer channels than these (on either side, or in pairs): the transforms cost about what the
+   multiplies they save do (measured: 64 -> 64 on 8x8 maps 0.9-1.07x, 32 -> 32 on 16x16
+   0.5-0.9x; 64 -> 128 on 16x16 1.36x) */
+#define MIN_CHANNELS 64
+#define MIN_PAIRS 8192
+/* the 16 matrices of U, V and M are read and written together (a tile's 16 points); at a
+   power-of-two distance they would share cache sets and evict each other, so each is placed this
+   many floats (one cache line) past a multiple of the previous one's size */
+#define PLANE_SKEW 16
+
+typedef struct wg_geo {
+    int th, tw;          /* tile rows and columns per image */
+    int rows_blk, nblk;  /* tile rows per block (fixed by the shape), blocks */
+    size_t su, sv, sm;   /* floats between the 16 matrices of U, V and M (see PLANE_SKEW) */
+    size_t u, per_thread;
+    size_t v, m, trow;   /* per thread: V and M of a block, the transforms' row buffers */
+} wg_geo;
+
+static int g_wino_off;
+
+void sq_cpu_conv_wino(int on) { g_wino_off = !on; }
+
+int sq_cpu_wino_applies(const sq_conv_shape *cs)
+{
+#ifdef SQ_HAVE_BLAS
+    return !g_wino_off && sq_cpu_igemm_applies(cs) && cs->groups == 1 && cs->r == 3 && cs->s == 3 &&
+           cs->stride == 1 && cs->pad == 1 && cs->c >= MIN_CHANNELS && cs->k >= MIN_CHANNELS &&
+           (long)cs->c * cs->k >= MIN_PAIRS;
+#else
+    return 0; /* the GEMMs are OpenBLAS's */
+#endif
+}
+
+static wg_geo wg_geometry(const sq_conv_shape *cs)
+{
+    wg_geo g;
+    memset(&g, 0, sizeof g);
+    g.th = (cs->oh + 1) / 2;
+    g.tw = (cs->ow + 1) / 2;
+    const int rows = cs->n * g.th, ch = cs->c > cs->k ? cs->c : cs->k;
+    int tiles = TILE_FLOATS / (XI * ch);
+    if (tiles < ch / 4) tiles = ch / 4;
+    if (tiles < MIN_TILES) tiles = MIN_TILES;
+    g.rows_blk = (tiles + g.tw - 1) / g.tw;
+    if (g.rows_blk > rows) g.rows_blk = rows;
+    g.nblk = (rows + g.rows_blk - 1) / g.rows_blk;
+    const size_t tb = (size_t)g.rows_blk * g.tw;
+    g.su = (size_t)cs->k * cs->c + PLANE_SKEW;
+    g.sv = (size_t)cs->c * tb + PLANE_SKEW;
+    g.sm = (size_t)cs->k * tb + PLANE_SKEW;
+    g.u = sq_pad64(XI * g.su);
+    g.v = sq_pad64(XI * g.sv);
+    g.m = sq_pad64(XI * g.sm);
+    g.trow = sq_pad64((size_t)4 * (tb > (size_t)(2 * g.tw + 2) ? tb : (size_t)(2 * g.tw + 2)) + (size_t)cs->w);
+    g.per_thread = g.v + g.m + g.trow;
+    return g;
+}
+
+size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads)
+{
+    const wg_geo g = wg_geometry(cs);
+    return g.u + (size_t)threads * g.per_thread;
+}
+
+/* U[xi][k][c] = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
+__attribute__((target("avx2,fma"))) static void weight_transform(const sq_conv_shape *cs, const wg_geo *g, const float *w, float *u, int k)
+{
+    const size_t kc = g->su;
+    for (int c = 0; c < cs->c; c++) {
+        const float *f = w + ((size_t)k * cs->c + c) * 9;
+        float t[4][3];
+        for (int j = 0; j < 3; j++) {
+            t[0][j] = f[j];
+            t[1][j] = 0.5f * (f[j] + f[3 + j] + f[6 + j]);
+            t[2][j] = 0.5f * (f[j] - f[3 + j] + f[6 + j]);
+            t[3][j] = f[6 + j];
+        }
+        for (int i = 0; i < 4; i++) {
+            const float v[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                                0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
+            for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * kc + (size_t)k * cs->c + c] = v[j];
+        }
+    }
+}
+
+/* V[xi][c][tile] = B^T d B for the block's tile rows [q0, q1), B^T = [1 0 -1 0; 0 1 1 0;
+   0 -1 1 0; 0 1 0 -1]: first down the columns of the four input rows (t[i], padded column p is
+   input column p - 1), then across each tile's four columns */
+__attribute__((target("avx2,fma"))) static void input_transform(const sq_conv_shape *cs,
+                                                                const wg_geo *g, const float *x,
+                                                                int q0, int q1, float *v,
+                                                                float *trow)
+{
+    const int C = cs->c, H = cs->h, W = cs->w, tw = g->tw, pw = 2 * tw + 2;
+    const size_t nt = (size_t)(q1 - q0) * tw, cstride = g->sv;
+    float *t0 = trow, *t1 = t0 + pw, *t2 = t1 + pw, *t3 = t2 + pw, *zero = t3 + pw;
+    memset(zero, 0, sizeof(float) * W);
+    for (int q = q0; q < q1; q++) {
+        const int img = q / g->th, ty = q % g->th;
+        const size_t loc0 = (size_t)(q - q0) * tw;
+        for (int c = 0; c < C; c++) {
+            const float *xc = x + ((size_t)img * C + c) * H * W;
+            const float *r[4];
+            for (int i = 0; i < 4; i++) {
+                const int ih = 2 * ty - 1 + i;
+                r[i] = ih >= 0 && ih < H ? xc + (size_t)ih * W : zero;
+            }
+            t0[0] = t1[0] = t2[0] = t3[0] = 0.0f;
+            for (int p = W + 1; p < pw; p++) t0[p] = t1[p] = t2[p] = t3[p] = 0.0f;
+            for (int j = 0; j < W; j++) {
+                const float d0 = r[0][j], d1 = r[1][j], d2 = r[2][j], d3 = r[3][j];
+                t0[j + 1] = d0 - d2;
+                t1[j + 1] = d1 + d2;
+                t2[j + 1] = d2 - d1;
+                t3[j + 1] = d1 - d3;
+            }
+            float *vc = v + (size_t)c * nt + loc0;
+            const float *ts[4] = {t0, t1, t2, t3};
+            for (int i = 0; i < 4; i++) {
+                const float *ti = ts[i];
+                float *v0 = vc + (size_t)(4 * i) * cstride, *v1 = v0 + cstride, *v2 = v1 + cstride,
+                      *v3 = v2 + cstride;
+                for (int x0 = 0; x0 < tw; x0++) {
+                    const float a = ti[2 * x0], b = ti[2 * x0 + 1], e = ti[2 * x0 + 2], f = ti[2 * x0 + 3];
+                    v0[x0] = a - e;
+                    v1[x0] = b + e;
+                    v2[x0] = e - b;
+                    v3[x0] = b - f;
+                }
+            }
+        }
+    }
+}
+
+/* y tile = A^T M A + bias, A^T = [1 1 1 0; 0 1 -1 -1]: per output channel, first for all the
+   block's tiles at once (contiguous, vectorised) into the four rows of yt (output (a, b) of each
+   tile), then scattered into y (the last tile of an odd width or height is cut) */
+__attribute__((target("avx2,fma"))) static void output_transform(const sq_conv_shape *cs,
+                                                                 const wg_geo *g, const float *m,
+                                                                 const float *b, int q0, int q1,
+                                                                 float *y, float *yt)
+{
+    const int K = cs->k, OH = cs->oh, OW = cs->ow, tw = g->tw;
+    const int nt = (q1 - q0) * tw;
+    const size_t kstride = g->sm;
+    float *y00 = yt, *y01 = yt + nt, *y10 = yt + 2 * nt, *y11 = yt + 3 * nt;
+    for (int k = 0; k < K; k++) {
+        const float bk = b ? b[k] : 0.0f;
+        const float *s[16];
+        for (int i = 0; i < 16; i++) s[i] = m + (size_t)i * kstride + (size_t)k * nt;
+        for (int t = 0; t < nt; t++) {
+            float u0[4], u1[4];
+            for (int j = 0; j < 4; j++) {
+                u0[j] = s[j][t] + s[4 + j][t] + s[8 + j][t];
+                u1[j] = s[4 + j][t] - s[8 + j][t] - s[12 + j][t];
+            }
+            y00[t] = u0[0] + u0[1] + u0[2] + bk;
+            y01[t] = u0[1] - u0[2] - u0[3] + bk;
+            y10[t] = u1[0] + u1[1] + u1[2] + bk;
+            y11[t] = u1[1] - u1[2] - u1[3] + bk;
+        }
+        for (int q = q0; q < q1; q++) {
+            const int img = q / g->th, ty = q % g->th, l0 = (q - q0) * tw;
+            float *r0 = y + ((size_t)img * K + k) * OH * OW + (size_t)(2 * ty) * OW;
+            float *r1 = 2 * ty + 1 < OH ? r0 + OW : NULL;
+            int x0 = 0;
+            for (; 2 * x0 + 1 < OW; x0++) {
+                r0[2 * x0] = y00[l0 + x0];
+                r0[2 * x0 + 1] = y01[l0 + x0];
+                if (r1) {
+                    r1[2 * x0] = y10[l0 + x0];
+                    r1[2 * x0 + 1] = y11[l0 + x0];
+                }
+            }
+            if (2 * x0 < OW) {
+                r0[2 * x0] = y00[l0 + x0];
+                if (r1) r1[2 * x0] = y10[l0 + x0];
+            }
+        }
+    }
+}
+
+void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                     float *y, float *ws, int nthr)
+{
+    const wg_geo g = wg_geometry(cs);
+    const int rows = cs->n * g.th, K = cs->k, C = cs->c;
+    float *u = ws;
+#pragma omp parallel num_threads(nthr)
+    {
+#pragma omp for schedule(static)
+        for (int k = 0; k < K; k++) weight_transform(cs, &g, w, u, k);
+        float *v = ws + g.u + (size_t)omp_get_thread_num() * g.per_thread, *m = v + g.v,
+              *trow = m + g.m;
+#pragma omp for schedule(dynamic, 1)
+        for (int blk = 0; blk < g.nblk; blk++) {
+            const int q0 = blk * g.rows_blk, q1 = q0 + g.rows_blk < rows ? q0 + g.rows_blk : rows;
+            const int nt = (q1 - q0) * g.tw;
+            input_transform(cs, &g, x, q0, q1, v, trow);
+            for (int xi = 0; xi < XI; xi++)
+                sq_cpu_sgemm(0, 0, K, nt, C, 1.0f, u + xi * g.su, C, v + xi * g.sv, nt, 0.0f,
+                             m + xi * g.sm, nt);
+            output_transform(cs, &g, m, b, q0, q1, y, trow);
+        }
+#if defined(__x86_64__)
+        /* OpenBLAS's AVX-512 kernels may leave zmm16-31 dirty (cpu_ops.h) */
+        if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
+#endif
+    }
+}
