@@ -249,6 +249,78 @@ Test(ops, winograd_forward_matches_loops_within_its_bound)
     cr_log_info("Winograd forward: worst error %.3g of the sum of |products|", worst);
 }
 
+/* The Winograd backward (conv_wino.c: the input gradient as the forward's arithmetic on the
+   transposed, rotated weights; the weight gradient as 16 GEMMs over the tiles and G^T . G) against
+   double loops, on the forward's shapes: both accumulate into what the buffers held, within 8
+   float epsilons of the sum of |products| per element, the same bits for 1 and 2 threads. */
+Test(ops, winograd_backward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd path does not run on this CPU");
+    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 0}, {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},
+                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 0}, {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 0},
+                               {40, 64, 8, 8, 128, 3, 3, 1, 1, 1, 0}}; /* weight gradient: 3 blocks */
+    const sq_backend *be = sq_backend_cpu();
+    double worst = 0.0;
+    for (int ci = 0; ci < 5; ci++) {
+        conv_data d = conv_make(cases[ci], 990 + ci);
+        const sq_conv_shape *cs = &d.cs;
+        cr_assert(sq_cpu_wino_applies(cs), "case %d should take the Winograd path", ci);
+        float *gy = vec(d.ny);
+        sqt_fill_uniform(gy, d.ny, -1, 1, 995 + ci);
+        double *rx = calloc(d.nx, sizeof *rx), *mx = calloc(d.nx, sizeof *mx);
+        double *rw = calloc(d.nw, sizeof *rw), *mw = calloc(d.nw, sizeof *mw);
+        for (int i = 0; i < cs->n; i++)
+            for (int k = 0; k < cs->k; k++)
+                for (int oy = 0; oy < cs->oh; oy++)
+                    for (int ox = 0; ox < cs->ow; ox++) {
+                        const double g = gy[(((size_t)i * cs->k + k) * cs->oh + oy) * cs->ow + ox];
+                        for (int c = 0; c < cs->c; c++)
+                            for (int r = 0; r < 3; r++)
+                                for (int s2 = 0; s2 < 3; s2++) {
+                                    const int ih = oy - 1 + r, iw = ox - 1 + s2;
+                                    if (ih < 0 || ih >= cs->h || iw < 0 || iw >= cs->w) continue;
+                                    const size_t xi = (((size_t)i * cs->c + c) * cs->h + ih) * cs->w + iw;
+                                    const size_t wi = ((size_t)(k * cs->c + c) * 3 + r) * 3 + s2;
+                                    rx[xi] += g * d.w[wi];
+                                    mx[xi] += fabs(g * d.w[wi]);
+                                    rw[wi] += g * d.x[xi];
+                                    mw[wi] += fabs(g * d.x[xi]);
+                                }
+                    }
+        float *gx[2], *gw[2];
+        for (int t = 0; t < 2; t++) {
+            gx[t] = vec(d.nx);
+            gw[t] = vec(d.nw);
+            for (size_t j = 0; j < d.nx; j++) gx[t][j] = 0.5f; /* both accumulate */
+            for (size_t j = 0; j < d.nw; j++) gw[t][j] = -0.25f;
+            be->set_threads(2 - t);
+            be->conv2d_bwd(cs, d.x, d.w, gy, gx[t], gw[t], NULL, d.ws);
+        }
+        be->set_threads(2);
+        size_t bad = 0;
+        for (size_t j = 0; j < d.nx; j++) {
+            const double e = fabs(gx[0][j] - (0.5 + rx[j])), bound = 8 * 1.1920929e-7 * (mx[j] + 0.5);
+            if (e / (mx[j] + 0.5) > worst) worst = e / (mx[j] + 0.5);
+            if (!(e <= bound) && bad++ < 5) cr_log_error("case %d gx[%zu]: got %.9g want %.9g", ci, j, gx[0][j], 0.5 + rx[j]);
+        }
+        for (size_t j = 0; j < d.nw; j++) {
+            const double e = fabs(gw[0][j] - (-0.25 + rw[j])), bound = 8 * 1.1920929e-7 * (mw[j] + 0.25);
+            if (e / (mw[j] + 0.25) > worst) worst = e / (mw[j] + 0.25);
+            if (!(e <= bound) && bad++ < 5) cr_log_error("case %d gw[%zu]: got %.9g want %.9g", ci, j, gw[0][j], -0.25 + rw[j]);
+        }
+        cr_expect_eq(bad, 0, "case %d: %zu gradient elements outside 8 eps of the sum of |products|", ci, bad);
+        cr_expect_eq(sqt_check_equal("gx on 1 thread", gx[1], gx[0], d.nx), 0, "case %d: gx depends on the thread count", ci);
+        cr_expect_eq(sqt_check_equal("gw on 1 thread", gw[1], gw[0], d.nw), 0, "case %d: gw depends on the thread count", ci);
+        for (int t = 0; t < 2; t++) {
+            free(gx[t]);
+            free(gw[t]);
+        }
+        free(gy); free(rx); free(mx); free(rw); free(mw);
+        conv_free(&d);
+    }
+    cr_log_info("Winograd backward: worst error %.3g of the sum of |products|", worst);
+}
+
 Test(ops, bn_running_stats)
 {
     const sq_backend *be = sq_backend_cpu();

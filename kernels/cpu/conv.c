@@ -1,5 +1,7 @@
-/* conv.c: CPU 2-D convolution entry points and dispatch. Dense and grouped convs run the
-   implicit GEMM of conv_igemm.c on CPUs with AVX2/FMA (stride <= 4), except the passes that
+/* conv.c: CPU 2-D convolution entry points and dispatch. Dense 3x3 stride-1 pad-1 convs with at
+   least 64 channels a side (and 8192 channel pairs) run Winograd F(2x2, 3x3) (conv_wino.c:
+   forward and both gradients) in builds with OpenBLAS on CPUs with AVX2/FMA. Other dense and
+   grouped convs run the implicit GEMM of conv_igemm.c on such CPUs (stride <= 4), except the passes that
    conv_bgemm.c runs faster as GEMMs over blocks of images (rows narrower than 8, the weight
    gradient of wide layers); depthwise convs (groups ==
    c) run the direct loops of conv_dw.c; everything else (older CPUs, larger strides, builds
@@ -306,6 +308,11 @@ void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, 
     if (gb) conv_bias_grad(cs->n, cs->k, g.ohw, gy, gb);
     if (!gx && !gw) return;
     const int n = cs->n, nthr = conv_threads(cs, &g);
+    if (sq_cpu_wino_applies(cs)) {
+        if (gx) sq_cpu_wino_dgrad(cs, w, gy, gx, (float *)ws, nthr);
+        if (gw) sq_cpu_wino_wgrad(cs, x, gy, gw, (float *)ws, nthr);
+        return;
+    }
     if (sq_cpu_igemm_applies(cs)) {
         /* each gradient on the path that runs it faster (conv_bgemm.c), one after the other */
         const int bx = gx && sq_cpu_bgemm_applies(cs, SQ_BG_DGRAD), bw = gw && sq_cpu_bgemm_applies(cs, SQ_BG_WGRAD);

@@ -1,18 +1,23 @@
-/* conv_wino.c: the forward of dense 3x3 stride-1 pad-1 float convolutions with enough channels
-   (the teacher's and the full-precision model's 3x3 layers), as Winograd F(2x2, 3x3) (Lavin and
-   Gray, 2015): each 2x2 block of outputs ("tile") takes 16 multiplies per (input, output)
-   channel pair instead of 36, so the GEMMs do 2.25x fewer flops than the direct convolution.
+/* conv_wino.c: dense 3x3 stride-1 pad-1 float convolutions with enough channels (the teacher's
+   and the full-precision model's wide 3x3 layers) as Winograd F(2x2, 3x3) (Lavin and Gray, 2015):
+   each 2x2 block of outputs ("tile") takes 16 multiplies per (input, output) channel pair instead
+   of 36, so the GEMMs do 2.25x fewer flops than the direct convolution.
      weights   U[xi] (K x C) = (G g G^T)[xi] per (k, c), xi over the 4x4 transform points
      input     V[xi] (C x T) = (B^T d B)[xi] per (c, tile), d the tile's 4x4 input window
      products  M[xi] (K x T) = U[xi] V[xi]             (16 GEMMs, OpenBLAS single-threaded)
      output    y tile = A^T M A + bias                   (2x2 outputs per (k, tile))
-   Tiles are taken in whole tile rows, in blocks of about TILE_FLOATS / max(C, K) tiles that are
-   fixed by the shape alone; threads take blocks dynamically, and every output is computed inside
-   one block, so y does not depend on the thread count or the schedule. The arithmetic is not the
-   direct convolution's: the transforms add and subtract up to 9 terms, so y differs from the
-   FMA chain of conv_igemm.c by a few float ulps of the largest partial sums (docs/results.md,
-   issue 21, has the measured error); the PyTorch twin's bit-exact emulation covers the student's
-   quantized and narrow convolutions, which never run here (see sq_cpu_wino_applies). */
+   The input gradient is the same arithmetic on the swapped shape (gy correlated with the weights
+   transposed and rotated by 180 degrees, added into gx); the weight gradient is its transpose:
+   GU[xi] (K x C) = sum over tiles of (A gy A^T)[xi] V[xi]^T, then gw += G^T GU G.
+   Tiles are taken in whole tile rows, in blocks fixed by the shape alone. Forward and input
+   gradient: threads take blocks dynamically, every output is computed inside one block. Weight
+   gradient: each block's transforms are split among the threads, its 16 GEMMs by point, each
+   GU[xi] summed by one thread in block order. So no result depends on the thread count or the
+   schedule. The arithmetic is not the direct convolution's: the transforms add and subtract up to
+   9 terms, so results differ from the FMA chain of conv_igemm.c by a few float epsilons of the
+   sum of |products| (tests/test_ops.c winograd_*: worst 1.4e-7 forward, 3.2e-7 backward, held to
+   8 eps); the PyTorch twin's bit-exact emulation covers the student's quantized and narrow
+   convolutions, which never run here (sq_cpu_wino_applies). */
 #include "cpu_ops.h"
 #include <omp.h>
 #include <string.h>
@@ -24,6 +29,8 @@
    docs/results.md (issue 21) */
 #define TILE_FLOATS (1 << 17)
 #define MIN_TILES 32
+#define WG_TILE_FLOATS (1 << 19)
+#define WG_MIN_TILES 256
 /* fewer channels than these (on either side, or in pairs): the transforms cost about what the
    multiplies they save do (measured: 64 -> 64 on 8x8 maps 0.9-1.07x, 32 -> 32 on 16x16
    0.5-0.9x; 64 -> 128 on 16x16 1.36x) */
@@ -57,16 +64,16 @@ int sq_cpu_wino_applies(const sq_conv_shape *cs)
 #endif
 }
 
-static wg_geo wg_geometry(const sq_conv_shape *cs)
+static wg_geo wg_geometry_t(const sq_conv_shape *cs, int tile_floats, int min_tiles)
 {
     wg_geo g;
     memset(&g, 0, sizeof g);
     g.th = (cs->oh + 1) / 2;
     g.tw = (cs->ow + 1) / 2;
     const int rows = cs->n * g.th, ch = cs->c > cs->k ? cs->c : cs->k;
-    int tiles = TILE_FLOATS / (XI * ch);
+    int tiles = tile_floats / (XI * ch);
     if (tiles < ch / 4) tiles = ch / 4;
-    if (tiles < MIN_TILES) tiles = MIN_TILES;
+    if (tiles < min_tiles) tiles = min_tiles;
     g.rows_blk = (tiles + g.tw - 1) / g.tw;
     if (g.rows_blk > rows) g.rows_blk = rows;
     g.nblk = (rows + g.rows_blk - 1) / g.rows_blk;
@@ -82,18 +89,42 @@ static wg_geo wg_geometry(const sq_conv_shape *cs)
     return g;
 }
 
+static sq_conv_shape dgrad_shape(const sq_conv_shape *cs);
+
+/* the forward's and the weight gradient's workspace, and the input gradient's (swapped shape) */
+static wg_geo wg_geometry(const sq_conv_shape *cs) { return wg_geometry_t(cs, TILE_FLOATS, MIN_TILES); }
+
+/* the weight gradient's blocks: its GEMMs sum over the tiles, and each block costs two barriers */
+static wg_geo wg_geometry_w(const sq_conv_shape *cs) { return wg_geometry_t(cs, WG_TILE_FLOATS, WG_MIN_TILES); }
+
 size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads)
 {
-    const wg_geo g = wg_geometry(cs);
-    return g.u + (size_t)threads * g.per_thread;
+    const wg_geo g = wg_geometry(cs), gw = wg_geometry_w(cs);
+    const sq_conv_shape ds = dgrad_shape(cs);
+    const wg_geo d = wg_geometry(&ds);
+    size_t f = g.u + (size_t)threads * g.per_thread;
+    /* the weight gradient shares one V and one GYT among the threads */
+    const size_t b = d.u + (size_t)threads * d.per_thread, w = gw.u + gw.v + gw.m + (size_t)threads * gw.trow;
+    if (b > f) f = b;
+    return w > f ? w : f;
 }
 
-/* U[xi][k][c] = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] */
-__attribute__((target("avx2,fma"))) static void weight_transform(const sq_conv_shape *cs, const wg_geo *g, const float *w, float *u, int k)
+/* U[xi][k][c] = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], g = w[k][c]; with flip,
+   cs is the input gradient's correlation (k: the layer's input channel, c: its output channel)
+   and g = w[c][k] rotated by 180 degrees */
+__attribute__((target("avx2,fma"))) static void weight_transform(const sq_conv_shape *cs,
+                                                                 const wg_geo *g, const float *w,
+                                                                 int flip, float *u, int k)
 {
     const size_t kc = g->su;
     for (int c = 0; c < cs->c; c++) {
-        const float *f = w + ((size_t)k * cs->c + c) * 9;
+        float f[9];
+        if (flip) {
+            const float *src = w + ((size_t)c * cs->k + k) * 9;
+            for (int j = 0; j < 9; j++) f[j] = src[8 - j];
+        } else {
+            memcpy(f, w + ((size_t)k * cs->c + c) * 9, sizeof f);
+        }
         float t[4][3];
         for (int j = 0; j < 3; j++) {
             t[0][j] = f[j];
@@ -109,19 +140,19 @@ __attribute__((target("avx2,fma"))) static void weight_transform(const sq_conv_s
     }
 }
 
-/* V[xi][c][tile] = B^T d B for the block's tile rows [q0, q1), B^T = [1 0 -1 0; 0 1 1 0;
-   0 -1 1 0; 0 1 0 -1]: first down the columns of the four input rows (t[i], padded column p is
-   input column p - 1), then across each tile's four columns */
+/* V[xi][c][tile] = B^T d B for the tile rows [qa, qb) of the block [q0, q1), B^T = [1 0 -1 0;
+   0 1 1 0; 0 -1 1 0; 0 1 0 -1]: first down the columns of the four input rows (t[i], padded
+   column p is input column p - 1), then across each tile's four columns */
 __attribute__((target("avx2,fma"))) static void input_transform(const sq_conv_shape *cs,
                                                                 const wg_geo *g, const float *x,
-                                                                int q0, int q1, float *v,
-                                                                float *trow)
+                                                                int q0, int q1, int qa, int qb,
+                                                                float *v, float *trow)
 {
     const int C = cs->c, H = cs->h, W = cs->w, tw = g->tw, pw = 2 * tw + 2;
     const size_t nt = (size_t)(q1 - q0) * tw, cstride = g->sv;
     float *t0 = trow, *t1 = t0 + pw, *t2 = t1 + pw, *t3 = t2 + pw, *zero = t3 + pw;
     memset(zero, 0, sizeof(float) * W);
-    for (int q = q0; q < q1; q++) {
+    for (int q = qa; q < qb; q++) {
         const int img = q / g->th, ty = q % g->th;
         const size_t loc0 = (size_t)(q - q0) * tw;
         for (int c = 0; c < C; c++) {
@@ -160,11 +191,12 @@ __attribute__((target("avx2,fma"))) static void input_transform(const sq_conv_sh
 
 /* y tile = A^T M A + bias, A^T = [1 1 1 0; 0 1 -1 -1]: per output channel, first for all the
    block's tiles at once (contiguous, vectorised) into the four rows of yt (output (a, b) of each
-   tile), then scattered into y (the last tile of an odd width or height is cut) */
+   tile), then stored into y, or added to it (acc; the input gradient accumulates), the last tile
+   of an odd width or height cut */
 __attribute__((target("avx2,fma"))) static void output_transform(const sq_conv_shape *cs,
                                                                  const wg_geo *g, const float *m,
                                                                  const float *b, int q0, int q1,
-                                                                 float *y, float *yt)
+                                                                 float *y, int acc, float *yt)
 {
     const int K = cs->k, OH = cs->oh, OW = cs->ow, tw = g->tw;
     const int nt = (q1 - q0) * tw;
@@ -190,6 +222,21 @@ __attribute__((target("avx2,fma"))) static void output_transform(const sq_conv_s
             float *r0 = y + ((size_t)img * K + k) * OH * OW + (size_t)(2 * ty) * OW;
             float *r1 = 2 * ty + 1 < OH ? r0 + OW : NULL;
             int x0 = 0;
+            if (acc) {
+                for (; 2 * x0 + 1 < OW; x0++) {
+                    r0[2 * x0] += y00[l0 + x0];
+                    r0[2 * x0 + 1] += y01[l0 + x0];
+                    if (r1) {
+                        r1[2 * x0] += y10[l0 + x0];
+                        r1[2 * x0 + 1] += y11[l0 + x0];
+                    }
+                }
+                if (2 * x0 < OW) {
+                    r0[2 * x0] += y00[l0 + x0];
+                    if (r1) r1[2 * x0] += y10[l0 + x0];
+                }
+                continue;
+            }
             for (; 2 * x0 + 1 < OW; x0++) {
                 r0[2 * x0] = y00[l0 + x0];
                 r0[2 * x0 + 1] = y01[l0 + x0];
@@ -206,8 +253,10 @@ __attribute__((target("avx2,fma"))) static void output_transform(const sq_conv_s
     }
 }
 
-void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
-                     float *y, float *ws, int nthr)
+/* y (=, or += with acc) = the correlation of x with w (flip: w transposed and rotated, see
+   weight_transform) over cs, plus b */
+static void wino_run(const sq_conv_shape *cs, const float *x, const float *w, int flip,
+                     const float *b, float *y, int acc, float *ws, int nthr)
 {
     const wg_geo g = wg_geometry(cs);
     const int rows = cs->n * g.th, K = cs->k, C = cs->c;
@@ -215,21 +264,138 @@ void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, co
 #pragma omp parallel num_threads(nthr)
     {
 #pragma omp for schedule(static)
-        for (int k = 0; k < K; k++) weight_transform(cs, &g, w, u, k);
+        for (int k = 0; k < K; k++) weight_transform(cs, &g, w, flip, u, k);
         float *v = ws + g.u + (size_t)omp_get_thread_num() * g.per_thread, *m = v + g.v,
               *trow = m + g.m;
 #pragma omp for schedule(dynamic, 1)
         for (int blk = 0; blk < g.nblk; blk++) {
             const int q0 = blk * g.rows_blk, q1 = q0 + g.rows_blk < rows ? q0 + g.rows_blk : rows;
             const int nt = (q1 - q0) * g.tw;
-            input_transform(cs, &g, x, q0, q1, v, trow);
+            input_transform(cs, &g, x, q0, q1, q0, q1, v, trow);
             for (int xi = 0; xi < XI; xi++)
                 sq_cpu_sgemm(0, 0, K, nt, C, 1.0f, u + xi * g.su, C, v + xi * g.sv, nt, 0.0f,
                              m + xi * g.sm, nt);
-            output_transform(cs, &g, m, b, q0, q1, y, trow);
+            output_transform(cs, &g, m, b, q0, q1, y, acc, trow);
         }
 #if defined(__x86_64__)
         /* OpenBLAS's AVX-512 kernels may leave zmm16-31 dirty (cpu_ops.h) */
+        if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
+#endif
+    }
+}
+
+void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                     float *y, float *ws, int nthr)
+{
+    wino_run(cs, x, w, 0, b, y, 0, ws, nthr);
+}
+
+/* the input gradient of a stride-1 pad-1 3x3 conv is the correlation of gy (K channels) with
+   the weights transposed and rotated, pad 1: the forward's arithmetic on the swapped shape */
+static sq_conv_shape dgrad_shape(const sq_conv_shape *cs)
+{
+    sq_conv_shape d = *cs;
+    d.c = cs->k;
+    d.k = cs->c;
+    d.h = cs->oh;
+    d.w = cs->ow;
+    d.oh = cs->h;
+    d.ow = cs->w;
+    return d;
+}
+
+void sq_cpu_wino_dgrad(const sq_conv_shape *cs, const float *w, const float *gy, float *gx,
+                       float *ws, int nthr)
+{
+    const sq_conv_shape d = dgrad_shape(cs);
+    wino_run(&d, gy, w, 1, NULL, gx, 1, ws, nthr);
+}
+
+/* GYT[xi][k][tile] = A gy A^T for the tile rows [qa, qb) of the block [q0, q1): the output
+   transform's transpose, a 2x2 block of gy (cut at odd edges: zeros) to 4x4 points */
+__attribute__((target("avx2,fma"))) static void gy_transform(const sq_conv_shape *cs,
+                                                             const wg_geo *g, const float *gy,
+                                                             int q0, int q1, int qa, int qb,
+                                                             float *gyt)
+{
+    const int K = cs->k, OH = cs->oh, OW = cs->ow, tw = g->tw;
+    const size_t nt = (size_t)(q1 - q0) * tw;
+    for (int q = qa; q < qb; q++) {
+        const int img = q / g->th, ty = q % g->th;
+        const size_t loc0 = (size_t)(q - q0) * tw;
+        for (int k = 0; k < K; k++) {
+            const float *r0 = gy + ((size_t)img * K + k) * OH * OW + (size_t)(2 * ty) * OW;
+            const float *r1 = 2 * ty + 1 < OH ? r0 + OW : NULL;
+            float *d = gyt + (size_t)k * nt + loc0;
+            for (int x0 = 0; x0 < tw; x0++) {
+                const int c1 = 2 * x0 + 1 < OW;
+                const float e00 = r0[2 * x0], e01 = c1 ? r0[2 * x0 + 1] : 0.0f;
+                const float e10 = r1 ? r1[2 * x0] : 0.0f, e11 = r1 && c1 ? r1[2 * x0 + 1] : 0.0f;
+                /* P = A e (rows e0, e0 + e1, e0 - e1, -e1), then Q = P A^T per row */
+                const float p[4][2] = {{e00, e01}, {e00 + e10, e01 + e11}, {e00 - e10, e01 - e11}, {-e10, -e11}};
+                for (int i = 0; i < 4; i++) {
+                    float *di = d + (size_t)(4 * i) * g->sm;
+                    di[x0] = p[i][0];
+                    di[g->sm + x0] = p[i][0] + p[i][1];
+                    di[2 * g->sm + x0] = p[i][0] - p[i][1];
+                    di[3 * g->sm + x0] = -p[i][1];
+                }
+            }
+        }
+    }
+}
+
+/* gw[k][c] += G^T X G for X = GU[.][k][c] (4x4 points to 3x3 taps) */
+__attribute__((target("avx2,fma"))) static void weight_grad_out(const sq_conv_shape *cs,
+                                                                const wg_geo *g, const float *gu,
+                                                                float *gw, int k)
+{
+    for (int c = 0; c < cs->c; c++) {
+        float x[4][4], r[3][4];
+        for (int i = 0; i < 16; i++) x[i / 4][i % 4] = gu[(size_t)i * g->su + (size_t)k * cs->c + c];
+        for (int j = 0; j < 4; j++) {
+            r[0][j] = x[0][j] + 0.5f * (x[1][j] + x[2][j]);
+            r[1][j] = 0.5f * (x[1][j] - x[2][j]);
+            r[2][j] = 0.5f * (x[1][j] + x[2][j]) + x[3][j];
+        }
+        float *d = gw + ((size_t)k * cs->c + c) * 9;
+        for (int i = 0; i < 3; i++) {
+            d[3 * i] += r[i][0] + 0.5f * (r[i][1] + r[i][2]);
+            d[3 * i + 1] += 0.5f * (r[i][1] - r[i][2]);
+            d[3 * i + 2] += 0.5f * (r[i][1] + r[i][2]) + r[i][3];
+        }
+    }
+}
+
+/* gw += the weight gradient: GU[xi] (K x C) = sum over the tiles of GYT[xi] V[xi]^T, block by
+   block in block order, then G^T GU G. Every block's transforms are split among the threads by
+   tile rows, its 16 GEMMs by point (each GU[xi] is summed by one thread, in block order), so gw
+   does not depend on the thread count or the schedule. */
+void sq_cpu_wino_wgrad(const sq_conv_shape *cs, const float *x, const float *gy, float *gw,
+                       float *ws, int nthr)
+{
+    const wg_geo g = wg_geometry_w(cs);
+    const int rows = cs->n * g.th, K = cs->k, C = cs->c;
+    float *gu = ws, *v = ws + g.u, *gyt = v + g.v;
+#pragma omp parallel num_threads(nthr)
+    {
+        const int t = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *trow = gyt + g.m + (size_t)t * g.trow;
+        for (int blk = 0; blk < g.nblk; blk++) {
+            const int q0 = blk * g.rows_blk, q1 = q0 + g.rows_blk < rows ? q0 + g.rows_blk : rows;
+            const int nt = (q1 - q0) * g.tw;
+            const int qa = q0 + (int)((long)(q1 - q0) * t / nth), qb = q0 + (int)((long)(q1 - q0) * (t + 1) / nth);
+            input_transform(cs, &g, x, q0, q1, qa, qb, v, trow);
+            gy_transform(cs, &g, gy, q0, q1, qa, qb, gyt);
+#pragma omp barrier
+#pragma omp for schedule(dynamic, 1)
+            for (int xi = 0; xi < XI; xi++)
+                sq_cpu_sgemm(0, 1, K, C, nt, 1.0f, gyt + xi * g.sm, nt, v + xi * g.sv, nt,
+                             blk ? 1.0f : 0.0f, gu + xi * g.su, C);
+        }
+#pragma omp for schedule(static)
+        for (int k = 0; k < K; k++) weight_grad_out(cs, &g, gu, gw, k);
+#if defined(__x86_64__)
         if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
 #endif
     }

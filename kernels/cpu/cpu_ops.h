@@ -188,12 +188,17 @@ void sq_cpu_conv_force_gemm(int on);
    one image, row stride ld) from x (cg, H, W), and their sum back into gx (col2im, added) */
 void sq_cpu_im2col(const sq_conv_shape *cs, int cg, const float *x, float *col, int y0, int y1, size_t ld);
 void sq_cpu_col2im_add(const sq_conv_shape *cs, int cg, const float *col, float *gx, int y0, int y1, size_t ld);
-/* ---- conv_wino.c: Winograd F(2x2, 3x3) forward of dense 3x3 stride-1 pad-1 convs with at least
+/* ---- conv_wino.c: Winograd F(2x2, 3x3) forward and backward of dense 3x3 stride-1 pad-1 convs with at least
    64 input and output channels and 8192 channel pairs (OpenBLAS builds on AVX2 CPUs); ws: sq_cpu_wino_ws_floats floats ---- */
 int sq_cpu_wino_applies(const sq_conv_shape *cs);
 size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads);
 void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
                      float *y, float *ws, int nthr);
+/* the backward of the same convs: gx += (input gradient), gw += (weight gradient) */
+void sq_cpu_wino_dgrad(const sq_conv_shape *cs, const float *w, const float *gy, float *gx,
+                       float *ws, int nthr);
+void sq_cpu_wino_wgrad(const sq_conv_shape *cs, const float *x, const float *gy, float *gw,
+                       float *ws, int nthr);
 void sq_cpu_conv_wino(int on); /* tests: 0 turns the Winograd forward off (default on) */
 
 /* conv_bgemm.c: GEMMs over blocks of images, for the passes where the implicit GEMM idles */
