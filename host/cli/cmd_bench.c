@@ -137,7 +137,7 @@ int sq_cmd_bench_step(int argc, char **argv)
     for (int i = 0; i < batch; i++) y[i] = i % classes;
     if (t) {
         sq_model_fold_bn(t, NULL); /* as 'sqakd distill' does with its frozen teacher */
-        if (sq_teacher_prec_apply(t, tprec)) {
+        if ((strcmp(loss, "kl+squat") && sq_model_compact_activations(t)) || sq_teacher_prec_apply(t, tprec)) {
             sq_cli_fail(cmd, "%s", sq_last_error());
             free(x);
             free(y);

@@ -35,8 +35,10 @@ int sq_distill_open(const char *cmd, sq_cli_common *c, const char *teacher_path,
         memset(d, 0, sizeof *d);
         return 2;
     }
-    /* the teacher is frozen: fold its BatchNorm layers into the convolutions (model.h) */
-    if (sq_model_fold_bn(d->teacher, NULL)) {
+    /* the teacher is frozen: fold its BatchNorm layers into the convolutions and let its
+       layers share activation buffers (model.h; not with SQuaT, which reads a feature of the
+       teacher after its forward) */
+    if (sq_model_fold_bn(d->teacher, NULL) || (!c->cfg.squat && sq_model_compact_activations(d->teacher))) {
         sq_cli_fail(cmd, "--teacher: %s", sq_last_error());
         sq_model_free(d->teacher);
         memset(d, 0, sizeof *d);

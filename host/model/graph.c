@@ -78,7 +78,7 @@ static int gout_written_once(const sq_model *m, int i)
    gz with one memset (it was one call per buffer: 128 for a resnet20 step) and gz lies first in
    the gradient arena. Buffers that one "set" op writes (gout_set, and a quantized convolution's
    gxq when the backend has conv2d_bwd_set) need no zeroing and come from gn too. */
-static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
+static void plan(sq_model *m, arena *act, arena *gz, arena *gn, const size_t *out_off)
 {
     size_t B = (size_t)m->batch;
     for (int i = 0; i < m->nnodes; i++) {
@@ -88,14 +88,17 @@ static void plan(sq_model *m, arena *act, arena *gz, arena *gn)
             n->gout = m->nodes[n->in0].gout;
             continue;
         }
-        n->out = take(act, B * node_numel(n));
+        if (!out_off) n->out = take(act, B * node_numel(n));
+        else n->out = act->base ? act->base + out_off[i] : NULL;
+        if (n->op == SQ_NODE_BN && n->folded) n->out = m->nodes[n->in0].out; /* fold.c */
         if (m->with_grad)
             n->gout = take(gout_zeroed(m, i) && !n->gout_set ? gz : gn, B * node_numel(n));
         if (n->op == SQ_NODE_BN) {
             n->save_mean = take(act, n->c);
             n->save_invstd = take(act, n->c);
         } else if (n->op == SQ_NODE_POOL && n->pool == SQ_POOL_MAX) {
-            n->argmax = (int32_t *)take(act, B * node_numel(n));
+            /* where the backward reads it; an inference-only forward passes NULL */
+            n->argmax = m->with_grad ? (int32_t *)take(act, B * node_numel(n)) : NULL;
         } else if (n->op == SQ_NODE_DROPOUT) {
             n->mask = (uint8_t *)take(act, (B * node_numel(n) + 3) / 4);
         }
@@ -172,7 +175,7 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     }
     for (int i = 0; i < m->nnodes; i++) m->nodes[i].gout_set = with_grad && gout_written_once(m, i);
     arena act = {0, NULL}, gz = {0, NULL}, gn = {0, NULL};
-    plan(m, &act, &gz, &gn);
+    plan(m, &act, &gz, &gn, NULL);
     m->act_floats = act.used;
     m->grad_floats = gz.used + gn.used;
     m->grad_zero_floats = gz.used;
@@ -206,7 +209,7 @@ sq_status sq_model_setup(sq_model *m, const sq_backend *be, int batch, int with_
     act.base = m->act_arena; act.used = 0;
     gz.base = m->grad_arena; gz.used = 0;
     gn.base = m->grad_arena ? m->grad_arena + m->grad_zero_floats : NULL; gn.used = 0;
-    plan(m, &act, &gz, &gn);
+    plan(m, &act, &gz, &gn, NULL);
     /* BN defaults: gamma 1, running var 1 (weights are set by init or a checkpoint) */
     for (int i = 0; i < m->nnodes; i++) {
         const sq_node *n = &m->nodes[i];
@@ -236,6 +239,76 @@ void sq_model_free(sq_model *m)
     free(m->nodes);
     free(m->params);
     free(m);
+}
+
+/* How many nodes after node i a fused forward op may write (graph.c fwd_conv_fused: a folded
+   convolution writes the activation's output three nodes on): a buffer is given to another node
+   only this many nodes after its last reader, so no fused op writes over a value still read. */
+#define FUSE_REACH 3
+
+sq_status sq_model_compact_activations(sq_model *m)
+{
+    if (!m->be || m->with_grad || !m->act_arena) {
+        sq_set_error("compacting the activations needs a set-up inference-only model (the teacher)");
+        return SQ_EARG;
+    }
+    const int nn = m->nnodes;
+    const size_t B = (size_t)m->batch;
+    int *last = sq_xcalloc((size_t)nn, sizeof *last);
+    size_t *off = sq_xcalloc((size_t)nn, sizeof *off);
+    /* blocks of the output region: offset, size, and the node after which they are free */
+    size_t *boff = sq_xcalloc((size_t)nn, sizeof *boff), *bsize = sq_xcalloc((size_t)nn, sizeof *bsize);
+    int *bend = sq_xcalloc((size_t)nn, sizeof *bend), nb = 0;
+    for (int i = 0; i < nn; i++) last[i] = i;
+    for (int i = 0; i < nn; i++) {
+        const sq_node *n = &m->nodes[i];
+        if (n->in0 >= 0 && last[n->in0] < i) last[n->in0] = i;
+        if (n->in1 >= 0 && last[n->in1] < i) last[n->in1] = i;
+    }
+    if (nn > 0) last[nn - 1] = nn + FUSE_REACH; /* the logits: read after the forward */
+    /* a FLATTEN's or a folded BN's output is its input's buffer: that lives as long as theirs */
+    for (int i = nn - 1; i >= 0; i--) {
+        const sq_node *n = &m->nodes[i];
+        const int alias = n->op == SQ_NODE_FLATTEN || (n->op == SQ_NODE_BN && n->folded);
+        if (alias && n->in0 >= 0 && last[n->in0] < last[i]) last[n->in0] = last[i];
+    }
+    size_t used = 0;
+    for (int i = 0; i < nn; i++) {
+        const sq_node *n = &m->nodes[i];
+        if (n->op == SQ_NODE_FLATTEN || (n->op == SQ_NODE_BN && n->folded)) continue;
+        const size_t need = sq_pad64(B * node_numel(n));
+        int best = -1;
+        for (int b = 0; b < nb; b++)
+            if (bend[b] + FUSE_REACH < i && bsize[b] >= need && (best < 0 || bsize[b] < bsize[best])) best = b;
+        if (best < 0) {
+            best = nb++;
+            boff[best] = used;
+            bsize[best] = need;
+            used += need;
+        }
+        bend[best] = last[i];
+        off[i] = boff[best];
+    }
+    const sq_backend *be = m->be;
+    arena act = {used, NULL}, none = {0, NULL};
+    plan(m, &act, &none, &none, off);
+    float *fresh = be->alloc(act.used * sizeof(float));
+    sq_status rc = SQ_OK;
+    if (!fresh) {
+        rc = sq_backend_oom_error(be, act.used * 4.0, m->arch, m->batch, NULL);
+        act.base = m->act_arena; /* keep the old plan: re-point at the old arena */
+        act.used = 0;
+        plan(m, &act, &none, &none, NULL);
+    } else {
+        be->free(m->act_arena);
+        m->act_arena = fresh;
+        m->act_floats = act.used;
+        act.base = fresh;
+        act.used = used;
+        plan(m, &act, &none, &none, off);
+    }
+    free(last); free(off); free(boff); free(bsize); free(bend);
+    return rc;
 }
 
 void sq_model_set_input(sq_model *m, const float *x_host, int n)

@@ -227,6 +227,15 @@ sq_status sq_model_quant_init(sq_model *m, const float *x_host, int n);
    with the number of BN layers folded. */
 sq_status sq_model_fold_bn(sq_model *m, int *folded);
 
+/* Lets the nodes of an inference-only model (the frozen teacher) share activation buffers: a
+   node's output lives from its node until its last reader has run (plus the reach of the fused
+   forward ops), then the buffer serves a later node. Afterwards only the last node's output (the
+   logits) is valid once a forward has returned; nothing else may read an intermediate output
+   after the forward (SQuaT's teacher feature does: do not compact then). Call after
+   sq_model_fold_bn, before anything keeps node pointers (teacher precision, CUDA graphs); the
+   old arena is freed. */
+sq_status sq_model_compact_activations(sq_model *m);
+
 /* Copies every tensor with the same name and shape from src (teacher -> student). Returns the
    number copied. */
 int sq_model_copy_matching(sq_model *dst, const sq_model *src);
