@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "../kernels/cpu/cpu_ops.h"
 #include "util_check.h"
 
@@ -758,4 +759,48 @@ Test(ops, elementwise_and_memory)
     for (size_t i = 0; i < big; i += 4093) left += c[i] != 0;
     cr_expect(left == 0 && c[big - 1] == 0, "large memset0");
     be->free(c);
+}
+
+static long resident_pages(void)
+{
+    long size = 0, res = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2) res = -1;
+        fclose(f);
+    }
+    return res;
+}
+
+/* CPU backend memory: 64-byte aligned and zeroed at every size; a large block (a mapping) costs
+   no resident memory until written (what makes an unused part of a workspace free), and freeing
+   it gives the memory back */
+Test(ops, cpu_alloc_is_zeroed_aligned_and_lazy)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const size_t sizes[] = {1, 63, 4096, 1000000, (size_t)1 << 20, ((size_t)1 << 20) + 1, (size_t)3 << 22};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        unsigned char *p = be->alloc(sizes[i]);
+        cr_assert_not_null(p);
+        cr_expect_eq((uintptr_t)p % 64, 0, "%zu bytes: not 64-byte aligned", sizes[i]);
+        size_t nz = 0;
+        for (size_t j = 0; j < sizes[i]; j += 97) nz += p[j] != 0;
+        cr_expect_eq(nz + (p[sizes[i] - 1] != 0), 0, "%zu bytes: not zeroed", sizes[i]);
+        memset(p, 0xab, sizes[i]);
+        be->free(p);
+    }
+    be->free(NULL);
+#if !defined(__SANITIZE_ADDRESS__)
+    const long page = sysconf(_SC_PAGESIZE), r0 = resident_pages();
+    unsigned char *big = be->alloc((size_t)256 << 20);
+    cr_assert_not_null(big);
+    const long r1 = resident_pages();
+    big[(size_t)100 << 20] = 1; /* one page touched */
+    be->free(big);
+    const long r2 = resident_pages();
+    if (r0 < 0) cr_skip_test("no /proc/self/statm");
+    cr_expect((r1 - r0) * page < (16l << 20), "256 MB allocated and untouched made %ld MB resident",
+              (r1 - r0) * page >> 20);
+    cr_expect(r2 <= r1 + 4, "freeing the block should not leave it resident (%ld -> %ld pages)", r1, r2);
+#endif
 }

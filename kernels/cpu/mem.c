@@ -1,23 +1,61 @@
-/* mem.c: CPU backend memory (64-byte aligned, zeroed host allocations, plain copies) and thread
+/* mem.c: CPU backend memory (64-byte aligned, zeroed host allocations: mappings for large ones,
+   see sq_cpu_alloc; plain copies) and thread
    control (OpenMP for the ops, BLAS pinned to one thread because ops call it per thread). */
 #include "cpu_ops.h"
 #include <omp.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #ifdef SQ_HAVE_BLAS
 #include <cblas.h>
 #endif
 
+/* Allocations of at least MAP_MIN bytes are anonymous mappings: the kernel's zero pages, so a
+   page that is never written (the part of a conv workspace a smaller layer does not use, an
+   arena replaced by a smaller one) never becomes resident, and free gives the memory back to the
+   system at once (heap blocks freed by glibc may stay resident). Smaller ones come from the heap,
+   zeroed. A 64-byte header before each block says which, and keeps the block 64-byte aligned. */
+#define MAP_MIN ((size_t)1 << 20)
+#define HDR 64
+#define MAGIC_HEAP 0x5141484541500001ull
+#define MAGIC_MAP 0x51414d4150000002ull
+
+typedef struct { uint64_t magic; size_t len; } blk_hdr;
+
 void *sq_cpu_alloc(size_t bytes)
 {
     size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || rounded > SIZE_MAX - 2 * MAP_MIN) return NULL; /* overflow */
+#if !defined(__SANITIZE_ADDRESS__) /* AddressSanitizer builds keep every block on its checked heap */
+    if (rounded >= MAP_MIN) {
+        const size_t len = rounded + HDR;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        blk_hdr *h = m;
+        h->magic = MAGIC_MAP;
+        h->len = len;
+        return (char *)m + HDR;
+    }
+#endif
     void *p = NULL;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64)) return NULL;
-    sq_cpu_memset0(p, rounded);
-    return p;
+    if (posix_memalign(&p, 64, rounded + HDR)) return NULL;
+    memset(p, 0, rounded + HDR);
+    ((blk_hdr *)p)->magic = MAGIC_HEAP;
+    return (char *)p + HDR;
 }
 
-void sq_cpu_free(void *p) { free(p); }
+void sq_cpu_free(void *p)
+{
+    if (!p) return;
+    blk_hdr *h = (blk_hdr *)((char *)p - HDR);
+    if (h->magic == MAGIC_MAP) {
+        munmap(h, h->len);
+    } else {
+        h->magic = 0;
+        free(h);
+    }
+}
 
 void sq_cpu_memset0(void *p, size_t bytes)
 {
