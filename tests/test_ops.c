@@ -259,10 +259,11 @@ Test(ops, winograd_backward_matches_loops_within_its_bound)
     if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd path does not run on this CPU");
     const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 0}, {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},
                                {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 0}, {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 0},
-                               {40, 64, 8, 8, 128, 3, 3, 1, 1, 1, 0}}; /* weight gradient: 3 blocks */
+                               {40, 64, 8, 8, 128, 3, 3, 1, 1, 1, 0},  /* weight gradient: 3 blocks */
+                               {2, 64, 5, 17, 128, 3, 3, 1, 1, 1, 0}}; /* 8 tiles a vector, a cut row and column */
     const sq_backend *be = sq_backend_cpu();
     double worst = 0.0;
-    for (int ci = 0; ci < 5; ci++) {
+    for (int ci = 0; ci < 6; ci++) {
         conv_data d = conv_make(cases[ci], 990 + ci);
         const sq_conv_shape *cs = &d.cs;
         cr_assert(sq_cpu_wino_applies(cs), "case %d should take the Winograd path", ci);

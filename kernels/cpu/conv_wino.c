@@ -21,6 +21,9 @@
 #include "cpu_ops.h"
 #include <omp.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #define XI 16 /* transform points of F(2x2, 3x3): 4x4 */
 /* tiles per block (the GEMMs' N): V (16 x C x tiles) and M (16 x K x tiles) of a block about
@@ -164,7 +167,20 @@ __attribute__((target("avx2,fma"))) static void input_transform(const sq_conv_sh
             }
             t0[0] = t1[0] = t2[0] = t3[0] = 0.0f;
             for (int p = W + 1; p < pw; p++) t0[p] = t1[p] = t2[p] = t3[p] = 0.0f;
-            for (int j = 0; j < W; j++) {
+            int j = 0;
+#if defined(__x86_64__)
+            /* eight columns a step (the compiler keeps this loop scalar: it cannot rule out that
+               the rows and the buffers overlap) */
+            for (; j + 8 <= W; j += 8) {
+                const __m256 d0 = _mm256_loadu_ps(r[0] + j), d1 = _mm256_loadu_ps(r[1] + j),
+                             d2 = _mm256_loadu_ps(r[2] + j), d3 = _mm256_loadu_ps(r[3] + j);
+                _mm256_storeu_ps(t0 + j + 1, _mm256_sub_ps(d0, d2));
+                _mm256_storeu_ps(t1 + j + 1, _mm256_add_ps(d1, d2));
+                _mm256_storeu_ps(t2 + j + 1, _mm256_sub_ps(d2, d1));
+                _mm256_storeu_ps(t3 + j + 1, _mm256_sub_ps(d1, d3));
+            }
+#endif
+            for (; j < W; j++) {
                 const float d0 = r[0][j], d1 = r[1][j], d2 = r[2][j], d3 = r[3][j];
                 t0[j + 1] = d0 - d2;
                 t1[j + 1] = d1 + d2;
@@ -327,7 +343,36 @@ __attribute__((target("avx2,fma"))) static void gy_transform(const sq_conv_shape
             const float *r0 = gy + ((size_t)img * K + k) * OH * OW + (size_t)(2 * ty) * OW;
             const float *r1 = 2 * ty + 1 < OH ? r0 + OW : NULL;
             float *d = gyt + (size_t)k * nt + loc0;
-            for (int x0 = 0; x0 < tw; x0++) {
+            int x0 = 0;
+#if defined(__x86_64__)
+            /* eight tiles a step where their sixteen columns lie inside the row: the even and odd
+               columns of two loads per row, then the same P and Q as below */
+            const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+            const __m256 zero = _mm256_setzero_ps();
+            for (; 2 * x0 + 16 <= OW; x0 += 8) {
+                const __m256 a0 = _mm256_loadu_ps(r0 + 2 * x0), a1 = _mm256_loadu_ps(r0 + 2 * x0 + 8);
+                const __m256 e00 = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a1, 0x88), perm);
+                const __m256 e01 = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(a0, a1, 0xdd), perm);
+                __m256 e10 = zero, e11 = zero;
+                if (r1) {
+                    const __m256 b0 = _mm256_loadu_ps(r1 + 2 * x0), b1 = _mm256_loadu_ps(r1 + 2 * x0 + 8);
+                    e10 = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(b0, b1, 0x88), perm);
+                    e11 = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(b0, b1, 0xdd), perm);
+                }
+                const __m256 p[4][2] = {{e00, e01},
+                                        {_mm256_add_ps(e00, e10), _mm256_add_ps(e01, e11)},
+                                        {_mm256_sub_ps(e00, e10), _mm256_sub_ps(e01, e11)},
+                                        {_mm256_sub_ps(zero, e10), _mm256_sub_ps(zero, e11)}};
+                for (int i = 0; i < 4; i++) {
+                    float *di = d + (size_t)(4 * i) * g->sm;
+                    _mm256_storeu_ps(di + x0, p[i][0]);
+                    _mm256_storeu_ps(di + g->sm + x0, _mm256_add_ps(p[i][0], p[i][1]));
+                    _mm256_storeu_ps(di + 2 * g->sm + x0, _mm256_sub_ps(p[i][0], p[i][1]));
+                    _mm256_storeu_ps(di + 3 * g->sm + x0, _mm256_sub_ps(zero, p[i][1]));
+                }
+            }
+#endif
+            for (; x0 < tw; x0++) {
                 const int c1 = 2 * x0 + 1 < OW;
                 const float e00 = r0[2 * x0], e01 = c1 ? r0[2 * x0 + 1] : 0.0f;
                 const float e10 = r1 ? r1[2 * x0] : 0.0f, e11 = r1 && c1 ? r1[2 * x0 + 1] : 0.0f;
