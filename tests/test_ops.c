@@ -72,11 +72,15 @@ static void conv_free(conv_data *d)
     sq_backend_cpu()->free(d->ws);
 }
 
-/* each conv test runs on both CPU paths: the implicit GEMM (AVX2 CPUs) and im2col + GEMM */
+/* each conv test runs on every CPU path: Winograd where it applies (wide 3x3 stride-1 layers),
+   the implicit GEMM (AVX2 CPUs) and im2col + GEMM */
 static void conv_paths(void (*check)(void))
 {
     sq_cpu_conv_force_gemm(0);
     check();
+    sq_cpu_conv_wino(0);
+    check();
+    sq_cpu_conv_wino(1);
     sq_cpu_conv_force_gemm(1);
     check();
     sq_cpu_conv_force_gemm(0);
@@ -181,6 +185,7 @@ Test(ops, conv_fwd_over_blocks_of_images_equals_the_implicit_gemm_bit_for_bit)
     const conv_case cases[] = {{37, 64, 4, 4, 64, 3, 3, 1, 1, 1, 1}, {7, 8, 7, 7, 16, 3, 3, 1, 1, 1, 0},
                                {5, 32, 8, 8, 24, 3, 3, 2, 1, 1, 1}, {3, 5, 6, 5, 7, 3, 3, 1, 1, 1, 1}};
     const sq_backend *be = sq_backend_cpu();
+    sq_cpu_conv_wino(0); /* the implicit GEMM's bits, wherever Winograd would apply */
     for (int ci = 0; ci < 4; ci++) {
         conv_data d = conv_make(cases[ci], 950 + ci);
         cr_assert(sq_cpu_bgemm_applies(&d.cs, SQ_BG_FWD), "case %d should take the blocks", ci);
@@ -191,6 +196,7 @@ Test(ops, conv_fwd_over_blocks_of_images_equals_the_implicit_gemm_bit_for_bit)
         free(ref);
         conv_free(&d);
     }
+    sq_cpu_conv_wino(1);
 }
 
 /* The Winograd F(2x2, 3x3) forward (conv_wino.c) against a double loop: odd and even map sizes

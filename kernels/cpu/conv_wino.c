@@ -35,8 +35,9 @@
 #define WG_TILE_FLOATS (1 << 19)
 #define WG_MIN_TILES 256
 /* fewer channels than these (on either side, or in pairs): the transforms cost about what the
-   multiplies they save do (measured: 64 -> 64 on 8x8 maps 0.9-1.07x, 32 -> 32 on 16x16
-   0.5-0.9x; 64 -> 128 on 16x16 1.36x) */
+   multiplies they save do (measured, batch 128: 64 -> 64 on 8x8 maps 1.12x forward, 1.14x input
+   and 1.26x weight gradient, too little to move resnet20's step; 32 -> 32 on 16x16 0.97x, 0.94x
+   and 0.71x; 16 -> 16 on 32x32 0.6x; 64 -> 128 on 16x16 1.4x) */
 #define MIN_CHANNELS 64
 #define MIN_PAIRS 8192
 /* the 16 matrices of U, V and M are read and written together (a tile's 16 points); at a
