@@ -254,6 +254,16 @@ Test(ops, winograd_forward_matches_loops_within_its_bound)
         conv_free(&d);
     }
     cr_log_info("Winograd forward: worst error %.3g of the sum of |products|", worst);
+    /* where it applies: 64 channels a side, 8192 to 1M channel pairs, 3x3 stride 1 pad 1, dense */
+    const int sel[][7] = {{64, 128, 1, 1, 1, 1}, {64, 127, 1, 1, 1, 0}, {32, 1024, 1, 1, 1, 0},
+                          {1024, 1024, 1, 1, 1, 1}, {1024, 1025, 1, 1, 1, 0}, {128, 128, 2, 1, 1, 0},
+                          {128, 128, 1, 0, 1, 0}, {128, 128, 1, 1, 2, 0}};
+    for (int i = 0; i < 8; i++) {
+        sq_conv_shape cs;
+        cr_assert_eq(sq_conv_shape_init(&cs, 2, sel[i][0], 8, 8, sel[i][1], 3, 3, sel[i][2], sel[i][3], sel[i][4]), SQ_OK);
+        cr_expect_eq(sq_cpu_wino_applies(&cs), sel[i][5], "%d -> %d stride %d pad %d groups %d", sel[i][0], sel[i][1],
+                     sel[i][2], sel[i][3], sel[i][4]);
+    }
 }
 
 /* The Winograd backward (conv_wino.c: the input gradient as the forward's arithmetic on the

@@ -40,6 +40,9 @@
    and 0.71x; 16 -> 16 on 32x32 0.6x; 64 -> 128 on 16x16 1.4x) */
 #define MIN_CHANNELS 64
 #define MIN_PAIRS 8192
+/* more channel pairs than this (1024 -> 1024): the transformed weights alone (16 floats a pair)
+   would take more than 64 MB of workspace; such layers stay on the direct paths */
+#define MAX_PAIRS (1l << 20)
 /* the 16 matrices of U, V and M are read and written together (a tile's 16 points); at a
    power-of-two distance they would share cache sets and evict each other, so each is placed this
    many floats (one cache line) past a multiple of the previous one's size */
@@ -62,7 +65,7 @@ int sq_cpu_wino_applies(const sq_conv_shape *cs)
 #ifdef SQ_HAVE_BLAS
     return !g_wino_off && sq_cpu_igemm_applies(cs) && cs->groups == 1 && cs->r == 3 && cs->s == 3 &&
            cs->stride == 1 && cs->pad == 1 && cs->c >= MIN_CHANNELS && cs->k >= MIN_CHANNELS &&
-           (long)cs->c * cs->k >= MIN_PAIRS;
+           (long)cs->c * cs->k >= MIN_PAIRS && (long)cs->c * cs->k <= MAX_PAIRS;
 #else
     return 0; /* the GEMMs are OpenBLAS's */
 #endif
@@ -95,12 +98,13 @@ static wg_geo wg_geometry_t(const sq_conv_shape *cs, int tile_floats, int min_ti
 
 static sq_conv_shape dgrad_shape(const sq_conv_shape *cs);
 
-/* the forward's and the weight gradient's workspace, and the input gradient's (swapped shape) */
+/* the blocks of the forward and of the input gradient (on its swapped shape) */
 static wg_geo wg_geometry(const sq_conv_shape *cs) { return wg_geometry_t(cs, TILE_FLOATS, MIN_TILES); }
 
 /* the weight gradient's blocks: its GEMMs sum over the tiles, and each block costs two barriers */
 static wg_geo wg_geometry_w(const sq_conv_shape *cs) { return wg_geometry_t(cs, WG_TILE_FLOATS, WG_MIN_TILES); }
 
+/* the largest of the three uses */
 size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads)
 {
     const wg_geo g = wg_geometry(cs), gw = wg_geometry_w(cs);
