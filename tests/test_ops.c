@@ -778,6 +778,7 @@ Test(ops, elementwise_and_memory)
     be->free(c);
 }
 
+#if !defined(__SANITIZE_ADDRESS__) /* AddressSanitizer builds keep every block on the heap */
 static long resident_pages(void)
 {
     long size = 0, res = -1;
@@ -788,6 +789,7 @@ static long resident_pages(void)
     }
     return res;
 }
+#endif
 
 /* CPU backend memory: 64-byte aligned and zeroed at every size; a large block (a mapping) costs
    no resident memory until written (what makes an unused part of a workspace free), and freeing
