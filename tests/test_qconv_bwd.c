@@ -375,3 +375,33 @@ Test(qconv_bwd, narrow_rows_over_blocks_of_images)
     }
     expect_thread_independent(37, 16, 4, 4, 24, 81);
 }
+
+#if defined(__x86_64__)
+/* OpenBLAS's AVX-512 GEMM kernels leave values in zmm16-31 too: sq_cpu_sgemm, through which every
+   GEMM of the CPU backend runs (Winograd's, the wide layers' blocks, linear layers), clears them */
+Test(qconv_bwd, openblas_gemms_leave_the_upper_registers_clean)
+{
+    if (!__builtin_cpu_supports("avx512f")) cr_skip("this CPU has no AVX-512: no upper registers to dirty");
+    const int t0 = sq_cpu_threads();
+    sq_cpu_set_threads(1); /* the GEMMs run on this thread */
+    const int m = 64, n = 96, k = 128;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n), *c = malloc(sizeof(float) * m * n);
+    sqt_fill_normal(a, (size_t)m * k, 0.0f, 1.0f, 81);
+    sqt_fill_normal(b, (size_t)k * n, 0.0f, 1.0f, 82);
+    sq_cpu_sgemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+    cr_expect_eq(upper_regs_nonzero(), 0, "sq_cpu_sgemm left values in zmm16-31");
+    const sq_backend *be = sq_backend_cpu();
+    sq_conv_shape cs;
+    cr_assert_eq(sq_conv_shape_init(&cs, 2, 64, 6, 6, 128, 3, 3, 1, 1, 1), SQ_OK);
+    const size_t nx = (size_t)2 * 64 * 36, nw = (size_t)128 * 64 * 9, ny = (size_t)2 * 128 * 36;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4);
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 83);
+    sqt_fill_normal(w, nw, 0.0f, 0.1f, 84);
+    void *ws = be->alloc(be->conv_ws_bytes(&cs));
+    be->conv2d_fwd(&cs, x, w, NULL, y, ws);
+    cr_expect_eq(upper_regs_nonzero(), 0, "the float convolution (Winograd where it applies) left values in zmm16-31");
+    sq_cpu_set_threads(t0);
+    be->free(ws);
+    free(a); free(b); free(c); free(x); free(w); free(y);
+}
+#endif

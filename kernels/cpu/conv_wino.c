@@ -298,10 +298,6 @@ static void wino_run(const sq_conv_shape *cs, const float *x, const float *w, in
                              m + xi * g.sm, nt);
             output_transform(cs, &g, m, b, q0, q1, y, acc, trow);
         }
-#if defined(__x86_64__)
-        /* OpenBLAS's AVX-512 kernels may leave zmm16-31 dirty (cpu_ops.h) */
-        if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
-#endif
     }
 }
 
@@ -445,8 +441,5 @@ void sq_cpu_wino_wgrad(const sq_conv_shape *cs, const float *x, const float *gy,
         }
 #pragma omp for schedule(static)
         for (int k = 0; k < K; k++) weight_grad_out(cs, &g, gu, gw, k);
-#if defined(__x86_64__)
-        if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
-#endif
     }
 }

@@ -24,11 +24,12 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
 #define SQ_SCHED_PLANES schedule(dynamic, 8)    /* loops over (image, channel) planes */
 #define SQ_SCHED_ITEMS schedule(dynamic, 1)     /* channels, reduction chunks, images */
 
-/* The AVX-512 kernels (qconv.c, qconv_bwd.c) may leave values in ymm16-31, whose upper halves
-   vzeroupper does not clear; the upper state then stays dirty and the SSE code of the build's
-   baseline (the elementwise ops) runs 3-4x slower on Zen 4 (measured: fakequant_bwd on 2M
-   elements 1.0 ms clean, 4.3 ms after the BF16 backward). Each thread calls this at the end of
-   such a kernel: it zeroes xmm16-31 (so all of zmm16-31) and runs vzeroupper. */
+/* The AVX-512 kernels (qconv.c, qconv_bwd.c, and OpenBLAS's behind sq_cpu_sgemm) may leave
+   values in ymm16-31, whose upper halves vzeroupper does not clear; the upper state then stays
+   dirty and the SSE code of the build's baseline (the elementwise ops) runs 3-4x slower on Zen 4
+   (measured: fakequant_bwd on 2M elements 1.0 ms clean, 4.3 ms after the BF16 backward). Each
+   thread calls this at the end of such a kernel: it zeroes xmm16-31 (so all of zmm16-31) and
+   runs vzeroupper. */
 #if defined(__x86_64__)
 __attribute__((target("avx512f"))) static inline void sq_cpu_clean_upper(void)
 {

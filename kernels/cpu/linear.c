@@ -46,6 +46,11 @@ void sq_cpu_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
     }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+#if defined(__x86_64__)
+    /* OpenBLAS's AVX-512 kernels leave values in zmm16-31, and the baseline code after them
+       would run with the upper vector state dirty (cpu_ops.h sq_cpu_clean_upper) */
+    if (__builtin_cpu_supports("avx512f")) sq_cpu_clean_upper();
+#endif
 #else
     gemm_loops(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 #endif
