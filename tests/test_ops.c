@@ -339,6 +339,55 @@ Test(ops, winograd_backward_matches_loops_within_its_bound)
     cr_log_info("Winograd backward: worst error %.3g of the sum of |products|", worst);
 }
 
+/* The training BN passes (fused.c) walk planes in memory order, scheduled dynamically; a channel's
+   plane sums are added in image order, so every output (y, saved statistics, running statistics,
+   gx, the residual's gradient, dgamma, dbeta) is the same bits on 1 and 2 threads, for the plain
+   BN and the fused BN + add + ReLU6, on a tensor large enough to run in parallel */
+Test(ops, bn_training_passes_do_not_depend_on_the_thread_count)
+{
+    const sq_backend *be = sq_backend_cpu();
+    const int n = 37, c = 24, hw = 45;
+    const size_t N = (size_t)n * c * hw;
+    float *x = vec(N), *gy = vec(N), *r = vec(N), *gamma = vec(c), *beta = vec(c);
+    sqt_fill_uniform(x, N, 2, 4, 1301); /* a large mean: the shifted sums matter */
+    /* planes 2^-20 .. 2^20 in scale: their sums in double are inexact, so an order that followed
+       the schedule would show in the last bits */
+    for (size_t q = 0; q < (size_t)n * c; q++)
+        for (int j = 0; j < hw; j++) x[q * hw + j] = ldexpf(x[q * hw + j], (int)((q * 7) % 41) - 20);
+    sqt_fill_uniform(gy, N, -1, 1, 1302);
+    sqt_fill_uniform(r, N, -1, 1, 1303);
+    sqt_fill_uniform(gamma, c, 0.5f, 1.5f, 1304);
+    sqt_fill_uniform(beta, c, -0.5f, 0.5f, 1305);
+    for (int fused = 0; fused < 2; fused++) {
+        float *out[2][9];
+        for (int t = 0; t < 2; t++) {
+            float *y = vec(N), *gx = vec(N), *gr = vec(N), *rm = vec(c), *rv = vec(c), *sm = vec(c), *si = vec(c),
+                  *gg = vec(c), *gb = vec(c);
+            for (int i = 0; i < c; i++) rv[i] = 1.0f;
+            be->set_threads(t + 1);
+            if (fused) {
+                be->bn_add_act_fwd_train(n, c, hw, SQ_ACT_RELU6, x, r, gamma, beta, rm, rv, 0.1f, 1e-5f, y, sm, si);
+                be->bn_add_act_bwd(n, c, hw, SQ_ACT_RELU6, x, y, gy, gamma, sm, si, gx, gr, gg, gb);
+            } else {
+                be->bn_fwd_train(n, c, hw, x, gamma, beta, rm, rv, 0.1f, 1e-5f, y, sm, si);
+                be->bn_bwd(n, c, hw, x, gy, gamma, sm, si, gx, gg, gb);
+            }
+            float *o[9] = {y, gx, gr, rm, rv, sm, si, gg, gb};
+            memcpy(out[t], o, sizeof o);
+        }
+        be->set_threads(2);
+        const char *names[9] = {"y", "gx", "gr", "running mean", "running var", "mean", "invstd", "dgamma", "dbeta"};
+        for (int v = 0; v < 9; v++) {
+            const size_t len = v < 3 ? N : (size_t)c;
+            cr_expect_eq(sqt_check_equal(names[v], out[1][v], out[0][v], len), 0, "%s BN: %s differs between 1 and 2 threads",
+                         fused ? "fused" : "plain", names[v]);
+            free(out[0][v]);
+            free(out[1][v]);
+        }
+    }
+    free(x); free(gy); free(r); free(gamma); free(beta);
+}
+
 Test(ops, bn_running_stats)
 {
     const sq_backend *be = sq_backend_cpu();

@@ -91,14 +91,25 @@ int sq_cpu_qconv2d_bwd(const sq_conv_shape *cs, const sq_quant_cfg *qa, const fl
 /* backend_cpu.c: the options in force */
 const sq_backend_opts *sq_cpu_opts(void);
 
-/* bn.c: one channel's training-mode statistics (shifted sums), running-stat update and saved
-   mean/invstd; *a, *b: the affine map y = x a + b of that channel */
-void sq_cpu_bn_channel_train(int n, int c, int hw, int ch, const float *x, const float *gamma,
+/* bn.c: one channel's running-stat update and saved mean/invstd from the batch statistics st
+   (mean[c], biased variance[c], count: fused.c's batch_stats or dist.c's sync_stats);
+   *a, *b: the affine map y = x a + b of that channel */
+void sq_cpu_bn_channel_train(int c, int ch, const float *gamma,
                              const float *beta, float *run_mean, float *run_var, float momentum,
                              float eps, float *save_mean, float *save_invstd, float *a, float *b,
-                             const double *gs);
+                             const double *st);
 
 /* ---- fused.c: optional fused ops (backend.h) ---- */
+/* fused.c: the training-mode BN passes behind bn.c's and the fused ops' entries: act_on 0 / y
+   NULL is plain BN, hi the activation's upper clamp (ReLU: +inf) */
+void sq_cpu_bn_train_fwd_any(int n, int c, int hw, int act_on, float hi, const float *x,
+                             const float *r, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var, float momentum, float eps, float *y,
+                             float *save_mean, float *save_invstd);
+void sq_cpu_bn_train_bwd_any(int n, int c, int hw, float hi, const float *x, const float *y,
+                             const float *gy, const float *gamma, const float *save_mean,
+                             const float *save_invstd, float *gx, float *gr, float *ggamma,
+                             float *gbeta);
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
                              const float *gamma, const float *beta, float *run_mean,
                              float *run_var, float momentum, float eps, float *y,

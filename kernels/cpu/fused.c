@@ -21,6 +21,93 @@ static inline float act_grad(float y, float gy, float hi) { return y > 0.0f && y
 
 static float act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
 
+/* The training-mode BN passes below walk x in memory order: planes (image, channel) in
+   contiguous runs of about PLANE_RUN floats per scheduled chunk, so each thread streams through
+   whole images instead of hopping between one channel's planes a channel-stride apart (that
+   pattern left the prefetchers retraining at every plane: 10 - 18 GB/s against 32 GB/s for a
+   plain triad, docs/results.md). The arithmetic is the per-channel loop's: each plane's sums in
+   float (the same vector loop), the planes of a channel added up in double in image order, so
+   results do not depend on the thread count or schedule. */
+#define PLANE_RUN 16384
+
+static int plane_chunk(int hw) { return hw >= PLANE_RUN ? 1 : PLANE_RUN / hw; }
+
+/* mean (c), biased variance (c) and count of the batch, laid out as sync_stats' result so that
+   bn_channel_train reads either: plane sums shifted by the channel's first element */
+static double *batch_stats(int n, int c, int hw, const float *x)
+{
+    const long np = (long)n * c;
+    float *ps = sq_xmalloc(sizeof(float) * 2 * (size_t)np);
+    double *st = sq_xmalloc(sizeof(double) * (2 * (size_t)c + 1));
+#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+    for (long q = 0; q < np; q++) {
+        const float shift = x[(size_t)(q % c) * hw];
+        const float *p = x + (size_t)q * hw;
+        float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+        for (int j = 0; j < hw; j++) {
+            float d = p[j] - shift;
+            a += d;
+            b += d * d;
+        }
+        ps[2 * q] = a;
+        ps[2 * q + 1] = b;
+    }
+    const double cnt = (double)n * hw;
+    for (int ch = 0; ch < c; ch++) {
+        double s1 = 0.0, s2 = 0.0;
+        for (int i = 0; i < n; i++) {
+            s1 += ps[2 * ((size_t)i * c + ch)];
+            s2 += ps[2 * ((size_t)i * c + ch) + 1];
+        }
+        const double dmean = s1 / cnt, v = s2 / cnt - dmean * dmean;
+        st[ch] = x[(size_t)ch * hw] + dmean;
+        st[c + ch] = v < 0.0 ? 0.0 : v;
+    }
+    st[2 * c] = cnt;
+    free(ps);
+    return st;
+}
+
+/* y = [act](BN_train(x) [+ r]), act_on 0: plain BN (r must be NULL) */
+void sq_cpu_bn_train_fwd_any(int n, int c, int hw, int act_on, float hi, const float *x,
+                             const float *r, const float *gamma, const float *beta,
+                             float *run_mean, float *run_var, float momentum, float eps, float *y,
+                             float *save_mean, float *save_invstd)
+{
+    double *gs = sq_cpu_bn_sync_stats(n, c, hw, x);
+    double *st = gs ? gs : batch_stats(n, c, hw, x);
+    float *ab = sq_xmalloc(sizeof(float) * 2 * (size_t)c);
+    for (int ch = 0; ch < c; ch++)
+        sq_cpu_bn_channel_train(c, ch, gamma, beta, run_mean, run_var, momentum, eps,
+                                save_mean, save_invstd, &ab[ch], &ab[c + ch], st);
+    free(st);
+    const long np = (long)n * c;
+#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+    for (long q = 0; q < np; q++) {
+        const int ch = (int)(q % c);
+        const float a = ab[ch], b = ab[c + ch];
+        const size_t off = (size_t)q * hw;
+        const float *p = x + off;
+        float *o = y + off;
+        if (!act_on) {
+#pragma omp simd
+            for (int j = 0; j < hw; j++) o[j] = p[j] * a + b;
+        } else if (r) {
+            const float *rp = r + off;
+#pragma omp simd
+            for (int j = 0; j < hw; j++) {
+                const float t = p[j] * a + b;
+                o[j] = act_apply(t + rp[j], hi);
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < hw; j++) o[j] = act_apply(p[j] * a + b, hi);
+        }
+    }
+    free(ab);
+}
+
 /* y = act(BN_train(x) [+ r]): the BN (r NULL) or a residual block's last BN, the add and the
    activation after it */
 void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -28,31 +115,8 @@ void sq_cpu_bn_add_act_fwd_train(int n, int c, int hw, sq_act_kind act, const fl
                                  float *run_mean, float *run_var, float momentum, float eps,
                                  float *y, float *save_mean, float *save_invstd)
 {
-    const float hi = act_hi(act);
-    double *gs = sq_cpu_bn_sync_stats(n, c, hw, x);
-#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
-    for (int ch = 0; ch < c; ch++) {
-        float a, b;
-        sq_cpu_bn_channel_train(n, c, hw, ch, x, gamma, beta, run_mean, run_var, momentum, eps,
-                                save_mean, save_invstd, &a, &b, gs);
-        for (int i = 0; i < n; i++) {
-            const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off;
-            float *q = y + off;
-            if (r) {
-                const float *rp = r + off;
-#pragma omp simd
-                for (int j = 0; j < hw; j++) {
-                    const float t = p[j] * a + b;
-                    q[j] = act_apply(t + rp[j], hi);
-                }
-            } else {
-#pragma omp simd
-                for (int j = 0; j < hw; j++) q[j] = act_apply(p[j] * a + b, hi);
-            }
-        }
-    }
-    free(gs);
+    sq_cpu_bn_train_fwd_any(n, c, hw, 1, act_hi(act), x, r, gamma, beta, run_mean, run_var,
+                            momentum, eps, y, save_mean, save_invstd);
 }
 
 void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float *x,
@@ -64,64 +128,101 @@ void sq_cpu_bn_act_fwd_train(int n, int c, int hw, sq_act_kind act, const float 
                                 eps, y, save_mean, save_invstd);
 }
 
-/* backward of bn_add_act: g = gy act'(y); gr += g (gr NULL: none, the plain BN + act pair);
-   then bn_bwd with g */
+/* backward of [act](BN_train(x) [+ r]): g = gy act'(y) (y NULL: g = gy, plain BN); gr += g (gr
+   NULL: none); then BN's backward with g: two passes in memory order, the plane sums of g and
+   g (x - mean) between them */
+void sq_cpu_bn_train_bwd_any(int n, int c, int hw, float hi, const float *x, const float *y,
+                             const float *gy, const float *gamma, const float *save_mean,
+                             const float *save_invstd, float *gx, float *gr, float *ggamma,
+                             float *gbeta)
+{
+    double *gs = sq_cpu_bn_sync_grad(n, c, hw, x, y, hi, gy, save_mean);
+    const double cnt = gs ? gs[2 * c] : (double)n * hw;
+    const long np = (long)n * c;
+    float *ps = sq_xmalloc(sizeof(float) * 2 * (size_t)np);
+    float *co = sq_xmalloc(sizeof(float) * 3 * (size_t)c); /* gmean, proj, wi per channel */
+#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+    for (long q = 0; q < np; q++) {
+        const float mean = save_mean[q % c];
+        const size_t off = (size_t)q * hw;
+        const float *p = x + off, *g = gy + off;
+        float a = 0.0f, b = 0.0f;
+        if (!y) {
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                a += g[j];
+                b += g[j] * (p[j] - mean);
+            }
+        } else if (gr) {
+            const float *yp = y + off;
+            float *rq = gr + off;
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                const float gj = act_grad(yp[j], g[j], hi);
+                rq[j] += gj;
+                a += gj;
+                b += gj * (p[j] - mean);
+            }
+        } else {
+            const float *yp = y + off;
+#pragma omp simd reduction(+ : a, b)
+            for (int j = 0; j < hw; j++) {
+                const float gj = act_grad(yp[j], g[j], hi);
+                a += gj;
+                b += gj * (p[j] - mean);
+            }
+        }
+        ps[2 * q] = a;
+        ps[2 * q + 1] = b;
+    }
+    for (int ch = 0; ch < c; ch++) {
+        const float invstd = save_invstd[ch];
+        double sg = 0.0, sgx = 0.0;
+        for (int i = 0; i < n; i++) {
+            sg += ps[2 * ((size_t)i * c + ch)];
+            sgx += ps[2 * ((size_t)i * c + ch) + 1];
+        }
+        if (ggamma) ggamma[ch] += (float)(sgx * invstd);
+        if (gbeta) gbeta[ch] += (float)sg;
+        if (gs) { /* synchronised BN: gx from the global batch's sums (dist.c) */
+            sg = gs[ch];
+            sgx = gs[c + ch];
+        }
+        co[ch] = (float)(sg / cnt);
+        co[c + ch] = (float)(sgx * invstd * invstd / cnt);
+        co[2 * c + ch] = (gamma ? gamma[ch] : 1.0f) * invstd;
+    }
+    if (gx) {
+#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+        for (long q = 0; q < np; q++) {
+            const int ch = (int)(q % c);
+            const float mean = save_mean[ch], gmean = co[ch], proj = co[c + ch], wi = co[2 * c + ch];
+            const size_t off = (size_t)q * hw;
+            const float *p = x + off, *g = gy + off;
+            float *o = gx + off;
+            if (!y) {
+#pragma omp simd
+                for (int j = 0; j < hw; j++) o[j] += (g[j] - gmean - (p[j] - mean) * proj) * wi;
+            } else {
+                const float *yp = y + off;
+#pragma omp simd
+                for (int j = 0; j < hw; j++)
+                    o[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
+            }
+        }
+    }
+    free(co);
+    free(ps);
+    free(gs);
+}
+
 void sq_cpu_bn_add_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
                            const float *gy, const float *gamma, const float *save_mean,
                            const float *save_invstd, float *gx, float *gr, float *ggamma,
                            float *gbeta)
 {
-    const float hi = act_hi(act);
-    double *gs = sq_cpu_bn_sync_grad(n, c, hw, x, y, hi, gy, save_mean);
-    const double cnt = gs ? gs[2 * c] : (double)n * hw;
-#pragma omp parallel for SQ_SCHED_ITEMS if (par_ok(n, c, hw))
-    for (int ch = 0; ch < c; ch++) {
-        const float mean = save_mean[ch], invstd = save_invstd[ch];
-        double sg = 0.0, sgx = 0.0;
-        for (int i = 0; i < n; i++) {
-            const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off, *yp = y + off, *g = gy + off;
-            float a = 0.0f, b = 0.0f;
-            if (gr) {
-                float *rq = gr + off;
-#pragma omp simd reduction(+ : a, b)
-                for (int j = 0; j < hw; j++) {
-                    const float gj = act_grad(yp[j], g[j], hi);
-                    rq[j] += gj;
-                    a += gj;
-                    b += gj * (p[j] - mean);
-                }
-            } else {
-#pragma omp simd reduction(+ : a, b)
-                for (int j = 0; j < hw; j++) {
-                    const float gj = act_grad(yp[j], g[j], hi);
-                    a += gj;
-                    b += gj * (p[j] - mean);
-                }
-            }
-            sg += a;
-            sgx += b;
-        }
-        if (ggamma) ggamma[ch] += (float)(sgx * invstd);
-        if (gbeta) gbeta[ch] += (float)sg;
-        if (!gx) continue;
-        if (gs) { /* synchronised BN: gx from the global batch's sums (dist.c) */
-            sg = gs[ch];
-            sgx = gs[c + ch];
-        }
-        const float proj = (float)(sgx * invstd * invstd / cnt);
-        const float gmean = (float)(sg / cnt);
-        const float wi = (gamma ? gamma[ch] : 1.0f) * invstd;
-        for (int i = 0; i < n; i++) {
-            const size_t off = ((size_t)i * c + ch) * hw;
-            const float *p = x + off, *yp = y + off, *g = gy + off;
-            float *q = gx + off;
-#pragma omp simd
-            for (int j = 0; j < hw; j++)
-                q[j] += (act_grad(yp[j], g[j], hi) - gmean - (p[j] - mean) * proj) * wi;
-        }
-    }
-    free(gs);
+    sq_cpu_bn_train_bwd_any(n, c, hw, act_hi(act), x, y, gy, gamma, save_mean, save_invstd, gx,
+                            gr, ggamma, gbeta);
 }
 
 void sq_cpu_bn_act_bwd(int n, int c, int hw, sq_act_kind act, const float *x, const float *y,
