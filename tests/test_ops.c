@@ -199,24 +199,18 @@ Test(ops, conv_fwd_over_blocks_of_images_equals_the_implicit_gemm_bit_for_bit)
     sq_cpu_conv_wino(1);
 }
 
-/* The Winograd F(2x2, 3x3) forward (conv_wino.c) against a double loop: odd and even map sizes
-   (cut edge tiles), a single output row, several blocks with a short last one, with and without
-   bias. Its arithmetic is not the direct one: per output the error is bounded by a few float
-   epsilons of the sum of |products| (the transforms add up to 9 terms of that size); a wrong tap
-   or transform gives errors of the size of the outputs. The result is the same bits for 1 and 2
-   threads, and y is overwritten. */
-Test(ops, winograd_forward_matches_loops_within_its_bound)
+/* The forward of a Winograd path against a double loop on each case (which must take that path):
+   per output within 8 float epsilons of the sum of |products| (the transforms add up to 9 terms
+   of that size; a wrong tap or transform gives errors of the size of the outputs), the same bits
+   for 1 and 2 threads, y overwritten. Returns the worst error relative to that sum. */
+static double check_wino_fwd(const conv_case *cases, int ncases, unsigned seed0,
+                             int (*applies)(const sq_conv_shape *), const char *path)
 {
-    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd forward does not run on this CPU");
-    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1},  /* 4x4 tiles, cut; 2 blocks */
-                               {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},  /* VGG's 4x4 maps */
-                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 1},  /* one output row */
-                               {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 1}};  /* 96 x 96 channel pairs */
     const sq_backend *be = sq_backend_cpu();
     double worst = 0.0;
-    for (int ci = 0; ci < 4; ci++) {
-        conv_data d = conv_make(cases[ci], 970 + ci);
-        cr_assert(sq_cpu_wino_applies(&d.cs), "case %d should take the Winograd forward", ci);
+    for (int ci = 0; ci < ncases; ci++) {
+        conv_data d = conv_make(cases[ci], seed0 + ci);
+        cr_assert(applies(&d.cs), "case %d should take the %s", ci, path);
         const sq_conv_shape *cs = &d.cs;
         for (size_t j = 0; j < d.ny; j++) d.y[j] = NAN;
         be->set_threads(2);
@@ -241,50 +235,36 @@ Test(ops, winograd_forward_matches_loops_within_its_bound)
                         const double err = fabs(got - ref), rel = err / mag;
                         if (rel > worst) worst = rel;
                         if (!(err <= 8 * 1.1920929e-7 * mag) && bad++ < 5)
-                            cr_log_error("case %d y[%d][%d][%d][%d]: got %.9g want %.9g (sum |p| %g)", ci, i, k,
-                                         oy, ox, got, ref, mag);
+                            cr_log_error("%s case %d y[%d][%d][%d][%d]: got %.9g want %.9g (sum |p| %g)", path, ci, i,
+                                         k, oy, ox, got, ref, mag);
                     }
-        cr_expect_eq(bad, 0, "case %d: %zu outputs outside 8 eps of the sum of |products|", ci, bad);
+        cr_expect_eq(bad, 0, "%s case %d: %zu outputs outside 8 eps of the sum of |products|", path, ci, bad);
         float *y1 = malloc(d.ny * sizeof *y1);
         be->set_threads(1);
         be->conv2d_fwd(cs, d.x, d.w, d.b, y1, d.ws);
         be->set_threads(2);
-        cr_expect_eq(sqt_check_equal("y on 1 thread", y1, d.y, d.ny), 0, "case %d: depends on the thread count", ci);
+        cr_expect_eq(sqt_check_equal("y on 1 thread", y1, d.y, d.ny), 0, "%s case %d: depends on the thread count",
+                     path, ci);
         free(y1);
         conv_free(&d);
     }
-    cr_log_info("Winograd forward: worst error %.3g of the sum of |products|", worst);
-    /* where it applies: 64 channels a side, 8192 to 1M channel pairs, 3x3 stride 1 pad 1, dense */
-    const int sel[][7] = {{64, 128, 1, 1, 1, 1}, {64, 127, 1, 1, 1, 0}, {32, 1024, 1, 1, 1, 0},
-                          {1024, 1024, 1, 1, 1, 1}, {1024, 1025, 1, 1, 1, 0}, {128, 128, 2, 1, 1, 0},
-                          {128, 128, 1, 0, 1, 0}, {128, 128, 1, 1, 2, 0}};
-    for (int i = 0; i < 8; i++) {
-        sq_conv_shape cs;
-        cr_assert_eq(sq_conv_shape_init(&cs, 2, sel[i][0], 8, 8, sel[i][1], 3, 3, sel[i][2], sel[i][3], sel[i][4]), SQ_OK);
-        cr_expect_eq(sq_cpu_wino_applies(&cs), sel[i][5], "%d -> %d stride %d pad %d groups %d", sel[i][0], sel[i][1],
-                     sel[i][2], sel[i][3], sel[i][4]);
-    }
+    return worst;
 }
 
-/* The Winograd backward (conv_wino.c: the input gradient as the forward's arithmetic on the
-   transposed, rotated weights; the weight gradient as 16 GEMMs over the tiles and G^T . G) against
-   double loops, on the forward's shapes: both accumulate into what the buffers held, within 8
-   float epsilons of the sum of |products| per element, the same bits for 1 and 2 threads. */
-Test(ops, winograd_backward_matches_loops_within_its_bound)
+/* The backward of a Winograd path against double loops on each case: gx and gw accumulate into
+   what the buffers held, within 8 float epsilons of the sum of |products| per element, the same
+   bits for 1 and 2 threads. Returns the worst relative error. */
+static double check_wino_bwd(const conv_case *cases, int ncases, unsigned seed0,
+                             int (*applies)(const sq_conv_shape *), const char *path)
 {
-    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd path does not run on this CPU");
-    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 0}, {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},
-                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 0}, {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 0},
-                               {40, 64, 8, 8, 128, 3, 3, 1, 1, 1, 0},  /* weight gradient: 3 blocks */
-                               {2, 64, 5, 17, 128, 3, 3, 1, 1, 1, 0}}; /* 8 tiles a vector, a cut row and column */
     const sq_backend *be = sq_backend_cpu();
     double worst = 0.0;
-    for (int ci = 0; ci < 6; ci++) {
-        conv_data d = conv_make(cases[ci], 990 + ci);
+    for (int ci = 0; ci < ncases; ci++) {
+        conv_data d = conv_make(cases[ci], seed0 + ci);
         const sq_conv_shape *cs = &d.cs;
-        cr_assert(sq_cpu_wino_applies(cs), "case %d should take the Winograd path", ci);
+        cr_assert(applies(cs), "case %d should take the %s", ci, path);
         float *gy = vec(d.ny);
-        sqt_fill_uniform(gy, d.ny, -1, 1, 995 + ci);
+        sqt_fill_uniform(gy, d.ny, -1, 1, seed0 + 5 + ci);
         double *rx = calloc(d.nx, sizeof *rx), *mx = calloc(d.nx, sizeof *mx);
         double *rw = calloc(d.nw, sizeof *rw), *mw = calloc(d.nw, sizeof *mw);
         for (int i = 0; i < cs->n; i++)
@@ -319,16 +299,18 @@ Test(ops, winograd_backward_matches_loops_within_its_bound)
         for (size_t j = 0; j < d.nx; j++) {
             const double e = fabs(gx[0][j] - (0.5 + rx[j])), bound = 8 * 1.1920929e-7 * (mx[j] + 0.5);
             if (e / (mx[j] + 0.5) > worst) worst = e / (mx[j] + 0.5);
-            if (!(e <= bound) && bad++ < 5) cr_log_error("case %d gx[%zu]: got %.9g want %.9g", ci, j, gx[0][j], 0.5 + rx[j]);
+            if (!(e <= bound) && bad++ < 5)
+                cr_log_error("%s case %d gx[%zu]: got %.9g want %.9g", path, ci, j, gx[0][j], 0.5 + rx[j]);
         }
         for (size_t j = 0; j < d.nw; j++) {
             const double e = fabs(gw[0][j] - (-0.25 + rw[j])), bound = 8 * 1.1920929e-7 * (mw[j] + 0.25);
             if (e / (mw[j] + 0.25) > worst) worst = e / (mw[j] + 0.25);
-            if (!(e <= bound) && bad++ < 5) cr_log_error("case %d gw[%zu]: got %.9g want %.9g", ci, j, gw[0][j], -0.25 + rw[j]);
+            if (!(e <= bound) && bad++ < 5)
+                cr_log_error("%s case %d gw[%zu]: got %.9g want %.9g", path, ci, j, gw[0][j], -0.25 + rw[j]);
         }
-        cr_expect_eq(bad, 0, "case %d: %zu gradient elements outside 8 eps of the sum of |products|", ci, bad);
-        cr_expect_eq(sqt_check_equal("gx on 1 thread", gx[1], gx[0], d.nx), 0, "case %d: gx depends on the thread count", ci);
-        cr_expect_eq(sqt_check_equal("gw on 1 thread", gw[1], gw[0], d.nw), 0, "case %d: gw depends on the thread count", ci);
+        cr_expect_eq(bad, 0, "%s case %d: %zu gradient elements outside 8 eps of the sum of |products|", path, ci, bad);
+        cr_expect_eq(sqt_check_equal("gx on 1 thread", gx[1], gx[0], d.nx), 0, "%s case %d: gx depends on the thread count", path, ci);
+        cr_expect_eq(sqt_check_equal("gw on 1 thread", gw[1], gw[0], d.nw), 0, "%s case %d: gw depends on the thread count", path, ci);
         for (int t = 0; t < 2; t++) {
             free(gx[t]);
             free(gw[t]);
@@ -336,7 +318,90 @@ Test(ops, winograd_backward_matches_loops_within_its_bound)
         free(gy); free(rx); free(mx); free(rw); free(mw);
         conv_free(&d);
     }
+    return worst;
+}
+
+/* The Winograd F(2x2, 3x3) forward of the wide layers (conv_wino.c): odd and even map sizes (cut
+   edge tiles), a single output row, several blocks with a short last one, with and without bias */
+Test(ops, winograd_forward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd forward does not run on this CPU");
+    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1},  /* 4x4 tiles, cut; 2 blocks */
+                               {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},  /* VGG's 4x4 maps */
+                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 1},  /* one output row */
+                               {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 1}};  /* 96 x 96 channel pairs */
+    const double worst = check_wino_fwd(cases, 4, 970, sq_cpu_wino_applies, "Winograd forward");
+    cr_log_info("Winograd forward: worst error %.3g of the sum of |products|", worst);
+    /* where it applies: 64 channels a side, 8192 to 1M channel pairs, 3x3 stride 1 pad 1, dense */
+    const int sel[][7] = {{64, 128, 1, 1, 1, 1}, {64, 127, 1, 1, 1, 0}, {32, 1024, 1, 1, 1, 0},
+                          {1024, 1024, 1, 1, 1, 1}, {1024, 1025, 1, 1, 1, 0}, {128, 128, 2, 1, 1, 0},
+                          {128, 128, 1, 0, 1, 0}, {128, 128, 1, 1, 2, 0}};
+    for (int i = 0; i < 8; i++) {
+        sq_conv_shape cs;
+        cr_assert_eq(sq_conv_shape_init(&cs, 2, sel[i][0], 8, 8, sel[i][1], 3, 3, sel[i][2], sel[i][3], sel[i][4]), SQ_OK);
+        cr_expect_eq(sq_cpu_wino_applies(&cs), sel[i][5], "%d -> %d stride %d pad %d groups %d", sel[i][0], sel[i][1],
+                     sel[i][2], sel[i][3], sel[i][4]);
+    }
+}
+
+/* The Winograd backward of the wide layers (conv_wino.c: the input gradient as the forward's
+   arithmetic on the transposed, rotated weights; the weight gradient as 16 GEMMs over the tiles
+   and G^T . G), on the forward's shapes and two more */
+Test(ops, winograd_backward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: the Winograd path does not run on this CPU");
+    const conv_case cases[] = {{5, 64, 7, 7, 128, 3, 3, 1, 1, 1, 0}, {2, 128, 4, 4, 64, 3, 3, 1, 1, 1, 0},
+                               {3, 64, 1, 9, 128, 3, 3, 1, 1, 1, 0}, {2, 96, 6, 5, 96, 3, 3, 1, 1, 1, 0},
+                               {40, 64, 8, 8, 128, 3, 3, 1, 1, 1, 0},  /* weight gradient: 3 blocks */
+                               {2, 64, 5, 17, 128, 3, 3, 1, 1, 1, 0}}; /* 8 tiles a vector, a cut row and column */
+    const double worst = check_wino_bwd(cases, 6, 990, sq_cpu_wino_applies, "Winograd path");
     cr_log_info("Winograd backward: worst error %.3g of the sum of |products|", worst);
+}
+
+/* The narrow layers' Winograd (conv_wino16.c, 16 - 64 channels a side in multiples of 16, AVX-512F):
+   odd and even maps (cut edge tiles), one output row, 16/32/48/64 channels on either side, a
+   partial last register block of tiles; and where it applies */
+Test(ops, narrow_winograd_forward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_wino16_available()) cr_skip_test("no AVX-512F: the narrow Winograd path does not run on this CPU");
+    const conv_case cases[] = {{3, 16, 7, 7, 16, 3, 3, 1, 1, 1, 1},  /* 16 tiles, cut; blocks of 24 */
+                               {2, 32, 5, 9, 64, 3, 3, 1, 1, 1, 0},  /* blocks of 6 tiles, a short last */
+                               {2, 48, 1, 9, 16, 3, 3, 1, 1, 1, 1},  /* one output row */
+                               {2, 64, 8, 8, 48, 3, 3, 1, 1, 1, 1},  /* 3 registers of outputs */
+                               {5, 16, 6, 11, 32, 3, 3, 1, 1, 1, 0}};
+    const double worst = check_wino_fwd(cases, 5, 1200, sq_cpu_wino16_applies, "narrow Winograd forward");
+    cr_log_info("narrow Winograd forward: worst error %.3g of the sum of |products|", worst);
+    /* c, k, stride, pad, groups, kernel, applies */
+    const int sel[][7] = {{16, 16, 1, 1, 1, 3, 1}, {64, 64, 1, 1, 1, 3, 1},  {16, 64, 1, 1, 1, 3, 1},
+                          {8, 16, 1, 1, 1, 3, 0},  {16, 24, 1, 1, 1, 3, 0},  {64, 80, 1, 1, 1, 3, 0},
+                          {64, 128, 1, 1, 1, 3, 0}, {32, 32, 2, 1, 1, 3, 0}, {32, 32, 1, 0, 1, 3, 0},
+                          {32, 32, 1, 1, 2, 3, 0},  {32, 32, 1, 1, 1, 5, 0}, {32, 32, 1, 1, 1, 1, 0}};
+    for (int i = 0; i < 12; i++) {
+        sq_conv_shape cs;
+        cr_assert_eq(sq_conv_shape_init(&cs, 2, sel[i][0], 8, 8, sel[i][1], sel[i][5], sel[i][5], sel[i][2],
+                                        sel[i][3], sel[i][4]),
+                     SQ_OK);
+        cr_expect_eq(sq_cpu_wino16_applies(&cs), sel[i][6], "%d -> %d stride %d pad %d groups %d kernel %d",
+                     sel[i][0], sel[i][1], sel[i][2], sel[i][3], sel[i][4], sel[i][5]);
+    }
+    /* the wide path's shapes and the narrow one's never overlap */
+    sq_conv_shape cs;
+    cr_assert_eq(sq_conv_shape_init(&cs, 2, 64, 8, 8, 128, 3, 3, 1, 1, 1), SQ_OK);
+    cr_expect(!sq_cpu_wino16_applies(&cs) && sq_cpu_wino_applies(&cs), "64 -> 128 is the wide path's");
+}
+
+/* Its backward: the input gradient as its forward on the swapped shape, the weight gradient summed
+   per 8 images and per 64 tiles: more than 8 images with a short last group, maps of more than
+   64 tiles with a short last block, cut rows and columns */
+Test(ops, narrow_winograd_backward_matches_loops_within_its_bound)
+{
+    if (!sq_cpu_wino16_available()) cr_skip_test("no AVX-512F: the narrow Winograd path does not run on this CPU");
+    const conv_case cases[] = {{3, 16, 7, 7, 16, 3, 3, 1, 1, 1, 0},   {2, 32, 5, 9, 64, 3, 3, 1, 1, 1, 0},
+                               {2, 48, 1, 9, 16, 3, 3, 1, 1, 1, 0},   {2, 64, 8, 8, 48, 3, 3, 1, 1, 1, 0},
+                               {19, 16, 6, 6, 32, 3, 3, 1, 1, 1, 0},  /* 3 groups of images, a short last */
+                               {2, 16, 17, 18, 16, 3, 3, 1, 1, 1, 0}}; /* 81 tiles: 2 blocks, a cut row */
+    const double worst = check_wino_bwd(cases, 6, 1220, sq_cpu_wino16_applies, "narrow Winograd path");
+    cr_log_info("narrow Winograd backward: worst error %.3g of the sum of |products|", worst);
 }
 
 /* The training BN passes (fused.c) walk planes in memory order, scheduled dynamically; a channel's

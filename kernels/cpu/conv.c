@@ -1,6 +1,7 @@
 /* conv.c: CPU 2-D convolution entry points and dispatch. Dense 3x3 stride-1 pad-1 convs with at
    least 64 channels a side (and 8192 channel pairs) run Winograd F(2x2, 3x3) (conv_wino.c:
-   forward and both gradients) in builds with OpenBLAS on CPUs with AVX2/FMA. Other dense and
+   forward and both gradients) in builds with OpenBLAS on CPUs with AVX2/FMA; those with 16 to 64
+   channels a side in multiples of 16 run conv_wino16.c's on CPUs with AVX-512F. Other dense and
    grouped convs run the implicit GEMM of conv_igemm.c on such CPUs (stride <= 4), except the passes that
    conv_bgemm.c runs faster as GEMMs over blocks of images (rows narrower than 8, the weight
    gradient of wide layers); depthwise convs (groups ==
@@ -86,6 +87,10 @@ size_t sq_cpu_conv_ws_bytes(const sq_conv_shape *cs)
     }
     if (sq_cpu_wino_applies(cs)) {
         const size_t fw = sq_cpu_wino_ws_floats(cs, t) * sizeof(float);
+        if (fw > f) f = fw;
+    }
+    if (sq_cpu_wino16_applies(cs)) {
+        const size_t fw = sq_cpu_wino16_ws_floats(cs, t) * sizeof(float);
         if (fw > f) f = fw;
     }
     return f > q ? f : q;
@@ -206,6 +211,10 @@ void sq_cpu_conv2d_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
         sq_cpu_wino_fwd(cs, x, w, b, y, ws, nthr);
         return;
     }
+    if (sq_cpu_wino16_applies(cs)) {
+        sq_cpu_wino16_fwd(cs, x, w, b, y, ws, nthr);
+        return;
+    }
     if (sq_cpu_bgemm_applies(cs, SQ_BG_FWD)) {
         sq_cpu_bgemm_fwd(cs, x, w, b, y, ws, nthr);
         return;
@@ -311,6 +320,11 @@ void sq_cpu_conv2d_bwd(const sq_conv_shape *cs, const float *x, const float *w, 
     if (sq_cpu_wino_applies(cs)) {
         if (gx) sq_cpu_wino_dgrad(cs, w, gy, gx, (float *)ws, nthr);
         if (gw) sq_cpu_wino_wgrad(cs, x, gy, gw, (float *)ws, nthr);
+        return;
+    }
+    if (sq_cpu_wino16_applies(cs)) {
+        if (gx) sq_cpu_wino16_dgrad(cs, w, gy, gx, (float *)ws, nthr);
+        if (gw) sq_cpu_wino16_wgrad(cs, x, gy, gw, (float *)ws, nthr);
         return;
     }
     if (sq_cpu_igemm_applies(cs)) {

@@ -58,7 +58,11 @@ typedef struct wg_geo {
 
 static int g_wino_off;
 
-void sq_cpu_conv_wino(int on) { g_wino_off = !on; }
+void sq_cpu_conv_wino(int on)
+{
+    g_wino_off = !on;
+    sq_cpu_conv_wino16(on);
+}
 
 int sq_cpu_wino_applies(const sq_conv_shape *cs)
 {

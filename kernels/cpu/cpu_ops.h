@@ -211,7 +211,19 @@ void sq_cpu_wino_dgrad(const sq_conv_shape *cs, const float *w, const float *gy,
                        float *ws, int nthr);
 void sq_cpu_wino_wgrad(const sq_conv_shape *cs, const float *x, const float *gy, float *gw,
                        float *ws, int nthr);
-void sq_cpu_conv_wino(int on); /* tests: 0 turns the Winograd forward off (default on) */
+void sq_cpu_conv_wino(int on); /* tests: 0 turns both Winograd paths off (default on) */
+/* conv_wino16.c: Winograd F(2x2, 3x3) forward and both gradients of the narrow dense 3x3 stride-1 pad-1 convs
+   (16 - 64 channels a side, multiples of 16) on AVX-512F CPUs; ws: sq_cpu_wino16_ws_floats floats */
+int sq_cpu_wino16_available(void);
+int sq_cpu_wino16_applies(const sq_conv_shape *cs);
+size_t sq_cpu_wino16_ws_floats(const sq_conv_shape *cs, int threads);
+void sq_cpu_wino16_fwd(const sq_conv_shape *cs, const float *x, const float *w, const float *b,
+                       float *y, float *ws, int nthr);
+void sq_cpu_wino16_dgrad(const sq_conv_shape *cs, const float *w, const float *gy, float *gx,
+                         float *ws, int nthr);
+void sq_cpu_wino16_wgrad(const sq_conv_shape *cs, const float *x, const float *gy, float *gw,
+                         float *ws, int nthr);
+void sq_cpu_conv_wino16(int on); /* tests: 0 turns the narrow one off (default on) */
 
 /* conv_bgemm.c: GEMMs over blocks of images, for the passes where the implicit GEMM idles */
 enum { SQ_BG_FWD, SQ_BG_DGRAD, SQ_BG_WGRAD };
