@@ -96,7 +96,7 @@ int sq_cpu_wino16_available(void) { return 0; }
 
 int sq_cpu_wino16_applies(const sq_conv_shape *cs)
 {
-    return !g_w16_off && sq_cpu_wino16_available() && sq_cpu_igemm_applies(cs) &&
+    return !g_w16_off && !cs->direct && sq_cpu_wino16_available() && sq_cpu_igemm_applies(cs) &&
            cs->groups == 1 && cs->r == 3 && cs->s == 3 && cs->stride == 1 && cs->pad == 1 &&
            cs->c % 16 == 0 && cs->k % 16 == 0 && cs->c >= 16 && cs->k >= 16 && cs->c <= MAX_CH &&
            cs->k <= MAX_CH; /* conv_wino.c's shapes have more than 64 channels on a side */
@@ -183,9 +183,14 @@ WTARGET static void to_hwc(int C, int H, int W, const float *src, float *dst, in
             __m512 r[16];
             for (int c = 0; c < 16; c++) r[c] = _mm512_maskz_loadu_ps(mk, src + (size_t)(cv + c) * hw + p0);
             transpose16(r);
+            int h = p0 / W, ww = p0 % W; /* pixel p0 + q, stepped (a division per pixel costs
+                                             more than the transpose) */
             for (int q = 0; q < cnt; q++) {
-                const int p = p0 + q, h = p / W, ww = p % W;
                 _mm512_storeu_ps(dst + ((size_t)(h + o) * pitch + ww + o) * C + cv, r[q]);
+                if (++ww == W) {
+                    ww = 0;
+                    h++;
+                }
             }
         }
 }
@@ -200,9 +205,13 @@ WTARGET static void from_hwc(const sq_conv_shape *cs, const w16_geo *g, const fl
             const int cnt = ohw - p0 < 16 ? ohw - p0 : 16;
             const __mmask16 mk = (__mmask16)((1u << cnt) - 1u);
             __m512 r[16];
+            int h = p0 / OW, ww = p0 % OW;
             for (int q = 0; q < 16; q++) {
-                const int p = p0 + (q < cnt ? q : 0), h = p / OW, ww = p % OW;
-                r[q] = _mm512_loadu_ps(yb + ((size_t)h * g->yw + ww) * K + kv);
+                r[q] = q < cnt ? _mm512_loadu_ps(yb + ((size_t)h * g->yw + ww) * K + kv) : _mm512_setzero_ps();
+                if (++ww == OW) {
+                    ww = 0;
+                    h++;
+                }
             }
             transpose16(r);
             for (int k = 0; k < 16; k++) {
