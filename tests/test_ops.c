@@ -404,6 +404,29 @@ Test(ops, narrow_winograd_backward_matches_loops_within_its_bound)
     cr_log_info("narrow Winograd backward: worst error %.3g of the sum of |products|", worst);
 }
 
+/* A shape marked direct (the quantized layers on the float path: graph.c) never takes either
+   Winograd path, so its output is the implicit GEMM's FMA chain bit for bit, the chain the
+   PyTorch twin emulates (tools/torch_quant.py); without the mark the same shapes do take them */
+Test(ops, direct_shapes_never_take_winograd)
+{
+    if (!sq_cpu_fast_available()) cr_skip_test("no AVX2/FMA: neither Winograd path runs on this CPU");
+    const conv_case cases[] = {{3, 16, 8, 8, 16, 3, 3, 1, 1, 1, 1}, {2, 64, 8, 8, 128, 3, 3, 1, 1, 1, 1}};
+    const sq_backend *be = sq_backend_cpu();
+    for (int ci = 0; ci < 2; ci++) {
+        conv_data d = conv_make(cases[ci], 1400 + ci);
+        cr_expect(sq_cpu_wino_applies(&d.cs) || sq_cpu_wino16_applies(&d.cs) || !sq_cpu_wino16_available(),
+                  "case %d: unmarked, a Winograd path should apply", ci);
+        d.cs.direct = 1;
+        cr_expect(!sq_cpu_wino_applies(&d.cs) && !sq_cpu_wino16_applies(&d.cs), "case %d: marked direct, no Winograd", ci);
+        float *ref = vec(d.ny);
+        be->conv2d_fwd(&d.cs, d.x, d.w, d.b, d.y, d.ws);
+        sq_cpu_igemm_fwd(&d.cs, d.x, d.w, d.b, ref, d.ws, 1);
+        cr_expect_eq(sqt_check_equal("direct y", d.y, ref, d.ny), 0, "case %d: not the implicit GEMM's bits", ci);
+        free(ref);
+        conv_free(&d);
+    }
+}
+
 /* The training BN passes (fused.c) walk planes in memory order, scheduled dynamically; a channel's
    plane sums are added in image order, so every output (y, saved statistics, running statistics,
    gx, the residual's gradient, dgamma, dbeta) is the same bits on 1 and 2 threads, for the plain

@@ -134,6 +134,7 @@ static void conv_shape(const sq_model *m, const sq_node *n, int batch, sq_conv_s
 {
     const sq_node *in = &m->nodes[n->in0];
     sq_conv_shape_init(cs, batch, in->c, in->h, in->w, n->c, n->kh, n->kw, n->stride, n->pad, n->groups);
+    cs->direct = n->quant != 0; /* a quantized layer on the float path keeps the twin's bits */
 }
 
 static void pool_shape(const sq_model *m, const sq_node *n, int batch, sq_pool_shape *ps)

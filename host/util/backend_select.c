@@ -67,6 +67,7 @@ sq_status sq_conv_shape_init(sq_conv_shape *cs, int n, int c, int h, int w, int 
     }
     cs->n = n; cs->c = c; cs->h = h; cs->w = w; cs->k = k; cs->r = r; cs->s = s;
     cs->stride = stride; cs->pad = pad; cs->groups = groups;
+    cs->direct = 0;
     cs->oh = (h + 2 * pad - r) / stride + 1;
     cs->ow = (w + 2 * pad - s) / stride + 1;
     if (cs->oh <= 0 || cs->ow <= 0) {

@@ -28,6 +28,8 @@ typedef struct sq_conv_shape {
     int stride, pad;   /* same in both dimensions; dilation is 1 */
     int groups;        /* 1 = dense, c = depthwise (c == groups, k multiple of groups) */
     int oh, ow;        /* derived by sq_conv_shape_init */
+    int direct;        /* 1: the direct sum only, never a transform algorithm (Winograd): the
+                          quantized layers, whose bits the PyTorch twin reproduces (0 from init) */
 } sq_conv_shape;
 
 /* Fills derived fields; returns SQ_EARG (with message) on an impossible shape. */

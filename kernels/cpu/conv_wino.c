@@ -67,7 +67,7 @@ void sq_cpu_conv_wino(int on)
 int sq_cpu_wino_applies(const sq_conv_shape *cs)
 {
 #ifdef SQ_HAVE_BLAS
-    return !g_wino_off && sq_cpu_igemm_applies(cs) && cs->groups == 1 && cs->r == 3 && cs->s == 3 &&
+    return !g_wino_off && !cs->direct && sq_cpu_igemm_applies(cs) && cs->groups == 1 && cs->r == 3 && cs->s == 3 &&
            cs->stride == 1 && cs->pad == 1 && cs->c >= MIN_CHANNELS && cs->k >= MIN_CHANNELS &&
            (long)cs->c * cs->k >= MIN_PAIRS && (long)cs->c * cs->k <= MAX_PAIRS;
 #else
