@@ -100,7 +100,6 @@ static wg_geo wg_geometry_t(const sq_conv_shape *cs, int tile_floats, int min_ti
     return g;
 }
 
-static sq_conv_shape dgrad_shape(const sq_conv_shape *cs);
 
 /* the blocks of the forward and of the input gradient (on its swapped shape) */
 static wg_geo wg_geometry(const sq_conv_shape *cs) { return wg_geometry_t(cs, TILE_FLOATS, MIN_TILES); }
@@ -112,7 +111,7 @@ static wg_geo wg_geometry_w(const sq_conv_shape *cs) { return wg_geometry_t(cs, 
 size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads)
 {
     const wg_geo g = wg_geometry(cs), gw = wg_geometry_w(cs);
-    const sq_conv_shape ds = dgrad_shape(cs);
+    const sq_conv_shape ds = sq_cpu_wino_dgrad_shape(cs);
     const wg_geo d = wg_geometry(&ds);
     size_t f = g.u + (size_t)threads * g.per_thread;
     /* the weight gradient shares one V and one GYT among the threads */
@@ -121,34 +120,58 @@ size_t sq_cpu_wino_ws_floats(const sq_conv_shape *cs, int threads)
     return w > f ? w : f;
 }
 
-/* U[xi][k][c] = G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], g = w[k][c]; with flip,
-   cs is the input gradient's correlation (k: the layer's input channel, c: its output channel)
-   and g = w[c][k] rotated by 180 degrees */
-__attribute__((target("avx2,fma"))) static void weight_transform(const sq_conv_shape *cs,
-                                                                 const wg_geo *g, const float *w,
-                                                                 int flip, float *u, int k)
+/* G g G^T, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], for g = w[k][c]; with flip, cs is the
+   input gradient's correlation (k: the layer's input channel, c: its output channel) and g =
+   w[c][k] rotated by 180 degrees. Shared by conv_wino16.c. */
+void sq_cpu_wino_filter(const sq_conv_shape *cs, const float *w, int flip, int k, int c, float u[16])
 {
-    const size_t kc = g->su;
+    float f[9];
+    if (flip) {
+        const float *src = w + ((size_t)c * cs->k + k) * 9;
+        for (int j = 0; j < 9; j++) f[j] = src[8 - j];
+    } else {
+        memcpy(f, w + ((size_t)k * cs->c + c) * 9, sizeof f);
+    }
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {
+        t[0][j] = f[j];
+        t[1][j] = 0.5f * (f[j] + f[3 + j] + f[6 + j]);
+        t[2][j] = 0.5f * (f[j] - f[3 + j] + f[6 + j]);
+        t[3][j] = f[6 + j];
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = t[i][0];
+        u[4 * i + 1] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
+        u[4 * i + 2] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
+        u[4 * i + 3] = t[i][2];
+    }
+}
+
+/* d (3x3 taps) += G^T X G for the 4x4 points x (the halvings are exact, so the sums are the same
+   with or without FMA contraction). Shared by conv_wino16.c. */
+void sq_cpu_wino_filter_grad_add(const float x[16], float d[9])
+{
+    float r[3][4];
+    for (int j = 0; j < 4; j++) {
+        r[0][j] = x[j] + 0.5f * (x[4 + j] + x[8 + j]);
+        r[1][j] = 0.5f * (x[4 + j] - x[8 + j]);
+        r[2][j] = 0.5f * (x[4 + j] + x[8 + j]) + x[12 + j];
+    }
+    for (int i = 0; i < 3; i++) {
+        d[3 * i] += r[i][0] + 0.5f * (r[i][1] + r[i][2]);
+        d[3 * i + 1] += 0.5f * (r[i][1] - r[i][2]);
+        d[3 * i + 2] += 0.5f * (r[i][1] + r[i][2]) + r[i][3];
+    }
+}
+
+/* U[xi][k][c] = G g G^T per (k, c) */
+static void weight_transform(const sq_conv_shape *cs, const wg_geo *g, const float *w, int flip,
+                             float *u, int k)
+{
     for (int c = 0; c < cs->c; c++) {
-        float f[9];
-        if (flip) {
-            const float *src = w + ((size_t)c * cs->k + k) * 9;
-            for (int j = 0; j < 9; j++) f[j] = src[8 - j];
-        } else {
-            memcpy(f, w + ((size_t)k * cs->c + c) * 9, sizeof f);
-        }
-        float t[4][3];
-        for (int j = 0; j < 3; j++) {
-            t[0][j] = f[j];
-            t[1][j] = 0.5f * (f[j] + f[3 + j] + f[6 + j]);
-            t[2][j] = 0.5f * (f[j] - f[3 + j] + f[6 + j]);
-            t[3][j] = f[6 + j];
-        }
-        for (int i = 0; i < 4; i++) {
-            const float v[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                                0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-            for (int j = 0; j < 4; j++) u[(size_t)(i * 4 + j) * kc + (size_t)k * cs->c + c] = v[j];
-        }
+        float v[16];
+        sq_cpu_wino_filter(cs, w, flip, k, c, v);
+        for (int xi = 0; xi < XI; xi++) u[(size_t)xi * g->su + (size_t)k * cs->c + c] = v[xi];
     }
 }
 
@@ -313,7 +336,7 @@ void sq_cpu_wino_fwd(const sq_conv_shape *cs, const float *x, const float *w, co
 
 /* the input gradient of a stride-1 pad-1 3x3 conv is the correlation of gy (K channels) with
    the weights transposed and rotated, pad 1: the forward's arithmetic on the swapped shape */
-static sq_conv_shape dgrad_shape(const sq_conv_shape *cs)
+sq_conv_shape sq_cpu_wino_dgrad_shape(const sq_conv_shape *cs)
 {
     sq_conv_shape d = *cs;
     d.c = cs->k;
@@ -328,7 +351,7 @@ static sq_conv_shape dgrad_shape(const sq_conv_shape *cs)
 void sq_cpu_wino_dgrad(const sq_conv_shape *cs, const float *w, const float *gy, float *gx,
                        float *ws, int nthr)
 {
-    const sq_conv_shape d = dgrad_shape(cs);
+    const sq_conv_shape d = sq_cpu_wino_dgrad_shape(cs);
     wino_run(&d, gy, w, 1, NULL, gx, 1, ws, nthr);
 }
 
@@ -396,24 +419,13 @@ __attribute__((target("avx2,fma"))) static void gy_transform(const sq_conv_shape
 }
 
 /* gw[k][c] += G^T X G for X = GU[.][k][c] (4x4 points to 3x3 taps) */
-__attribute__((target("avx2,fma"))) static void weight_grad_out(const sq_conv_shape *cs,
-                                                                const wg_geo *g, const float *gu,
-                                                                float *gw, int k)
+static void weight_grad_out(const sq_conv_shape *cs, const wg_geo *g, const float *gu, float *gw,
+                            int k)
 {
     for (int c = 0; c < cs->c; c++) {
-        float x[4][4], r[3][4];
-        for (int i = 0; i < 16; i++) x[i / 4][i % 4] = gu[(size_t)i * g->su + (size_t)k * cs->c + c];
-        for (int j = 0; j < 4; j++) {
-            r[0][j] = x[0][j] + 0.5f * (x[1][j] + x[2][j]);
-            r[1][j] = 0.5f * (x[1][j] - x[2][j]);
-            r[2][j] = 0.5f * (x[1][j] + x[2][j]) + x[3][j];
-        }
-        float *d = gw + ((size_t)k * cs->c + c) * 9;
-        for (int i = 0; i < 3; i++) {
-            d[3 * i] += r[i][0] + 0.5f * (r[i][1] + r[i][2]);
-            d[3 * i + 1] += 0.5f * (r[i][1] - r[i][2]);
-            d[3 * i + 2] += 0.5f * (r[i][1] + r[i][2]) + r[i][3];
-        }
+        float x[16];
+        for (int i = 0; i < 16; i++) x[i] = gu[(size_t)i * g->su + (size_t)k * cs->c + c];
+        sq_cpu_wino_filter_grad_add(x, gw + ((size_t)k * cs->c + c) * 9);
     }
 }
 

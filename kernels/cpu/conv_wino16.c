@@ -67,18 +67,6 @@ static w16_geo w16_geometry(const sq_conv_shape *cs)
     return g;
 }
 
-static sq_conv_shape swapped(const sq_conv_shape *cs)
-{
-    sq_conv_shape d = *cs;
-    d.c = cs->k;
-    d.k = cs->c;
-    d.h = cs->oh;
-    d.w = cs->ow;
-    d.oh = cs->h;
-    d.ow = cs->w;
-    return d;
-}
-
 #if defined(__x86_64__)
 int sq_cpu_wino16_available(void)
 {
@@ -105,7 +93,7 @@ int sq_cpu_wino16_applies(const sq_conv_shape *cs)
 size_t sq_cpu_wino16_ws_floats(const sq_conv_shape *cs, int threads)
 {
     const w16_geo f = w16_geometry(cs);
-    const sq_conv_shape d = swapped(cs);
+    const sq_conv_shape d = sq_cpu_wino_dgrad_shape(cs);
     const w16_geo b = w16_geometry(&d);
     const size_t a = f.u + (size_t)threads * f.per_thread, e = b.u + (size_t)threads * b.per_thread;
     const size_t wg = (size_t)(f.nparts + 1) * f.gu + (size_t)threads * f.per_thread_w;
@@ -147,27 +135,10 @@ WTARGET static inline void transpose16(__m512 r[16])
 /* U[xi][c][k] = (G g G^T)[xi] of the effective conv (flip: the input gradient's weights) */
 static void weight_transform(const sq_conv_shape *cs, const float *w, int flip, float *u, int k)
 {
-    const int C = cs->c, K = cs->k;
-    for (int c = 0; c < C; c++) {
-        float f[9];
-        if (flip) {
-            const float *src = w + ((size_t)c * K + k) * 9;
-            for (int j = 0; j < 9; j++) f[j] = src[8 - j];
-        } else {
-            memcpy(f, w + ((size_t)k * C + c) * 9, sizeof f);
-        }
-        float t[4][3];
-        for (int j = 0; j < 3; j++) {
-            t[0][j] = f[j];
-            t[1][j] = 0.5f * (f[j] + f[3 + j] + f[6 + j]);
-            t[2][j] = 0.5f * (f[j] - f[3 + j] + f[6 + j]);
-            t[3][j] = f[6 + j];
-        }
-        for (int i = 0; i < 4; i++) {
-            const float v[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
-                                0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-            for (int j = 0; j < 4; j++) u[((size_t)(i * 4 + j) * C + c) * K + k] = v[j];
-        }
+    for (int c = 0; c < cs->c; c++) {
+        float v[16];
+        sq_cpu_wino_filter(cs, w, flip, k, c, v);
+        for (int xi = 0; xi < XI; xi++) u[((size_t)xi * cs->c + c) * cs->k + k] = v[xi];
     }
 }
 
@@ -254,30 +225,43 @@ WTARGET static void input_transform(const sq_conv_shape *cs, const w16_geo *g, c
     }
 }
 
+/* The broadcast-FMA block both products use: out[r][16 q + l] (= or +=) sum over j < nred, in
+   order, of a[r * ar + j * aj] * b[j * ldb + 16 q + l], for rows r < nr and registers q < nq
+   (nr * nq accumulators; nr and nq are constants at every call) */
+__attribute__((always_inline)) WTARGET static inline void bcast_fma(const int nr, const int nq, int nred,
+                                                                    const float *a, size_t ar, size_t aj,
+                                                                    const float *b, size_t ldb, float *out,
+                                                                    size_t ldo, int accumulate)
+{
+    __m512 acc[NACC];
+#pragma GCC unroll 24
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < nq; q++)
+            acc[r * nq + q] = accumulate ? _mm512_loadu_ps(out + r * ldo + 16 * q) : _mm512_setzero_ps();
+    for (int j = 0; j < nred; j++) {
+        __m512 w[4];
+#pragma GCC unroll 4
+        for (int q = 0; q < nq; q++) w[q] = _mm512_loadu_ps(b + j * ldb + 16 * q);
+#pragma GCC unroll 24
+        for (int r = 0; r < nr; r++) {
+            const __m512 x = _mm512_set1_ps(a[r * ar + j * aj]);
+#pragma GCC unroll 4
+            for (int q = 0; q < nq; q++) acc[r * nq + q] = _mm512_fmadd_ps(x, w[q], acc[r * nq + q]);
+        }
+    }
+#pragma GCC unroll 24
+    for (int r = 0; r < nr; r++)
+#pragma GCC unroll 4
+        for (int q = 0; q < nq; q++) _mm512_storeu_ps(out + r * ldo + 16 * q, acc[r * nq + q]);
+}
+
 /* M[xi][t][k] = sum over c, in order, of V[xi][t][c] U[xi][c][k]: NT tiles x KV registers */
 __attribute__((always_inline)) WTARGET static inline void product(const int kv, const int nt, int C,
                                                                   const float *u, const float *v,
                                                                   float *m)
 {
-    const int K = 16 * kv;
-    __m512 acc[NACC];
-#pragma GCC unroll 24
-    for (int a = 0; a < nt * kv; a++) acc[a] = _mm512_setzero_ps();
-    for (int c = 0; c < C; c++) {
-        __m512 w[4];
-#pragma GCC unroll 4
-        for (int q = 0; q < kv; q++) w[q] = _mm512_loadu_ps(u + (size_t)c * K + 16 * q);
-#pragma GCC unroll 24
-        for (int t = 0; t < nt; t++) {
-            const __m512 b = _mm512_set1_ps(v[(size_t)t * C + c]);
-#pragma GCC unroll 4
-            for (int q = 0; q < kv; q++) acc[t * kv + q] = _mm512_fmadd_ps(b, w[q], acc[t * kv + q]);
-        }
-    }
-#pragma GCC unroll 24
-    for (int t = 0; t < nt; t++)
-#pragma GCC unroll 4
-        for (int q = 0; q < kv; q++) _mm512_storeu_ps(m + (size_t)t * K + 16 * q, acc[t * kv + q]);
+    bcast_fma(nt, kv, C, v, (size_t)C, 1, u, (size_t)16 * kv, m, (size_t)16 * kv, 0);
 }
 
 WTARGET static void products(const sq_conv_shape *cs, const w16_geo *g, const float *u,
@@ -364,7 +348,7 @@ void sq_cpu_wino16_fwd(const sq_conv_shape *cs, const float *x, const float *w, 
 void sq_cpu_wino16_dgrad(const sq_conv_shape *cs, const float *w, const float *gy, float *gx,
                          float *ws, int nthr)
 {
-    const sq_conv_shape d = swapped(cs);
+    const sq_conv_shape d = sq_cpu_wino_dgrad_shape(cs);
     run(&d, gy, w, 1, NULL, gx, 1, ws, nthr);
 }
 
@@ -407,27 +391,7 @@ __attribute__((always_inline)) WTARGET static inline void wg_product(const int c
                                                                      const float *gt, float *gu,
                                                                      int first)
 {
-    __m512 acc[16];
-#pragma GCC unroll 16
-    for (int c = 0; c < cc; c++)
-#pragma GCC unroll 2
-        for (int q = 0; q < kg; q++)
-            acc[c * kg + q] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(gu + (size_t)c * K + 16 * q);
-    for (int t = 0; t < nt; t++) {
-        __m512 w[2];
-#pragma GCC unroll 2
-        for (int q = 0; q < kg; q++) w[q] = _mm512_loadu_ps(gt + (size_t)t * K + 16 * q);
-#pragma GCC unroll 16
-        for (int c = 0; c < cc; c++) {
-            const __m512 b = _mm512_set1_ps(v[(size_t)t * C + c]);
-#pragma GCC unroll 2
-            for (int q = 0; q < kg; q++) acc[c * kg + q] = _mm512_fmadd_ps(b, w[q], acc[c * kg + q]);
-        }
-    }
-#pragma GCC unroll 16
-    for (int c = 0; c < cc; c++)
-#pragma GCC unroll 2
-        for (int q = 0; q < kg; q++) _mm512_storeu_ps(gu + (size_t)c * K + 16 * q, acc[c * kg + q]);
+    bcast_fma(cc, kg, nt, v, 1, (size_t)C, gt, (size_t)K, gu, (size_t)K, !first);
 }
 
 WTARGET static void wg_products(const sq_conv_shape *cs, int nt, const float *v, const float *gt,
@@ -450,21 +414,10 @@ WTARGET static void wg_products(const sq_conv_shape *cs, int nt, const float *v,
 /* gw[k][c] += G^T X G for X = GU[.][c][k] (4x4 points to 3x3 taps) */
 static void weight_grad_out(const sq_conv_shape *cs, const float *gu, float *gw, int k)
 {
-    const int C = cs->c, K = cs->k;
-    for (int c = 0; c < C; c++) {
-        float x[4][4], r[3][4];
-        for (int i = 0; i < 16; i++) x[i / 4][i % 4] = gu[((size_t)i * C + c) * K + k];
-        for (int j = 0; j < 4; j++) {
-            r[0][j] = x[0][j] + 0.5f * (x[1][j] + x[2][j]);
-            r[1][j] = 0.5f * (x[1][j] - x[2][j]);
-            r[2][j] = 0.5f * (x[1][j] + x[2][j]) + x[3][j];
-        }
-        float *d = gw + ((size_t)k * C + c) * 9;
-        for (int i = 0; i < 3; i++) {
-            d[3 * i] += r[i][0] + 0.5f * (r[i][1] + r[i][2]);
-            d[3 * i + 1] += 0.5f * (r[i][1] - r[i][2]);
-            d[3 * i + 2] += 0.5f * (r[i][1] + r[i][2]) + r[i][3];
-        }
+    for (int c = 0; c < cs->c; c++) {
+        float x[16];
+        for (int i = 0; i < 16; i++) x[i] = gu[((size_t)i * cs->c + c) * cs->k + k];
+        sq_cpu_wino_filter_grad_add(x, gw + ((size_t)k * cs->c + c) * 9);
     }
 }
 

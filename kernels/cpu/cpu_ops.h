@@ -212,6 +212,11 @@ void sq_cpu_wino_dgrad(const sq_conv_shape *cs, const float *w, const float *gy,
 void sq_cpu_wino_wgrad(const sq_conv_shape *cs, const float *x, const float *gy, float *gw,
                        float *ws, int nthr);
 void sq_cpu_conv_wino(int on); /* tests: 0 turns both Winograd paths off (default on) */
+/* the pieces both Winograd paths share: one filter's 16 points G g G^T (flip: the input
+   gradient's weights, cs its swapped shape), d (3x3) += G^T x G, and the input gradient's shape */
+void sq_cpu_wino_filter(const sq_conv_shape *cs, const float *w, int flip, int k, int c, float u[16]);
+void sq_cpu_wino_filter_grad_add(const float x[16], float d[9]);
+sq_conv_shape sq_cpu_wino_dgrad_shape(const sq_conv_shape *cs);
 /* conv_wino16.c: Winograd F(2x2, 3x3) forward and both gradients of the narrow dense 3x3 stride-1 pad-1 convs
    (16 - 64 channels a side, multiples of 16) on AVX-512F CPUs; ws: sq_cpu_wino16_ws_floats floats */
 int sq_cpu_wino16_available(void);
