@@ -404,4 +404,31 @@ Test(qconv_bwd, openblas_gemms_leave_the_upper_registers_clean)
     be->free(ws);
     free(a); free(b); free(c); free(x); free(w); free(y);
 }
+
+/* the narrow layers' Winograd (conv_wino16.c: AVX-512 registers, 24 accumulators) clears them
+   after its forward and both gradients */
+Test(qconv_bwd, narrow_winograd_leaves_the_upper_registers_clean)
+{
+    if (!sq_cpu_wino16_available()) cr_skip("this CPU has no AVX-512F: the narrow Winograd does not run");
+    const int t0 = sq_cpu_threads();
+    sq_cpu_set_threads(1); /* the kernels run on this thread */
+    const sq_backend *be = sq_backend_cpu();
+    sq_conv_shape cs;
+    cr_assert_eq(sq_conv_shape_init(&cs, 2, 32, 6, 6, 16, 3, 3, 1, 1, 1), SQ_OK);
+    cr_assert(sq_cpu_wino16_applies(&cs), "32 -> 16 should take the narrow Winograd");
+    const size_t nx = (size_t)2 * 32 * 36, nw = (size_t)16 * 32 * 9, ny = (size_t)2 * 16 * 36;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *y = malloc(ny * 4), *gx = calloc(nx, 4), *gw = calloc(nw, 4);
+    sqt_fill_normal(x, nx, 0.0f, 1.0f, 85);
+    sqt_fill_normal(w, nw, 0.0f, 0.1f, 86);
+    void *ws = be->alloc(be->conv_ws_bytes(&cs));
+    be->conv2d_fwd(&cs, x, w, NULL, y, ws);
+    cr_expect_eq(upper_regs_nonzero(), 0, "the narrow Winograd forward left values in zmm16-31");
+    be->conv2d_bwd(&cs, x, w, y, gx, NULL, NULL, ws);
+    cr_expect_eq(upper_regs_nonzero(), 0, "the narrow Winograd input gradient left values in zmm16-31");
+    be->conv2d_bwd(&cs, x, w, y, NULL, gw, NULL, ws);
+    cr_expect_eq(upper_regs_nonzero(), 0, "the narrow Winograd weight gradient left values in zmm16-31");
+    sq_cpu_set_threads(t0);
+    be->free(ws);
+    free(x); free(w); free(y); free(gx); free(gw);
+}
 #endif

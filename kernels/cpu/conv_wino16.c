@@ -336,6 +336,7 @@ static void run(const sq_conv_shape *cs, const float *x, const float *w, int fli
             }
             from_hwc(cs, &g, yb, b, acc, y + (size_t)i * cs->k * cs->oh * cs->ow);
         }
+        sq_cpu_clean_upper(); /* zmm16-31 held accumulators (cpu_ops.h) */
     }
 }
 
@@ -459,6 +460,7 @@ void sq_cpu_wino16_wgrad(const sq_conv_shape *cs, const float *x, const float *g
         }
 #pragma omp for schedule(static)
         for (int k = 0; k < cs->k; k++) weight_grad_out(cs, gu, gw, k);
+        sq_cpu_clean_upper(); /* zmm16-31 held accumulators (cpu_ops.h) */
     }
 }
 #else
