@@ -3,6 +3,7 @@
 #include "sqakd/checkpoint.h"
 #include "sqakd/safetensors.h"
 #include "sqakd/train.h"
+#include "../kernels/cpu/cpu_ops.h"
 #include "util_check.h"
 #include "util_fixtures.h"
 #include "util_golden.h"
@@ -55,7 +56,15 @@ Test(model, param_counts_match_method)
     cr_expect(strstr(sq_last_error(), "unknown model") != NULL);
 }
 
-Test(model, resnet20_matches_pytorch_forward_backward)
+/* The graph (layers, BN, residuals, loss, backward) against PyTorch in float64, on both CPU
+   convolution paths: the direct one (the FMA chain; every gradient element within tolerance) and
+   Winograd (conv_wino16.c, as the full-precision step runs resnet20). At batch 4 some ReLU inputs
+   lie within float32 noise of 0: an algorithm whose last bits differ can flip one, moving the
+   gradient elements that position feeds by up to 1 % (seen in the sanitizer build, whose BN sums
+   run unvectorised: 2 of 2,736 elements of two tensors). So the Winograd pass admits one element in
+   256 (+1) per tensor outside the tolerance; the Winograd arithmetic itself is held to 8 float
+   epsilons per element in test_ops.c. */
+static void resnet20_golden(int winograd)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/resnet20_golden.bin", data_dir());
@@ -63,6 +72,7 @@ Test(model, resnet20_matches_pytorch_forward_backward)
     cr_assert_eq(sq_golden_load(path, &g), SQ_OK, "%s", sq_last_error());
     const sq_golden_tensor *x = sq_golden_find(g, "input.x"), *lab = sq_golden_find(g, "input.labels");
     cr_assert(x && lab && x->ndim == 4 && x->dims[0] == 4, "fixture input must be (4, C, H, W)");
+    sq_cpu_conv_wino(winograd);
     sq_model *m = make("resnet20", (int)x->dims[1], (int)x->dims[2], (int)x->dims[3], 10, 4, 1, NULL);
     for (int i = 0; i < m->nparams; i++) {
         const sq_golden_tensor *t = sq_golden_find(g, m->params[i].name);
@@ -89,7 +99,10 @@ Test(model, resnet20_matches_pytorch_forward_backward)
             const sq_golden_tensor *t = sq_golden_find(g, name);
             cr_assert_not_null(t, "fixture lacks %s", name);
             /* gradients of BN-normalised nets at batch 4 are O(1e-2..1); allow float32 accumulation drift */
-            cr_expect_eq(sqt_check_close(name, m->g + p->off, t->data, p->numel, 2e-4, 2e-3, 0), 0);
+            const size_t bad = sqt_check_close(name, m->g + p->off, t->data, p->numel, 2e-4, 2e-3, 0);
+            const size_t allowed = winograd ? p->numel / 256 + 1 : 0;
+            cr_expect(bad <= allowed, "%s path: %s has %zu elements outside the tolerance (%zu allowed)",
+                      winograd ? "Winograd" : "direct", name, bad, allowed);
             checked++;
         } else if (p->kind == SQ_PT_BUFFER) {
             snprintf(name, sizeof name, "after.%s", p->name);
@@ -101,6 +114,13 @@ Test(model, resnet20_matches_pytorch_forward_backward)
     cr_expect_eq(checked, 61, "trainable tensors checked: %d", checked);
     sq_model_free(m);
     sq_golden_free(g);
+    sq_cpu_conv_wino(1);
+}
+
+Test(model, resnet20_matches_pytorch_forward_backward)
+{
+    resnet20_golden(0);
+    resnet20_golden(1);
 }
 
 static void fill_input(float *x, size_t n, uint64_t seed) { sqt_fill_normal(x, n, 0, 1, seed); }
