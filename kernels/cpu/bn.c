@@ -47,8 +47,7 @@ void sq_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma
         ab[c + ch] = (beta ? beta[ch] : 0.0f) - run_mean[ch] * ab[ch];
     }
     const long np = (long)n * c;
-    const int chunk = hw >= 16384 ? 1 : 16384 / hw; /* fused.c's runs of planes */
-#pragma omp parallel for schedule(dynamic, chunk) if (par_ok(n, c, hw))
+#pragma omp parallel for schedule(dynamic, sq_cpu_plane_run(hw)) if (par_ok(n, c, hw))
     for (long q = 0; q < np; q++) {
         const float a = ab[q % c], b = ab[c + q % c];
         const float *p = x + (size_t)q * hw;

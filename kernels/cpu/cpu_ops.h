@@ -23,6 +23,9 @@ void sq_cpu_absscale_bwd(size_t n, const float *s, const float *z, const float *
 #define SQ_SCHED_ELEMS schedule(dynamic, 16384) /* loops over single elements */
 #define SQ_SCHED_PLANES schedule(dynamic, 8)    /* loops over (image, channel) planes */
 #define SQ_SCHED_ITEMS schedule(dynamic, 1)     /* channels, reduction chunks, images */
+/* planes of hw floats per scheduled chunk when a loop over (image, channel) planes streams
+   through memory in order (BatchNorm, fused.c and bn.c): runs of about 16384 floats */
+static inline int sq_cpu_plane_run(int hw) { return hw >= 16384 ? 1 : 16384 / hw; }
 
 /* The AVX-512 kernels (qconv.c, qconv_bwd.c, and OpenBLAS's behind sq_cpu_sgemm) may leave
    values in ymm16-31, whose upper halves vzeroupper does not clear; the upper state then stays

@@ -22,15 +22,12 @@ static inline float act_grad(float y, float gy, float hi) { return y > 0.0f && y
 static float act_hi(sq_act_kind act) { return act == SQ_ACT_RELU6 ? 6.0f : INFINITY; }
 
 /* The training-mode BN passes below walk x in memory order: planes (image, channel) in
-   contiguous runs of about PLANE_RUN floats per scheduled chunk, so each thread streams through
-   whole images instead of hopping between one channel's planes a channel-stride apart (that
-   pattern left the prefetchers retraining at every plane: 10 - 18 GB/s against 32 GB/s for a
-   plain triad, docs/results.md). The arithmetic is the per-channel loop's: each plane's sums in
-   float (the same vector loop), the planes of a channel added up in double in image order, so
-   results do not depend on the thread count or schedule. */
-#define PLANE_RUN 16384
-
-static int plane_chunk(int hw) { return hw >= PLANE_RUN ? 1 : PLANE_RUN / hw; }
+   contiguous runs of about 16384 floats per scheduled chunk (sq_cpu_plane_run), so each thread
+   streams through whole images instead of hopping between one channel's planes a channel-stride
+   apart (that pattern left the prefetchers retraining at every plane: 10 - 18 GB/s against
+   32 GB/s for a plain triad, docs/results.md). The arithmetic is the per-channel loop's: each
+   plane's sums in float (the same vector loop), the planes of a channel added up in double in
+   image order, so results do not depend on the thread count or schedule. */
 
 /* mean (c), biased variance (c) and count of the batch, laid out as sync_stats' result so that
    bn_channel_train reads either: plane sums shifted by the channel's first element */
@@ -39,7 +36,7 @@ static double *batch_stats(int n, int c, int hw, const float *x)
     const long np = (long)n * c;
     float *ps = sq_xmalloc(sizeof(float) * 2 * (size_t)np);
     double *st = sq_xmalloc(sizeof(double) * (2 * (size_t)c + 1));
-#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+#pragma omp parallel for schedule(dynamic, sq_cpu_plane_run(hw)) if (par_ok(n, c, hw))
     for (long q = 0; q < np; q++) {
         const float shift = x[(size_t)(q % c) * hw];
         const float *p = x + (size_t)q * hw;
@@ -83,7 +80,7 @@ void sq_cpu_bn_train_fwd_any(int n, int c, int hw, int act_on, float hi, const f
                                 save_mean, save_invstd, &ab[ch], &ab[c + ch], st);
     free(st);
     const long np = (long)n * c;
-#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+#pragma omp parallel for schedule(dynamic, sq_cpu_plane_run(hw)) if (par_ok(n, c, hw))
     for (long q = 0; q < np; q++) {
         const int ch = (int)(q % c);
         const float a = ab[ch], b = ab[c + ch];
@@ -141,7 +138,7 @@ void sq_cpu_bn_train_bwd_any(int n, int c, int hw, float hi, const float *x, con
     const long np = (long)n * c;
     float *ps = sq_xmalloc(sizeof(float) * 2 * (size_t)np);
     float *co = sq_xmalloc(sizeof(float) * 3 * (size_t)c); /* gmean, proj, wi per channel */
-#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+#pragma omp parallel for schedule(dynamic, sq_cpu_plane_run(hw)) if (par_ok(n, c, hw))
     for (long q = 0; q < np; q++) {
         const float mean = save_mean[q % c];
         const size_t off = (size_t)q * hw;
@@ -193,7 +190,7 @@ void sq_cpu_bn_train_bwd_any(int n, int c, int hw, float hi, const float *x, con
         co[2 * c + ch] = (gamma ? gamma[ch] : 1.0f) * invstd;
     }
     if (gx) {
-#pragma omp parallel for schedule(dynamic, plane_chunk(hw)) if (par_ok(n, c, hw))
+#pragma omp parallel for schedule(dynamic, sq_cpu_plane_run(hw)) if (par_ok(n, c, hw))
         for (long q = 0; q < np; q++) {
             const int ch = (int)(q % c);
             const float mean = save_mean[ch], gmean = co[ch], proj = co[c + ch], wi = co[2 * c + ch];
